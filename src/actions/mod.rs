@@ -1,0 +1,105 @@
+//! Actions: what a command does once it is allowed, approved and claimed. New actions plug
+//! in through the registry; the router and the store never learn their names.
+
+mod builtin;
+
+use std::{collections::HashMap, sync::Arc};
+
+use async_trait::async_trait;
+use tokio_util::sync::CancellationToken;
+
+pub use builtin::register_builtin;
+
+use crate::{
+    app::{App, AppError},
+    commands::args::ArgAccessError,
+    identity::Principal,
+    store::{EventKind, RequestRecord, StoreError},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    /// The action ran and could not do what was asked; the message is shown as is.
+    #[error("{0}")]
+    Failed(String),
+    #[error("cancelled")]
+    Cancelled,
+    #[error(transparent)]
+    Arg(#[from] ArgAccessError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    App(#[from] Box<AppError>),
+}
+
+impl From<AppError> for ActionError {
+    fn from(e: AppError) -> Self {
+        ActionError::App(Box::new(e))
+    }
+}
+
+#[async_trait]
+pub trait Action: Send + Sync {
+    fn name(&self) -> &'static str;
+
+    /// Read-only or instant actions run during submission, so the answer comes back in the
+    /// acknowledgement; everything else waits for the worker.
+    fn inline(&self) -> bool {
+        false
+    }
+
+    /// Whether running it twice does no harm, so a request interrupted by a crash can be
+    /// run again instead of being marked failed.
+    fn rerunnable(&self) -> bool {
+        false
+    }
+
+    /// Returns the one-line outcome shown when the request ends.
+    async fn run(&self, ctx: &ActionContext) -> Result<String, ActionError>;
+}
+
+/// What an action sees while it runs.
+pub struct ActionContext {
+    pub app: Arc<App>,
+    pub request: RequestRecord,
+    /// The requester as the configuration knows them now.
+    pub principal: Principal,
+    pub cancel: CancellationToken,
+}
+
+impl ActionContext {
+    /// A progress line: stored, then pushed to the surface the request came from.
+    pub async fn progress(&self, message: impl Into<String>) -> Result<(), ActionError> {
+        self.app
+            .emit(&self.request, EventKind::Progress, &message.into(), None)
+            .await?;
+        Ok(())
+    }
+
+    /// Longer output meant to be read in full (lists, help, logs).
+    pub async fn output(&self, message: impl Into<String>, data: Option<serde_json::Value>) -> Result<(), ActionError> {
+        self.app
+            .emit(&self.request, EventKind::Output, &message.into(), data)
+            .await?;
+        Ok(())
+    }
+}
+
+#[derive(Default, Clone)]
+pub struct ActionRegistry {
+    actions: HashMap<String, Arc<dyn Action>>,
+}
+
+impl ActionRegistry {
+    pub fn register(&mut self, action: Arc<dyn Action>) {
+        self.actions.insert(action.name().to_owned(), action);
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn Action>> {
+        self.actions.get(name)
+    }
+
+    pub fn names(&self) -> std::collections::HashSet<String> {
+        self.actions.keys().cloned().collect()
+    }
+}

@@ -1,0 +1,600 @@
+//! The core every surface calls: submit, approve, deny, cancel, and running an action.
+//! Adapters (HTTP API, Slack, Discord) turn their payloads into these calls; nothing here
+//! knows about any platform.
+
+use std::{
+    collections::HashMap,
+    fmt,
+    sync::{Arc, Mutex},
+    time::Instant,
+};
+
+use tokio::sync::{Notify, broadcast};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    actions::{ActionContext, ActionError, ActionRegistry},
+    commands::{RouteError, Router},
+    configuration::Config,
+    domain::{HumanDuration, RequestId, State, Surface, format_ms, now_ms},
+    identity::{Directory, Principal},
+    metrics::Metrics,
+    store::{Actor, Event, EventKind, NewRequest, Patch, RequestRecord, Store, StoreError},
+    surface::Surfaces,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Route(#[from] RouteError),
+    #[error("There is no request {0}. `requests` lists yours.")]
+    NotFound(RequestId),
+    #[error("{id} is {state}, so it cannot be {verb}.")]
+    WrongState {
+        id: RequestId,
+        state: State,
+        verb: &'static str,
+    },
+    #[error("You ({user}) cannot approve or deny {id}: that takes {approvers}.")]
+    NotApprover {
+        user: String,
+        id: RequestId,
+        approvers: String,
+    },
+    #[error("You asked for {0}, so someone else has to approve it.")]
+    SelfApproval(RequestId),
+    #[error("You already decided on {0}; each person counts once.")]
+    AlreadyDecided(RequestId),
+    #[error("{0} waited too long for approval and expired; submit it again.")]
+    Expired(RequestId),
+    #[error("Only the requester or one of its approvers can cancel {0}.")]
+    NotYours(RequestId),
+    #[error("Say why: a denial needs a reason.")]
+    ReasonRequired,
+    #[error("this build has no action '{0}'")]
+    NoAction(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl AppError {
+    /// A stable machine-readable code for API clients.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::Route(r) => r.code(),
+            AppError::NotFound(_) => "not_found",
+            AppError::WrongState { .. } => "wrong_state",
+            AppError::NotApprover { .. } | AppError::NotYours(_) => "forbidden",
+            AppError::SelfApproval(_) => "self_approval",
+            AppError::AlreadyDecided(_) => "already_decided",
+            AppError::Expired(_) => "expired",
+            AppError::ReasonRequired => "reason_required",
+            AppError::NoAction(_) | AppError::Store(_) => "internal",
+        }
+    }
+}
+
+/// One command as a surface received it, with the caller already identified.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    pub principal: Principal,
+    pub surface: Surface,
+    pub text: String,
+    pub channel: Option<String>,
+    pub thread: Option<String>,
+    /// The platform's delivery id (or a client's Idempotency-Key): the same key never
+    /// creates a second request.
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Submitted {
+    pub request: RequestRecord,
+    /// True when the key matched an earlier submission and nothing new was created.
+    pub duplicate: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Approved {
+    pub request: RequestRecord,
+    pub approvals: i64,
+    pub needed: u32,
+}
+
+impl fmt::Display for Approved {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.request.state == State::PendingApproval {
+            write!(
+                f,
+                "{}: {} of {} approvals",
+                self.request.id, self.approvals, self.needed
+            )
+        } else {
+            write!(f, "{} approved; it is {}", self.request.id, self.request.state)
+        }
+    }
+}
+
+pub struct App {
+    pub config: Arc<Config>,
+    pub directory: Directory,
+    pub router: Router,
+    pub store: Store,
+    pub actions: ActionRegistry,
+    pub surfaces: Surfaces,
+    pub metrics: Metrics,
+    /// Wakes the local worker when something is queued.
+    pub wake: Notify,
+    /// Says "request X has new events" to local event streams.
+    pub events: broadcast::Sender<RequestId>,
+    pub worker_id: String,
+    running: Mutex<HashMap<RequestId, CancellationToken>>,
+}
+
+impl App {
+    pub fn new(config: Arc<Config>, router: Router, store: Store, actions: ActionRegistry, surfaces: Surfaces) -> Self {
+        Self {
+            directory: Directory::from_config(&config),
+            config,
+            router,
+            store,
+            actions,
+            surfaces,
+            metrics: Metrics::default(),
+            wake: Notify::new(),
+            events: broadcast::channel(1024).0,
+            worker_id: format!("w-{}", crate::domain::new_token(8)),
+            running: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Stores an event, tells local streams, and hands it to the request's surface.
+    pub async fn emit(
+        &self,
+        request: &RequestRecord,
+        kind: EventKind,
+        message: &str,
+        data: Option<serde_json::Value>,
+    ) -> Result<Event, StoreError> {
+        let event = self.store.append_event(&request.id, kind, message, data).await?;
+        self.announce(request, &event);
+        Ok(event)
+    }
+
+    fn announce(&self, request: &RequestRecord, event: &Event) {
+        let _ = self.events.send(request.id.clone());
+        self.surfaces.deliver(request, event);
+    }
+
+    /// A state change through the store's compare-and-set, announced like any event.
+    async fn transition(
+        &self,
+        id: &RequestId,
+        from: &[State],
+        to: State,
+        actor: Actor<'_>,
+        message: &str,
+        patch: Patch,
+    ) -> Result<Option<RequestRecord>, StoreError> {
+        let Some((record, event)) = self.store.transition(id, from, to, actor, message, patch).await? else {
+            return Ok(None);
+        };
+        self.announce(&record, &event);
+        Ok(Some(record))
+    }
+
+    pub async fn get(&self, id: &RequestId) -> Result<RequestRecord, AppError> {
+        self.store.get(id).await?.ok_or_else(|| AppError::NotFound(id.clone()))
+    }
+
+    /// The path of one request: route, store (before any acknowledgement), then either wait
+    /// for approval, run at once (inline actions) or wake the worker.
+    pub async fn submit(self: &Arc<Self>, inv: Invocation) -> Result<Submitted, AppError> {
+        let routed = self.router.route(&inv.principal, inv.surface, &inv.text)?;
+        let action = self
+            .actions
+            .get(&routed.spec.action)
+            .cloned()
+            .ok_or_else(|| AppError::NoAction(routed.spec.action.clone()))?;
+        let state = if routed.approval.is_some() {
+            State::PendingApproval
+        } else {
+            State::Queued
+        };
+        let new = NewRequest {
+            command: routed.spec.name.clone(),
+            action: routed.spec.action.clone(),
+            text: crate::commands::router::normalize(&inv.text),
+            args: routed.args,
+            state,
+            requester: inv.principal.user.clone(),
+            surface: inv.surface,
+            channel: inv.channel,
+            thread: inv.thread,
+            idempotency_key: inv.idempotency_key,
+            approval_expires_at: routed.approval.as_ref().map(|a| now_ms() + a.expires.as_millis_i64()),
+            approval: routed.approval,
+        };
+        let actor = Actor {
+            who: &inv.principal.user,
+            surface: inv.surface.as_str(),
+        };
+        let (request, created) = self.store.insert_request(&new, actor).await?;
+        if !created {
+            return Ok(Submitted {
+                request,
+                duplicate: true,
+            });
+        }
+        let _ = self.events.send(request.id.clone());
+        if let Some(policy) = &request.approval {
+            let approvers: Vec<String> = policy.approvers.iter().map(ToString::to_string).collect();
+            let message = format!(
+                "Waiting for approval by {} of {} (expires {})",
+                policy.count,
+                approvers.join(", "),
+                request.approval_expires_at.map(format_ms).unwrap_or_default()
+            );
+            let data = serde_json::json!({ "approvers": approvers, "count": policy.count });
+            self.emit(&request, EventKind::Approval, &message, Some(data)).await?;
+            return Ok(Submitted {
+                request,
+                duplicate: false,
+            });
+        }
+        if action.inline()
+            && let Some(claimed) = self.claim(&request.id).await?
+        {
+            let done = self.execute(claimed).await?;
+            return Ok(Submitted {
+                request: done,
+                duplicate: false,
+            });
+        }
+        self.wake.notify_one();
+        Ok(Submitted {
+            request,
+            duplicate: false,
+        })
+    }
+
+    /// Whether `who` may approve or deny `request` under the rule stored with it.
+    pub fn may_approve(&self, who: &Principal, request: &RequestRecord) -> Result<(), AppError> {
+        let Some(policy) = request
+            .approval
+            .as_ref()
+            .filter(|_| request.state == State::PendingApproval)
+        else {
+            return Err(AppError::WrongState {
+                id: request.id.clone(),
+                state: request.state,
+                verb: "approved or denied",
+            });
+        };
+        if !who.is_any(&policy.approvers) {
+            return Err(AppError::NotApprover {
+                user: who.user.clone(),
+                id: request.id.clone(),
+                approvers: policy
+                    .approvers
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+        if who.user == request.requester && !policy.self_approve {
+            return Err(AppError::SelfApproval(request.id.clone()));
+        }
+        Ok(())
+    }
+
+    async fn check_decision(&self, id: &RequestId, who: &Principal) -> Result<RequestRecord, AppError> {
+        let request = self.get(id).await?;
+        if request.state == State::PendingApproval && request.approval_expires_at.is_some_and(|t| t < now_ms()) {
+            self.expire(id).await?;
+            return Err(AppError::Expired(id.clone()));
+        }
+        self.may_approve(who, &request)?;
+        Ok(request)
+    }
+
+    /// Counts `who`'s approval; the request moves on once enough distinct people approved.
+    /// Any number of concurrent calls move it at most once.
+    pub async fn approve(
+        self: &Arc<Self>,
+        id: &RequestId,
+        who: &Principal,
+        surface: &str,
+    ) -> Result<Approved, AppError> {
+        let request = self.check_decision(id, who).await?;
+        let needed = request.approval.as_ref().map_or(1, |p| p.count);
+        let Some(approvals) = self.store.record_decision(id, &who.user, true, None, surface).await? else {
+            return Err(AppError::AlreadyDecided(id.clone()));
+        };
+        let _ = self.events.send(id.clone());
+        if approvals < i64::from(needed) {
+            return Ok(Approved {
+                request: self.get(id).await?,
+                approvals,
+                needed,
+            });
+        }
+        let actor = Actor {
+            who: &who.user,
+            surface,
+        };
+        let message = format!("approved ({approvals} of {needed}); queued");
+        match self
+            .transition(
+                id,
+                &[State::PendingApproval],
+                State::Queued,
+                actor,
+                &message,
+                Patch::default(),
+            )
+            .await?
+        {
+            Some(queued) => {
+                self.metrics
+                    .approval_granted((now_ms() - queued.created_at) as f64 / 1000.0);
+                self.wake.notify_one();
+                Ok(Approved {
+                    request: queued,
+                    approvals,
+                    needed,
+                })
+            }
+            // Someone else's approval (or a denial) moved it first; report where it is.
+            None => Ok(Approved {
+                request: self.get(id).await?,
+                approvals,
+                needed,
+            }),
+        }
+    }
+
+    pub async fn deny(
+        &self,
+        id: &RequestId,
+        who: &Principal,
+        reason: &str,
+        surface: &str,
+    ) -> Result<RequestRecord, AppError> {
+        let reason = reason.trim();
+        if reason.is_empty() {
+            return Err(AppError::ReasonRequired);
+        }
+        self.check_decision(id, who).await?;
+        if self
+            .store
+            .record_decision(id, &who.user, false, Some(reason), surface)
+            .await?
+            .is_none()
+        {
+            return Err(AppError::AlreadyDecided(id.clone()));
+        }
+        let actor = Actor {
+            who: &who.user,
+            surface,
+        };
+        let patch = Patch {
+            outcome: Some(format!("denied by {}: {reason}", who.user)),
+            ..Default::default()
+        };
+        match self
+            .transition(id, &[State::PendingApproval], State::Denied, actor, "denied", patch)
+            .await?
+        {
+            Some(r) => Ok(r),
+            None => {
+                let r = self.get(id).await?;
+                Err(AppError::WrongState {
+                    id: r.id,
+                    state: r.state,
+                    verb: "denied",
+                })
+            }
+        }
+    }
+
+    /// Cancels a request that has not ended. A running action is told to stop; its state is
+    /// `cancelled` at once, so whatever it reports afterwards cannot flip it back.
+    pub async fn cancel(
+        &self,
+        id: &RequestId,
+        who: &Principal,
+        surface: &str,
+    ) -> Result<(RequestRecord, State), AppError> {
+        let request = self.get(id).await?;
+        let approver = request.approval.as_ref().is_some_and(|p| who.is_any(&p.approvers));
+        if request.requester != who.user && !approver {
+            return Err(AppError::NotYours(id.clone()));
+        }
+        if request.state.is_terminal() {
+            return Err(AppError::WrongState {
+                id: id.clone(),
+                state: request.state,
+                verb: "cancelled",
+            });
+        }
+        let actor = Actor {
+            who: &who.user,
+            surface,
+        };
+        let patch = Patch {
+            outcome: Some(format!("cancelled by {}", who.user)),
+            ..Default::default()
+        };
+        let from = [State::PendingApproval, State::Queued, State::Running];
+        match self
+            .transition(id, &from, State::Cancelled, actor, "cancelled", patch)
+            .await?
+        {
+            Some(r) => {
+                if let Some(token) = self.running.lock().ok().and_then(|m| m.get(id).cloned()) {
+                    token.cancel();
+                }
+                Ok((r, request.state))
+            }
+            None => {
+                let r = self.get(id).await?;
+                Err(AppError::WrongState {
+                    id: r.id,
+                    state: r.state,
+                    verb: "cancelled",
+                })
+            }
+        }
+    }
+
+    pub async fn expire(&self, id: &RequestId) -> Result<Option<RequestRecord>, StoreError> {
+        let patch = Patch {
+            outcome: Some("no decision before the approval deadline".into()),
+            ..Default::default()
+        };
+        self.transition(
+            id,
+            &[State::PendingApproval],
+            State::Expired,
+            Actor::WORKER,
+            "approval expired",
+            patch,
+        )
+        .await
+    }
+
+    /// queued -> running for this worker; `None` if another worker or replica got it.
+    pub async fn claim(&self, id: &RequestId) -> Result<Option<RequestRecord>, StoreError> {
+        let lease = now_ms() + self.config.worker.lease.as_millis_i64();
+        let patch = Patch {
+            claim: Some((self.worker_id.clone(), lease)),
+            ..Default::default()
+        };
+        self.transition(id, &[State::Queued], State::Running, Actor::WORKER, "running", patch)
+            .await
+    }
+
+    /// Runs a claimed request to its end, renewing the lease while it runs.
+    pub async fn execute(self: &Arc<Self>, request: RequestRecord) -> Result<RequestRecord, StoreError> {
+        let id = request.id.clone();
+        let started = Instant::now();
+        let token = CancellationToken::new();
+        if let Ok(mut m) = self.running.lock() {
+            m.insert(id.clone(), token.clone());
+        }
+        let result = match (
+            self.actions.get(&request.action).cloned(),
+            self.directory.user(&request.requester),
+        ) {
+            (None, _) => Err(ActionError::Failed(format!(
+                "this build has no action '{}'",
+                request.action
+            ))),
+            (_, None) => Err(ActionError::Failed(format!(
+                "the requester '{}' is no longer in the configuration",
+                request.requester
+            ))),
+            (Some(action), Some(principal)) => {
+                let ctx = ActionContext {
+                    app: self.clone(),
+                    request: request.clone(),
+                    principal,
+                    cancel: token.clone(),
+                };
+                tokio::select! {
+                    r = action.run(&ctx) => r,
+                    _ = self.keep_lease(&id, &token) => Err(ActionError::Cancelled),
+                }
+            }
+        };
+        if let Ok(mut m) = self.running.lock() {
+            m.remove(&id);
+        }
+        let (to, outcome) = match &result {
+            Ok(summary) => (State::Succeeded, summary.clone()),
+            Err(ActionError::Cancelled) => (State::Cancelled, "cancelled".to_owned()),
+            Err(e) => (State::Failed, e.to_string()),
+        };
+        self.metrics
+            .action_finished(&request.action, to.as_str(), started.elapsed().as_secs_f64());
+        let patch = Patch {
+            outcome: Some(outcome.clone()),
+            ..Default::default()
+        };
+        let done = self
+            .transition(&id, &[State::Running], to, Actor::WORKER, &outcome, patch)
+            .await?;
+        match done {
+            Some(r) => Ok(r),
+            // Cancelled (or taken over) while running: the stored state stands.
+            None => Ok(self.store.get(&id).await?.unwrap_or(request)),
+        }
+    }
+
+    /// Renews the lease until the action ends; returns only when the request stopped being
+    /// ours (cancelled, or the lease was lost), which stops the action.
+    async fn keep_lease(&self, id: &RequestId, token: &CancellationToken) {
+        let lease: HumanDuration = self.config.worker.lease;
+        let every = (lease.as_duration() / 3).max(std::time::Duration::from_millis(50));
+        loop {
+            tokio::select! {
+                _ = token.cancelled() => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+            let until = now_ms() + lease.as_millis_i64();
+            match self.store.renew_lease(id, &self.worker_id, until).await {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(e) => tracing::warn!(request = %id, error = %e, "could not renew lease"),
+            }
+        }
+    }
+
+    /// Requests whose worker died: re-queue those whose action is safe to re-run, fail the
+    /// rest with a reason a person can act on.
+    pub async fn recover_abandoned(&self) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for r in self.store.abandoned(now_ms()).await? {
+            let worker = r.worker.unwrap_or_else(|| "unknown".into());
+            let rerun = self.actions.get(&r.action).is_some_and(|a| a.rerunnable());
+            let moved = if rerun {
+                let msg = format!("resuming: worker {worker} stopped while running it");
+                self.transition(
+                    &r.id,
+                    &[State::Running],
+                    State::Queued,
+                    Actor::WORKER,
+                    &msg,
+                    Patch::default(),
+                )
+                .await?
+            } else {
+                let outcome = format!(
+                    "deckhand stopped while this was running (worker {worker}); `{}` is not safe to repeat automatically, so check its effect and run it again if needed",
+                    r.action
+                );
+                let patch = Patch {
+                    outcome: Some(outcome.clone()),
+                    ..Default::default()
+                };
+                self.transition(&r.id, &[State::Running], State::Failed, Actor::WORKER, &outcome, patch)
+                    .await?
+            };
+            n += usize::from(moved.is_some());
+        }
+        if n > 0 {
+            self.wake.notify_one();
+        }
+        Ok(n)
+    }
+
+    pub async fn expire_overdue(&self) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for id in self.store.expired_approvals(now_ms()).await? {
+            n += usize::from(self.expire(&id).await?.is_some());
+        }
+        Ok(n)
+    }
+}

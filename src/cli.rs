@@ -1,0 +1,426 @@
+//! The `deckhand` command line: the server, and a client with every chat command.
+
+use std::{
+    io::{IsTerminal, Write},
+    net::SocketAddr,
+    path::PathBuf,
+    process::ExitCode,
+    time::Duration,
+};
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use deckhand::{
+    client::{Client, ClientError},
+    commands::{SpecContext, spec},
+    configuration::Config,
+    startup::Builder,
+    store::Store,
+};
+use serde_json::Value;
+
+#[derive(Parser)]
+#[command(
+    name = "deckhand",
+    version,
+    about = "Self-service Kubernetes through chat: the server and its CLI"
+)]
+struct Cli {
+    /// Configuration file laid over the embedded defaults.
+    #[arg(long, env = "DECKHAND_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service: HTTP API, chat webhooks and the worker.
+    Serve {
+        /// Address to listen on (overrides server.listen; env DECKHAND_LISTEN).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Submit a command, e.g. `deckhand run "env create checkout-preview"`, and follow it.
+    Run {
+        /// The command text, as typed in chat.
+        #[arg(required = true, num_args = 1..)]
+        text: Vec<String>,
+        /// Return once the request is stored instead of following it to the end.
+        #[arg(long)]
+        no_wait: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Approve a request waiting for you.
+    Approve {
+        id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Deny a request waiting for you.
+    Deny {
+        id: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Cancel a request that has not ended.
+    Cancel {
+        id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List requests: yours, those waiting for your approval, or all.
+    Requests {
+        #[arg(long, value_enum, default_value_t = Scope::Mine)]
+        scope: Scope,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Show one request with its events.
+    Request {
+        id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Work with command specs.
+    Commands {
+        #[command(subcommand)]
+        command: CommandsCommand,
+    },
+    /// Create or upgrade the store's tables, then exit.
+    Migrate,
+}
+
+#[derive(Subcommand)]
+enum CommandsCommand {
+    /// Check every spec; print each problem with file, command and field.
+    Validate {
+        /// Directory of *.yaml specs (default: commands.dir, or the built-in specs).
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Scope {
+    Mine,
+    Pending,
+    All,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Args)]
+struct ClientArgs {
+    /// Where deckhand serves its API.
+    #[arg(long, env = "DECKHAND_URL", default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// API token (one of a user's `tokens` in the configuration).
+    #[arg(long, env = "DECKHAND_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    #[arg(long, value_enum, default_value_t = Output::Text, env = "DECKHAND_OUTPUT")]
+    output: Output,
+}
+
+impl ClientArgs {
+    fn client(&self) -> anyhow::Result<Client> {
+        let token = self
+            .token
+            .as_deref()
+            .context("no API token: set DECKHAND_TOKEN (or --token) to one of your tokens from the configuration")?;
+        Ok(Client::new(&self.url, token))
+    }
+}
+
+/// Exit codes a script can rely on.
+mod exit {
+    pub const FAILED: u8 = 1;
+    pub const REJECTED: u8 = 2;
+    pub const NOT_DONE: u8 = 3;
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            let rejected = e
+                .downcast_ref::<ClientError>()
+                .is_some_and(|c| matches!(c, ClientError::Api { .. }));
+            eprintln!("error: {e:#}");
+            ExitCode::from(if rejected { exit::REJECTED } else { exit::FAILED })
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
+    let config = || Config::load(cli.config.as_deref()).context("invalid configuration");
+    match cli.command {
+        Command::Serve { listen } => serve(config()?, listen).await,
+        Command::Migrate => {
+            let config = config()?;
+            deckhand::telemetry::init(&config.log);
+            let store = Store::connect(&config.store.effective_url(), 1).await?;
+            store.migrate().await?;
+            println!("store is up to date ({:?})", store.backend());
+            Ok(0)
+        }
+        Command::Commands {
+            command: CommandsCommand::Validate { dir },
+        } => validate(config()?, dir),
+        Command::Run { text, no_wait, client } => run(&client, &text.join(" "), no_wait).await,
+        Command::Approve { id, client } => {
+            let v = client.client()?.approve(&id).await?;
+            print_result(&client, &v, v["message"].as_str().unwrap_or("approved"));
+            Ok(0)
+        }
+        Command::Deny { id, reason, client } => {
+            let v = client.client()?.deny(&id, &reason).await?;
+            print_result(&client, &v, &format!("{id} denied"));
+            Ok(0)
+        }
+        Command::Cancel { id, client } => {
+            let v = client.client()?.cancel(&id).await?;
+            print_result(&client, &v, &format!("{id} cancelled"));
+            Ok(0)
+        }
+        Command::Requests { scope, client } => {
+            let scope = match scope {
+                Scope::Mine => "mine",
+                Scope::Pending => "pending",
+                Scope::All => "all",
+            };
+            let v = client.client()?.list(scope).await?;
+            if client.output == Output::Json {
+                println!("{v}");
+            } else {
+                let rows = v["requests"].as_array().cloned().unwrap_or_default();
+                if rows.is_empty() {
+                    println!("no requests");
+                }
+                for r in rows {
+                    println!("{}", request_line(&r));
+                }
+            }
+            Ok(0)
+        }
+        Command::Request { id, client } => {
+            let v = client.client()?.get(&id).await?;
+            if client.output == Output::Json {
+                println!("{v}");
+            } else {
+                println!("{}", request_line(&v["request"]));
+                for e in v["events"].as_array().into_iter().flatten() {
+                    println!(
+                        "  {:>3} {:<8} {}",
+                        e["seq"],
+                        e["kind"].as_str().unwrap_or(""),
+                        e["message"].as_str().unwrap_or("")
+                    );
+                }
+            }
+            Ok(0)
+        }
+    }
+}
+
+async fn serve(config: Config, listen: Option<SocketAddr>) -> anyhow::Result<u8> {
+    deckhand::telemetry::init(&config.log);
+    if config
+        .users
+        .values()
+        .any(|u| u.tokens.iter().any(|t| t == "deckhand-local-dev-token"))
+    {
+        tracing::warn!(
+            "the built-in local development token is enabled; define [users] in your config before exposing deckhand"
+        );
+    }
+    let listen = listen.unwrap_or(config.server.listen);
+    let running = Builder::new(config).start(listen).await?;
+    let token = running.shutdown_token();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing running requests");
+        token.cancel();
+    });
+    running.wait().await;
+    Ok(0)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+fn validate(config: Config, dir: Option<PathBuf>) -> anyhow::Result<u8> {
+    let builder = Builder::new(config.clone());
+    let result = match dir.or_else(|| Some(config.commands.dir.clone()).filter(|d| !d.as_os_str().is_empty())) {
+        Some(dir) => {
+            let mut registry = deckhand::actions::ActionRegistry::default();
+            deckhand::actions::register_builtin(&mut registry);
+            let names = registry.names();
+            spec::load_dir(
+                &dir,
+                &SpecContext {
+                    actions: &names,
+                    config: &config,
+                },
+            )
+            .map(|s| (s.len(), dir.display().to_string()))
+        }
+        None => builder
+            .load_specs()
+            .map(|r| (r.specs().len(), "built-in specs".to_owned())),
+    };
+    match result {
+        Ok((n, from)) => {
+            println!("{n} command(s) in {from}: all valid");
+            Ok(0)
+        }
+        Err(errors) => {
+            eprint!("{errors}");
+            Ok(exit::FAILED)
+        }
+    }
+}
+
+fn print_result(args: &ClientArgs, v: &Value, text: &str) {
+    if args.output == Output::Json {
+        println!("{v}");
+    } else {
+        println!("{text}");
+    }
+}
+
+fn request_line(r: &Value) -> String {
+    format!(
+        "{}  {:<16} {:<10} {}",
+        r["id"].as_str().unwrap_or("?"),
+        r["state"].as_str().unwrap_or("?"),
+        r["requester"].as_str().unwrap_or("?"),
+        r["text"].as_str().unwrap_or("")
+    )
+}
+
+/// Submits, then follows the request's events to its end, with a spinner on a terminal.
+async fn run(args: &ClientArgs, text: &str, no_wait: bool) -> anyhow::Result<u8> {
+    let client = args.client()?;
+    let submitted = client.submit(text).await?;
+    let request = &submitted["request"];
+    let id = request["id"].as_str().unwrap_or_default().to_owned();
+    let json = args.output == Output::Json;
+    let mut last_seq = 0;
+    let mut state = request["state"].as_str().unwrap_or_default().to_owned();
+    for e in submitted["events"].as_array().into_iter().flatten() {
+        last_seq = e["seq"].as_i64().unwrap_or(last_seq);
+        print_event(e, json);
+    }
+    let terminal = |s: &str| !matches!(s, "pending_approval" | "queued" | "running");
+    if !terminal(&state) && !no_wait {
+        let spinner = Spinner::start(&format!("{id} {state}"));
+        client
+            .follow(&id, last_seq, |e| {
+                spinner.clear();
+                print_event(&e, json);
+            })
+            .await?;
+        spinner.stop();
+        let done = client.get(&id).await?;
+        state = done["request"]["state"].as_str().unwrap_or_default().to_owned();
+        if json {
+            println!("{}", done["request"]);
+        }
+    } else if json {
+        println!("{request}");
+    }
+    Ok(match state.as_str() {
+        "succeeded" => 0,
+        "failed" => exit::FAILED,
+        _ if no_wait => 0,
+        _ => exit::NOT_DONE,
+    })
+}
+
+fn print_event(e: &Value, json: bool) {
+    if json {
+        println!("{e}");
+        return;
+    }
+    let msg = e["message"].as_str().unwrap_or_default();
+    match e["kind"].as_str() {
+        Some("output") => println!("{msg}"),
+        Some("state") => println!("{} {msg}", e["request_id"].as_str().unwrap_or_default()),
+        _ => println!("  {msg}"),
+    }
+}
+
+/// A one-line spinner on stderr, only when stderr is a terminal.
+struct Spinner {
+    stop: Option<tokio::sync::watch::Sender<bool>>,
+}
+
+impl Spinner {
+    fn start(label: &str) -> Self {
+        if !std::io::stderr().is_terminal() {
+            return Self { stop: None };
+        }
+        let (tx, mut rx) = tokio::sync::watch::channel(false);
+        let label = label.to_owned();
+        tokio::spawn(async move {
+            const FRAMES: [&str; 4] = ["|", "/", "-", "\\"];
+            let mut i = 0;
+            loop {
+                if *rx.borrow() {
+                    break;
+                }
+                eprint!("\r{} {label}", FRAMES[i % FRAMES.len()]);
+                let _ = std::io::stderr().flush();
+                i += 1;
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(120)) => {}
+                    _ = rx.changed() => {}
+                }
+            }
+            eprint!("\r\x1b[2K");
+        });
+        Self { stop: Some(tx) }
+    }
+
+    fn clear(&self) {
+        if self.stop.is_some() {
+            eprint!("\r\x1b[2K");
+        }
+    }
+
+    fn stop(&self) {
+        if let Some(tx) = &self.stop {
+            let _ = tx.send(true);
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! Declarative commands: specs loaded from YAML, and the router that matches text to them.
+
+pub mod args;
+pub mod condition;
+pub mod router;
+pub mod spec;
+
+pub use args::Args;
+pub use router::{RouteError, Routed, Router};
+pub use spec::{ApprovalPolicy, CommandSpec, SpecContext, SpecError, SpecErrors};

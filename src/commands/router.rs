@@ -1,0 +1,297 @@
+//! Text in, a validated and authorized command out. Pure: no I/O, so it is cheap to call
+//! from any adapter and easy to test table-driven.
+
+use std::{collections::BTreeMap, collections::HashMap, sync::Arc};
+
+use super::{
+    args::{Args, parse_value},
+    spec::{ApprovalPolicy, CommandSpec},
+};
+use crate::{domain::Surface, identity::Principal};
+
+#[derive(Debug, Clone)]
+pub struct Routed {
+    pub spec: Arc<CommandSpec>,
+    pub args: Args,
+    /// The rule that applies to this invocation, if approval is needed.
+    pub approval: Option<ApprovalPolicy>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RouteError {
+    #[error("Nothing to do: type `help` to see the commands you can run.")]
+    Empty,
+    #[error("Unknown command `{input}`.{}", did_you_mean(.suggestions))]
+    Unknown { input: String, suggestions: Vec<String> },
+    #[error(
+        "You ({user}) may not run `{command}`: it is open to {allowed}. Ask one of them, or an admin to change commands/."
+    )]
+    Forbidden {
+        user: String,
+        command: String,
+        allowed: String,
+    },
+    #[error("`{command}` needs different arguments. Usage: {usage}{}", examples_line(.examples))]
+    Usage {
+        command: String,
+        usage: String,
+        examples: Vec<String>,
+    },
+    #[error("`{command}`: argument `{arg}`: {message}. Usage: {usage}")]
+    Arg {
+        command: String,
+        arg: String,
+        message: String,
+        usage: String,
+    },
+}
+
+impl RouteError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            RouteError::Empty => "empty_command",
+            RouteError::Unknown { .. } => "unknown_command",
+            RouteError::Forbidden { .. } => "forbidden",
+            RouteError::Usage { .. } => "usage",
+            RouteError::Arg { .. } => "invalid_argument",
+        }
+    }
+}
+
+fn did_you_mean(s: &[String]) -> String {
+    match s {
+        [] => " Type `help` to see the commands you can run.".into(),
+        [one] => format!(" Did you mean `{one}`?"),
+        many => format!(
+            " Did you mean one of: {}?",
+            many.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
+fn examples_line(e: &[String]) -> String {
+    match e.first() {
+        Some(ex) => format!(" (e.g. `{ex}`)"),
+        None => String::new(),
+    }
+}
+
+pub struct Router {
+    specs: Vec<Arc<CommandSpec>>,
+    /// Specs by the first word of their name, longest names first, so `env` finds
+    /// `env create` before a bare `env` command.
+    by_first_word: HashMap<String, Vec<usize>>,
+}
+
+/// Strips what chat platforms put in front (`/deckhand`, a leading slash) and collapses spaces.
+pub fn normalize(text: &str) -> String {
+    let mut words: Vec<&str> = text.split_whitespace().collect();
+    if let Some(first) = words.first() {
+        let bare = first.trim_start_matches('/');
+        if bare == "deckhand" {
+            words.remove(0);
+        } else if bare != *first {
+            words[0] = bare;
+        }
+    }
+    words.join(" ")
+}
+
+impl Router {
+    pub fn new(specs: Vec<CommandSpec>) -> Self {
+        let specs: Vec<Arc<CommandSpec>> = specs.into_iter().map(Arc::new).collect();
+        let mut by_first_word: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, s) in specs.iter().enumerate() {
+            let first = s.name.split(' ').next().unwrap_or_default().to_owned();
+            by_first_word.entry(first).or_default().push(i);
+        }
+        for v in by_first_word.values_mut() {
+            v.sort_by_key(|&i| std::cmp::Reverse(specs[i].name.len()));
+        }
+        Self { specs, by_first_word }
+    }
+
+    pub fn specs(&self) -> &[Arc<CommandSpec>] {
+        &self.specs
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<CommandSpec>> {
+        self.specs.iter().find(|s| s.name == name)
+    }
+
+    /// The commands `who` may run, in definition order.
+    pub fn visible<'a>(&'a self, who: &'a Principal) -> impl Iterator<Item = &'a Arc<CommandSpec>> + 'a {
+        self.specs.iter().filter(move |s| who.is_any(&s.allow))
+    }
+
+    fn find(&self, text: &str) -> Option<&Arc<CommandSpec>> {
+        let first = text.split(' ').next()?;
+        self.by_first_word
+            .get(first)?
+            .iter()
+            .map(|&i| &self.specs[i])
+            .find(|s| {
+                text.strip_prefix(s.name.as_str())
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with(' '))
+            })
+    }
+
+    pub fn route(&self, who: &Principal, surface: Surface, text: &str) -> Result<Routed, RouteError> {
+        let text = normalize(text);
+        if text.is_empty() {
+            return Err(RouteError::Empty);
+        }
+        let Some(spec) = self.find(&text) else {
+            return Err(RouteError::Unknown {
+                suggestions: self.suggest(who, &text),
+                input: text,
+            });
+        };
+        // Permission first: there is no point fixing the arguments of a command you cannot run.
+        if !who.is_any(&spec.allow) {
+            return Err(RouteError::Forbidden {
+                user: who.user.clone(),
+                command: spec.name.clone(),
+                allowed: spec
+                    .allow
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+        let Some(caps) = spec.pattern.captures(&text) else {
+            return Err(RouteError::Usage {
+                command: spec.name.clone(),
+                usage: spec.usage.clone(),
+                examples: spec.examples.clone(),
+            });
+        };
+        let mut args = Args::default();
+        for a in &spec.args {
+            let raw = caps.name(&a.name).map(|m| m.as_str()).filter(|s| !s.is_empty());
+            let arg_err = |message: String| RouteError::Arg {
+                command: spec.name.clone(),
+                arg: a.name.clone(),
+                message,
+                usage: spec.usage.clone(),
+            };
+            match (raw, &a.default) {
+                (Some(v), _) => args.insert(&a.name, parse_value(&a.kind, v).map_err(arg_err)?),
+                (None, Some(d)) => args.insert(&a.name, d.clone()),
+                (None, None) if a.optional => {}
+                (None, None) => return Err(arg_err(format!("is required ({})", a.kind.allowed()))),
+            }
+        }
+        let approval = spec.approval.as_ref().and_then(|rule| {
+            let mut vars: BTreeMap<String, String> = args.as_map().clone();
+            vars.insert("requester".into(), who.user.clone());
+            vars.insert("surface".into(), surface.to_string());
+            rule.when.eval(&vars).then(|| rule.policy.clone())
+        });
+        Ok(Routed {
+            spec: spec.clone(),
+            args,
+            approval,
+        })
+    }
+
+    /// Up to three command names close to what was typed, among those `who` may run.
+    fn suggest(&self, who: &Principal, text: &str) -> Vec<String> {
+        let words: Vec<&str> = text.split(' ').collect();
+        let mut scored: Vec<(usize, &str)> = self
+            .visible(who)
+            .map(|s| {
+                let n = s.name.split(' ').count().min(words.len());
+                let typed = words[..n].join(" ");
+                (levenshtein(&typed, &s.name), s.name.as_str())
+            })
+            .filter(|(d, name)| *d <= (name.len() / 3).max(2))
+            .collect();
+        if scored.is_empty() {
+            // A known family (`env …`) with an unknown verb: offer the family.
+            scored = self
+                .visible(who)
+                .filter(|s| s.name.split(' ').next() == words.first().copied())
+                .map(|s| (0, s.name.as_str()))
+                .collect();
+        }
+        scored.sort();
+        scored.dedup_by(|a, b| a.1 == b.1);
+        scored.into_iter().take(3).map(|(_, n)| n.to_owned()).collect()
+    }
+
+    /// `help`: the commands the caller may run, one line each.
+    pub fn help_index(&self, who: &Principal) -> String {
+        let mut out = String::from("Commands you can run:\n");
+        for s in self.visible(who) {
+            out.push_str(&format!("  {:<44} {}\n", s.usage, s.help));
+        }
+        out.push_str("Type `help <command>` for details and examples.");
+        out
+    }
+
+    /// `help <command>`: usage, arguments, examples and who approves.
+    pub fn help_for(&self, who: &Principal, name: &str) -> Result<String, RouteError> {
+        let name = normalize(name);
+        let Some(spec) = self.find(&name).filter(|s| who.is_any(&s.allow)) else {
+            return Err(RouteError::Unknown {
+                suggestions: self.suggest(who, &name),
+                input: name,
+            });
+        };
+        let mut out = format!("{}\n\nUsage: {}\n", spec.help, spec.usage);
+        if !spec.args.is_empty() {
+            out.push_str("\nArguments:\n");
+            for a in &spec.args {
+                let default = a
+                    .default
+                    .as_ref()
+                    .map(|d| format!(" (default {d})"))
+                    .unwrap_or_default();
+                let help = if a.help.is_empty() {
+                    String::new()
+                } else {
+                    format!("{}; ", a.help)
+                };
+                out.push_str(&format!("  {:<10} {help}{}{default}\n", a.name, a.kind.allowed()));
+            }
+        }
+        if !spec.examples.is_empty() {
+            out.push_str("\nExamples:\n");
+            for e in &spec.examples {
+                out.push_str(&format!("  {e}\n"));
+            }
+        }
+        if let Some(rule) = &spec.approval {
+            let who = rule
+                .policy
+                .approvers
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ");
+            out.push_str(&format!(
+                "\nNeeds approval by {} of {who} when it applies; requests wait {} for it.\n",
+                rule.policy.count, rule.policy.expires
+            ));
+        }
+        Ok(out.trim_end().to_owned())
+    }
+}
+
+/// Edit distance over bytes; command names are ASCII.
+pub fn levenshtein(a: &str, b: &str) -> usize {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for i in 1..=a.len() {
+        cur[0] = i;
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            cur[j] = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}

@@ -1,0 +1,427 @@
+//! Configuration: embedded defaults, an optional file laid over them, then environment
+//! variables for single keys. Unknown keys and bad values are errors that name the key.
+
+use std::{
+    collections::{BTreeMap, HashSet},
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
+
+use serde::Deserialize;
+
+use crate::domain::{HumanDuration, Name};
+
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// Environment variables the CLI reads itself; they are not configuration keys.
+const CLIENT_VARS: &[&str] = &["DECKHAND_CONFIG", "DECKHAND_URL", "DECKHAND_TOKEN", "DECKHAND_OUTPUT"];
+
+/// Named maps an overlay replaces whole instead of merging into.
+const REPLACED_WHOLE: &[&str] = &["tiers", "groups", "users"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path} is not valid TOML: {message}")]
+    Syntax { path: String, message: String },
+    #[error("config key `{key}`{origin}: {message}")]
+    Key {
+        key: String,
+        origin: String,
+        message: String,
+    },
+}
+
+impl ConfigError {
+    fn key(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Key {
+            key: key.into(),
+            origin: String::new(),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub store: StoreConfig,
+    pub log: LogConfig,
+    pub commands: CommandsConfig,
+    pub worker: WorkerConfig,
+    pub approvals: ApprovalsConfig,
+    pub tiers: BTreeMap<Name, TierConfig>,
+    pub groups: BTreeMap<Name, GroupConfig>,
+    pub users: BTreeMap<Name, UserConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub body_limit: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    pub url: String,
+    pub sqlite_path: PathBuf,
+    pub max_connections: u32,
+}
+
+impl StoreConfig {
+    /// The URL the store connects to: `url` when set, else the embedded SQLite file.
+    pub fn effective_url(&self) -> String {
+        if self.url.is_empty() {
+            format!("sqlite://{}?mode=rwc", self.sqlite_path.display())
+        } else {
+            self.url.clone()
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandsConfig {
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerConfig {
+    pub concurrency: usize,
+    pub lease: HumanDuration,
+    pub poll_interval: HumanDuration,
+    pub shutdown_grace: HumanDuration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalsConfig {
+    pub default_expires: HumanDuration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TierConfig {
+    #[serde(default)]
+    pub description: String,
+    pub default_ttl: HumanDuration,
+    pub max_ttl: HumanDuration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupConfig {
+    #[serde(default)]
+    pub description: String,
+    /// Chat-side groups whose members belong to this group, e.g. `slack-group:S0123`.
+    #[serde(default)]
+    pub identities: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    #[serde(default)]
+    pub groups: Vec<Name>,
+    /// Chat identities of this person: `slack:U0123`, `discord:80351110224678912`.
+    #[serde(default)]
+    pub identities: Vec<String>,
+    /// Bearer tokens for the HTTP API and the CLI.
+    #[serde(default)]
+    pub tokens: Vec<String>,
+}
+
+impl Config {
+    /// The embedded defaults alone, ignoring the environment (tests start from here).
+    pub fn defaults() -> Result<Self, ConfigError> {
+        Self::build(None, std::iter::empty())
+    }
+
+    /// Defaults, then `file`, then DECKHAND_* (and DATABASE_URL) from the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::build(file, std::env::vars())
+    }
+
+    pub fn build(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+        let mut root = parse_toml("config/default.toml (embedded)", DEFAULT_TOML)?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+            let overlay = parse_toml(&path.display().to_string(), &text)?;
+            merge(&mut root, overlay, 0);
+        }
+        let mut from_env = BTreeMap::new();
+        for (var, raw) in env {
+            let Some(key) = env_key(&var) else { continue };
+            set_path(&mut root, &key, env_value(&raw)).map_err(|message| ConfigError::Key {
+                key: key.join("."),
+                origin: format!(" (from {var})"),
+                message,
+            })?;
+            from_env.insert(key.join("."), var);
+        }
+        let config: Config = serde_path_to_error::deserialize(toml::Value::Table(root)).map_err(|e| {
+            let key = e.path().to_string();
+            let origin = from_env
+                .iter()
+                .find(|(k, _)| key.starts_with(k.as_str()) || k.starts_with(&key))
+                .map(|(_, var)| format!(" (from {var})"))
+                .unwrap_or_default();
+            ConfigError::Key {
+                key,
+                origin,
+                message: e.into_inner().to_string(),
+            }
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.worker.concurrency == 0 || self.worker.concurrency > 256 {
+            return Err(ConfigError::key("worker.concurrency", "must be between 1 and 256"));
+        }
+        if self.store.max_connections == 0 {
+            return Err(ConfigError::key("store.max_connections", "must be at least 1"));
+        }
+        let url = &self.store.url;
+        if !(url.is_empty()
+            || url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError::key(
+                "store.url",
+                "must be empty (embedded SQLite), sqlite://PATH or postgres://...",
+            ));
+        }
+        for (name, tier) in &self.tiers {
+            if tier.default_ttl > tier.max_ttl {
+                return Err(ConfigError::key(
+                    format!("tiers.{name}.default_ttl"),
+                    format!("{} is longer than max_ttl {}", tier.default_ttl, tier.max_ttl),
+                ));
+            }
+        }
+        let mut identities = HashSet::new();
+        let mut tokens = HashSet::new();
+        for (name, group) in &self.groups {
+            for id in &group.identities {
+                check_identity(id, &format!("groups.{name}.identities"))?;
+            }
+        }
+        for (name, user) in &self.users {
+            for g in &user.groups {
+                if !self.groups.contains_key(g) {
+                    let known: Vec<_> = self.groups.keys().map(Name::as_str).collect();
+                    return Err(ConfigError::key(
+                        format!("users.{name}.groups"),
+                        format!("unknown group '{g}' (defined groups: {})", known.join(", ")),
+                    ));
+                }
+            }
+            for id in &user.identities {
+                let key = format!("users.{name}.identities");
+                check_identity(id, &key)?;
+                if !identities.insert(id.as_str()) {
+                    return Err(ConfigError::key(
+                        key,
+                        format!("'{id}' is already given to another user"),
+                    ));
+                }
+            }
+            for t in &user.tokens {
+                let key = format!("users.{name}.tokens");
+                if t.len() < 16 {
+                    return Err(ConfigError::key(key, "tokens must be at least 16 characters long"));
+                }
+                if !tokens.insert(t.as_str()) {
+                    return Err(ConfigError::key(key, "this token is already given to another user"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_identity(id: &str, key: &str) -> Result<(), ConfigError> {
+    match id.split_once(':') {
+        Some((kind, rest)) if !rest.is_empty() && !kind.is_empty() => Ok(()),
+        _ => Err(ConfigError::key(
+            key,
+            format!("'{id}' is not an identity; write it as platform:id, e.g. slack:U0123ABC"),
+        )),
+    }
+}
+
+fn parse_toml(path: &str, text: &str) -> Result<toml::Table, ConfigError> {
+    text.parse::<toml::Table>().map_err(|e| ConfigError::Syntax {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+fn merge(base: &mut toml::Table, overlay: toml::Table, depth: usize) {
+    for (k, v) in overlay {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o))
+                if !(depth == 0 && REPLACED_WHOLE.contains(&k.as_str())) =>
+            {
+                merge(b, o, depth + 1)
+            }
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+/// `DECKHAND_SERVER__LISTEN` -> `server.listen`; a few well-known short names too.
+fn env_key(var: &str) -> Option<Vec<String>> {
+    match var {
+        "DATABASE_URL" => return Some(vec!["store".into(), "url".into()]),
+        "DECKHAND_LISTEN" => return Some(vec!["server".into(), "listen".into()]),
+        v if CLIENT_VARS.contains(&v) => return None,
+        _ => {}
+    }
+    let rest = var.strip_prefix("DECKHAND_")?;
+    Some(rest.split("__").map(str::to_ascii_lowercase).collect())
+}
+
+/// Numbers, booleans and arrays are read as TOML; anything else is a string.
+fn env_value(raw: &str) -> toml::Value {
+    let looks_typed = raw.starts_with('[')
+        || raw == "true"
+        || raw == "false"
+        || (!raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit()));
+    if looks_typed
+        && let Ok(t) = format!("v = {raw}").parse::<toml::Table>()
+        && let Some(v) = t.get("v")
+    {
+        return v.clone();
+    }
+    toml::Value::String(raw.to_owned())
+}
+
+fn set_path(root: &mut toml::Table, key: &[String], value: toml::Value) -> Result<(), String> {
+    let (last, parents) = key.split_last().ok_or("empty key")?;
+    let mut table = root;
+    for part in parents {
+        let entry = table
+            .entry(part.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        table = entry
+            .as_table_mut()
+            .ok_or_else(|| format!("`{part}` is not a section"))?;
+    }
+    table.insert(last.clone(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    }
+
+    #[test]
+    fn embedded_defaults_load() {
+        let c = Config::defaults().unwrap();
+        assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
+        assert!(c.tiers.contains_key(&Name::parse("prod").unwrap()));
+        assert!(
+            c.store
+                .effective_url()
+                .starts_with("sqlite://deckhand-data/deckhand.db")
+        );
+    }
+
+    #[test]
+    fn env_overrides_single_keys() {
+        let c = Config::build(
+            None,
+            env(&[
+                ("DECKHAND_LISTEN", "0.0.0.0:9000"),
+                ("DECKHAND_WORKER__CONCURRENCY", "9"),
+                ("DATABASE_URL", "postgres://x@h/db"),
+                ("DECKHAND_TOKEN", "ignored"),
+                ("PATH", "/bin"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.server.listen.port(), 9000);
+        assert_eq!(c.worker.concurrency, 9);
+        assert_eq!(c.store.effective_url(), "postgres://x@h/db");
+    }
+
+    #[test]
+    fn unknown_and_bad_keys_are_named() {
+        let e = Config::build(None, env(&[("DECKHAND_WORKER__CONCURENCY", "3")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("worker") && e.contains("concurency") && e.contains("DECKHAND_WORKER__CONCURENCY"),
+            "{e}"
+        );
+        let e = Config::build(None, env(&[("DECKHAND_WORKER__LEASE", "soon")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("worker.lease") && e.contains("'soon' is not a duration"),
+            "{e}"
+        );
+        let e = Config::build(None, env(&[("DECKHAND_WORKER__CONCURRENCY", "0")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("worker.concurrency"), "{e}");
+    }
+
+    #[test]
+    fn file_overlay_replaces_users_and_checks_groups() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[users.alice]\ngroups = [\"developers\"]\nidentities = [\"slack:U1\"]\n",
+        )
+        .unwrap();
+        let c = Config::build(Some(&path), []).unwrap();
+        assert_eq!(
+            c.users.len(),
+            1,
+            "the built-in local user is gone once users are defined"
+        );
+        std::fs::write(&path, "[users.bob]\ngroups = [\"opps\"]\n").unwrap();
+        let e = Config::build(Some(&path), []).unwrap_err().to_string();
+        assert!(
+            e.contains("users.bob.groups") && e.contains("unknown group 'opps'"),
+            "{e}"
+        );
+        std::fs::write(&path, "[server]\nlisten = 5\n").unwrap();
+        let e = Config::build(Some(&path), []).unwrap_err().to_string();
+        assert!(e.contains("server.listen"), "{e}");
+    }
+}

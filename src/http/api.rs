@@ -1,0 +1,311 @@
+//! JSON API under /api/v1, used by the CLI and scripts.
+
+use std::{collections::VecDeque, convert::Infallible, sync::Arc, time::Duration};
+
+use axum::{
+    Json,
+    body::Bytes,
+    extract::{Path, Query, State},
+    http::{HeaderMap, StatusCode},
+    response::{
+        IntoResponse, Response,
+        sse::{Event as SseEvent, KeepAlive, Sse},
+    },
+};
+use futures_util::Stream;
+use serde::{Deserialize, de::DeserializeOwned};
+use serde_json::json;
+
+use super::{auth::Caller, error::ApiError};
+use crate::{
+    app::{App, Invocation},
+    domain::{RequestId, State as ReqState, Surface},
+    store::{Event, ListFilter, RequestRecord},
+};
+
+fn parse_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_json",
+            format!("The body must be JSON like {{\"text\": \"help\"}}: {e}"),
+        )
+    })
+}
+
+fn request_id(raw: &str) -> Result<RequestId, ApiError> {
+    RequestId::parse(raw).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("'{raw}' is not a request id; they look like r-3kq8m2xz7d"),
+        )
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubmitBody {
+    text: String,
+    #[serde(default)]
+    idempotency_key: Option<String>,
+}
+
+pub async fn submit(
+    State(app): State<Arc<App>>,
+    Caller(who): Caller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let body: SubmitBody = parse_body(&body)?;
+    let key = body
+        .idempotency_key
+        .or_else(|| {
+            headers
+                .get("idempotency-key")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        })
+        .filter(|k| !k.is_empty());
+    if key.as_ref().is_some_and(|k| k.len() > 200) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_idempotency_key",
+            "Idempotency keys are at most 200 characters.",
+        ));
+    }
+    let inv = Invocation {
+        principal: who,
+        surface: Surface::Api,
+        text: body.text,
+        channel: None,
+        thread: None,
+        idempotency_key: key,
+    };
+    let submitted = app.submit(inv).await?;
+    let events = app
+        .store
+        .events(&submitted.request.id, 0)
+        .await
+        .map_err(crate::app::AppError::from)?;
+    let status = if submitted.duplicate {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    let body = json!({ "request": submitted.request, "duplicate": submitted.duplicate, "events": events });
+    Ok((status, Json(body)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    limit: Option<i64>,
+}
+
+pub async fn list(
+    State(app): State<Arc<App>>,
+    Caller(who): Caller,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let mut filter = ListFilter {
+        limit: q.limit.unwrap_or(50),
+        ..Default::default()
+    };
+    if let Some(s) = &q.state {
+        let state: ReqState = s.parse().map_err(|_| {
+            let all: Vec<_> = ReqState::ALL.iter().map(|s| s.as_str()).collect();
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_state",
+                format!("unknown state '{s}'; use one of {}", all.join(", ")),
+            )
+        })?;
+        filter.states.push(state);
+    }
+    let records: Vec<RequestRecord> = match q.scope.as_deref().unwrap_or("mine") {
+        "mine" => {
+            filter.requester = Some(who.user.clone());
+            app.store.list(&filter).await.map_err(crate::app::AppError::from)?
+        }
+        "all" => app.store.list(&filter).await.map_err(crate::app::AppError::from)?,
+        "pending" => {
+            filter.states = vec![ReqState::PendingApproval];
+            let all = app.store.list(&filter).await.map_err(crate::app::AppError::from)?;
+            all.into_iter().filter(|r| app.may_approve(&who, r).is_ok()).collect()
+        }
+        other => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_scope",
+                format!("unknown scope '{other}'; use mine, pending or all"),
+            ));
+        }
+    };
+    Ok(Json(json!({ "requests": records })))
+}
+
+pub async fn get(
+    State(app): State<Arc<App>>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let id = request_id(&id)?;
+    let request = app.get(&id).await?;
+    let events = app.store.events(&id, 0).await.map_err(crate::app::AppError::from)?;
+    let approvals = app.store.approvals(&id).await.map_err(crate::app::AppError::from)?;
+    Ok(Json(
+        json!({ "request": request, "events": events, "approvals": approvals }),
+    ))
+}
+
+pub async fn approve(
+    State(app): State<Arc<App>>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let id = request_id(&id)?;
+    let approved = app.approve(&id, &who, Surface::Api.as_str()).await?;
+    Ok(Json(json!({
+        "request": approved.request,
+        "approvals": approved.approvals,
+        "needed": approved.needed,
+        "message": approved.to_string(),
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DenyBody {
+    reason: String,
+}
+
+pub async fn deny(
+    State(app): State<Arc<App>>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let id = request_id(&id)?;
+    let body: DenyBody = parse_body(&body)?;
+    let request = app.deny(&id, &who, &body.reason, Surface::Api.as_str()).await?;
+    Ok(Json(json!({ "request": request })))
+}
+
+pub async fn cancel(
+    State(app): State<Arc<App>>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let id = request_id(&id)?;
+    let (request, was) = app.cancel(&id, &who, Surface::Api.as_str()).await?;
+    Ok(Json(json!({ "request": request, "was": was })))
+}
+
+#[derive(Deserialize)]
+pub struct StreamQuery {
+    #[serde(default)]
+    after: Option<i64>,
+}
+
+/// Server-sent events: every event of the request from `after` (or Last-Event-ID) on, live,
+/// ending once the request has ended and its last event was sent.
+pub async fn stream(
+    State(app): State<Arc<App>>,
+    _caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<StreamQuery>,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    let id = request_id(&id)?;
+    app.get(&id).await?;
+    let after = q
+        .after
+        .or_else(|| {
+            headers
+                .get("last-event-id")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0);
+    let rx = app.events.subscribe();
+    let state = StreamState {
+        app,
+        id,
+        after,
+        rx,
+        queue: VecDeque::new(),
+        done: false,
+    };
+    let stream = futures_util::stream::unfold(state, |mut s| async move {
+        loop {
+            if let Some(ev) = s.queue.pop_front() {
+                s.after = ev.seq;
+                return Some((Ok(to_sse(&ev)), s));
+            }
+            if s.done {
+                return None;
+            }
+            // Read the state first: if it is terminal now, every event up to the end is
+            // already stored and the fetch below gets them all.
+            let terminal = matches!(s.app.store.get(&s.id).await, Ok(Some(r)) if r.state.is_terminal());
+            match s.app.store.events(&s.id, s.after).await {
+                Ok(events) => s.queue.extend(events),
+                Err(e) => {
+                    tracing::warn!(error = %e, "event stream: store read failed");
+                    return None;
+                }
+            }
+            if terminal {
+                s.done = true;
+                continue;
+            }
+            if s.queue.is_empty() {
+                s.wait().await;
+            }
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+struct StreamState {
+    app: Arc<App>,
+    id: RequestId,
+    after: i64,
+    rx: tokio::sync::broadcast::Receiver<RequestId>,
+    queue: VecDeque<Event>,
+    done: bool,
+}
+
+impl StreamState {
+    /// Until this replica announces an event for the request, or a second passes (events
+    /// written by other replicas are only seen in the store).
+    async fn wait(&mut self) {
+        let deadline = tokio::time::sleep(Duration::from_secs(1));
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                _ = &mut deadline => return,
+                r = self.rx.recv() => match r {
+                    Ok(id) if id == self.id => return,
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        }
+    }
+}
+
+fn to_sse(ev: &Event) -> SseEvent {
+    let data = serde_json::to_string(ev).unwrap_or_else(|_| "{}".into());
+    SseEvent::default()
+        .id(ev.seq.to_string())
+        .event(ev.kind.as_str())
+        .data(data)
+}

@@ -1,0 +1,34 @@
+//! The HTTP surface: health, metrics and the JSON API. Chat webhooks mount here too.
+
+mod api;
+mod auth;
+mod error;
+mod health;
+
+use std::sync::Arc;
+
+use axum::{
+    Router,
+    extract::DefaultBodyLimit,
+    routing::{get, post},
+};
+
+pub use error::ApiError;
+
+use crate::app::App;
+
+pub fn router(app: Arc<App>) -> Router {
+    let limit = app.config.server.body_limit;
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route("/api/v1/requests", post(api::submit).get(api::list))
+        .route("/api/v1/requests/{id}", get(api::get))
+        .route("/api/v1/requests/{id}/events", get(api::stream))
+        .route("/api/v1/requests/{id}/approve", post(api::approve))
+        .route("/api/v1/requests/{id}/deny", post(api::deny))
+        .route("/api/v1/requests/{id}/cancel", post(api::cancel))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(app)
+}

@@ -1,0 +1,22 @@
+//! Deckhand: a chat-ops front door to a Kubernetes platform.
+//!
+//! The path of one request: a surface (HTTP API, Slack, Discord) builds an
+//! [`app::Invocation`]; the [`commands::Router`] matches it against the declarative specs
+//! and applies RBAC and the approval rule; the [`store::Store`] persists it before anything
+//! is acknowledged; the [`worker`] claims it with a compare-and-set and runs its
+//! [`actions::Action`], whose progress events go back to the surface.
+
+pub mod actions;
+pub mod app;
+pub mod client;
+pub mod commands;
+pub mod configuration;
+pub mod domain;
+pub mod http;
+pub mod identity;
+pub mod metrics;
+pub mod startup;
+pub mod store;
+pub mod surface;
+pub mod telemetry;
+pub mod worker;

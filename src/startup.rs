@@ -1,0 +1,159 @@
+//! Wiring: configuration -> store -> specs -> app -> HTTP server and worker.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    actions::{Action, ActionRegistry, register_builtin},
+    app::App,
+    commands::{Router, SpecContext, SpecErrors, spec},
+    configuration::Config,
+    store::{Store, StoreError},
+    surface::{ChatSurface, Surfaces},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Specs(#[from] SpecErrors),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+}
+
+/// Everything `serve` runs, assembled; tests use it to add actions, surfaces or specs.
+pub struct Builder {
+    config: Config,
+    actions: ActionRegistry,
+    surfaces: Surfaces,
+    spec_sources: Option<Vec<(String, String)>>,
+}
+
+impl Builder {
+    pub fn new(config: Config) -> Self {
+        let mut actions = ActionRegistry::default();
+        register_builtin(&mut actions);
+        Self {
+            config,
+            actions,
+            surfaces: Surfaces::default(),
+            spec_sources: None,
+        }
+    }
+
+    pub fn action(mut self, action: Arc<dyn Action>) -> Self {
+        self.actions.register(action);
+        self
+    }
+
+    pub fn surface(mut self, surface: Arc<dyn ChatSurface>) -> Self {
+        self.surfaces.register(surface);
+        self
+    }
+
+    /// Use these spec files instead of `commands.dir` or the built-in ones.
+    pub fn specs(mut self, sources: Vec<(String, String)>) -> Self {
+        self.spec_sources = Some(sources);
+        self
+    }
+
+    /// Loads and validates the command specs exactly as `serve` would.
+    pub fn load_specs(&self) -> Result<Router, SpecErrors> {
+        let names = self.actions.names();
+        let ctx = SpecContext {
+            actions: &names,
+            config: &self.config,
+        };
+        let specs = match &self.spec_sources {
+            Some(sources) => spec::compile_sources(sources.clone(), &ctx)?,
+            None if self.config.commands.dir.as_os_str().is_empty() => spec::load_builtin(&ctx)?,
+            None => spec::load_dir(&self.config.commands.dir, &ctx)?,
+        };
+        Ok(Router::new(specs))
+    }
+
+    /// Validates specs, connects and migrates the store: everything short of serving.
+    pub async fn build(mut self) -> Result<Arc<App>, StartupError> {
+        let router = self.load_specs()?;
+        let store = Store::connect(&self.config.store.effective_url(), self.config.store.max_connections).await?;
+        store.migrate().await?;
+        self.surfaces.start();
+        Ok(Arc::new(App::new(
+            Arc::new(self.config),
+            router,
+            store,
+            self.actions,
+            self.surfaces,
+        )))
+    }
+
+    /// Binds `listen` (port 0 picks a free one) and starts the server and the worker.
+    pub async fn start(self, listen: SocketAddr) -> Result<Running, StartupError> {
+        let app = self.build().await?;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|source| StartupError::Bind { addr: listen, source })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind { addr: listen, source })?;
+        let shutdown = CancellationToken::new();
+        let worker = tokio::spawn(crate::worker::run(app.clone(), shutdown.clone()));
+        let routes = crate::http::router(app.clone());
+        let stop = shutdown.clone();
+        let server = tokio::spawn(async move {
+            let serve = axum::serve(listener, routes).with_graceful_shutdown(stop.cancelled_owned());
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "HTTP server stopped");
+            }
+        });
+        tracing::info!(%addr, backend = ?app.store.backend(), "deckhand listening");
+        Ok(Running {
+            addr,
+            app,
+            shutdown,
+            server,
+            worker,
+        })
+    }
+}
+
+pub struct Running {
+    pub addr: SocketAddr,
+    pub app: Arc<App>,
+    shutdown: CancellationToken,
+    server: JoinHandle<()>,
+    worker: JoinHandle<()>,
+}
+
+impl Running {
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Stops taking requests, lets running actions finish (up to the grace period), then
+    /// closes the store.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        let _ = self.server.await;
+        let _ = self.worker.await;
+        self.app.store.close().await;
+    }
+
+    /// Waits until a shutdown is requested through the token, then shuts down gracefully.
+    pub async fn wait(self) {
+        self.shutdown.cancelled().await;
+        self.shutdown().await;
+    }
+
+    /// Stops everything at once, mid-action, as a crash would (tests of recovery use it).
+    pub async fn kill(self) {
+        self.server.abort();
+        self.worker.abort();
+        let _ = self.server.await;
+        let _ = self.worker.await;
+        self.app.store.close().await;
+    }
+}

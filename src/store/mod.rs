@@ -1,0 +1,629 @@
+//! Durable state: requests, approvals, events and the audit log, in SQLite or PostgreSQL.
+//!
+//! One code path serves both backends through sqlx's Any driver; the SQL is the portable
+//! subset (`$n` parameters, `ON CONFLICT DO NOTHING`, `RETURNING`). Every state change is a
+//! compare-and-set (`UPDATE … WHERE state IN (…)`) inside a transaction that also writes the
+//! event and the audit row, so the three never disagree.
+
+mod records;
+
+use std::{str::FromStr, sync::Once, time::Duration};
+
+use sqlx::{
+    AnyPool, AssertSqlSafe, Row,
+    any::{AnyPoolOptions, AnyRow},
+};
+
+pub use records::*;
+
+use crate::{
+    commands::ApprovalPolicy,
+    domain::{RequestId, State, Surface, new_token, now_ms},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot create the SQLite directory {0}: {1}")]
+    Dir(String, std::io::Error),
+    #[error("stored row is unreadable: {0}")]
+    Corrupt(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+const REQUEST_COLUMNS: &str = "id, command, action, text, args, state, requester, surface, channel, thread, \
+     approval, approval_expires_at, created_at, updated_at, started_at, finished_at, worker, lease_until, attempts, outcome";
+
+impl Store {
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        static DRIVERS: Once = Once::new();
+        DRIVERS.call_once(sqlx::any::install_default_drivers);
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        };
+        if backend == Backend::Sqlite {
+            prepare_sqlite_file(url).await?;
+        }
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(url)
+            .await?;
+        Ok(Self { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// SQLite takes the write lock up front so a transaction never fails half-way on an
+    /// upgrade; PostgreSQL's row locks do the same job.
+    async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
+    /// Stores a request, or returns the one already stored under the same idempotency key
+    /// (`false` then). The first event and audit row go in the same transaction.
+    pub async fn insert_request(
+        &self,
+        new: &NewRequest,
+        actor: Actor<'_>,
+    ) -> Result<(RequestRecord, bool), StoreError> {
+        let now = now_ms();
+        let id = RequestId::generate();
+        let args = serde_json::to_string(&new.args).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let approval = new
+            .approval
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut tx = self.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO requests (id, command, action, text, args, state, requester, surface, channel, thread, \
+             idempotency_key, approval, approval_expires_at, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14) ON CONFLICT DO NOTHING",
+        )
+        .bind(id.as_str())
+        .bind(&new.command)
+        .bind(&new.action)
+        .bind(&new.text)
+        .bind(&args)
+        .bind(new.state.as_str())
+        .bind(&new.requester)
+        .bind(new.surface.as_str())
+        .bind(&new.channel)
+        .bind(&new.thread)
+        .bind(&new.idempotency_key)
+        .bind(&approval)
+        .bind(new.approval_expires_at)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !inserted {
+            tx.rollback().await?;
+            let key = new.idempotency_key.as_deref().unwrap_or_default();
+            let row = sqlx::query(AssertSqlSafe(format!(
+                "SELECT {REQUEST_COLUMNS} FROM requests WHERE surface = $1 AND idempotency_key = $2"
+            )))
+            .bind(new.surface.as_str())
+            .bind(key)
+            .fetch_one(&self.pool)
+            .await?;
+            return Ok((request_from_row(&row)?, false));
+        }
+        append_event_tx(&mut tx, &id, EventKind::State, new.state.as_str(), None, now).await?;
+        audit_tx(
+            &mut tx,
+            actor,
+            Some(&id),
+            "submit",
+            None,
+            Some(new.state),
+            Some(&new.text),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok((
+            self.get(&id)
+                .await?
+                .ok_or_else(|| StoreError::Corrupt("request vanished after insert".into()))?,
+            true,
+        ))
+    }
+
+    pub async fn get(&self, id: &RequestId) -> Result<Option<RequestRecord>, StoreError> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {REQUEST_COLUMNS} FROM requests WHERE id = $1"
+        )))
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(request_from_row).transpose()
+    }
+
+    /// Newest first.
+    pub async fn list(&self, filter: &ListFilter) -> Result<Vec<RequestRecord>, StoreError> {
+        let mut sql = format!("SELECT {REQUEST_COLUMNS} FROM requests WHERE 1 = 1");
+        let mut n = 0;
+        if filter.requester.is_some() {
+            n += 1;
+            sql.push_str(&format!(" AND requester = ${n}"));
+        }
+        if !filter.states.is_empty() {
+            let ph: Vec<String> = filter
+                .states
+                .iter()
+                .map(|_| {
+                    n += 1;
+                    format!("${n}")
+                })
+                .collect();
+            sql.push_str(&format!(" AND state IN ({})", ph.join(", ")));
+        }
+        sql.push_str(&format!(" ORDER BY created_at DESC, id DESC LIMIT ${}", n + 1));
+        // Only placeholders are formatted in; every value is bound.
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        if let Some(r) = &filter.requester {
+            q = q.bind(r.clone());
+        }
+        for s in &filter.states {
+            q = q.bind(s.as_str());
+        }
+        let rows = q.bind(filter.limit.clamp(1, 500)).fetch_all(&self.pool).await?;
+        rows.iter().map(request_from_row).collect()
+    }
+
+    /// The compare-and-set every state change goes through: moves `id` to `to` only if it is
+    /// in one of `from`, and records the event and audit row with it. `None` means another
+    /// caller moved it first, so the caller must not act.
+    pub async fn transition(
+        &self,
+        id: &RequestId,
+        from: &[State],
+        to: State,
+        actor: Actor<'_>,
+        message: &str,
+        patch: Patch,
+    ) -> Result<Option<(RequestRecord, Event)>, StoreError> {
+        let now = now_ms();
+        let mut sql = String::from("UPDATE requests SET state = $1, updated_at = $2");
+        let mut n = 2;
+        let mut next = || {
+            n += 1;
+            format!("${n}")
+        };
+        if patch.claim.is_some() {
+            sql.push_str(&format!(
+                ", worker = {}, lease_until = {}, started_at = $2, attempts = attempts + 1",
+                next(),
+                next()
+            ));
+        }
+        if to.is_terminal() {
+            sql.push_str(", finished_at = $2, lease_until = NULL");
+        }
+        if patch.outcome.is_some() {
+            sql.push_str(&format!(", outcome = {}", next()));
+        }
+        let id_ph = next();
+        let from_ph: Vec<String> = from.iter().map(|_| next()).collect();
+        sql.push_str(&format!(" WHERE id = {id_ph} AND state IN ({})", from_ph.join(", ")));
+
+        let mut tx = self.begin().await?;
+        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(to.as_str()).bind(now);
+        if let Some((worker, lease)) = &patch.claim {
+            q = q.bind(worker.clone()).bind(*lease);
+        }
+        if let Some(o) = &patch.outcome {
+            q = q.bind(o.clone());
+        }
+        q = q.bind(id.as_str());
+        for s in from {
+            q = q.bind(s.as_str());
+        }
+        if q.execute(&mut *tx).await?.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {REQUEST_COLUMNS} FROM requests WHERE id = $1"
+        )))
+        .bind(id.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
+        let record = request_from_row(&row)?;
+        let data = patch.outcome.as_ref().map(|o| serde_json::json!({ "outcome": o }));
+        let event = append_event_tx(&mut tx, id, EventKind::State, message, data, now).await?;
+        let from_state = if from.len() == 1 { Some(from[0]) } else { None };
+        audit_tx(
+            &mut tx,
+            actor,
+            Some(id),
+            "transition",
+            from_state,
+            Some(to),
+            patch.outcome.as_deref(),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Some((record, event)))
+    }
+
+    pub async fn append_event(
+        &self,
+        id: &RequestId,
+        kind: EventKind,
+        message: &str,
+        data: Option<serde_json::Value>,
+    ) -> Result<Event, StoreError> {
+        let mut tx = self.begin().await?;
+        let ev = append_event_tx(&mut tx, id, kind, message, data, now_ms()).await?;
+        tx.commit().await?;
+        Ok(ev)
+    }
+
+    pub async fn events(&self, id: &RequestId, after: i64) -> Result<Vec<Event>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, at, kind, message, data FROM events WHERE request_id = $1 AND seq > $2 ORDER BY seq",
+        )
+        .bind(id.as_str())
+        .bind(after)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let kind: String = r.try_get("kind")?;
+                let data: Option<String> = r.try_get("data")?;
+                Ok(Event {
+                    request_id: id.clone(),
+                    seq: r.try_get("seq")?,
+                    at: r.try_get("at")?,
+                    kind: EventKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("event kind '{kind}'")))?,
+                    message: r.try_get("message")?,
+                    data: data.and_then(|d| serde_json::from_str(&d).ok()),
+                })
+            })
+            .collect()
+    }
+
+    /// Records one person's decision and returns how many distinct people approved so far,
+    /// or `None` if this person had already decided on the request.
+    pub async fn record_decision(
+        &self,
+        id: &RequestId,
+        approver: &str,
+        approve: bool,
+        reason: Option<&str>,
+        surface: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        let now = now_ms();
+        let decision = if approve { "approve" } else { "deny" };
+        let mut tx = self.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO approvals (request_id, approver, decision, reason, surface, at) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(id.as_str())
+        .bind(approver)
+        .bind(decision)
+        .bind(reason)
+        .bind(surface)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !inserted {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        let count: i64 =
+            sqlx::query("SELECT COUNT(*) AS n FROM approvals WHERE request_id = $1 AND decision = 'approve'")
+                .bind(id.as_str())
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("n")?;
+        let message = match reason {
+            Some(r) => format!("{approver} {decision}d: {r}"),
+            None => format!("{approver} {decision}d"),
+        };
+        let data = serde_json::json!({ "approver": approver, "decision": decision, "approvals": count });
+        append_event_tx(&mut tx, id, EventKind::Approval, &message, Some(data), now).await?;
+        audit_tx(
+            &mut tx,
+            Actor { who: approver, surface },
+            Some(id),
+            decision,
+            None,
+            None,
+            reason,
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Some(count))
+    }
+
+    pub async fn approvals(&self, id: &RequestId) -> Result<Vec<ApprovalRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT approver, decision, reason, surface, at FROM approvals WHERE request_id = $1 ORDER BY at",
+        )
+        .bind(id.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ApprovalRecord {
+                    approver: r.try_get("approver")?,
+                    decision: r.try_get("decision")?,
+                    reason: r.try_get("reason")?,
+                    surface: r.try_get("surface")?,
+                    at: r.try_get("at")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn audit(&self, id: &RequestId) -> Result<Vec<AuditRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT at, actor, surface, request_id, action, from_state, to_state, detail FROM audit WHERE request_id = $1 ORDER BY at, id",
+        )
+        .bind(id.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditRecord {
+                    at: r.try_get("at")?,
+                    actor: r.try_get("actor")?,
+                    surface: r.try_get("surface")?,
+                    request_id: r.try_get("request_id")?,
+                    action: r.try_get("action")?,
+                    from_state: r.try_get("from_state")?,
+                    to_state: r.try_get("to_state")?,
+                    detail: r.try_get("detail")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Oldest queued requests first.
+    pub async fn queued(&self, limit: i64) -> Result<Vec<RequestId>, StoreError> {
+        self.ids(
+            "SELECT id FROM requests WHERE state = 'queued' ORDER BY created_at, id LIMIT $1",
+            limit,
+        )
+        .await
+    }
+
+    /// Pending approvals whose time ran out.
+    pub async fn expired_approvals(&self, now: i64) -> Result<Vec<RequestId>, StoreError> {
+        self.ids(
+            "SELECT id FROM requests WHERE state = 'pending_approval' AND approval_expires_at < $1",
+            now,
+        )
+        .await
+    }
+
+    /// Running requests whose worker stopped renewing the lease (it died or lost the store).
+    pub async fn abandoned(&self, now: i64) -> Result<Vec<RecordRef>, StoreError> {
+        let rows = sqlx::query("SELECT id, action, worker FROM requests WHERE state = 'running' AND lease_until < $1")
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let id: String = r.try_get("id")?;
+                Ok(RecordRef {
+                    id: RequestId::parse(&id).ok_or_else(|| StoreError::Corrupt(format!("request id '{id}'")))?,
+                    action: r.try_get("action")?,
+                    worker: r.try_get("worker")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn ids(&self, sql: &'static str, param: i64) -> Result<Vec<RequestId>, StoreError> {
+        let rows = sqlx::query(sql).bind(param).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                let id: String = r.try_get("id")?;
+                RequestId::parse(&id).ok_or_else(|| StoreError::Corrupt(format!("request id '{id}'")))
+            })
+            .collect()
+    }
+
+    /// Extends this worker's lease; `false` if the request is no longer its to run.
+    pub async fn renew_lease(&self, id: &RequestId, worker: &str, until: i64) -> Result<bool, StoreError> {
+        let n = sqlx::query("UPDATE requests SET lease_until = $1 WHERE id = $2 AND state = 'running' AND worker = $3")
+            .bind(until)
+            .bind(id.as_str())
+            .bind(worker)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(n == 1)
+    }
+
+    pub async fn counts(&self) -> Result<Vec<(String, String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT command, state, COUNT(*) AS n FROM requests GROUP BY command, state ORDER BY command, state",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("command")?, r.try_get("state")?, r.try_get("n")?)))
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RecordRef {
+    pub id: RequestId,
+    pub action: String,
+    pub worker: Option<String>,
+}
+
+async fn prepare_sqlite_file(url: &str) -> Result<(), StoreError> {
+    let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+    let path = path.split('?').next().unwrap_or_default();
+    if path.is_empty() || path.contains(":memory:") {
+        return Ok(());
+    }
+    if let Some(dir) = std::path::Path::new(path)
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Dir(dir.display().to_string(), e))?;
+    }
+    // WAL lets readers (SSE streams, the API) proceed while the worker writes. It is a
+    // property of the file, set once, and needs a lock no busy-timeout can wait for,
+    // so it is set here on a single connection before the pool opens.
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(url).await?;
+    sqlx::query("PRAGMA journal_mode = WAL").execute(&mut conn).await?;
+    sqlx::Connection::close(conn).await?;
+    Ok(())
+}
+
+async fn append_event_tx(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    id: &RequestId,
+    kind: EventKind,
+    message: &str,
+    data: Option<serde_json::Value>,
+    now: i64,
+) -> Result<Event, StoreError> {
+    let seq: i64 = sqlx::query("UPDATE requests SET event_seq = event_seq + 1 WHERE id = $1 RETURNING event_seq")
+        .bind(id.as_str())
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get("event_seq")?;
+    sqlx::query("INSERT INTO events (request_id, seq, at, kind, message, data) VALUES ($1, $2, $3, $4, $5, $6)")
+        .bind(id.as_str())
+        .bind(seq)
+        .bind(now)
+        .bind(kind.as_str())
+        .bind(message)
+        .bind(data.as_ref().map(ToString::to_string))
+        .execute(&mut **tx)
+        .await?;
+    Ok(Event {
+        request_id: id.clone(),
+        seq,
+        at: now,
+        kind,
+        message: message.to_owned(),
+        data,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn audit_tx(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    actor: Actor<'_>,
+    id: Option<&RequestId>,
+    action: &str,
+    from: Option<State>,
+    to: Option<State>,
+    detail: Option<&str>,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO audit (id, at, actor, surface, request_id, action, from_state, to_state, detail) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(new_token(16))
+    .bind(now)
+    .bind(actor.who)
+    .bind(actor.surface)
+    .bind(id.map(|i| i.as_str().to_owned()))
+    .bind(action)
+    .bind(from.map(|s| s.as_str()))
+    .bind(to.map(|s| s.as_str()))
+    .bind(detail)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+fn request_from_row(r: &AnyRow) -> Result<RequestRecord, StoreError> {
+    let corrupt = |what: &str, v: &str| StoreError::Corrupt(format!("{what} '{v}'"));
+    let id: String = r.try_get("id")?;
+    let state: String = r.try_get("state")?;
+    let surface: String = r.try_get("surface")?;
+    let args: String = r.try_get("args")?;
+    let approval: Option<String> = r.try_get("approval")?;
+    Ok(RequestRecord {
+        id: RequestId::parse(&id).ok_or_else(|| corrupt("request id", &id))?,
+        command: r.try_get("command")?,
+        action: r.try_get("action")?,
+        text: r.try_get("text")?,
+        args: serde_json::from_str(&args).map_err(|_| corrupt("args", &args))?,
+        state: State::from_str(&state).map_err(|_| corrupt("state", &state))?,
+        requester: r.try_get("requester")?,
+        surface: Surface::from_str(&surface).map_err(|_| corrupt("surface", &surface))?,
+        channel: r.try_get("channel")?,
+        thread: r.try_get("thread")?,
+        approval: approval
+            .map(|a| serde_json::from_str::<ApprovalPolicy>(&a).map_err(|_| corrupt("approval", &a)))
+            .transpose()?,
+        approval_expires_at: r.try_get("approval_expires_at")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+        started_at: r.try_get("started_at")?,
+        finished_at: r.try_get("finished_at")?,
+        worker: r.try_get("worker")?,
+        lease_until: r.try_get("lease_until")?,
+        attempts: r.try_get("attempts")?,
+        outcome: r.try_get("outcome")?,
+    })
+}

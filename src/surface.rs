@@ -1,0 +1,69 @@
+//! The chat-surface boundary: where a request's progress is pushed. Slack and Discord
+//! implement it; requests from the HTTP API need none (clients stream events instead).
+
+use std::{collections::HashMap, sync::Arc};
+
+use async_trait::async_trait;
+use tokio::sync::mpsc;
+
+use crate::{
+    domain::Surface,
+    store::{Event, RequestRecord},
+};
+
+#[derive(Debug, thiserror::Error)]
+#[error("{surface} refused the update: {message}")]
+pub struct SurfaceError {
+    pub surface: Surface,
+    pub message: String,
+}
+
+#[async_trait]
+pub trait ChatSurface: Send + Sync {
+    fn surface(&self) -> Surface;
+
+    /// Shows `event` in the request's thread (edit the status message, post a reply, post
+    /// approval buttons). Called in event order per request.
+    async fn publish(&self, request: &RequestRecord, event: &Event) -> Result<(), SurfaceError>;
+}
+
+/// Delivers events to surfaces off the request path: a slow chat API never holds up the
+/// worker, and the store already has every event, so nothing is lost if delivery fails.
+#[derive(Clone, Default)]
+pub struct Surfaces {
+    map: HashMap<Surface, Arc<dyn ChatSurface>>,
+    queue: Option<mpsc::UnboundedSender<(RequestRecord, Event)>>,
+}
+
+impl Surfaces {
+    pub fn register(&mut self, surface: Arc<dyn ChatSurface>) {
+        self.map.insert(surface.surface(), surface);
+    }
+
+    /// Starts the delivery task; call once from inside the runtime.
+    pub fn start(&mut self) {
+        if self.map.is_empty() {
+            return;
+        }
+        let (tx, mut rx) = mpsc::unbounded_channel::<(RequestRecord, Event)>();
+        let map = self.map.clone();
+        tokio::spawn(async move {
+            while let Some((request, event)) = rx.recv().await {
+                if let Some(s) = map.get(&request.surface)
+                    && let Err(e) = s.publish(&request, &event).await
+                {
+                    tracing::warn!(request = %request.id, seq = event.seq, error = %e, "could not deliver event");
+                }
+            }
+        });
+        self.queue = Some(tx);
+    }
+
+    pub fn deliver(&self, request: &RequestRecord, event: &Event) {
+        if let Some(q) = &self.queue
+            && self.map.contains_key(&request.surface)
+        {
+            let _ = q.send((request.clone(), event.clone()));
+        }
+    }
+}
