@@ -22,6 +22,9 @@ pub struct Client {
 
 impl Client {
     pub fn new(base: &str, token: &str) -> Self {
+        // One TLS provider (ring) for the whole process, shared with kube; without it
+        // reqwest's rustls has none to pick.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         Self {
             http: reqwest::Client::new(),
             base: base.trim_end_matches('/').to_owned(),
