@@ -332,39 +332,60 @@ fn request_line(r: &Value) -> String {
 async fn run(args: &ClientArgs, text: &str, no_wait: bool) -> anyhow::Result<u8> {
     let client = args.client()?;
     let submitted = client.submit(text).await?;
-    let request = &submitted["request"];
-    let id = request["id"].as_str().unwrap_or_default().to_owned();
     let json = args.output == Output::Json;
-    let mut last_seq = 0;
-    let mut state = request["state"].as_str().unwrap_or_default().to_owned();
-    for e in submitted["events"].as_array().into_iter().flatten() {
-        last_seq = e["seq"].as_i64().unwrap_or(last_seq);
-        print_event(e, json);
-    }
-    let terminal = |s: &str| !matches!(s, "pending_approval" | "queued" | "running");
-    if !terminal(&state) && !no_wait {
-        let spinner = Spinner::start(&format!("{id} {state}"));
-        client
-            .follow(&id, last_seq, |e| {
-                spinner.clear();
-                print_event(&e, json);
-            })
-            .await?;
-        spinner.stop();
-        let done = client.get(&id).await?;
-        state = done["request"]["state"].as_str().unwrap_or_default().to_owned();
-        if json {
-            println!("{}", done["request"]);
+    let mut request = submitted["request"].clone();
+    let id = request["id"].as_str().unwrap_or_default().to_owned();
+    let events = submitted["events"].as_array().cloned().unwrap_or_default();
+    let mut last_seq = events.last().and_then(|e| e["seq"].as_i64()).unwrap_or(0);
+    if is_terminal(&request) {
+        // Answered at once (help, whoami, ...): show the answer, not the bookkeeping.
+        for e in events.iter().filter(|e| json || e["kind"] == "output") {
+            print_event(e, json);
         }
-    } else if json {
-        println!("{request}");
+    } else {
+        for e in &events {
+            print_event(e, json);
+        }
+        if !no_wait {
+            let spinner = Spinner::start(&id);
+            loop {
+                client
+                    .follow(&id, last_seq, |e| {
+                        spinner.clear();
+                        last_seq = e["seq"].as_i64().unwrap_or(last_seq);
+                        print_event(&e, json);
+                    })
+                    .await?;
+                request = client.get(&id).await?["request"].clone();
+                // The server ends the stream when the request ends; a dropped connection
+                // (a restarting server) just resumes from the last event seen.
+                if is_terminal(&request) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            spinner.stop();
+        }
     }
-    Ok(match state.as_str() {
+    let state = request["state"].as_str().unwrap_or_default();
+    if json {
+        println!("{request}");
+    } else if state == "failed" {
+        eprintln!("error: {}", request["outcome"].as_str().unwrap_or("the request failed"));
+    }
+    Ok(match state {
         "succeeded" => 0,
         "failed" => exit::FAILED,
         _ if no_wait => 0,
         _ => exit::NOT_DONE,
     })
+}
+
+fn is_terminal(request: &Value) -> bool {
+    !matches!(
+        request["state"].as_str(),
+        Some("pending_approval" | "queued" | "running")
+    )
 }
 
 fn print_event(e: &Value, json: bool) {

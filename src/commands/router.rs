@@ -204,9 +204,9 @@ impl Router {
             .map(|s| {
                 let n = s.name.split(' ').count().min(words.len());
                 let typed = words[..n].join(" ");
-                (levenshtein(&typed, &s.name), s.name.as_str())
+                (edit_distance(&typed, &s.name), s.name.as_str())
             })
-            .filter(|(d, name)| *d <= (name.len() / 3).max(2))
+            .filter(|(d, name)| *d <= (name.len() / 4).max(1))
             .collect();
         if scored.is_empty() {
             // A known family (`env …`) with an unknown verb: offer the family.
@@ -280,18 +280,25 @@ impl Router {
     }
 }
 
-/// Edit distance over bytes; command names are ASCII.
-pub fn levenshtein(a: &str, b: &str) -> usize {
+/// Edit distance over bytes, counting a swap of two neighbours as one edit ("hepl" is one
+/// away from "help"); command names are ASCII.
+pub fn edit_distance(a: &str, b: &str) -> usize {
     let (a, b) = (a.as_bytes(), b.as_bytes());
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur = vec![0; b.len() + 1];
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for j in 0..=b.len() {
+        d[0][j] = j;
+    }
     for i in 1..=a.len() {
-        cur[0] = i;
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            cur[j] = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
+            d[i][j] = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
+            }
         }
-        std::mem::swap(&mut prev, &mut cur);
     }
-    prev[b.len()]
+    d[a.len()][b.len()]
 }
