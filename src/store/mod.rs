@@ -372,9 +372,10 @@ impl Store {
                 .fetch_one(&mut *tx)
                 .await?
                 .try_get("n")?;
+        let verb = if approve { "approved" } else { "denied" };
         let message = match reason {
-            Some(r) => format!("{approver} {decision}d: {r}"),
-            None => format!("{approver} {decision}d"),
+            Some(r) => format!("{approver} {verb}: {r}"),
+            None => format!("{approver} {verb}"),
         };
         let data = serde_json::json!({ "approver": approver, "decision": decision, "approvals": count });
         append_event_tx(&mut tx, id, EventKind::Approval, &message, Some(data), now).await?;

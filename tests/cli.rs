@@ -1,0 +1,222 @@
+//! The `deckhand` binary: client commands against a spawned server, and spec validation.
+
+mod support;
+
+use std::process::Output;
+
+use support::{Backend, TestApp, TestDb, spawn_app, token};
+
+/// Runs the real binary as `user` against `app`, off the async runtime.
+async fn deckhand(app: &TestApp, user: &str, args: &[&str]) -> Output {
+    let url = app.url.clone();
+    let token = token(user);
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_deckhand"))
+            .args(&args)
+            .env("DECKHAND_URL", url)
+            .env("DECKHAND_TOKEN", token)
+            .env_remove("DECKHAND_OUTPUT")
+            .output()
+            .expect("run deckhand")
+    })
+    .await
+    .expect("join")
+}
+
+fn out(o: &Output) -> (i32, String, String) {
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into(),
+        String::from_utf8_lossy(&o.stderr).into(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn run_follows_requests_and_exit_codes_tell_the_outcome() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let app = spawn_app(&db).await;
+
+    let (code, stdout, _) = out(&deckhand(&app, "alice", &["run", "help"]).await);
+    assert_eq!(code, 0);
+    assert!(stdout.starts_with("Commands you can run:"), "{stdout}");
+
+    let (code, stdout, _) = out(&deckhand(&app, "alice", &["run", "deploy", "nginx:1.27", "to", "web"]).await);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(
+        stdout.contains("counted web") && stdout.contains("done with web"),
+        "{stdout}"
+    );
+
+    let (code, _, stderr) = out(&deckhand(&app, "alice", &["run", "deplyo nginx to web"]).await);
+    assert_eq!(code, 2, "a rejected command exits 2");
+    assert!(stderr.contains("Did you mean `deploy`?"), "{stderr}");
+
+    let (code, _, stderr) = out(&deckhand(&app, "alice", &["run", "request r-zzzz"]).await);
+    assert_eq!(code, 1, "a failed request exits 1");
+    assert!(stderr.contains("There is no request r-zzzz"), "{stderr}");
+
+    let o = deckhand(&app, "alice", &["run", "--output", "json", "whoami"]).await;
+    let (code, stdout, _) = out(&o);
+    assert_eq!(code, 0);
+    let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        (last["state"].as_str(), last["requester"].as_str()),
+        (Some("succeeded"), Some("alice")),
+        "{stdout}"
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn approve_and_deny_from_the_cli() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let app = spawn_app(&db).await;
+    let o = deckhand(
+        &app,
+        "alice",
+        &[
+            "run",
+            "--no-wait",
+            "--output",
+            "json",
+            "deploy nginx:1.27 to shop tier=prod",
+        ],
+    )
+    .await;
+    let (code, stdout, _) = out(&o);
+    assert_eq!(code, 0);
+    let request: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(request["state"], "pending_approval");
+    let id = request["id"].as_str().unwrap().to_owned();
+
+    let (_, stdout, _) = out(&deckhand(&app, "olga", &["requests", "--scope", "pending"]).await);
+    assert!(stdout.contains(&id) && stdout.contains("pending_approval"), "{stdout}");
+
+    let (code, _, stderr) = out(&deckhand(&app, "alice", &["approve", &id]).await);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("You (alice) cannot approve"), "{stderr}");
+
+    let (code, stdout, _) = out(&deckhand(&app, "olga", &["approve", &id]).await);
+    assert_eq!(code, 0);
+    assert!(stdout.contains(&format!("{id} approved")), "{stdout}");
+    app.wait_for_state(&id, &["succeeded"]).await;
+
+    let (_, v) = app.submit_as("alice", "deploy nginx:1.27 to cart tier=prod").await;
+    let id = v["request"]["id"].as_str().unwrap().to_owned();
+    let (code, _, _) = out(&deckhand(&app, "omar", &["deny", &id, "--reason", "freeze"]).await);
+    assert_eq!(code, 0);
+    let (_, stdout, _) = out(&deckhand(&app, "alice", &["request", &id]).await);
+    assert!(
+        stdout.contains("denied") && stdout.contains("omar denied: freeze"),
+        "{stdout}"
+    );
+    app.shutdown().await;
+}
+
+#[test]
+fn missing_token_and_unreachable_server_read_well() {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_deckhand"))
+        .args(["run", "help"])
+        .env_remove("DECKHAND_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("set DECKHAND_TOKEN"));
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_deckhand"))
+        .args([
+            "run",
+            "help",
+            "--url",
+            "http://127.0.0.1:9",
+            "--token",
+            "whatever-token-1234",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("Is `deckhand serve` running there?"));
+}
+
+#[test]
+fn commands_validate_reports_every_problem() {
+    let ok = std::process::Command::new(env!("CARGO_BIN_EXE_deckhand"))
+        .args(["commands", "validate", concat!(env!("CARGO_MANIFEST_DIR"), "/commands")])
+        .output()
+        .unwrap();
+    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("all valid"));
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("broken.yaml"),
+        r#"
+- name: env create
+  help: Create an environment
+  pattern: '^env create (?P<name>\S+)(?: (?P<ttl>\S+))?$'
+  args:
+    name: { type: name }
+    ttl: { type: duration, default: soon }
+  action: env.make
+  allow: [group:developerz]
+  approval: { when: "tier = 'prod'", approvers: [group:ops], count: 0 }
+- name: status
+  help: Status
+  pattern: '^status (?P<app>[a-z'
+  action: help
+  allow: [everyone]
+"#,
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("syntax.yaml"), "- name: [unclosed\n").unwrap();
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_deckhand"))
+        .args(["commands", "validate"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    for expected in [
+        "broken.yaml: command `env create`: args.ttl.default: 'soon' is not a duration",
+        "broken.yaml: command `env create`: action: unknown action 'env.make'",
+        "broken.yaml: command `env create`: allow: unknown group 'developerz'",
+        "broken.yaml: command `env create`: approval.when: expected '==', use == or !=",
+        "broken.yaml: command `env create`: approval.count: must be at least 1",
+        "broken.yaml: command `status`: pattern: is not a valid regex",
+        "syntax.yaml: yaml:",
+    ] {
+        assert!(stderr.contains(expected), "missing {expected:?} in:\n{stderr}");
+    }
+
+    // `serve` refuses to start on the same specs, with the same messages.
+    let serve = std::process::Command::new(env!("CARGO_BIN_EXE_deckhand"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("DECKHAND_COMMANDS__DIR", dir.path())
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}/db.sqlite?mode=rwc", dir.path().display()),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(serve.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&serve.stderr);
+    assert!(
+        stderr.contains("unknown action 'env.make'") && stderr.contains("problem(s) in command specs"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn bad_configuration_names_the_key() {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_deckhand"))
+        .args(["commands", "validate"])
+        .env("DECKHAND_WORKER__CONCURRENCY", "lots")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("worker.concurrency") && stderr.contains("DECKHAND_WORKER__CONCURRENCY"),
+        "{stderr}"
+    );
+}
