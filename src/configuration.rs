@@ -400,6 +400,17 @@ mod tests {
     }
 
     #[test]
+    fn shipped_example_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example.toml");
+        let c = Config::build(Some(&path), []).unwrap();
+        assert_eq!(
+            c.store.effective_url(),
+            "postgres://deckhand@postgres.platform.svc:5432/deckhand"
+        );
+        assert_eq!(c.log.format, LogFormat::Json);
+    }
+
+    #[test]
     fn file_overlay_replaces_users_and_checks_groups() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");

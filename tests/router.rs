@@ -45,7 +45,8 @@ fn matches_and_binds_typed_arguments() {
     let (r, d) = router();
     let alice = who(&d, "alice");
     // (text, command, expected args)
-    let cases: &[(&str, &str, &[(&str, &str)])] = &[
+    type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+    let cases: &[Case] = &[
         (
             "deploy ghcr.io/acme/shop:1.2 to checkout",
             "deploy",
