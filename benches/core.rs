@@ -39,7 +39,10 @@ fn specs_50() -> Vec<(String, String)> {
         ));
     }
     vec![
-        ("commands/core.yaml".into(), include_str!("../commands/core.yaml").into()),
+        (
+            "commands/core.yaml".into(),
+            include_str!("../commands/core.yaml").into(),
+        ),
         ("bench.yaml".into(), yaml),
     ]
 }
@@ -58,10 +61,18 @@ impl Action for Noop {
 
 fn routing(c: &mut Criterion) {
     let config = Config::defaults().expect("defaults");
-    let mut actions: HashSet<String> =
-        ["help", "whoami", "requests", "request", "cancel", "approve", "deny"].map(String::from).into();
+    let mut actions: HashSet<String> = ["help", "whoami", "requests", "request", "cancel", "approve", "deny"]
+        .map(String::from)
+        .into();
     actions.insert("noop".into());
-    let specs = spec::compile_sources(specs_50(), &SpecContext { actions: &actions, config: &config }).expect("specs");
+    let specs = spec::compile_sources(
+        specs_50(),
+        &SpecContext {
+            actions: &actions,
+            config: &config,
+        },
+    )
+    .expect("specs");
     assert_eq!(specs.len(), 50);
     let router = Router::new(specs);
     let who = Directory::from_config(&config).user("local").expect("local user");
@@ -79,15 +90,27 @@ fn routing(c: &mut Criterion) {
         })
     });
     c.bench_function("route unknown command (suggestions over 50 specs)", |b| {
-        b.iter(|| black_box(router.route(&who, Surface::Api, black_box("fam4 dp web to nginx")).is_err()))
+        b.iter(|| {
+            black_box(
+                router
+                    .route(&who, Surface::Api, black_box("fam4 dp web to nginx"))
+                    .is_err(),
+            )
+        })
     });
 }
 
 fn submit(c: &mut Criterion) {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut targets = vec![("sqlite", format!("sqlite://{}?mode=rwc", dir.path().join("bench.db").display()))];
+    let mut targets = vec![(
+        "sqlite",
+        format!("sqlite://{}?mode=rwc", dir.path().join("bench.db").display()),
+    )];
     if let Ok(url) = std::env::var("DECKHAND_BENCH_PG_URL") {
         targets.push(("postgres", url));
     }
