@@ -309,10 +309,10 @@ impl App {
     ) -> Result<Approved, AppError> {
         let request = self.check_decision(id, who).await?;
         let needed = request.approval.as_ref().map_or(1, |p| p.count);
-        let Some(approvals) = self.store.record_decision(id, &who.user, true, None, surface).await? else {
+        let Some((approvals, event)) = self.store.record_decision(id, &who.user, true, None, surface).await? else {
             return Err(AppError::AlreadyDecided(id.clone()));
         };
-        let _ = self.events.send(id.clone());
+        self.announce(&request, &event);
         if approvals < i64::from(needed) {
             return Ok(Approved {
                 request: self.get(id).await?,

@@ -296,3 +296,78 @@ async fn list_scopes() {
     );
     app.shutdown().await;
 }
+
+/// A chat surface that records what it was asked to show.
+struct Recorder(std::sync::Mutex<Vec<(String, i64, String)>>);
+
+#[async_trait::async_trait]
+impl deckhand::surface::ChatSurface for Recorder {
+    fn surface(&self) -> deckhand::domain::Surface {
+        deckhand::domain::Surface::Api
+    }
+    async fn publish(
+        &self,
+        request: &deckhand::store::RequestRecord,
+        event: &deckhand::store::Event,
+    ) -> Result<(), deckhand::surface::SurfaceError> {
+        self.0
+            .lock()
+            .unwrap()
+            .push((request.id.to_string(), event.seq, event.message.clone()));
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn progress_is_pushed_to_the_surface_the_request_came_from() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let recorder = std::sync::Arc::new(Recorder(Default::default()));
+    let probe = std::sync::Arc::new(support::actions::Probe::default());
+    let builder = support::actions::register(deckhand::startup::Builder::new(support::test_config(&db.url)), &probe)
+        .specs(support::test_specs())
+        .surface(recorder.clone());
+    support::init_tls();
+    let running = builder.start("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let app = support::TestApp {
+        addr: running.addr,
+        url: format!("http://{}", running.addr),
+        running: Some(running),
+        probe,
+        http: reqwest::Client::new(),
+    };
+    let (_, v) = app.submit_as("alice", "release web").await;
+    let id = v["request"]["id"].as_str().unwrap().to_owned();
+    app.approve("olga", &id).await;
+    app.approve("omar", &id).await;
+    app.wait_for_state(&id, &["succeeded"]).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let seen: Vec<(i64, String)> = recorder
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(r, _, _)| *r == id)
+        .map(|(_, s, m)| (*s, m.clone()))
+        .collect();
+    let messages: Vec<&str> = seen.iter().map(|(_, m)| m.as_str()).collect();
+    assert!(
+        messages[0].starts_with("Waiting for approval by 2 of group:ops"),
+        "{messages:?}"
+    );
+    assert_eq!(
+        &messages[1..],
+        [
+            "olga approved",
+            "omar approved",
+            "approved (2 of 2); queued",
+            "running",
+            "counted web",
+            "done with web"
+        ]
+    );
+    assert!(
+        seen.windows(2).all(|w| w[0].0 < w[1].0),
+        "pushed in event order: {seen:?}"
+    );
+    app.shutdown().await;
+}

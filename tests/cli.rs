@@ -220,3 +220,17 @@ fn bad_configuration_names_the_key() {
         "{stderr}"
     );
 }
+
+#[test]
+fn migrate_creates_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("sub/deckhand.db");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_deckhand"))
+        .arg("migrate")
+        .env("DATABASE_URL", format!("sqlite://{}?mode=rwc", db.display()))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("store is up to date"));
+    assert!(db.exists());
+}

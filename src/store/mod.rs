@@ -335,8 +335,8 @@ impl Store {
             .collect()
     }
 
-    /// Records one person's decision and returns how many distinct people approved so far,
-    /// or `None` if this person had already decided on the request.
+    /// Records one person's decision and returns how many distinct people approved so far
+    /// with the event it wrote, or `None` if this person had already decided on the request.
     pub async fn record_decision(
         &self,
         id: &RequestId,
@@ -344,7 +344,7 @@ impl Store {
         approve: bool,
         reason: Option<&str>,
         surface: &str,
-    ) -> Result<Option<i64>, StoreError> {
+    ) -> Result<Option<(i64, Event)>, StoreError> {
         let now = now_ms();
         let decision = if approve { "approve" } else { "deny" };
         let mut tx = self.begin().await?;
@@ -378,7 +378,7 @@ impl Store {
             None => format!("{approver} {verb}"),
         };
         let data = serde_json::json!({ "approver": approver, "decision": decision, "approvals": count });
-        append_event_tx(&mut tx, id, EventKind::Approval, &message, Some(data), now).await?;
+        let event = append_event_tx(&mut tx, id, EventKind::Approval, &message, Some(data), now).await?;
         audit_tx(
             &mut tx,
             Actor { who: approver, surface },
@@ -391,7 +391,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
-        Ok(Some(count))
+        Ok(Some((count, event)))
     }
 
     pub async fn approvals(&self, id: &RequestId) -> Result<Vec<ApprovalRecord>, StoreError> {
