@@ -5,7 +5,7 @@
 //!   write (request row, first event, audit row) before the answer, on SQLite and, when
 //!   DECKHAND_BENCH_PG_URL is set, PostgreSQL.
 
-use std::{collections::HashSet, hint::black_box, sync::Arc};
+use std::{collections::HashMap, hint::black_box, sync::Arc};
 
 use async_trait::async_trait;
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -13,7 +13,6 @@ use deckhand::{
     actions::{Action, ActionContext, ActionError},
     commands::{Router, SpecContext, spec},
     configuration::Config,
-    domain::Surface,
     identity::Directory,
     startup::Builder,
 };
@@ -61,10 +60,12 @@ impl Action for Noop {
 
 fn routing(c: &mut Criterion) {
     let config = Config::defaults().expect("defaults");
-    let mut actions: HashSet<String> = ["help", "whoami", "requests", "request", "cancel", "approve", "deny"]
-        .map(String::from)
-        .into();
-    actions.insert("noop".into());
+    let actions: HashMap<String, Vec<String>> = [
+        "help", "whoami", "requests", "request", "cancel", "approve", "deny", "noop",
+    ]
+    .into_iter()
+    .map(|a| (a.to_owned(), Vec::new()))
+    .collect();
     let specs = spec::compile_sources(
         specs_50(),
         &SpecContext {
@@ -85,18 +86,12 @@ fn routing(c: &mut Criterion) {
     c.bench_function("route (50 specs, 4 command mix)", |b| {
         b.iter(|| {
             for t in &texts {
-                black_box(router.route(&who, Surface::Api, black_box(t)).is_ok());
+                black_box(router.route(&who, black_box(t)).is_ok());
             }
         })
     });
     c.bench_function("route unknown command (suggestions over 50 specs)", |b| {
-        b.iter(|| {
-            black_box(
-                router
-                    .route(&who, Surface::Api, black_box("fam4 dp web to nginx"))
-                    .is_err(),
-            )
-        })
+        b.iter(|| black_box(router.route(&who, black_box("fam4 dp web to nginx")).is_err()))
     });
 }
 

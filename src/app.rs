@@ -23,6 +23,8 @@ use crate::{
     surface::Surfaces,
 };
 
+const FACTS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error(transparent)]
@@ -51,6 +53,9 @@ pub enum AppError {
     NotYours(RequestId),
     #[error("Say why: a denial needs a reason.")]
     ReasonRequired,
+    /// The command is well-formed but the world says no (no such environment, say).
+    #[error("{0}")]
+    Precondition(String),
     #[error("this build has no action '{0}'")]
     NoAction(String),
     #[error(transparent)]
@@ -69,6 +74,7 @@ impl AppError {
             AppError::AlreadyDecided(_) => "already_decided",
             AppError::Expired(_) => "expired",
             AppError::ReasonRequired => "reason_required",
+            AppError::Precondition(_) => "precondition",
             AppError::NoAction(_) | AppError::Store(_) => "internal",
         }
     }
@@ -190,13 +196,25 @@ impl App {
     /// The path of one request: route, store (before any acknowledgement), then either wait
     /// for approval, run at once (inline actions) or wake the worker.
     pub async fn submit(self: &Arc<Self>, inv: Invocation) -> Result<Submitted, AppError> {
-        let routed = self.router.route(&inv.principal, inv.surface, &inv.text)?;
+        let routed = self.router.route(&inv.principal, &inv.text)?;
         let action = self
             .actions
             .get(&routed.spec.action)
             .cloned()
             .ok_or_else(|| AppError::NoAction(routed.spec.action.clone()))?;
-        let state = if routed.approval.is_some() {
+        // Chat platforms want an answer within 3 seconds; a lookup that takes longer is
+        // better refused than acknowledged late.
+        let facts = match tokio::time::timeout(FACTS_TIMEOUT, action.facts(self, &routed.args, &inv.principal)).await {
+            Ok(Ok(f)) => f,
+            Ok(Err(e)) => return Err(AppError::Precondition(e.to_string())),
+            Err(_) => {
+                return Err(AppError::Precondition(
+                    "looking up the target took too long; try again".into(),
+                ));
+            }
+        };
+        let approval = routed.approval(&inv.principal, inv.surface, &facts);
+        let state = if approval.is_some() {
             State::PendingApproval
         } else {
             State::Queued
@@ -212,8 +230,8 @@ impl App {
             channel: inv.channel,
             thread: inv.thread,
             idempotency_key: inv.idempotency_key,
-            approval_expires_at: routed.approval.as_ref().map(|a| now_ms() + a.expires.as_millis_i64()),
-            approval: routed.approval,
+            approval_expires_at: approval.as_ref().map(|a| now_ms() + a.expires.as_millis_i64()),
+            approval,
         };
         let actor = Actor {
             who: &inv.principal.user,

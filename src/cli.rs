@@ -12,7 +12,6 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use deckhand::{
     client::{Client, ClientError},
-    commands::{SpecContext, spec},
     configuration::Config,
     startup::Builder,
     store::Store,
@@ -278,29 +277,17 @@ async fn shutdown_signal() {
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
 
-fn validate(config: Config, dir: Option<PathBuf>) -> anyhow::Result<u8> {
-    let builder = Builder::new(config.clone());
-    let result = match dir.or_else(|| Some(config.commands.dir.clone()).filter(|d| !d.as_os_str().is_empty())) {
-        Some(dir) => {
-            let mut registry = deckhand::actions::ActionRegistry::default();
-            deckhand::actions::register_builtin(&mut registry);
-            let names = registry.names();
-            spec::load_dir(
-                &dir,
-                &SpecContext {
-                    actions: &names,
-                    config: &config,
-                },
-            )
-            .map(|s| (s.len(), dir.display().to_string()))
-        }
-        None => builder
-            .load_specs()
-            .map(|r| (r.specs().len(), "built-in specs".to_owned())),
+fn validate(mut config: Config, dir: Option<PathBuf>) -> anyhow::Result<u8> {
+    if let Some(dir) = dir {
+        config.commands.dir = dir;
+    }
+    let from = match config.commands.dir.as_os_str().is_empty() {
+        true => "built-in specs".to_owned(),
+        false => config.commands.dir.display().to_string(),
     };
-    match result {
-        Ok((n, from)) => {
-            println!("{n} command(s) in {from}: all valid");
+    match Builder::new(config).load_specs() {
+        Ok(router) => {
+            println!("{} command(s) in {from}: all valid", router.specs().len());
             Ok(0)
         }
         Err(errors) => {

@@ -52,6 +52,8 @@ pub struct Config {
     pub commands: CommandsConfig,
     pub worker: WorkerConfig,
     pub approvals: ApprovalsConfig,
+    pub kubernetes: KubernetesConfig,
+    pub apps: AppsConfig,
     pub tiers: BTreeMap<Name, TierConfig>,
     pub groups: BTreeMap<Name, GroupConfig>,
     pub users: BTreeMap<Name, UserConfig>,
@@ -120,11 +122,74 @@ pub struct ApprovalsConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct KubernetesConfig {
+    pub url: String,
+    pub kubeconfig: PathBuf,
+    pub context: String,
+    pub allowed_registries: Vec<String>,
+    pub rollout_deadline: HumanDuration,
+    pub stall_after: HumanDuration,
+    pub team_role: String,
+    pub group_prefix: String,
+    pub expiry_warning: HumanDuration,
+    pub reaper_interval: HumanDuration,
+    pub log_lines: i64,
+    pub log_bytes: usize,
+}
+
+/// Resource amounts by name (`cpu`, `memory`, `requests.cpu`, `pods`), as Kubernetes writes them.
+pub type Quantities = BTreeMap<String, String>;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppsConfig {
+    pub replicas: i32,
+    pub requests: Quantities,
+    pub limits: Quantities,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TierConfig {
     #[serde(default)]
     pub description: String,
     pub default_ttl: HumanDuration,
     pub max_ttl: HumanDuration,
+    #[serde(default)]
+    pub quota: Quantities,
+    #[serde(default)]
+    pub default_request: Quantities,
+    #[serde(default)]
+    pub default_limit: Quantities,
+    #[serde(default)]
+    pub allow_from_namespaces: Vec<String>,
+    #[serde(default = "yes")]
+    pub mutable_tags: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A Kubernetes quantity: `4`, `500m`, `1.5`, `8Gi`, `100M`.
+fn is_quantity(s: &str) -> bool {
+    let digits_end = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let (num, suffix) = s.split_at(digits_end);
+    !num.is_empty()
+        && num.parse::<f64>().is_ok()
+        && ["", "m", "k", "M", "G", "T", "P", "Ki", "Mi", "Gi", "Ti", "Pi"].contains(&suffix)
+}
+
+fn check_quantities(key: &str, q: &Quantities) -> Result<(), ConfigError> {
+    for (name, v) in q {
+        if !is_quantity(v) {
+            return Err(ConfigError::key(
+                format!("{key}.{name}"),
+                format!("'{v}' is not a Kubernetes quantity (e.g. 500m, 2, 8Gi)"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -216,7 +281,28 @@ impl Config {
                 "must be empty (embedded SQLite), sqlite://PATH or postgres://...",
             ));
         }
+        if !(1..=1000).contains(&self.apps.replicas) {
+            return Err(ConfigError::key("apps.replicas", "must be between 1 and 1000"));
+        }
+        check_quantities("apps.requests", &self.apps.requests)?;
+        check_quantities("apps.limits", &self.apps.limits)?;
+        let url = &self.kubernetes.url;
+        if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(ConfigError::key(
+                "kubernetes.url",
+                "must be an http:// or https:// URL, or empty",
+            ));
+        }
+        if self.kubernetes.log_lines < 1 || self.kubernetes.log_bytes < 256 {
+            return Err(ConfigError::key(
+                "kubernetes.log_lines",
+                "log_lines must be at least 1 and log_bytes at least 256",
+            ));
+        }
         for (name, tier) in &self.tiers {
+            check_quantities(&format!("tiers.{name}.quota"), &tier.quota)?;
+            check_quantities(&format!("tiers.{name}.default_request"), &tier.default_request)?;
+            check_quantities(&format!("tiers.{name}.default_limit"), &tier.default_limit)?;
             if tier.default_ttl > tier.max_ttl {
                 return Err(ConfigError::key(
                     format!("tiers.{name}.default_ttl"),
@@ -397,6 +483,27 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("worker.concurrency"), "{e}");
+    }
+
+    #[test]
+    fn quantities_are_checked() {
+        let e = Config::build(None, env(&[("DECKHAND_APPS__REPLICAS", "0")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("apps.replicas"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[tiers.dev]\ndefault_ttl = \"1h\"\nmax_ttl = \"2h\"\nquota = { pods = \"many\" }\n",
+        )
+        .unwrap();
+        let e = Config::build(Some(&path), []).unwrap_err().to_string();
+        assert!(
+            e.contains("tiers.dev.quota.pods") && e.contains("'many' is not a Kubernetes quantity"),
+            "{e}"
+        );
+        assert!(is_quantity("500m") && is_quantity("8Gi") && is_quantity("1.5") && !is_quantity("8GB"));
     }
 
     #[test]

@@ -62,9 +62,9 @@ impl Builder {
 
     /// Loads and validates the command specs exactly as `serve` would.
     pub fn load_specs(&self) -> Result<Router, SpecErrors> {
-        let names = self.actions.names();
+        let catalog = self.actions.catalog();
         let ctx = SpecContext {
-            actions: &names,
+            actions: &catalog,
             config: &self.config,
         };
         let specs = match &self.spec_sources {

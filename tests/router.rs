@@ -2,7 +2,7 @@
 
 mod support;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap};
 
 use deckhand::{
     commands::{RouteError, Router, SpecContext, spec},
@@ -13,7 +13,7 @@ use support::{ADMIN, OUTSIDER, test_config};
 
 fn router() -> (Router, Directory) {
     let config = test_config("sqlite://unused.db");
-    let actions: HashSet<String> = [
+    let actions: HashMap<String, Vec<String>> = [
         "help",
         "whoami",
         "requests",
@@ -26,7 +26,7 @@ fn router() -> (Router, Directory) {
         "test.hold_safe",
     ]
     .into_iter()
-    .map(String::from)
+    .map(|a| (a.to_owned(), Vec::new()))
     .collect();
     let ctx = SpecContext {
         actions: &actions,
@@ -80,9 +80,7 @@ fn matches_and_binds_typed_arguments() {
         ),
     ];
     for (text, command, args) in cases {
-        let routed = r
-            .route(&alice, Surface::Api, text)
-            .unwrap_or_else(|e| panic!("{text}: {e}"));
+        let routed = r.route(&alice, text).unwrap_or_else(|e| panic!("{text}: {e}"));
         assert_eq!(routed.spec.name, *command, "{text}");
         for (k, v) in *args {
             assert_eq!(routed.args.get(k), Some(*v), "{text}: arg {k}");
@@ -109,7 +107,7 @@ fn argument_errors_name_the_argument_and_what_is_allowed() {
         ("request 12345", "id", "not a request id"),
     ];
     for (text, arg, phrase) in cases {
-        match r.route(&alice, Surface::Api, text) {
+        match r.route(&alice, text) {
             Err(e @ RouteError::Arg { .. }) => {
                 let RouteError::Arg { arg: got, .. } = &e else {
                     unreachable!()
@@ -122,7 +120,7 @@ fn argument_errors_name_the_argument_and_what_is_allowed() {
         }
     }
     // The pattern does not match at all: usage and an example.
-    let e = r.route(&alice, Surface::Api, "deploy nginx").unwrap_err();
+    let e = r.route(&alice, "deploy nginx").unwrap_err();
     assert!(matches!(e, RouteError::Usage { .. }), "{e:?}");
     let msg = e.to_string();
     assert!(
@@ -144,7 +142,7 @@ fn unknown_commands_get_the_closest_matches() {
         ("swep", &[]),
     ];
     for (text, expected) in cases {
-        match r.route(&alice, Surface::Api, text) {
+        match r.route(&alice, text) {
             Err(RouteError::Unknown { suggestions, .. }) => {
                 let got: Vec<&str> = suggestions.iter().map(String::as_str).collect();
                 for e in *expected {
@@ -157,9 +155,9 @@ fn unknown_commands_get_the_closest_matches() {
             other => panic!("{text}: expected unknown command, got {other:?}"),
         }
     }
-    let msg = r.route(&alice, Surface::Api, "hepl").unwrap_err().to_string();
+    let msg = r.route(&alice, "hepl").unwrap_err().to_string();
     assert_eq!(msg, "Unknown command `hepl`. Did you mean `help`?");
-    assert!(matches!(r.route(&alice, Surface::Api, "   "), Err(RouteError::Empty)));
+    assert!(matches!(r.route(&alice, "   "), Err(RouteError::Empty)));
 }
 
 #[test]
@@ -170,14 +168,14 @@ fn rbac_refuses_and_says_who_may() {
         ("alice", "hotfix web"),
         (OUTSIDER, "deploy nginx to web"),
     ] {
-        match r.route(&who(&d, user), Surface::Api, text) {
+        match r.route(&who(&d, user), text) {
             Err(e @ RouteError::Forbidden { .. }) => {
                 assert!(e.to_string().contains(&format!("You ({user}) may not run")), "{e}");
             }
             other => panic!("{user} {text}: expected forbidden, got {other:?}"),
         }
     }
-    assert!(r.route(&who(&d, ADMIN), Surface::Api, "sweep").is_ok());
+    assert!(r.route(&who(&d, ADMIN), "sweep").is_ok());
 }
 
 #[test]
@@ -211,23 +209,23 @@ fn approval_rule_applies_only_when_its_condition_holds() {
     let (r, d) = router();
     let alice = who(&d, "alice");
     assert!(
-        r.route(&alice, Surface::Api, "deploy nginx:1 to web")
+        r.route(&alice, "deploy nginx:1 to web")
             .unwrap()
-            .approval
+            .approval(&alice, Surface::Api, &BTreeMap::new())
             .is_none()
     );
-    let prod = r
-        .route(&alice, Surface::Api, "deploy nginx:1 to web tier=prod")
-        .unwrap();
-    let policy = prod.approval.expect("prod needs approval");
+    let prod = r.route(&alice, "deploy nginx:1 to web tier=prod").unwrap();
+    let policy = prod
+        .approval(&alice, Surface::Api, &BTreeMap::new())
+        .expect("prod needs approval");
     assert_eq!(
         (policy.count, policy.self_approve, policy.expires.to_string()),
         (1, false, "1h".into())
     );
     assert_eq!(
-        r.route(&alice, Surface::Api, "release web")
+        r.route(&alice, "release web")
             .unwrap()
-            .approval
+            .approval(&alice, Surface::Api, &BTreeMap::new())
             .map(|p| p.count),
         Some(2)
     );

@@ -3,7 +3,10 @@
 
 mod builtin;
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+};
 
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
@@ -12,7 +15,7 @@ pub use builtin::register_builtin;
 
 use crate::{
     app::{App, AppError},
-    commands::args::ArgAccessError,
+    commands::{Args, args::ArgAccessError},
     identity::Principal,
     store::{EventKind, RequestRecord, StoreError},
 };
@@ -52,6 +55,19 @@ pub trait Action: Send + Sync {
     /// run again instead of being marked failed.
     fn rerunnable(&self) -> bool {
         false
+    }
+
+    /// Facts `facts` can tell an approval rule (`tier`, `owner`, ...), checked against the
+    /// specs' `when` at start-up.
+    fn fact_names(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Looks up, at submission, what an approval rule may depend on beyond the arguments
+    /// (the tier of the target environment, whether it is the requester's). An error here
+    /// rejects the command before anything is stored.
+    async fn facts(&self, _app: &App, _args: &Args, _who: &Principal) -> Result<BTreeMap<String, String>, ActionError> {
+        Ok(BTreeMap::new())
     }
 
     /// Returns the one-line outcome shown when the request ends.
@@ -99,7 +115,11 @@ impl ActionRegistry {
         self.actions.get(name)
     }
 
-    pub fn names(&self) -> std::collections::HashSet<String> {
-        self.actions.keys().cloned().collect()
+    /// Every action's name with the facts it can tell approval rules.
+    pub fn catalog(&self) -> HashMap<String, Vec<String>> {
+        self.actions
+            .iter()
+            .map(|(name, a)| (name.clone(), a.fact_names().iter().map(|f| f.to_string()).collect()))
+            .collect()
     }
 }

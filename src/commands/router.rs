@@ -13,8 +13,25 @@ use crate::{domain::Surface, identity::Principal};
 pub struct Routed {
     pub spec: Arc<CommandSpec>,
     pub args: Args,
-    /// The rule that applies to this invocation, if approval is needed.
-    pub approval: Option<ApprovalPolicy>,
+}
+
+impl Routed {
+    /// The approval this invocation needs, if any: the spec's rule evaluated over the
+    /// arguments, who asks, from where, and `facts` the action looked up (an environment's
+    /// tier or owner, say).
+    pub fn approval(
+        &self,
+        who: &Principal,
+        surface: Surface,
+        facts: &BTreeMap<String, String>,
+    ) -> Option<ApprovalPolicy> {
+        let rule = self.spec.approval.as_ref()?;
+        let mut vars: BTreeMap<String, String> = facts.clone();
+        vars.extend(self.args.as_map().iter().map(|(k, v)| (k.clone(), v.clone())));
+        vars.insert("requester".into(), who.user.clone());
+        vars.insert("surface".into(), surface.to_string());
+        rule.when.eval(&vars).then(|| rule.policy.clone())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -136,7 +153,7 @@ impl Router {
             })
     }
 
-    pub fn route(&self, who: &Principal, surface: Surface, text: &str) -> Result<Routed, RouteError> {
+    pub fn route(&self, who: &Principal, text: &str) -> Result<Routed, RouteError> {
         let text = normalize(text);
         if text.is_empty() {
             return Err(RouteError::Empty);
@@ -183,16 +200,9 @@ impl Router {
                 (None, None) => return Err(arg_err(format!("is required ({})", a.kind.allowed()))),
             }
         }
-        let approval = spec.approval.as_ref().and_then(|rule| {
-            let mut vars: BTreeMap<String, String> = args.as_map().clone();
-            vars.insert("requester".into(), who.user.clone());
-            vars.insert("surface".into(), surface.to_string());
-            rule.when.eval(&vars).then(|| rule.policy.clone())
-        });
         Ok(Routed {
             spec: spec.clone(),
             args,
-            approval,
         })
     }
 

@@ -1,7 +1,7 @@
 //! Command specs: the YAML ops edit, and its validated, compiled form.
 
 use std::{
-    collections::{BTreeMap, HashSet},
+    collections::{BTreeMap, HashMap},
     fmt,
     path::Path,
 };
@@ -178,9 +178,10 @@ impl fmt::Display for SpecErrors {
     }
 }
 
-/// What specs are checked against: the actions this build has and the configuration.
+/// What specs are checked against: the actions this build has (with the facts each can
+/// tell an approval rule, such as an environment's tier) and the configuration.
 pub struct SpecContext<'a> {
-    pub actions: &'a HashSet<String>,
+    pub actions: &'a HashMap<String, Vec<String>>,
     pub config: &'a Config,
 }
 
@@ -332,8 +333,9 @@ impl Compiler<'_> {
         if raw.help.trim().is_empty() {
             self.err("help", "must say in a line what the command does");
         }
-        if !ctx.actions.contains(&raw.action) {
-            let mut known: Vec<_> = ctx.actions.iter().map(String::as_str).collect();
+        let facts = ctx.actions.get(&raw.action).cloned().unwrap_or_default();
+        if !ctx.actions.contains_key(&raw.action) {
+            let mut known: Vec<_> = ctx.actions.keys().map(String::as_str).collect();
             known.sort_unstable();
             self.err(
                 "action",
@@ -387,12 +389,14 @@ impl Compiler<'_> {
             {
                 Ok(c) => {
                     for v in c.variables() {
-                        if !CONTEXT_VARS.contains(&v) && !raw.args.contains_key(v) {
+                        if !CONTEXT_VARS.contains(&v) && !raw.args.contains_key(v) && !facts.iter().any(|f| f == v) {
+                            let mut known: Vec<&str> = CONTEXT_VARS.to_vec();
+                            known.extend(facts.iter().map(String::as_str));
                             self.err(
                                 "approval.when",
                                 format!(
                                     "reads '{v}', which is neither an argument nor one of {}",
-                                    CONTEXT_VARS.join(", ")
+                                    known.join(", ")
                                 ),
                             );
                         }

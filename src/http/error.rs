@@ -43,6 +43,7 @@ impl From<AppError> for ApiError {
                 StatusCode::FORBIDDEN
             }
             AppError::Route(_) | AppError::ReasonRequired => StatusCode::BAD_REQUEST,
+            AppError::Precondition(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::WrongState { .. }
             | AppError::SelfApproval(_)
