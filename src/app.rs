@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     actions::{ActionContext, ActionError, ActionRegistry},
+    cluster::Cluster,
     commands::{RouteError, Router},
     configuration::Config,
     domain::{HumanDuration, RequestId, State, Surface, format_ms, now_ms},
@@ -134,12 +135,14 @@ pub struct App {
     /// Says "request X has new events" to local event streams.
     pub events: broadcast::Sender<RequestId>,
     pub worker_id: String,
+    pub cluster: Cluster,
     running: Mutex<HashMap<RequestId, CancellationToken>>,
 }
 
 impl App {
     pub fn new(config: Arc<Config>, router: Router, store: Store, actions: ActionRegistry, surfaces: Surfaces) -> Self {
         Self {
+            cluster: Cluster::new(config.kubernetes.clone()),
             directory: Directory::from_config(&config),
             config,
             router,

@@ -9,6 +9,7 @@
 pub mod actions;
 pub mod app;
 pub mod client;
+pub mod cluster;
 pub mod commands;
 pub mod configuration;
 pub mod domain;

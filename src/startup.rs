@@ -6,7 +6,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    actions::{Action, ActionRegistry, register_builtin},
+    actions::{Action, ActionRegistry, register_all},
     app::App,
     commands::{Router, SpecContext, SpecErrors, spec},
     configuration::Config,
@@ -35,7 +35,7 @@ pub struct Builder {
 impl Builder {
     pub fn new(config: Config) -> Self {
         let mut actions = ActionRegistry::default();
-        register_builtin(&mut actions);
+        register_all(&mut actions);
         Self {
             config,
             actions,

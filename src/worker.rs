@@ -6,7 +6,7 @@ use std::{sync::Arc, time::Duration};
 use tokio::{sync::Semaphore, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 
-use crate::app::App;
+use crate::{app::App, cluster::ClusterError};
 
 pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
     let cfg = &app.config.worker;
@@ -14,6 +14,7 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
     let mut tasks = JoinSet::new();
     let poll = cfg.poll_interval.as_duration();
     tracing::info!(worker = %app.worker_id, concurrency = cfg.concurrency, "worker started");
+    let reaper = tokio::spawn(reap_environments(app.clone(), shutdown.clone()));
     let mut last_sweep: Option<std::time::Instant> = None;
     loop {
         // Sweeps are periodic; a wake-up for new work only claims.
@@ -34,6 +35,7 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
         }
     }
+    let _ = reaper.await;
     let grace = cfg.shutdown_grace.as_duration();
     tracing::info!(running = tasks.len(), grace = ?grace, "worker draining");
     let drained = tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
@@ -44,6 +46,25 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
             "shutdown grace ran out; leaving requests to lease recovery"
         );
         tasks.abort_all();
+    }
+}
+
+/// Deletes expired environments and warns their owners, on a fixed period.
+async fn reap_environments(app: Arc<App>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(app.config.kubernetes.reaper_interval.as_duration());
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match crate::actions::reap(&app).await {
+            Ok((0, 0)) => {}
+            Ok((deleted, warned)) => tracing::info!(deleted, warned, "reaper pass"),
+            // No cluster configured (a laptop, the core tests): nothing to reap.
+            Err(ClusterError::NotConfigured(e)) => tracing::debug!(error = %e, "reaper: no cluster"),
+            Err(e) => tracing::warn!(error = %e, "reaper pass failed"),
+        }
     }
 }
 

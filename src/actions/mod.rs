@@ -1,7 +1,9 @@
 //! Actions: what a command does once it is allowed, approved and claimed. New actions plug
 //! in through the registry; the router and the store never learn their names.
 
+mod app;
 mod builtin;
+mod env;
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -11,7 +13,14 @@ use std::{
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
-pub use builtin::register_builtin;
+pub use env::reap;
+
+/// Every action this build has.
+pub fn register_all(registry: &mut ActionRegistry) {
+    builtin::register_builtin(registry);
+    env::register(registry);
+    app::register(registry);
+}
 
 use crate::{
     app::{App, AppError},

@@ -13,7 +13,11 @@ use super::condition::Condition;
 use crate::{configuration::Config, domain::HumanDuration, identity::Subject};
 
 /// The specs shipped in commands/, compiled in so the binary runs without the directory.
-pub const BUILTIN: &[(&str, &str)] = &[("commands/core.yaml", include_str!("../../commands/core.yaml"))];
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("commands/core.yaml", include_str!("../../commands/core.yaml")),
+    ("commands/env.yaml", include_str!("../../commands/env.yaml")),
+    ("commands/app.yaml", include_str!("../../commands/app.yaml")),
+];
 
 /// Names an approval `when` may read besides the command's own arguments.
 pub const CONTEXT_VARS: &[&str] = &["requester", "surface"];

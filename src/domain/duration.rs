@@ -50,10 +50,11 @@ impl FromStr for HumanDuration {
 }
 
 impl fmt::Display for HumanDuration {
-    /// Prints the largest unit that divides exactly, so values round-trip through `parse`.
+    /// Prints the largest unit up to days that divides exactly ("7d" reads better than
+    /// "1w"), so values round-trip through `parse`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let secs = self.0.as_secs();
-        for (unit, size) in [("w", 604_800), ("d", 86_400), ("h", 3600), ("m", 60)] {
+        for (unit, size) in [("d", 86_400), ("h", 3600), ("m", 60)] {
             if secs >= size && secs.is_multiple_of(size) {
                 return write!(f, "{}{unit}", secs / size);
             }
@@ -86,7 +87,7 @@ mod tests {
             ("8h", 28_800),
             ("2d", 172_800),
             ("90s", 90),
-            ("1w", 604_800),
+            ("7d", 604_800),
         ] {
             let d: HumanDuration = text.parse().unwrap();
             assert_eq!(d.as_duration().as_secs(), secs);

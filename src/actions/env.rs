@@ -1,0 +1,422 @@
+//! Environments on demand: create, list, extend, delete, and the reaper that deletes them
+//! when they expire.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use async_trait::async_trait;
+use k8s_openapi::api::{
+    core::v1::{LimitRange, Namespace, ResourceQuota},
+    networking::v1::NetworkPolicy,
+    rbac::v1::RoleBinding,
+};
+use kube::api::ApiResource;
+
+use super::{Action, ActionContext, ActionError, ActionRegistry};
+use crate::{
+    app::App,
+    cluster::{
+        ClusterError, EXPIRES_AT, WARNED,
+        env::EnvInfo,
+        objects::{self, EnvPlan},
+    },
+    commands::Args,
+    domain::{HumanDuration, Name, RequestId},
+    identity::Principal,
+    store::EventKind,
+};
+
+pub fn register(registry: &mut ActionRegistry) {
+    registry.register(Arc::new(Create));
+    registry.register(Arc::new(List));
+    registry.register(Arc::new(Extend));
+    registry.register(Arc::new(Delete));
+}
+
+impl From<ClusterError> for ActionError {
+    fn from(e: ClusterError) -> Self {
+        ActionError::Failed(e.to_string())
+    }
+}
+
+fn name_arg(args: &Args) -> Result<Name, ActionError> {
+    Ok(Args::require(args.name("name"), "name")?)
+}
+
+/// `1h 20m` style distance from now, for people.
+pub fn until(t: jiff::Timestamp) -> String {
+    let secs = t.as_second() - jiff::Timestamp::now().as_second();
+    if secs <= 0 {
+        return "expired".into();
+    }
+    let (d, h, m) = (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60);
+    match (d, h) {
+        (0, 0) => format!("in {}m", m.max(1)),
+        (0, h) => format!("in {h}h {m}m"),
+        (d, h) => format!("in {d}d {h}h"),
+    }
+}
+
+/// Facts about an existing environment for approval rules: its tier, its owner, and
+/// whether it is the requester's (`mine`). A missing environment rejects the command.
+pub async fn env_facts(app: &App, env: &str, who: &Principal) -> Result<BTreeMap<String, String>, ActionError> {
+    let e = app.cluster.managed_environment(env).await?;
+    let mine = if e.owner == who.user { "yes" } else { "no" };
+    Ok(BTreeMap::from([
+        ("tier".into(), e.tier),
+        ("owner".into(), e.owner),
+        ("mine".into(), mine.into()),
+    ]))
+}
+
+fn fmt_quantities(q: &crate::configuration::Quantities) -> String {
+    q.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
+}
+
+struct Create;
+
+#[async_trait]
+impl Action for Create {
+    fn name(&self) -> &'static str {
+        "env.create"
+    }
+    /// Server-side apply of the same objects converges to the same state.
+    fn rerunnable(&self) -> bool {
+        true
+    }
+    async fn run(&self, ctx: &ActionContext) -> Result<String, ActionError> {
+        let app = &ctx.app;
+        let args = &ctx.request.args;
+        let name = name_arg(args)?;
+        let tier_name = args.get("tier").unwrap_or("dev").to_owned();
+        let tier = app
+            .config
+            .tiers
+            .iter()
+            .find(|(k, _)| k.as_str() == tier_name)
+            .map(|(_, t)| t.clone())
+            .ok_or_else(|| ActionError::Failed(format!("there is no tier '{tier_name}' in the configuration")))?;
+        let ttl = args.duration("ttl")?.unwrap_or(tier.default_ttl);
+        if ttl > tier.max_ttl {
+            return Err(ActionError::Failed(format!(
+                "{ttl} is longer than the {tier_name} tier allows ({}); ask for less",
+                tier.max_ttl
+            )));
+        }
+        let mut plan = EnvPlan {
+            name: name.clone(),
+            tier: tier_name.clone(),
+            owner: ctx.principal.user.clone(),
+            groups: ctx.principal.groups.iter().cloned().collect(),
+            request: ctx.request.id.clone(),
+            expires_at: jiff::Timestamp::now() + jiff::SignedDuration::from_secs(ttl.as_duration().as_secs() as i64),
+        };
+        let existing = app.cluster.environment(name.as_str()).await?;
+        let rerun = match existing {
+            None => false,
+            Some(e) if !e.managed => {
+                return Err(ActionError::Failed(format!(
+                    "namespace {name} already exists and was not created by deckhand; pick another name"
+                )));
+            }
+            Some(e) if e.terminating => {
+                return Err(ActionError::Failed(format!(
+                    "environment {name} is being deleted; try again once it is gone"
+                )));
+            }
+            Some(e) if e.owner != plan.owner => {
+                return Err(ActionError::Failed(format!(
+                    "environment {name} belongs to {}; pick another name",
+                    e.owner
+                )));
+            }
+            Some(e) if e.tier != plan.tier => {
+                return Err(ActionError::Failed(format!(
+                    "environment {name} exists as a {} environment; delete it first to change its tier",
+                    e.tier
+                )));
+            }
+            // Creating it again re-applies the defaults and changes nothing else: the
+            // expiry and the request that made it stay (`env extend` moves the expiry).
+            Some(e) => {
+                if let Some(t) = e.expires_at {
+                    plan.expires_at = t;
+                }
+                if let Some(r) = e.request.as_deref().and_then(RequestId::parse) {
+                    plan.request = r;
+                }
+                true
+            }
+        };
+        let steps: [(ApiResource, serde_json::Value, String); 5] = [
+            (
+                ApiResource::erase::<Namespace>(&()),
+                objects::namespace(&plan),
+                format!("namespace {name}"),
+            ),
+            (
+                ApiResource::erase::<ResourceQuota>(&()),
+                objects::resource_quota(&plan, &tier),
+                format!("ResourceQuota {}: {}", objects::QUOTA, fmt_quantities(&tier.quota)),
+            ),
+            (
+                ApiResource::erase::<LimitRange>(&()),
+                objects::limit_range(&plan, &tier),
+                format!(
+                    "LimitRange {}: containers request {} and are limited to {} by default",
+                    objects::LIMITS,
+                    fmt_quantities(&tier.default_request),
+                    fmt_quantities(&tier.default_limit)
+                ),
+            ),
+            (
+                ApiResource::erase::<NetworkPolicy>(&()),
+                objects::network_policy(&plan, &tier),
+                format!(
+                    "NetworkPolicy {}: traffic only from this namespace{}",
+                    objects::NETWORK_POLICY,
+                    if tier.allow_from_namespaces.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" and {}", tier.allow_from_namespaces.join(", "))
+                    }
+                ),
+            ),
+            (
+                ApiResource::erase::<RoleBinding>(&()),
+                objects::role_binding(&plan, app.cluster.config()),
+                format!(
+                    "RoleBinding {}: {} for {}",
+                    objects::ROLE_BINDING,
+                    app.cluster.config().team_role,
+                    if plan.groups.is_empty() {
+                        plan.owner.clone()
+                    } else {
+                        plan.groups.join(", ")
+                    }
+                ),
+            ),
+        ];
+        for (ar, body, line) in &steps {
+            if ctx.cancel.is_cancelled() {
+                return Err(ActionError::Cancelled);
+            }
+            app.cluster.apply(ar, body).await?;
+            ctx.progress(format!("✓ {line}")).await?;
+        }
+        let verb = if rerun {
+            "already existed; its defaults are in place"
+        } else {
+            "is ready"
+        };
+        Ok(format!(
+            "environment {name} ({tier_name}) {verb}; it expires at {} ({})",
+            plan.expires_at.strftime("%Y-%m-%d %H:%M UTC"),
+            until(plan.expires_at)
+        ))
+    }
+}
+
+struct List;
+
+#[async_trait]
+impl Action for List {
+    fn name(&self) -> &'static str {
+        "env.list"
+    }
+    fn inline(&self) -> bool {
+        true
+    }
+    fn rerunnable(&self) -> bool {
+        true
+    }
+    async fn run(&self, ctx: &ActionContext) -> Result<String, ActionError> {
+        let scope = ctx.request.args.get("scope").unwrap_or("mine");
+        let me = &ctx.principal;
+        let dir = &ctx.app.directory;
+        let mut envs: Vec<EnvInfo> = ctx
+            .app
+            .cluster
+            .environments()
+            .await?
+            .into_iter()
+            .filter(|e| match scope {
+                "all" => true,
+                "team" => dir
+                    .user(&e.owner)
+                    .is_some_and(|o| o.groups.iter().any(|g| me.groups.contains(g))),
+                _ => e.owner == me.user,
+            })
+            .collect();
+        envs.sort_by(|a, b| a.name.cmp(&b.name));
+        if envs.is_empty() {
+            let text = format!("No environments ({scope}). Create one with `env create <name>`.");
+            ctx.output(&text, None).await?;
+            return Ok("0 environments".into());
+        }
+        let mut text = format!(
+            "{:<24} {:<6} {:<10} {:<8} {}\n",
+            "NAME", "TIER", "OWNER", "AGE", "EXPIRES"
+        );
+        for e in &envs {
+            let age = e
+                .created
+                .map(|c| {
+                    HumanDuration::from_secs((jiff::Timestamp::now().as_second() - c.as_second()).max(1) as u64)
+                        .to_string()
+                })
+                .unwrap_or_default();
+            let expires = match (e.terminating, e.expires_at) {
+                (true, _) => "deleting".to_owned(),
+                (false, Some(t)) => until(t),
+                (false, None) => "never".to_owned(),
+            };
+            text.push_str(&format!(
+                "{:<24} {:<6} {:<10} {:<8} {}\n",
+                e.name, e.tier, e.owner, age, expires
+            ));
+        }
+        let names: Vec<&str> = envs.iter().map(|e| e.name.as_str()).collect();
+        ctx.output(text.trim_end(), Some(serde_json::json!({ "environments": names })))
+            .await?;
+        Ok(format!("{} environment(s)", envs.len()))
+    }
+}
+
+struct Extend;
+
+#[async_trait]
+impl Action for Extend {
+    fn name(&self) -> &'static str {
+        "env.extend"
+    }
+    fn rerunnable(&self) -> bool {
+        true
+    }
+    fn fact_names(&self) -> &'static [&'static str] {
+        &["tier", "owner", "mine"]
+    }
+    async fn facts(&self, app: &App, args: &Args, who: &Principal) -> Result<BTreeMap<String, String>, ActionError> {
+        env_facts(app, name_arg(args)?.as_str(), who).await
+    }
+    async fn run(&self, ctx: &ActionContext) -> Result<String, ActionError> {
+        let name = name_arg(&ctx.request.args)?;
+        let ttl = Args::require(ctx.request.args.duration("ttl"), "ttl")?;
+        let env = ctx.app.cluster.managed_environment(name.as_str()).await?;
+        let max = ctx
+            .app
+            .config
+            .tiers
+            .iter()
+            .find(|(k, _)| k.as_str() == env.tier)
+            .map(|(_, t)| t.max_ttl)
+            .ok_or_else(|| ActionError::Failed(format!("environment {name} has unknown tier '{}'", env.tier)))?;
+        if ttl > max {
+            return Err(ActionError::Failed(format!(
+                "{ttl} is longer than the {} tier allows ({max})",
+                env.tier
+            )));
+        }
+        let expires = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(ttl.as_duration().as_secs() as i64);
+        // Clearing the warning mark lets the reaper warn again before the new expiry.
+        let annotations = serde_json::json!({ EXPIRES_AT: expires.to_string(), WARNED: null });
+        ctx.app.cluster.annotate_namespace(name.as_str(), annotations).await?;
+        Ok(format!(
+            "environment {name} now expires at {} ({})",
+            expires.strftime("%Y-%m-%d %H:%M UTC"),
+            until(expires)
+        ))
+    }
+}
+
+struct Delete;
+
+#[async_trait]
+impl Action for Delete {
+    fn name(&self) -> &'static str {
+        "env.delete"
+    }
+    fn rerunnable(&self) -> bool {
+        true
+    }
+    fn fact_names(&self) -> &'static [&'static str] {
+        &["tier", "owner", "mine"]
+    }
+    async fn facts(&self, app: &App, args: &Args, who: &Principal) -> Result<BTreeMap<String, String>, ActionError> {
+        env_facts(app, name_arg(args)?.as_str(), who).await
+    }
+    async fn run(&self, ctx: &ActionContext) -> Result<String, ActionError> {
+        let name = name_arg(&ctx.request.args)?;
+        match ctx.app.cluster.managed_environment(name.as_str()).await {
+            Ok(_) => {}
+            // Already gone (a re-run after a restart, say): the goal is reached.
+            Err(ClusterError::NoEnvironment(_)) => return Ok(format!("environment {name} is gone")),
+            Err(e) => return Err(e.into()),
+        }
+        let deadline = ctx.app.cluster.config().rollout_deadline.as_duration();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let work = ctx.app.cluster.delete_namespace(name.as_str(), deadline, move |line| {
+            let _ = tx.send(line);
+        });
+        let forward = async {
+            while let Some(line) = rx.recv().await {
+                let _ = ctx.progress(line).await;
+            }
+        };
+        let (result, ()) = tokio::join!(work, forward);
+        result?;
+        Ok(format!("environment {name} is deleted"))
+    }
+}
+
+/// Deletes environments whose time is up and warns owners shortly before. Runs in the
+/// worker; reports in the thread of the request that created each environment.
+pub async fn reap(app: &Arc<App>) -> Result<(usize, usize), ClusterError> {
+    let now = jiff::Timestamp::now();
+    let warning = jiff::SignedDuration::from_secs(app.cluster.config().expiry_warning.as_duration().as_secs() as i64);
+    let (mut deleted, mut warned) = (0, 0);
+    for env in app.cluster.environments().await? {
+        let Some(expires) = env.expires_at.filter(|_| !env.terminating) else {
+            continue;
+        };
+        let message = if expires <= now {
+            let client = app.cluster.client().await?;
+            let api = kube::Api::<Namespace>::all(client);
+            match api.delete(&env.name, &kube::api::DeleteParams::background()).await {
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(env = %env.name, error = %e, "reaper could not delete an expired environment");
+                    continue;
+                }
+            }
+            deleted += 1;
+            format!(
+                "environment {} expired at {} and is being deleted",
+                env.name,
+                expires.strftime("%Y-%m-%d %H:%M UTC")
+            )
+        } else if expires - warning <= now && !env.warned {
+            app.cluster
+                .annotate_namespace(&env.name, serde_json::json!({ WARNED: now.to_string() }))
+                .await?;
+            warned += 1;
+            format!(
+                "environment {} expires at {} ({}); `env extend {} 8h` keeps it longer",
+                env.name,
+                expires.strftime("%Y-%m-%d %H:%M UTC"),
+                until(expires),
+                env.name
+            )
+        } else {
+            continue;
+        };
+        tracing::info!(env = %env.name, "{message}");
+        let Some(id) = env.request.as_deref().and_then(RequestId::parse) else {
+            continue;
+        };
+        if let Ok(Some(request)) = app.store.get(&id).await
+            && let Err(e) = app.emit(&request, EventKind::Progress, &message, None).await {
+                tracing::warn!(error = %e, "could not record a reaper message");
+            }
+    }
+    Ok((deleted, warned))
+}

@@ -1,0 +1,169 @@
+//! The Kubernetes boundary: a lazily built kube client, errors people can act on, and
+//! retries for what is worth retrying. Everything goes through kube-rs; no kubectl.
+
+pub mod env;
+pub mod objects;
+pub mod rollout;
+pub mod workload;
+
+use std::{future::Future, time::Duration};
+
+use tokio::sync::OnceCell;
+
+use crate::configuration::KubernetesConfig;
+
+pub const MANAGER: &str = "deckhand";
+pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+pub const APP_NAME: &str = "app.kubernetes.io/name";
+pub const OWNER: &str = "deckhand.dev/owner";
+pub const TIER: &str = "deckhand.dev/tier";
+pub const REQUEST: &str = "deckhand.dev/request";
+pub const EXPIRES_AT: &str = "deckhand.dev/expires-at";
+pub const WARNED: &str = "deckhand.dev/expiry-warned";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error(
+        "no Kubernetes configuration found ({0}); set kubernetes.url or kubernetes.kubeconfig, or run deckhand in a cluster"
+    )]
+    NotConfigured(String),
+    #[error("cannot reach the Kubernetes API: {0}")]
+    Unreachable(String),
+    #[error(
+        "deckhand's service account is not allowed to do this: {0}. The platform team grants it in deploy/clusterrole.yaml"
+    )]
+    Forbidden(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("there is no environment {0}; create it with `env create {0}`")]
+    NoEnvironment(String),
+    #[error("quota {quota} is exhausted: {message}")]
+    QuotaExceeded { quota: String, message: String },
+    #[error("conflict: {0}; try again")]
+    Conflict(String),
+    #[error("Kubernetes refused it as invalid: {0}")]
+    Invalid(String),
+    #[error("Kubernetes API error {code}: {message}")]
+    Api { code: u16, message: String },
+}
+
+impl ClusterError {
+    /// Classifies a kube error; `what` names the object for not-found messages.
+    pub fn from_kube(e: kube::Error, what: &str) -> Self {
+        match e {
+            kube::Error::Api(status) => {
+                let message = status.message.clone();
+                match status.code {
+                    403 if message.contains("exceeded quota") => ClusterError::QuotaExceeded {
+                        quota: quota_name(&message).unwrap_or_else(|| "unknown".into()),
+                        message,
+                    },
+                    403 => ClusterError::Forbidden(message),
+                    404 => ClusterError::NotFound(what.to_owned()),
+                    409 => ClusterError::Conflict(message),
+                    422 => ClusterError::Invalid(message),
+                    code => ClusterError::Api { code, message },
+                }
+            }
+            kube::Error::InferConfig(e) => ClusterError::NotConfigured(e.to_string()),
+            other => ClusterError::Unreachable(other.to_string()),
+        }
+    }
+
+    fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            ClusterError::Unreachable(_)
+                | ClusterError::Api {
+                    code: 429 | 500 | 502 | 503 | 504,
+                    ..
+                }
+        )
+    }
+}
+
+/// `... exceeded quota: compute, requested: ...` -> `compute`.
+pub fn quota_name(message: &str) -> Option<String> {
+    let rest = message.split("exceeded quota: ").nth(1)?;
+    Some(rest.split([',', ' ']).next()?.to_owned())
+}
+
+/// The cluster connection, made on first use so deckhand starts (and serves its
+/// non-Kubernetes commands) even where no cluster is configured.
+pub struct Cluster {
+    cfg: KubernetesConfig,
+    client: OnceCell<kube::Client>,
+}
+
+impl Cluster {
+    pub fn new(cfg: KubernetesConfig) -> Self {
+        Self {
+            cfg,
+            client: OnceCell::new(),
+        }
+    }
+
+    pub fn config(&self) -> &KubernetesConfig {
+        &self.cfg
+    }
+
+    pub async fn client(&self) -> Result<kube::Client, ClusterError> {
+        self.client.get_or_try_init(|| connect(&self.cfg)).await.cloned()
+    }
+
+    /// Runs `call`, retrying transient failures (unreachable, 429, 5xx) with exponential
+    /// backoff; anything else is returned at once, classified.
+    pub async fn call<T, F, Fut>(&self, what: &str, mut call: F) -> Result<T, ClusterError>
+    where
+        F: FnMut(kube::Client) -> Fut,
+        Fut: Future<Output = Result<T, kube::Error>>,
+    {
+        let client = self.client().await?;
+        let mut delay = Duration::from_millis(200);
+        let mut attempt = 1;
+        loop {
+            match call(client.clone()).await {
+                Ok(v) => return Ok(v),
+                Err(e) => {
+                    let err = ClusterError::from_kube(e, what);
+                    if !err.is_transient() || attempt >= 4 {
+                        return Err(err);
+                    }
+                    tracing::debug!(%err, attempt, "transient Kubernetes error; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+}
+
+async fn connect(cfg: &KubernetesConfig) -> Result<kube::Client, ClusterError> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let config = if !cfg.url.is_empty() {
+        let url = cfg
+            .url
+            .parse()
+            .map_err(|e| ClusterError::NotConfigured(format!("kubernetes.url: {e}")))?;
+        kube::Config::new(url)
+    } else if !cfg.kubeconfig.as_os_str().is_empty() || !cfg.context.is_empty() {
+        let options = kube::config::KubeConfigOptions {
+            context: (!cfg.context.is_empty()).then(|| cfg.context.clone()),
+            ..Default::default()
+        };
+        let result = if cfg.kubeconfig.as_os_str().is_empty() {
+            kube::Config::from_kubeconfig(&options).await
+        } else {
+            let file = kube::config::Kubeconfig::read_from(&cfg.kubeconfig)
+                .map_err(|e| ClusterError::NotConfigured(format!("{}: {e}", cfg.kubeconfig.display())))?;
+            kube::Config::from_custom_kubeconfig(file, &options).await
+        };
+        result.map_err(|e| ClusterError::NotConfigured(e.to_string()))?
+    } else {
+        kube::Config::infer()
+            .await
+            .map_err(|e| ClusterError::NotConfigured(e.to_string()))?
+    };
+    kube::Client::try_from(config).map_err(|e| ClusterError::NotConfigured(e.to_string()))
+}
