@@ -236,18 +236,21 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     }
 }
 
+const DEV_TOKEN: &str = "deckhand-local-dev-token";
+
 async fn serve(config: Config, listen: Option<SocketAddr>) -> anyhow::Result<u8> {
     deckhand::telemetry::init(&config.log);
-    if config
-        .users
-        .values()
-        .any(|u| u.tokens.iter().any(|t| t == "deckhand-local-dev-token"))
-    {
+    let listen = listen.unwrap_or(config.server.listen);
+    if config.users.values().any(|u| u.tokens.iter().any(|t| t == DEV_TOKEN)) {
+        // The development token is public (it is in the README): never serve it to a network.
+        anyhow::ensure!(
+            listen.ip().is_loopback(),
+            "the built-in development token is enabled while listening on {listen}; define [users] in your configuration (see config/example.toml) before serving beyond this machine"
+        );
         tracing::warn!(
             "the built-in local development token is enabled; define [users] in your config before exposing deckhand"
         );
     }
-    let listen = listen.unwrap_or(config.server.listen);
     let running = Builder::new(config).start(listen).await?;
     let token = running.shutdown_token();
     tokio::spawn(async move {

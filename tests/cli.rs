@@ -234,3 +234,18 @@ fn migrate_creates_the_store() {
     assert!(String::from_utf8_lossy(&o.stdout).contains("store is up to date"));
     assert!(db.exists());
 }
+
+#[test]
+fn the_development_token_is_never_served_beyond_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_deckhand"))
+        .args(["serve", "--listen", "0.0.0.0:0"])
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}/db.sqlite?mode=rwc", dir.path().display()),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("define [users] in your configuration"));
+}

@@ -414,9 +414,10 @@ pub async fn reap(app: &Arc<App>) -> Result<(usize, usize), ClusterError> {
             continue;
         };
         if let Ok(Some(request)) = app.store.get(&id).await
-            && let Err(e) = app.emit(&request, EventKind::Progress, &message, None).await {
-                tracing::warn!(error = %e, "could not record a reaper message");
-            }
+            && let Err(e) = app.emit(&request, EventKind::Progress, &message, None).await
+        {
+            tracing::warn!(error = %e, "could not record a reaper message");
+        }
     }
     Ok((deleted, warned))
 }

@@ -150,11 +150,11 @@ impl Cluster {
                             .get_opt(name)
                             .await
                             .map_err(|e| ClusterError::from_kube(e, &what))?
-                            .is_none()
-                        => {
-                            gone = true;
-                            break;
-                        }
+                            .is_none() =>
+                    {
+                        gone = true;
+                        break;
+                    }
                     _ => {}
                 }
             }

@@ -201,12 +201,13 @@ impl Cluster {
                 ..Default::default()
             };
             if let Ok(logs) = pods.logs(&name, &lp).await
-                && !logs.trim().is_empty() {
-                    out.push_str(&format!("\nlast log lines ({name}):"));
-                    for l in redact(&logs).lines() {
-                        out.push_str(&format!("\n  {l}"));
-                    }
+                && !logs.trim().is_empty()
+            {
+                out.push_str(&format!("\nlast log lines ({name}):"));
+                for l in redact(&logs).lines() {
+                    out.push_str(&format!("\n  {l}"));
                 }
+            }
         }
         out
     }

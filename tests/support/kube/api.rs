@@ -1,0 +1,765 @@
+//! The HTTP side: one fallback handler that parses Kubernetes API paths by hand (they are too
+//! irregular for a route table), then dispatches on verb. Every error leaves as a `Status`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Query, State as AxState};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::admission;
+use super::patch;
+use super::resources::{self, ResourceDef};
+use super::selectors::{FieldSelector, LabelSelector};
+use super::status::{self, ApiError};
+use super::store::{self, Request, State};
+use super::table;
+use super::util;
+use super::{logs, proxy, watch};
+
+/// What the server, the controllers and the test handle share.
+pub struct Shared {
+    state: Mutex<State>,
+    /// Flipped to true when the server is dropped: ends open watches and connections.
+    pub shutdown: tokio::sync::watch::Sender<bool>,
+}
+
+impl Shared {
+    pub fn new(state: State) -> Self {
+        Shared {
+            state: Mutex::new(state),
+            shutdown: tokio::sync::watch::channel(false).0,
+        }
+    }
+
+    /// Locks the state; a panic elsewhere must not wedge every later request.
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new().fallback(handle).with_state(shared)
+}
+
+pub(super) type Params = HashMap<String, String>;
+
+pub(super) fn json_response(code: u16, v: &Value) -> Response {
+    let mut r = (
+        StatusCode::from_u16(code).unwrap_or(StatusCode::OK),
+        serde_json::to_vec(v).unwrap_or_default(),
+    )
+        .into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+pub(super) fn error_response(e: &ApiError) -> Response {
+    json_response(e.code, &e.to_status())
+}
+
+pub(super) fn text_response(text: String) -> Response {
+    let mut r = (StatusCode::OK, text).into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    r
+}
+
+/// The resource a path names.
+#[derive(Debug)]
+pub(super) struct Target {
+    pub rd: &'static ResourceDef,
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+    pub sub: Option<String>,
+    /// The legacy `/watch/` path prefix.
+    pub watch_path: bool,
+}
+
+fn parse_target(path: &str) -> Result<Target, ApiError> {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (group, mut rest): (&str, &[&str]) = match segs.as_slice() {
+        ["api", "v1", rest @ ..] => ("", rest),
+        ["apis", g, "v1", rest @ ..] => (g, rest),
+        _ => return Err(ApiError::no_route()),
+    };
+    let watch_path = rest.first() == Some(&"watch");
+    if watch_path {
+        rest = &rest[1..];
+    }
+    let namespace_sub = group.is_empty() && rest.len() == 3 && matches!(rest[2], "status" | "finalize");
+    let (namespace, res, name, sub) = if rest.len() >= 3 && rest[0] == "namespaces" && !namespace_sub {
+        if rest.len() > 5 {
+            return Err(ApiError::no_route());
+        }
+        (Some(rest[1]), rest[2], rest.get(3).copied(), rest.get(4).copied())
+    } else {
+        if rest.is_empty() || rest.len() > 3 {
+            return Err(ApiError::no_route());
+        }
+        (None, rest[0], rest.get(1).copied(), rest.get(2).copied())
+    };
+    let rd = resources::by_plural(group, res).ok_or_else(ApiError::no_route)?;
+    if namespace.is_some() && !rd.namespaced {
+        return Err(ApiError::no_route());
+    }
+    if namespace.is_none() && rd.namespaced && name.is_some() {
+        return Err(ApiError::no_route());
+    }
+    if let Some(s) = sub
+        && !rd.subresources.contains(&s)
+    {
+        return Err(ApiError::no_route());
+    }
+    if name.is_some_and(str::is_empty) || namespace.is_some_and(str::is_empty) {
+        return Err(ApiError::no_route());
+    }
+    Ok(Target {
+        rd,
+        namespace: namespace.map(str::to_string),
+        name: name.map(str::to_string),
+        sub: sub.map(str::to_string),
+        watch_path,
+    })
+}
+
+/// (resource, namespace, name) of an object path, for the test handle's lookups.
+pub fn object_path(path: &str) -> Option<(&'static ResourceDef, String, String)> {
+    let t = parse_target(path).ok()?;
+    Some((t.rd, t.namespace.unwrap_or_default(), t.name?))
+}
+
+pub(super) fn is_true(p: &Params, k: &str) -> bool {
+    matches!(p.get(k).map(String::as_str), Some("1" | "true" | "True"))
+}
+
+fn dry_run(p: &Params) -> bool {
+    p.get("dryRun").is_some_and(|v| v == "All")
+}
+
+async fn handle(
+    AxState(shared): AxState<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().to_string();
+    let params: Result<Params, ApiError> = Query::<Vec<(String, String)>>::try_from_uri(&uri)
+        .map(|Query(v)| v.into_iter().collect())
+        .map_err(|e| ApiError::bad_request(format!("invalid query: {e}")));
+    let proxy = proxy::proxy_target(&path);
+    let target = parse_target(&path);
+    // What RBAC would see (group, resource[/sub], verb), recorded for ClusterRole checks.
+    let rbac = match (&proxy, &target, &params) {
+        (Some(p), _, _) => Some((
+            String::new(),
+            format!("{}/proxy", p.resource),
+            proxy::proxy_verb(&method).to_string(),
+        )),
+        (None, Ok(t), Ok(p)) => verb_of(&method, t, p).ok().map(|verb| {
+            let resource = match &t.sub {
+                Some(s) => format!("{}/{s}", t.rd.plural),
+                None => t.rd.plural.to_string(),
+            };
+            (t.rd.group.to_string(), resource, verb.to_string())
+        }),
+        _ => None,
+    };
+    {
+        let mut st = shared.lock();
+        st.requests.push(Request {
+            method: method.to_string(),
+            path: path.clone(),
+            query: uri.query().unwrap_or("").to_string(),
+            rbac,
+        });
+        if let Some(f) = st.take_fault(method.as_str(), &path) {
+            let message = format!("injected failure: {} {}", f.code, f.reason);
+            return error_response(&ApiError::new(f.code, &f.reason, message));
+        }
+    }
+    let params = match params {
+        Ok(p) => p,
+        Err(e) => return error_response(&e),
+    };
+    if let Some(p) = proxy {
+        return match proxy::service_proxy(&shared, &method, &p) {
+            Ok(r) => r,
+            Err(e) => error_response(&e),
+        };
+    }
+    if method == Method::GET
+        && let Some(r) = discovery(&shared, &path)
+    {
+        return r;
+    }
+    let target = match target {
+        Ok(t) => t,
+        Err(e) => return error_response(&e),
+    };
+    match dispatch(&shared, &method, &headers, &body, &params, &target) {
+        Ok(Reply::Json(code, v)) => json_response(code, &v),
+        Ok(Reply::Text(t)) => text_response(t),
+        Ok(Reply::Watch) => watch::watch(shared.clone(), &target, &params, wants_table(&headers)),
+        Err(e) => error_response(&e),
+    }
+}
+
+fn discovery(shared: &Arc<Shared>, path: &str) -> Option<Response> {
+    let p = path.trim_end_matches('/');
+    let v = match p {
+        "/version" => resources::version(),
+        "/api" => resources::api_versions(&shared.lock().server_address),
+        "/apis" => resources::api_group_list(),
+        "/api/v1" => resources::api_resource_list("", "v1")?,
+        "/healthz" | "/livez" | "/readyz" => return Some(text_response("ok".into())),
+        "/openapi/v3" => resources::openapi_v3_root(),
+        _ if p.starts_with("/openapi/v3/") => match resources::openapi_v3_group(&p["/openapi/v3/".len()..]) {
+            Some(doc) => doc,
+            None => return Some(error_response(&ApiError::no_route())),
+        },
+        // No OpenAPI v2: kubectl only falls back to it when v3 fails.
+        _ if p.starts_with("/openapi/") => return Some(error_response(&ApiError::no_route())),
+        _ => {
+            let segs: Vec<&str> = p.trim_start_matches('/').split('/').collect();
+            match segs.as_slice() {
+                ["apis", g] => resources::api_group(g).unwrap_or_else(|| ApiError::no_route().to_status()),
+                ["apis", g, v] => {
+                    resources::api_resource_list(g, v).unwrap_or_else(|| ApiError::no_route().to_status())
+                }
+                _ => return None,
+            }
+        }
+    };
+    let code = if v.get("kind") == Some(&json!("Status")) {
+        404
+    } else {
+        200
+    };
+    Some(json_response(code, &v))
+}
+
+enum Reply {
+    Json(u16, Value),
+    Text(String),
+    Watch,
+}
+
+fn verb_of(method: &Method, t: &Target, params: &Params) -> Result<&'static str, ApiError> {
+    Ok(match (method.as_str(), t.name.is_some()) {
+        ("GET", false) if t.watch_path || is_true(params, "watch") => "watch",
+        ("GET", false) => "list",
+        ("GET", true) if t.watch_path => "watch",
+        ("GET", true) => "get",
+        ("POST", false) => "create",
+        ("PUT", true) => "update",
+        ("PATCH", true) => "patch",
+        ("DELETE", true) => "delete",
+        ("DELETE", false) => "deletecollection",
+        (m, _) => {
+            return Err(ApiError::method_not_allowed(format!(
+                "the server does not allow this method on the requested resource ({m})"
+            )));
+        }
+    })
+}
+
+fn dispatch(
+    shared: &Arc<Shared>,
+    method: &Method,
+    headers: &HeaderMap,
+    body: &Bytes,
+    params: &Params,
+    t: &Target,
+) -> Result<Reply, ApiError> {
+    let verb = verb_of(method, t, params)?;
+    let rd = t.rd;
+    let resource = match &t.sub {
+        Some(s) => format!("{}/{s}", rd.plural),
+        None => rd.plural.to_string(),
+    };
+    let ns = t.namespace.clone().unwrap_or_default();
+    let name = t.name.clone().unwrap_or_default();
+    let mut st = shared.lock();
+    if st.is_forbidden(verb, &resource) {
+        return Err(ApiError::rbac(
+            rd,
+            t.sub.as_deref(),
+            verb,
+            t.namespace.as_deref(),
+            &name,
+        ));
+    }
+    match verb {
+        "get" => {
+            let obj = st
+                .get(rd, &ns, &name)
+                .cloned()
+                .ok_or_else(|| ApiError::not_found(rd, &name))?;
+            match t.sub.as_deref() {
+                Some("log") => Ok(Reply::Text(logs::pod_logs(&st, &obj, params)?)),
+                Some("scale") => Ok(Reply::Json(200, scale_of(&obj))),
+                _ if wants_table(headers) => Ok(Reply::Json(200, table::table(rd, &[obj], st.current_rv()))),
+                _ => Ok(Reply::Json(200, obj)),
+            }
+        }
+        "list" => {
+            let items = select(&st, rd, t.namespace.as_deref(), params)?;
+            let rv = st.current_rv();
+            if wants_table(headers) {
+                return Ok(Reply::Json(200, table::table(rd, &items, rv)));
+            }
+            Ok(Reply::Json(200, list_json(rd, items, rv)))
+        }
+        "watch" => {
+            // Selectors are checked here so a bad one is a 400, not a broken stream.
+            selectors(params)?;
+            Ok(Reply::Watch)
+        }
+        "create" => {
+            if rd.namespaced && t.namespace.is_none() {
+                return Err(ApiError::method_not_allowed(
+                    "the server does not allow this method on the requested resource",
+                ));
+            }
+            let obj = parse_body(body, headers)?;
+            let obj = check_body(rd, obj, &ns, None)?;
+            let created = create(&mut st, rd, obj, dry_run(params))?;
+            Ok(Reply::Json(201, created))
+        }
+        "update" => {
+            let new = parse_body(body, headers)?;
+            let old = st
+                .get(rd, &ns, &name)
+                .cloned()
+                .ok_or_else(|| ApiError::not_found(rd, &name))?;
+            let updated = match t.sub.as_deref() {
+                Some("scale") => {
+                    let replicas = util::i64_at(&new, "spec.replicas").unwrap_or(0);
+                    check_rv(rd, &name, &old, &new)?;
+                    let mut o = old.clone();
+                    util::set_path(&mut o, "spec.replicas", json!(replicas));
+                    let saved = update(&mut st, rd, &old, o, false, dry_run(params))?;
+                    return Ok(Reply::Json(200, scale_of(&saved)));
+                }
+                Some("status") => {
+                    let new = check_body(rd, new, &ns, Some(&name))?;
+                    check_rv(rd, &name, &old, &new)?;
+                    update(&mut st, rd, &old, new, true, dry_run(params))?
+                }
+                _ => {
+                    let new = check_body(rd, new, &ns, Some(&name))?;
+                    check_rv(rd, &name, &old, &new)?;
+                    update(&mut st, rd, &old, new, false, dry_run(params))?
+                }
+            };
+            Ok(Reply::Json(200, updated))
+        }
+        "patch" => patch_object(&mut st, rd, t, headers, body, params),
+        "delete" => {
+            let old = st
+                .get(rd, &ns, &name)
+                .cloned()
+                .ok_or_else(|| ApiError::not_found(rd, &name))?;
+            let opts: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+            if let Some(want) = util::path(&opts, "preconditions.resourceVersion").and_then(Value::as_str)
+                && want != util::str_at(&old, "metadata.resourceVersion")
+            {
+                return Err(ApiError::conflict(
+                    rd,
+                    &name,
+                    &format!(
+                        "the ResourceVersion in the precondition ({want}) does not match the ResourceVersion in record ({}). The object might have been modified",
+                        util::str_at(&old, "metadata.resourceVersion")
+                    ),
+                ));
+            }
+            if let Some(want) = util::path(&opts, "preconditions.uid").and_then(Value::as_str)
+                && want != util::str_at(&old, "metadata.uid")
+            {
+                return Err(ApiError::conflict(
+                    rd,
+                    &name,
+                    &format!(
+                        "the UID in the precondition ({want}) does not match the UID in record ({}). The object might have been modified",
+                        util::str_at(&old, "metadata.uid")
+                    ),
+                ));
+            }
+            let policy = params
+                .get("propagationPolicy")
+                .cloned()
+                .or_else(|| {
+                    opts.get("propagationPolicy")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                })
+                .unwrap_or_default();
+            delete(&mut st, rd, old, &policy, dry_run(params)).map(|v| Reply::Json(200, v))
+        }
+        "deletecollection" => {
+            let items = select(&st, rd, t.namespace.as_deref(), params)?;
+            let rv = st.current_rv();
+            let mut deleted = Vec::new();
+            for obj in items {
+                if !dry_run(params) {
+                    let (ons, oname) = store::ns_name(&obj);
+                    st.delete(rd, &ons, &oname);
+                }
+                deleted.push(obj);
+            }
+            Ok(Reply::Json(200, list_json(rd, deleted, rv)))
+        }
+        _ => Err(ApiError::no_route()),
+    }
+}
+
+fn wants_table(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("as=Table"))
+}
+
+pub(super) fn selectors(params: &Params) -> Result<(LabelSelector, FieldSelector), ApiError> {
+    let l = LabelSelector::parse(params.get("labelSelector").map(String::as_str).unwrap_or(""))
+        .map_err(ApiError::bad_request)?;
+    let f = FieldSelector::parse(params.get("fieldSelector").map(String::as_str).unwrap_or(""))
+        .map_err(ApiError::bad_request)?;
+    Ok((l, f))
+}
+
+fn select(st: &State, rd: &ResourceDef, ns: Option<&str>, params: &Params) -> Result<Vec<Value>, ApiError> {
+    let (l, f) = selectors(params)?;
+    Ok(st
+        .list(rd, ns)
+        .into_iter()
+        .filter(|o| l.matches_object(o) && f.matches(o))
+        .collect())
+}
+
+pub fn list_json(rd: &ResourceDef, items: Vec<Value>, rv: u64) -> Value {
+    json!({
+        "kind": format!("{}List", rd.kind),
+        "apiVersion": rd.api_version(),
+        "metadata": {"resourceVersion": rv.to_string()},
+        "items": items,
+    })
+}
+
+/// The autoscaling/v1 Scale view of a Deployment or ReplicaSet.
+fn scale_of(obj: &Value) -> Value {
+    let selector = util::path(obj, "spec.selector")
+        .map(LabelSelector::from_object)
+        .unwrap_or_default()
+        .to_query();
+    let meta = obj.get("metadata").cloned().unwrap_or(json!({}));
+    let keep = ["name", "namespace", "uid", "resourceVersion", "creationTimestamp"];
+    let meta: serde_json::Map<String, Value> = meta
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| keep.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": meta,
+        "spec": {"replicas": util::i64_at(obj, "spec.replicas").unwrap_or(0)},
+        "status": {"replicas": util::i64_at(obj, "status.replicas").unwrap_or(0), "selector": selector},
+    })
+}
+
+/// Bodies are JSON; YAML is accepted as well (apply-patch is nominally YAML).
+fn parse_body(body: &Bytes, headers: &HeaderMap) -> Result<Value, ApiError> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    if ct.contains("protobuf") {
+        return Err(ApiError::unsupported_media_type(ct));
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(v) => Ok(v),
+        Err(json_err) => yaml_serde::from_slice::<Value>(body)
+            .map_err(|_| ApiError::bad_request(format!("the body of the request could not be decoded: {json_err}"))),
+    }
+}
+
+/// Checks apiVersion/kind/namespace/name of a body against the URL, and fills them in.
+fn check_body(rd: &ResourceDef, mut obj: Value, ns: &str, name: Option<&str>) -> Result<Value, ApiError> {
+    if !obj.is_object() {
+        return Err(ApiError::bad_request("the body of the request must be a JSON object"));
+    }
+    let av = util::str_at(&obj, "apiVersion").to_string();
+    if !av.is_empty() && av != rd.api_version() {
+        return Err(ApiError::bad_request(format!(
+            "the API version in the data ({av}) does not match the expected API version ({})",
+            rd.api_version()
+        )));
+    }
+    let kind = util::str_at(&obj, "kind").to_string();
+    if !kind.is_empty() && kind != rd.kind {
+        return Err(ApiError::bad_request(format!(
+            "the kind in the data ({kind}) does not match the expected kind ({})",
+            rd.kind
+        )));
+    }
+    let body_ns = util::str_at(&obj, "metadata.namespace").to_string();
+    if rd.namespaced {
+        if !body_ns.is_empty() && body_ns != ns {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+        admission::ensure_metadata(&mut obj).insert("namespace".into(), json!(ns));
+    }
+    if let Some(name) = name {
+        let body_name = util::str_at(&obj, "metadata.name").to_string();
+        if body_name.is_empty() {
+            admission::ensure_metadata(&mut obj).insert("name".into(), json!(name));
+        } else if body_name != name {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({name})"
+            )));
+        }
+    }
+    Ok(obj)
+}
+
+fn check_rv(rd: &ResourceDef, name: &str, old: &Value, new: &Value) -> Result<(), ApiError> {
+    let want = util::str_at(new, "metadata.resourceVersion");
+    if !want.is_empty() && want != util::str_at(old, "metadata.resourceVersion") {
+        return Err(ApiError::stale(rd, name));
+    }
+    Ok(())
+}
+
+/// Create through admission; shared by POST and server-side apply of a new object.
+pub fn create(st: &mut State, rd: &ResourceDef, mut obj: Value, dry_run: bool) -> Result<Value, ApiError> {
+    admission::strip_system_fields(&mut obj);
+    let obj = admission::prepare_create(st, rd, obj)?;
+    let (ns, name) = store::ns_name(&obj);
+    if st.get(rd, &ns, &name).is_some() {
+        return Err(ApiError::already_exists(rd, &name));
+    }
+    if dry_run {
+        return Ok(obj);
+    }
+    Ok(st.create(rd, obj))
+}
+
+fn update(
+    st: &mut State,
+    rd: &ResourceDef,
+    old: &Value,
+    new: Value,
+    status_only: bool,
+    dry_run: bool,
+) -> Result<Value, ApiError> {
+    let obj = admission::prepare_update(rd, old, new, status_only)?;
+    if dry_run {
+        return Ok(obj);
+    }
+    Ok(st.update(rd, obj))
+}
+
+fn delete(st: &mut State, rd: &ResourceDef, old: Value, policy: &str, dry_run: bool) -> Result<Value, ApiError> {
+    let (ns, name) = store::ns_name(&old);
+    if rd.kind == "Namespace" {
+        if matches!(name.as_str(), "default" | "kube-system" | "kube-public") {
+            return Err(ApiError::forbidden(rd, &name, "this namespace may not be deleted"));
+        }
+        if util::path(&old, "metadata.deletionTimestamp").is_some() {
+            return Err(ApiError::conflict(
+                rd,
+                &name,
+                "The system is ensuring all content is removed from this namespace.  Upon completion, this namespace will automatically be purged by the system.",
+            ));
+        }
+        let mut o = old.clone();
+        util::set_path(&mut o, "metadata.deletionTimestamp", json!(util::fmt_time(util::now())));
+        util::set_path(&mut o, "status.phase", json!("Terminating"));
+        if dry_run {
+            return Ok(o);
+        }
+        // The namespace controller (controllers.rs) empties and removes it a step later.
+        return Ok(st.update(rd, o));
+    }
+    if dry_run {
+        return Ok(status::success_status(rd, &name, util::str_at(&old, "metadata.uid")));
+    }
+    if policy == "Orphan" {
+        let uid = util::str_at(&old, "metadata.uid").to_string();
+        for (drd, mut dep) in st.all_objects() {
+            let Some(refs) = util::path(&dep, "metadata.ownerReferences")
+                .and_then(Value::as_array)
+                .cloned()
+            else {
+                continue;
+            };
+            if refs.iter().any(|r| util::str_at(r, "uid") == uid) {
+                let kept: Vec<Value> = refs.into_iter().filter(|r| util::str_at(r, "uid") != uid).collect();
+                util::set_path(&mut dep, "metadata.ownerReferences", json!(kept));
+                st.update(drd, dep);
+            }
+        }
+    }
+    // Dependents (ReplicaSets of a Deployment, pods of a ReplicaSet or Job) are removed by the
+    // garbage collector on its next pass, as in a real cluster.
+    let gone = st.delete(rd, &ns, &name).unwrap_or(old);
+    if rd.kind == "Pod" {
+        return Ok(gone);
+    }
+    Ok(status::success_status(rd, &name, util::str_at(&gone, "metadata.uid")))
+}
+
+fn patch_object(
+    st: &mut State,
+    rd: &'static ResourceDef,
+    t: &Target,
+    headers: &HeaderMap,
+    body: &Bytes,
+    params: &Params,
+) -> Result<Reply, ApiError> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    let ns = t.namespace.clone().unwrap_or_default();
+    let name = t.name.clone().unwrap_or_default();
+    let patch_body = parse_body(body, headers)?;
+    let dry = dry_run(params);
+    let old = st.get(rd, &ns, &name).cloned();
+
+    if ct == "application/apply-patch+yaml" {
+        let manager = params.get("fieldManager").cloned().unwrap_or_default();
+        if manager.is_empty() {
+            return Err(ApiError::new(
+                422,
+                "Invalid",
+                "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+            ));
+        }
+        if t.sub.is_some() {
+            return apply_subresource(st, rd, t, old, patch_body, dry);
+        }
+        let mut applied = check_body(rd, patch_body, &ns, Some(&name))?;
+        if util::str_at(&applied, "apiVersion").is_empty() || util::str_at(&applied, "kind").is_empty() {
+            return Err(ApiError::bad_request(
+                "apiVersion and kind must be set in an apply patch",
+            ));
+        }
+        let key = (rd.key(), ns.clone(), name.clone(), manager);
+        let Some(old) = old else {
+            let created = create(st, rd, applied.clone(), dry)?;
+            if !dry {
+                admission::strip_system_fields(&mut applied);
+                st.applied.insert(key, applied);
+            }
+            return Ok(Reply::Json(201, created));
+        };
+        check_rv(rd, &name, &old, &applied)?;
+        admission::strip_system_fields(&mut applied);
+        let mut merged = old.clone();
+        if let Some(prev) = st.applied.get(&key) {
+            patch::remove_absent(&mut merged, prev, &applied);
+        }
+        patch::strategic_merge(&mut merged, &applied);
+        let saved = update(st, rd, &old, merged, false, dry)?;
+        if !dry {
+            st.applied.insert(key, applied);
+        }
+        return Ok(Reply::Json(200, saved));
+    }
+
+    let old = old.ok_or_else(|| ApiError::not_found(rd, &name))?;
+    let apply = |target: &mut Value| -> Result<(), ApiError> {
+        match ct.as_str() {
+            "application/merge-patch+json" => {
+                patch::merge_patch(target, &patch_body);
+                Ok(())
+            }
+            "application/strategic-merge-patch+json" => {
+                patch::strategic_merge(target, &patch_body);
+                Ok(())
+            }
+            "application/json-patch+json" => {
+                patch::json_patch(target, &patch_body).map_err(|e| ApiError::new(422, "Invalid", e))
+            }
+            other => Err(ApiError::unsupported_media_type(other)),
+        }
+    };
+    match t.sub.as_deref() {
+        Some("scale") => {
+            let mut scale = scale_of(&old);
+            apply(&mut scale)?;
+            check_rv(rd, &name, &old, &scale)?;
+            let mut o = old.clone();
+            util::set_path(
+                &mut o,
+                "spec.replicas",
+                json!(util::i64_at(&scale, "spec.replicas").unwrap_or(0)),
+            );
+            let saved = update(st, rd, &old, o, false, dry)?;
+            Ok(Reply::Json(200, scale_of(&saved)))
+        }
+        Some("status") => {
+            let mut o = old.clone();
+            apply(&mut o)?;
+            check_rv(rd, &name, &old, &o)?;
+            Ok(Reply::Json(200, update(st, rd, &old, o, true, dry)?))
+        }
+        Some(_) => Err(ApiError::method_not_allowed("this subresource cannot be patched")),
+        None => {
+            let mut o = old.clone();
+            apply(&mut o)?;
+            // A resourceVersion in the patch is a precondition.
+            if util::str_at(&o, "metadata.resourceVersion") != util::str_at(&old, "metadata.resourceVersion") {
+                return Err(ApiError::stale(rd, &name));
+            }
+            let o = check_body(rd, o, &ns, Some(&name))?;
+            Ok(Reply::Json(200, update(st, rd, &old, o, false, dry)?))
+        }
+    }
+}
+
+/// Server-side apply to /scale or /status.
+fn apply_subresource(
+    st: &mut State,
+    rd: &ResourceDef,
+    t: &Target,
+    old: Option<Value>,
+    body: Value,
+    dry: bool,
+) -> Result<Reply, ApiError> {
+    let name = t.name.clone().unwrap_or_default();
+    let old = old.ok_or_else(|| ApiError::not_found(rd, &name))?;
+    if t.sub.as_deref() == Some("scale") {
+        let mut o = old.clone();
+        if let Some(r) = util::i64_at(&body, "spec.replicas") {
+            util::set_path(&mut o, "spec.replicas", json!(r));
+        }
+        let saved = update(st, rd, &old, o, false, dry)?;
+        return Ok(Reply::Json(200, scale_of(&saved)));
+    }
+    let mut o = old.clone();
+    if let Some(s) = body.get("status") {
+        let mut merged_status = old.get("status").cloned().unwrap_or(json!({}));
+        patch::strategic_merge(&mut merged_status, s);
+        util::set_path(&mut o, "status", merged_status);
+    }
+    Ok(Reply::Json(200, update(st, rd, &old, o, true, dry)?))
+}

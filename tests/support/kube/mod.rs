@@ -1,0 +1,359 @@
+//! A fake Kubernetes API server for tests: plain HTTP/1.1 on 127.0.0.1 with the REST semantics
+//! the product relies on (resourceVersion, Status errors, selectors, watch, server-side apply,
+//! namespace cascade), plus small controllers that roll Deployments out, run Jobs and report
+//! failures the way a cluster does. kube-rs and the real kubectl both work against it.
+//!
+//! ```ignore
+//! let k8s = KubeTestServer::start().await;
+//! let client = k8s.client();                 // a kube::Client for it
+//! k8s.write_kubeconfig(dir.join("config"))?; // for kubectl or the product's own config
+//! k8s.forbid("delete", "namespaces");        // RBAC-style 403 from now on
+//! ```
+//!
+//! Failure modes are chosen by image name: `does-not-exist`/`badimage` pull forever
+//! (ImagePullBackOff), `crashloop` crashes (CrashLoopBackOff, with logs).
+//!
+//! Included both as `support::kube` and via `#[path]`, so only relative paths are used inside,
+//! and the kube crate is always named `::kube`.
+#![allow(dead_code)]
+
+pub mod admission;
+pub mod api;
+pub mod controllers;
+pub mod logs;
+pub mod patch;
+pub mod proxy;
+pub mod resources;
+pub mod selectors;
+pub mod status;
+pub mod store;
+pub mod table;
+pub mod util;
+pub mod watch;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+#[allow(unused_imports)]
+pub use self::controllers::{is_bad_image, is_crash_image};
+#[allow(unused_imports)]
+pub use self::status::{ApiError, BOT_USER};
+
+use self::api::Shared;
+use self::store::{Fault, State};
+
+/// A running fake API server; dropping it stops the server and its controllers.
+pub struct KubeTestServer {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl KubeTestServer {
+    /// Starts on a free port of 127.0.0.1.
+    pub async fn start() -> Self {
+        Self::start_on(0).await.expect("bind 127.0.0.1:0")
+    }
+
+    /// Starts on 127.0.0.1:`port` (0 picks a free one).
+    pub async fn start_on(port: u16) -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+        let addr = listener.local_addr()?;
+        let mut state = State::new();
+        state.server_address = addr.to_string();
+        let shared = Arc::new(Shared::new(state));
+        let app = api::router(shared.clone());
+        // Graceful shutdown on drop closes idle keep-alive connections too, so a client that
+        // outlives the server sees a dead cluster rather than a zombie one.
+        let mut stop = shared.shutdown.subscribe();
+        let signal = async move {
+            let _ = stop.wait_for(|stopped| *stopped).await;
+        };
+        let server = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(signal).await {
+                eprintln!("kube test server stopped: {e}");
+            }
+        });
+        let controllers = tokio::spawn(controller_loop(shared.clone()));
+        Ok(KubeTestServer {
+            shared,
+            addr,
+            tasks: vec![server, controllers],
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A kube client for this server (default namespace "default").
+    pub fn client(&self) -> ::kube::Client {
+        let uri = self.url().parse().expect("the server URL is a valid URI");
+        ::kube::Client::try_from(::kube::Config::new(uri)).expect("kube client for the test server")
+    }
+
+    /// A kubeconfig (YAML) for this server: plain http, a bearer-token user, current-context set.
+    pub fn kubeconfig_yaml(&self) -> String {
+        kubeconfig_yaml(&self.url(), "default")
+    }
+
+    pub fn write_kubeconfig(&self, path: impl AsRef<Path>) -> std::io::Result<()> {
+        std::fs::write(path, self.kubeconfig_yaml())
+    }
+
+    // ---- inspection -----------------------------------------------------------------------
+
+    /// The object at an API path such as `/apis/apps/v1/namespaces/ns/deployments/web`.
+    pub fn get_object(&self, api_path: &str) -> Option<Value> {
+        let (rd, ns, name) = api::object_path(api_path)?;
+        self.shared.lock().get(rd, &ns, &name).cloned()
+    }
+
+    /// Objects of a resource (`deployments`, `deployments.apps`, `deploy` or `Deployment`),
+    /// in one namespace or in all.
+    pub fn list_objects(&self, kind_plural: &str, namespace: Option<&str>) -> Vec<Value> {
+        match resources::lookup(kind_plural) {
+            Some(rd) => self.shared.lock().list(rd, namespace),
+            None => Vec::new(),
+        }
+    }
+
+    /// One object by resource, namespace ("" for cluster-scoped) and name.
+    pub fn object(&self, kind_plural: &str, namespace: &str, name: &str) -> Option<Value> {
+        let rd = resources::lookup(kind_plural)?;
+        self.shared.lock().get(rd, namespace, name).cloned()
+    }
+
+    /// Events in a namespace whose involvedObject.name starts with `involved_prefix`, oldest
+    /// first.
+    pub fn events(&self, namespace: &str, involved_prefix: &str) -> Vec<Value> {
+        let mut evs: Vec<Value> = self
+            .list_objects("events", Some(namespace))
+            .into_iter()
+            .filter(|e| util::str_at(e, "involvedObject.name").starts_with(involved_prefix))
+            .collect();
+        evs.sort_by_key(|e| util::str_at(e, "metadata.resourceVersion").parse::<u64>().unwrap_or(0));
+        evs
+    }
+
+    /// Creates an object directly (through admission, without a request): for seeding.
+    pub fn insert_object(&self, obj: Value) -> Result<Value, ApiError> {
+        let rd = resources::by_kind(util::str_at(&obj, "apiVersion"), util::str_at(&obj, "kind"))
+            .ok_or_else(|| ApiError::bad_request("unknown apiVersion/kind"))?;
+        let mut st = self.shared.lock();
+        api::create(&mut st, rd, obj, false)
+    }
+
+    /// The current (global) resourceVersion.
+    pub fn resource_version(&self) -> u64 {
+        self.shared.lock().current_rv()
+    }
+
+    /// Every request so far as (method, path without query).
+    pub fn requests(&self) -> Vec<(String, String)> {
+        self.shared
+            .lock()
+            .requests
+            .iter()
+            .map(|r| (r.method.clone(), r.path.clone()))
+            .collect()
+    }
+
+    /// Every request so far as (method, path, query).
+    pub fn requests_with_query(&self) -> Vec<(String, String, String)> {
+        self.shared
+            .lock()
+            .requests
+            .iter()
+            .map(|r| (r.method.clone(), r.path.clone(), r.query.clone()))
+            .collect()
+    }
+
+    /// Requests other than discovery and watches: the API calls an action made.
+    pub fn api_calls(&self) -> Vec<(String, String)> {
+        self.shared
+            .lock()
+            .requests
+            .iter()
+            .filter(|r| {
+                let discovery = r.path == "/version"
+                    || r.path == "/api"
+                    || r.path == "/apis"
+                    || r.path.starts_with("/openapi")
+                    || r.path == "/api/v1"
+                    || (r.path.starts_with("/apis/") && r.path.split('/').count() <= 4);
+                let watch = r.query.split('&').any(|kv| kv == "watch=true" || kv == "watch=1");
+                !discovery && !watch
+            })
+            .map(|r| (r.method.clone(), r.path.clone()))
+            .collect()
+    }
+
+    /// The distinct (API group, resource[/subresource], verb) triples the requests so far
+    /// needed, as an RBAC authorizer sees them: what a least-privilege ClusterRole must grant.
+    pub fn rbac_usage(&self) -> std::collections::BTreeSet<(String, String, String)> {
+        self.shared
+            .lock()
+            .requests
+            .iter()
+            .filter_map(|r| r.rbac.clone())
+            .collect()
+    }
+
+    pub fn reset_requests(&self) {
+        self.shared.lock().requests.clear();
+    }
+
+    // ---- fault injection --------------------------------------------------------------------
+
+    /// The next request with this method whose path contains `path_substring` is answered
+    /// with a Failure Status of `status_code`/`reason` (once; queue several for several).
+    pub fn fail_next(&self, method: &str, path_substring: &str, status_code: u16, reason: &str) {
+        self.shared.lock().faults.push(Fault {
+            method: method.to_string(),
+            path_substring: path_substring.to_string(),
+            code: status_code,
+            reason: reason.to_string(),
+        });
+    }
+
+    /// Denies `verb` (get, list, watch, create, update, patch, delete, deletecollection, or
+    /// "*") on `resource` (plural, e.g. "namespaces" or "deployments/scale", or "*") with the
+    /// authorizer's 403, until `allow`/`allow_all`.
+    pub fn forbid(&self, verb: &str, resource: &str) {
+        self.shared
+            .lock()
+            .forbidden
+            .push((verb.to_string(), resource.to_string()));
+    }
+
+    pub fn allow(&self, verb: &str, resource: &str) {
+        self.shared
+            .lock()
+            .forbidden
+            .retain(|(v, r)| !(v == verb && r == resource));
+    }
+
+    pub fn allow_all(&self) {
+        self.shared.lock().forbidden.clear();
+    }
+
+    /// Forgets the watch history: watches from an older resourceVersion get 410 Gone.
+    pub fn compact_history(&self) {
+        self.shared.lock().compact();
+    }
+
+    // ---- controllers --------------------------------------------------------------------------
+
+    /// Time per controller step (default 30ms). A rollout takes about two steps per pod.
+    pub fn set_step(&self, step: Duration) {
+        self.shared.lock().step = step.max(Duration::from_millis(1));
+    }
+
+    pub fn step(&self) -> Duration {
+        self.shared.lock().step
+    }
+
+    /// Stops (true) or resumes (false) the controllers, to look at an intermediate state.
+    pub fn set_paused(&self, paused: bool) {
+        self.shared.lock().paused = paused;
+    }
+
+    /// Runs one controller pass now (works while paused).
+    pub fn tick(&self) {
+        controllers::tick(&mut self.shared.lock());
+    }
+
+    /// Log text for pods in `namespace` whose name starts with `pod_name_prefix` (the latest
+    /// matching call wins). Replaces what the fake kubelet would log.
+    pub fn set_pod_logs(&self, namespace: &str, pod_name_prefix: &str, text: &str) {
+        self.shared
+            .lock()
+            .log_overrides
+            .push((namespace.to_string(), pod_name_prefix.to_string(), text.to_string()));
+    }
+
+    /// What a request proxied to a service or pod (`.../services/{name}[:port]/proxy/...`)
+    /// answers. Without it the fake answers 200 with a one-line echo once a ready pod backs the
+    /// service (503 "no endpoints available" before that, like the real API server).
+    pub fn set_proxy_response(&self, namespace: &str, name: &str, status: u16, body: &str) {
+        self.shared
+            .lock()
+            .proxy_responses
+            .insert((namespace.to_string(), name.to_string()), (status, body.to_string()));
+    }
+
+    /// Polls `check` every 10ms until it holds or `timeout` passes; returns whether it held.
+    /// (For tests only; the product waits with watches.)
+    pub async fn wait_for(&self, timeout: Duration, check: impl Fn(&Self) -> bool) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if check(self) {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+impl Drop for KubeTestServer {
+    fn drop(&mut self) {
+        self.shared.shutdown.send_replace(true);
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+async fn controller_loop(shared: Arc<Shared>) {
+    loop {
+        let step = shared.lock().step;
+        tokio::time::sleep(step).await;
+        let mut st = shared.lock();
+        if st.paused {
+            continue;
+        }
+        // A bug in a controller must not stop the others for the rest of the test.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| controllers::tick(&mut st)));
+        if result.is_err() {
+            eprintln!("kube test server: a controller pass panicked");
+        }
+    }
+}
+
+/// A kubeconfig for `server` with one context (`kube-testserver`) and a token user.
+pub fn kubeconfig_yaml(server: &str, namespace: &str) -> String {
+    format!(
+        "apiVersion: v1
+kind: Config
+clusters:
+- name: kube-testserver
+  cluster:
+    server: {server}
+contexts:
+- name: kube-testserver
+  context:
+    cluster: kube-testserver
+    user: deckhand
+    namespace: {namespace}
+current-context: kube-testserver
+preferences: {{}}
+users:
+- name: deckhand
+  user:
+    token: kube-testserver-token
+"
+    )
+}
