@@ -20,6 +20,7 @@ use crate::{
     domain::{HumanDuration, RequestId, State, Surface, format_ms, now_ms},
     identity::{Directory, Principal},
     metrics::Metrics,
+    signing::Signer,
     store::{Actor, Event, EventKind, NewRequest, Patch, RequestRecord, Store, StoreError},
     surface::Surfaces,
 };
@@ -89,6 +90,8 @@ pub struct Invocation {
     pub text: String,
     pub channel: Option<String>,
     pub thread: Option<String>,
+    /// Anything the surface wants back when it reports on this request.
+    pub surface_data: Option<serde_json::Value>,
     /// The platform's delivery id (or a client's Idempotency-Key): the same key never
     /// creates a second request.
     pub idempotency_key: Option<String>,
@@ -122,6 +125,15 @@ impl fmt::Display for Approved {
     }
 }
 
+/// The configured signing key, or a random one for this process.
+pub fn signer_for(config: &Config) -> Signer {
+    if config.server.signing_key.is_empty() {
+        Signer::new(crate::domain::new_token(43).as_bytes())
+    } else {
+        Signer::new(config.server.signing_key.as_bytes())
+    }
+}
+
 pub struct App {
     pub config: Arc<Config>,
     pub directory: Directory,
@@ -136,13 +148,23 @@ pub struct App {
     pub events: broadcast::Sender<RequestId>,
     pub worker_id: String,
     pub cluster: Cluster,
+    /// Signs button payloads handed to chat platforms.
+    pub signer: Signer,
     running: Mutex<HashMap<RequestId, CancellationToken>>,
 }
 
 impl App {
-    pub fn new(config: Arc<Config>, router: Router, store: Store, actions: ActionRegistry, surfaces: Surfaces) -> Self {
+    pub fn new(
+        config: Arc<Config>,
+        router: Router,
+        store: Store,
+        actions: ActionRegistry,
+        surfaces: Surfaces,
+        signer: Signer,
+    ) -> Self {
         Self {
             cluster: Cluster::new(config.kubernetes.clone()),
+            signer,
             directory: Directory::from_config(&config),
             config,
             router,
@@ -233,6 +255,7 @@ impl App {
             channel: inv.channel,
             thread: inv.thread,
             idempotency_key: inv.idempotency_key,
+            surface_data: inv.surface_data,
             approval_expires_at: approval.as_ref().map(|a| now_ms() + a.expires.as_millis_i64()),
             approval,
         };

@@ -91,6 +91,39 @@ enum Command {
     },
     /// Create or upgrade the store's tables, then exit.
     Migrate,
+    /// Slack app setup.
+    Slack {
+        #[command(subcommand)]
+        command: SlackCommand,
+    },
+    /// Discord app setup.
+    Discord {
+        #[command(subcommand)]
+        command: DiscordCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SlackCommand {
+    /// Print a Slack app manifest (slash command, interactivity, scopes) for this deckhand.
+    Manifest {
+        /// The public base URL Slack should call, e.g. https://deckhand.example.com
+        #[arg(long)]
+        url: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum DiscordCommand {
+    /// Register the /deckhand application commands built from the command specs.
+    Register {
+        /// Register in one guild (instant) instead of globally.
+        #[arg(long)]
+        guild: Option<String>,
+        /// Print the JSON instead of sending it.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -180,6 +213,25 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Commands {
             command: CommandsCommand::Validate { dir },
         } => validate(config()?, dir),
+        Command::Slack {
+            command: SlackCommand::Manifest { url },
+        } => {
+            let config = config()?;
+            let router = Builder::new(config.clone()).load_specs()?;
+            println!("{}", deckhand::slack::manifest(&config, &router, &url)?);
+            Ok(0)
+        }
+        Command::Discord {
+            command: DiscordCommand::Register { guild, dry_run },
+        } => {
+            let config = config()?;
+            let router = Builder::new(config.clone()).load_specs()?;
+            println!(
+                "{}",
+                deckhand::discord::register(&config, &router, guild.as_deref(), dry_run).await?
+            );
+            Ok(0)
+        }
         Command::Run { text, no_wait, client } => run(&client, &text.join(" "), no_wait).await,
         Command::Approve { id, client } => {
             let v = client.client()?.approve(&id).await?;

@@ -54,6 +54,10 @@ pub struct Config {
     pub approvals: ApprovalsConfig,
     pub kubernetes: KubernetesConfig,
     pub apps: AppsConfig,
+    #[serde(default)]
+    pub slack: crate::slack::SlackConfig,
+    #[serde(default)]
+    pub discord: crate::discord::DiscordConfig,
     pub tiers: BTreeMap<Name, TierConfig>,
     pub groups: BTreeMap<Name, GroupConfig>,
     pub users: BTreeMap<Name, UserConfig>,
@@ -64,6 +68,9 @@ pub struct Config {
 pub struct ServerConfig {
     pub listen: SocketAddr,
     pub body_limit: usize,
+    /// Signs what deckhand hands to chat platforms and gets back (button values). Empty:
+    /// a random key per process, so buttons stop working across restarts and replicas.
+    pub signing_key: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

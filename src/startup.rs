@@ -44,6 +44,22 @@ impl Builder {
         }
     }
 
+    /// The chat surfaces the configuration turns on.
+    fn configured_surfaces(&mut self, signer: &crate::signing::Signer) {
+        for s in [
+            crate::slack::surface(&self.config, signer),
+            crate::discord::surface(&self.config, signer),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            // A surface a test registered itself stays.
+            if !self.surfaces.has(s.surface()) {
+                self.surfaces.register(s);
+            }
+        }
+    }
+
     pub fn action(mut self, action: Arc<dyn Action>) -> Self {
         self.actions.register(action);
         self
@@ -80,13 +96,16 @@ impl Builder {
         let router = self.load_specs()?;
         let store = Store::connect(&self.config.store.effective_url(), self.config.store.max_connections).await?;
         store.migrate().await?;
-        self.surfaces.start();
+        let signer = crate::app::signer_for(&self.config);
+        self.configured_surfaces(&signer);
+        self.surfaces.start(store.clone());
         Ok(Arc::new(App::new(
             Arc::new(self.config),
             router,
             store,
             self.actions,
             self.surfaces,
+            signer,
         )))
     }
 
@@ -101,6 +120,8 @@ impl Builder {
             .map_err(|source| StartupError::Bind { addr: listen, source })?;
         let shutdown = CancellationToken::new();
         let worker = tokio::spawn(crate::worker::run(app.clone(), shutdown.clone()));
+        crate::slack::spawn(app.clone(), shutdown.clone());
+        crate::discord::spawn(app.clone(), shutdown.clone());
         let routes = crate::http::router(app.clone());
         let stop = shutdown.clone();
         let server = tokio::spawn(async move {

@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 
 use crate::{
     domain::Surface,
-    store::{Event, RequestRecord},
+    store::{Event, RequestRecord, Store},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -23,8 +23,9 @@ pub trait ChatSurface: Send + Sync {
     fn surface(&self) -> Surface;
 
     /// Shows `event` in the request's thread (edit the status message, post a reply, post
-    /// approval buttons). Called in event order per request.
-    async fn publish(&self, request: &RequestRecord, event: &Event) -> Result<(), SurfaceError>;
+    /// approval buttons). Called in event order, one at a time; `store` holds the surface's
+    /// own data for the request (`Store::set_surface_data`), which `request` may predate.
+    async fn publish(&self, store: &Store, request: &RequestRecord, event: &Event) -> Result<(), SurfaceError>;
 }
 
 /// Delivers events to surfaces off the request path: a slow chat API never holds up the
@@ -36,12 +37,16 @@ pub struct Surfaces {
 }
 
 impl Surfaces {
+    pub fn has(&self, surface: Surface) -> bool {
+        self.map.contains_key(&surface)
+    }
+
     pub fn register(&mut self, surface: Arc<dyn ChatSurface>) {
         self.map.insert(surface.surface(), surface);
     }
 
     /// Starts the delivery task; call once from inside the runtime.
-    pub fn start(&mut self) {
+    pub fn start(&mut self, store: Store) {
         if self.map.is_empty() {
             return;
         }
@@ -50,7 +55,7 @@ impl Surfaces {
         tokio::spawn(async move {
             while let Some((request, event)) = rx.recv().await {
                 if let Some(s) = map.get(&request.surface)
-                    && let Err(e) = s.publish(&request, &event).await
+                    && let Err(e) = s.publish(&store, &request, &event).await
                 {
                     tracing::warn!(request = %request.id, seq = event.seq, error = %e, "could not deliver event");
                 }

@@ -307,6 +307,7 @@ impl deckhand::surface::ChatSurface for Recorder {
     }
     async fn publish(
         &self,
+        _store: &deckhand::store::Store,
         request: &deckhand::store::RequestRecord,
         event: &deckhand::store::Event,
     ) -> Result<(), deckhand::surface::SurfaceError> {

@@ -80,6 +80,7 @@ pub async fn submit(
         text: body.text,
         channel: None,
         thread: None,
+        surface_data: None,
         idempotency_key: key,
     };
     let submitted = app.submit(inv).await?;

@@ -29,6 +29,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/requests/{id}/approve", post(api::approve))
         .route("/api/v1/requests/{id}/deny", post(api::deny))
         .route("/api/v1/requests/{id}/cancel", post(api::cancel))
+        .merge(crate::slack::routes(&app.config))
+        .merge(crate::discord::routes(&app.config))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(app)
 }

@@ -47,7 +47,7 @@ pub struct Store {
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-const REQUEST_COLUMNS: &str = "id, command, action, text, args, state, requester, surface, channel, thread, \
+const REQUEST_COLUMNS: &str = "id, command, action, text, args, state, requester, surface, channel, thread, surface_data, \
      approval, approval_expires_at, created_at, updated_at, started_at, finished_at, worker, lease_until, attempts, outcome";
 
 impl Store {
@@ -124,9 +124,9 @@ impl Store {
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let mut tx = self.begin().await?;
         let inserted = sqlx::query(
-            "INSERT INTO requests (id, command, action, text, args, state, requester, surface, channel, thread, \
+            "INSERT INTO requests (id, command, action, text, args, state, requester, surface, channel, thread, surface_data, \
              idempotency_key, approval, approval_expires_at, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14) ON CONFLICT DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $15, $11, $12, $13, $14, $14) ON CONFLICT DO NOTHING",
         )
         .bind(id.as_str())
         .bind(&new.command)
@@ -142,6 +142,7 @@ impl Store {
         .bind(&approval)
         .bind(new.approval_expires_at)
         .bind(now)
+        .bind(new.surface_data.as_ref().map(ToString::to_string))
         .execute(&mut *tx)
         .await?
         .rows_affected()
@@ -483,6 +484,16 @@ impl Store {
             .collect()
     }
 
+    /// Replaces the surface's own data for a request (a Slack message ts, say).
+    pub async fn set_surface_data(&self, id: &RequestId, data: &serde_json::Value) -> Result<(), StoreError> {
+        sqlx::query("UPDATE requests SET surface_data = $1 WHERE id = $2")
+            .bind(data.to_string())
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Extends this worker's lease; `false` if the request is no longer its to run.
     pub async fn renew_lease(&self, id: &RequestId, worker: &str, until: i64) -> Result<bool, StoreError> {
         let n = sqlx::query("UPDATE requests SET lease_until = $1 WHERE id = $2 AND state = 'running' AND worker = $3")
@@ -614,6 +625,9 @@ fn request_from_row(r: &AnyRow) -> Result<RequestRecord, StoreError> {
         surface: Surface::from_str(&surface).map_err(|_| corrupt("surface", &surface))?,
         channel: r.try_get("channel")?,
         thread: r.try_get("thread")?,
+        surface_data: r
+            .try_get::<Option<String>, _>("surface_data")?
+            .and_then(|d| serde_json::from_str(&d).ok()),
         approval: approval
             .map(|a| serde_json::from_str::<ApprovalPolicy>(&a).map_err(|_| corrupt("approval", &a)))
             .transpose()?,

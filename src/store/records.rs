@@ -19,6 +19,8 @@ pub struct RequestRecord {
     pub surface: Surface,
     pub channel: Option<String>,
     pub thread: Option<String>,
+    /// Whatever the originating chat surface keeps about the conversation (JSON).
+    pub surface_data: Option<serde_json::Value>,
     pub approval: Option<ApprovalPolicy>,
     pub approval_expires_at: Option<i64>,
     pub created_at: i64,
@@ -43,6 +45,7 @@ pub struct NewRequest {
     pub surface: Surface,
     pub channel: Option<String>,
     pub thread: Option<String>,
+    pub surface_data: Option<serde_json::Value>,
     pub idempotency_key: Option<String>,
     pub approval: Option<ApprovalPolicy>,
     pub approval_expires_at: Option<i64>,
