@@ -112,6 +112,17 @@ pub const DEVELOPERS: &[&str] = &["alice", "bob"];
 pub const OUTSIDER: &str = "eve";
 pub const ADMIN: &str = "root";
 
+/// The Slack user id of a test user: `U` and the name in capitals (`alice` -> `UALICE`).
+pub fn slack_id(user: &str) -> String {
+    format!("U{}", user.to_uppercase())
+}
+
+/// The Discord user id (a snowflake) of a test user, stable per name.
+pub fn discord_id(user: &str) -> String {
+    let n = user.bytes().fold(0u64, |h, b| h.wrapping_mul(131).wrapping_add(u64::from(b)));
+    format!("{}", 100_000_000_000_000_000 + n % 100_000_000_000_000_000)
+}
+
 pub fn token(user: &str) -> String {
     format!("token-for-{user}-0123456789")
 }
@@ -139,9 +150,10 @@ shutdown_grace = "10s"
     let mut user = |name: &str, groups: &[&str]| {
         let groups: Vec<String> = groups.iter().map(|g| format!("\"{g}\"")).collect();
         t.push_str(&format!(
-            "\n[users.{name}]\ngroups = [{}]\nidentities = [\"slack:U{}\"]\ntokens = [\"{}\"]\n",
+            "\n[users.{name}]\ngroups = [{}]\nidentities = [\"slack:{}\", \"discord:{}\"]\ntokens = [\"{}\"]\n",
             groups.join(", "),
-            name.to_uppercase(),
+            slack_id(name),
+            discord_id(name),
             token(name)
         ));
     };
