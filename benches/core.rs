@@ -3,7 +3,12 @@
 //! - routing: text -> spec -> typed args -> RBAC -> approval decision, with 50 specs loaded;
 //! - submit: POST /api/v1/requests through the real HTTP server, including the durable
 //!   write (request row, first event, audit row) before the answer, on SQLite and, when
-//!   DECKHAND_BENCH_PG_URL is set, PostgreSQL.
+//!   DECKHAND_BENCH_PG_URL is set, PostgreSQL;
+//! - env ready: `env create` from the HTTP request to the end of its event stream, against
+//!   the Kubernetes test API server, and how many API calls one environment takes.
+
+#[path = "../tests/support/kube/mod.rs"]
+mod kube_fake;
 
 use std::{collections::HashMap, hint::black_box, sync::Arc};
 
@@ -141,9 +146,56 @@ fn submit(c: &mut Criterion) {
     }
 }
 
+fn env_ready(c: &mut Criterion) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kube = rt.block_on(kube_fake::KubeTestServer::start());
+    let mut config = Config::defaults().expect("defaults");
+    config.store.url = format!("sqlite://{}?mode=rwc", dir.path().join("bench.db").display());
+    config.kubernetes.url = kube.url();
+    let running = rt.block_on(async {
+        Builder::new(config)
+            .start("127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("server starts")
+    });
+    let client = deckhand::client::Client::new(&format!("http://{}", running.addr), "deckhand-local-dev-token");
+    let n = std::sync::atomic::AtomicUsize::new(0);
+    let create = || {
+        rt.block_on(async {
+            let name = format!("bench-{}", n.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+            let v = client.submit(&format!("env create {name}")).await.expect("submit");
+            let id = v["request"]["id"].as_str().expect("id").to_owned();
+            client.follow(&id, 0, |_| {}).await.expect("events");
+            let done = client.get(&id).await.expect("get");
+            assert_eq!(done["request"]["state"], "succeeded", "{done}");
+        })
+    };
+    kube.reset_requests();
+    create();
+    let calls = kube.api_calls();
+    println!(
+        "env create: {} Kubernetes API calls for 5 objects (floor 5): {}",
+        calls.len(),
+        calls
+            .iter()
+            .map(|(m, p)| format!("{m} {p}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    c.bench_function("env create -> ready (HTTP API + SSE, test API server)", |b| {
+        b.iter(create)
+    });
+    rt.block_on(running.shutdown());
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(50);
-    targets = routing, submit
+    targets = routing, submit, env_ready
 }
 criterion_main!(benches);

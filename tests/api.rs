@@ -125,24 +125,10 @@ async fn inline_commands_answer_in_the_response() {
     let app = spawn_app(&db).await;
     let (s, v) = app.submit_as("alice", "help").await;
     assert_eq!((s, v["request"]["state"].as_str()), (201, Some("succeeded")), "{v}");
-    let output = v["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["kind"] == "output")
-        .unwrap();
-    assert!(
-        output["message"].as_str().unwrap().contains("deploy <image> <env>"),
-        "{output}"
-    );
+    let output = support::output_of(&v);
+    assert!(output.contains("deploy <image> <env>"), "{output}");
     let (_, v) = app.submit_as("bob", "whoami").await;
-    let output = v["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["kind"] == "output")
-        .unwrap();
-    assert_eq!(output["message"], "You are bob (developers), via api.");
+    assert_eq!(support::output_of(&v), "You are bob (developers), via api.");
     app.shutdown().await;
 }
 
@@ -281,15 +267,7 @@ async fn list_scopes() {
     assert_eq!(s, 400);
     // The chat command shows the same list.
     let (_, v) = app.submit_as("olga", "requests pending").await;
-    let out = v["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["kind"] == "output")
-        .unwrap()["message"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let out = support::output_of(&v);
     assert!(
         out.starts_with("Waiting for your approval:") && out.contains(a["request"]["id"].as_str().unwrap()),
         "{out}"
@@ -329,13 +307,8 @@ async fn progress_is_pushed_to_the_surface_the_request_came_from() {
         .surface(recorder.clone());
     support::init_tls();
     let running = builder.start("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let app = support::TestApp {
-        addr: running.addr,
-        url: format!("http://{}", running.addr),
-        running: Some(running),
-        probe,
-        http: reqwest::Client::new(),
-    };
+    let mut app = support::TestApp::from_running(running);
+    app.probe = probe;
     let (_, v) = app.submit_as("alice", "release web").await;
     let id = v["request"]["id"].as_str().unwrap().to_owned();
     app.approve("olga", &id).await;

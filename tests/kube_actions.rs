@@ -5,7 +5,7 @@
 mod kube_fake;
 mod support;
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use kube_fake::KubeTestServer;
 use serde_json::Value;
@@ -32,13 +32,7 @@ async fn start_with(edit: impl FnOnce(&mut deckhand::configuration::Config)) -> 
         .start("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    let app = TestApp {
-        addr: running.addr,
-        url: format!("http://{}", running.addr),
-        running: Some(running),
-        probe: Arc::new(support::actions::Probe::default()),
-        http: reqwest::Client::new(),
-    };
+    let app = TestApp::from_running(running);
     Env { app, kube, _db: db }
 }
 
@@ -195,15 +189,7 @@ async fn deploy_watches_the_rollout_to_success() {
 
     // Status and logs answer at once.
     let (_, v) = env.app.submit_as("alice", "status shop in shop").await;
-    let out = v["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["kind"] == "output")
-        .unwrap()["message"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let out = support::output_of(&v);
     assert!(
         out.starts_with("shop in shop: 3 of 3 ready, 3 available, image ghcr.io/acme/shop:1.4.2"),
         "{out}"
@@ -212,15 +198,7 @@ async fn deploy_watches_the_rollout_to_success() {
     env.kube
         .set_pod_logs("shop", "shop-", "booting\nDB password=hunter2 ok\nlistening on :8080\n");
     let (_, v) = env.app.submit_as("alice", "logs shop in shop lines=5").await;
-    let out = v["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["kind"] == "output")
-        .unwrap()["message"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let out = support::output_of(&v);
     assert!(out.contains("listening on :8080") && out.contains("==> shop-"), "{out}");
     assert!(!out.contains("hunter2") && out.contains("password=[redacted]"), "{out}");
 
@@ -336,29 +314,13 @@ async fn list_extend_delete_and_approval_for_someone_elses() {
     env.run("alice", "env create mine-1").await;
     env.run("bob", "env create bobs").await;
     let (_, v) = env.app.submit_as("alice", "env list all").await;
-    let out = v["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["kind"] == "output")
-        .unwrap()["message"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let out = support::output_of(&v);
     assert!(
         out.starts_with("NAME") && out.contains("mine-1") && out.contains("bobs") && out.contains("alice"),
         "{out}"
     );
     let (_, v) = env.app.submit_as("alice", "env list").await;
-    let out = v["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["kind"] == "output")
-        .unwrap()["message"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let out = support::output_of(&v);
     assert!(out.contains("mine-1") && !out.contains("bobs"), "{out}");
 
     let ext = env.run("alice", "env extend mine-1 3d").await;
@@ -556,5 +518,44 @@ async fn cluster_role_covers_exactly_what_the_actions_call() {
         unused.is_empty(),
         "deploy/clusterrole.yaml grants more than the actions use: {unused:?}"
     );
+    env.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_cli_follows_a_deploy_live() {
+    let env = start().await;
+    let cli = |args: Vec<&'static str>| {
+        let url = env.app.url.clone();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_deckhand"))
+                .args(args)
+                .env("DECKHAND_URL", url)
+                .env("DECKHAND_TOKEN", support::token("alice"))
+                .env_remove("DECKHAND_OUTPUT")
+                .output()
+                .unwrap()
+        })
+    };
+    let o = cli(vec!["run", "env create cli-env"]).await.unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("  ✓ namespace cli-env") && stdout.contains("environment cli-env (dev) is ready"),
+        "{stdout}"
+    );
+    let o = cli(vec!["run", "deploy ghcr.io/acme/shop:2.0 to cli-env replicas=2"])
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("  2/2 updated, 2 available") && stdout.contains("shop is available in cli-env"),
+        "{stdout}"
+    );
+    let o = cli(vec!["run", "deploy ghcr.io/acme/does-not-exist:1 to cli-env as broken"])
+        .await
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "a failed rollout exits 1");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("ImagePullBackOff"));
     env.app.shutdown().await;
 }

@@ -1,13 +1,13 @@
 //! Apps in environments: deploy with a watched rollout, status, logs, scale, restart,
 //! rollback.
 
-use std::{collections::BTreeMap, future::Future, sync::Arc};
+use std::{collections::BTreeMap, sync::Arc};
 
 use async_trait::async_trait;
 use k8s_openapi::api::{apps::v1::Deployment, core::v1::Service};
 use kube::api::ApiResource;
 
-use super::{Action, ActionContext, ActionError, ActionRegistry, env::env_facts};
+use super::{Action, ActionContext, ActionError, ActionRegistry, env::env_facts, with_progress};
 use crate::{
     app::App,
     cluster::{
@@ -43,24 +43,6 @@ fn env_arg(args: &Args) -> Result<Name, ActionError> {
 
 fn app_arg(args: &Args) -> Result<Name, ActionError> {
     Ok(Args::require(args.name("app"), "app")?)
-}
-
-/// Runs `work` while its progress lines are posted as they come.
-async fn with_progress<T, Fut>(ctx: &ActionContext, work: impl FnOnce(Box<dyn FnMut(String) + Send>) -> Fut) -> T
-where
-    Fut: Future<Output = T>,
-{
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-    let work = work(Box::new(move |line| {
-        let _ = tx.send(line);
-    }));
-    let forward = async {
-        while let Some(line) = rx.recv().await {
-            let _ = ctx.progress(line).await;
-        }
-    };
-    let (result, ()) = tokio::join!(work, forward);
-    result
 }
 
 async fn watch(ctx: &ActionContext, env: &Name, app: &Name, generation: i64) -> Result<String, ActionError> {

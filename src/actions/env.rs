@@ -11,7 +11,7 @@ use k8s_openapi::api::{
 };
 use kube::api::ApiResource;
 
-use super::{Action, ActionContext, ActionError, ActionRegistry};
+use super::{Action, ActionContext, ActionError, ActionRegistry, with_progress};
 use crate::{
     app::App,
     cluster::{
@@ -353,16 +353,11 @@ impl Action for Delete {
             Err(e) => return Err(e.into()),
         }
         let deadline = ctx.app.cluster.config().rollout_deadline.as_duration();
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-        let work = ctx.app.cluster.delete_namespace(name.as_str(), deadline, move |line| {
-            let _ = tx.send(line);
-        });
-        let forward = async {
-            while let Some(line) = rx.recv().await {
-                let _ = ctx.progress(line).await;
-            }
-        };
-        let (result, ()) = tokio::join!(work, forward);
+        let cluster = &ctx.app.cluster;
+        let result = with_progress(ctx, |progress| {
+            cluster.delete_namespace(name.as_str(), deadline, progress)
+        })
+        .await;
         result?;
         Ok(format!("environment {name} is deleted"))
     }

@@ -7,6 +7,7 @@ mod env;
 
 use std::{
     collections::{BTreeMap, HashMap},
+    future::Future,
     sync::Arc,
 };
 
@@ -108,6 +109,25 @@ impl ActionContext {
             .await?;
         Ok(())
     }
+}
+
+/// Runs `work`, which reports progress through the callback it is given, and posts each
+/// line as it comes (the cluster helpers report synchronously; posting is async).
+pub async fn with_progress<T, Fut>(ctx: &ActionContext, work: impl FnOnce(Box<dyn FnMut(String) + Send>) -> Fut) -> T
+where
+    Fut: Future<Output = T>,
+{
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let work = work(Box::new(move |line| {
+        let _ = tx.send(line);
+    }));
+    let forward = async {
+        while let Some(line) = rx.recv().await {
+            let _ = ctx.progress(line).await;
+        }
+    };
+    let (result, ()) = tokio::join!(work, forward);
+    result
 }
 
 #[derive(Default, Clone)]

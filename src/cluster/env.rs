@@ -115,7 +115,7 @@ impl Cluster {
         &self,
         name: &str,
         deadline: std::time::Duration,
-        mut progress: impl FnMut(String),
+        mut progress: impl FnMut(String) + Send,
     ) -> Result<(), ClusterError> {
         let what = format!("namespace {name}");
         let deleted = self

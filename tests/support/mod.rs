@@ -119,7 +119,9 @@ pub fn slack_id(user: &str) -> String {
 
 /// The Discord user id (a snowflake) of a test user, stable per name.
 pub fn discord_id(user: &str) -> String {
-    let n = user.bytes().fold(0u64, |h, b| h.wrapping_mul(131).wrapping_add(u64::from(b)));
+    let n = user
+        .bytes()
+        .fold(0u64, |h, b| h.wrapping_mul(131).wrapping_add(u64::from(b)));
     format!("{}", 100_000_000_000_000_000 + n % 100_000_000_000_000_000)
 }
 
@@ -226,7 +228,29 @@ pub fn init_tls() {
     });
 }
 
+/// The text of a request's first `output` event (what an instant command answered).
+pub fn output_of(v: &Value) -> String {
+    v["events"]
+        .as_array()
+        .and_then(|events| events.iter().find(|e| e["kind"] == "output"))
+        .and_then(|e| e["message"].as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
 impl TestApp {
+    /// Wraps a server a test started itself (with its own surfaces or configuration).
+    pub fn from_running(running: Running) -> Self {
+        let addr = running.addr;
+        TestApp {
+            addr,
+            url: format!("http://{addr}"),
+            running: Some(running),
+            probe: Arc::new(actions::Probe::default()),
+            http: reqwest::Client::new(),
+        }
+    }
+
     pub fn app(&self) -> &Arc<deckhand::app::App> {
         &self.running.as_ref().expect("running").app
     }
