@@ -125,6 +125,12 @@ impl Builder {
         let routes = crate::http::router(app.clone());
         let stop = shutdown.clone();
         let server = tokio::spawn(async move {
+            // Small responses (acks, SSE events) must not wait for Nagle's algorithm.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::debug!(error = %e, "could not set TCP_NODELAY");
+                }
+            });
             let serve = axum::serve(listener, routes).with_graceful_shutdown(stop.cancelled_owned());
             if let Err(e) = serve.await {
                 tracing::error!(error = %e, "HTTP server stopped");
