@@ -181,10 +181,18 @@ fn env_ready(c: &mut Criterion) {
     let events = first["events"].as_array().cloned().unwrap_or_default();
     let t0 = first["request"]["created_at"].as_i64().unwrap_or(0);
     for e in &events {
-        println!("  +{:>4} ms  {}", e["at"].as_i64().unwrap_or(0) - t0, e["message"].as_str().unwrap_or(""));
+        println!(
+            "  +{:>4} ms  {}",
+            e["at"].as_i64().unwrap_or(0) - t0,
+            e["message"].as_str().unwrap_or("")
+        );
     }
     // Only this environment's calls: the reaper lists namespaces on its own schedule.
-    let calls: Vec<_> = kube.api_calls().into_iter().filter(|(_, p)| p.contains("bench-0")).collect();
+    let calls: Vec<_> = kube
+        .api_calls()
+        .into_iter()
+        .filter(|(_, p)| p.contains("bench-0"))
+        .collect();
     println!(
         "env create: {} Kubernetes API calls for 5 objects (floor 5): {}",
         calls.len(),

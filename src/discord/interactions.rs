@@ -1,0 +1,213 @@
+//! POST /discord/interactions: verify, decode, then PING, slash commands and button clicks.
+//!
+//! Everything that is refused before the signature checks out gets 401 and touches nothing;
+//! a signed body that is not an interaction gets 400. Slash commands are stored through
+//! `App::submit` (idempotent on the interaction id) and answered with a deferred response;
+//! what happens next reaches Discord through the surface (publish.rs).
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{
+    Json,
+    body::Bytes,
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+};
+use serde_json::{Value, json};
+use serenity::model::{
+    application::{CommandInteraction, ComponentInteraction, Interaction},
+    id::{RoleId, UserId},
+};
+
+use super::{
+    buttons::{self, Decision},
+    command_text,
+    publish::{message_body, truncate},
+    state::DiscordState,
+    verify::InteractionVerifier,
+};
+use crate::{
+    app::{App, AppError, Invocation},
+    domain::{State, Surface, now_ms},
+    identity::Principal,
+};
+
+const PONG: u8 = 1;
+const CHANNEL_MESSAGE: u8 = 4;
+const DEFERRED_CHANNEL_MESSAGE: u8 = 5;
+const UPDATE_MESSAGE: u8 = 7;
+const EPHEMERAL: u64 = 1 << 6;
+/// Why a denial from the button has no typed reason.
+const BUTTON_DENY_REASON: &str = "denied with the Deny button in Discord";
+
+pub struct Endpoint {
+    pub verifier: InteractionVerifier,
+    pub max_skew: Duration,
+    pub token_lifetime: Duration,
+    pub command: String,
+}
+
+fn reply(kind: u8, data: Option<Value>) -> Response {
+    let mut body = json!({ "type": kind });
+    if let Some(d) = data {
+        body["data"] = d;
+    }
+    (StatusCode::OK, Json(body)).into_response()
+}
+
+/// A message only the person who clicked or typed sees.
+fn ephemeral(text: &str) -> Response {
+    let mut data = message_body(text, None);
+    data["flags"] = json!(EPHEMERAL);
+    reply(CHANNEL_MESSAGE, Some(data))
+}
+
+fn principal(app: &App, user: UserId, roles: &[RoleId]) -> Option<Principal> {
+    let roles: Vec<String> = roles.iter().map(|r| format!("discord-role:{r}")).collect();
+    app.directory.by_identity(&format!("discord:{user}"), &roles)
+}
+
+fn stranger(user: UserId) -> Response {
+    ephemeral(&format!(
+        "Sorry, deckhand does not know you yet, so it cannot act for you. Ask a deckhand admin to add `discord:{user}` to your user's identities."
+    ))
+}
+
+fn unix_now() -> u64 {
+    u64::try_from(now_ms() / 1000).unwrap_or(0)
+}
+
+impl Endpoint {
+    pub async fn handle(&self, app: Arc<App>, headers: HeaderMap, body: Bytes) -> Response {
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        if let Err(e) = self.verifier.verify(
+            header("x-signature-ed25519"),
+            header("x-signature-timestamp"),
+            &body,
+            unix_now(),
+            self.max_skew,
+        ) {
+            tracing::warn!(error = %e, "refused a Discord interaction");
+            return (StatusCode::UNAUTHORIZED, "invalid request signature").into_response();
+        }
+        let raw: Value = match serde_json::from_slice(&body) {
+            Ok(v) => v,
+            Err(e) => return bad_request(&format!("not JSON: {e}")),
+        };
+        // PING is answered from the raw type: it needs nothing else from the payload.
+        if raw.get("type").and_then(Value::as_u64) == Some(u64::from(PONG)) {
+            return (StatusCode::OK, Json(json!({ "type": PONG }))).into_response();
+        }
+        let interaction = match decode_interaction(raw) {
+            Ok(i) => i,
+            Err(e) => {
+                tracing::warn!(error = %e, "signed body is not a Discord interaction");
+                return bad_request(&format!("not a Discord interaction: {e}"));
+            }
+        };
+        match interaction {
+            Interaction::Command(c) => self.command(&app, c).await,
+            Interaction::Component(c) => self.component(&app, c).await,
+            other => {
+                tracing::info!(kind = ?other.kind(), "ignoring an interaction type deckhand does not use");
+                bad_request("this interaction type is not used by deckhand")
+            }
+        }
+    }
+
+    async fn command(&self, app: &Arc<App>, ci: CommandInteraction) -> Response {
+        if ci.data.name != self.command {
+            return ephemeral(&format!(
+                "deckhand only answers `/{}`; `/{}` may be left over from an older registration.",
+                self.command, ci.data.name
+            ));
+        }
+        let roles = ci.member.as_ref().map(|m| m.roles.clone()).unwrap_or_default();
+        let Some(who) = principal(app, ci.user.id, &roles) else {
+            return stranger(ci.user.id);
+        };
+        let text = match command_text::command_text(&app.router, &ci.data.options) {
+            Ok(t) => t,
+            Err(e) => return ephemeral(&e.to_string()),
+        };
+        let now = now_ms();
+        let lifetime = i64::try_from(self.token_lifetime.as_millis()).unwrap_or(i64::MAX);
+        // Stop using the token a little before Discord does, so no call races its expiry.
+        let margin = (lifetime / 10).min(60_000);
+        let state = DiscordState {
+            application_id: ci.application_id.to_string(),
+            token: ci.token.clone(),
+            received_at: now,
+            token_expires_at: now.saturating_add(lifetime - margin),
+            channel_id: ci.channel_id.to_string(),
+            guild_id: ci.guild_id.map(|g| g.to_string()),
+            original_message_id: None,
+            approval_message_id: None,
+        };
+        let inv = Invocation {
+            principal: who,
+            surface: Surface::Discord,
+            text: text.clone(),
+            channel: Some(ci.channel_id.to_string()),
+            thread: None,
+            surface_data: serde_json::to_value(&state).ok(),
+            idempotency_key: Some(ci.id.to_string()),
+        };
+        match app.submit(inv).await {
+            Ok(s) => {
+                tracing::info!(request = %s.request.id, duplicate = s.duplicate, %text, "Discord command stored");
+                reply(DEFERRED_CHANNEL_MESSAGE, None)
+            }
+            Err(AppError::Store(e)) => {
+                tracing::error!(error = %e, "could not store a Discord command");
+                ephemeral("deckhand could not store your request just now; please try again.")
+            }
+            Err(e) => ephemeral(&e.to_string()),
+        }
+    }
+
+    async fn component(&self, app: &Arc<App>, ci: ComponentInteraction) -> Response {
+        let Some((decision, id)) = buttons::parse(&app.signer, &ci.data.custom_id) else {
+            tracing::warn!(custom_id = %truncate(&ci.data.custom_id, 100), "click on a button deckhand did not sign");
+            return ephemeral("This button was not made by this deckhand (or has been changed), so nothing was done.");
+        };
+        let roles = ci.member.as_ref().map(|m| m.roles.clone()).unwrap_or_default();
+        let Some(who) = principal(app, ci.user.id, &roles) else {
+            return stranger(ci.user.id);
+        };
+        let surface = Surface::Discord.as_str();
+        let (request, line, done) = match decision {
+            Decision::Approve => match app.approve(&id, &who, surface).await {
+                Ok(a) => {
+                    let line = format!("✅ {} approved ({} of {})", who.user, a.approvals, a.needed);
+                    let done = a.request.state != State::PendingApproval;
+                    (a.request, line, done)
+                }
+                Err(e) => return ephemeral(&e.to_string()),
+            },
+            Decision::Deny => match app.deny(&id, &who, BUTTON_DENY_REASON, surface).await {
+                Ok(r) => (r, format!("🚫 {} denied: {BUTTON_DENY_REASON}", who.user), true),
+                Err(e) => return ephemeral(&e.to_string()),
+            },
+        };
+        tracing::info!(request = %id, user = %who.user, ?decision, "Discord button decision");
+        let content = format!("`{}` ({}): {line}", request.text, request.id);
+        let row = [buttons::approval_row(&app.signer, &request.id)];
+        let components: &[_] = if done { &[] } else { &row };
+        reply(UPDATE_MESSAGE, Some(message_body(&content, Some(components))))
+    }
+}
+
+/// An interaction payload as serenity's model. serenity 0.12.5 insists on
+/// `attachment_size_limit`, which Discord only started sending in 2025 (and the shared
+/// fixtures do not carry); it is filled in when missing so older shapes still decode.
+pub fn decode_interaction(mut raw: Value) -> Result<Interaction, serde_json::Error> {
+    if let Some(obj) = raw.as_object_mut() {
+        obj.entry("attachment_size_limit").or_insert(json!(0));
+    }
+    serde_json::from_value(raw)
+}
+
+fn bad_request(message: &str) -> Response {
+    (StatusCode::BAD_REQUEST, message.to_owned()).into_response()
+}

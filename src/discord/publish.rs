@@ -1,0 +1,370 @@
+//! The Discord surface: a request's events shown where it was asked.
+//!
+//! Layout: the interaction's original response is the status message, edited in place
+//! (state, then the outcome); approval buttons go in a follow-up of their own, replaced by
+//! who decided; progress and output are follow-ups. Until the interaction token expires
+//! everything goes through the interaction webhook; after that (or if Discord refuses the
+//! token) through the channel with the bot token, so long actions lose no message.
+
+use std::{str::FromStr, time::Duration};
+
+use async_trait::async_trait;
+use reqwest::Method;
+use serde_json::{Value, json};
+use serenity::builder::CreateActionRow;
+
+use super::{
+    buttons,
+    rest::{Auth, Rest, RestError},
+    state::DiscordState,
+};
+use crate::{
+    domain::{State, Surface, now_ms},
+    signing::Signer,
+    store::{Event, EventKind, RequestRecord, Store},
+    surface::{ChatSurface, SurfaceError},
+};
+
+/// Discord's limit for a message's content.
+pub const CONTENT_MAX: usize = 2000;
+/// Right after the deferred response, Discord may not know the interaction yet; an edit of
+/// @original that comes back 404 this early is retried rather than taken as expiry.
+const ACK_GRACE_MS: i64 = 5_000;
+
+pub struct DiscordSurface {
+    rest: Rest,
+    signer: Signer,
+}
+
+impl DiscordSurface {
+    pub fn new(rest: Rest, signer: Signer) -> Self {
+        Self { rest, signer }
+    }
+}
+
+fn err(message: impl ToString) -> SurfaceError {
+    SurfaceError {
+        surface: Surface::Discord,
+        message: message.to_string(),
+    }
+}
+
+/// A message body; `components: Some(vec![])` removes buttons, `None` leaves them.
+pub fn message_body(content: &str, components: Option<&[CreateActionRow]>) -> Value {
+    let mut body = json!({
+        "content": truncate(content, CONTENT_MAX),
+        // Text from commands and outcomes must never ping anyone.
+        "allowed_mentions": { "parse": [] },
+    });
+    if let Some(c) = components {
+        body["components"] = serde_json::to_value(c).unwrap_or_else(|_| json!([]));
+    }
+    body
+}
+
+pub fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_owned();
+    }
+    let mut t: String = s.chars().take(max - 1).collect();
+    t.push('…');
+    t
+}
+
+/// Long output in code blocks of at most CONTENT_MAX characters, split on line ends.
+fn output_chunks(text: &str) -> Vec<String> {
+    const WRAP: usize = 8; // "```\n" + "\n```"
+    let room = CONTENT_MAX - WRAP;
+    let mut chunks = Vec::new();
+    let mut cur = String::new();
+    for line in text.lines() {
+        let line = truncate(line, room);
+        if cur.chars().count() + line.chars().count() + 1 > room && !cur.is_empty() {
+            chunks.push(std::mem::take(&mut cur));
+        }
+        if !cur.is_empty() {
+            cur.push('\n');
+        }
+        cur.push_str(&line);
+    }
+    if !cur.is_empty() || chunks.is_empty() {
+        chunks.push(cur);
+    }
+    // Backticks inside would close the block early.
+    chunks
+        .into_iter()
+        .map(|c| format!("```\n{}\n```", c.replace("```", "ˋˋˋ")))
+        .collect()
+}
+
+fn state_icon(state: State) -> &'static str {
+    match state {
+        State::PendingApproval => "⏳",
+        State::Queued => "🕒",
+        State::Running => "⚙️",
+        State::Succeeded => "✅",
+        State::Failed => "❌",
+        State::Denied => "🚫",
+        State::Expired => "⌛",
+        State::Cancelled => "✖️",
+    }
+}
+
+/// The state a state event announces: its message names it, except for messages such as
+/// "approved (1 of 1); queued" (the last word after "; ") and terminal outcomes (the record).
+fn announced_state(event: &Event, record: &RequestRecord) -> State {
+    if event.data.as_ref().is_some_and(|d| d.get("outcome").is_some()) {
+        return record.state;
+    }
+    let m = event.message.as_str();
+    State::from_str(m)
+        .or_else(|_| State::from_str(m.rsplit("; ").next().unwrap_or(m)))
+        .unwrap_or(record.state)
+}
+
+fn status_text(record: &RequestRecord, line: &str) -> String {
+    format!(
+        "**{}** `{}` (asked by {})\n{line}",
+        record.id, record.text, record.requester
+    )
+}
+
+#[async_trait]
+impl ChatSurface for DiscordSurface {
+    fn surface(&self) -> Surface {
+        Surface::Discord
+    }
+
+    async fn publish(&self, store: &Store, request: &RequestRecord, event: &Event) -> Result<(), SurfaceError> {
+        // Fresh from the store: the record handed in may predate the surface data.
+        let record = store
+            .get(&request.id)
+            .await
+            .map_err(err)?
+            .unwrap_or_else(|| request.clone());
+        let Some(mut st) = record
+            .surface_data
+            .clone()
+            .and_then(|v| serde_json::from_value::<DiscordState>(v).ok())
+        else {
+            tracing::debug!(request = %record.id, "no Discord conversation stored; nothing to show");
+            return Ok(());
+        };
+        let before = st.clone();
+        let result = self.show(store, &record, event, &mut st).await;
+        // Message ids learnt on the way are kept even when a later call failed.
+        if st != before {
+            st.save(store, &record.id).await.map_err(err)?;
+        }
+        result
+    }
+}
+
+impl DiscordSurface {
+    async fn show(
+        &self,
+        store: &Store,
+        record: &RequestRecord,
+        event: &Event,
+        st: &mut DiscordState,
+    ) -> Result<(), SurfaceError> {
+        match event.kind {
+            EventKind::State => {
+                let state = announced_state(event, record);
+                let name = state.as_str().replace('_', " ");
+                // "running" says it all; outcomes and "approved (1 of 1); queued" add to it.
+                let line = if event.message == state.as_str() {
+                    format!("{} {name}", state_icon(state))
+                } else {
+                    format!("{} {name}: {}", state_icon(state), event.message)
+                };
+                self.edit_status(st, &status_text(record, &line)).await?;
+                if matches!(state, State::Expired | State::Cancelled) {
+                    self.close_buttons(store, record, st, &format!("{} {}", state_icon(state), event.message))
+                        .await?;
+                }
+            }
+            EventKind::Approval if event.data.as_ref().is_some_and(|d| d.get("approvers").is_some()) => {
+                let line = format!("{} {}", state_icon(State::PendingApproval), event.message);
+                self.edit_status(st, &status_text(record, &line)).await?;
+                let content = format!(
+                    "{} asks to run `{}` ({}). {}",
+                    record.requester, record.text, record.id, event.message
+                );
+                let row = [buttons::approval_row(&self.signer, &record.id)];
+                let id = self.post(st, &message_body(&content, Some(&row))).await?;
+                st.approval_message_id = Some(id);
+            }
+            EventKind::Approval => {
+                let content = decision_text(record, event);
+                let decided = decision_final(record, event);
+                let Some(id) = st.approval_message_id.clone() else {
+                    self.post(st, &message_body(&content, None)).await?;
+                    return Ok(());
+                };
+                let row = [buttons::approval_row(&self.signer, &record.id)];
+                let components: &[CreateActionRow] = if decided { &[] } else { &row };
+                self.edit(st, &id, &message_body(&content, Some(components))).await?;
+            }
+            EventKind::Progress => {
+                self.post(st, &message_body(&event.message, None)).await?;
+            }
+            EventKind::Output => {
+                for chunk in output_chunks(&event.message) {
+                    self.post(st, &message_body(&chunk, None)).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes the buttons off a request nobody decided on (it expired or was cancelled).
+    async fn close_buttons(
+        &self,
+        store: &Store,
+        record: &RequestRecord,
+        st: &mut DiscordState,
+        line: &str,
+    ) -> Result<(), SurfaceError> {
+        let Some(id) = st.approval_message_id.clone() else {
+            return Ok(());
+        };
+        let decisions = store.approvals(&record.id).await.map_err(err)?;
+        let needed = record.approval.as_ref().map_or(1, |p| p.count) as usize;
+        let approvals = decisions.iter().filter(|d| d.decision == "approve").count();
+        if approvals >= needed || decisions.iter().any(|d| d.decision == "deny") {
+            return Ok(()); // the message already says who decided
+        }
+        let content = format!("`{}` ({}): {line}", record.text, record.id);
+        self.edit(st, &id, &message_body(&content, Some(&[]))).await
+    }
+
+    /// Edits the status message (the interaction's original response).
+    async fn edit_status(&self, st: &mut DiscordState, content: &str) -> Result<(), SurfaceError> {
+        let body = message_body(content, None);
+        if st.token_valid() {
+            let path = format!("/webhooks/{}/{}/messages/@original", st.application_id, st.token);
+            let mut attempt = 0;
+            loop {
+                match self.rest.call(Method::PATCH, &path, Auth::None, Some(&body)).await {
+                    Ok(msg) => {
+                        if st.original_message_id.is_none() {
+                            st.original_message_id = message_id(&msg);
+                        }
+                        return Ok(());
+                    }
+                    Err(e) if e.token_refused() && attempt < 4 && now_ms() - st.received_at < ACK_GRACE_MS => {
+                        attempt += 1;
+                        tokio::time::sleep(Duration::from_millis(400)).await;
+                    }
+                    Err(e) if e.token_refused() => {
+                        tracing::info!(error = %e, "interaction token refused; continuing in the channel");
+                        st.token_expires_at = 0;
+                        break;
+                    }
+                    Err(e) => return Err(err(e)),
+                }
+            }
+        }
+        match st.original_message_id.clone() {
+            Some(id) => self.bot_edit(st, &id, &body).await,
+            None => {
+                let id = self.bot_post(st, &body).await?;
+                st.original_message_id = Some(id);
+                Ok(())
+            }
+        }
+    }
+
+    /// Posts a message (a follow-up while the token lasts); returns its id.
+    async fn post(&self, st: &mut DiscordState, body: &Value) -> Result<String, SurfaceError> {
+        if st.token_valid() {
+            let path = format!("/webhooks/{}/{}?wait=true", st.application_id, st.token);
+            match self.rest.call(Method::POST, &path, Auth::None, Some(body)).await {
+                Ok(msg) => return message_id(&msg).ok_or_else(|| err("Discord returned no message id")),
+                Err(e) => self.token_failed(st, e)?,
+            }
+        }
+        self.bot_post(st, body).await
+    }
+
+    /// Edits a message deckhand posted for this request.
+    async fn edit(&self, st: &mut DiscordState, message: &str, body: &Value) -> Result<(), SurfaceError> {
+        if st.token_valid() {
+            let path = format!("/webhooks/{}/{}/messages/{message}", st.application_id, st.token);
+            match self.rest.call(Method::PATCH, &path, Auth::None, Some(body)).await {
+                Ok(_) => return Ok(()),
+                Err(e) => self.token_failed(st, e)?,
+            }
+        }
+        self.bot_edit(st, message, body).await
+    }
+
+    /// A refused token means "use the channel from now on"; anything else is an error.
+    fn token_failed(&self, st: &mut DiscordState, e: RestError) -> Result<(), SurfaceError> {
+        if e.token_refused() {
+            tracing::info!(error = %e, "interaction token refused; continuing in the channel");
+            st.token_expires_at = 0;
+            Ok(())
+        } else {
+            Err(err(e))
+        }
+    }
+
+    fn need_bot(&self) -> Result<(), SurfaceError> {
+        if self.rest.has_bot_token() {
+            Ok(())
+        } else {
+            Err(err(
+                "the interaction token expired and discord.bot_token is not set, so this message cannot be shown",
+            ))
+        }
+    }
+
+    async fn bot_post(&self, st: &DiscordState, body: &Value) -> Result<String, SurfaceError> {
+        self.need_bot()?;
+        let path = format!("/channels/{}/messages", st.channel_id);
+        let msg = self
+            .rest
+            .call(Method::POST, &path, Auth::Bot, Some(body))
+            .await
+            .map_err(err)?;
+        message_id(&msg).ok_or_else(|| err("Discord returned no message id"))
+    }
+
+    async fn bot_edit(&self, st: &DiscordState, message: &str, body: &Value) -> Result<(), SurfaceError> {
+        self.need_bot()?;
+        let path = format!("/channels/{}/messages/{message}", st.channel_id);
+        self.rest
+            .call(Method::PATCH, &path, Auth::Bot, Some(body))
+            .await
+            .map(|_| ())
+            .map_err(err)
+    }
+}
+
+fn message_id(msg: &Value) -> Option<String> {
+    msg.get("id").and_then(Value::as_str).map(str::to_owned)
+}
+
+/// "✅ olga approved (1 of 1)" or "🚫 olga denied: not now".
+pub fn decision_text(record: &RequestRecord, event: &Event) -> String {
+    let data = event.data.clone().unwrap_or(Value::Null);
+    let needed = record.approval.as_ref().map_or(1, |p| p.count);
+    if data["decision"] == "deny" {
+        format!("`{}` ({}): 🚫 {}", record.text, record.id, event.message)
+    } else {
+        let approvals = data["approvals"].as_i64().unwrap_or(1);
+        format!(
+            "`{}` ({}): ✅ {} ({approvals} of {needed})",
+            record.text, record.id, event.message
+        )
+    }
+}
+
+/// Whether the decision in `event` settles the request (no more buttons needed).
+pub fn decision_final(record: &RequestRecord, event: &Event) -> bool {
+    let data = event.data.clone().unwrap_or(Value::Null);
+    let needed = i64::from(record.approval.as_ref().map_or(1, |p| p.count));
+    data["decision"] == "deny" || data["approvals"].as_i64().unwrap_or(0) >= needed
+}

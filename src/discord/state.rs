@@ -1,0 +1,52 @@
+//! What deckhand remembers about a Discord request, kept in the store's per-request surface
+//! data so another replica (or a restart) can go on reporting where the request came from.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    domain::{RequestId, now_ms},
+    store::{Store, StoreError},
+};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiscordState {
+    pub application_id: String,
+    /// The interaction token: edits @original and posts follow-ups until it expires.
+    pub token: String,
+    /// Unix milliseconds when the interaction arrived.
+    pub received_at: i64,
+    /// Unix milliseconds after which the token is not used any more (a margin before
+    /// Discord's own expiry, so a call does not race it).
+    pub token_expires_at: i64,
+    pub channel_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guild_id: Option<String>,
+    /// The status message (the interaction's original response), once known; after the
+    /// token expired it is edited through the channel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_message_id: Option<String>,
+    /// The message holding the Approve / Deny buttons.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_message_id: Option<String>,
+}
+
+impl DiscordState {
+    pub fn token_valid(&self) -> bool {
+        !self.token.is_empty() && now_ms() < self.token_expires_at
+    }
+
+    /// The state stored for `id`, read fresh: the record a surface is handed may predate it.
+    pub async fn load(store: &Store, id: &RequestId) -> Result<Option<Self>, StoreError> {
+        let Some(record) = store.get(id).await? else {
+            return Ok(None);
+        };
+        Ok(record
+            .surface_data
+            .and_then(|v| serde_json::from_value::<DiscordState>(v).ok()))
+    }
+
+    pub async fn save(&self, store: &Store, id: &RequestId) -> Result<(), StoreError> {
+        let value = serde_json::to_value(self).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        store.set_surface_data(id, &value).await
+    }
+}
