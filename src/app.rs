@@ -410,15 +410,15 @@ impl App {
         if reason.is_empty() {
             return Err(AppError::ReasonRequired);
         }
-        self.check_decision(id, who).await?;
-        if self
+        let request = self.check_decision(id, who).await?;
+        let Some((_, event)) = self
             .store
             .record_decision(id, &who.user, false, Some(reason), surface)
             .await?
-            .is_none()
-        {
+        else {
             return Err(AppError::AlreadyDecided(id.clone()));
-        }
+        };
+        self.announce(&request, &event);
         let actor = Actor {
             who: &who.user,
             surface,

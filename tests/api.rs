@@ -343,5 +343,22 @@ async fn progress_is_pushed_to_the_surface_the_request_came_from() {
         seen.windows(2).all(|w| w[0].0 < w[1].0),
         "pushed in event order: {seen:?}"
     );
+
+    // A denial is pushed too, with its reason.
+    let (_, v) = app.submit_as("alice", "release api").await;
+    let id = v["request"]["id"].as_str().unwrap().to_owned();
+    let body = serde_json::json!({ "reason": "not today" });
+    app.post_as("olga", &format!("/api/v1/requests/{id}/deny"), body).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let seen: Vec<String> = recorder
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(r, _, _)| *r == id)
+        .map(|(_, _, m)| m.clone())
+        .collect();
+    assert!(seen.contains(&"olga denied: not today".to_owned()), "{seen:?}");
+    assert_eq!(seen.last().map(String::as_str), Some("denied"), "{seen:?}");
     app.shutdown().await;
 }

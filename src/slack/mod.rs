@@ -1,12 +1,29 @@
 //! The Slack surface: slash commands, interactivity (approval buttons), progress threads,
 //! over HTTP or Socket Mode.
+//!
+//! - `routes`: POST /slack/commands and /slack/interactions (HTTP transport);
+//! - `spawn`: the Socket Mode connection (the other transport);
+//! - `surface`: the `ChatSurface` that reports requests back into their thread;
+//! - `manifest`: the app manifest for `deckhand slack manifest`.
 
+pub mod buttons;
 mod config;
+mod http;
+pub mod inbound;
+mod manifest;
+pub mod messages;
+pub mod progress;
+pub mod socket;
+mod surface;
+pub mod verify;
+pub mod web;
 
 use std::sync::Arc;
 
 pub use config::SlackConfig;
+pub use surface::{SlackData, SlackSurface};
 use tokio_util::sync::CancellationToken;
+pub use web::{Uploaded, WebApi, WebError};
 
 use crate::{app::App, commands::Router, configuration::Config, signing::Signer, surface::ChatSurface};
 
@@ -14,22 +31,37 @@ use crate::{app::App, commands::Router, configuration::Config, signing::Signer, 
 pub enum SlackError {
     #[error("slack is not configured: {0}")]
     NotConfigured(String),
+    #[error("the manifest needs the service's public https:// base URL, not '{0}'")]
+    BadUrl(String),
+    #[error("could not build the manifest: {0}")]
+    Manifest(String),
 }
 
-/// HTTP endpoints (/slack/commands, /slack/interactions); empty when Slack is off.
-pub fn routes(_config: &Config) -> axum::Router<Arc<App>> {
-    axum::Router::new()
+/// HTTP endpoints (/slack/commands, /slack/interactions); empty when Slack is off or
+/// talks over Socket Mode.
+pub fn routes(config: &Config) -> axum::Router<Arc<App>> {
+    if !config.slack.http_enabled() {
+        return axum::Router::new();
+    }
+    http::routes(config)
 }
 
 /// The surface that reports Slack requests back to Slack, when Slack is configured.
-pub fn surface(_config: &Config, _signer: &Signer) -> Option<Arc<dyn ChatSurface>> {
-    None
+pub fn surface(config: &Config, signer: &Signer) -> Option<Arc<dyn ChatSurface>> {
+    if !config.slack.enabled() {
+        return None;
+    }
+    Some(Arc::new(SlackSurface::new(config, signer)))
 }
 
 /// Background work (the Socket Mode connection) started with the server.
-pub fn spawn(_app: Arc<App>, _shutdown: CancellationToken) {}
+pub fn spawn(app: Arc<App>, shutdown: CancellationToken) {
+    if app.config.slack.enabled() && app.config.slack.socket_mode {
+        tokio::spawn(socket::run(app, shutdown));
+    }
+}
 
 /// `deckhand slack manifest --url`: the app manifest generated from the command specs.
-pub fn manifest(_config: &Config, _router: &Router, _url: &str) -> Result<String, SlackError> {
-    Err(SlackError::NotConfigured("not implemented yet".into()))
+pub fn manifest(config: &Config, router: &Router, url: &str) -> Result<String, SlackError> {
+    manifest::render(&config.slack, router, url)
 }

@@ -1,0 +1,252 @@
+//! What to do with a slash command or a button click, whichever transport brought it
+//! (HTTP or Socket Mode). Each handler stores what it must before returning, so the
+//! transport can acknowledge right after; replies to the person go out on their own task.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use slack_morphism::events::{SlackCommandEvent, SlackInteractionBlockActionsEvent, SlackInteractionEvent};
+use tokio::sync::Mutex;
+
+use super::{
+    buttons::{self, ButtonError, Decision},
+    messages,
+    surface::initial_data,
+    web::WebApi,
+};
+use crate::{
+    app::{App, AppError, Invocation},
+    domain::{State, Surface},
+    identity::Principal,
+};
+
+/// How long the Slack user group membership list is trusted.
+const GROUPS_TTL: Duration = Duration::from_secs(300);
+
+/// Slack user group ids and their members.
+type UserGroups = Vec<(String, Vec<String>)>;
+
+/// Why a handler could not accept what arrived; the transport maps it to a status.
+#[derive(Debug, thiserror::Error)]
+pub enum InboundError {
+    #[error("malformed payload: {0}")]
+    Malformed(String),
+    /// Nothing was stored; Slack should show the person that it failed.
+    #[error("could not store the request: {0}")]
+    Store(String),
+}
+
+/// Shared by both transports.
+pub struct Inbound {
+    pub web: WebApi,
+    /// Only looked up when the configuration maps Slack user groups to deckhand groups.
+    use_groups: bool,
+    groups: Mutex<Option<(Instant, UserGroups)>>,
+}
+
+impl Inbound {
+    pub fn new(app_config: &crate::configuration::Config) -> Self {
+        let use_groups = app_config
+            .groups
+            .values()
+            .any(|g| g.identities.iter().any(|i| i.starts_with("slack-group:")));
+        Self {
+            web: WebApi::new(&app_config.slack),
+            use_groups,
+            groups: Mutex::new(None),
+        }
+    }
+
+    /// The deckhand person behind a Slack user id, with the deckhand groups their Slack
+    /// user groups map to.
+    async fn principal(&self, app: &App, user_id: &str) -> Option<Principal> {
+        let chat_groups = if self.use_groups {
+            self.user_groups(user_id).await
+        } else {
+            Vec::new()
+        };
+        app.directory.by_identity(&format!("slack:{user_id}"), &chat_groups)
+    }
+
+    /// `slack-group:S…` for every user group the person is in (usergroups.list, cached).
+    async fn user_groups(&self, user_id: &str) -> Vec<String> {
+        let mut cache = self.groups.lock().await;
+        let fresh = cache.as_ref().is_some_and(|(at, _)| at.elapsed() < GROUPS_TTL);
+        if !fresh {
+            match self
+                .web
+                .call_form("usergroups.list", &[("include_users", "true".into())])
+                .await
+            {
+                Ok(v) => {
+                    let groups = v["usergroups"]
+                        .as_array()
+                        .map(|gs| {
+                            gs.iter()
+                                .filter_map(|g| {
+                                    let id = g["id"].as_str()?.to_owned();
+                                    let users = g["users"]
+                                        .as_array()?
+                                        .iter()
+                                        .filter_map(|u| u.as_str().map(str::to_owned))
+                                        .collect();
+                                    Some((id, users))
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    *cache = Some((Instant::now(), groups));
+                }
+                Err(e) => tracing::warn!(error = %e, "could not read Slack user groups; using direct identities only"),
+            }
+        }
+        cache
+            .as_ref()
+            .map(|(_, gs)| {
+                gs.iter()
+                    .filter(|(_, users)| users.iter().any(|u| u == user_id))
+                    .map(|(id, _)| format!("slack-group:{id}"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// An ephemeral note for the person, on its own task so the acknowledgement waits
+    /// for nothing.
+    fn tell(&self, response_url: Option<&str>, text: String) {
+        let Some(url) = response_url.map(str::to_owned) else {
+            tracing::info!(%text, "no response_url to answer on");
+            return;
+        };
+        let web = self.web.clone();
+        tokio::spawn(async move {
+            if let Err(e) = web.respond(&url, &messages::ephemeral(&text)).await {
+                tracing::warn!(error = %e, "could not answer on response_url");
+            }
+        });
+    }
+}
+
+fn unknown_user(user_id: &str) -> String {
+    format!(
+        "Sorry, deckhand does not know you yet, so it cannot run commands for you. Ask the platform ops team to add `slack:{user_id}` to the `identities` of your user in deckhand's configuration (or your Slack user group to a deckhand group)."
+    )
+}
+
+/// A slash command: identify, route and store (that is the idempotent part, keyed on the
+/// command's trigger_id), then let the surface post the root message as events come.
+pub async fn command(app: &Arc<App>, inbound: &Inbound, cmd: SlackCommandEvent) -> Result<(), InboundError> {
+    let user = cmd.user_id.to_string();
+    let response_url = cmd.response_url.0.to_string();
+    let Some(principal) = inbound.principal(app, &user).await else {
+        tracing::info!(slack_user = %user, "command from an unknown Slack user");
+        inbound.tell(Some(&response_url), unknown_user(&user));
+        return Ok(());
+    };
+    let text = cmd
+        .text
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .unwrap_or("help");
+    let channel = cmd.channel_id.to_string();
+    let inv = Invocation {
+        principal,
+        surface: Surface::Slack,
+        text: text.to_owned(),
+        channel: Some(channel.clone()),
+        thread: None,
+        surface_data: Some(initial_data(&channel, &user, &response_url)),
+        idempotency_key: Some(format!("slack:{}", cmd.trigger_id)),
+    };
+    match app.submit(inv).await {
+        Ok(s) => {
+            tracing::info!(request = %s.request.id, duplicate = s.duplicate, "Slack command stored");
+            Ok(())
+        }
+        Err(AppError::Store(e)) => Err(InboundError::Store(e.to_string())),
+        Err(e) => {
+            // Refusals and argument errors: only the person sees them; nothing changed.
+            inbound.tell(Some(&response_url), e.to_string());
+            Ok(())
+        }
+    }
+}
+
+/// Parses an interactivity payload (the JSON in the `payload` form field).
+pub fn parse_interaction(payload: &str) -> Result<SlackInteractionEvent, InboundError> {
+    serde_json::from_str(payload).map_err(|e| InboundError::Malformed(e.to_string()))
+}
+
+/// A click. Only Approve / Deny buttons deckhand signed do anything.
+pub async fn interaction(app: &Arc<App>, inbound: &Inbound, event: SlackInteractionEvent) -> Result<(), InboundError> {
+    let SlackInteractionEvent::BlockActions(ev) = event else {
+        return Ok(());
+    };
+    block_actions(app, inbound, ev).await
+}
+
+async fn block_actions(
+    app: &Arc<App>,
+    inbound: &Inbound,
+    ev: SlackInteractionBlockActionsEvent,
+) -> Result<(), InboundError> {
+    let response_url = ev.response_url.as_ref().map(|u| u.0.to_string());
+    let reply = |text: String| inbound.tell(response_url.as_deref(), text);
+    let Some(user) = ev.user.as_ref().map(|u| u.id.to_string()) else {
+        return Err(InboundError::Malformed("block_actions without a user".into()));
+    };
+    for action in ev.actions.iter().flatten() {
+        let action_id = action.action_id.to_string();
+        let value = action.value.as_deref().unwrap_or_default();
+        let (decision, id) = match buttons::parse(&app.signer, &action_id, value) {
+            Ok(v) => v,
+            Err(e @ (ButtonError::Forged | ButtonError::Malformed)) => {
+                tracing::warn!(slack_user = %user, %action_id, error = %e, "refused a button click");
+                reply("deckhand did not make this button (or it was altered), so nothing was done.".into());
+                continue;
+            }
+        };
+        let Some(principal) = inbound.principal(app, &user).await else {
+            reply(unknown_user(&user));
+            continue;
+        };
+        let result = match decision {
+            Decision::Approve => app
+                .approve(&id, &principal, "slack")
+                .await
+                .map(|a| (a.request.state == State::PendingApproval).then(|| a.to_string())),
+            Decision::Deny => app
+                .deny(&id, &principal, "denied with the Deny button in Slack", "slack")
+                .await
+                .map(|_| None),
+        };
+        match result {
+            Ok(Some(partial)) => reply(format!("Your approval counts. {partial}.")),
+            Ok(None) => {}
+            Err(AppError::Store(e)) => return Err(InboundError::Store(e.to_string())),
+            // Not an approver, already decided, expired...: explain, change nothing.
+            Err(e) => reply(e.to_string()),
+        }
+    }
+    Ok(())
+}
+
+/// Decodes a slash command's form body.
+pub fn parse_command(form: &str) -> Result<SlackCommandEvent, InboundError> {
+    serde_urlencoded::from_str(form).map_err(|e| InboundError::Malformed(e.to_string()))
+}
+
+/// Decodes an interactivity form body (`payload=<json>`).
+pub fn parse_interaction_form(form: &str) -> Result<SlackInteractionEvent, InboundError> {
+    let fields: Vec<(String, String)> =
+        serde_urlencoded::from_str(form).map_err(|e| InboundError::Malformed(e.to_string()))?;
+    let payload = fields
+        .into_iter()
+        .find(|(k, _)| k == "payload")
+        .map(|(_, v)| v)
+        .ok_or_else(|| InboundError::Malformed("no payload field".into()))?;
+    parse_interaction(&payload)
+}

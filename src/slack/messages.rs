@@ -1,0 +1,148 @@
+//! What deckhand says in Slack: the root status line, thread replies and the approval
+//! prompt (Block Kit, through slack-morphism's models).
+
+use slack_morphism::prelude::*;
+
+use super::buttons::{self, Decision};
+use crate::{
+    domain::{RequestId, State, format_ms},
+    signing::Signer,
+    store::RequestRecord,
+};
+
+/// Slack cuts message text at 40,000 characters; stay well inside, in characters not bytes.
+const MAX_TEXT: usize = 35_000;
+/// A section block's text may hold 3,000 characters.
+const MAX_SECTION: usize = 2_900;
+
+pub fn mention(slack_user: Option<&str>, fallback: &str) -> String {
+    match slack_user {
+        Some(u) => format!("<@{u}>"),
+        None => fallback.to_owned(),
+    }
+}
+
+/// `<@U…>: deploy … (request r-…)` and a status line under it; edited in place.
+pub fn root_text(request: &RequestRecord, requester: &str) -> String {
+    let status = match request.state {
+        State::PendingApproval => ":hourglass_flowing_sand: waiting for approval".to_owned(),
+        State::Queued => ":inbox_tray: queued".to_owned(),
+        State::Running => ":gear: running".to_owned(),
+        s => {
+            let icon = match s {
+                State::Succeeded => ":white_check_mark:",
+                State::Failed => ":x:",
+                State::Denied => ":no_entry:",
+                _ => ":heavy_minus_sign:",
+            };
+            match request.outcome.as_deref().filter(|o| !o.is_empty()) {
+                Some(o) => format!("{icon} {s}: {}", clip(o, 500)),
+                None => format!("{icon} {s}"),
+            }
+        }
+    };
+    format!(
+        "{requester}: {} (request {})\n{status}",
+        escape(&request.text),
+        request.id
+    )
+}
+
+/// Escapes the three characters Slack treats as markup in message text.
+pub fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+pub fn clip(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_owned();
+    }
+    let mut out: String = s.chars().take(max).collect();
+    out.push_str("\n… (cut)");
+    out
+}
+
+/// Output (help, lists, logs) as a code block in the thread.
+pub fn output_text(message: &str) -> String {
+    if message.contains('\n') {
+        format!("```\n{}\n```", clip(&message.replace("```", "'''"), MAX_TEXT))
+    } else {
+        clip(&escape(message), MAX_TEXT)
+    }
+}
+
+/// The text of an approval prompt: who asks for what, where, and who may decide.
+pub fn approval_summary(request: &RequestRecord, requester: &str, approvers: &[String], count: u64) -> String {
+    let target = request
+        .args
+        .get("env")
+        .or_else(|| request.args.get("name"))
+        .map(|e| format!(" in `{e}`"))
+        .unwrap_or_default();
+    let expires = request
+        .approval_expires_at
+        .map(|t| format!("\nExpires {}.", format_ms(t)))
+        .unwrap_or_default();
+    clip(
+        &format!(
+            "*Approval needed* for {}: {requester} asks to run `{}` ({}{target}).\nNeeds {count} of {}.{expires}",
+            request.id,
+            escape(&request.text),
+            request.action,
+            approvers.join(", "),
+        ),
+        MAX_SECTION,
+    )
+}
+
+/// The prompt with Approve / Deny buttons; their values are signed by deckhand.
+pub fn approval_blocks(signer: &Signer, id: &RequestId, summary: &str, progress: Option<&str>) -> Vec<SlackBlock> {
+    let button = |decision: Decision, label: &str, style: SlackBlockButtonStyle| {
+        SlackActionBlockElement::from(
+            SlackBlockButtonElement::new(SlackBlockPlainTextOnly::from(label))
+                .with_action_id(SlackActionId::new(decision.as_str().into()))
+                .with_value(buttons::value(signer, decision, id))
+                .with_style(style),
+        )
+    };
+    let mut blocks = vec![section(summary)];
+    if let Some(p) = progress {
+        blocks.push(context(p));
+    }
+    blocks.push(
+        SlackActionsBlock::new(vec![
+            button(Decision::Approve, "Approve", SlackBlockButtonStyle::Primary),
+            button(Decision::Deny, "Deny", SlackBlockButtonStyle::Danger),
+        ])
+        .with_block_id(SlackBlockId::new("approval".into()))
+        .into(),
+    );
+    blocks
+}
+
+/// The prompt after the decision: the buttons are gone, who decided and when is there.
+pub fn decided_blocks(summary: &str, decided: &str) -> Vec<SlackBlock> {
+    vec![section(summary), context(decided)]
+}
+
+fn section(text: &str) -> SlackBlock {
+    SlackSectionBlock::new()
+        .with_text(SlackBlockText::MarkDown(SlackBlockMarkDownText::new(text.to_owned())))
+        .into()
+}
+
+fn context(text: &str) -> SlackBlock {
+    SlackContextBlock::new(vec![SlackContextBlockElement::MarkDown(SlackBlockMarkDownText::new(
+        text.to_owned(),
+    ))])
+    .into()
+}
+
+/// An ephemeral answer for a response_url: visible to the person only, original untouched.
+pub fn ephemeral(text: &str) -> serde_json::Value {
+    serde_json::json!({
+        "response_type": "ephemeral",
+        "replace_original": false,
+        "text": clip(text, MAX_TEXT),
+    })
+}

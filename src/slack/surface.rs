@@ -1,0 +1,440 @@
+//! `ChatSurface` for Slack: a root status message per request (edited in place), its thread
+//! for milestones, progress, output and errors, and the approval prompt.
+//!
+//! What Slack needs to find the conversation again (channel, root ts, the prompts' ts) is
+//! kept with the request through `Store::set_surface_data` and read back from the store on
+//! every event: the record handed to `publish` may predate the latest write.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use slack_morphism::{
+    SlackChannelId, SlackMessageContent, SlackTs,
+    api::{SlackApiChatPostMessageRequest, SlackApiChatUpdateRequest},
+};
+use tokio::sync::Mutex as AsyncMutex;
+
+use super::{
+    config::SlackConfig,
+    messages,
+    progress::{Offer, ProgressBuffer},
+    web::{WebApi, WebError},
+};
+use crate::{
+    configuration::Config,
+    domain::{RequestId, State, Surface, format_ms},
+    signing::Signer,
+    store::{Event, EventKind, RequestRecord, Store},
+    surface::{ChatSurface, SurfaceError},
+};
+
+/// Where one approval prompt was posted.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Posted {
+    pub channel: String,
+    pub ts: String,
+}
+
+/// The per-request Slack state kept in the store (`surface_data`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SlackData {
+    pub channel: String,
+    /// The Slack user who asked.
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub response_url: Option<String>,
+    /// The root status message, once posted.
+    #[serde(default)]
+    pub root_ts: Option<String>,
+    #[serde(default)]
+    pub prompts: Vec<Posted>,
+    #[serde(default)]
+    pub prompt_summary: Option<String>,
+    /// True while the prompts still show buttons.
+    #[serde(default)]
+    pub prompt_open: bool,
+    /// Decisions so far, as lines for the prompt ("approved by @x at ...").
+    #[serde(default)]
+    pub decisions: Vec<String>,
+}
+
+impl SlackData {
+    pub fn read(request: &RequestRecord) -> Option<Self> {
+        serde_json::from_value(request.surface_data.clone()?).ok()
+    }
+}
+
+pub struct SlackSurface {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    web: WebApi,
+    signer: Signer,
+    approvals_channel: Option<String>,
+    progress_interval: Duration,
+    /// deckhand user name -> Slack user id, for naming approvers.
+    slack_ids: HashMap<String, String>,
+    threads: Mutex<HashMap<RequestId, Arc<AsyncMutex<ProgressBuffer>>>>,
+}
+
+impl SlackSurface {
+    pub fn new(config: &Config, signer: &Signer) -> Self {
+        let slack: &SlackConfig = &config.slack;
+        let slack_ids = config
+            .users
+            .iter()
+            .filter_map(|(name, user)| {
+                let id = user.identities.iter().find_map(|i| i.strip_prefix("slack:"))?;
+                Some((name.to_string(), id.to_owned()))
+            })
+            .collect();
+        Self {
+            inner: Arc::new(Inner {
+                web: WebApi::new(slack),
+                signer: signer.clone(),
+                approvals_channel: Some(slack.approvals_channel.clone()).filter(|c| !c.is_empty()),
+                progress_interval: Duration::from_millis(slack.progress_interval_ms),
+                slack_ids,
+                threads: Mutex::default(),
+            }),
+        }
+    }
+}
+
+fn refused(e: impl std::fmt::Display) -> SurfaceError {
+    SurfaceError {
+        surface: Surface::Slack,
+        message: e.to_string(),
+    }
+}
+
+#[async_trait]
+impl ChatSurface for SlackSurface {
+    fn surface(&self) -> Surface {
+        Surface::Slack
+    }
+
+    async fn publish(&self, store: &Store, request: &RequestRecord, event: &Event) -> Result<(), SurfaceError> {
+        let inner = &self.inner;
+        let thread = inner.thread(&request.id);
+        let mut buffer = thread.lock().await;
+        let current = store.get(&request.id).await.map_err(refused)?;
+        let Some(mut data) = current.as_ref().and_then(SlackData::read) else {
+            // Not a Slack conversation (or from an older build); nothing to show.
+            return Ok(());
+        };
+        let before = serde_json::to_value(&data).unwrap_or(Value::Null);
+        let result = inner
+            .publish(store, request, event, &mut data, &mut buffer, &thread)
+            .await;
+        let after = serde_json::to_value(&data).unwrap_or(Value::Null);
+        if after != before {
+            store.set_surface_data(&request.id, &after).await.map_err(refused)?;
+        }
+        if request.state.is_terminal() && event.kind == EventKind::State {
+            inner.forget(&request.id);
+        }
+        result.map_err(refused)
+    }
+}
+
+impl Inner {
+    fn thread(&self, id: &RequestId) -> Arc<AsyncMutex<ProgressBuffer>> {
+        let mut threads = self.threads.lock().unwrap_or_else(|p| p.into_inner());
+        threads.entry(id.clone()).or_default().clone()
+    }
+
+    fn forget(&self, id: &RequestId) {
+        let mut threads = self.threads.lock().unwrap_or_else(|p| p.into_inner());
+        threads.remove(id);
+    }
+
+    fn name(&self, user: &str) -> String {
+        messages::mention(self.slack_ids.get(user).map(String::as_str), user)
+    }
+
+    /// "Approved by @x at T" / "Denied by @y at T: reason".
+    fn decision_line(&self, r: &crate::store::ApprovalRecord) -> String {
+        let when = format_ms(r.at);
+        if r.decision == "approve" {
+            format!(":white_check_mark: Approved by {} at {when}", self.name(&r.approver))
+        } else {
+            let reason = r.reason.as_deref().map(|x| format!(": {x}")).unwrap_or_default();
+            format!(":no_entry: Denied by {} at {when}{reason}", self.name(&r.approver))
+        }
+    }
+
+    fn requester(&self, request: &RequestRecord, data: &SlackData) -> String {
+        match &data.user {
+            Some(u) => format!("<@{u}>"),
+            None => self.name(&request.requester),
+        }
+    }
+
+    async fn publish(
+        self: &Arc<Self>,
+        store: &Store,
+        request: &RequestRecord,
+        event: &Event,
+        data: &mut SlackData,
+        buffer: &mut ProgressBuffer,
+        thread: &Arc<AsyncMutex<ProgressBuffer>>,
+    ) -> Result<(), WebError> {
+        let root = self.ensure_root(request, data).await?;
+        if event.kind == EventKind::Progress {
+            match buffer.offer(&event.message, Instant::now(), self.progress_interval) {
+                Offer::Send(text) => self.reply(&data.channel, &root, &messages::escape(&text)).await?,
+                Offer::Hold { flush_at } if !buffer.flush_scheduled => {
+                    buffer.flush_scheduled = true;
+                    self.schedule_flush(store.clone(), request.id.clone(), thread.clone(), flush_at);
+                }
+                Offer::Hold { .. } => {}
+            }
+            return Ok(());
+        }
+        // Anything else keeps its place after the progress before it.
+        if let Some(text) = buffer.take(Instant::now()) {
+            self.reply(&data.channel, &root, &messages::escape(&text)).await?;
+        }
+        match event.kind {
+            EventKind::State => self.on_state(store, request, event, data, &root).await,
+            EventKind::Approval => self.on_approval(request, event, data, &root).await,
+            EventKind::Output => {
+                self.reply(&data.channel, &root, &messages::output_text(&event.message))
+                    .await
+            }
+            EventKind::Progress => Ok(()),
+        }
+    }
+
+    /// Posts the root message the first time anything happens to the request.
+    async fn ensure_root(&self, request: &RequestRecord, data: &mut SlackData) -> Result<String, WebError> {
+        if let Some(ts) = &data.root_ts {
+            return Ok(ts.clone());
+        }
+        let text = messages::root_text(request, &self.requester(request, data));
+        match self
+            .post(&data.channel, None, SlackMessageContent::new().with_text(text))
+            .await
+        {
+            Ok(ts) => {
+                data.root_ts = Some(ts.clone());
+                Ok(ts)
+            }
+            Err(e) => {
+                // Most often the bot is not in a private channel; tell the person where
+                // their request went instead of going silent.
+                if let Some(url) = &data.response_url {
+                    let note = format!(
+                        "deckhand stored your request {} but cannot post in this channel ({e}). Invite the app (`/invite @deckhand`) or ask in a channel it is in; `request {}` shows its progress meanwhile.",
+                        request.id, request.id
+                    );
+                    let _ = self.web.respond(url, &messages::ephemeral(&note)).await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn on_state(
+        &self,
+        store: &Store,
+        request: &RequestRecord,
+        event: &Event,
+        data: &mut SlackData,
+        root: &str,
+    ) -> Result<(), WebError> {
+        self.update_root(request, data, root).await?;
+        if data.prompt_open && request.state != State::PendingApproval {
+            // Who decided comes from the store's approvals table: denials reach the surface
+            // only as the state change, not as a decision event.
+            let decided: Vec<String> = match store.approvals(&request.id).await {
+                Ok(records) => records.iter().map(|r| self.decision_line(r)).collect(),
+                Err(e) => {
+                    tracing::warn!(request = %request.id, error = %e, "could not read decisions");
+                    data.decisions.clone()
+                }
+            };
+            let line = match request.state {
+                State::Expired => format!(
+                    ":alarm_clock: Expired at {}: nobody decided in time",
+                    format_ms(event.at)
+                ),
+                State::Cancelled if decided.is_empty() => format!(
+                    ":heavy_minus_sign: {} at {}",
+                    request.outcome.as_deref().unwrap_or("cancelled"),
+                    format_ms(event.at)
+                ),
+                _ if decided.is_empty() => format!("{} at {}", request.state, format_ms(event.at)),
+                _ => decided.join("\n"),
+            };
+            let summary = data.prompt_summary.clone().unwrap_or_default();
+            let blocks = messages::decided_blocks(&summary, &line);
+            for p in data.prompts.clone() {
+                let content = SlackMessageContent::new()
+                    .with_text(summary.clone())
+                    .with_blocks(blocks.clone());
+                self.update(&p.channel, &p.ts, content).await?;
+            }
+            data.prompt_open = false;
+        }
+        if request.state.is_terminal() {
+            let outcome = request.outcome.clone().unwrap_or_else(|| event.message.clone());
+            let text = match request.state {
+                State::Succeeded => format!(":white_check_mark: Succeeded: {}", messages::escape(&outcome)),
+                State::Failed => format!(":x: Failed: {}", messages::escape(&outcome)),
+                s => format!("{s}: {}", messages::escape(&outcome)),
+            };
+            self.reply(&data.channel, root, &messages::clip(&text, 35_000)).await?;
+        }
+        Ok(())
+    }
+
+    async fn on_approval(
+        &self,
+        request: &RequestRecord,
+        event: &Event,
+        data: &mut SlackData,
+        root: &str,
+    ) -> Result<(), WebError> {
+        let d = event.data.clone().unwrap_or(Value::Null);
+        if let Some(approvers) = d["approvers"].as_array() {
+            // The request is waiting: post the prompt (once), in the thread and the
+            // approvals channel.
+            self.update_root(request, data, root).await?;
+            if !data.prompts.is_empty() {
+                return Ok(());
+            }
+            let approvers: Vec<String> = approvers.iter().filter_map(|a| a.as_str().map(str::to_owned)).collect();
+            let count = d["count"].as_u64().unwrap_or(1);
+            let summary = messages::approval_summary(request, &self.requester(request, data), &approvers, count);
+            let blocks = messages::approval_blocks(&self.signer, &request.id, &summary, None);
+            let content = SlackMessageContent::new()
+                .with_text(summary.clone())
+                .with_blocks(blocks);
+            let ts = self.post(&data.channel, Some(root), content.clone()).await?;
+            data.prompts.push(Posted {
+                channel: data.channel.clone(),
+                ts,
+            });
+            if let Some(ch) = self.approvals_channel.clone().filter(|c| *c != data.channel) {
+                let ts = self.post(&ch, None, content).await?;
+                data.prompts.push(Posted { channel: ch, ts });
+            }
+            data.prompt_summary = Some(summary);
+            data.prompt_open = true;
+            return Ok(());
+        }
+        if let Some(approver) = d["approver"].as_str() {
+            let approve = d["decision"].as_str() == Some("approve");
+            let when = format_ms(event.at);
+            let line = if approve {
+                format!(":white_check_mark: Approved by {} at {when}", self.name(approver))
+            } else {
+                let reason = d["reason"].as_str().map(|r| format!(": {r}")).unwrap_or_default();
+                format!(":no_entry: Denied by {} at {when}{reason}", self.name(approver))
+            };
+            data.decisions.push(line);
+            let needed = request.approval.as_ref().map_or(1, |p| u64::from(p.count));
+            let approvals = d["approvals"].as_u64().unwrap_or(0);
+            // More approvals to come: keep the buttons, show who approved so far.
+            if approve && approvals < needed && data.prompt_open {
+                let summary = data.prompt_summary.clone().unwrap_or_default();
+                let progress = format!("{} ({approvals} of {needed})", data.decisions.join("\n"));
+                let blocks = messages::approval_blocks(&self.signer, &request.id, &summary, Some(&progress));
+                for p in data.prompts.clone() {
+                    let content = SlackMessageContent::new()
+                        .with_text(summary.clone())
+                        .with_blocks(blocks.clone());
+                    self.update(&p.channel, &p.ts, content).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn update_root(&self, request: &RequestRecord, data: &SlackData, root: &str) -> Result<(), WebError> {
+        let text = messages::root_text(request, &self.requester(request, data));
+        self.update(&data.channel, root, SlackMessageContent::new().with_text(text))
+            .await
+    }
+
+    async fn reply(&self, channel: &str, root: &str, text: &str) -> Result<(), WebError> {
+        self.post(
+            channel,
+            Some(root),
+            SlackMessageContent::new().with_text(text.to_owned()),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn post(
+        &self,
+        channel: &str,
+        thread: Option<&str>,
+        content: SlackMessageContent,
+    ) -> Result<String, WebError> {
+        let mut req = SlackApiChatPostMessageRequest::new(SlackChannelId::new(channel.to_owned()), content);
+        if let Some(t) = thread {
+            req = req.with_thread_ts(SlackTs::new(t.to_owned()));
+        }
+        let answer = self.web.call("chat.postMessage", &req).await?;
+        answer["ts"].as_str().map(str::to_owned).ok_or_else(|| WebError::Api {
+            method: "chat.postMessage".into(),
+            error: "answer without ts".into(),
+        })
+    }
+
+    async fn update(&self, channel: &str, ts: &str, content: SlackMessageContent) -> Result<(), WebError> {
+        let req = SlackApiChatUpdateRequest::new(
+            SlackChannelId::new(channel.to_owned()),
+            content,
+            SlackTs::new(ts.to_owned()),
+        );
+        self.web.call("chat.update", &req).await.map(|_| ())
+    }
+
+    /// Sends what the buffer holds once the interval has passed, unless a later event
+    /// already did (it takes the buffer first, under the same lock).
+    fn schedule_flush(
+        self: &Arc<Self>,
+        store: Store,
+        id: RequestId,
+        thread: Arc<AsyncMutex<ProgressBuffer>>,
+        at: Instant,
+    ) {
+        let inner = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep_until(at.into()).await;
+            let mut buffer = thread.lock().await;
+            buffer.flush_scheduled = false;
+            let Some(text) = buffer.take(Instant::now()) else {
+                return;
+            };
+            let data = match store.get(&id).await {
+                Ok(Some(r)) => SlackData::read(&r),
+                _ => None,
+            };
+            let Some((channel, root)) = data.and_then(|d| Some((d.channel.clone(), d.root_ts?))) else {
+                return;
+            };
+            if let Err(e) = inner.reply(&channel, &root, &messages::escape(&text)).await {
+                tracing::warn!(request = %id, error = %e, "could not post progress");
+            }
+        });
+    }
+}
+
+/// The surface data a Slack submission starts with.
+pub fn initial_data(channel: &str, user: &str, response_url: &str) -> Value {
+    json!({ "channel": channel, "user": user, "response_url": response_url })
+}

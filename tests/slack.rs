@@ -1,0 +1,1037 @@
+//! The Slack surface against a local fake Slack (Web API, response_url, uploads, Socket
+//! Mode) and, for the end-to-end deploys, the Kubernetes test API server.
+
+#[path = "support/kube/mod.rs"]
+mod kube_fake;
+#[path = "support/slack/mod.rs"]
+mod slack_fake;
+mod support;
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use async_trait::async_trait;
+use deckhand::{
+    actions::{Action, ActionContext, ActionError},
+    configuration::Config,
+    slack::{SlackConfig, WebApi, verify::RequestVerifier},
+    startup::Builder,
+};
+use kube_fake::KubeTestServer;
+use serde_json::{Value, json};
+use slack_fake::{
+    APP_TOKEN, BOT_TOKEN, Call, FakeSlack, SIGNING_SECRET, SocketServer, block_actions, command_form, interaction_form,
+    now, signed_headers, summary,
+};
+use support::{ADMIN, Backend, TestApp, TestDb, slack_id, test_config};
+
+const CHANNEL: &str = "C2147483705";
+
+fn slack_config(fake: &FakeSlack) -> SlackConfig {
+    SlackConfig {
+        bot_token: BOT_TOKEN.into(),
+        signing_secret: SIGNING_SECRET.into(),
+        api_url: fake.api_url(),
+        progress_interval_ms: 300,
+        retry_for: "60s".parse().unwrap(),
+        reconnect_min_ms: 100,
+        ..SlackConfig::default()
+    }
+}
+
+/// Emits many progress updates as fast as it can, to exercise coalescing.
+struct Chatty;
+
+#[async_trait]
+impl Action for Chatty {
+    fn name(&self) -> &'static str {
+        "test.chatty"
+    }
+    async fn run(&self, ctx: &ActionContext) -> Result<String, ActionError> {
+        for i in 1..=40 {
+            ctx.progress(format!("step {i} of 40")).await?;
+        }
+        Ok("chatted".into())
+    }
+}
+
+const CHATTY_SPEC: &str = r#"
+- name: chatty
+  help: Many progress updates, fast
+  pattern: '^chatty$'
+  action: test.chatty
+  allow: [group:developers]
+"#;
+
+struct Env {
+    app: TestApp,
+    slack: FakeSlack,
+    socket: Option<SocketServer>,
+    kube: Option<KubeTestServer>,
+    _db: TestDb,
+}
+
+type ConfigEdit = Box<dyn FnOnce(&mut Config)>;
+
+#[derive(Default)]
+struct Options {
+    kube: bool,
+    socket: bool,
+    edit: Option<ConfigEdit>,
+}
+
+async fn start(opts: Options) -> Env {
+    support::init_tls();
+    let slack = FakeSlack::start().await;
+    let db = TestDb::new(Backend::Sqlite).await;
+    let mut config = test_config(&db.url);
+    config.slack = slack_config(&slack);
+    let socket = if opts.socket {
+        let s = SocketServer::start().await;
+        slack.set_socket_url(&s.url());
+        config.slack.socket_mode = true;
+        config.slack.app_token = APP_TOKEN.into();
+        Some(s)
+    } else {
+        None
+    };
+    let kube = if opts.kube {
+        let k = KubeTestServer::start().await;
+        k.set_step(Duration::from_millis(15));
+        config.kubernetes.url = k.url();
+        config.kubernetes.rollout_deadline = "20s".parse().unwrap();
+        config.kubernetes.stall_after = "1s".parse().unwrap();
+        Some(k)
+    } else {
+        None
+    };
+    if let Some(edit) = opts.edit {
+        edit(&mut config);
+    }
+    let probe = Arc::new(support::actions::Probe::default());
+    let mut builder = Builder::new(config);
+    if !opts.kube {
+        let mut specs = support::test_specs();
+        specs.push(("tests/chatty.yaml".into(), CHATTY_SPEC.into()));
+        builder = support::actions::register(builder, &probe)
+            .action(Arc::new(Chatty))
+            .specs(specs);
+    }
+    let running = builder.start("127.0.0.1:0".parse().unwrap()).await.expect("app starts");
+    let app = TestApp {
+        addr: running.addr,
+        url: format!("http://{}", running.addr),
+        running: Some(running),
+        probe,
+        http: reqwest::Client::new(),
+    };
+    Env {
+        app,
+        slack,
+        socket,
+        kube,
+        _db: db,
+    }
+}
+
+impl Env {
+    async fn post_raw(&self, path: &str, body: &str, headers: Vec<(&'static str, String)>) -> (u16, Duration) {
+        let mut req = self
+            .app
+            .http
+            .post(format!("{}{path}", self.app.url))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.to_owned());
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        let started = Instant::now();
+        let resp = req.send().await.expect("POST");
+        (resp.status().as_u16(), started.elapsed())
+    }
+
+    async fn post_signed(&self, path: &str, body: &str) -> (u16, Duration) {
+        self.post_raw(path, body, signed_headers(body, now())).await
+    }
+
+    /// A signed slash command from `user`; the response_url is named after the trigger.
+    async fn command(&self, user: &str, text: &str, trigger: &str) -> (u16, Duration) {
+        let body = command_form(
+            &slack_id(user),
+            CHANNEL,
+            text,
+            trigger,
+            &self.slack.response_url(trigger),
+        );
+        self.post_signed("/slack/commands", &body).await
+    }
+
+    async fn click(&self, user: &str, action_id: &str, value: &str, tag: &str) -> u16 {
+        let payload = block_actions(&slack_id(user), action_id, value, &self.slack.response_url(tag));
+        self.post_signed("/slack/interactions", &interaction_form(&payload))
+            .await
+            .0
+    }
+
+    async fn requests(&self) -> Vec<Value> {
+        let (_, v) = self.app.get_as(ADMIN, "/api/v1/requests?scope=all").await;
+        v["requests"].as_array().cloned().unwrap_or_default()
+    }
+
+    async fn only_request(&self) -> Value {
+        let rs = self.requests().await;
+        assert_eq!(rs.len(), 1, "{rs:#?}");
+        rs[0].clone()
+    }
+
+    /// Waits for the approval prompt and returns the (approve, deny) button values.
+    async fn prompt(&self) -> (String, String, Call) {
+        let calls = self
+            .slack
+            .wait_for(10, "an approval prompt", |cs| cs.iter().any(is_prompt))
+            .await;
+        let call = calls.into_iter().find(is_prompt).unwrap();
+        let value = |action: &str| {
+            call.body["blocks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|b| b["elements"].as_array().cloned().unwrap_or_default())
+                .find(|e| e["action_id"] == action)
+                .and_then(|e| e["value"].as_str().map(str::to_owned))
+                .unwrap()
+        };
+        (value("approve"), value("deny"), call)
+    }
+
+    fn ephemerals(&self, tag: &str) -> Vec<String> {
+        self.slack
+            .calls_to("response_url")
+            .iter()
+            .filter(|c| c.path == tag)
+            .map(|c| {
+                assert_eq!(c.body["response_type"], "ephemeral", "{:?}", c.body);
+                c.body["text"].as_str().unwrap_or_default().to_owned()
+            })
+            .collect()
+    }
+
+    async fn ephemeral(&self, tag: &str) -> String {
+        let t = tag.to_owned();
+        self.slack
+            .wait_for(5, &format!("an ephemeral answer on {tag}"), move |cs| {
+                cs.iter().any(|c| c.method == "response_url" && c.path == t)
+            })
+            .await;
+        self.ephemerals(tag).join("\n")
+    }
+}
+
+fn is_prompt(c: &Call) -> bool {
+    c.method == "chat.postMessage" && c.body["blocks"].to_string().contains("\"approve\"")
+}
+
+fn root_updates(calls: &[Call], root_ts: &str) -> Vec<String> {
+    calls
+        .iter()
+        .filter(|c| c.method == "chat.update" && c.body["ts"] == root_ts)
+        .map(|c| c.body["text"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+fn thread_replies(calls: &[Call], root_ts: &str) -> Vec<String> {
+    calls
+        .iter()
+        .filter(|c| c.method == "chat.postMessage" && c.body["thread_ts"] == root_ts)
+        .map(|c| c.body["text"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// Verification and payload shapes
+
+#[test]
+fn slacks_signature_example_verifies_and_any_change_does_not() {
+    let v: Value = serde_json::from_str(include_str!("support/slack/fixtures/signature_vector.json")).unwrap();
+    let (secret, ts, body, sig) = (
+        v["signing_secret"].as_str().unwrap(),
+        v["timestamp"].as_str().unwrap(),
+        v["body"].as_str().unwrap(),
+        v["header_x_slack_signature"].as_str().unwrap(),
+    );
+    let at: i64 = ts.parse().unwrap();
+    let pinned = RequestVerifier::with_clock(secret, Arc::new(move || at));
+    assert!(pinned.verify_signature(sig, ts, body).is_ok());
+    assert!(
+        pinned.verify_signature(sig, ts, &format!("{body}&x=1")).is_err(),
+        "body"
+    );
+    assert!(
+        pinned.verify_signature(sig, &(at + 1).to_string(), body).is_err(),
+        "timestamp"
+    );
+    let other = RequestVerifier::with_clock(&format!("{secret}x"), Arc::new(move || at));
+    assert!(other.verify_signature(sig, ts, body).is_err(), "secret");
+    // With the real clock, the 2018 example is stale.
+    assert!(RequestVerifier::new(secret).verify_signature(sig, ts, body).is_err());
+}
+
+#[test]
+fn fixture_payloads_parse_through_the_models() {
+    let cmd =
+        deckhand::slack::inbound::parse_command(include_str!("support/slack/fixtures/slash_command.form")).unwrap();
+    assert_eq!(cmd.user_id.to_string(), "U2147483697");
+    assert_eq!(cmd.text.as_deref(), Some("env create checkout-preview ttl=8h"));
+    assert_eq!(cmd.channel_id.to_string(), CHANNEL);
+    let payload: Value = serde_json::from_str(include_str!("support/slack/fixtures/block_actions.json")).unwrap();
+    let ev = deckhand::slack::inbound::parse_interaction_form(&interaction_form(&payload)).unwrap();
+    assert!(matches!(
+        ev,
+        slack_morphism::events::SlackInteractionEvent::BlockActions(_)
+    ));
+    assert!(deckhand::slack::inbound::parse_interaction_form("payload=%7Bnot-json").is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn forged_stale_replayed_oversized_and_malformed_requests_change_nothing() {
+    let env = start(Options::default()).await;
+    let body = command_form(
+        &slack_id("alice"),
+        CHANNEL,
+        "deploy ghcr.io/acme/shop:1.2 to checkout",
+        "t-bad",
+        &env.slack.response_url("t-bad"),
+    );
+    // Forged: signed with another secret.
+    let ts = now().to_string();
+    let forged = deckhand::slack::verify::sign("not-the-secret", &ts, &body);
+    let headers = vec![("x-slack-request-timestamp", ts.clone()), ("x-slack-signature", forged)];
+    assert_eq!(env.post_raw("/slack/commands", &body, headers).await.0, 401, "forged");
+    // Body changed after signing.
+    let mut headers = signed_headers(&body, now());
+    let tampered = body.replace("checkout", "checkoux");
+    assert_eq!(
+        env.post_raw("/slack/commands", &tampered, headers.clone()).await.0,
+        401,
+        "tampered"
+    );
+    // No signature at all.
+    headers.truncate(1);
+    assert_eq!(env.post_raw("/slack/commands", &body, headers).await.0, 401, "unsigned");
+    // Stale: signed correctly, six minutes ago.
+    let stale = signed_headers(&body, now() - 360);
+    assert_eq!(env.post_raw("/slack/commands", &body, stale).await.0, 401, "stale");
+    // Oversized: refused before it is read in full.
+    let big = format!("{body}&pad={}", "x".repeat(70_000));
+    assert_eq!(env.post_signed("/slack/commands", &big).await.0, 413, "oversized");
+    // Malformed: signed, but not a slash command / not a payload.
+    assert_eq!(
+        env.post_signed("/slack/commands", "hello=world").await.0,
+        400,
+        "malformed command"
+    );
+    assert_eq!(
+        env.post_signed("/slack/interactions", "payload=%7B%7D").await.0,
+        400,
+        "malformed payload"
+    );
+    assert_eq!(
+        env.post_signed("/slack/interactions", "nothing=here").await.0,
+        400,
+        "no payload"
+    );
+    // Replayed: the same signed request twice, without Slack's retry header.
+    let clean = body.replace("t-bad", "t-replay");
+    let headers_clean = signed_headers(&clean, now());
+    assert_eq!(
+        env.post_raw("/slack/commands", &clean, headers_clean.clone()).await.0,
+        200
+    );
+    let before = env.requests().await.len();
+    assert_eq!(
+        env.post_raw("/slack/commands", &clean, headers_clean).await.0,
+        401,
+        "replayed"
+    );
+    assert_eq!(env.requests().await.len(), before);
+    assert_eq!(before, 1, "only the one genuine request is stored");
+    // Nothing was posted for any of the rejected ones: only the genuine one's root and prompt.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let calls = env.slack.calls();
+    assert!(
+        calls
+            .iter()
+            .all(|c| c.method == "chat.postMessage" || c.method == "chat.update"),
+        "{:#?}",
+        summary(&calls)
+    );
+    assert!(env.ephemerals("t-bad").is_empty());
+    env.app.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Commands, approvals, progress
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn prod_deploy_end_to_end_over_http() {
+    let env = start(Options {
+        kube: true,
+        ..Default::default()
+    })
+    .await;
+    // A prod environment to deploy into (through the API, approved by ops).
+    let (_, v) = env.app.submit_as("olga", "env create payments prod").await;
+    let id = v["request"]["id"].as_str().unwrap().to_owned();
+    env.app.approve("omar", &id).await;
+    env.app.wait_for_state(&id, &["succeeded"]).await;
+
+    let (status, took) = env.command("olga", "deploy nginx:1.27.3 to payments", "t-deploy").await;
+    assert_eq!(status, 200);
+    assert!(took < Duration::from_secs(3), "acknowledged in {took:?}");
+    let request = env.only_slack_request().await;
+    assert_eq!(request["state"], "pending_approval");
+    let id = request["id"].as_str().unwrap().to_owned();
+
+    let (approve, _, prompt) = env.prompt().await;
+    let calls = env.slack.calls();
+    let root = calls
+        .iter()
+        .find(|c| c.method == "chat.postMessage" && c.body["thread_ts"].is_null())
+        .expect("root message");
+    let root_text = root.body["text"].as_str().unwrap();
+    assert!(
+        root_text.starts_with(&format!("<@UOLGA>: deploy nginx:1.27.3 to payments (request {id})")),
+        "{root_text}"
+    );
+    assert_eq!(root.body["channel"], CHANNEL);
+    let root_ts = root.ts.clone().unwrap();
+    assert_eq!(prompt.body["thread_ts"], root_ts, "the prompt is in the thread");
+    let summary_text = prompt.body["blocks"][0]["text"]["text"].as_str().unwrap();
+    assert!(
+        summary_text.contains("payments") && summary_text.contains("group:ops"),
+        "{summary_text}"
+    );
+    assert!(
+        env.kube
+            .as_ref()
+            .unwrap()
+            .object("deployments", "payments", "nginx")
+            .is_none()
+    );
+
+    // An approver clicks Approve.
+    assert_eq!(env.click("omar", "approve", &approve, "c-omar").await, 200);
+    let done = env.app.wait_for_state(&id, &["succeeded", "failed"]).await;
+    assert_eq!(done["request"]["state"], "succeeded", "{done:#}");
+    assert!(
+        env.kube
+            .as_ref()
+            .unwrap()
+            .object("deployments", "payments", "nginx")
+            .is_some()
+    );
+
+    let rt = root_ts.clone();
+    let calls = env
+        .slack
+        .wait_for(10, "the root message showing success", move |cs| {
+            root_updates(cs, &rt).iter().any(|t| t.contains("succeeded"))
+        })
+        .await;
+    let replies = thread_replies(&calls, &root_ts);
+    assert!(
+        replies.iter().any(|r| r.contains("Succeeded")),
+        "a result reply: {replies:#?}"
+    );
+    let progress: Vec<&String> = replies
+        .iter()
+        .filter(|r| !r.contains("Succeeded") && !r.contains("Approval needed"))
+        .collect();
+    assert!(!progress.is_empty(), "rollout progress in the thread: {replies:#?}");
+    // The buttons were replaced by who decided and when.
+    let prompt_ts = prompt.ts.clone().unwrap();
+    let decided = calls
+        .iter()
+        .rev()
+        .find(|c| c.method == "chat.update" && c.body["ts"] == prompt_ts)
+        .expect("prompt updated");
+    let blocks = decided.body["blocks"].to_string();
+    assert!(!blocks.contains("\"actions\""), "buttons gone: {blocks}");
+    assert!(blocks.contains("Approved by <@UOMAR> at 20"), "{blocks}");
+    assert!(
+        env.ephemerals("c-omar").is_empty(),
+        "a successful click needs no explanation"
+    );
+    env.app.shutdown().await;
+}
+
+impl Env {
+    /// The one request that came from Slack.
+    async fn only_slack_request(&self) -> Value {
+        let rs: Vec<Value> = self
+            .requests()
+            .await
+            .into_iter()
+            .filter(|r| r["surface"] == "slack")
+            .collect();
+        assert_eq!(rs.len(), 1, "{rs:#?}");
+        rs[0].clone()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn prod_deploy_end_to_end_over_socket_mode() {
+    let env = start(Options {
+        kube: true,
+        socket: true,
+        ..Default::default()
+    })
+    .await;
+    let socket = env.socket.as_ref().unwrap();
+    socket.wait_connections(1, 10).await;
+    // HTTP endpoints are off in Socket Mode.
+    assert_eq!(env.command("olga", "help", "t-http").await.0, 404);
+
+    let (_, v) = env.app.submit_as("olga", "env create payments prod").await;
+    let id = v["request"]["id"].as_str().unwrap().to_owned();
+    env.app.approve("omar", &id).await;
+    env.app.wait_for_state(&id, &["succeeded"]).await;
+
+    let form = command_form(
+        &slack_id("olga"),
+        CHANNEL,
+        "deploy nginx:1.27.3 to payments",
+        "t-sock",
+        &env.slack.response_url("t-sock"),
+    );
+    let fields: Vec<(String, String)> = serde_urlencoded::from_str(&form).unwrap();
+    let payload = Value::Object(fields.into_iter().map(|(k, v)| (k, Value::String(v))).collect());
+    let started = Instant::now();
+    socket.envelope("env-cmd-1", "slash_commands", payload.clone());
+    socket.wait_ack("env-cmd-1", 3).await;
+    assert!(started.elapsed() < Duration::from_secs(3));
+    let request = env.only_slack_request().await;
+    assert_eq!(request["state"], "pending_approval");
+    let id = request["id"].as_str().unwrap().to_owned();
+    // Slack redelivers an envelope it thinks was lost: still one request.
+    socket.envelope("env-cmd-2", "slash_commands", payload);
+    socket.wait_ack("env-cmd-2", 3).await;
+    env.only_slack_request().await;
+
+    let (approve, _, _) = env.prompt().await;
+    let click = block_actions(
+        &slack_id("omar"),
+        "approve",
+        &approve,
+        &env.slack.response_url("c-sock"),
+    );
+    socket.envelope("env-click-1", "interactive", click);
+    socket.wait_ack("env-click-1", 3).await;
+    let done = env.app.wait_for_state(&id, &["succeeded", "failed"]).await;
+    assert_eq!(done["request"]["state"], "succeeded", "{done:#}");
+    let calls = env
+        .slack
+        .wait_for(10, "the root message showing success", |cs| {
+            cs.iter()
+                .any(|c| c.method == "chat.update" && c.body["text"].as_str().unwrap_or_default().contains("succeeded"))
+        })
+        .await;
+    assert!(calls.iter().any(|c| c.method == "apps.connections.open"));
+    // Envelopes deckhand does not use are acknowledged too.
+    socket.envelope("env-other", "events_api", json!({ "type": "event_callback" }));
+    socket.wait_ack("env-other", 3).await;
+    env.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn socket_mode_reconnects_after_disconnect_and_dropped_sockets() {
+    let env = start(Options {
+        socket: true,
+        ..Default::default()
+    })
+    .await;
+    let socket = env.socket.as_ref().unwrap();
+    socket.wait_connections(1, 10).await;
+    socket.disconnect();
+    socket.wait_connections(2, 5).await;
+    socket.drop_connection();
+    socket.wait_connections(3, 5).await;
+    // Still working on the newest connection.
+    let form = command_form(
+        &slack_id("alice"),
+        CHANNEL,
+        "whoami",
+        "t-who",
+        &env.slack.response_url("t-who"),
+    );
+    let fields: Vec<(String, String)> = serde_urlencoded::from_str(&form).unwrap();
+    let payload = Value::Object(fields.into_iter().map(|(k, v)| (k, Value::String(v))).collect());
+    socket.envelope("env-who", "slash_commands", payload);
+    socket.wait_ack("env-who", 3).await;
+    assert_eq!(env.slack.calls_to("apps.connections.open").len(), 3);
+    env.slack
+        .wait_for(5, "whoami output in the thread", |cs| {
+            cs.iter().any(|c| {
+                c.method == "chat.postMessage" && c.body["text"].as_str().unwrap_or_default().contains("alice")
+            })
+        })
+        .await;
+    env.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redelivery_and_double_click_each_run_once() {
+    let env = start(Options::default()).await;
+    let text = "deploy ghcr.io/acme/shop:1.2 to checkout tier=prod";
+    let body = command_form(
+        &slack_id("alice"),
+        CHANNEL,
+        text,
+        "t-once",
+        &env.slack.response_url("t-once"),
+    );
+    let ts = now();
+    assert_eq!(
+        env.post_raw("/slack/commands", &body, signed_headers(&body, ts))
+            .await
+            .0,
+        200
+    );
+    // Slack's redelivery: same payload, X-Slack-Retry-Num.
+    let mut retry = signed_headers(&body, ts);
+    retry.push(("x-slack-retry-num", "1".into()));
+    retry.push(("x-slack-retry-reason", "http_timeout".into()));
+    assert_eq!(env.post_raw("/slack/commands", &body, retry).await.0, 200);
+    // A redelivery signed anew (later timestamp): the trigger_id still makes it the same.
+    let mut retry = signed_headers(&body, ts + 2);
+    retry.push(("x-slack-retry-num", "2".into()));
+    assert_eq!(env.post_raw("/slack/commands", &body, retry).await.0, 200);
+    let request = env.only_request().await;
+    let id = request["id"].as_str().unwrap().to_owned();
+
+    let (approve, _, _) = env.prompt().await;
+    let click = interaction_form(&block_actions(
+        &slack_id("olga"),
+        "approve",
+        &approve,
+        &env.slack.response_url("c1"),
+    ));
+    let ts = now();
+    assert_eq!(
+        env.post_raw("/slack/interactions", &click, signed_headers(&click, ts))
+            .await
+            .0,
+        200
+    );
+    // Slack redelivering that very click: acknowledged, not handled again.
+    let mut retry = signed_headers(&click, ts);
+    retry.push(("x-slack-retry-num", "1".into()));
+    assert_eq!(env.post_raw("/slack/interactions", &click, retry).await.0, 200);
+    assert_eq!(env.click("olga", "approve", &approve, "c2").await, 200);
+    assert_eq!(env.click("omar", "approve", &approve, "c3").await, 200);
+    let done = env.app.wait_for_state(&id, &["succeeded"]).await;
+    assert_eq!(done["request"]["state"], "succeeded");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(env.app.probe.count("checkout"), 1, "the action ran once");
+    assert!(env.ephemerals("c1").is_empty());
+    assert!(!env.ephemeral("c2").await.is_empty(), "the double click is explained");
+    assert!(!env.ephemeral("c3").await.is_empty());
+    let calls = env.slack.calls();
+    let roots = calls
+        .iter()
+        .filter(|c| c.method == "chat.postMessage" && c.body["thread_ts"].is_null())
+        .count();
+    assert_eq!(roots, 1, "one root message: {:#?}", summary(&calls));
+    assert_eq!(calls.iter().filter(|c| is_prompt(c)).count(), 1);
+    env.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn refusals_and_argument_errors_are_ephemeral_and_change_nothing() {
+    let env = start(Options::default()).await;
+    // Someone deckhand does not know.
+    assert_eq!(env.command("nobody", "help", "t-unknown").await.0, 200);
+    let text = env.ephemeral("t-unknown").await;
+    assert!(
+        text.contains("Sorry") && text.contains("`slack:UNOBODY`") && text.contains("ops"),
+        "{text}"
+    );
+    // Known, but may not run it.
+    assert_eq!(
+        env.command("eve", "deploy ghcr.io/acme/shop:1.2 to x", "t-eve").await.0,
+        200
+    );
+    assert!(!env.ephemeral("t-eve").await.is_empty());
+    // Argument error.
+    assert_eq!(env.command("alice", "deploy NOT_AN_IMAGE to x", "t-arg").await.0, 200);
+    assert!(!env.ephemeral("t-arg").await.is_empty());
+    // Unknown command, with a suggestion.
+    assert_eq!(
+        env.command("alice", "deplyo ghcr.io/acme/shop:1.2 to x", "t-typo")
+            .await
+            .0,
+        200
+    );
+    assert!(env.ephemeral("t-typo").await.contains("deploy"));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(env.requests().await.is_empty());
+    assert!(
+        env.slack.calls().iter().all(|c| c.method == "response_url"),
+        "{:#?}",
+        summary(&env.slack.calls())
+    );
+    env.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unauthorised_and_forged_clicks_change_nothing_and_deny_replaces_the_buttons() {
+    let env = start(Options::default()).await;
+    assert_eq!(
+        env.command("alice", "deploy ghcr.io/acme/shop:1.2 to checkout tier=prod", "t-1")
+            .await
+            .0,
+        200
+    );
+    let id = env.only_request().await["id"].as_str().unwrap().to_owned();
+    let (approve, deny, prompt) = env.prompt().await;
+    env.slack.clear();
+    // A developer may not approve; the requester may not either.
+    assert_eq!(env.click("bob", "approve", &approve, "c-bob").await, 200);
+    assert!(env.ephemeral("c-bob").await.contains("group:ops"));
+    assert_eq!(env.click("alice", "approve", &approve, "c-alice").await, 200);
+    assert!(!env.ephemeral("c-alice").await.is_empty());
+    // Forged values: the fixture's placeholder, another key's signature, approve-as-deny.
+    assert_eq!(
+        env.click(
+            "olga",
+            "approve",
+            "REPLACE-WITH-THE-SIGNED-VALUE-THE-BOT-PUT-ON-THE-BUTTON",
+            "c-f1"
+        )
+        .await,
+        200
+    );
+    assert!(env.ephemeral("c-f1").await.contains("did not make this button"));
+    let other = deckhand::signing::Signer::new(b"another key");
+    let rid = deckhand::domain::RequestId::parse(&id).unwrap();
+    let forged = deckhand::slack::buttons::value(&other, deckhand::slack::buttons::Decision::Approve, &rid);
+    assert_eq!(env.click("olga", "approve", &forged, "c-f2").await, 200);
+    assert!(env.ephemeral("c-f2").await.contains("did not make this button"));
+    assert_eq!(env.click("olga", "deny", &approve, "c-f3").await, 200);
+    assert!(env.ephemeral("c-f3").await.contains("did not make this button"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(env.only_request().await["state"], "pending_approval");
+    assert!(
+        env.slack.calls().iter().all(|c| c.method == "response_url"),
+        "nothing but explanations: {:#?}",
+        summary(&env.slack.calls())
+    );
+    // An ops person denies: buttons replaced by who and when; root shows it.
+    assert_eq!(env.click("otto", "deny", &deny, "c-otto").await, 200);
+    env.app.wait_for_state(&id, &["denied"]).await;
+    let calls = env
+        .slack
+        .wait_for(5, "the prompt showing the denial", |cs| {
+            cs.iter()
+                .any(|c| c.method == "chat.update" && c.body["blocks"].to_string().contains("Denied by <@UOTTO>"))
+        })
+        .await;
+    let decided = calls
+        .iter()
+        .find(|c| c.method == "chat.update" && c.body["blocks"].to_string().contains("Denied by"))
+        .unwrap();
+    assert!(!decided.body["blocks"].to_string().contains("\"actions\""));
+    assert_eq!(decided.body["channel"], prompt.body["channel"]);
+    env.slack
+        .wait_for(5, "the root showing the denial", |cs| {
+            cs.iter().any(|c| {
+                c.method == "chat.update"
+                    && c.body["text"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .contains(":no_entry: denied")
+            })
+        })
+        .await;
+    assert_eq!(env.app.probe.count("checkout"), 0);
+    env.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_approvals_keep_the_buttons_until_the_second_and_approvals_channel_gets_a_copy() {
+    let env = start(Options {
+        edit: Some(Box::new(|c: &mut Config| {
+            c.slack.approvals_channel = "CAPPROVALS".into()
+        })),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(env.command("alice", "release checkout", "t-rel").await.0, 200);
+    let id = env.only_request().await["id"].as_str().unwrap().to_owned();
+    let (approve, _, _) = env.prompt().await;
+    let calls = env
+        .slack
+        .wait_for(5, "the copy in the approvals channel", |cs| {
+            cs.iter().any(|c| is_prompt(c) && c.body["channel"] == "CAPPROVALS")
+        })
+        .await;
+    assert_eq!(calls.iter().filter(|c| is_prompt(c)).count(), 2);
+    assert_eq!(env.click("olga", "approve", &approve, "c-1").await, 200);
+    assert!(env.ephemeral("c-1").await.contains("1 of 2"));
+    env.slack
+        .wait_for(5, "both prompts showing 1 of 2 with buttons", |cs| {
+            cs.iter()
+                .filter(|c| {
+                    let b = c.body["blocks"].to_string();
+                    c.method == "chat.update" && b.contains("(1 of 2)") && b.contains("\"actions\"")
+                })
+                .count()
+                == 2
+        })
+        .await;
+    assert_eq!(env.click("omar", "approve", &approve, "c-2").await, 200);
+    env.app.wait_for_state(&id, &["succeeded"]).await;
+    env.slack
+        .wait_for(5, "both prompts closed", |cs| {
+            cs.iter()
+                .filter(|c| {
+                    let b = c.body["blocks"].to_string();
+                    c.method == "chat.update" && b.contains("Approved by <@UOMAR>") && !b.contains("\"actions\"")
+                })
+                .count()
+                == 2
+        })
+        .await;
+    env.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn slack_user_groups_grant_deckhand_groups() {
+    let env = start(Options {
+        edit: Some(Box::new(|c: &mut Config| {
+            for (name, group) in c.groups.iter_mut() {
+                if name.to_string() == "ops" {
+                    group.identities.push("slack-group:SOPSONCALL".into());
+                }
+            }
+        })),
+        ..Default::default()
+    })
+    .await;
+    env.slack.set_usergroups(&[("SOPSONCALL", &["UBOB"])]);
+    assert_eq!(
+        env.command("alice", "deploy ghcr.io/acme/shop:1.2 to checkout tier=prod", "t-1")
+            .await
+            .0,
+        200
+    );
+    let id = env.only_request().await["id"].as_str().unwrap().to_owned();
+    let (approve, _, _) = env.prompt().await;
+    // bob is only a developer in the configuration, but on call in Slack.
+    assert_eq!(env.click("bob", "approve", &approve, "c-bob").await, 200);
+    env.app.wait_for_state(&id, &["succeeded"]).await;
+    assert!(env.slack.calls_to("usergroups.list").len() == 1, "cached");
+    env.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_channel_the_bot_cannot_post_in_is_explained_to_the_person() {
+    let env = start(Options::default()).await;
+    env.slack.fail_next("chat.postMessage", "not_in_channel");
+    assert_eq!(
+        env.command("alice", "deploy ghcr.io/acme/shop:1.2 to checkout tier=prod", "t-priv")
+            .await
+            .0,
+        200
+    );
+    let id = env.only_request().await["id"].as_str().unwrap().to_owned();
+    let text = env.ephemeral("t-priv").await;
+    assert!(
+        text.contains(&id) && text.contains("/invite @deckhand") && text.contains("not_in_channel"),
+        "{text}"
+    );
+    env.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fast_progress_is_coalesced_per_thread() {
+    let env = start(Options::default()).await;
+    assert_eq!(env.command("alice", "chatty", "t-chat").await.0, 200);
+    let calls = env
+        .slack
+        .wait_for(10, "the result", |cs| {
+            cs.iter().any(|c| {
+                c.body["text"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("Succeeded: chatted")
+            })
+        })
+        .await;
+    let root = calls
+        .iter()
+        .find(|c| c.method == "chat.postMessage")
+        .unwrap()
+        .ts
+        .clone()
+        .unwrap();
+    let replies = thread_replies(&calls, &root);
+    let progress: Vec<&String> = replies.iter().filter(|r| r.contains("step")).collect();
+    assert!(
+        progress.len() <= 3,
+        "40 updates coalesced into a few replies: {progress:#?}"
+    );
+    assert!(progress.first().unwrap().contains("step 1 of 40"));
+    assert!(progress.iter().any(|r| r.contains("step 40 of 40")), "{progress:#?}");
+    // Order is kept: progress before the result.
+    let last_progress = replies.iter().rposition(|r| r.contains("step")).unwrap();
+    let result = replies.iter().position(|r| r.contains("Succeeded")).unwrap();
+    assert!(last_progress < result, "{replies:#?}");
+    env.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_429_storm_delays_but_loses_no_message() {
+    let env = start(Options::default()).await;
+    env.slack.rate_limit(4, 1);
+    let started = Instant::now();
+    let (status, took) = env
+        .command("alice", "deploy ghcr.io/acme/shop:1.2 to checkout tier=prod", "t-storm")
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        took < Duration::from_secs(1),
+        "the ack does not wait for Slack: {took:?}"
+    );
+    let (approve, _, _) = env.prompt().await;
+    assert!(started.elapsed() >= Duration::from_secs(3), "Retry-After was honoured");
+    assert_eq!(env.slack.limited(), 4);
+    env.slack.rate_limit(3, 1);
+    assert_eq!(env.click("olga", "approve", &approve, "c-storm").await, 200);
+    let id = env.only_request().await["id"].as_str().unwrap().to_owned();
+    env.app.wait_for_state(&id, &["succeeded"]).await;
+    let calls = env
+        .slack
+        .wait_for(20, "every message after the storm", |cs| {
+            cs.iter().any(|c| {
+                c.body["text"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("Succeeded: done with checkout")
+            })
+        })
+        .await;
+    let texts: Vec<String> = calls
+        .iter()
+        .map(|c| c.body["text"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    for wanted in [
+        "waiting for approval",
+        "Approval needed",
+        "queued",
+        "running",
+        "counted checkout",
+        "succeeded",
+    ] {
+        assert!(texts.iter().any(|t| t.contains(wanted)), "{wanted} missing: {texts:#?}");
+    }
+    assert_eq!(env.slack.limited(), 7);
+    env.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn files_upload_in_three_steps_into_the_thread() {
+    let fake = FakeSlack::start().await;
+    support::init_tls();
+    let web = WebApi::new(&slack_config(&fake));
+    let png = vec![0x89u8, b'P', b'N', b'G', 1, 2, 3, 4];
+    fake.rate_limit(1, 1);
+    let up = web
+        .upload_file(CHANNEL, Some("1700000000.000101"), "latency.png", "Latency", &png)
+        .await
+        .unwrap();
+    let calls = fake.calls();
+    let methods: Vec<&str> = calls.iter().map(|c| c.method.as_str()).collect();
+    assert_eq!(
+        methods,
+        ["files.getUploadURLExternal", "upload", "files.completeUploadExternal"]
+    );
+    assert_eq!(calls[0].body["filename"], "latency.png");
+    assert_eq!(calls[0].body["length"], png.len().to_string());
+    assert_eq!(fake.uploads(), vec![(up.file_id.clone(), png)]);
+    assert_eq!(calls[2].body["files"][0]["id"], up.file_id.as_str());
+    assert_eq!(calls[2].body["channel_id"], CHANNEL);
+    assert_eq!(calls[2].body["thread_ts"], "1700000000.000101");
+    // A failing step is an error, not a silent loss.
+    fake.fail_next("files.completeUploadExternal", "invalid_channel");
+    let err = web.upload_file("CNOPE", None, "x.png", "x", b"x").await.unwrap_err();
+    assert!(err.to_string().contains("invalid_channel"), "{err}");
+    // A wrong token is refused by the fake (and reported).
+    let mut bad = slack_config(&fake);
+    bad.bot_token = "xoxb-wrong".into();
+    let err = WebApi::new(&bad)
+        .call("chat.postMessage", &json!({ "channel": CHANNEL, "text": "hi" }))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("invalid_auth"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Configuration and manifest
+
+#[test]
+fn manifest_is_generated_from_the_command_specs() {
+    let mut config = test_config("sqlite::memory:");
+    config.slack.bot_token = BOT_TOKEN.into();
+    config.slack.signing_secret = SIGNING_SECRET.into();
+    let router = Builder::new(config.clone()).load_specs().unwrap();
+    let text = deckhand::slack::manifest(&config, &router, "https://deckhand.example.com/").unwrap();
+    let m: Value = serde_json::from_str(&text).unwrap();
+    let cmd = &m["features"]["slash_commands"][0];
+    assert_eq!(cmd["command"], "/deckhand");
+    assert_eq!(cmd["url"], "https://deckhand.example.com/slack/commands");
+    assert!(cmd["description"].as_str().unwrap().contains("env create"));
+    assert!(cmd["usage_hint"].as_str().unwrap().contains("deploy <image> to <env>"));
+    assert_eq!(
+        m["settings"]["interactivity"]["request_url"],
+        "https://deckhand.example.com/slack/interactions"
+    );
+    assert_eq!(m["settings"]["interactivity"]["is_enabled"], true);
+    assert_eq!(m["settings"]["socket_mode_enabled"], false);
+    let scopes = m["oauth_config"]["scopes"]["bot"].to_string();
+    for s in ["commands", "chat:write", "files:write"] {
+        assert!(scopes.contains(s), "{scopes}");
+    }
+    assert!(deckhand::slack::manifest(&config, &router, "http://insecure.example.com").is_err());
+
+    config.slack.socket_mode = true;
+    config.slack.app_token = APP_TOKEN.into();
+    let m: Value = serde_json::from_str(&deckhand::slack::manifest(&config, &router, "").unwrap()).unwrap();
+    assert_eq!(m["settings"]["socket_mode_enabled"], true);
+    assert!(m["features"]["slash_commands"][0]["url"].is_null());
+}
+
+#[test]
+fn slack_configuration_is_checked_when_loaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("d.toml");
+    let load = |body: &str| {
+        std::fs::write(&path, body).unwrap();
+        Config::build(Some(&path), std::iter::empty())
+    };
+    let c = load("[slack]\nbot_token = \"xoxb-1\"\nsigning_secret = \"s\"\n").unwrap();
+    assert!(c.slack.enabled() && c.slack.http_enabled());
+    assert_eq!(c.slack.api_url, "https://slack.com/api");
+    let err = load("[slack]\nbot_token = \"xoxb-1\"\n").unwrap_err().to_string();
+    assert!(err.contains("signing_secret"), "{err}");
+    let err = load("[slack]\nbot_token = \"xoxb-1\"\nsocket_mode = true\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("app_token"), "{err}");
+    let err = load("[slack]\nbot_tokn = \"x\"\n").unwrap_err().to_string();
+    assert!(err.contains("bot_tokn"), "{err}");
+    let c = load("").unwrap();
+    assert!(!c.slack.enabled());
+}
