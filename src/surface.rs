@@ -23,18 +23,23 @@ pub trait ChatSurface: Send + Sync {
     fn surface(&self) -> Surface;
 
     /// Shows `event` in the request's thread (edit the status message, post a reply, post
-    /// approval buttons). Called in event order, one at a time; `store` holds the surface's
-    /// own data for the request (`Store::set_surface_data`), which `request` may predate.
+    /// approval buttons). Called in event order for each request, one event of a request at a
+    /// time (different requests concurrently); `store` holds the surface's own data for the
+    /// request (`Store::set_surface_data`), which `request` may predate.
     async fn publish(&self, store: &Store, request: &RequestRecord, event: &Event) -> Result<(), SurfaceError>;
 }
 
 /// Delivers events to surfaces off the request path: a slow chat API never holds up the
 /// worker, and the store already has every event, so nothing is lost if delivery fails.
+/// Events of one request go through one lane in order; other requests use other lanes, so
+/// a rate-limit wait in one thread does not stall the rest.
 #[derive(Clone, Default)]
 pub struct Surfaces {
     map: HashMap<Surface, Arc<dyn ChatSurface>>,
-    queue: Option<mpsc::UnboundedSender<(RequestRecord, Event)>>,
+    lanes: Vec<mpsc::UnboundedSender<(RequestRecord, Event)>>,
 }
+
+const LANES: usize = 8;
 
 impl Surfaces {
     pub fn has(&self, surface: Surface) -> bool {
@@ -45,30 +50,37 @@ impl Surfaces {
         self.map.insert(surface.surface(), surface);
     }
 
-    /// Starts the delivery task; call once from inside the runtime.
+    /// Starts the delivery lanes; call once from inside the runtime.
     pub fn start(&mut self, store: Store) {
         if self.map.is_empty() {
             return;
         }
-        let (tx, mut rx) = mpsc::unbounded_channel::<(RequestRecord, Event)>();
-        let map = self.map.clone();
-        tokio::spawn(async move {
-            while let Some((request, event)) = rx.recv().await {
-                if let Some(s) = map.get(&request.surface)
-                    && let Err(e) = s.publish(&store, &request, &event).await
-                {
-                    tracing::warn!(request = %request.id, seq = event.seq, error = %e, "could not deliver event");
+        for _ in 0..LANES {
+            let (tx, mut rx) = mpsc::unbounded_channel::<(RequestRecord, Event)>();
+            let map = self.map.clone();
+            let store = store.clone();
+            tokio::spawn(async move {
+                while let Some((request, event)) = rx.recv().await {
+                    if let Some(s) = map.get(&request.surface)
+                        && let Err(e) = s.publish(&store, &request, &event).await
+                    {
+                        tracing::warn!(request = %request.id, seq = event.seq, error = %e, "could not deliver event");
+                    }
                 }
-            }
-        });
-        self.queue = Some(tx);
+            });
+            self.lanes.push(tx);
+        }
     }
 
     pub fn deliver(&self, request: &RequestRecord, event: &Event) {
-        if let Some(q) = &self.queue
-            && self.map.contains_key(&request.surface)
-        {
-            let _ = q.send((request.clone(), event.clone()));
+        if self.lanes.is_empty() || !self.map.contains_key(&request.surface) {
+            return;
         }
+        let lane = request
+            .id
+            .as_str()
+            .bytes()
+            .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(usize::from(b)));
+        let _ = self.lanes[lane % self.lanes.len()].send((request.clone(), event.clone()));
     }
 }
