@@ -74,6 +74,10 @@ impl KubeTestServer {
             let _ = stop.wait_for(|stopped| *stopped).await;
         };
         let server = tokio::spawn(async move {
+            // As a real API server does: small watch events and answers go out at once.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(signal).await {
                 eprintln!("kube test server stopped: {e}");
             }
