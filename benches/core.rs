@@ -100,13 +100,18 @@ fn routing(c: &mut Criterion) {
     });
 }
 
-fn submit(c: &mut Criterion) {
+/// A multi-threaded runtime for the servers and a scratch directory for SQLite.
+fn runtime_and_dir() -> (tokio::runtime::Runtime, tempfile::TempDir) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    let dir = tempfile::tempdir().expect("tempdir");
+    (rt, tempfile::tempdir().expect("tempdir"))
+}
+
+fn submit(c: &mut Criterion) {
+    let (rt, dir) = runtime_and_dir();
     let mut targets = vec![(
         "sqlite",
         format!("sqlite://{}?mode=rwc", dir.path().join("bench.db").display()),
@@ -147,12 +152,7 @@ fn submit(c: &mut Criterion) {
 }
 
 fn env_ready(c: &mut Criterion) {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let dir = tempfile::tempdir().expect("tempdir");
+    let (rt, dir) = runtime_and_dir();
     let kube = rt.block_on(kube_fake::KubeTestServer::start());
     // env create needs no controllers; their periodic passes over every stored object would
     // be measured as API latency of the fake, not of deckhand.
