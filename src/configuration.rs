@@ -71,6 +71,8 @@ pub struct ServerConfig {
     /// Signs what deckhand hands to chat platforms and gets back (button values). Empty:
     /// a random key per process, so buttons stop working across restarts and replicas.
     pub signing_key: String,
+    /// Where people reach deckhand; proxy links are `{public_url}/p/{token}/`.
+    pub public_url: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -142,6 +144,9 @@ pub struct KubernetesConfig {
     pub reaper_interval: HumanDuration,
     pub log_lines: i64,
     pub log_bytes: usize,
+    /// proxy.open: a link's lifetime unless the command gives one, and the most it may ask.
+    pub proxy_ttl: HumanDuration,
+    pub proxy_max_ttl: HumanDuration,
 }
 
 /// Resource amounts by name (`cpu`, `memory`, `requests.cpu`, `pods`), as Kubernetes writes them.

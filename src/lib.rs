@@ -17,6 +17,7 @@ pub mod domain;
 pub mod http;
 pub mod identity;
 pub mod metrics;
+pub mod proxy;
 pub mod signing;
 pub mod slack;
 pub mod startup;

@@ -488,12 +488,29 @@ async fn cluster_role_covers_exactly_what_the_actions_call() {
         ("alice", "restart shop in rbac-a"),
         ("alice", "rollback shop in rbac-a"),
         ("alice", "deploy ghcr.io/acme/crashloop:1 to rbac-a as bad"),
-        ("alice", "env delete rbac-a"),
+        ("alice", "proxy open shop in rbac-a ttl=10m"),
+        ("alice", "proxy list"),
     ];
+    let mut link = None;
     for (user, text) in script {
         let v = env.run(user, text).await;
         assert!(state(&v) == "succeeded" || text.contains("crashloop"), "{text}: {v:#}");
+        if text.starts_with("proxy open") {
+            link = outcome(&v)
+                .split_whitespace()
+                .find(|w| w.contains("/p/"))
+                .map(str::to_owned);
+        }
     }
+    // A request through the proxy link, so the service proxy's verbs are used too.
+    let link = link.expect("proxy open answers with the link");
+    // public_url is the configured default; the test server listens elsewhere.
+    let path = &link[link.find("/p/").unwrap()..];
+    let through = reqwest::get(format!("{}{}/", env.app.url, path.trim_end_matches('/')))
+        .await
+        .unwrap();
+    assert!(through.status().is_success(), "{through:?}");
+    assert_eq!(state(&env.run("alice", "env delete rbac-a").await), "succeeded");
     let reaped = env
         .kube
         .wait_for(Duration::from_secs(15), |k| {

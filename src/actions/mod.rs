@@ -4,6 +4,7 @@
 mod app;
 mod builtin;
 mod env;
+mod proxy;
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -21,6 +22,7 @@ pub fn register_all(registry: &mut ActionRegistry) {
     builtin::register_builtin(registry);
     env::register(registry);
     app::register(registry);
+    proxy::register(registry);
 }
 
 use crate::{

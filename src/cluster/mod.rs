@@ -93,6 +93,7 @@ pub fn quota_name(message: &str) -> Option<String> {
 pub struct Cluster {
     cfg: KubernetesConfig,
     client: OnceCell<kube::Client>,
+    passthrough: OnceCell<kube::Client>,
 }
 
 impl Cluster {
@@ -100,6 +101,7 @@ impl Cluster {
         Self {
             cfg,
             client: OnceCell::new(),
+            passthrough: OnceCell::new(),
         }
     }
 
@@ -108,7 +110,17 @@ impl Cluster {
     }
 
     pub async fn client(&self) -> Result<kube::Client, ClusterError> {
-        self.client.get_or_try_init(|| connect(&self.cfg)).await.cloned()
+        self.client.get_or_try_init(|| connect(&self.cfg, true)).await.cloned()
+    }
+
+    /// A client without kube's built-in retries, for requests deckhand only passes through
+    /// (proxy links): those retry 503s up to 15 times with backoff, which would replay a
+    /// caller's POST and hold it for minutes when the service itself answers 503.
+    pub async fn passthrough_client(&self) -> Result<kube::Client, ClusterError> {
+        self.passthrough
+            .get_or_try_init(|| connect(&self.cfg, false))
+            .await
+            .cloned()
     }
 
     /// Runs `call`, retrying transient failures (unreachable, 429, 5xx) with exponential
@@ -139,7 +151,7 @@ impl Cluster {
     }
 }
 
-async fn connect(cfg: &KubernetesConfig) -> Result<kube::Client, ClusterError> {
+async fn connect(cfg: &KubernetesConfig, retry: bool) -> Result<kube::Client, ClusterError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let config = if !cfg.url.is_empty() {
         let url = cfg
@@ -165,5 +177,7 @@ async fn connect(cfg: &KubernetesConfig) -> Result<kube::Client, ClusterError> {
             .await
             .map_err(|e| ClusterError::NotConfigured(e.to_string()))?
     };
+    let mut config = config;
+    config.default_retry = retry;
     kube::Client::try_from(config).map_err(|e| ClusterError::NotConfigured(e.to_string()))
 }

@@ -17,6 +17,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("commands/core.yaml", include_str!("../../commands/core.yaml")),
     ("commands/env.yaml", include_str!("../../commands/env.yaml")),
     ("commands/app.yaml", include_str!("../../commands/app.yaml")),
+    ("commands/proxy.yaml", include_str!("../../commands/proxy.yaml")),
 ];
 
 /// Names an approval `when` may read besides the command's own arguments.

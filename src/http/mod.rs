@@ -31,6 +31,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/requests/{id}/cancel", post(api::cancel))
         .merge(crate::slack::routes(&app.config))
         .merge(crate::discord::routes(&app.config))
+        .merge(crate::proxy::routes())
         .layer(DefaultBodyLimit::max(limit))
         .with_state(app)
 }

@@ -79,6 +79,11 @@ impl Store {
         Ok(Self { pool, backend })
     }
 
+    /// The pool, for feature modules that keep their own tables (proxy links).
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }

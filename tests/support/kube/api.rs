@@ -189,7 +189,7 @@ async fn handle(
         Err(e) => return error_response(&e),
     };
     if let Some(p) = proxy {
-        return match proxy::service_proxy(&shared, &method, &p) {
+        return match proxy::service_proxy(&shared, &method, &uri, &headers, body, &p).await {
             Ok(r) => r,
             Err(e) => error_response(&e),
         };

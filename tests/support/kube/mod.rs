@@ -296,6 +296,13 @@ impl KubeTestServer {
             .insert((namespace.to_string(), name.to_string()), (status, body.to_string()));
     }
 
+    /// Sends what is proxied to service `name` in `namespace` to a real HTTP server at
+    /// `base_url` (`http://127.0.0.1:PORT`): method, path, query, end-to-end headers and body
+    /// go there, and its answer is streamed back. The 404/503 checks still come first.
+    pub fn set_service_backend(&self, namespace: &str, name: &str, base_url: &str) {
+        proxy::set_backend(&self.shared, namespace, name, base_url);
+    }
+
     /// Polls `check` every 10ms until it holds or `timeout` passes; returns whether it held.
     /// (For tests only; the product waits with watches.)
     pub async fn wait_for(&self, timeout: Duration, check: impl Fn(&Self) -> bool) -> bool {

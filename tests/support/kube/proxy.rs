@@ -1,10 +1,12 @@
 //! `.../services/{name}[:port]/proxy/...` and `.../pods/{name}/proxy/...`: the API server's
-//! proxy to in-cluster services, which deckhand's proxy.open uses. The fake has no backends,
-//! so it answers for them (see `KubeTestServer::set_proxy_response`).
+//! proxy to in-cluster services, which deckhand's proxy.open uses. A test either registers a
+//! real HTTP server behind a service (`KubeTestServer::set_service_backend`), which then gets
+//! every proxied request, or lets the fake answer for it (`set_proxy_response`).
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock, Mutex, Weak};
 
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
@@ -66,7 +68,26 @@ pub(super) fn proxy_verb(method: &Method) -> &'static str {
 /// Answers a proxied request the way the API server would if the backend were up: 404 when
 /// the service or pod does not exist, 503 when no ready pod backs the service, otherwise the
 /// response a test configured with `set_proxy_response` (default: a small text echo).
-pub(super) fn service_proxy(shared: &Arc<Shared>, method: &Method, p: &ProxyTarget) -> Result<Response, ApiError> {
+pub(super) async fn service_proxy(
+    shared: &Arc<Shared>,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Bytes,
+    p: &ProxyTarget,
+) -> Result<Response, ApiError> {
+    // The checks run under the lock; the forwarding must not hold it across awaits.
+    let canned = check(shared, method, p)?;
+    if p.resource == "services"
+        && let Some(base) = backend(shared, &p.namespace, &p.name)
+    {
+        return Ok(forward(&base, method, uri, headers, body, p).await);
+    }
+    Ok(canned)
+}
+
+/// 404/503/403 as the API server would, else the canned answer.
+fn check(shared: &Arc<Shared>, method: &Method, p: &ProxyTarget) -> Result<Response, ApiError> {
     let st = shared.lock();
     let rd = resources::by_plural("", p.resource).ok_or_else(ApiError::no_route)?;
     let resource = format!("{}/proxy", p.resource);
@@ -121,4 +142,112 @@ pub(super) fn service_proxy(shared: &Arc<Shared>, method: &Method, p: &ProxyTarg
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     Ok(r)
+}
+
+/// Backends by server: a `Weak` keeps the `Shared` allocation (not the server) alive, so its
+/// address cannot be reused by a later server in the same test binary while the entry exists.
+type Backends = Vec<(Weak<Shared>, String, String, String)>;
+static BACKENDS: LazyLock<Mutex<Backends>> = LazyLock::new(|| Mutex::new(Vec::new()));
+
+fn backends() -> std::sync::MutexGuard<'static, Backends> {
+    BACKENDS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub(super) fn set_backend(shared: &Arc<Shared>, namespace: &str, name: &str, base_url: &str) {
+    let me = Arc::downgrade(shared);
+    let mut b = backends();
+    // Servers that are gone take their entries with them.
+    b.retain(|(w, ns, n, _)| w.strong_count() > 0 && !(w.ptr_eq(&me) && ns == namespace && n == name));
+    b.push((me, namespace.into(), name.into(), base_url.trim_end_matches('/').into()));
+}
+
+fn backend(shared: &Arc<Shared>, namespace: &str, name: &str) -> Option<String> {
+    let me = Arc::downgrade(shared);
+    backends()
+        .iter()
+        .find(|(w, ns, n, _)| w.ptr_eq(&me) && ns == namespace && n == name)
+        .map(|(_, _, _, url)| url.clone())
+}
+
+/// Hop-by-hop headers (RFC 9110 7.6.1) plus what the API server keeps to itself: the
+/// caller's credentials never reach the backend, and Host is the backend's.
+const NOT_FORWARDED: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "authorization",
+];
+
+fn end_to_end(from: &HeaderMap) -> HeaderMap {
+    let named: Vec<String> = from
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|s| s.trim().to_ascii_lowercase())
+        .collect();
+    let mut to = HeaderMap::new();
+    for (k, v) in from {
+        if !NOT_FORWARDED.contains(&k.as_str()) && !named.iter().any(|n| n == k.as_str()) {
+            to.append(k.clone(), v.clone());
+        }
+    }
+    to
+}
+
+/// One client for every fake server: connections to backends are kept alive, as the real
+/// API server's transport does.
+static CLIENT: LazyLock<reqwest::Client> = LazyLock::new(|| {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("an HTTP client for plain-http test backends")
+});
+
+/// Sends the request to the backend and streams its answer back; a backend that does not
+/// answer is a 503 Status, as the real API server reports a dial error.
+async fn forward(
+    base: &str,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Bytes,
+    p: &ProxyTarget,
+) -> Response {
+    let query = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
+    let url = format!("{base}{}{query}", p.rest);
+    let sent = CLIENT
+        .request(method.clone(), &url)
+        .headers(end_to_end(headers))
+        .body(body)
+        .send()
+        .await;
+    let answer = match sent {
+        Ok(a) => a,
+        Err(e) => {
+            let message = format!("error trying to reach service: {e}");
+            let status = json!({
+                "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                "message": message, "reason": "ServiceUnavailable", "code": 503,
+            });
+            let mut r = (StatusCode::SERVICE_UNAVAILABLE, status.to_string()).into_response();
+            r.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            return r;
+        }
+    };
+    let status = answer.status();
+    let headers = end_to_end(answer.headers());
+    let mut r = Response::new(Body::from_stream(answer.bytes_stream()));
+    *r.status_mut() = status;
+    *r.headers_mut() = headers;
+    r
 }

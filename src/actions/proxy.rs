@@ -1,0 +1,233 @@
+//! proxy.open / proxy.close / proxy.list: time-limited links to a Service in an environment
+//! (the forwarding itself is in `crate::proxy`).
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use async_trait::async_trait;
+use k8s_openapi::api::core::v1::Service;
+use kube::Api;
+
+use super::{Action, ActionContext, ActionError, ActionRegistry, env::env_facts};
+use crate::{
+    app::App,
+    commands::Args,
+    domain::{format_ms, now_ms},
+    identity::Principal,
+    proxy::{Link, LinkState, Links, NewLink, ProxyError, hash_token, new_link_id, new_token},
+};
+
+pub fn register(registry: &mut ActionRegistry) {
+    registry.register(Arc::new(Open));
+    registry.register(Arc::new(Close));
+    registry.register(Arc::new(List));
+}
+
+impl From<ProxyError> for ActionError {
+    fn from(e: ProxyError) -> Self {
+        ActionError::Failed(e.to_string())
+    }
+}
+
+fn links(ctx: &ActionContext) -> Links {
+    Links::new(ctx.app.store.pool().clone())
+}
+
+struct Open;
+
+impl Open {
+    /// The Service's port to use: the one asked for if the Service has it, else its first.
+    async fn port(ctx: &ActionContext, env: &str, app: &str, asked: Option<i64>) -> Result<i64, ActionError> {
+        let what = format!("service {app} in {env}");
+        let (ns, name) = (env.to_owned(), app.to_owned());
+        let svc = ctx
+            .app
+            .cluster
+            .call(&what, |c| {
+                let (api, name) = (Api::<Service>::namespaced(c, &ns), name.clone());
+                async move { api.get(&name).await }
+            })
+            .await?;
+        let ports: Vec<i64> = svc
+            .spec
+            .and_then(|s| s.ports)
+            .unwrap_or_default()
+            .iter()
+            .map(|p| i64::from(p.port))
+            .collect();
+        match asked {
+            Some(p) if ports.contains(&p) => Ok(p),
+            Some(p) => Err(ActionError::Failed(format!(
+                "{what} has no port {p}; it has {}",
+                list_ports(&ports)
+            ))),
+            None => ports
+                .first()
+                .copied()
+                .ok_or_else(|| ActionError::Failed(format!("{what} has no ports to proxy to"))),
+        }
+    }
+}
+
+fn list_ports(ports: &[i64]) -> String {
+    if ports.is_empty() {
+        return "none".into();
+    }
+    ports.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+}
+
+#[async_trait]
+impl Action for Open {
+    fn name(&self) -> &'static str {
+        "proxy.open"
+    }
+    /// Storing a row and answering with the link takes no time: the requester gets the link
+    /// in the acknowledgement (unless the rule wants an approval first).
+    fn inline(&self) -> bool {
+        true
+    }
+    fn fact_names(&self) -> &'static [&'static str] {
+        &["tier", "owner", "mine"]
+    }
+    async fn facts(&self, app: &App, args: &Args, who: &Principal) -> Result<BTreeMap<String, String>, ActionError> {
+        let env = Args::require(args.name("env"), "env")?;
+        env_facts(app, env.as_str(), who).await
+    }
+    async fn run(&self, ctx: &ActionContext) -> Result<String, ActionError> {
+        let args = &ctx.request.args;
+        let env = Args::require(args.name("env"), "env")?;
+        let app = Args::require(args.name("app"), "app")?;
+        let k = ctx.app.cluster.config();
+        let ttl = args.duration("ttl")?.unwrap_or(k.proxy_ttl);
+        if ttl > k.proxy_max_ttl {
+            return Err(ActionError::Failed(format!(
+                "proxy links live at most {}; ask for less than {ttl}",
+                k.proxy_max_ttl
+            )));
+        }
+        // The environment must be deckhand's: the same rule as every other app command.
+        ctx.app.cluster.managed_environment(env.as_str()).await?;
+        let port = Self::port(ctx, env.as_str(), app.as_str(), args.int("port")?).await?;
+        let token = new_token();
+        let link = links(ctx)
+            .insert(&NewLink {
+                id: new_link_id(),
+                token_hash: hash_token(&token),
+                env: env.to_string(),
+                service: app.to_string(),
+                port,
+                requester: ctx.principal.user.clone(),
+                request_id: ctx.request.id.to_string(),
+                expires_at: now_ms() + ttl.as_millis_i64(),
+            })
+            .await?;
+        let url = format!("{}/p/{token}/", ctx.app.config.server.public_url.trim_end_matches('/'));
+        let data = serde_json::json!({
+            "id": link.id, "url": url, "env": link.env, "service": link.service,
+            "port": link.port, "expires_at": link.expires_at,
+        });
+        ctx.output(
+            format!(
+                "{url}\nforwards to {app}:{port} in {env} until {}; close it with `proxy close {}`",
+                format_ms(link.expires_at),
+                link.id
+            ),
+            Some(data),
+        )
+        .await?;
+        Ok(format!(
+            "proxy {} to {app}:{port} in {env} open until {}: {url}",
+            link.id,
+            format_ms(link.expires_at)
+        ))
+    }
+}
+
+struct Close;
+
+#[async_trait]
+impl Action for Close {
+    fn name(&self) -> &'static str {
+        "proxy.close"
+    }
+    fn inline(&self) -> bool {
+        true
+    }
+    fn rerunnable(&self) -> bool {
+        true
+    }
+    /// Anyone allowed to run the command may close any link: closing only takes access
+    /// away, and the link records who closed it.
+    async fn run(&self, ctx: &ActionContext) -> Result<String, ActionError> {
+        let id = Args::require(ctx.request.args.name("id"), "id")?;
+        let links = links(ctx);
+        let Some(link) = links.get(id.as_str()).await? else {
+            return Err(ActionError::Failed(format!(
+                "there is no proxy link {id}; `proxy list` shows them"
+            )));
+        };
+        if links.revoke(&link.id, &ctx.principal.user).await? {
+            Ok(format!(
+                "proxy {id} to {}:{} in {} closed after {} requests",
+                link.service, link.port, link.env, link.hits
+            ))
+        } else {
+            Ok(format!("proxy {id} was already closed"))
+        }
+    }
+}
+
+struct List;
+
+fn describe(link: &Link, now: i64) -> String {
+    let state = match link.state_at(now) {
+        LinkState::Open => format!("open until {}", format_ms(link.expires_at)),
+        LinkState::Expired => format!("expired {}", format_ms(link.expires_at)),
+        LinkState::Revoked => format!("closed by {}", link.revoked_by.as_deref().unwrap_or("someone")),
+    };
+    let last = link
+        .last_used_at
+        .map(|t| format!(", last {}", format_ms(t)))
+        .unwrap_or_default();
+    format!(
+        "{}  {}:{} in {}  by {}  {state}  hits {}{last}",
+        link.id, link.service, link.port, link.env, link.requester, link.hits
+    )
+}
+
+#[async_trait]
+impl Action for List {
+    fn name(&self) -> &'static str {
+        "proxy.list"
+    }
+    fn inline(&self) -> bool {
+        true
+    }
+    fn rerunnable(&self) -> bool {
+        true
+    }
+    async fn run(&self, ctx: &ActionContext) -> Result<String, ActionError> {
+        let env = ctx.request.args.name("env")?;
+        let found = links(ctx).list(env.as_ref().map(|e| e.as_str()), 50).await?;
+        let now = now_ms();
+        let open = found.iter().filter(|l| l.state_at(now) == LinkState::Open).count();
+        let text = if found.is_empty() {
+            "no proxy links".to_owned()
+        } else {
+            found.iter().map(|l| describe(l, now)).collect::<Vec<_>>().join("\n")
+        };
+        let data: Vec<serde_json::Value> = found
+            .iter()
+            .map(|l| {
+                serde_json::json!({
+                    "id": l.id, "env": l.env, "service": l.service, "port": l.port,
+                    "requester": l.requester, "request_id": l.request_id,
+                    "created_at": l.created_at, "expires_at": l.expires_at,
+                    "revoked_at": l.revoked_at, "revoked_by": l.revoked_by,
+                    "hits": l.hits, "last_used_at": l.last_used_at,
+                })
+            })
+            .collect();
+        ctx.output(text, Some(serde_json::json!({ "links": data }))).await?;
+        Ok(format!("{} proxy links, {open} open", found.len()))
+    }
+}

@@ -1,0 +1,175 @@
+//! The `proxies` table: one row per link, the token kept only as its hash.
+
+use sqlx::{AnyPool, Row, any::AnyRow};
+
+use super::ProxyError;
+use crate::domain::now_ms;
+
+/// What `proxy.open` stores.
+#[derive(Debug, Clone)]
+pub struct NewLink {
+    pub id: String,
+    pub token_hash: String,
+    pub env: String,
+    pub service: String,
+    pub port: i64,
+    pub requester: String,
+    pub request_id: String,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Link {
+    pub id: String,
+    pub env: String,
+    pub service: String,
+    pub port: i64,
+    pub requester: String,
+    pub request_id: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+    pub revoked_by: Option<String>,
+    pub hits: i64,
+    pub last_used_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkState {
+    Open,
+    Expired,
+    Revoked,
+}
+
+impl Link {
+    pub fn state_at(&self, now: i64) -> LinkState {
+        if self.revoked_at.is_some() {
+            LinkState::Revoked
+        } else if self.expires_at <= now {
+            LinkState::Expired
+        } else {
+            LinkState::Open
+        }
+    }
+}
+
+const COLUMNS: &str =
+    "id, env, service, port, requester, request_id, created_at, expires_at, revoked_at, revoked_by, hits, last_used_at";
+
+fn link_from_row(row: &AnyRow) -> Result<Link, ProxyError> {
+    let get = |e: sqlx::Error| ProxyError::Corrupt(e.to_string());
+    Ok(Link {
+        id: row.try_get("id").map_err(get)?,
+        env: row.try_get("env").map_err(get)?,
+        service: row.try_get("service").map_err(get)?,
+        port: row.try_get("port").map_err(get)?,
+        requester: row.try_get("requester").map_err(get)?,
+        request_id: row.try_get("request_id").map_err(get)?,
+        created_at: row.try_get("created_at").map_err(get)?,
+        expires_at: row.try_get("expires_at").map_err(get)?,
+        revoked_at: row.try_get("revoked_at").map_err(get)?,
+        revoked_by: row.try_get("revoked_by").map_err(get)?,
+        hits: row.try_get("hits").map_err(get)?,
+        last_used_at: row.try_get("last_used_at").map_err(get)?,
+    })
+}
+
+/// The links, over the store's pool (SQLite or PostgreSQL, portable SQL).
+#[derive(Clone)]
+pub struct Links {
+    pool: AnyPool,
+}
+
+impl Links {
+    pub fn new(pool: AnyPool) -> Self {
+        Self { pool }
+    }
+
+    pub async fn insert(&self, new: &NewLink) -> Result<Link, ProxyError> {
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO proxies (id, token_hash, env, service, port, requester, request_id, created_at, expires_at, hits) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0)",
+        )
+        .bind(&new.id)
+        .bind(&new.token_hash)
+        .bind(&new.env)
+        .bind(&new.service)
+        .bind(new.port)
+        .bind(&new.requester)
+        .bind(&new.request_id)
+        .bind(now)
+        .bind(new.expires_at)
+        .execute(&self.pool)
+        .await?;
+        self.get(&new.id)
+            .await?
+            .ok_or_else(|| ProxyError::Corrupt("link vanished after insert".into()))
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Option<Link>, ProxyError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM proxies WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(link_from_row).transpose()
+    }
+
+    pub async fn by_hash(&self, token_hash: &str) -> Result<Option<Link>, ProxyError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM proxies WHERE token_hash = $1"
+        )))
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(link_from_row).transpose()
+    }
+
+    /// Counts one proxied request.
+    pub async fn hit(&self, id: &str) -> Result<(), ProxyError> {
+        sqlx::query("UPDATE proxies SET hits = hits + 1, last_used_at = $2 WHERE id = $1")
+            .bind(id)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Revokes an open link; `false` when it was already revoked (or does not exist).
+    pub async fn revoke(&self, id: &str, by: &str) -> Result<bool, ProxyError> {
+        let n = sqlx::query("UPDATE proxies SET revoked_at = $2, revoked_by = $3 WHERE id = $1 AND revoked_at IS NULL")
+            .bind(id)
+            .bind(now_ms())
+            .bind(by)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(n == 1)
+    }
+
+    /// Newest first, optionally of one environment.
+    pub async fn list(&self, env: Option<&str>, limit: i64) -> Result<Vec<Link>, ProxyError> {
+        let rows = match env {
+            Some(env) => {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT {COLUMNS} FROM proxies WHERE env = $1 ORDER BY created_at DESC, id LIMIT $2"
+                )))
+                .bind(env)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT {COLUMNS} FROM proxies ORDER BY created_at DESC, id LIMIT $1"
+                )))
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        rows.iter().map(link_from_row).collect()
+    }
+}

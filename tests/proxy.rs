@@ -1,0 +1,250 @@
+//! Proxy links end to end: deckhand against the Kubernetes test API server, whose service
+//! proxy forwards to a real local HTTP server standing behind the test Service.
+
+#[path = "support/kube/mod.rs"]
+mod kube_fake;
+mod support;
+
+use std::time::Duration;
+
+use axum::{
+    body::Bytes,
+    http::{HeaderMap, Method, Uri},
+};
+use kube_fake::KubeTestServer;
+use serde_json::Value;
+use support::{Backend, TestApp, TestDb, test_config};
+
+const PUBLIC: &str = "https://deckhand.example.test";
+
+struct Env {
+    app: TestApp,
+    kube: KubeTestServer,
+    backend: String,
+    _db: TestDb,
+}
+
+/// Answers every request with what it received, so a test sees what arrived.
+async fn echo(method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> String {
+    let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned();
+    format!(
+        "{method} {uri} x-test={} authorization={} body={}",
+        header("x-test"),
+        header("authorization"),
+        String::from_utf8_lossy(&body)
+    )
+}
+
+async fn start_backend() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new().fallback(echo);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("http://{addr}")
+}
+
+async fn start() -> Env {
+    let kube = KubeTestServer::start().await;
+    kube.set_step(Duration::from_millis(15));
+    let db = TestDb::new(Backend::Sqlite).await;
+    let mut config = test_config(&db.url);
+    config.kubernetes.url = kube.url();
+    config.kubernetes.rollout_deadline = "20s".parse().unwrap();
+    config.server.public_url = format!("{PUBLIC}/");
+    support::init_tls();
+    let running = deckhand::startup::Builder::new(config)
+        .start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let env = Env {
+        app: TestApp::from_running(running),
+        kube,
+        backend: start_backend().await,
+        _db: db,
+    };
+    env.kube.set_service_backend("shop", "shop", &env.backend);
+    env
+}
+
+impl Env {
+    async fn run(&self, user: &str, text: &str) -> Value {
+        let (status, v) = self.app.submit_as(user, text).await;
+        assert!(status == 201 || status == 200, "{text}: {status} {v}");
+        let id = v["request"]["id"].as_str().unwrap().to_owned();
+        self.app
+            .wait_for_state(&id, &["succeeded", "failed", "cancelled", "pending_approval"])
+            .await
+    }
+
+    /// An environment `shop` with the app `shop` deployed and its Service on port 8080.
+    async fn with_app(&self) {
+        assert_eq!(state(&self.run("alice", "env create shop").await), "succeeded");
+        let done = self
+            .run("alice", "deploy ghcr.io/acme/shop:1.4.2 to shop port=8080")
+            .await;
+        assert_eq!(state(&done), "succeeded", "{done:#}");
+    }
+
+    /// Opens a link and returns (link id, URL on the test server, request view).
+    async fn open(&self, text: &str) -> (String, String, Value) {
+        let v = self.run("alice", text).await;
+        assert_eq!(state(&v), "succeeded", "{v:#}");
+        let data = v["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["kind"] == "output")
+            .map(|e| e["data"].clone())
+            .unwrap_or_default();
+        let public = data["url"].as_str().unwrap_or_default().to_owned();
+        let path = public
+            .strip_prefix(PUBLIC)
+            .unwrap_or_else(|| panic!("the link is on public_url: {public}"));
+        assert!(path.starts_with("/p/") && path.ends_with('/'), "{public}");
+        let id = data["id"].as_str().unwrap_or_default().to_owned();
+        (id, format!("{}{path}", self.app.url), v)
+    }
+
+    async fn hits(&self, id: &str) -> i64 {
+        let v = self.run("alice", "proxy list shop").await;
+        let links = v["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["kind"] == "output")
+            .map(|e| e["data"]["links"].clone())
+            .unwrap_or_default();
+        links
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["id"] == id)
+            .and_then(|l| l["hits"].as_i64())
+            .unwrap_or(-1)
+    }
+}
+
+fn state(v: &Value) -> &str {
+    v["request"]["state"].as_str().unwrap_or_default()
+}
+
+fn outcome(v: &Value) -> String {
+    v["request"]["outcome"].as_str().unwrap_or_default().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn get_and_post_reach_the_backend_until_the_link_is_closed() {
+    let env = start().await;
+    env.with_app().await;
+    let (id, url, v) = env.open("proxy open shop in shop").await;
+    assert!(
+        outcome(&v).contains(&format!("proxy {id} to shop:8080 in shop open until")),
+        "{v:#}"
+    );
+    let http = reqwest::Client::new();
+
+    let r = http
+        .get(format!("{url}api/items?q=a%20b&n=1"))
+        .header("x-test", "hello")
+        .header("authorization", "Bearer not-for-the-backend")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body = r.text().await.unwrap();
+    assert_eq!(
+        body, "GET /api/items?q=a%20b&n=1 x-test=hello authorization=- body=",
+        "path, query and end-to-end headers arrive; the caller's credentials do not"
+    );
+
+    let r = http
+        .post(format!("{url}orders"))
+        .header("content-type", "application/json")
+        .body(r#"{"sku":"abc","qty":2}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.text().await.unwrap(),
+        r#"POST /orders x-test=- authorization=- body={"sku":"abc","qty":2}"#
+    );
+    assert_eq!(env.hits(&id).await, 2);
+    let list = env.run("alice", "proxy list").await;
+    let out = support::output_of(&list);
+    assert!(out.contains(&id) && out.contains("hits 2, last "), "{out}");
+
+    let closed = env.run("bob", &format!("proxy close {id}")).await;
+    assert_eq!(state(&closed), "succeeded", "{closed:#}");
+    assert_eq!(
+        outcome(&closed),
+        format!("proxy {id} to shop:8080 in shop closed after 2 requests")
+    );
+    let r = http.get(format!("{url}api/items")).send().await.unwrap();
+    assert_eq!(r.status(), 410);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("was closed by bob"), "{page}");
+    assert_eq!(env.hits(&id).await, 2, "refused requests are not forwarded or counted");
+    env.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn expired_and_guessed_links_are_refused() {
+    let env = start().await;
+    env.with_app().await;
+    let (_, url, _) = env.open("proxy open shop in shop ttl=1s").await;
+    let http = reqwest::Client::new();
+    assert_eq!(http.get(&url).send().await.unwrap().status(), 200);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let r = http.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 410);
+    assert!(r.text().await.unwrap().contains("has expired"));
+
+    let guessed = format!("{}/p/{}/", env.app.url, deckhand::domain::new_token(26));
+    let r = http.get(&guessed).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(
+        http.get(format!("{}/p/x/", env.app.url)).send().await.unwrap().status(),
+        404
+    );
+    env.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn open_checks_the_service_port_and_ttl_and_prod_waits_for_ops() {
+    let env = start().await;
+    env.with_app().await;
+    let bad_port = env.run("alice", "proxy open shop in shop port=9090").await;
+    assert_eq!(state(&bad_port), "failed");
+    assert_eq!(outcome(&bad_port), "service shop in shop has no port 9090; it has 8080");
+    let too_long = env.run("alice", "proxy open shop in shop ttl=2d").await;
+    assert_eq!(state(&too_long), "failed");
+    assert!(
+        outcome(&too_long).starts_with("proxy links live at most 8h"),
+        "{too_long:#}"
+    );
+    let missing = env.run("alice", "proxy open nothing in shop").await;
+    assert_eq!(state(&missing), "failed");
+    assert!(
+        outcome(&missing).contains("service nothing in shop not found"),
+        "{missing:#}"
+    );
+
+    // Without a backend registered and no ready pod, the API server's own 503 comes through.
+    let (_, url, _) = env.open("proxy open shop in shop").await;
+    env.kube.set_service_backend("shop", "shop", "http://127.0.0.1:9");
+    let r = reqwest::get(&url).await.unwrap();
+    assert_eq!(r.status(), 503);
+
+    let pending = env.run("olga", "env create pay prod").await;
+    assert_eq!(state(&pending), "pending_approval");
+    let id = pending["request"]["id"].as_str().unwrap().to_owned();
+    env.app.approve("omar", &id).await;
+    env.app.wait_for_state(&id, &["succeeded"]).await;
+    let (status, v) = env.app.submit_as("alice", "proxy open shop in pay").await;
+    assert_eq!(status, 201, "{v:#}");
+    assert_eq!(state(&v), "pending_approval", "{v:#}");
+    env.app.shutdown().await;
+}
