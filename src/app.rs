@@ -251,6 +251,7 @@ impl App {
             args: routed.args,
             state,
             requester: inv.principal.user.clone(),
+            requester_groups: inv.principal.groups.iter().cloned().collect(),
             surface: inv.surface,
             channel: inv.channel,
             thread: inv.thread,
@@ -530,7 +531,12 @@ impl App {
         }
         let result = match (
             self.actions.get(&request.action).cloned(),
-            self.directory.user(&request.requester),
+            // The configuration says who the requester is now; the stored groups add what
+            // the chat platform said when they asked (a Slack user group, a Discord role).
+            self.directory.user(&request.requester).map(|mut p| {
+                p.groups.extend(request.requester_groups.iter().cloned());
+                p
+            }),
         ) {
             (None, _) => Err(ActionError::Failed(format!(
                 "this build has no action '{}'",

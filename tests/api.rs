@@ -362,3 +362,26 @@ async fn progress_is_pushed_to_the_surface_the_request_came_from() {
     assert_eq!(seen.last().map(String::as_str), Some("denied"), "{seen:?}");
     app.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn groups_from_the_chat_platform_reach_the_running_action() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let app = spawn_app(&db).await;
+    // eve is in no group in the configuration; a chat platform says she is ops (a Slack
+    // user group or Discord role mapped to ops).
+    let mut eve = app.app().directory.user("eve").unwrap();
+    eve.groups.insert("ops".into());
+    let inv = deckhand::app::Invocation {
+        principal: eve,
+        surface: deckhand::domain::Surface::Slack,
+        text: "whoami".into(),
+        channel: None,
+        thread: None,
+        surface_data: None,
+        idempotency_key: None,
+    };
+    let done = app.app().submit(inv).await.unwrap();
+    assert_eq!(done.request.requester_groups, ["ops"]);
+    assert_eq!(done.request.outcome.as_deref(), Some("You are eve (ops), via slack."));
+    app.shutdown().await;
+}

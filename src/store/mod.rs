@@ -47,7 +47,7 @@ pub struct Store {
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-const REQUEST_COLUMNS: &str = "id, command, action, text, args, state, requester, surface, channel, thread, surface_data, \
+const REQUEST_COLUMNS: &str = "id, command, action, text, args, state, requester, requester_groups, surface, channel, thread, surface_data, \
      approval, approval_expires_at, created_at, updated_at, started_at, finished_at, worker, lease_until, attempts, outcome";
 
 impl Store {
@@ -130,8 +130,8 @@ impl Store {
         let mut tx = self.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO requests (id, command, action, text, args, state, requester, surface, channel, thread, surface_data, \
-             idempotency_key, approval, approval_expires_at, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $15, $11, $12, $13, $14, $14) ON CONFLICT DO NOTHING",
+             idempotency_key, approval, approval_expires_at, created_at, updated_at, requester_groups) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $15, $11, $12, $13, $14, $14, $16) ON CONFLICT DO NOTHING",
         )
         .bind(id.as_str())
         .bind(&new.command)
@@ -148,6 +148,7 @@ impl Store {
         .bind(new.approval_expires_at)
         .bind(now)
         .bind(new.surface_data.as_ref().map(ToString::to_string))
+        .bind(serde_json::to_string(&new.requester_groups).map_err(|e| StoreError::Corrupt(e.to_string()))?)
         .execute(&mut *tx)
         .await?
         .rows_affected()
@@ -630,6 +631,10 @@ fn request_from_row(r: &AnyRow) -> Result<RequestRecord, StoreError> {
         surface: Surface::from_str(&surface).map_err(|_| corrupt("surface", &surface))?,
         channel: r.try_get("channel")?,
         thread: r.try_get("thread")?,
+        requester_groups: r
+            .try_get::<Option<String>, _>("requester_groups")?
+            .and_then(|g| serde_json::from_str(&g).ok())
+            .unwrap_or_default(),
         surface_data: r
             .try_get::<Option<String>, _>("surface_data")?
             .and_then(|d| serde_json::from_str(&d).ok()),

@@ -16,6 +16,8 @@ pub struct RequestRecord {
     pub args: Args,
     pub state: State,
     pub requester: String,
+    /// The requester's groups when they asked, chat-derived ones included.
+    pub requester_groups: Vec<String>,
     pub surface: Surface,
     pub channel: Option<String>,
     pub thread: Option<String>,
@@ -42,6 +44,7 @@ pub struct NewRequest {
     pub args: Args,
     pub state: State,
     pub requester: String,
+    pub requester_groups: Vec<String>,
     pub surface: Surface,
     pub channel: Option<String>,
     pub thread: Option<String>,
