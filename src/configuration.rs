@@ -147,6 +147,8 @@ pub struct KubernetesConfig {
     /// proxy.open: a link's lifetime unless the command gives one, and the most it may ask.
     pub proxy_ttl: HumanDuration,
     pub proxy_max_ttl: HumanDuration,
+    /// pod.exec: how long a one-off command may run before it is abandoned.
+    pub exec_timeout: HumanDuration,
 }
 
 /// Resource amounts by name (`cpu`, `memory`, `requests.cpu`, `pods`), as Kubernetes writes them.
@@ -177,6 +179,9 @@ pub struct TierConfig {
     pub allow_from_namespaces: Vec<String>,
     #[serde(default = "yes")]
     pub mutable_tags: bool,
+    /// Shorter than kubernetes.proxy_max_ttl for this tier's proxy links, if set.
+    #[serde(default)]
+    pub proxy_max_ttl: Option<HumanDuration>,
 }
 
 fn yes() -> bool {

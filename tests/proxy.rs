@@ -222,7 +222,7 @@ async fn open_checks_the_service_port_and_ttl_and_prod_waits_for_ops() {
     let too_long = env.run("alice", "proxy open shop in shop ttl=2d").await;
     assert_eq!(state(&too_long), "failed");
     assert!(
-        outcome(&too_long).starts_with("proxy links live at most 8h"),
+        outcome(&too_long) == "proxy links in shop (dev tier) live at most 8h; 2d is too long",
         "{too_long:#}"
     );
     let missing = env.run("alice", "proxy open nothing in shop").await;
@@ -246,5 +246,15 @@ async fn open_checks_the_service_port_and_ttl_and_prod_waits_for_ops() {
     let (status, v) = env.app.submit_as("alice", "proxy open shop in pay").await;
     assert_eq!(status, 201, "{v:#}");
     assert_eq!(state(&v), "pending_approval", "{v:#}");
+
+    // prod keeps its links shorter (tiers.prod.proxy_max_ttl = 1h).
+    let (_, v) = env.app.submit_as("olga", "proxy open shop in pay ttl=2h").await;
+    let id = v["request"]["id"].as_str().unwrap().to_owned();
+    env.app.approve("omar", &id).await;
+    let done = env.app.wait_for_state(&id, &["failed", "succeeded"]).await;
+    assert_eq!(
+        outcome(&done),
+        "proxy links in pay (prod tier) live at most 1h; 2h is too long"
+    );
     env.app.shutdown().await;
 }

@@ -97,15 +97,26 @@ impl Action for Open {
         let env = Args::require(args.name("env"), "env")?;
         let app = Args::require(args.name("app"), "app")?;
         let k = ctx.app.cluster.config();
-        let ttl = args.duration("ttl")?.unwrap_or(k.proxy_ttl);
-        if ttl > k.proxy_max_ttl {
+        // The environment must be deckhand's: the same rule as every other app command.
+        let info = ctx.app.cluster.managed_environment(env.as_str()).await?;
+        // A tier may keep its links shorter than the global maximum (prod, typically).
+        let max = ctx
+            .app
+            .config
+            .tiers
+            .iter()
+            .find(|(name, _)| name.as_str() == info.tier)
+            .and_then(|(_, t)| t.proxy_max_ttl)
+            .map_or(k.proxy_max_ttl, |t| t.min(k.proxy_max_ttl));
+        let asked = args.duration("ttl")?;
+        if let Some(asked) = asked.filter(|a| *a > max) {
             return Err(ActionError::Failed(format!(
-                "proxy links live at most {}; ask for less than {ttl}",
-                k.proxy_max_ttl
+                "proxy links in {env} ({} tier) live at most {max}; {asked} is too long",
+                info.tier
             )));
         }
-        // The environment must be deckhand's: the same rule as every other app command.
-        ctx.app.cluster.managed_environment(env.as_str()).await?;
+        // The default never outlives the tier's maximum either.
+        let ttl = asked.unwrap_or(k.proxy_ttl).min(max);
         let port = Self::port(ctx, env.as_str(), app.as_str(), args.int("port")?).await?;
         let token = new_token();
         let link = links(ctx)
