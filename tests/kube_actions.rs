@@ -484,6 +484,7 @@ async fn cluster_role_covers_exactly_what_the_actions_call() {
         ("alice", "deploy ghcr.io/acme/shop:1.1 to rbac-a port=8080"),
         ("alice", "status shop in rbac-a"),
         ("alice", "logs shop in rbac-a"),
+        ("alice", "exec shop in rbac-a -- echo rbac"),
         ("alice", "scale shop in rbac-a to 2"),
         ("alice", "restart shop in rbac-a"),
         ("alice", "rollback shop in rbac-a"),

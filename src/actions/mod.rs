@@ -4,6 +4,7 @@
 mod app;
 mod builtin;
 mod env;
+mod exec;
 mod proxy;
 
 use std::{
@@ -23,6 +24,7 @@ pub fn register_all(registry: &mut ActionRegistry) {
     env::register(registry);
     app::register(registry);
     proxy::register(registry);
+    exec::register(registry);
 }
 
 use crate::{

@@ -2,6 +2,7 @@
 //! retries for what is worth retrying. Everything goes through kube-rs; no kubectl.
 
 pub mod env;
+pub mod exec;
 pub mod objects;
 pub mod rollout;
 pub mod workload;

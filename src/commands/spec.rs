@@ -18,6 +18,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("commands/env.yaml", include_str!("../../commands/env.yaml")),
     ("commands/app.yaml", include_str!("../../commands/app.yaml")),
     ("commands/proxy.yaml", include_str!("../../commands/proxy.yaml")),
+    ("commands/exec.yaml", include_str!("../../commands/exec.yaml")),
 ];
 
 /// Names an approval `when` may read besides the command's own arguments.

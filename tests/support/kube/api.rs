@@ -43,7 +43,9 @@ impl Shared {
 }
 
 pub fn router(shared: Arc<Shared>) -> Router {
-    Router::new().fallback(handle).with_state(shared)
+    // Exec upgrades to a WebSocket, which needs the whole request, not the bytes `handle` takes.
+    let exec = axum::middleware::from_fn_with_state(shared.clone(), super::exec::intercept);
+    Router::new().fallback(handle).layer(exec).with_state(shared)
 }
 
 pub(super) type Params = HashMap<String, String>;

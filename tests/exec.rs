@@ -1,0 +1,250 @@
+//! pod.exec against the test API server: a one-off command in a ready pod of an app, over
+//! kube's WebSocket exec, with its output, exit code and timeout.
+
+#[path = "support/kube/mod.rs"]
+mod kube_fake;
+mod support;
+
+use std::time::{Duration, Instant};
+
+use kube_fake::KubeTestServer;
+use serde_json::Value;
+use support::{Backend, TestApp, TestDb, output_of, test_config};
+
+struct Env {
+    app: TestApp,
+    kube: KubeTestServer,
+    _db: TestDb,
+}
+
+/// deckhand against a fresh test server, with `shop` deployed and ready in `ex`.
+async fn start_with(edit: impl FnOnce(&mut deckhand::configuration::Config)) -> Env {
+    let kube = KubeTestServer::start().await;
+    kube.set_step(Duration::from_millis(15));
+    let db = TestDb::new(Backend::Sqlite).await;
+    let mut config = test_config(&db.url);
+    config.kubernetes.url = kube.url();
+    config.kubernetes.rollout_deadline = "20s".parse().unwrap();
+    config.kubernetes.stall_after = "1s".parse().unwrap();
+    edit(&mut config);
+    support::init_tls();
+    let running = deckhand::startup::Builder::new(config)
+        .start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let env = Env {
+        app: TestApp::from_running(running),
+        kube,
+        _db: db,
+    };
+    for text in ["env create ex", "deploy ghcr.io/acme/shop:1.0 to ex"] {
+        let v = env.run("alice", text).await;
+        assert_eq!(state(&v), "succeeded", "{text}: {v:#}");
+    }
+    env
+}
+
+async fn start() -> Env {
+    start_with(|_| {}).await
+}
+
+impl Env {
+    async fn run(&self, user: &str, text: &str) -> Value {
+        let (status, v) = self.app.submit_as(user, text).await;
+        assert!(status == 201 || status == 200, "{text}: {status} {v}");
+        let id = v["request"]["id"].as_str().unwrap().to_owned();
+        self.app
+            .wait_for_state(&id, &["succeeded", "failed", "cancelled", "pending_approval"])
+            .await
+    }
+
+    /// The argv of every exec the test server received, in order.
+    fn execs(&self) -> Vec<Vec<String>> {
+        self.kube
+            .requests_with_query()
+            .into_iter()
+            .filter(|(_, path, _)| path.ends_with("/exec"))
+            .map(|(_, _, query)| {
+                serde_urlencoded::from_str::<Vec<(String, String)>>(&query)
+                    .unwrap()
+                    .into_iter()
+                    .filter(|(k, _)| k == "command")
+                    .map(|(_, v)| v)
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+fn state(v: &Value) -> &str {
+    v["request"]["state"].as_str().unwrap_or_default()
+}
+
+fn outcome(v: &Value) -> String {
+    v["request"]["outcome"].as_str().unwrap_or_default().to_owned()
+}
+
+/// The data of the request's output event.
+fn output_data(v: &Value) -> Value {
+    v["events"]
+        .as_array()
+        .and_then(|events| events.iter().find(|e| e["kind"] == "output"))
+        .map(|e| e["data"].clone())
+        .unwrap_or(Value::Null)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn echo_posts_its_output_and_exit_code_zero() {
+    let env = start().await;
+    let done = env.run("alice", "exec shop in ex -- echo hello world").await;
+    assert_eq!(state(&done), "succeeded", "{done:#}");
+    assert!(
+        outcome(&done).starts_with("exited with 0 in pod shop-"),
+        "{}",
+        outcome(&done)
+    );
+    let out = output_of(&done);
+    assert!(out.contains("exited with 0\n```\nhello world\n```"), "{out}");
+    assert!(!out.contains("stderr"), "{out}");
+    assert_eq!(env.execs(), [["echo", "hello", "world"]]);
+    let data = output_data(&done);
+    assert_eq!(data["exit_code"], 0);
+    assert_eq!(data["stdout"], "hello world\n");
+
+    // The pod it ran in is a ready pod of the app: the scripted shell names it.
+    let host = env.run("alice", "exec shop in ex -- cat /etc/hostname").await;
+    let pod = output_data(&host)["pod"].as_str().unwrap().to_owned();
+    assert!(output_of(&host).contains(&format!("```\n{pod}\n```")), "{host:#}");
+    let p = env.kube.object("pods", "ex", &pod).expect("the pod exists");
+    assert_eq!(p["metadata"]["labels"]["app.kubernetes.io/name"], "shop");
+    env.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failing_command_fails_the_request_with_its_exit_code_and_stderr() {
+    let env = start().await;
+    let done = env
+        .run("alice", r#"exec shop in ex -- sh -c "echo oops >&2; exit 3""#)
+        .await;
+    assert_eq!(state(&done), "failed", "{done:#}");
+    assert!(
+        outcome(&done).starts_with("exited with 3 in pod shop-"),
+        "{}",
+        outcome(&done)
+    );
+    let out = output_of(&done);
+    assert!(out.contains("exited with 3"), "{out}");
+    assert!(out.contains("stderr:\n```\noops\n```"), "{out}");
+    assert_eq!(output_data(&done)["exit_code"], 3);
+    assert_eq!(env.execs(), [["sh", "-c", "echo oops >&2; exit 3"]]);
+
+    // The plain form from the issue, and a command the container does not have.
+    let three = env.run("alice", r#"exec shop in ex -- sh -c "exit 3""#).await;
+    assert_eq!(
+        (state(&three), output_data(&three)["exit_code"].as_i64()),
+        ("failed", Some(3))
+    );
+    let missing = env.run("alice", "exec shop in ex -- nosuch --flag").await;
+    assert!(outcome(&missing).starts_with("exited with 127"), "{missing:#}");
+    assert!(output_of(&missing).contains("nosuch: command not found"), "{missing:#}");
+    env.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_command_running_past_exec_timeout_times_out() {
+    let env = start_with(|c| c.kubernetes.exec_timeout = "1s".parse().unwrap()).await;
+    let started = Instant::now();
+    let done = env.run("alice", "exec shop in ex -- sleep 5").await;
+    assert_eq!(
+        (state(&done), outcome(&done).as_str()),
+        ("failed", "timed out after 1s"),
+        "{done:#}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "took {:?}",
+        started.elapsed()
+    );
+    // Within the timeout a sleep is fine.
+    let short = env.run("alice", "exec shop in ex -- sleep 0.2").await;
+    assert_eq!(state(&short), "succeeded", "{short:#}");
+    env.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn quoted_words_arrive_as_one_argument_and_nothing_is_interpolated() {
+    let env = start().await;
+    let done = env.run("alice", r#"exec shop in ex -- echo "a b" c"#).await;
+    assert_eq!(state(&done), "succeeded", "{done:#}");
+    let literal = env.run("alice", r"exec shop in ex -- echo '$HOME' \; x\ y").await;
+    assert_eq!(state(&literal), "succeeded", "{literal:#}");
+    assert_eq!(
+        env.execs(),
+        [vec!["echo", "a b", "c"], vec!["echo", "$HOME", ";", "x y"]]
+    );
+    assert_eq!(output_data(&done)["argv"], serde_json::json!(["echo", "a b", "c"]));
+
+    // An unbalanced quote is refused at submission, before anything reaches the cluster.
+    env.kube.reset_requests();
+    let (s, v) = env.app.submit_as("alice", r#"exec shop in ex -- echo "a"#).await;
+    assert!(s >= 400, "{s} {v}");
+    assert!(v.to_string().contains("unterminated \\\" quote"), "{v}");
+    assert!(env.execs().is_empty());
+    env.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_ready_pod_or_no_such_app_reads_well() {
+    let env = start().await;
+    // Its pods never pull their image, so none is ready.
+    let bad = env
+        .run("alice", "deploy ghcr.io/acme/does-not-exist:1 to ex as broken")
+        .await;
+    assert_eq!(state(&bad), "failed", "{bad:#}");
+    let done = env.run("alice", "exec broken in ex -- echo hi").await;
+    assert_eq!(state(&done), "failed", "{done:#}");
+    let o = outcome(&done);
+    assert!(
+        o.starts_with("broken in ex has no ready pod to run the command in (pods: broken-"),
+        "{o}"
+    );
+    assert!(o.contains("ImagePullBackOff") || o.contains("ErrImagePull"), "{o}");
+
+    let none = env.run("alice", "exec nothere in ex -- echo hi").await;
+    assert_eq!(
+        (state(&none), outcome(&none).as_str()),
+        ("failed", "app nothere in ex not found")
+    );
+    assert!(env.execs().is_empty(), "no exec was attempted");
+
+    // RBAC denial reads as such.
+    env.kube.forbid("create", "pods/exec");
+    let denied = env.run("alice", "exec shop in ex -- echo hi").await;
+    assert!(
+        outcome(&denied).starts_with("deckhand's service account is not allowed to do this"),
+        "{denied:#}"
+    );
+    env.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn exec_in_prod_waits_for_ops() {
+    let env = start().await;
+    for text in ["env create payments prod", "deploy nginx:1.27.3 to payments"] {
+        let pending = env.run("olga", text).await;
+        assert_eq!(state(&pending), "pending_approval", "{text}: {pending:#}");
+        let id = pending["request"]["id"].as_str().unwrap().to_owned();
+        env.app.approve("omar", &id).await;
+        let done = env.app.wait_for_state(&id, &["succeeded", "failed"]).await;
+        assert_eq!(state(&done), "succeeded", "{text}: {done:#}");
+    }
+    let pending = env.run("alice", "exec nginx in payments -- echo hi").await;
+    assert_eq!(state(&pending), "pending_approval", "{pending:#}");
+    assert!(env.execs().is_empty(), "nothing runs before approval");
+    let id = pending["request"]["id"].as_str().unwrap().to_owned();
+    env.app.approve("otto", &id).await;
+    let done = env.app.wait_for_state(&id, &["succeeded", "failed"]).await;
+    assert_eq!(state(&done), "succeeded", "{done:#}");
+    assert_eq!(env.execs(), [["echo", "hi"]]);
+    env.app.shutdown().await;
+}

@@ -1,0 +1,274 @@
+//! Pod exec over WebSocket, as the API server and kubelet answer it: `GET .../pods/{pod}/exec`
+//! with `command=` repeated, upgraded with one of the channel.k8s.io subprotocols the client
+//! offered, then binary frames whose first byte is the channel (1 stdout, 2 stderr, 3 the
+//! v1 Status with the exit code), then close.
+//!
+//! No process runs: a tiny scripted shell answers `echo ARGS...`, `sh -c "SCRIPT"` (`;`-separated
+//! commands, `exit N`, and `>&2` at the end of a command), `false`, `true`, `sleep N`,
+//! `cat /etc/hostname` (the pod's name); anything else is `<cmd>: command not found`, 127.
+//!
+//! The upgrade is done by hand with hyper and tokio-tungstenite 0.30 (the version kube uses),
+//! in a middleware in front of the API router, which only sees requests as bytes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State as AxState};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use futures_util::{SinkExt, StreamExt};
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::Role;
+
+use super::api::{Shared, error_response};
+use super::resources;
+use super::status::ApiError;
+use super::store::Request as Recorded;
+use super::util;
+
+const STDOUT: u8 = 1;
+const STDERR: u8 = 2;
+const STATUS: u8 = 3;
+
+/// The subprotocols this server speaks, in order of preference (v5 adds stream close).
+const PROTOCOLS: &[&str] = &["v5.channel.k8s.io", "v4.channel.k8s.io"];
+
+/// `/api/v1/namespaces/{ns}/pods/{pod}/exec` -> (ns, pod).
+fn exec_target(path: &str) -> Option<(String, String)> {
+    match path.trim_matches('/').split('/').collect::<Vec<_>>().as_slice() {
+        ["api", "v1", "namespaces", ns, "pods", pod, "exec"] if !ns.is_empty() && !pod.is_empty() => {
+            Some((ns.to_string(), pod.to_string()))
+        }
+        _ => None,
+    }
+}
+
+/// Middleware: takes exec requests, passes everything else to the API router.
+pub async fn intercept(AxState(shared): AxState<Arc<Shared>>, req: Request, next: Next) -> Response {
+    match exec_target(req.uri().path()) {
+        Some((ns, pod)) => exec(shared, req, &ns, &pod).unwrap_or_else(|e| error_response(&e)),
+        None => next.run(req).await,
+    }
+}
+
+fn exec(shared: Arc<Shared>, mut req: Request, ns: &str, pod: &str) -> Result<Response, ApiError> {
+    let pods = resources::lookup("pods").ok_or_else(ApiError::no_route)?;
+    let query = req.uri().query().unwrap_or("").to_string();
+    {
+        let mut st = shared.lock();
+        // The WebSocket upgrade is a GET, but since Kubernetes 1.35
+        // (AuthorizePodWebsocketUpgradeCreatePermission) it is authorized as `create`, as the
+        // POST of the SPDY protocol always was.
+        st.requests.push(Recorded {
+            method: req.method().to_string(),
+            path: req.uri().path().to_string(),
+            query: query.clone(),
+            rbac: Some((String::new(), "pods/exec".into(), "create".into())),
+        });
+        if let Some(f) = st.take_fault(req.method().as_str(), req.uri().path()) {
+            let message = format!("injected failure: {} {}", f.code, f.reason);
+            return Err(ApiError::new(f.code, &f.reason, message));
+        }
+        if st.is_forbidden("create", "pods/exec") {
+            return Err(ApiError::rbac(pods, Some("exec"), "create", Some(ns), pod));
+        }
+        let obj = st.get(pods, ns, pod).ok_or_else(|| ApiError::not_found(pods, pod))?;
+        if util::str_at(obj, "status.phase") != "Running" {
+            return Err(ApiError::bad_request(format!(
+                "pod {pod} is not running (phase {:?}); cannot exec into it",
+                util::str_at(obj, "status.phase")
+            )));
+        }
+    }
+    if req.method() != Method::GET && req.method() != Method::POST {
+        return Err(ApiError::method_not_allowed("exec takes GET (WebSocket) or POST"));
+    }
+    let argv: Vec<String> = serde_urlencoded::from_str::<Vec<(String, String)>>(&query)
+        .map_err(|e| ApiError::bad_request(format!("invalid query: {e}")))?
+        .into_iter()
+        .filter(|(k, _)| k == "command")
+        .map(|(_, v)| v)
+        .collect();
+    if argv.is_empty() {
+        return Err(ApiError::bad_request("you must specify at least 1 command"));
+    }
+    let headers = req.headers();
+    let is_ws = headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    let key = headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .map(|k| derive_accept_key(k.as_bytes()));
+    let (true, Some(accept)) = (is_ws, key) else {
+        return Err(ApiError::bad_request("Upgrade request required"));
+    };
+    let offered: Vec<String> = headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|p| p.trim().to_string())
+        .collect();
+    let protocol = PROTOCOLS
+        .iter()
+        .find(|p| offered.iter().any(|o| o == *p))
+        .ok_or_else(|| ApiError::bad_request(format!("none of the offered subprotocols {offered:?} is supported")))?;
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let pod_name = pod.to_string();
+    let mut shutdown = shared.shutdown.subscribe();
+    tokio::spawn(async move {
+        let Ok(upgraded) = on_upgrade.await else {
+            return;
+        };
+        let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
+        tokio::select! {
+            () = run(ws, &argv, &pod_name) => {}
+            // A dropped server ends its sessions, sleeping ones too.
+            _ = shutdown.wait_for(|stopped| *stopped) => {}
+        }
+    });
+    let mut r = StatusCode::SWITCHING_PROTOCOLS.into_response();
+    let h = r.headers_mut();
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    h.insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(protocol));
+    h.insert(
+        header::SEC_WEBSOCKET_ACCEPT,
+        HeaderValue::from_str(&accept).map_err(|e| ApiError::bad_request(e.to_string()))?,
+    );
+    *r.body_mut() = Body::empty();
+    Ok(r)
+}
+
+/// What the scripted shell does, step by step.
+#[derive(Debug)]
+enum Step {
+    Write(u8, String),
+    Sleep(Duration),
+}
+
+/// Runs `argv` in the scripted shell: its steps and exit code.
+fn script(argv: &[String], pod: &str, steps: &mut Vec<Step>) -> i32 {
+    let Some((cmd, args)) = argv.split_first() else {
+        return 0;
+    };
+    // `... >&2` sends what the command prints to stderr, as in `sh -c "echo oops >&2"`.
+    let (args, out) = match args.split_last() {
+        Some((last, rest)) if last == ">&2" => (rest, STDERR),
+        _ => (args, STDOUT),
+    };
+    match cmd.as_str() {
+        "echo" => {
+            steps.push(Step::Write(out, format!("{}\n", args.join(" "))));
+            0
+        }
+        "true" => 0,
+        "false" => {
+            steps.push(Step::Write(STDERR, "false: failing as asked\n".into()));
+            1
+        }
+        "sleep" => match args.first().and_then(|s| s.parse::<f64>().ok()) {
+            Some(secs) if secs >= 0.0 => {
+                steps.push(Step::Sleep(Duration::from_secs_f64(secs)));
+                0
+            }
+            _ => {
+                steps.push(Step::Write(STDERR, "sleep: invalid time interval\n".into()));
+                1
+            }
+        },
+        "cat" if args == ["/etc/hostname"] => {
+            steps.push(Step::Write(out, format!("{pod}\n")));
+            0
+        }
+        "cat" => {
+            let file = args.first().map_or("-", String::as_str);
+            steps.push(Step::Write(STDERR, format!("cat: {file}: No such file or directory\n")));
+            1
+        }
+        "sh" if args.first().is_some_and(|a| a == "-c") => {
+            let mut code = 0;
+            for part in args.get(1).map_or("", String::as_str).split(';') {
+                let words: Vec<String> = part.split_whitespace().map(str::to_string).collect();
+                if words.first().is_some_and(|w| w == "exit") {
+                    return words.get(1).and_then(|n| n.parse().ok()).unwrap_or(code);
+                }
+                if !words.is_empty() {
+                    code = script(&words, pod, steps);
+                }
+            }
+            code
+        }
+        other => {
+            steps.push(Step::Write(STDERR, format!("{other}: command not found\n")));
+            127
+        }
+    }
+}
+
+/// The v1 Status the kubelet puts on the error channel when the command ends.
+fn exit_status(argv: &[String], code: i32) -> serde_json::Value {
+    if code == 0 {
+        return json!({ "metadata": {}, "status": "Success" });
+    }
+    json!({
+        "metadata": {},
+        "status": "Failure",
+        "message": format!(
+            "command terminated with non-zero exit code: error executing command [{}], exit code {code}",
+            argv.join(" ")
+        ),
+        "reason": "NonZeroExitCode",
+        "details": { "causes": [{ "reason": "ExitCode", "message": code.to_string() }] }
+    })
+}
+
+fn frame(channel: u8, data: &[u8]) -> Message {
+    let mut v = Vec::with_capacity(data.len() + 1);
+    v.push(channel);
+    v.extend_from_slice(data);
+    Message::binary(v)
+}
+
+async fn run<S>(mut ws: WebSocketStream<S>, argv: &[String], pod: &str)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let mut steps = Vec::new();
+    let code = script(argv, pod, &mut steps);
+    for step in steps {
+        match step {
+            Step::Write(channel, text) => {
+                if ws.send(frame(channel, text.as_bytes())).await.is_err() {
+                    return;
+                }
+            }
+            Step::Sleep(d) => {
+                let sleep = tokio::time::sleep(d);
+                tokio::pin!(sleep);
+                loop {
+                    tokio::select! {
+                        () = &mut sleep => break,
+                        // The client may send stdin's close (v5) or pings; a close or a broken
+                        // connection ends the session, as the kubelet kills the process then.
+                        m = ws.next() => match m {
+                            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
+                            Some(Ok(_)) => {}
+                        },
+                    }
+                }
+            }
+        }
+    }
+    let status = serde_json::to_vec(&exit_status(argv, code)).unwrap_or_default();
+    if ws.send(frame(STATUS, &status)).await.is_ok() {
+        let _ = ws.close(None).await;
+    }
+}
