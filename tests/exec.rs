@@ -1,42 +1,20 @@
 //! pod.exec against the test API server: a one-off command in a ready pod of an app, over
 //! kube's WebSocket exec, with its output, exit code and timeout.
 
+#[path = "support/cluster.rs"]
+mod cluster;
 #[path = "support/kube/mod.rs"]
 mod kube_fake;
 mod support;
 
 use std::time::{Duration, Instant};
 
-use kube_fake::KubeTestServer;
-use serde_json::Value;
-use support::{Backend, TestApp, TestDb, output_of, test_config};
-
-struct Env {
-    app: TestApp,
-    kube: KubeTestServer,
-    _db: TestDb,
-}
+use cluster::{Env, outcome, output_data, state};
+use support::output_of;
 
 /// deckhand against a fresh test server, with `shop` deployed and ready in `ex`.
 async fn start_with(edit: impl FnOnce(&mut deckhand::configuration::Config)) -> Env {
-    let kube = KubeTestServer::start().await;
-    kube.set_step(Duration::from_millis(15));
-    let db = TestDb::new(Backend::Sqlite).await;
-    let mut config = test_config(&db.url);
-    config.kubernetes.url = kube.url();
-    config.kubernetes.rollout_deadline = "20s".parse().unwrap();
-    config.kubernetes.stall_after = "1s".parse().unwrap();
-    edit(&mut config);
-    support::init_tls();
-    let running = deckhand::startup::Builder::new(config)
-        .start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let env = Env {
-        app: TestApp::from_running(running),
-        kube,
-        _db: db,
-    };
+    let env = cluster::start_with(edit).await;
     for text in ["env create ex", "deploy ghcr.io/acme/shop:1.0 to ex"] {
         let v = env.run("alice", text).await;
         assert_eq!(state(&v), "succeeded", "{text}: {v:#}");
@@ -48,49 +26,21 @@ async fn start() -> Env {
     start_with(|_| {}).await
 }
 
-impl Env {
-    async fn run(&self, user: &str, text: &str) -> Value {
-        let (status, v) = self.app.submit_as(user, text).await;
-        assert!(status == 201 || status == 200, "{text}: {status} {v}");
-        let id = v["request"]["id"].as_str().unwrap().to_owned();
-        self.app
-            .wait_for_state(&id, &["succeeded", "failed", "cancelled", "pending_approval"])
-            .await
-    }
-
-    /// The argv of every exec the test server received, in order.
-    fn execs(&self) -> Vec<Vec<String>> {
-        self.kube
-            .requests_with_query()
-            .into_iter()
-            .filter(|(_, path, _)| path.ends_with("/exec"))
-            .map(|(_, _, query)| {
-                serde_urlencoded::from_str::<Vec<(String, String)>>(&query)
-                    .unwrap()
-                    .into_iter()
-                    .filter(|(k, _)| k == "command")
-                    .map(|(_, v)| v)
-                    .collect()
-            })
-            .collect()
-    }
-}
-
-fn state(v: &Value) -> &str {
-    v["request"]["state"].as_str().unwrap_or_default()
-}
-
-fn outcome(v: &Value) -> String {
-    v["request"]["outcome"].as_str().unwrap_or_default().to_owned()
-}
-
-/// The data of the request's output event.
-fn output_data(v: &Value) -> Value {
-    v["events"]
-        .as_array()
-        .and_then(|events| events.iter().find(|e| e["kind"] == "output"))
-        .map(|e| e["data"].clone())
-        .unwrap_or(Value::Null)
+/// The argv of every exec the test server received, in order.
+fn execs(env: &Env) -> Vec<Vec<String>> {
+    env.kube
+        .requests_with_query()
+        .into_iter()
+        .filter(|(_, path, _)| path.ends_with("/exec"))
+        .map(|(_, _, query)| {
+            serde_urlencoded::from_str::<Vec<(String, String)>>(&query)
+                .unwrap()
+                .into_iter()
+                .filter(|(k, _)| k == "command")
+                .map(|(_, v)| v)
+                .collect()
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -106,7 +56,7 @@ async fn echo_posts_its_output_and_exit_code_zero() {
     let out = output_of(&done);
     assert!(out.contains("exited with 0\n```\nhello world\n```"), "{out}");
     assert!(!out.contains("stderr"), "{out}");
-    assert_eq!(env.execs(), [["echo", "hello", "world"]]);
+    assert_eq!(execs(&env), [["echo", "hello", "world"]]);
     let data = output_data(&done);
     assert_eq!(data["exit_code"], 0);
     assert_eq!(data["stdout"], "hello world\n");
@@ -136,7 +86,7 @@ async fn a_failing_command_fails_the_request_with_its_exit_code_and_stderr() {
     assert!(out.contains("exited with 3"), "{out}");
     assert!(out.contains("stderr:\n```\noops\n```"), "{out}");
     assert_eq!(output_data(&done)["exit_code"], 3);
-    assert_eq!(env.execs(), [["sh", "-c", "echo oops >&2; exit 3"]]);
+    assert_eq!(execs(&env), [["sh", "-c", "echo oops >&2; exit 3"]]);
 
     // The plain form from the issue, and a command the container does not have.
     let three = env.run("alice", r#"exec shop in ex -- sh -c "exit 3""#).await;
@@ -179,7 +129,7 @@ async fn quoted_words_arrive_as_one_argument_and_nothing_is_interpolated() {
     let literal = env.run("alice", r"exec shop in ex -- echo '$HOME' \; x\ y").await;
     assert_eq!(state(&literal), "succeeded", "{literal:#}");
     assert_eq!(
-        env.execs(),
+        execs(&env),
         [vec!["echo", "a b", "c"], vec!["echo", "$HOME", ";", "x y"]]
     );
     assert_eq!(output_data(&done)["argv"], serde_json::json!(["echo", "a b", "c"]));
@@ -189,7 +139,7 @@ async fn quoted_words_arrive_as_one_argument_and_nothing_is_interpolated() {
     let (s, v) = env.app.submit_as("alice", r#"exec shop in ex -- echo "a"#).await;
     assert!(s >= 400, "{s} {v}");
     assert!(v.to_string().contains("unterminated \\\" quote"), "{v}");
-    assert!(env.execs().is_empty());
+    assert!(execs(&env).is_empty());
     env.app.shutdown().await;
 }
 
@@ -215,7 +165,7 @@ async fn no_ready_pod_or_no_such_app_reads_well() {
         (state(&none), outcome(&none).as_str()),
         ("failed", "app nothere in ex not found")
     );
-    assert!(env.execs().is_empty(), "no exec was attempted");
+    assert!(execs(&env).is_empty(), "no exec was attempted");
 
     // RBAC denial reads as such.
     env.kube.forbid("create", "pods/exec");
@@ -240,11 +190,11 @@ async fn exec_in_prod_waits_for_ops() {
     }
     let pending = env.run("alice", "exec nginx in payments -- echo hi").await;
     assert_eq!(state(&pending), "pending_approval", "{pending:#}");
-    assert!(env.execs().is_empty(), "nothing runs before approval");
+    assert!(execs(&env).is_empty(), "nothing runs before approval");
     let id = pending["request"]["id"].as_str().unwrap().to_owned();
     env.app.approve("otto", &id).await;
     let done = env.app.wait_for_state(&id, &["succeeded", "failed"]).await;
     assert_eq!(state(&done), "succeeded", "{done:#}");
-    assert_eq!(env.execs(), [["echo", "hi"]]);
+    assert_eq!(execs(&env), [["echo", "hi"]]);
     env.app.shutdown().await;
 }

@@ -1,79 +1,16 @@
 //! Kubernetes actions through the API against the test API server: environments, deploys
 //! with watched rollouts, approvals on prod, the reaper, and errors that read well.
 
+#[path = "support/cluster.rs"]
+mod cluster;
 #[path = "support/kube/mod.rs"]
 mod kube_fake;
 mod support;
 
 use std::time::Duration;
 
-use kube_fake::KubeTestServer;
+use cluster::{messages, outcome, start, start_with, state};
 use serde_json::Value;
-use support::{Backend, TestApp, TestDb, test_config};
-
-struct Env {
-    app: TestApp,
-    kube: KubeTestServer,
-    _db: TestDb,
-}
-
-async fn start_with(edit: impl FnOnce(&mut deckhand::configuration::Config)) -> Env {
-    let kube = KubeTestServer::start().await;
-    kube.set_step(Duration::from_millis(15));
-    let db = TestDb::new(Backend::Sqlite).await;
-    let mut config = test_config(&db.url);
-    config.kubernetes.url = kube.url();
-    config.kubernetes.rollout_deadline = "20s".parse().unwrap();
-    config.kubernetes.stall_after = "1s".parse().unwrap();
-    config.kubernetes.reaper_interval = "1s".parse().unwrap();
-    edit(&mut config);
-    support::init_tls();
-    let running = deckhand::startup::Builder::new(config)
-        .start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let app = TestApp::from_running(running);
-    Env { app, kube, _db: db }
-}
-
-async fn start() -> Env {
-    start_with(|_| {}).await
-}
-
-impl Env {
-    /// Submits as `user` and waits for the request to end; returns the final request view.
-    async fn run(&self, user: &str, text: &str) -> Value {
-        let (status, v) = self.app.submit_as(user, text).await;
-        assert!(status == 201 || status == 200, "{text}: {status} {v}");
-        let id = v["request"]["id"].as_str().unwrap().to_owned();
-        self.app
-            .wait_for_state(&id, &["succeeded", "failed", "cancelled", "pending_approval"])
-            .await
-    }
-
-    fn object(&self, plural: &str, ns: &str, name: &str) -> Value {
-        self.kube
-            .object(plural, ns, name)
-            .unwrap_or_else(|| panic!("{plural} {ns}/{name} exists"))
-    }
-}
-
-fn state(v: &Value) -> &str {
-    v["request"]["state"].as_str().unwrap_or_default()
-}
-
-fn outcome(v: &Value) -> String {
-    v["request"]["outcome"].as_str().unwrap_or_default().to_owned()
-}
-
-fn messages(v: &Value) -> Vec<String> {
-    v["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|e| e["message"].as_str().map(str::to_owned))
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn env_create_lands_every_default_and_rerunning_changes_nothing() {

@@ -1,6 +1,8 @@
 //! Proxy links end to end: deckhand against the Kubernetes test API server, whose service
 //! proxy forwards to a real local HTTP server standing behind the test Service.
 
+#[path = "support/cluster.rs"]
+mod cluster;
 #[path = "support/kube/mod.rs"]
 mod kube_fake;
 mod support;
@@ -11,18 +13,10 @@ use axum::{
     body::Bytes,
     http::{HeaderMap, Method, Uri},
 };
-use kube_fake::KubeTestServer;
+use cluster::{Env, outcome, state};
 use serde_json::Value;
-use support::{Backend, TestApp, TestDb, test_config};
 
 const PUBLIC: &str = "https://deckhand.example.test";
-
-struct Env {
-    app: TestApp,
-    kube: KubeTestServer,
-    backend: String,
-    _db: TestDb,
-}
 
 /// Answers every request with what it received, so a test sees what arrived.
 async fn echo(method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> String {
@@ -45,39 +39,14 @@ async fn start_backend() -> String {
     format!("http://{addr}")
 }
 
+/// The cluster test environment with a real HTTP backend behind the `shop` Service.
 async fn start() -> Env {
-    let kube = KubeTestServer::start().await;
-    kube.set_step(Duration::from_millis(15));
-    let db = TestDb::new(Backend::Sqlite).await;
-    let mut config = test_config(&db.url);
-    config.kubernetes.url = kube.url();
-    config.kubernetes.rollout_deadline = "20s".parse().unwrap();
-    config.server.public_url = format!("{PUBLIC}/");
-    support::init_tls();
-    let running = deckhand::startup::Builder::new(config)
-        .start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let env = Env {
-        app: TestApp::from_running(running),
-        kube,
-        backend: start_backend().await,
-        _db: db,
-    };
-    env.kube.set_service_backend("shop", "shop", &env.backend);
+    let env = cluster::start_with(|c| c.server.public_url = format!("{PUBLIC}/")).await;
+    env.kube.set_service_backend("shop", "shop", &start_backend().await);
     env
 }
 
 impl Env {
-    async fn run(&self, user: &str, text: &str) -> Value {
-        let (status, v) = self.app.submit_as(user, text).await;
-        assert!(status == 201 || status == 200, "{text}: {status} {v}");
-        let id = v["request"]["id"].as_str().unwrap().to_owned();
-        self.app
-            .wait_for_state(&id, &["succeeded", "failed", "cancelled", "pending_approval"])
-            .await
-    }
-
     /// An environment `shop` with the app `shop` deployed and its Service on port 8080.
     async fn with_app(&self) {
         assert_eq!(state(&self.run("alice", "env create shop").await), "succeeded");
@@ -124,14 +93,6 @@ impl Env {
             .and_then(|l| l["hits"].as_i64())
             .unwrap_or(-1)
     }
-}
-
-fn state(v: &Value) -> &str {
-    v["request"]["state"].as_str().unwrap_or_default()
-}
-
-fn outcome(v: &Value) -> String {
-    v["request"]["outcome"].as_str().unwrap_or_default().to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
