@@ -333,7 +333,7 @@ async fn the_reaper_warns_then_deletes_expired_environments() {
 async fn cluster_errors_read_well() {
     // Quota: the tier allows two pods; three replicas cannot all start.
     let env = start_with(|c| {
-        let dev = c.tiers.iter_mut().find(|(k, _)| k.as_str() == "dev").unwrap().1;
+        let dev = c.tiers.get_mut("dev").unwrap();
         dev.quota.insert("pods".into(), "2".into());
     })
     .await;

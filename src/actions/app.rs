@@ -68,12 +68,7 @@ fn check_image(app: &App, image: &ImageRef, tier: &str) -> Result<(), ActionErro
             allowed.join(", ")
         )));
     }
-    let mutable_ok = app
-        .config
-        .tiers
-        .iter()
-        .find(|(k, _)| k.as_str() == tier)
-        .is_none_or(|(_, t)| t.mutable_tags);
+    let mutable_ok = app.config.tiers.get(tier).is_none_or(|t| t.mutable_tags);
     if !mutable_ok && image.is_mutable() {
         return Err(ActionError::Failed(format!(
             "{tier} needs an image that cannot change under it: give a version tag or an @sha256 digest, not '{}'",

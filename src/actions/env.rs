@@ -91,9 +91,8 @@ impl Action for Create {
         let tier = app
             .config
             .tiers
-            .iter()
-            .find(|(k, _)| k.as_str() == tier_name)
-            .map(|(_, t)| t.clone())
+            .get(tier_name.as_str())
+            .cloned()
             .ok_or_else(|| ActionError::Failed(format!("there is no tier '{tier_name}' in the configuration")))?;
         let ttl = args.duration("ttl")?.unwrap_or(tier.default_ttl);
         if ttl > tier.max_ttl {
@@ -306,9 +305,8 @@ impl Action for Extend {
             .app
             .config
             .tiers
-            .iter()
-            .find(|(k, _)| k.as_str() == env.tier)
-            .map(|(_, t)| t.max_ttl)
+            .get(env.tier.as_str())
+            .map(|t| t.max_ttl)
             .ok_or_else(|| ActionError::Failed(format!("environment {name} has unknown tier '{}'", env.tier)))?;
         if ttl > max {
             return Err(ActionError::Failed(format!(

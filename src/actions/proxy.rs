@@ -104,9 +104,8 @@ impl Action for Open {
             .app
             .config
             .tiers
-            .iter()
-            .find(|(name, _)| name.as_str() == info.tier)
-            .and_then(|(_, t)| t.proxy_max_ttl)
+            .get(info.tier.as_str())
+            .and_then(|t| t.proxy_max_ttl)
             .map_or(k.proxy_max_ttl, |t| t.min(k.proxy_max_ttl));
         let asked = args.duration("ttl")?;
         if let Some(asked) = asked.filter(|a| *a > max) {

@@ -301,11 +301,11 @@ impl Compiler<'_> {
         let mut out = Vec::new();
         for s in raw {
             match s.parse::<Subject>() {
-                Ok(Subject::Group(g)) if !config.groups.keys().any(|k| k.as_str() == g) => self.err(
+                Ok(Subject::Group(g)) if !config.groups.contains_key(g.as_str()) => self.err(
                     field,
                     format!("unknown group '{g}' (not in the configuration's [groups])"),
                 ),
-                Ok(Subject::User(u)) if !config.users.keys().any(|k| k.as_str() == u) => self.err(
+                Ok(Subject::User(u)) if !config.users.contains_key(u.as_str()) => self.err(
                     field,
                     format!("unknown user '{u}' (not in the configuration's [users])"),
                 ),

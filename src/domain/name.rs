@@ -43,6 +43,14 @@ impl Name {
     }
 }
 
+/// Lets maps keyed by `Name` (tiers, users, groups) be looked up with a plain `&str`; the
+/// order and equality are those of the string, so this is sound.
+impl std::borrow::Borrow<str> for Name {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl fmt::Display for Name {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
