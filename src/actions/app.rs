@@ -112,8 +112,8 @@ impl Action for Deploy {
     fn rerunnable(&self) -> bool {
         true
     }
-    fn fact_names(&self) -> &'static [&'static str] {
-        &["tier", "owner", "mine"]
+    fn target_env(&self) -> Option<&'static str> {
+        Some("env")
     }
     /// Refuses a disallowed registry or a mutable tag on a strict tier before anything is
     /// stored or approved.
@@ -238,11 +238,8 @@ impl Action for Change {
     fn rerunnable(&self) -> bool {
         matches!(self, Change::Scale)
     }
-    fn fact_names(&self) -> &'static [&'static str] {
-        &["tier", "owner", "mine"]
-    }
-    async fn facts(&self, app: &App, args: &Args, who: &Principal) -> Result<BTreeMap<String, String>, ActionError> {
-        env_facts(app, env_arg(args)?.as_str(), who).await
+    fn target_env(&self) -> Option<&'static str> {
+        Some("env")
     }
     async fn run(&self, ctx: &ActionContext) -> Result<String, ActionError> {
         let args = &ctx.request.args;

@@ -58,6 +58,9 @@ pub fn until(t: jiff::Timestamp) -> String {
 
 /// Facts about an existing environment for approval rules: its tier, its owner, and
 /// whether it is the requester's (`mine`). A missing environment rejects the command.
+/// What `env_facts` returns, for approval rules to read.
+pub const ENV_FACTS: &[&str] = &["tier", "owner", "mine"];
+
 pub async fn env_facts(app: &App, env: &str, who: &Principal) -> Result<BTreeMap<String, String>, ActionError> {
     let e = app.cluster.managed_environment(env).await?;
     let mine = if e.owner == who.user { "yes" } else { "no" };
@@ -291,11 +294,8 @@ impl Action for Extend {
     fn rerunnable(&self) -> bool {
         true
     }
-    fn fact_names(&self) -> &'static [&'static str] {
-        &["tier", "owner", "mine"]
-    }
-    async fn facts(&self, app: &App, args: &Args, who: &Principal) -> Result<BTreeMap<String, String>, ActionError> {
-        env_facts(app, name_arg(args)?.as_str(), who).await
+    fn target_env(&self) -> Option<&'static str> {
+        Some("name")
     }
     async fn run(&self, ctx: &ActionContext) -> Result<String, ActionError> {
         let name = name_arg(&ctx.request.args)?;
@@ -336,11 +336,8 @@ impl Action for Delete {
     fn rerunnable(&self) -> bool {
         true
     }
-    fn fact_names(&self) -> &'static [&'static str] {
-        &["tier", "owner", "mine"]
-    }
-    async fn facts(&self, app: &App, args: &Args, who: &Principal) -> Result<BTreeMap<String, String>, ActionError> {
-        env_facts(app, name_arg(args)?.as_str(), who).await
+    fn target_env(&self) -> Option<&'static str> {
+        Some("name")
     }
     async fn run(&self, ctx: &ActionContext) -> Result<String, ActionError> {
         let name = name_arg(&ctx.request.args)?;

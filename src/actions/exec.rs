@@ -90,8 +90,8 @@ impl Action for Exec {
     fn rerunnable(&self) -> bool {
         false
     }
-    fn fact_names(&self) -> &'static [&'static str] {
-        &["tier", "owner", "mine"]
+    fn target_env(&self) -> Option<&'static str> {
+        Some("env")
     }
     async fn facts(&self, app: &App, args: &Args, who: &Principal) -> Result<BTreeMap<String, String>, ActionError> {
         argv(args)?;

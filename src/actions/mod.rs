@@ -71,17 +71,29 @@ pub trait Action: Send + Sync {
         false
     }
 
-    /// Facts `facts` can tell an approval rule (`tier`, `owner`, ...), checked against the
-    /// specs' `when` at start-up.
-    fn fact_names(&self) -> &'static [&'static str] {
-        &[]
+    /// The argument naming the environment the action works in, if any. It gives approval
+    /// rules the environment's facts (`tier`, `owner`, `mine`) and rejects a command whose
+    /// environment deckhand does not manage before anything is stored.
+    fn target_env(&self) -> Option<&'static str> {
+        None
     }
 
-    /// Looks up, at submission, what an approval rule may depend on beyond the arguments
-    /// (the tier of the target environment, whether it is the requester's). An error here
-    /// rejects the command before anything is stored.
-    async fn facts(&self, _app: &App, _args: &Args, _who: &Principal) -> Result<BTreeMap<String, String>, ActionError> {
-        Ok(BTreeMap::new())
+    /// Facts `facts` can tell an approval rule, checked against the specs' `when` at start-up.
+    fn fact_names(&self) -> &'static [&'static str] {
+        if self.target_env().is_some() {
+            env::ENV_FACTS
+        } else {
+            &[]
+        }
+    }
+
+    /// Looks up, at submission, what an approval rule may depend on beyond the arguments.
+    /// An error here rejects the command before anything is stored.
+    async fn facts(&self, app: &App, args: &Args, who: &Principal) -> Result<BTreeMap<String, String>, ActionError> {
+        match self.target_env() {
+            Some(arg) => env::env_facts(app, Args::require(args.name(arg), arg)?.as_str(), who).await,
+            None => Ok(BTreeMap::new()),
+        }
     }
 
     /// Returns the one-line outcome shown when the request ends.

@@ -1,18 +1,16 @@
 //! proxy.open / proxy.close / proxy.list: time-limited links to a Service in an environment
 //! (the forwarding itself is in `crate::proxy`).
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use k8s_openapi::api::core::v1::Service;
 use kube::Api;
 
-use super::{Action, ActionContext, ActionError, ActionRegistry, env::env_facts};
+use super::{Action, ActionContext, ActionError, ActionRegistry};
 use crate::{
-    app::App,
     commands::Args,
     domain::{format_ms, now_ms},
-    identity::Principal,
     proxy::{Link, LinkState, Links, NewLink, ProxyError, hash_token, new_link_id, new_token},
 };
 
@@ -85,12 +83,8 @@ impl Action for Open {
     fn inline(&self) -> bool {
         true
     }
-    fn fact_names(&self) -> &'static [&'static str] {
-        &["tier", "owner", "mine"]
-    }
-    async fn facts(&self, app: &App, args: &Args, who: &Principal) -> Result<BTreeMap<String, String>, ActionError> {
-        let env = Args::require(args.name("env"), "env")?;
-        env_facts(app, env.as_str(), who).await
+    fn target_env(&self) -> Option<&'static str> {
+        Some("env")
     }
     async fn run(&self, ctx: &ActionContext) -> Result<String, ActionError> {
         let args = &ctx.request.args;
