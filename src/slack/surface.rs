@@ -254,8 +254,9 @@ impl Inner {
     ) -> Result<(), WebError> {
         self.update_root(request, data, root).await?;
         if data.prompt_open && request.state != State::PendingApproval {
-            // Who decided comes from the store's approvals table: denials reach the surface
-            // only as the state change, not as a decision event.
+            // Who decided comes from the store's approvals table, the one complete list:
+            // decisions made on another surface or replica are there even when this
+            // thread never saw their events.
             let decided: Vec<String> = match store.approvals(&request.id).await {
                 Ok(records) => records.iter().map(|r| self.decision_line(r)).collect(),
                 Err(e) => {
