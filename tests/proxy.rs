@@ -29,10 +29,52 @@ async fn echo(method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Stri
     )
 }
 
+/// Sends the request body back as it arrives, so a caller sees its first chunk answered
+/// before it sends the second only if nothing on the way buffers.
+async fn stream_echo(body: axum::body::Body) -> axum::body::Body {
+    axum::body::Body::from_stream(body.into_data_stream())
+}
+
+/// A WebSocket echo server, upgraded by hand as the Kubernetes test server does.
+async fn ws_echo(mut req: axum::extract::Request) -> axum::response::Response {
+    use axum::http::{HeaderValue, StatusCode, header};
+    use axum::response::IntoResponse;
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::{handshake::derive_accept_key, protocol::Role};
+    let Some(key) = req.headers().get(header::SEC_WEBSOCKET_KEY) else {
+        return (StatusCode::BAD_REQUEST, "not a WebSocket request").into_response();
+    };
+    let accept = derive_accept_key(key.as_bytes());
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let Ok(upgraded) = on_upgrade.await else { return };
+        let io = hyper_util::rt::TokioIo::new(upgraded);
+        let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(io, Role::Server, None).await;
+        while let Some(Ok(msg)) = ws.next().await {
+            if msg.is_text() || msg.is_binary() {
+                if ws.send(msg).await.is_err() {
+                    break;
+                }
+            } else if msg.is_close() {
+                break;
+            }
+        }
+    });
+    let mut r = StatusCode::SWITCHING_PROTOCOLS.into_response();
+    let h = r.headers_mut();
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    h.insert(header::SEC_WEBSOCKET_ACCEPT, HeaderValue::from_str(&accept).unwrap());
+    r
+}
+
 async fn start_backend() -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = axum::Router::new().fallback(echo);
+    let app = axum::Router::new()
+        .route("/stream-echo", axum::routing::post(stream_echo))
+        .route("/ws", axum::routing::get(ws_echo))
+        .fallback(echo);
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
@@ -218,4 +260,84 @@ async fn open_checks_the_service_port_and_ttl_and_prod_waits_for_ops() {
         "proxy links in pay (prod tier) live at most 1h; 2h is too long"
     );
     env.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bodies_stream_both_ways_and_websockets_pass_through() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let env = start().await;
+    env.with_app().await;
+    let (id, url, _) = env.open("proxy open shop in shop").await;
+
+    // Request and answer interleave: the second chunk is only sent once the first came back,
+    // which would deadlock if deckhand or the API server buffered either body.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
+    let body = reqwest::Body::wrap_stream(tokio_stream_from(rx));
+    let sent = reqwest::Client::new()
+        .post(format!("{url}stream-echo"))
+        .body(body)
+        .send();
+    let mut answer = tokio::time::timeout(Duration::from_secs(5), sent)
+        .await
+        .expect("the answer starts before the request body ends")
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    for chunk in ["first ", "second ", "third"] {
+        tx.send(Ok(chunk.as_bytes().to_vec())).await.unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(5), answer.chunk())
+            .await
+            .expect("the echo of a chunk arrives while the request is still open")
+            .unwrap()
+            .unwrap();
+        assert_eq!(got, chunk.as_bytes());
+    }
+    drop(tx);
+    assert!(
+        answer.chunk().await.unwrap().is_none(),
+        "the answer ends with the request"
+    );
+
+    // A body larger than anything worth buffering goes through whole.
+    let big = vec![b'x'; 24 * 1024 * 1024];
+    let r = reqwest::Client::new()
+        .post(format!("{url}stream-echo"))
+        .body(big.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap().len(), big.len());
+
+    // A WebSocket through the link: the upgrade reaches the backend and frames flow both ways.
+    let ws_url = format!("{}ws", url.replacen("http://", "ws://", 1));
+    let (mut ws, response) = tokio_tungstenite::connect_async(ws_url.as_str()).await.unwrap();
+    assert_eq!(response.status(), 101);
+    for text in ["hello", "through the link"] {
+        ws.send(Message::text(text)).await.unwrap();
+        let echoed = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("the echo arrives")
+            .unwrap()
+            .unwrap();
+        assert_eq!(echoed, Message::text(text));
+    }
+    ws.close(None).await.unwrap();
+    assert_eq!(env.hits(&id).await, 3, "each request and the WebSocket count once");
+
+    // Closed links refuse WebSockets too, with the page that says so.
+    env.run("alice", &format!("proxy close {id}")).await;
+    match tokio_tungstenite::connect_async(ws_url.as_str()).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 410),
+        other => panic!("a closed link must not upgrade: {other:?}"),
+    }
+    env.app.shutdown().await;
+}
+
+/// An mpsc receiver as a stream (tokio-stream is not a dependency for one adapter).
+fn tokio_stream_from<T: Send + 'static>(
+    rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures_util::Stream<Item = T> + Send + 'static {
+    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|v| (v, rx)) })
 }

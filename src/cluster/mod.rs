@@ -4,6 +4,7 @@
 pub mod env;
 pub mod exec;
 pub mod objects;
+mod passthrough;
 pub mod rollout;
 pub mod workload;
 
@@ -12,6 +13,7 @@ use std::{future::Future, time::Duration};
 use tokio::sync::OnceCell;
 
 use crate::configuration::KubernetesConfig;
+pub use passthrough::Passthrough;
 
 pub const MANAGER: &str = "deckhand";
 pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
@@ -94,7 +96,7 @@ pub fn quota_name(message: &str) -> Option<String> {
 pub struct Cluster {
     cfg: KubernetesConfig,
     client: OnceCell<kube::Client>,
-    passthrough: OnceCell<kube::Client>,
+    passthrough: OnceCell<Passthrough>,
 }
 
 impl Cluster {
@@ -111,15 +113,13 @@ impl Cluster {
     }
 
     pub async fn client(&self) -> Result<kube::Client, ClusterError> {
-        self.client.get_or_try_init(|| connect(&self.cfg, true)).await.cloned()
+        self.client.get_or_try_init(|| connect(&self.cfg)).await.cloned()
     }
 
-    /// A client without kube's built-in retries, for requests deckhand only passes through
-    /// (proxy links): those retry 503s up to 15 times with backoff, which would replay a
-    /// caller's POST and hold it for minutes when the service itself answers 503.
-    pub async fn passthrough_client(&self) -> Result<kube::Client, ClusterError> {
+    /// The streaming client for requests deckhand only passes through (proxy links).
+    pub async fn passthrough(&self) -> Result<Passthrough, ClusterError> {
         self.passthrough
-            .get_or_try_init(|| connect(&self.cfg, false))
+            .get_or_try_init(|| async { Passthrough::new(&kube_config(&self.cfg).await?) })
             .await
             .cloned()
     }
@@ -152,7 +152,13 @@ impl Cluster {
     }
 }
 
-async fn connect(cfg: &KubernetesConfig, retry: bool) -> Result<kube::Client, ClusterError> {
+async fn connect(cfg: &KubernetesConfig) -> Result<kube::Client, ClusterError> {
+    kube::Client::try_from(kube_config(cfg).await?).map_err(|e| ClusterError::NotConfigured(e.to_string()))
+}
+
+/// Where the cluster is and how to authenticate: `kubernetes.url`, else a kubeconfig
+/// (file and/or context), else in-cluster / the default kubeconfig.
+async fn kube_config(cfg: &KubernetesConfig) -> Result<kube::Config, ClusterError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let config = if !cfg.url.is_empty() {
         let url = cfg
@@ -178,7 +184,5 @@ async fn connect(cfg: &KubernetesConfig, retry: bool) -> Result<kube::Client, Cl
             .await
             .map_err(|e| ClusterError::NotConfigured(e.to_string()))?
     };
-    let mut config = config;
-    config.default_retry = retry;
-    kube::Client::try_from(config).map_err(|e| ClusterError::NotConfigured(e.to_string()))
+    Ok(config)
 }

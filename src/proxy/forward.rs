@@ -1,5 +1,5 @@
 //! `/p/{token}/...`: checks the link and forwards the request through the API server's
-//! service proxy, streaming the answer back as it arrives.
+//! service proxy, streaming both bodies and splicing upgraded (WebSocket) connections.
 
 use std::sync::Arc;
 
@@ -10,13 +10,10 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
 };
 
+use hyper_util::rt::TokioIo;
+
 use super::{LinkState, Links, hash_token};
 use crate::{app::App, domain::now_ms};
-
-/// The largest request body a link forwards. kube's client takes only whole request bodies
-/// (its streaming body constructor is private), so this one direction is buffered; the
-/// answer is streamed.
-const MAX_REQUEST_BODY: usize = 16 * 1024 * 1024;
 
 /// Hop-by-hop headers (RFC 9110 7.6.1) belong to one connection and are never forwarded.
 const HOP_BY_HOP: &[&str] = &[
@@ -58,7 +55,7 @@ fn split(uri: &Uri) -> Option<(&str, String)> {
     Some((token, format!("{rest}{query}")))
 }
 
-async fn forward(app: &App, req: Request) -> Response {
+async fn forward(app: &App, mut req: Request) -> Response {
     let Some((token, rest)) = split(req.uri()) else {
         return page(StatusCode::NOT_FOUND, "No such link", "This proxy link does not exist.");
     };
@@ -111,38 +108,73 @@ async fn forward(app: &App, req: Request) -> Response {
         "/api/v1/namespaces/{}/services/{}:{}/proxy/{rest}",
         link.env, link.service, link.port
     );
+    let upgrade = upgrade_protocol(req.headers());
+    // Taken before the request is consumed: the connection the caller upgrades on.
+    let caller_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
     let (parts, body) = req.into_parts();
-    let body = match axum::body::to_bytes(body, MAX_REQUEST_BODY).await {
-        Ok(b) => b,
-        Err(_) => {
-            return page(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "Request too large",
-                "Proxy links forward request bodies up to 16 MiB.",
-            );
-        }
-    };
     let mut upstream = axum::http::Request::builder().method(parts.method).uri(&target);
     if let Some(h) = upstream.headers_mut() {
         copy_headers(&parts.headers, h);
+        if let Some(protocol) = &upgrade {
+            h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            h.insert(header::UPGRADE, protocol.clone());
+        }
     }
-    let upstream = match upstream.body(kube::client::Body::from(body)) {
+    // The body is handed over as a stream: nothing is buffered here.
+    let upstream = match upstream.body(body) {
         Ok(r) => r,
         Err(e) => return bad_gateway(&e.to_string()),
     };
-    let client = match app.cluster.passthrough_client().await {
+    let client = match app.cluster.passthrough().await {
         Ok(c) => c,
         Err(e) => return bad_gateway(&e.to_string()),
     };
-    match client.send(upstream).await {
-        Ok(answer) => {
-            let (parts, body) = answer.into_parts();
-            let mut out = Response::new(Body::new(body));
-            *out.status_mut() = parts.status;
-            copy_headers(&parts.headers, out.headers_mut());
-            out
+    let mut answer = match client.send(upstream).await {
+        Ok(answer) => answer,
+        Err(e) => return bad_gateway(&e.to_string()),
+    };
+    let switching = answer.status() == StatusCode::SWITCHING_PROTOCOLS;
+    let backend_upgrade = switching.then(|| hyper::upgrade::on(&mut answer));
+    let (parts, body) = answer.into_parts();
+    let mut out = Response::new(Body::new(body));
+    *out.status_mut() = parts.status;
+    copy_headers(&parts.headers, out.headers_mut());
+    if let (Some(caller), Some(backend), Some(protocol)) = (caller_upgrade, backend_upgrade, upgrade) {
+        let h = out.headers_mut();
+        h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        h.insert(
+            header::UPGRADE,
+            parts.headers.get(header::UPGRADE).cloned().unwrap_or(protocol),
+        );
+        tokio::spawn(splice(caller, backend, link.id.clone()));
+    }
+    out
+}
+
+/// The protocol a caller asks to switch to (`Connection: upgrade` + `Upgrade: X`), if any.
+fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
+    let asks = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    asks.then(|| headers.get(header::UPGRADE).cloned()).flatten()
+}
+
+/// Once both sides switched protocols, bytes flow both ways until either side closes.
+async fn splice(caller: hyper::upgrade::OnUpgrade, backend: hyper::upgrade::OnUpgrade, link: String) {
+    let (caller, backend) = match tokio::try_join!(caller, backend) {
+        Ok(both) => both,
+        Err(e) => {
+            tracing::debug!(%link, error = %e, "proxied upgrade did not complete");
+            return;
         }
-        Err(e) => bad_gateway(&e.to_string()),
+    };
+    let (mut caller, mut backend) = (TokioIo::new(caller), TokioIo::new(backend));
+    match tokio::io::copy_bidirectional(&mut caller, &mut backend).await {
+        Ok((up, down)) => tracing::debug!(%link, up, down, "proxied upgraded connection closed"),
+        Err(e) => tracing::debug!(%link, error = %e, "proxied upgraded connection ended"),
     }
 }
 

@@ -45,7 +45,13 @@ impl Shared {
 pub fn router(shared: Arc<Shared>) -> Router {
     // Exec upgrades to a WebSocket, which needs the whole request, not the bytes `handle` takes.
     let exec = axum::middleware::from_fn_with_state(shared.clone(), super::exec::intercept);
-    Router::new().fallback(handle).layer(exec).with_state(shared)
+    // So does the service proxy to a real backend: it streams bodies and splices upgrades.
+    let proxy = axum::middleware::from_fn_with_state(shared.clone(), super::proxy::intercept);
+    Router::new()
+        .fallback(handle)
+        .layer(exec)
+        .layer(proxy)
+        .with_state(shared)
 }
 
 pub(super) type Params = HashMap<String, String>;
@@ -191,7 +197,7 @@ async fn handle(
         Err(e) => return error_response(&e),
     };
     if let Some(p) = proxy {
-        return match proxy::service_proxy(&shared, &method, &uri, &headers, body, &p).await {
+        return match proxy::service_proxy(&shared, &method, &p) {
             Ok(r) => r,
             Err(e) => error_response(&e),
         };

@@ -2,18 +2,27 @@
 //! proxy to in-cluster services, which deckhand's proxy.open uses. A test either registers a
 //! real HTTP server behind a service (`KubeTestServer::set_service_backend`), which then gets
 //! every proxied request, or lets the fake answer for it (`set_proxy_response`).
+//!
+//! Requests to a real backend are taken by a middleware in front of the API router (which
+//! only sees whole bodies): like the real API server's upgrade-aware proxy, bodies stream
+//! both ways and `Connection: upgrade` requests (WebSocket) are spliced through.
 
 use std::sync::{Arc, LazyLock, Mutex, Weak};
 
-use axum::body::{Body, Bytes};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::body::Body;
+use axum::extract::{Request, State as AxState};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use hyper_util::client::legacy::{Client, connect::HttpConnector};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{Value, json};
 
-use super::api::Shared;
+use super::api::{Shared, error_response};
 use super::resources;
 use super::selectors::LabelSelector;
 use super::status::ApiError;
+use super::store::Request as Recorded;
 use super::util;
 
 /// `/api/v1/namespaces/{ns}/services/[scheme:]{name}[:port]/proxy/{path...}` (and pods).
@@ -65,25 +74,47 @@ pub(super) fn proxy_verb(method: &Method) -> &'static str {
     }
 }
 
-/// Answers a proxied request the way the API server would if the backend were up: 404 when
-/// the service or pod does not exist, 503 when no ready pod backs the service, otherwise the
-/// response a test configured with `set_proxy_response` (default: a small text echo).
-pub(super) async fn service_proxy(
-    shared: &Arc<Shared>,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: Bytes,
-    p: &ProxyTarget,
-) -> Result<Response, ApiError> {
-    // The checks run under the lock; the forwarding must not hold it across awaits.
-    let canned = check(shared, method, p)?;
-    if p.resource == "services"
-        && let Some(base) = backend(shared, &p.namespace, &p.name)
+/// Answers a proxied request the way the API server would with no backend registered: 404
+/// when the service or pod does not exist, 503 when no ready pod backs the service, otherwise
+/// the response a test configured with `set_proxy_response` (default: a small text echo).
+pub(super) fn service_proxy(shared: &Arc<Shared>, method: &Method, p: &ProxyTarget) -> Result<Response, ApiError> {
+    check(shared, method, p)
+}
+
+/// Middleware: takes proxied requests to services with a real backend, passes everything
+/// else to the API router.
+pub async fn intercept(AxState(shared): AxState<Arc<Shared>>, req: Request, next: Next) -> Response {
+    let Some(p) = proxy_target(req.uri().path()) else {
+        return next.run(req).await;
+    };
+    let base = match p.resource {
+        "services" => backend(&shared, &p.namespace, &p.name),
+        _ => None,
+    };
+    let Some(base) = base else {
+        return next.run(req).await;
+    };
     {
-        return Ok(forward(&base, method, uri, headers, body, p).await);
+        let mut st = shared.lock();
+        st.requests.push(Recorded {
+            method: req.method().to_string(),
+            path: req.uri().path().to_string(),
+            query: req.uri().query().unwrap_or("").to_string(),
+            rbac: Some((
+                String::new(),
+                format!("{}/proxy", p.resource),
+                proxy_verb(req.method()).to_string(),
+            )),
+        });
+        if let Some(f) = st.take_fault(req.method().as_str(), req.uri().path()) {
+            let message = format!("injected failure: {} {}", f.code, f.reason);
+            return error_response(&ApiError::new(f.code, &f.reason, message));
+        }
     }
-    Ok(canned)
+    if let Err(e) = check(&shared, req.method(), &p) {
+        return error_response(&e);
+    }
+    forward(&base, req, &p).await
 }
 
 /// 404/503/403 as the API server would, else the canned answer.
@@ -204,49 +235,64 @@ fn end_to_end(from: &HeaderMap) -> HeaderMap {
 
 /// One client for every fake server: connections to backends are kept alive, as the real
 /// API server's transport does.
-static CLIENT: LazyLock<reqwest::Client> = LazyLock::new(|| {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("an HTTP client for plain-http test backends")
+static CLIENT: LazyLock<Client<HttpConnector, Body>> = LazyLock::new(|| {
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    Client::builder(TokioExecutor::new()).build(http)
 });
 
-/// Sends the request to the backend and streams its answer back; a backend that does not
-/// answer is a 503 Status, as the real API server reports a dial error.
-async fn forward(
-    base: &str,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: Bytes,
-    p: &ProxyTarget,
-) -> Response {
-    let query = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
+fn unreachable(e: impl std::fmt::Display) -> Response {
+    let message = format!("error trying to reach service: {e}");
+    let status = json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": message, "reason": "ServiceUnavailable", "code": 503,
+    });
+    let mut r = (StatusCode::SERVICE_UNAVAILABLE, status.to_string()).into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+/// Sends the request to the backend, streaming both bodies; an upgrade the backend accepts
+/// is spliced; a backend that does not answer is a 503 Status, as the real API server
+/// reports a dial error.
+async fn forward(base: &str, mut req: Request, p: &ProxyTarget) -> Response {
+    let query = req.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
     let url = format!("{base}{}{query}", p.rest);
-    let sent = CLIENT
-        .request(method.clone(), &url)
-        .headers(end_to_end(headers))
-        .body(body)
-        .send()
-        .await;
-    let answer = match sent {
-        Ok(a) => a,
-        Err(e) => {
-            let message = format!("error trying to reach service: {e}");
-            let status = json!({
-                "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                "message": message, "reason": "ServiceUnavailable", "code": 503,
-            });
-            let mut r = (StatusCode::SERVICE_UNAVAILABLE, status.to_string()).into_response();
-            r.headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            return r;
+    let upgrade = req.headers().get(header::UPGRADE).cloned();
+    let caller = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
+    let (parts, body) = req.into_parts();
+    let mut out = axum::http::Request::builder().method(parts.method).uri(&url);
+    if let Some(h) = out.headers_mut() {
+        *h = end_to_end(&parts.headers);
+        if let Some(u) = &upgrade {
+            h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            h.insert(header::UPGRADE, u.clone());
         }
+    }
+    let out = match out.body(body) {
+        Ok(r) => r,
+        Err(e) => return unreachable(e),
+    };
+    let mut answer = match CLIENT.request(out).await {
+        Ok(a) => a,
+        Err(e) => return unreachable(e),
     };
     let status = answer.status();
-    let headers = end_to_end(answer.headers());
-    let mut r = Response::new(Body::from_stream(answer.bytes_stream()));
+    let backend_upgrade = (status == StatusCode::SWITCHING_PROTOCOLS).then(|| hyper::upgrade::on(&mut answer));
+    let mut headers = end_to_end(answer.headers());
+    if let (Some(caller), Some(backend)) = (caller, backend_upgrade) {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        if let Some(u) = answer.headers().get(header::UPGRADE) {
+            headers.insert(header::UPGRADE, u.clone());
+        }
+        tokio::spawn(async move {
+            if let Ok((a, b)) = tokio::try_join!(caller, backend) {
+                let _ = tokio::io::copy_bidirectional(&mut TokioIo::new(a), &mut TokioIo::new(b)).await;
+            }
+        });
+    }
+    let mut r = Response::new(Body::new(answer.into_body()));
     *r.status_mut() = status;
     *r.headers_mut() = headers;
     r
