@@ -10,6 +10,7 @@ pub mod actions;
 pub mod app;
 pub mod client;
 pub mod cluster;
+pub mod command_buttons;
 pub mod commands;
 pub mod configuration;
 pub mod discord;

@@ -978,3 +978,77 @@ async fn register_bulk_overwrites_globally_or_in_a_guild_through_rate_limits() {
         Err(discord::DiscordError::BadGuild(_))
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_close_button_on_a_proxy_link_closes_it() {
+    let rig = start_with_kube().await;
+    for text in ["env create shop", "deploy ghcr.io/acme/shop:1.4.2 to shop port=8080"] {
+        let (_, v) = rig.app.submit_as("alice", text).await;
+        let id = v["request"]["id"].as_str().expect("id").to_owned();
+        let done = rig.app.wait_for_state(&id, &["succeeded", "failed"]).await;
+        assert_eq!(done["request"]["state"], "succeeded", "{done:#}");
+    }
+    let (_, s, _) = rig
+        .command(
+            "alice",
+            &["proxy", "open"],
+            &[("app", json!("shop")), ("env", json!("shop"))],
+        )
+        .await;
+    assert_eq!(s, 200);
+    rig.discord
+        .fake
+        .wait_until("the link with its Close button", |f| {
+            f.posted()
+                .iter()
+                .any(|m| m.components.to_string().contains("Close link"))
+        })
+        .await;
+    let message = rig
+        .discord
+        .fake
+        .posted()
+        .into_iter()
+        .find(|m| m.components.to_string().contains("Close link"))
+        .expect("link message");
+    assert!(message.content.contains("/p/"), "{}", message.content);
+    let button = message.components[0]["components"][0].clone();
+    assert_eq!(button["label"], "Close link");
+    assert_eq!(button["style"], 4, "danger");
+    let custom_id = button["custom_id"].as_str().expect("custom_id").to_owned();
+
+    let (_, v) = rig.click("eve", &custom_id).await;
+    assert!(is_ephemeral(&v), "{v}");
+    assert!(
+        v["data"]["content"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("may not run `proxy close`"),
+        "{v}"
+    );
+    let (_, v) = rig
+        .click("bob", &custom_id.replacen("dh:r:", "dh:r:ZW52IGRlbGV0ZSBzaG9w", 1))
+        .await;
+    assert!(is_ephemeral(&v), "a changed button does nothing: {v}");
+
+    let (_, v) = rig.click("bob", &custom_id).await;
+    assert_eq!(v, json!({ "type": 5 }), "deferred like a typed command");
+    let close = rig
+        .all_requests()
+        .await
+        .into_iter()
+        .find(|r| r["command"] == "proxy close")
+        .expect("the click stored a proxy close request");
+    assert_eq!(close["requester"], "bob");
+    let id = close["id"].as_str().expect("id").to_owned();
+    let done = rig.app.wait_for_state(&id, &["succeeded", "failed"]).await;
+    assert!(
+        done["request"]["outcome"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("closed after 0 requests"),
+        "{done:#}"
+    );
+    assert_eq!(rig.all_requests().await.len(), 4, "nothing else ran");
+    rig.app.shutdown().await;
+}

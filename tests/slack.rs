@@ -1035,3 +1035,91 @@ fn slack_configuration_is_checked_when_loaded() {
     let c = load("").unwrap();
     assert!(!c.slack.enabled());
 }
+
+// ---------------------------------------------------------------------------------------
+// Command buttons
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_close_button_on_a_proxy_link_closes_it() {
+    let env = start(Options {
+        kube: true,
+        ..Default::default()
+    })
+    .await;
+    for text in ["env create shop", "deploy ghcr.io/acme/shop:1.4.2 to shop port=8080"] {
+        let (_, v) = env.app.submit_as("alice", text).await;
+        let id = v["request"]["id"].as_str().unwrap().to_owned();
+        let done = env.app.wait_for_state(&id, &["succeeded", "failed"]).await;
+        assert_eq!(done["request"]["state"], "succeeded", "{done:#}");
+    }
+    assert_eq!(env.command("alice", "proxy open shop in shop", "t-open").await.0, 200);
+    let calls = env
+        .slack
+        .wait_for(10, "the link message with its button", |cs| {
+            cs.iter().any(|c| c.body["blocks"].to_string().contains("Close link"))
+        })
+        .await;
+    let message = calls
+        .iter()
+        .find(|c| c.body["blocks"].to_string().contains("Close link"))
+        .unwrap();
+    assert!(message.body["thread_ts"].is_string(), "in the request's thread");
+    assert!(
+        message.body["text"].as_str().unwrap().contains("/p/"),
+        "{:?}",
+        message.body
+    );
+    let button = message.body["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|b| b["elements"].as_array().cloned().unwrap_or_default())
+        .find(|e| e["text"]["text"] == "Close link")
+        .unwrap();
+    assert_eq!(button["style"], "danger");
+    let (action_id, value) = (
+        button["action_id"].as_str().unwrap().to_owned(),
+        button["value"].as_str().unwrap().to_owned(),
+    );
+
+    // Someone without deckhand access clicks: nothing happens, they are told why.
+    assert_eq!(env.click("eve", &action_id, &value, "c-eve").await, 200);
+    let told = env.ephemeral("c-eve").await;
+    assert!(told.contains("may not run `proxy close`"), "{told}");
+
+    // A forged value (another command with the same signature) does nothing.
+    let forged = format!("{}.{}", "ZW52IGRlbGV0ZSBzaG9w", value.split_once('.').unwrap().1);
+    assert_eq!(env.click("bob", &action_id, &forged, "c-forged").await, 200);
+    assert!(env.ephemeral("c-forged").await.contains("did not make this button"));
+
+    // bob clicks it: `proxy close <id>` runs as bob, and the link is closed.
+    assert_eq!(env.click("bob", &action_id, &value, "c-bob").await, 200);
+    let close = loop {
+        let found = env
+            .requests()
+            .await
+            .into_iter()
+            .find(|r| r["text"].as_str().unwrap_or_default().starts_with("proxy close "));
+        if let Some(r) = found {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(close["requester"], "bob", "{close:#}");
+    let id = close["id"].as_str().unwrap().to_owned();
+    let done = env.app.wait_for_state(&id, &["succeeded", "failed"]).await;
+    assert!(
+        done["request"]["outcome"]
+            .as_str()
+            .unwrap()
+            .contains("closed after 0 requests"),
+        "{done:#}"
+    );
+    let (_, list) = env.app.submit_as("alice", "proxy list").await;
+    assert!(support::output_of(&list).contains("closed by bob"), "{list:#}");
+    assert!(
+        !env.requests().await.iter().any(|r| r["text"] == "env delete shop"),
+        "the forged click ran nothing"
+    );
+    env.app.shutdown().await;
+}

@@ -9,6 +9,7 @@ use kube::Api;
 
 use super::{Action, ActionContext, ActionError, ActionRegistry};
 use crate::{
+    command_buttons::CommandButton,
     commands::Args,
     domain::{format_ms, now_ms},
     proxy::{Link, LinkState, Links, NewLink, ProxyError, hash_token, new_link_id, new_token},
@@ -125,9 +126,10 @@ impl Action for Open {
             })
             .await?;
         let url = format!("{}/p/{token}/", ctx.app.config.server.public_url.trim_end_matches('/'));
+        let close = CommandButton::danger("Close link", format!("proxy close {}", link.id));
         let data = serde_json::json!({
             "id": link.id, "url": url, "env": link.env, "service": link.service,
-            "port": link.port, "expires_at": link.expires_at,
+            "port": link.port, "expires_at": link.expires_at, "buttons": [close],
         });
         ctx.output(
             format!(

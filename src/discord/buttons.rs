@@ -6,7 +6,11 @@ use serenity::{
     model::application::ButtonStyle,
 };
 
-use crate::{domain::RequestId, signing::Signer};
+use crate::{
+    command_buttons::{self, CommandButton},
+    domain::RequestId,
+    signing::Signer,
+};
 
 /// Discord's limit for custom_id.
 pub const CUSTOM_ID_MAX: usize = 100;
@@ -65,4 +69,39 @@ pub fn approval_row(signer: &Signer, id: &RequestId) -> CreateActionRow {
             .label("Deny")
             .style(ButtonStyle::Danger),
     ])
+}
+
+/// The custom_id prefix of command buttons (Close link...).
+const RUN_PREFIX: &str = "dh:r:";
+
+/// Command buttons as one row; a button whose signed command does not fit Discord's
+/// custom_id limit is left off (the command still works typed).
+pub fn command_row(signer: &Signer, buttons: &[CommandButton]) -> Option<CreateActionRow> {
+    let made: Vec<CreateButton> = buttons
+        .iter()
+        .filter_map(|b| {
+            let id = format!("{RUN_PREFIX}{}", command_buttons::sign(signer, "discord", &b.command));
+            if id.len() > CUSTOM_ID_MAX {
+                tracing::warn!(command = %b.command, "command too long for a Discord button; not offered");
+                return None;
+            }
+            let style = if b.danger {
+                ButtonStyle::Danger
+            } else {
+                ButtonStyle::Secondary
+            };
+            Some(CreateButton::new(id).label(b.label.clone()).style(style))
+        })
+        .collect();
+    (!made.is_empty()).then_some(CreateActionRow::Buttons(made))
+}
+
+/// The command of a command button deckhand signed; `None` for anything else.
+pub fn parse_command(signer: &Signer, custom_id: &str) -> Option<String> {
+    command_buttons::verify(signer, "discord", custom_id.strip_prefix(RUN_PREFIX)?)
+}
+
+/// Whether a custom_id is a command button's (signed or not).
+pub fn is_command(custom_id: &str) -> bool {
+    custom_id.starts_with(RUN_PREFIX)
 }

@@ -40,6 +40,33 @@ const EPHEMERAL: u64 = 1 << 6;
 /// Why a denial from the button has no typed reason.
 const BUTTON_DENY_REASON: &str = "denied with the Deny button in Discord";
 
+/// Where an interaction came from, which is where its request's messages go.
+struct Origin {
+    interaction_id: String,
+    application_id: String,
+    token: String,
+    channel_id: String,
+    guild_id: Option<String>,
+}
+
+impl Origin {
+    fn new(
+        interaction: impl ToString,
+        application: impl ToString,
+        token: &str,
+        channel: impl ToString,
+        guild: Option<impl ToString>,
+    ) -> Self {
+        Self {
+            interaction_id: interaction.to_string(),
+            application_id: application.to_string(),
+            token: token.to_owned(),
+            channel_id: channel.to_string(),
+            guild_id: guild.map(|g| g.to_string()),
+        }
+    }
+}
+
 pub struct Endpoint {
     pub verifier: InteractionVerifier,
     pub max_skew: Duration,
@@ -130,17 +157,24 @@ impl Endpoint {
             Ok(t) => t,
             Err(e) => return ephemeral(&e.to_string()),
         };
+        let origin = Origin::new(ci.id, ci.application_id, &ci.token, ci.channel_id, ci.guild_id);
+        self.submit(app, who, text, origin).await
+    }
+
+    /// Stores the command (idempotent on the interaction id) and answers with a deferred
+    /// message the surface fills in.
+    async fn submit(&self, app: &Arc<App>, who: Principal, text: String, origin: Origin) -> Response {
         let now = now_ms();
         let lifetime = i64::try_from(self.token_lifetime.as_millis()).unwrap_or(i64::MAX);
         // Stop using the token a little before Discord does, so no call races its expiry.
         let margin = (lifetime / 10).min(60_000);
         let state = DiscordState {
-            application_id: ci.application_id.to_string(),
-            token: ci.token.clone(),
+            application_id: origin.application_id,
+            token: origin.token,
             received_at: now,
             token_expires_at: now.saturating_add(lifetime - margin),
-            channel_id: ci.channel_id.to_string(),
-            guild_id: ci.guild_id.map(|g| g.to_string()),
+            channel_id: origin.channel_id.clone(),
+            guild_id: origin.guild_id,
             original_message_id: None,
             approval_message_id: None,
         };
@@ -148,10 +182,10 @@ impl Endpoint {
             principal: who,
             surface: Surface::Discord,
             text: text.clone(),
-            channel: Some(ci.channel_id.to_string()),
+            channel: Some(origin.channel_id),
             thread: None,
             surface_data: serde_json::to_value(&state).ok(),
-            idempotency_key: Some(ci.id.to_string()),
+            idempotency_key: Some(origin.interaction_id),
         };
         match app.submit(inv).await {
             Ok(s) => {
@@ -166,7 +200,24 @@ impl Endpoint {
         }
     }
 
+    /// A command button (Close link...): runs its signed command as the person who clicked.
+    async fn run_button(&self, app: &Arc<App>, ci: ComponentInteraction) -> Response {
+        let Some(text) = buttons::parse_command(&app.signer, &ci.data.custom_id) else {
+            tracing::warn!(custom_id = %truncate(&ci.data.custom_id, 100), "click on a command button deckhand did not sign");
+            return ephemeral("This button was not made by this deckhand (or has been changed), so nothing was done.");
+        };
+        let roles = ci.member.as_ref().map(|m| m.roles.clone()).unwrap_or_default();
+        let Some(who) = principal(app, ci.user.id, &roles) else {
+            return stranger(ci.user.id);
+        };
+        let origin = Origin::new(ci.id, ci.application_id, &ci.token, ci.channel_id, ci.guild_id);
+        self.submit(app, who, text, origin).await
+    }
+
     async fn component(&self, app: &Arc<App>, ci: ComponentInteraction) -> Response {
+        if buttons::is_command(&ci.data.custom_id) {
+            return self.run_button(app, ci).await;
+        }
         let Some((decision, id)) = buttons::parse(&app.signer, &ci.data.custom_id) else {
             tracing::warn!(custom_id = %truncate(&ci.data.custom_id, 100), "click on a button deckhand did not sign");
             return ephemeral("This button was not made by this deckhand (or has been changed), so nothing was done.");

@@ -19,6 +19,7 @@ use super::{
     state::DiscordState,
 };
 use crate::{
+    command_buttons::CommandButton,
     domain::{State, Surface, now_ms},
     signing::Signer,
     store::{Event, EventKind, RequestRecord, Store},
@@ -210,8 +211,13 @@ impl DiscordSurface {
                 self.post(st, &message_body(&event.message, None)).await?;
             }
             EventKind::Output => {
-                for chunk in output_chunks(&event.message) {
-                    self.post(st, &message_body(&chunk, None)).await?;
+                let chunks = output_chunks(&event.message);
+                let last = chunks.len().saturating_sub(1);
+                let row = buttons::command_row(&self.signer, &CommandButton::from_data(event.data.as_ref()));
+                for (i, chunk) in chunks.iter().enumerate() {
+                    // Buttons go under the last part of the output.
+                    let components = row.as_ref().filter(|_| i == last).map(std::slice::from_ref);
+                    self.post(st, &message_body(chunk, components)).await?;
                 }
             }
         }

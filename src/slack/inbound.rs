@@ -18,6 +18,7 @@ use super::{
 };
 use crate::{
     app::{App, AppError, Invocation},
+    command_buttons,
     domain::{State, Surface},
     identity::Principal,
 };
@@ -201,6 +202,10 @@ async fn block_actions(
     for action in ev.actions.iter().flatten() {
         let action_id = action.action_id.to_string();
         let value = action.value.as_deref().unwrap_or_default();
+        if action_id.starts_with(messages::RUN_ACTION) {
+            run_button(app, inbound, &ev, &user, value).await?;
+            continue;
+        }
         let (decision, id) = match buttons::parse(&app.signer, &action_id, value) {
             Ok(v) => v,
             Err(e @ (ButtonError::Forged | ButtonError::Malformed)) => {
@@ -232,6 +237,55 @@ async fn block_actions(
         }
     }
     Ok(())
+}
+
+/// A command button (Close link...): the signed command runs as the person who clicked, as
+/// if typed in the channel the button is in.
+async fn run_button(
+    app: &Arc<App>,
+    inbound: &Inbound,
+    ev: &SlackInteractionBlockActionsEvent,
+    user: &str,
+    value: &str,
+) -> Result<(), InboundError> {
+    let response_url = ev.response_url.as_ref().map(|u| u.0.to_string());
+    let reply = |text: String| inbound.tell(response_url.as_deref(), text);
+    let Some(text) = command_buttons::verify(&app.signer, "slack", value) else {
+        tracing::warn!(slack_user = %user, "refused a command button deckhand did not sign");
+        reply("deckhand did not make this button (or it was altered), so nothing was done.".into());
+        return Ok(());
+    };
+    let Some(principal) = inbound.principal(app, user).await else {
+        reply(unknown_user(user));
+        return Ok(());
+    };
+    let Some(channel) = ev.channel.as_ref().map(|c| c.id.to_string()) else {
+        return Err(InboundError::Malformed("block_actions without a channel".into()));
+    };
+    let inv = Invocation {
+        principal,
+        surface: Surface::Slack,
+        text,
+        channel: Some(channel.clone()),
+        thread: None,
+        surface_data: Some(initial_data(
+            &channel,
+            user,
+            response_url.as_deref().unwrap_or_default(),
+        )),
+        idempotency_key: Some(format!("slack:{}", ev.trigger_id)),
+    };
+    match app.submit(inv).await {
+        Ok(s) => {
+            tracing::info!(request = %s.request.id, duplicate = s.duplicate, "Slack command button stored");
+            Ok(())
+        }
+        Err(AppError::Store(e)) => Err(InboundError::Store(e.to_string())),
+        Err(e) => {
+            reply(e.to_string());
+            Ok(())
+        }
+    }
 }
 
 /// Decodes a slash command's form body.

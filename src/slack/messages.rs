@@ -4,6 +4,7 @@
 use slack_morphism::prelude::*;
 
 use super::buttons::{self, Decision};
+use crate::command_buttons::{self, CommandButton};
 use crate::{
     domain::{RequestId, State, format_ms},
     signing::Signer,
@@ -119,6 +120,32 @@ pub fn approval_blocks(signer: &Signer, id: &RequestId, summary: &str, progress:
     );
     blocks
 }
+
+/// Output with buttons under it (Close link...); clicking one runs its command as the
+/// person who clicked.
+pub fn output_blocks(signer: &Signer, message: &str, buttons: &[CommandButton]) -> Vec<SlackBlock> {
+    let elements = buttons
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let mut button = SlackBlockButtonElement::new(SlackBlockPlainTextOnly::from(b.label.as_str()))
+                // Unique within the block, as Slack requires; the prefix is what is matched.
+                .with_action_id(SlackActionId::new(format!("{RUN_ACTION}{i}")))
+                .with_value(command_buttons::sign(signer, "slack", &b.command));
+            if b.danger {
+                button = button.with_style(SlackBlockButtonStyle::Danger);
+            }
+            SlackActionBlockElement::from(button)
+        })
+        .collect();
+    vec![
+        section(&clip(&output_text(message), MAX_SECTION)),
+        SlackActionsBlock::new(elements).into(),
+    ]
+}
+
+/// The action_id prefix of command buttons.
+pub const RUN_ACTION: &str = "run-";
 
 /// The prompt after the decision: the buttons are gone, who decided and when is there.
 pub fn decided_blocks(summary: &str, decided: &str) -> Vec<SlackBlock> {

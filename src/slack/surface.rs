@@ -27,6 +27,7 @@ use super::{
     web::{WebApi, WebError},
 };
 use crate::{
+    command_buttons::CommandButton,
     configuration::Config,
     domain::{RequestId, State, Surface, format_ms},
     signing::Signer,
@@ -208,8 +209,16 @@ impl Inner {
             EventKind::State => self.on_state(store, request, event, data, &root).await,
             EventKind::Approval => self.on_approval(request, event, data, &root).await,
             EventKind::Output => {
-                self.reply(&data.channel, &root, &messages::output_text(&event.message))
-                    .await
+                let buttons = CommandButton::from_data(event.data.as_ref());
+                if buttons.is_empty() {
+                    return self
+                        .reply(&data.channel, &root, &messages::output_text(&event.message))
+                        .await;
+                }
+                let content = SlackMessageContent::new()
+                    .with_text(messages::output_text(&event.message))
+                    .with_blocks(messages::output_blocks(&self.signer, &event.message, &buttons));
+                self.post(&data.channel, Some(&root), content).await.map(|_| ())
             }
             EventKind::Progress => Ok(()),
         }
