@@ -51,6 +51,15 @@ enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Print a request's whole output (what chat showed cut), e.g. a long `exec`.
+    Output {
+        id: String,
+        /// Only this stream of command output.
+        #[arg(long, value_parser = ["stdout", "stderr"])]
+        stream: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Approve a request waiting for you.
     Approve {
         id: String,
@@ -266,6 +275,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                     println!("{}", request_line(&r));
                 }
             }
+            Ok(0)
+        }
+        Command::Output { id, stream, client } => {
+            let text = client.client()?.output(&id, stream.as_deref()).await?;
+            print!("{text}");
             Ok(0)
         }
         Command::Request { id, client } => {

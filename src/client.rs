@@ -50,12 +50,7 @@ impl Client {
         if status.is_success() {
             return Ok(body);
         }
-        let err = &body["error"];
-        Err(ClientError::Api {
-            status: status.as_u16(),
-            code: err["code"].as_str().unwrap_or("error").to_owned(),
-            message: err["message"].as_str().unwrap_or("request failed").to_owned(),
-        })
+        Err(api_error(status, &body))
     }
 
     pub async fn submit(&self, text: &str) -> Result<Value, ClientError> {
@@ -75,6 +70,24 @@ impl Client {
     pub async fn get(&self, id: &str) -> Result<Value, ClientError> {
         self.send(self.http.get(format!("{}/api/v1/requests/{id}", self.base)))
             .await
+    }
+
+    /// The request's whole output as text (`stream`: stdout or stderr of command output).
+    pub async fn output(&self, id: &str, stream: Option<&str>) -> Result<String, ClientError> {
+        let query = stream.map(|s| format!("?stream={s}")).unwrap_or_default();
+        let resp = self
+            .http
+            .get(format!("{}/api/v1/requests/{id}/output{query}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|e| self.connect_err(e))?;
+        let status = resp.status();
+        if status.is_success() {
+            return resp.text().await.map_err(|e| ClientError::Protocol(e.to_string()));
+        }
+        let body: Value = resp.json().await.map_err(|e| ClientError::Protocol(e.to_string()))?;
+        Err(api_error(status, &body))
     }
 
     pub async fn approve(&self, id: &str) -> Result<Value, ClientError> {
@@ -133,5 +146,15 @@ impl Client {
             }
         }
         Ok(())
+    }
+}
+
+/// The API's JSON error (`{"error": {"code", "message"}}`) as a client error.
+fn api_error(status: reqwest::StatusCode, body: &Value) -> ClientError {
+    let err = &body["error"];
+    ClientError::Api {
+        status: status.as_u16(),
+        code: err["code"].as_str().unwrap_or("error").to_owned(),
+        message: err["message"].as_str().unwrap_or("request failed").to_owned(),
     }
 }

@@ -249,3 +249,18 @@ fn the_development_token_is_never_served_beyond_loopback() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("define [users] in your configuration"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn output_prints_a_requests_whole_output() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let app = spawn_app(&db).await;
+    let (_, v) = app.submit_as("alice", "help").await;
+    let id = v["request"]["id"].as_str().unwrap().to_owned();
+    app.wait_for_state(&id, &["succeeded"]).await;
+    let (code, stdout, _) = out(&deckhand(&app, "alice", &["output", &id]).await);
+    assert_eq!(code, 0);
+    assert!(stdout.starts_with("Commands you can run:"), "{stdout}");
+    let (code, _, stderr) = out(&deckhand(&app, "alice", &["output", "r-zzzz"]).await);
+    assert_eq!(code, 2, "refused like any API error: {stderr}");
+    assert!(stderr.contains("There is no request r-zzzz"), "{stderr}");
+}

@@ -88,6 +88,31 @@ async fn a_failing_command_fails_the_request_with_its_exit_code_and_stderr() {
     assert_eq!(output_data(&done)["exit_code"], 3);
     assert_eq!(execs(&env), [["sh", "-c", "echo oops >&2; exit 3"]]);
 
+    // The whole output, as a download from the API, by stream.
+    let id = done["request"]["id"].as_str().unwrap();
+    let download = |q: &str| {
+        let url = format!("{}/api/v1/requests/{id}/output{q}", env.app.url);
+        let req = env.app.http.get(url).bearer_auth(support::token("alice"));
+        async move {
+            let r = req.send().await.unwrap();
+            let status = r.status().as_u16();
+            let disposition = r
+                .headers()
+                .get("content-disposition")
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default();
+            (status, disposition, r.text().await.unwrap())
+        }
+    };
+    let (status, disposition, body) = download("?stream=stderr").await;
+    assert_eq!((status, body.as_str()), (200, "oops\n"));
+    assert_eq!(disposition, format!("attachment; filename=\"{id}.txt\""));
+    assert_eq!(download("?stream=stdout").await.2, "");
+    assert_eq!(download("").await.2, "oops\n");
+    let (status, _, body) = download("?stream=both").await;
+    assert_eq!(status, 400);
+    assert!(body.contains("stream must be stdout, stderr or all"), "{body}");
+
     // The plain form from the issue, and a command the container does not have.
     let three = env.run("alice", r#"exec shop in ex -- sh -c "exit 3""#).await;
     assert_eq!(

@@ -6,7 +6,7 @@ use axum::{
     Json,
     body::Bytes,
     extract::{Path, Query, State},
-    http::{HeaderMap, StatusCode},
+    http::{HeaderMap, StatusCode, header},
     response::{
         IntoResponse, Response,
         sse::{Event as SseEvent, KeepAlive, Sse},
@@ -20,7 +20,7 @@ use super::{auth::Caller, error::ApiError};
 use crate::{
     app::{App, Invocation},
     domain::{RequestId, State as ReqState, Surface},
-    store::{Event, ListFilter, RequestRecord},
+    store::{Event, EventKind, ListFilter, RequestRecord},
 };
 
 fn parse_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
@@ -163,6 +163,64 @@ pub async fn get(
     Ok(Json(
         json!({ "request": request, "events": events, "approvals": approvals }),
     ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputQuery {
+    #[serde(default)]
+    stream: Option<String>,
+}
+
+/// The request's output as a plain-text download: what a chat message had to cut (exec's
+/// stdout/stderr are kept up to 256 KiB each in the event data) comes whole from here.
+/// `?stream=stdout|stderr` picks one stream of command output.
+pub async fn output(
+    State(app): State<Arc<App>>,
+    _caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<OutputQuery>,
+) -> Result<Response, ApiError> {
+    let id = request_id(&id)?;
+    app.get(&id).await?;
+    let streams: &[&str] = match q.stream.as_deref() {
+        None | Some("all") => &["stdout", "stderr"],
+        Some("stdout") => &["stdout"],
+        Some("stderr") => &["stderr"],
+        Some(other) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_stream",
+                format!("stream must be stdout, stderr or all, not {other:?}"),
+            ));
+        }
+    };
+    let events = app.store.events(&id, 0).await.map_err(crate::app::AppError::from)?;
+    let mut text = String::new();
+    for e in events.iter().filter(|e| e.kind == EventKind::Output) {
+        let data = e.data.as_ref();
+        let kept: Vec<&str> = streams
+            .iter()
+            .filter_map(|s| data.and_then(|d| d.get(*s)).and_then(serde_json::Value::as_str))
+            .collect();
+        if data.is_some_and(|d| d.get("stdout").is_some()) {
+            kept.iter().for_each(|k| text.push_str(k));
+        } else if q.stream.is_none() {
+            text.push_str(&e.message);
+            text.push('\n');
+        }
+    }
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{id}.txt\""),
+            ),
+        ],
+        text,
+    )
+        .into_response())
 }
 
 pub async fn approve(

@@ -26,6 +26,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/requests", post(api::submit).get(api::list))
         .route("/api/v1/requests/{id}", get(api::get))
         .route("/api/v1/requests/{id}/events", get(api::stream))
+        .route("/api/v1/requests/{id}/output", get(api::output))
         .route("/api/v1/requests/{id}/approve", post(api::approve))
         .route("/api/v1/requests/{id}/deny", post(api::deny))
         .route("/api/v1/requests/{id}/cancel", post(api::cancel))
