@@ -102,6 +102,9 @@ impl Env {
     async fn open(&self, text: &str) -> (String, String, Value) {
         let v = self.run("alice", text).await;
         assert_eq!(state(&v), "succeeded", "{v:#}");
+        // Read as the requester: only they get the link through the API.
+        let rid = v["request"]["id"].as_str().unwrap();
+        let (_, v) = self.app.get_as("alice", &format!("/api/v1/requests/{rid}")).await;
         let data = v["events"]
             .as_array()
             .unwrap()
@@ -146,6 +149,15 @@ async fn get_and_post_reach_the_backend_until_the_link_is_closed() {
         outcome(&v).contains(&format!("proxy {id} to shop:8080 in shop open until")),
         "{v:#}"
     );
+    // The link is a credential: others reading the request through the API do not get it.
+    let rid = v["request"]["id"].as_str().unwrap();
+    let (_, mine) = env.app.get_as("alice", &format!("/api/v1/requests/{rid}")).await;
+    assert!(mine.to_string().contains("/p/"), "the requester reads the link: {mine}");
+    let (_, theirs) = env.app.get_as("bob", &format!("/api/v1/requests/{rid}")).await;
+    assert!(!theirs.to_string().contains("/p/"), "{theirs:#}");
+    assert!(theirs.to_string().contains("only alice can read this"), "{theirs:#}");
+    let (_, all) = env.app.get_as(support::ADMIN, "/api/v1/requests?scope=all").await;
+    assert!(!all.to_string().contains("/p/"), "listings carry no link: {all}");
     let http = reqwest::Client::new();
 
     let r = http

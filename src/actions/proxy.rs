@@ -130,6 +130,8 @@ impl Action for Open {
         let data = serde_json::json!({
             "id": link.id, "url": url, "env": link.env, "service": link.service,
             "port": link.port, "expires_at": link.expires_at, "buttons": [close],
+            // The URL is the credential: through the API only the requester reads it.
+            "private": true,
         });
         ctx.output(
             format!(
@@ -140,8 +142,9 @@ impl Action for Open {
             Some(data),
         )
         .await?;
+        // The outcome is in every listing, so it names the link but does not carry it.
         Ok(format!(
-            "proxy {} to {app}:{port} in {env} open until {}: {url}",
+            "proxy {} to {app}:{port} in {env} open until {}",
             link.id,
             format_ms(link.expires_at)
         ))

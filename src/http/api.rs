@@ -153,12 +153,19 @@ pub async fn list(
 
 pub async fn get(
     State(app): State<Arc<App>>,
-    _caller: Caller,
+    Caller(who): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let id = request_id(&id)?;
     let request = app.get(&id).await?;
-    let events = app.store.events(&id, 0).await.map_err(crate::app::AppError::from)?;
+    let events: Vec<Event> = app
+        .store
+        .events(&id, 0)
+        .await
+        .map_err(crate::app::AppError::from)?
+        .into_iter()
+        .map(|e| visible_to(e, &who.user, &request.requester))
+        .collect();
     let approvals = app.store.approvals(&id).await.map_err(crate::app::AppError::from)?;
     Ok(Json(
         json!({ "request": request, "events": events, "approvals": approvals }),
@@ -177,12 +184,12 @@ pub struct OutputQuery {
 /// `?stream=stdout|stderr` picks one stream of command output.
 pub async fn output(
     State(app): State<Arc<App>>,
-    _caller: Caller,
+    Caller(who): Caller,
     Path(id): Path<String>,
     Query(q): Query<OutputQuery>,
 ) -> Result<Response, ApiError> {
     let id = request_id(&id)?;
-    app.get(&id).await?;
+    let request = app.get(&id).await?;
     let streams: &[&str] = match q.stream.as_deref() {
         None | Some("all") => &["stdout", "stderr"],
         Some("stdout") => &["stdout"],
@@ -197,7 +204,8 @@ pub async fn output(
     };
     let events = app.store.events(&id, 0).await.map_err(crate::app::AppError::from)?;
     let mut text = String::new();
-    for e in events.iter().filter(|e| e.kind == EventKind::Output) {
+    let events = events.into_iter().map(|e| visible_to(e, &who.user, &request.requester));
+    for e in events.filter(|e| e.kind == EventKind::Output) {
         let data = e.data.as_ref();
         let kept: Vec<&str> = streams
             .iter()
@@ -276,13 +284,13 @@ pub struct StreamQuery {
 /// ending once the request has ended and its last event was sent.
 pub async fn stream(
     State(app): State<Arc<App>>,
-    _caller: Caller,
+    Caller(who): Caller,
     Path(id): Path<String>,
     Query(q): Query<StreamQuery>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     let id = request_id(&id)?;
-    app.get(&id).await?;
+    let request = app.get(&id).await?;
     let after = q
         .after
         .or_else(|| {
@@ -296,6 +304,8 @@ pub async fn stream(
     let state = StreamState {
         app,
         id,
+        reader: who.user,
+        requester: request.requester,
         after,
         rx,
         queue: VecDeque::new(),
@@ -305,6 +315,7 @@ pub async fn stream(
         loop {
             if let Some(ev) = s.queue.pop_front() {
                 s.after = ev.seq;
+                let ev = visible_to(ev, &s.reader, &s.requester);
                 return Some((Ok(to_sse(&ev)), s));
             }
             if s.done {
@@ -335,6 +346,8 @@ pub async fn stream(
 struct StreamState {
     app: Arc<App>,
     id: RequestId,
+    reader: String,
+    requester: String,
     after: i64,
     rx: tokio::sync::broadcast::Receiver<RequestId>,
     queue: VecDeque<Event>,
@@ -359,6 +372,23 @@ impl StreamState {
             }
         }
     }
+}
+
+/// Output an action marks `"private": true` in its data (a proxy link with its token) is the
+/// requester's: the chat thread shows it where it was asked, and through the API only the
+/// requester reads it. Everyone else sees that it exists, not what it says.
+fn visible_to(mut ev: Event, reader: &str, requester: &str) -> Event {
+    let private = ev
+        .data
+        .as_ref()
+        .and_then(|d| d.get("private"))
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(false);
+    if private && reader != requester {
+        ev.message = format!("(only {requester} can read this through the API; it was posted in the request's thread)");
+        ev.data = None;
+    }
+    ev
 }
 
 fn to_sse(ev: &Event) -> SseEvent {
