@@ -451,3 +451,86 @@ async fn unknown_expired_used_and_foreign_links_are_refused() {
     );
     env.app.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_link_starts_one_session_and_keeps_its_record_on_every_backend() {
+    use deckhand::{
+        domain::{RequestId, now_ms},
+        shell::{Ending, LinkState, NewSession},
+        store::Store,
+    };
+    for backend in support::backends() {
+        let db = support::TestDb::new(backend).await;
+        let store = Store::connect(&db.url, 8).await.expect("store");
+        store.migrate().await.expect("migrate");
+        let sessions = Sessions::new(store.pool().clone());
+        let request = RequestId::generate();
+        let new = |hash: &str, expires_at: i64| NewSession {
+            token_hash: hash.into(),
+            request_id: request.to_string(),
+            requester: "alice".into(),
+            env: "ex".into(),
+            app: "shop".into(),
+            pod: "shop-1".into(),
+            container: Some("shop".into()),
+            command: vec!["sh".into()],
+            record: true,
+            expires_at,
+        };
+        let s = sessions.insert(&new("h1", now_ms() + 60_000)).await.expect("insert");
+        assert_eq!(sessions.by_hash("h1").await.unwrap().as_ref(), Some(&s));
+        assert_eq!(s.state_at(now_ms()), LinkState::Open);
+
+        // Five connections race for the link: one session.
+        let claims = futures_util::future::join_all((0..5).map(|_| sessions.claim(&s, "browser"))).await;
+        let won = claims.into_iter().map(|c| c.expect("claim")).filter(|&c| c).count();
+        assert_eq!(won, 1, "{backend:?}");
+        let started = sessions.get(&s.id).await.unwrap().unwrap();
+        assert_eq!(started.state_at(now_ms()), LinkState::Used);
+
+        sessions
+            .record_lines(&s.id, &["id".into(), "exit 3".into()])
+            .await
+            .unwrap();
+        sessions.finish(&started, &Ending::Exited(3)).await.unwrap();
+        // A second end (a retry) changes nothing and adds no audit row.
+        sessions.finish(&started, &Ending::Disconnected).await.unwrap();
+        let ended = sessions.get(&s.id).await.unwrap().unwrap();
+        assert_eq!(
+            (ended.exit_code, ended.end_reason.as_deref()),
+            (Some(3), Some("exited with 3"))
+        );
+        assert_eq!(ended.input_lines, ["id", "exit 3"]);
+        assert_eq!(ended.client.as_deref(), Some("browser"));
+
+        // A pod that could not be reached gives the link back for another try.
+        let t = sessions.insert(&new("h2", now_ms() + 60_000)).await.unwrap();
+        assert!(sessions.claim(&t, "cli").await.unwrap());
+        sessions.release(&t, "pod shop-1 is gone").await.unwrap();
+        assert_eq!(
+            sessions.get(&t.id).await.unwrap().unwrap().state_at(now_ms()),
+            LinkState::Open
+        );
+
+        // An expired link starts nothing.
+        let e = sessions.insert(&new("h3", now_ms() - 1)).await.unwrap();
+        assert_eq!(e.state_at(now_ms()), LinkState::Expired);
+        assert!(!sessions.claim(&e, "browser").await.unwrap());
+
+        // Rows in the same millisecond have no order among them: compare as a set.
+        let mut actions: Vec<String> = store
+            .audit(&request)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|a| a.action)
+            .collect();
+        actions.sort();
+        assert_eq!(
+            actions,
+            ["shell.attach_failed", "shell.end", "shell.start", "shell.start"],
+            "{backend:?}"
+        );
+        assert_eq!(sessions.of_request(&request.to_string()).await.unwrap().len(), 3);
+    }
+}
