@@ -384,7 +384,7 @@ fn link_path(done: &Value) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn unknown_expired_used_and_foreign_links_are_refused() {
-    let env = start_with(|c| c.kubernetes.shell_link_ttl = "1s".parse().unwrap()).await;
+    let env = start_with(|c| c.kubernetes.shell_link_ttl = "10m".parse().unwrap()).await;
     let http = reqwest::Client::new();
     let get = |path: String| {
         let http = http.clone();
@@ -394,6 +394,13 @@ async fn unknown_expired_used_and_foreign_links_are_refused() {
             (r.status().as_u16(), r.text().await.unwrap())
         }
     };
+
+    // No such app: said before any link exists.
+    let nope = env.run("alice", "shell nope in ex").await;
+    assert_eq!(state(&nope), "failed", "{nope:#}");
+    assert!(cluster::outcome(&nope).contains("nope"), "{}", cluster::outcome(&nope));
+    let id = nope["request"]["id"].as_str().unwrap();
+    assert!(sessions(&env).of_request(id).await.unwrap().is_empty());
 
     // A guessed token.
     let (status, page) = get("/shell/abcdefghijklmnopqrstuvwxyz".into()).await;
@@ -433,7 +440,15 @@ async fn unknown_expired_used_and_foreign_links_are_refused() {
     // A link nobody opened in time.
     let done = env.run("alice", "shell shop in ex").await;
     let path = link_path(&done);
-    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let id = done["request"]["id"].as_str().unwrap();
+    let s = &sessions(&env).of_request(id).await.unwrap()[0];
+    assert_eq!(s.expires_at - s.created_at, 10 * 60 * 1000, "kubernetes.shell_link_ttl");
+    // Ten minutes pass.
+    sqlx::query("UPDATE shell_sessions SET expires_at = created_at - 1 WHERE id = $1")
+        .bind(&s.id)
+        .execute(env.app.app().store.pool())
+        .await
+        .unwrap();
     let (status, page) = get(path.clone()).await;
     assert_eq!(status, 410);
     assert!(
@@ -442,13 +457,24 @@ async fn unknown_expired_used_and_foreign_links_are_refused() {
     );
     let (status, text) = connect(&env, &format!("{path}/ws"), None).await.unwrap_err();
     assert_eq!(status, 410, "{text}");
-    let id = done["request"]["id"].as_str().unwrap();
     let s = &sessions(&env).of_request(id).await.unwrap()[0];
     assert_eq!(
         (s.started_at, s.ended_at),
         (None, None),
         "an expired link starts nothing: {s:?}"
     );
+
+    // The pod went away after the link was made: a clear 502, and the link is not spent.
+    let done = env.run("alice", "shell shop in ex").await;
+    let path = link_path(&done);
+    let pod = output_data(&done)["shell"]["pod"].as_str().unwrap().to_owned();
+    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::namespaced(env.kube.client(), "ex");
+    pods.delete(&pod, &Default::default()).await.expect("delete the pod");
+    let (status, text) = connect(&env, &format!("{path}/ws"), None).await.unwrap_err();
+    assert_eq!(status, 502, "{text}");
+    assert!(text.contains(&format!("could not open a shell in pod {pod}")), "{text}");
+    let (status, _) = get(path.clone()).await;
+    assert_eq!(status, 200, "the link can be tried again until it expires");
     env.app.shutdown().await;
 }
 

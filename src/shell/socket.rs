@@ -18,7 +18,11 @@ use kube::api::{AttachedProcess, TerminalSize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::{
     WebSocketStream,
-    tungstenite::{Message, handshake::derive_accept_key, protocol::Role},
+    tungstenite::{
+        Message,
+        handshake::derive_accept_key,
+        protocol::{Role, WebSocketConfig},
+    },
 };
 
 use super::{
@@ -33,6 +37,8 @@ use crate::{app::App, cluster::exec::Exit};
 const PING_EVERY: Duration = Duration::from_secs(30);
 /// After the terminal's output ends, how long the exit status may take to arrive.
 const STATUS_WAIT: Duration = Duration::from_secs(10);
+/// The largest message a client may send (a paste is a message).
+const MAX_MESSAGE: usize = 1024 * 1024;
 
 pub(super) async fn socket(State(app): State<Arc<App>>, Path(token): Path<String>, mut req: Request) -> Response {
     let accept = match websocket_accept(req.headers()) {
@@ -88,7 +94,7 @@ pub(super) async fn socket(State(app): State<Arc<App>>, Path(token): Path<String
     tokio::spawn(async move {
         let ending = match on_upgrade.await {
             Ok(upgraded) => {
-                let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
+                let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(limits())).await;
                 relay(ws, process, &sessions, &session).await
             }
             Err(e) => Ending::Failed(format!("the WebSocket upgrade failed: {e}")),
@@ -105,6 +111,14 @@ pub(super) async fn socket(State(app): State<Arc<App>>, Path(token): Path<String
     h.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
     *r.body_mut() = Body::empty();
     r
+}
+
+/// Keystrokes and resizes are small: a client sending megabytes at once is broken or hostile,
+/// and tungstenite's default (64 MiB) would buffer all of it.
+fn limits() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .max_message_size(Some(MAX_MESSAGE))
+        .max_frame_size(Some(MAX_MESSAGE))
 }
 
 fn used() -> Response {
