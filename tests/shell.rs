@@ -560,3 +560,32 @@ async fn a_link_starts_one_session_and_keeps_its_record_on_every_backend() {
         assert_eq!(sessions.of_request(&request.to_string()).await.unwrap().len(), 3);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_shutdown_ends_live_sessions_on_record() {
+    let env = start_with(|_| {}).await;
+    let done = env.run("alice", "shell shop in ex").await;
+    let id = done["request"]["id"].as_str().unwrap().to_owned();
+    let url = format!("{}{}/ws", env.app.url.replacen("http://", "ws://", 1), link_path(&done));
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("the link opens");
+    match ws.next().await {
+        Some(Ok(Message::Binary(b))) => assert_eq!(&b[..], b"$ "),
+        other => panic!("expected the prompt, got {other:?}"),
+    }
+    let store_url = env.app.app().config.store.effective_url();
+    let stopping = tokio::spawn(env.app.shutdown());
+    let said = loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) => break t.to_string(),
+            Some(Ok(_)) => {}
+            other => panic!("the client was not told: {other:?}"),
+        }
+    };
+    assert!(said.contains("deckhand is shutting down"), "{said}");
+    stopping.await.unwrap();
+
+    let store = deckhand::store::Store::connect(&store_url, 1).await.unwrap();
+    let s = &Sessions::new(store.pool().clone()).of_request(&id).await.unwrap()[0];
+    assert!(s.ended_at.is_some(), "{s:?}");
+    assert_eq!(s.end_reason.as_deref(), Some("failed: deckhand shut down"));
+}

@@ -15,12 +15,14 @@
 
 mod attach;
 mod check;
+mod live;
 mod page;
 pub mod protocol;
 mod recorder;
 mod sessions;
 mod socket;
 
+pub use live::{LiveGuard, LiveSessions};
 pub use recorder::Recorder;
 pub use sessions::{Ending, LinkState, NewSession, Session, Sessions};
 

@@ -24,6 +24,7 @@ use tokio_tungstenite::{
         protocol::{Role, WebSocketConfig},
     },
 };
+use tokio_util::sync::CancellationToken;
 
 use super::{
     Ending, Recorder, Session, Sessions,
@@ -91,11 +92,13 @@ pub(super) async fn socket(State(app): State<Arc<App>>, Path(token): Path<String
     };
     tracing::info!(session = %session.id, user = %session.requester, pod = %session.pod, env = %session.env, client, "shell session started");
     let on_upgrade = hyper::upgrade::on(&mut req);
+    // Counted until its end is recorded, so a shutdown can wait for that.
+    let live = app.shells.enter();
     tokio::spawn(async move {
         let ending = match on_upgrade.await {
             Ok(upgraded) => {
                 let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(limits())).await;
-                relay(ws, process, &sessions, &session).await
+                relay(ws, process, &sessions, &session, &live.stop).await
             }
             Err(e) => Ending::Failed(format!("the WebSocket upgrade failed: {e}")),
         };
@@ -103,6 +106,7 @@ pub(super) async fn socket(State(app): State<Arc<App>>, Path(token): Path<String
         if let Err(e) = sessions.finish(&session, &ending).await {
             tracing::warn!(session = %session.id, error = %e, "could not record the end of a shell session");
         }
+        drop(live);
     });
     let mut r = StatusCode::SWITCHING_PROTOCOLS.into_response();
     let h = r.headers_mut();
@@ -184,12 +188,14 @@ fn caller(app: &App, headers: &HeaderMap, session: &Session) -> Result<&'static 
     }
 }
 
-/// Relays until the shell exits (its exit code goes to the client) or the client leaves.
+/// Relays until the shell exits (its exit code goes to the client), the client leaves or
+/// deckhand shuts down (`stop`).
 async fn relay<S>(
     mut ws: WebSocketStream<S>,
     mut process: AttachedProcess,
     sessions: &Sessions,
     session: &Session,
+    stop: &CancellationToken,
 ) -> Ending
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
@@ -242,6 +248,12 @@ where
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break Some(Ending::Disconnected),
                 Some(Ok(_)) => {}
             },
+            () = stop.cancelled() => {
+                let message = "deckhand is shutting down, which ends this session; ask for a new shell in a moment".to_owned();
+                let _ = ws.send(Message::text(ServerMessage::Error { message }.to_text())).await;
+                let _ = ws.close(None).await;
+                break Some(Ending::Failed("deckhand shut down".into()));
+            }
             _ = ping.tick() => {
                 if ws.send(Message::Ping(Default::default())).await.is_err() {
                     break Some(Ending::Disconnected);
