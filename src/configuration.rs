@@ -152,6 +152,8 @@ pub struct KubernetesConfig {
     /// pod.shell: how long a shell link may wait to be opened, and what runs in the pod.
     pub shell_link_ttl: HumanDuration,
     pub shell_command: Vec<String>,
+    /// A session with no input from its client for this long is ended.
+    pub shell_idle_timeout: HumanDuration,
 }
 
 /// Resource amounts by name (`cpu`, `memory`, `requests.cpu`, `pods`), as Kubernetes writes them.
@@ -331,6 +333,12 @@ impl Config {
             return Err(ConfigError::key(
                 "kubernetes.shell_command",
                 "must name the program to run, e.g. [\"sh\"] or [\"bash\", \"-l\"]",
+            ));
+        }
+        if self.kubernetes.shell_idle_timeout.as_duration().is_zero() {
+            return Err(ConfigError::key(
+                "kubernetes.shell_idle_timeout",
+                "must be longer than 0s, e.g. \"30m\"",
             ));
         }
         for (name, tier) in &self.tiers {

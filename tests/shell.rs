@@ -589,3 +589,33 @@ async fn a_shutdown_ends_live_sessions_on_record() {
     assert!(s.ended_at.is_some(), "{s:?}");
     assert_eq!(s.end_reason.as_deref(), Some("failed: deckhand shut down"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_session_nobody_types_into_ends() {
+    let env = start_with(|c| c.kubernetes.shell_idle_timeout = "1s".parse().unwrap()).await;
+    let done = env.run("alice", "shell shop in ex").await;
+    let id = done["request"]["id"].as_str().unwrap().to_owned();
+    let url = format!("{}{}/ws", env.app.url.replacen("http://", "ws://", 1), link_path(&done));
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("the link opens");
+    let started = Instant::now();
+    let said = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(t))) => break t.to_string(),
+                Some(Ok(_)) => {}
+                other => panic!("the client was not told: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("the idle session ends");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(said.contains("nothing was typed for 1s"), "{said}");
+    let s = &sessions(&env).of_request(&id).await.unwrap()[0];
+    assert_eq!(s.end_reason.as_deref(), Some("ended after 1s without input"), "{s:?}");
+    env.app.shutdown().await;
+}

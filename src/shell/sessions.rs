@@ -4,7 +4,7 @@
 use sqlx::{AnyPool, Row, any::AnyRow};
 
 use super::ShellError;
-use crate::domain::{new_token, now_ms};
+use crate::domain::{HumanDuration, new_token, now_ms};
 
 /// What `pod.shell` stores when it hands out a link.
 #[derive(Debug, Clone)]
@@ -70,6 +70,8 @@ pub enum Ending {
     Exited(i32),
     /// The person closed the page or the CLI before the shell exited.
     Disconnected,
+    /// Nothing was typed for this long (`kubernetes.shell_idle_timeout`).
+    Idle(HumanDuration),
     /// The connection to the pod broke or the process could not run: what was said.
     Failed(String),
 }
@@ -86,6 +88,7 @@ impl Ending {
         match self {
             Ending::Exited(c) => format!("exited with {c}"),
             Ending::Disconnected => "disconnected by the client".into(),
+            Ending::Idle(d) => format!("ended after {d} without input"),
             Ending::Failed(why) => format!("failed: {why}"),
         }
     }

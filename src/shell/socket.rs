@@ -32,7 +32,7 @@ use super::{
     check::{Refusal, open_session},
     protocol::{ClientMessage, ServerMessage},
 };
-use crate::{app::App, cluster::exec::Exit};
+use crate::{app::App, cluster::exec::Exit, domain::HumanDuration};
 
 /// Keeps idle sessions alive through load balancers that drop silent connections.
 const PING_EVERY: Duration = Duration::from_secs(30);
@@ -98,7 +98,8 @@ pub(super) async fn socket(State(app): State<Arc<App>>, Path(token): Path<String
         let ending = match on_upgrade.await {
             Ok(upgraded) => {
                 let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(limits())).await;
-                relay(ws, process, &sessions, &session, &live.stop).await
+                let idle = app.cluster.config().shell_idle_timeout;
+                relay(ws, process, &sessions, &session, &live.stop, idle).await
             }
             Err(e) => Ending::Failed(format!("the WebSocket upgrade failed: {e}")),
         };
@@ -196,6 +197,7 @@ async fn relay<S>(
     sessions: &Sessions,
     session: &Session,
     stop: &CancellationToken,
+    idle: HumanDuration,
 ) -> Ending
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
@@ -209,6 +211,9 @@ where
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.reset();
     let mut buf = vec![0u8; 16 * 1024];
+    // Reset by every key; output alone (a `tail -f`) does not keep a session alive.
+    let quiet = tokio::time::sleep(idle.as_duration());
+    tokio::pin!(quiet);
     let ending = loop {
         tokio::select! {
             n = stdout.read(&mut buf) => match n {
@@ -222,6 +227,7 @@ where
             },
             m = ws.next() => match m {
                 Some(Ok(Message::Binary(keys))) => {
+                    quiet.as_mut().reset(tokio::time::Instant::now() + idle.as_duration());
                     if let Some(r) = recorder.as_mut()
                         && r.feed(&keys)
                         && let Err(e) = sessions.record_lines(&session.id, r.lines()).await
@@ -248,6 +254,12 @@ where
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break Some(Ending::Disconnected),
                 Some(Ok(_)) => {}
             },
+            () = &mut quiet => {
+                let message = format!("nothing was typed for {idle}, which ends the session (kubernetes.shell_idle_timeout)");
+                let _ = ws.send(Message::text(ServerMessage::Error { message }.to_text())).await;
+                let _ = ws.close(None).await;
+                break Some(Ending::Idle(idle));
+            }
             () = stop.cancelled() => {
                 let message = "deckhand is shutting down, which ends this session; ask for a new shell in a moment".to_owned();
                 let _ = ws.send(Message::text(ServerMessage::Error { message }.to_text())).await;
