@@ -619,3 +619,28 @@ async fn a_session_nobody_types_into_ends() {
     assert_eq!(s.end_reason.as_deref(), Some("ended after 1s without input"), "{s:?}");
     env.app.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_shell_command_the_image_lacks_is_reported() {
+    let env = start_with(|c| c.kubernetes.shell_command = vec!["zsh".into()]).await;
+    let done = env.run("alice", "shell shop in ex").await;
+    let id = done["request"]["id"].as_str().unwrap().to_owned();
+    let url = format!("{}{}/ws", env.app.url.replacen("http://", "ws://", 1), link_path(&done));
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("the link opens");
+    let said = loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) => break t.to_string(),
+            Some(Ok(_)) => {}
+            other => panic!("the client was not told: {other:?}"),
+        }
+    };
+    assert!(
+        said.starts_with(r#"{"type":"error""#) && said.contains(r#"exec: \"zsh\": executable file not found"#),
+        "{said}"
+    );
+    let s = &sessions(&env).of_request(&id).await.unwrap()[0];
+    let reason = s.end_reason.clone().unwrap_or_default();
+    assert!(reason.starts_with("failed: OCI runtime exec failed"), "{s:?}");
+    assert_eq!(s.exit_code, None);
+    env.app.shutdown().await;
+}

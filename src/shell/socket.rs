@@ -95,18 +95,25 @@ pub(super) async fn socket(State(app): State<Arc<App>>, Path(token): Path<String
     // Counted until its end is recorded, so a shutdown can wait for that.
     let live = app.shells.enter();
     tokio::spawn(async move {
-        let ending = match on_upgrade.await {
+        let mut ws = match on_upgrade.await {
             Ok(upgraded) => {
-                let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(limits())).await;
-                let idle = app.cluster.config().shell_idle_timeout;
-                relay(ws, process, &sessions, &session, &live.stop, idle).await
+                WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(limits())).await
             }
-            Err(e) => Ending::Failed(format!("the WebSocket upgrade failed: {e}")),
+            Err(e) => {
+                let ending = Ending::Failed(format!("the WebSocket upgrade failed: {e}"));
+                record_end(&sessions, &session, &ending).await;
+                return;
+            }
         };
-        tracing::info!(session = %session.id, pod = %session.pod, ending = %ending.describe(), "shell session ended");
-        if let Err(e) = sessions.finish(&session, &ending).await {
-            tracing::warn!(session = %session.id, error = %e, "could not record the end of a shell session");
+        let idle = app.cluster.config().shell_idle_timeout;
+        let (ending, last_word) = relay(&mut ws, process, &sessions, &session, &live.stop, idle).await;
+        // On record before the client hears of it, so whoever reads the audit after the
+        // session ended sees the end.
+        record_end(&sessions, &session, &ending).await;
+        if let Some(message) = last_word {
+            let _ = ws.send(Message::text(message.to_text())).await;
         }
+        let _ = ws.close(None).await;
         drop(live);
     });
     let mut r = StatusCode::SWITCHING_PROTOCOLS.into_response();
@@ -124,6 +131,13 @@ fn limits() -> WebSocketConfig {
     WebSocketConfig::default()
         .max_message_size(Some(MAX_MESSAGE))
         .max_frame_size(Some(MAX_MESSAGE))
+}
+
+async fn record_end(sessions: &Sessions, session: &Session, ending: &Ending) {
+    tracing::info!(session = %session.id, pod = %session.pod, ending = %ending.describe(), "shell session ended");
+    if let Err(e) = sessions.finish(session, ending).await {
+        tracing::warn!(session = %session.id, error = %e, "could not record the end of a shell session");
+    }
 }
 
 fn used() -> Response {
@@ -189,21 +203,22 @@ fn caller(app: &App, headers: &HeaderMap, session: &Session) -> Result<&'static 
     }
 }
 
-/// Relays until the shell exits (its exit code goes to the client), the client leaves or
-/// deckhand shuts down (`stop`).
+/// Relays until the shell exits, the client leaves, the client is idle too long or deckhand
+/// shuts down (`stop`). Returns how it ended and what to tell the client last, if anything.
 async fn relay<S>(
-    mut ws: WebSocketStream<S>,
+    ws: &mut WebSocketStream<S>,
     mut process: AttachedProcess,
     sessions: &Sessions,
     session: &Session,
     stop: &CancellationToken,
     idle: HumanDuration,
-) -> Ending
+) -> (Ending, Option<ServerMessage>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     let (Some(mut stdin), Some(mut stdout)) = (process.stdin(), process.stdout()) else {
-        return Ending::Failed("the exec stream has no stdin or stdout".into());
+        let why = "the exec stream has no stdin or stdout".to_owned();
+        return (Ending::Failed(why.clone()), Some(ServerMessage::Error { message: why }));
     };
     let mut resize = process.terminal_size();
     let status = process.take_status();
@@ -220,10 +235,13 @@ where
                 Ok(0) => break None,
                 Ok(n) => {
                     if ws.send(Message::binary(buf[..n].to_vec())).await.is_err() {
-                        break Some(Ending::Disconnected);
+                        break Some((Ending::Disconnected, None));
                     }
                 }
-                Err(e) => break Some(Ending::Failed(format!("reading the pod's terminal: {e}"))),
+                Err(e) => {
+                    let why = format!("reading the pod's terminal: {e}");
+                    break Some((Ending::Failed(why.clone()), Some(ServerMessage::Error { message: why })));
+                }
             },
             m = ws.next() => match m {
                 Some(Ok(Message::Binary(keys))) => {
@@ -235,7 +253,8 @@ where
                         tracing::warn!(session = %session.id, error = %e, "could not record typed lines");
                     }
                     if let Err(e) = stdin.write_all(&keys).await {
-                        break Some(Ending::Failed(format!("writing to the pod's terminal: {e}")));
+                        let why = format!("writing to the pod's terminal: {e}");
+                        break Some((Ending::Failed(why.clone()), Some(ServerMessage::Error { message: why })));
                     }
                 }
                 Some(Ok(Message::Text(text))) => match ClientMessage::parse(&text) {
@@ -246,37 +265,32 @@ where
                         }
                     }
                     Err(message) => {
-                        let _ = ws.send(Message::text(ServerMessage::Error { message: message.clone() }.to_text())).await;
-                        let _ = ws.close(None).await;
-                        break Some(Ending::Failed(format!("the client sent {message}")));
+                        let ending = Ending::Failed(format!("the client sent {message}"));
+                        break Some((ending, Some(ServerMessage::Error { message })));
                     }
                 },
-                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break Some(Ending::Disconnected),
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break Some((Ending::Disconnected, None)),
                 Some(Ok(_)) => {}
             },
             () = &mut quiet => {
                 let message = format!("nothing was typed for {idle}, which ends the session (kubernetes.shell_idle_timeout)");
-                let _ = ws.send(Message::text(ServerMessage::Error { message }.to_text())).await;
-                let _ = ws.close(None).await;
-                break Some(Ending::Idle(idle));
+                break Some((Ending::Idle(idle), Some(ServerMessage::Error { message })));
             }
             () = stop.cancelled() => {
                 let message = "deckhand is shutting down, which ends this session; ask for a new shell in a moment".to_owned();
-                let _ = ws.send(Message::text(ServerMessage::Error { message }.to_text())).await;
-                let _ = ws.close(None).await;
-                break Some(Ending::Failed("deckhand shut down".into()));
+                break Some((Ending::Failed("deckhand shut down".into()), Some(ServerMessage::Error { message })));
             }
             _ = ping.tick() => {
                 if ws.send(Message::Ping(Default::default())).await.is_err() {
-                    break Some(Ending::Disconnected);
+                    break Some((Ending::Disconnected, None));
                 }
             }
         }
     };
-    if let Some(ending) = ending {
-        // Dropping the process closes the exec stream; the kubelet hangs the shell up.
+    if let Some(end) = ending {
+        // Closing the exec stream makes the kubelet hang the shell up.
         process.abort();
-        return ending;
+        return end;
     }
     // The terminal's output ended: the shell exited and its status follows.
     let exit = match status {
@@ -291,7 +305,5 @@ where
             (Ending::Failed(why.clone()), ServerMessage::Error { message: why })
         }
     };
-    let _ = ws.send(Message::text(message.to_text())).await;
-    let _ = ws.close(None).await;
-    ending
+    (ending, Some(message))
 }

@@ -137,7 +137,7 @@ fn exec(shared: Arc<Shared>, mut req: Request, ns: &str, pod: &str) -> Result<Re
         let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
         let session = async {
             if tty {
-                run_tty(ws, &pod_name).await;
+                run_tty(ws, &argv, &pod_name).await;
             } else {
                 run(ws, &argv, &pod_name).await;
             }
@@ -299,10 +299,27 @@ const CLOSE: u8 = 255;
 /// before any), `sleep N` (Ctrl-C interrupts it), `exit [N]`; anything else is
 /// `sh: CMD: not found`. Ctrl-C prints `^C` and a new prompt; Ctrl-D on an empty line, or the
 /// client closing stdin, exits. There is no stderr in tty mode: one stream, as on a terminal.
-async fn run_tty<S>(mut ws: WebSocketStream<S>, pod: &str)
+async fn run_tty<S>(mut ws: WebSocketStream<S>, argv: &[String], pod: &str)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
+    // The image has sh and bash; anything else fails to start, as the runtime reports it.
+    let program = argv.first().map_or("", String::as_str);
+    if !["sh", "bash", "/bin/sh", "/bin/bash"].contains(&program) {
+        let status = json!({
+            "metadata": {},
+            "status": "Failure",
+            "reason": "InternalError",
+            "message": format!(
+                "OCI runtime exec failed: exec failed: unable to start container process: exec: \"{program}\": executable file not found in $PATH: unknown"
+            ),
+        });
+        let status = serde_json::to_vec(&status).unwrap_or_default();
+        if ws.send(frame(STATUS, &status)).await.is_ok() {
+            let _ = ws.close(None).await;
+        }
+        return;
+    }
     let mut tty = Tty {
         line: Vec::new(),
         size: (24, 80),
