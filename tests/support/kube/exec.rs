@@ -299,6 +299,8 @@ const CLOSE: u8 = 255;
 /// before any), `sleep N` (Ctrl-C interrupts it), `exit [N]`; anything else is
 /// `sh: CMD: not found`. Ctrl-C prints `^C` and a new prompt; Ctrl-D on an empty line, or the
 /// client closing stdin, exits. There is no stderr in tty mode: one stream, as on a terminal.
+/// Only `sh` and `bash` exist in the image: another program fails to start, with the
+/// container runtime's message on the status channel.
 async fn run_tty<S>(mut ws: WebSocketStream<S>, argv: &[String], pod: &str)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
