@@ -16,10 +16,10 @@ const XTERM_CSS: &str = include_str!("../../assets/xterm/xterm.css");
 const FIT_JS: &str = include_str!("../../assets/xterm/addon-fit.js");
 const SHELL_JS: &str = include_str!("../../assets/shell.js");
 
-/// Scripts only from deckhand itself; xterm.js sets inline styles on its elements, and the
-/// page talks only to its own WebSocket.
+/// Scripts only from deckhand itself; xterm.js sets inline styles on its elements; the page
+/// talks only to its own WebSocket (CSP level 3's 'self' covers ws:/wss: to the same host).
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
-                   connect-src 'self' ws: wss:; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+                   connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 pub(super) async fn page(State(app): State<Arc<App>>, Path(token): Path<String>) -> Response {
     let session = match open_session(&app, &token).await {
