@@ -24,6 +24,8 @@ use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest, http::H
 const FAILED: u8 = 1;
 const NOT_DONE: u8 = 3;
 
+const BROKE: &str = "the connection to the shell session broke";
+
 /// Where the session's WebSocket is: the path deckhand announced (`/shell/TOKEN/ws`) on the
 /// address this CLI already talks to, which may differ from the public URL in the link.
 fn socket_url(api_base: &str, announced: &str) -> anyhow::Result<String> {
@@ -158,24 +160,23 @@ async fn session(url: &str, token: &str) -> anyhow::Result<u8> {
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
     if tty && let Some(size) = window_size(stdin.as_raw_fd()) {
-        ws.send(Message::text(size.to_text())).await?;
+        ws.send(Message::text(size.to_text())).await.context(BROKE)?;
     }
     let mut keys = read_stdin();
     let mut stdout = std::io::stdout();
     loop {
         tokio::select! {
             chunk = keys.recv() => match chunk {
-                Some(bytes) => ws.send(Message::binary(bytes)).await?,
+                Some(bytes) => ws.send(Message::binary(bytes)).await.context(BROKE)?,
                 None => {
                     // End of input: what Ctrl-D at an empty prompt does, so the shell exits.
-                    ws.send(Message::binary(vec![0x04])).await?;
+                    ws.send(Message::binary(vec![0x04])).await.context(BROKE)?;
                     keys = closed_channel();
                 }
             },
             m = ws.next() => match m {
                 Some(Ok(Message::Binary(out))) => {
-                    stdout.write_all(&out)?;
-                    stdout.flush()?;
+                    stdout.write_all(&out).and_then(|()| stdout.flush()).context("cannot write to this terminal")?;
                 }
                 Some(Ok(Message::Text(text))) => match ServerMessage::parse(&text) {
                     Some(ServerMessage::Exit { code }) => {
@@ -190,16 +191,14 @@ async fn session(url: &str, token: &str) -> anyhow::Result<u8> {
                     None => {}
                 },
                 Some(Ok(_)) => {}
-                Some(Err(e)) => {
-                    bail!("the shell session broke: {e}");
-                }
+                Some(Err(e)) => bail!("{BROKE}: {e}"),
                 None => {
                     bail!("deckhand closed the shell session before the shell exited");
                 }
             },
             Some(()) = async { match winch.as_mut() { Some(s) => s.recv().await, None => std::future::pending().await } } => {
                 if let Some(size) = window_size(stdin.as_raw_fd()) {
-                    ws.send(Message::text(size.to_text())).await?;
+                    ws.send(Message::text(size.to_text())).await.context(BROKE)?;
                 }
             }
             _ = hangup.recv() => return left(&mut ws, 129).await,
