@@ -14,6 +14,8 @@ COPY benches benches
 COPY commands commands
 COPY config config
 COPY migrations migrations
+# The shell page's terminal (xterm.js) is compiled into the binary.
+COPY assets assets
 # Cargo compares mtimes; make sure the real sources are newer than the stub build.
 RUN touch src/main.rs src/lib.rs && cargo build --release --locked --bin deckhand
 

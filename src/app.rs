@@ -150,6 +150,8 @@ pub struct App {
     pub cluster: Cluster,
     /// Signs button payloads handed to chat platforms.
     pub signer: Signer,
+    /// Shell sessions relayed by this process, ended on record at shutdown.
+    pub shells: crate::shell::LiveSessions,
     running: Mutex<HashMap<RequestId, CancellationToken>>,
 }
 
@@ -172,6 +174,7 @@ impl App {
             actions,
             surfaces,
             metrics: Metrics::default(),
+            shells: Default::default(),
             wake: Notify::new(),
             events: broadcast::channel(1024).0,
             worker_id: format!("w-{}", crate::domain::new_token(8)),

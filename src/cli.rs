@@ -93,6 +93,16 @@ enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Open an interactive shell in a ready pod of an app (prod waits for approval).
+    Shell {
+        /// The app (its Deployment's name).
+        app: String,
+        /// The environment it runs in.
+        #[arg(long)]
+        env: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Work with command specs.
     Commands {
         #[command(subcommand)]
@@ -242,6 +252,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             Ok(0)
         }
         Command::Run { text, no_wait, client } => run(&client, &text.join(" "), no_wait).await,
+        Command::Shell { app, env, client } => {
+            let token = client.token.as_deref().context(
+                "no API token: set DECKHAND_TOKEN (or --token) to one of your tokens from the configuration",
+            )?;
+            crate::terminal::shell(&client.url, token, &app, &env).await
+        }
         Command::Approve { id, client } => {
             let v = client.client()?.approve(&id).await?;
             print_result(&client, &v, v["message"].as_str().unwrap_or("approved"));

@@ -149,6 +149,11 @@ pub struct KubernetesConfig {
     pub proxy_max_ttl: HumanDuration,
     /// pod.exec: how long a one-off command may run before it is abandoned.
     pub exec_timeout: HumanDuration,
+    /// pod.shell: how long a shell link may wait to be opened, and what runs in the pod.
+    pub shell_link_ttl: HumanDuration,
+    pub shell_command: Vec<String>,
+    /// A session with no input from its client for this long is ended.
+    pub shell_idle_timeout: HumanDuration,
 }
 
 /// Resource amounts by name (`cpu`, `memory`, `requests.cpu`, `pods`), as Kubernetes writes them.
@@ -182,6 +187,9 @@ pub struct TierConfig {
     /// Shorter than kubernetes.proxy_max_ttl for this tier's proxy links, if set.
     #[serde(default)]
     pub proxy_max_ttl: Option<HumanDuration>,
+    /// Whether interactive shells in this tier's environments keep the lines typed.
+    #[serde(default)]
+    pub record_shell: bool,
 }
 
 fn yes() -> bool {
@@ -314,6 +322,23 @@ impl Config {
             return Err(ConfigError::key(
                 "kubernetes.log_lines",
                 "log_lines must be at least 1 and log_bytes at least 256",
+            ));
+        }
+        if self
+            .kubernetes
+            .shell_command
+            .first()
+            .is_none_or(|c| c.trim().is_empty())
+        {
+            return Err(ConfigError::key(
+                "kubernetes.shell_command",
+                "must name the program to run, e.g. [\"sh\"] or [\"bash\", \"-l\"]",
+            ));
+        }
+        if self.kubernetes.shell_idle_timeout.as_duration().is_zero() {
+            return Err(ConfigError::key(
+                "kubernetes.shell_idle_timeout",
+                "must be longer than 0s, e.g. \"30m\"",
             ));
         }
         for (name, tier) in &self.tiers {

@@ -19,6 +19,7 @@ pub mod http;
 pub mod identity;
 pub mod metrics;
 pub mod proxy;
+pub mod shell;
 pub mod signing;
 pub mod slack;
 pub mod startup;

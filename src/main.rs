@@ -1,4 +1,5 @@
 mod cli;
+mod terminal;
 
 fn main() -> std::process::ExitCode {
     cli::main()

@@ -166,6 +166,7 @@ impl Running {
         self.shutdown.cancel();
         let _ = self.server.await;
         let _ = self.worker.await;
+        self.app.shells.close().await;
         self.app.store.close().await;
     }
 

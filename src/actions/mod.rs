@@ -6,6 +6,7 @@ mod builtin;
 mod env;
 mod exec;
 mod proxy;
+mod shell;
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -25,6 +26,7 @@ pub fn register_all(registry: &mut ActionRegistry) {
     app::register(registry);
     proxy::register(registry);
     exec::register(registry);
+    shell::register(registry);
 }
 
 use crate::{

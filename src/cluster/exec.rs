@@ -170,7 +170,7 @@ async fn capture(stream: Option<impl AsyncRead + Unpin>, keep: usize) -> std::io
 
 /// The exit code from the v1 Status on the error channel: `Success`, or `NonZeroExitCode`
 /// with the code as the message of the `ExitCode` cause (as the kubelet sends it).
-fn exit_of(status: &Status) -> Exit {
+pub(crate) fn exit_of(status: &Status) -> Exit {
     if status.status.as_deref() == Some("Success") {
         return Exit::Code(0);
     }

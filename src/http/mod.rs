@@ -33,6 +33,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(crate::slack::routes(&app.config))
         .merge(crate::discord::routes(&app.config))
         .merge(crate::proxy::routes())
+        .merge(crate::shell::routes())
         .layer(DefaultBodyLimit::max(limit))
         .with_state(app)
 }

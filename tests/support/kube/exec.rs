@@ -7,6 +7,9 @@
 //! commands, `exit N`, and `>&2` at the end of a command), `false`, `true`, `sleep N`,
 //! `cat /etc/hostname` (the pod's name); anything else is `<cmd>: command not found`, 127.
 //!
+//! With `tty=true` (and stdin) the scripted shell is interactive instead, as `kubectl exec -it`
+//! sees a shell: see [`run_tty`].
+//!
 //! The upgrade is done by hand with hyper and tokio-tungstenite 0.30 (the version kube uses),
 //! in a middleware in front of the API router, which only sees requests as bytes.
 
@@ -98,6 +101,10 @@ fn exec(shared: Arc<Shared>, mut req: Request, ns: &str, pod: &str) -> Result<Re
     if argv.is_empty() {
         return Err(ApiError::bad_request("you must specify at least 1 command"));
     }
+    let tty = serde_urlencoded::from_str::<Vec<(String, String)>>(&query)
+        .unwrap_or_default()
+        .iter()
+        .any(|(k, v)| k == "tty" && (v == "true" || v == "1"));
     let headers = req.headers();
     let is_ws = headers
         .get(header::UPGRADE)
@@ -128,8 +135,15 @@ fn exec(shared: Arc<Shared>, mut req: Request, ns: &str, pod: &str) -> Result<Re
             return;
         };
         let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
+        let session = async {
+            if tty {
+                run_tty(ws, &argv, &pod_name).await;
+            } else {
+                run(ws, &argv, &pod_name).await;
+            }
+        };
         tokio::select! {
-            () = run(ws, &argv, &pod_name) => {}
+            () = session => {}
             // A dropped server ends its sessions, sleeping ones too.
             _ = shutdown.wait_for(|stopped| *stopped) => {}
         }
@@ -270,5 +284,226 @@ where
     let status = serde_json::to_vec(&exit_status(argv, code)).unwrap_or_default();
     if ws.send(frame(STATUS, &status)).await.is_ok() {
         let _ = ws.close(None).await;
+    }
+}
+
+const STDIN: u8 = 0;
+const RESIZE: u8 = 4;
+/// v5: "this stream is closed", followed by the stream's channel.
+const CLOSE: u8 = 255;
+
+/// The interactive scripted shell behind a tty exec. It answers like `sh` on a terminal:
+/// prints a prompt `$ `, echoes what is typed (the line discipline's echo, with backspace,
+/// Ctrl-U), runs the line on Enter and writes `\r\n` line ends. Commands: `echo ARGS`,
+/// `hostname` (the pod), `stty size` (`ROWS COLS` of the last resize on channel 4, 24 80
+/// before any), `sleep N` (Ctrl-C interrupts it), `exit [N]`; anything else is
+/// `sh: CMD: not found`. Ctrl-C prints `^C` and a new prompt; Ctrl-D on an empty line, or the
+/// client closing stdin, exits. There is no stderr in tty mode: one stream, as on a terminal.
+/// Only `sh` and `bash` exist in the image: another program fails to start, with the
+/// container runtime's message on the status channel.
+async fn run_tty<S>(mut ws: WebSocketStream<S>, argv: &[String], pod: &str)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    // The image has sh and bash; anything else fails to start, as the runtime reports it.
+    let program = argv.first().map_or("", String::as_str);
+    if !["sh", "bash", "/bin/sh", "/bin/bash"].contains(&program) {
+        let status = json!({
+            "metadata": {},
+            "status": "Failure",
+            "reason": "InternalError",
+            "message": format!(
+                "OCI runtime exec failed: exec failed: unable to start container process: exec: \"{program}\": executable file not found in $PATH: unknown"
+            ),
+        });
+        let status = serde_json::to_vec(&status).unwrap_or_default();
+        if ws.send(frame(STATUS, &status)).await.is_ok() {
+            let _ = ws.close(None).await;
+        }
+        return;
+    }
+    let mut tty = Tty {
+        line: Vec::new(),
+        size: (24, 80),
+        last: 0,
+        escape: false,
+    };
+    if ws.send(frame(STDOUT, b"$ ")).await.is_err() {
+        return;
+    }
+    let code = loop {
+        let Some(Ok(message)) = ws.next().await else {
+            return;
+        };
+        let data = match message {
+            Message::Binary(b) => b,
+            Message::Close(_) => return,
+            _ => continue,
+        };
+        let Some((&channel, payload)) = data.split_first() else {
+            continue;
+        };
+        match channel {
+            STDIN => {
+                let mut out = Vec::new();
+                let mut sleep = None;
+                let exit = tty.keys(payload, pod, &mut out, &mut sleep);
+                if ws.send(frame(STDOUT, &out)).await.is_err() {
+                    return;
+                }
+                if let Some(d) = sleep {
+                    match sleep_interruptibly(&mut ws, d, &mut tty).await {
+                        Some(text) => {
+                            if ws.send(frame(STDOUT, text.as_bytes())).await.is_err() {
+                                return;
+                            }
+                        }
+                        None => return,
+                    }
+                }
+                if let Some(code) = exit {
+                    break code;
+                }
+            }
+            RESIZE => {
+                if let Ok(size) = serde_json::from_slice::<serde_json::Value>(payload) {
+                    let rows = size["Height"].as_u64().unwrap_or(24);
+                    let cols = size["Width"].as_u64().unwrap_or(80);
+                    tty.size = (rows, cols);
+                }
+            }
+            CLOSE if payload.first() == Some(&STDIN) => break tty.last,
+            _ => {}
+        }
+    };
+    let argv = ["sh".to_string()];
+    let status = serde_json::to_vec(&exit_status(&argv, code)).unwrap_or_default();
+    if ws.send(frame(STATUS, &status)).await.is_ok() {
+        let _ = ws.close(None).await;
+    }
+}
+
+/// Waits `d` for `sleep`, unless Ctrl-C comes first; what to print then (a new prompt), or
+/// `None` when the client left.
+async fn sleep_interruptibly<S>(ws: &mut WebSocketStream<S>, d: Duration, tty: &mut Tty) -> Option<String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let sleep = tokio::time::sleep(d);
+    tokio::pin!(sleep);
+    loop {
+        tokio::select! {
+            () = &mut sleep => {
+                tty.last = 0;
+                return Some("$ ".into());
+            }
+            m = ws.next() => match m {
+                Some(Ok(Message::Binary(b))) if b.first() == Some(&STDIN) && b[1..].contains(&0x03) => {
+                    tty.last = 130;
+                    return Some("^C\r\n$ ".into());
+                }
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return None,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+}
+
+struct Tty {
+    line: Vec<u8>,
+    /// (rows, cols) from the last resize.
+    size: (u64, u64),
+    /// The last command's exit code, for a bare `exit`.
+    last: i32,
+    /// Inside an escape sequence (arrow keys): skipped until its final byte.
+    escape: bool,
+}
+
+impl Tty {
+    /// Handles typed bytes, appending what the terminal shows to `out`. Returns the exit
+    /// code when the shell exits; sets `sleep` when a `sleep` command starts.
+    fn keys(&mut self, keys: &[u8], pod: &str, out: &mut Vec<u8>, sleep: &mut Option<Duration>) -> Option<i32> {
+        for &b in keys {
+            if self.escape {
+                self.escape = !(b.is_ascii_alphabetic() || b == b'~');
+                continue;
+            }
+            match b {
+                0x1b => self.escape = true,
+                b'\r' | b'\n' => {
+                    out.extend_from_slice(b"\r\n");
+                    let line = String::from_utf8_lossy(&std::mem::take(&mut self.line)).into_owned();
+                    match self.command(&line, pod, out, sleep) {
+                        Some(code) => return Some(code),
+                        None if sleep.is_some() => return None,
+                        None => out.extend_from_slice(b"$ "),
+                    }
+                }
+                0x03 => {
+                    self.line.clear();
+                    self.last = 130;
+                    out.extend_from_slice(b"^C\r\n$ ");
+                }
+                0x04 if self.line.is_empty() => {
+                    out.extend_from_slice(b"exit\r\n");
+                    return Some(self.last);
+                }
+                0x15 => {
+                    for _ in 0..self.line.len() {
+                        out.extend_from_slice(b"\x08 \x08");
+                    }
+                    self.line.clear();
+                }
+                0x7f | 0x08 => {
+                    if self.line.pop().is_some() {
+                        out.extend_from_slice(b"\x08 \x08");
+                    }
+                }
+                b if b < 0x20 => {}
+                b => {
+                    self.line.push(b);
+                    out.push(b);
+                }
+            }
+        }
+        None
+    }
+
+    fn command(&mut self, line: &str, pod: &str, out: &mut Vec<u8>, sleep: &mut Option<Duration>) -> Option<i32> {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        // An empty line runs nothing and keeps the shell going.
+        let (cmd, args) = words.split_first()?;
+        let mut say = |text: String| out.extend_from_slice(format!("{text}\r\n").as_bytes());
+        self.last = match (*cmd, args) {
+            ("exit", []) => return Some(self.last),
+            ("exit", [n, ..]) => return Some(n.parse().unwrap_or(2)),
+            ("echo", args) => {
+                say(args.join(" "));
+                0
+            }
+            ("hostname", []) => {
+                say(pod.to_string());
+                0
+            }
+            ("stty", ["size"]) => {
+                say(format!("{} {}", self.size.0, self.size.1));
+                0
+            }
+            ("sleep", [n]) => match n.parse::<f64>() {
+                Ok(secs) if secs >= 0.0 => {
+                    *sleep = Some(Duration::from_secs_f64(secs));
+                    0
+                }
+                _ => {
+                    say(format!("sleep: invalid number '{n}'"));
+                    1
+                }
+            },
+            (other, _) => {
+                say(format!("sh: {other}: not found"));
+                127
+            }
+        };
+        None
     }
 }
