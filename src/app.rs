@@ -152,6 +152,8 @@ pub struct App {
     pub signer: Signer,
     /// Shell sessions relayed by this process, ended on record at shutdown.
     pub shells: crate::shell::LiveSessions,
+    /// Proxy links looked up lately and hits not yet written.
+    pub proxies: crate::proxy::Gate,
     running: Mutex<HashMap<RequestId, CancellationToken>>,
 }
 
@@ -175,6 +177,7 @@ impl App {
             surfaces,
             metrics: Metrics::default(),
             shells: Default::default(),
+            proxies: Default::default(),
             wake: Notify::new(),
             events: broadcast::channel(1024).0,
             worker_id: format!("w-{}", crate::domain::new_token(8)),

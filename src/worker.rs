@@ -15,6 +15,7 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
     let poll = cfg.poll_interval.as_duration();
     tracing::info!(worker = %app.worker_id, concurrency = cfg.concurrency, "worker started");
     let reaper = tokio::spawn(reap_environments(app.clone(), shutdown.clone()));
+    let hits = tokio::spawn(crate::proxy::flush_hits(app.clone(), shutdown.clone()));
     let mut last_sweep: Option<std::time::Instant> = None;
     loop {
         // Sweeps are periodic; a wake-up for new work only claims.
@@ -36,6 +37,7 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
         }
     }
     let _ = reaper.await;
+    let _ = hits.await;
     let grace = cfg.shutdown_grace.as_duration();
     tracing::info!(running = tasks.len(), grace = ?grace, "worker draining");
     let drained = tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;

@@ -27,8 +27,13 @@ impl From<ProxyError> for ActionError {
     }
 }
 
-fn links(ctx: &ActionContext) -> Links {
-    Links::new(ctx.app.store.pool().clone())
+/// The links, with this process's counted hits written first so counts are current.
+async fn links(ctx: &ActionContext) -> Links {
+    let links = Links::new(ctx.app.store.pool().clone());
+    if let Err(e) = ctx.app.proxies.flush(&links).await {
+        tracing::warn!(error = %e, "could not write proxy link hits before reading them");
+    }
+    links
 }
 
 struct Open;
@@ -114,6 +119,7 @@ impl Action for Open {
         let port = Self::port(ctx, env.as_str(), app.as_str(), args.int("port")?).await?;
         let token = new_token();
         let link = links(ctx)
+            .await
             .insert(&NewLink {
                 id: new_link_id(),
                 token_hash: hash_token(&token),
@@ -168,13 +174,15 @@ impl Action for Close {
     /// away, and the link records who closed it.
     async fn run(&self, ctx: &ActionContext) -> Result<String, ActionError> {
         let id = Args::require(ctx.request.args.name("id"), "id")?;
-        let links = links(ctx);
+        let links = links(ctx).await;
         let Some(link) = links.get(id.as_str()).await? else {
             return Err(ActionError::Failed(format!(
                 "there is no proxy link {id}; `proxy list` shows them"
             )));
         };
-        if links.revoke(&link.id, &ctx.principal.user).await? {
+        let revoked = links.revoke(&link.id, &ctx.principal.user).await?;
+        ctx.app.proxies.forget(&link.id);
+        if revoked {
             Ok(format!(
                 "proxy {id} to {}:{} in {} closed after {} requests",
                 link.service, link.port, link.env, link.hits
@@ -216,7 +224,7 @@ impl Action for List {
     }
     async fn run(&self, ctx: &ActionContext) -> Result<String, ActionError> {
         let env = ctx.request.args.name("env")?;
-        let found = links(ctx).list(env.as_ref().map(|e| e.as_str()), 50).await?;
+        let found = links(ctx).await.list(env.as_ref().map(|e| e.as_str()), 50).await?;
         let now = now_ms();
         let open = found.iter().filter(|l| l.state_at(now) == LinkState::Open).count();
         let text = if found.is_empty() {

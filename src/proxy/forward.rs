@@ -61,7 +61,7 @@ async fn forward(app: &App, mut req: Request) -> Response {
     };
     // Every token, valid or not, costs one digest and one indexed lookup of the digest.
     let links = Links::new(app.store.pool().clone());
-    let link = match links.by_hash(&hash_token(token)).await {
+    let link = match app.proxies.link(&links, &hash_token(token)).await {
         Ok(Some(link)) => link,
         Ok(None) => return page(StatusCode::NOT_FOUND, "No such link", "This proxy link does not exist."),
         Err(e) => {
@@ -101,9 +101,7 @@ async fn forward(app: &App, mut req: Request) -> Response {
             );
         }
     }
-    if let Err(e) = links.hit(&link.id).await {
-        tracing::warn!(link = %link.id, error = %e, "could not count a proxied request");
-    }
+    app.proxies.hit(&link.id);
     let target = format!(
         "/api/v1/namespaces/{}/services/{}:{}/proxy/{rest}",
         link.env, link.service, link.port

@@ -127,13 +127,18 @@ impl Links {
         row.as_ref().map(link_from_row).transpose()
     }
 
-    /// Counts one proxied request.
-    pub async fn hit(&self, id: &str) -> Result<(), ProxyError> {
-        sqlx::query("UPDATE proxies SET hits = hits + 1, last_used_at = $2 WHERE id = $1")
-            .bind(id)
-            .bind(now_ms())
-            .execute(&self.pool)
-            .await?;
+    /// Adds `count` proxied requests, the last at `last_used_at`.
+    pub async fn add_hits(&self, id: &str, count: i64, last_used_at: i64) -> Result<(), ProxyError> {
+        sqlx::query(
+            "UPDATE proxies SET hits = hits + $2, \
+             last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < $3 THEN $3 ELSE last_used_at END \
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(count)
+        .bind(last_used_at)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

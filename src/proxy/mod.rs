@@ -8,9 +8,11 @@
 //! same kube client (and RBAC: `services/proxy`) as everything else.
 
 mod forward;
+mod gate;
 mod links;
 mod token;
 
+pub use gate::Gate;
 pub use links::{Link, LinkState, Links, NewLink};
 pub use token::{hash_token, new_link_id, new_token};
 
@@ -34,4 +36,23 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/p/{token}", any(forward::redirect_to_slash))
         .route("/p/{token}/", any(forward::root))
         .route("/p/{token}/{*path}", any(forward::path))
+}
+
+/// Writes counted hits every second until shutdown, then once more.
+pub async fn flush_hits(app: Arc<App>, shutdown: tokio_util::sync::CancellationToken) {
+    let links = Links::new(app.store.pool().clone());
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let stop = tokio::select! {
+            _ = shutdown.cancelled() => true,
+            _ = tick.tick() => false,
+        };
+        if let Err(e) = app.proxies.flush(&links).await {
+            tracing::warn!(error = %e, "could not write proxy link hits; will retry");
+        }
+        if stop {
+            return;
+        }
+    }
 }

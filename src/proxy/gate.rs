@@ -1,0 +1,83 @@
+//! What the proxy path keeps in memory, so a request through a link costs no database round
+//! trip: links by token digest for a second, and hits counted here and written in batches.
+//!
+//! A link closed on this replica is dropped from the cache at once; one closed on another
+//! replica is refused here within `CACHE_FOR`. Expiry is checked against the cached expiry
+//! on every request, so it is exact. Lookups are keyed by the token's digest, so a cached
+//! valid token and an uncached guess differ only in whether the digest is found, which says
+//! nothing about how close a guess was.
+
+use std::{
+    collections::HashMap,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use super::{Link, Links, ProxyError};
+use crate::domain::now_ms;
+
+/// How long a looked-up link is trusted before it is read again.
+const CACHE_FOR: Duration = Duration::from_secs(1);
+/// Beyond this many cached links, expired entries are dropped before adding one.
+const CACHE_MAX: usize = 10_000;
+
+#[derive(Default)]
+pub struct Gate {
+    links: Mutex<HashMap<String, (Instant, Link)>>,
+    /// Link id -> (requests not yet written, last use in ms).
+    hits: Mutex<HashMap<String, (i64, i64)>>,
+}
+
+impl Gate {
+    /// The link whose token has this digest, from the cache or the store.
+    pub async fn link(&self, links: &Links, token_hash: &str) -> Result<Option<Link>, ProxyError> {
+        if let Some((at, link)) = lock(&self.links).get(token_hash)
+            && at.elapsed() < CACHE_FOR
+        {
+            return Ok(Some(link.clone()));
+        }
+        let found = links.by_hash(token_hash).await?;
+        if let Some(link) = &found {
+            let mut cache = lock(&self.links);
+            if cache.len() >= CACHE_MAX {
+                cache.retain(|_, (at, _)| at.elapsed() < CACHE_FOR);
+            }
+            cache.insert(token_hash.to_owned(), (Instant::now(), link.clone()));
+        }
+        Ok(found)
+    }
+
+    /// Drops a link from the cache (it was just closed here).
+    pub fn forget(&self, link_id: &str) {
+        lock(&self.links).retain(|_, (_, l)| l.id != link_id);
+    }
+
+    /// Counts one proxied request; written by the next `flush`.
+    pub fn hit(&self, link_id: &str) {
+        let mut hits = lock(&self.hits);
+        let entry = hits.entry(link_id.to_owned()).or_insert((0, 0));
+        entry.0 += 1;
+        entry.1 = now_ms();
+    }
+
+    /// Writes the counted hits. Counts that fail to write are put back for the next try.
+    pub async fn flush(&self, links: &Links) -> Result<(), ProxyError> {
+        let pending: Vec<(String, (i64, i64))> = lock(&self.hits).drain().collect();
+        let mut result = Ok(());
+        for (id, (count, last)) in pending {
+            if let Err(e) = links.add_hits(&id, count, last).await {
+                let mut hits = lock(&self.hits);
+                let entry = hits.entry(id).or_insert((0, 0));
+                entry.0 += count;
+                entry.1 = entry.1.max(last);
+                result = Err(e);
+            }
+        }
+        result
+    }
+}
+
+/// The maps hold plain data; a panic elsewhere must not wedge the proxy.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
