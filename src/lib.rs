@@ -18,6 +18,7 @@ pub mod http;
 pub mod identity;
 pub mod metrics;
 pub mod proxy;
+pub mod services;
 pub mod signing;
 pub mod slack;
 pub mod startup;
