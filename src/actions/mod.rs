@@ -6,6 +6,7 @@ mod builtin;
 mod env;
 mod exec;
 mod proxy;
+mod service;
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -25,6 +26,7 @@ pub fn register_all(registry: &mut ActionRegistry) {
     app::register(registry);
     proxy::register(registry);
     exec::register(registry);
+    service::register(registry);
 }
 
 use crate::{
@@ -94,6 +96,12 @@ pub trait Action: Send + Sync {
             Some(arg) => env::env_facts(app, Args::require(args.name(arg), arg)?.as_str(), who).await,
             None => Ok(BTreeMap::new()),
         }
+    }
+
+    /// A line for approvers beyond the command text, e.g. the parameters a command left at
+    /// their defaults; shown in the approval prompt.
+    fn approval_detail(&self, _app: &App, _args: &Args) -> Option<String> {
+        None
     }
 
     /// Returns the one-line outcome shown when the request ends.

@@ -19,6 +19,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("commands/app.yaml", include_str!("../../commands/app.yaml")),
     ("commands/proxy.yaml", include_str!("../../commands/proxy.yaml")),
     ("commands/exec.yaml", include_str!("../../commands/exec.yaml")),
+    ("commands/service.yaml", include_str!("../../commands/service.yaml")),
 ];
 
 /// Names an approval `when` may read besides the command's own arguments.

@@ -180,6 +180,9 @@ pub struct ServiceClass {
     pub params: Vec<ParamSpec>,
     /// (apiVersion, kind) -> plural, so deckhand needs no discovery for these kinds.
     pub plurals: BTreeMap<(String, String), String>,
+    /// (apiVersion, kind) of each object the template renders, in order; the first is the
+    /// primary object, whose readiness is the service's.
+    pub kinds: Vec<(String, String)>,
     pub template: String,
     pub ready: Ready,
     pub endpoint: Option<String>,
@@ -420,12 +423,13 @@ impl RawClass {
         let (Some(name), Some(ready)) = (name, ready) else {
             return Err(problems);
         };
-        let class = ServiceClass {
+        let mut class = ServiceClass {
             name,
             description: self.description.trim().to_owned(),
             cost: self.cost,
             params,
             plurals,
+            kinds: Vec::new(),
             template: self.template,
             ready,
             endpoint: self.endpoint,
@@ -438,7 +442,7 @@ impl RawClass {
             identity,
             file: file.to_owned(),
         };
-        class.check_renders(renderer)?;
+        class.kinds = class.check_renders(renderer)?;
         Ok(class)
     }
 }
@@ -447,8 +451,9 @@ impl ServiceClass {
     /// Every template rendered with the defaults (a required parameter without one gets a
     /// valid sample value), so a class that cannot render is refused at start-up, not when
     /// someone asks for a service.
-    fn check_renders(&self, renderer: &Renderer) -> Result<(), Vec<ClassProblem>> {
+    fn check_renders(&self, renderer: &Renderer) -> Result<Vec<(String, String)>, Vec<ClassProblem>> {
         let mut problems = Vec::new();
+        let mut kinds = Vec::new();
         let sample = Params(
             self.params
                 .iter()
@@ -483,6 +488,9 @@ impl ServiceClass {
                         o["apiVersion"].as_str().unwrap_or_default().to_owned(),
                         o["kind"].as_str().unwrap_or_default().to_owned(),
                     );
+                    if !kinds.contains(&key) {
+                        kinds.push(key.clone());
+                    }
                     if !self.plurals.is_empty() && !self.plurals.contains_key(&key) {
                         problem(
                             "resources",
@@ -518,7 +526,7 @@ impl ServiceClass {
         {
             problem("endpoint", e);
         }
-        if problems.is_empty() { Ok(()) } else { Err(problems) }
+        if problems.is_empty() { Ok(kinds) } else { Err(problems) }
     }
 
     /// The objects for one service, exactly as the template gives them (labels and the
@@ -530,6 +538,12 @@ impl ServiceClass {
     /// The name of the connection Secret of this service, if the class has one.
     pub fn secret_name(&self, renderer: &Renderer, ctx: &Context) -> Result<Option<String>, TemplateError> {
         self.secret.as_ref().map(|(t, _)| renderer.name(t, ctx)).transpose()
+    }
+
+    pub fn plural(&self, api_version: &str, kind: &str) -> Option<&str> {
+        self.plurals
+            .get(&(api_version.to_owned(), kind.to_owned()))
+            .map(String::as_str)
     }
 
     pub fn secret_keys(&self) -> &[String] {

@@ -111,9 +111,11 @@ impl Renderer {
 
 /// minijinja's message plus the line it points at.
 fn describe(e: &minijinja::Error) -> String {
+    let text = e.to_string();
+    let text = text.split(" (in <string>").next().unwrap_or(&text).to_owned();
     match e.line() {
-        Some(line) => format!("{e} (line {line})").replace(" (in <string>:", " (at "),
-        None => e.to_string(),
+        Some(line) => format!("{text} at template line {line}"),
+        None => text,
     }
 }
 
