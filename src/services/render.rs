@@ -40,14 +40,14 @@ impl Renderer {
     fn render(&self, template: &str, ctx: &impl Serialize) -> Result<String, TemplateError> {
         self.env
             .render_str(template, minijinja::Value::from(minijinja::value::Serde(ctx)))
-            .map_err(|e| TemplateError::Render(describe(&e)))
+            .map_err(|e| TemplateError::Render(describe(&e, template)))
     }
 
     pub fn check_syntax(&self, template: &str) -> Result<(), TemplateError> {
         self.env
             .template_from_str(template)
             .map(|_| ())
-            .map_err(|e| TemplateError::Render(describe(&e)))
+            .map_err(|e| TemplateError::Render(describe(&e, template)))
     }
 
     /// The YAML documents a template renders, each a Kubernetes object with apiVersion, kind
@@ -109,12 +109,15 @@ impl Renderer {
     }
 }
 
-/// minijinja's message plus the line it points at.
-fn describe(e: &minijinja::Error) -> String {
+/// minijinja's message plus the line it points at, quoted.
+fn describe(e: &minijinja::Error, source: &str) -> String {
     let text = e.to_string();
     let text = text.split(" (in <string>").next().unwrap_or(&text).to_owned();
     match e.line() {
-        Some(line) => format!("{text} at template line {line}"),
+        Some(line) => match source.lines().nth(line.saturating_sub(1)) {
+            Some(l) => format!("{text} at template line {line}: `{}`", l.trim()),
+            None => format!("{text} at template line {line}"),
+        },
         None => text,
     }
 }
