@@ -27,7 +27,8 @@ use crate::{
     domain::Name,
     identity::Principal,
     services::{
-        BOUND_PREFIX, CLASS, Catalog, Context, PARAMS, Params, SERVICE, ServiceClass, bind_manager, class::conditions_line,
+        BOUND_PREFIX, CLASS, Catalog, Context, PARAMS, Params, SERVICE, ServiceClass, bind_manager,
+        class::conditions_line,
     },
 };
 
@@ -51,7 +52,11 @@ struct Classes(OnceLock<Result<Arc<Catalog>, String>>);
 impl Classes {
     fn get(&self, app: &App) -> Result<Arc<Catalog>, ActionError> {
         self.0
-            .get_or_init(|| Catalog::load(&app.config.services).map(Arc::new).map_err(|e| e.to_string()))
+            .get_or_init(|| {
+                Catalog::load(&app.config.services)
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string())
+            })
             .clone()
             .map_err(ActionError::Failed)
     }
@@ -262,8 +267,11 @@ impl Action for Provision {
                 .api_resource(&api_version, &kind, class.plural(&api_version, &kind))
                 .await?;
             cluster.apply_as(&ar, &obj, MANAGER, true).await?;
-            ctx.progress(format!("{kind} {name} applied ({})", if sizes.is_empty() { "defaults" } else { &sizes }))
-                .await?;
+            ctx.progress(format!(
+                "{kind} {name} applied ({})",
+                if sizes.is_empty() { "defaults" } else { &sizes }
+            ))
+            .await?;
             if primary.is_none() {
                 primary = Some(ar);
             }
@@ -304,7 +312,12 @@ impl Action for Provision {
         let secret = class
             .secret_name(&catalog.renderer, &tctx)
             .map_err(|e| template_error(class, "connection.secret", e))?
-            .map(|s| format!("; connection details in Secret {s} ({})", class.secret_keys().join(", ")))
+            .map(|s| {
+                format!(
+                    "; connection details in Secret {s} ({})",
+                    class.secret_keys().join(", ")
+                )
+            })
             .unwrap_or_default();
         Ok(format!(
             "{name} ({}) is ready in {env}{endpoint}{secret}; `service bind {name} to <app> in {env}` wires it into an app",
@@ -316,7 +329,12 @@ impl Action for Provision {
 struct Bind(Arc<Classes>);
 
 /// The environment variables a binding gives the app's container.
-fn env_vars(class: &ServiceClass, catalog: &Catalog, ctx: &Context, secret: Option<&str>) -> Result<Vec<Value>, ActionError> {
+fn env_vars(
+    class: &ServiceClass,
+    catalog: &Catalog,
+    ctx: &Context,
+    secret: Option<&str>,
+) -> Result<Vec<Value>, ActionError> {
     let mut vars = Vec::new();
     if let Some(secret) = secret {
         for (var, key) in &class.binding.env {
@@ -506,10 +524,7 @@ impl Action for List {
                 .classes()
                 .map(|c| format!("{} ({})", c.name, c.description))
                 .collect();
-            let text = format!(
-                "No services{where_}. Classes you can provision: {}",
-                classes.join("; ")
-            );
+            let text = format!("No services{where_}. Classes you can provision: {}", classes.join("; "));
             ctx.output(text, None).await?;
             return Ok(format!("no services{where_}"));
         }
@@ -527,7 +542,11 @@ impl Action for List {
                 .map(|p| p.sizes(&class.params))
                 .unwrap_or_default();
             let endpoint = class.endpoint(&catalog.renderer, &f.object).unwrap_or_default();
-            lines.push(format!("{name}  {}  {ns}  {state}  {sizes}  {endpoint}", f.class).trim_end().to_owned());
+            lines.push(
+                format!("{name}  {}  {ns}  {state}  {sizes}  {endpoint}", f.class)
+                    .trim_end()
+                    .to_owned(),
+            );
             rows.push(json!({ "name": name, "class": f.class, "env": ns, "ready": f.ready(class), "params": f.params, "endpoint": endpoint }));
         }
         let count = lines.len();

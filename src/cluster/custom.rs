@@ -66,7 +66,13 @@ impl Cluster {
 
     /// Server-side apply under a field manager of the caller's choosing, so a binding owns
     /// only its own fields of an object other managers write too.
-    pub async fn apply_as(&self, ar: &ApiResource, body: &Value, manager: &str, force: bool) -> Result<Value, ClusterError> {
+    pub async fn apply_as(
+        &self,
+        ar: &ApiResource,
+        body: &Value,
+        manager: &str,
+        force: bool,
+    ) -> Result<Value, ClusterError> {
         let name = body["metadata"]["name"].as_str().unwrap_or_default().to_owned();
         let ns = body["metadata"]["namespace"].as_str().map(str::to_owned);
         let what = format!("{} {name}", ar.kind);
@@ -82,7 +88,12 @@ impl Cluster {
         to_value(applied)
     }
 
-    pub async fn list_custom(&self, ar: &ApiResource, ns: Option<&str>, labels: &str) -> Result<Vec<Value>, ClusterError> {
+    pub async fn list_custom(
+        &self,
+        ar: &ApiResource,
+        ns: Option<&str>,
+        labels: &str,
+    ) -> Result<Vec<Value>, ClusterError> {
         let lp = ListParams::default().labels(labels);
         let list = self
             .call(&format!("{} objects", ar.kind), |c| {

@@ -21,8 +21,9 @@ pub(super) struct RawClass {
     description: String,
     #[serde(default)]
     cost: bool,
+    /// In the order written, which is the order prompts and lists show them in.
     #[serde(default)]
-    parameters: BTreeMap<String, RawParam>,
+    parameters: yaml_serde::Mapping,
     #[serde(default)]
     resources: Vec<RawResource>,
     template: String,
@@ -258,8 +259,17 @@ impl RawClass {
             err("description", "must say in a line what the class provisions".into());
         }
         let mut params = Vec::new();
-        for (pname, p) in &self.parameters {
+        for (key, value) in self.parameters.iter() {
+            let pname = key.as_str().unwrap_or_default().to_owned();
             let field = format!("parameters.{pname}");
+            let p: RawParam = match yaml_serde::from_value(value.clone()) {
+                Ok(p) => p,
+                Err(e) => {
+                    err(&field, e.to_string());
+                    continue;
+                }
+            };
+            let pname = &pname;
             if !env_var_ok(pname) {
                 err(&field, "parameter names are letters, digits and '_'".into());
                 continue;

@@ -47,12 +47,14 @@ impl CustomKind {
 }
 
 /// What the provisioning controller does for objects of one kind: after `after_steps`
-/// controller steps it sets `status` (merged) with a Ready=True condition and writes a Secret
+/// controller steps it sets `status` (merged) with a `condition`=True condition (`Ready`,
+/// `ACK.ResourceSynced`) and writes a Secret
 /// named by the string at `secret_name_at` in the object (e.g.
 /// `spec.writeConnectionSecretToRef.name`) in the object's namespace, holding `secret_data`.
 #[derive(Debug, Clone)]
 pub struct Provisioner {
     pub plural: String,
+    pub condition: String,
     pub after_steps: u32,
     pub status: Value,
     pub secret_name_at: String,
@@ -108,9 +110,9 @@ impl KubeTestServer {
     }
 }
 
-fn ready_condition(now: &str) -> Value {
+fn ready_condition(kind: &str, now: &str) -> Value {
     json!({
-        "type": "Ready",
+        "type": kind,
         "status": "True",
         "reason": "Available",
         "lastTransitionTime": now,
@@ -134,11 +136,23 @@ pub fn tick(st: &mut State) {
             }
             let ready = util::path(&obj, "status.conditions")
                 .and_then(Value::as_array)
-                .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"));
+                .is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| c["type"] == p.condition.as_str() && c["status"] == "True")
+                });
             if ready {
                 continue;
             }
             let uid = util::str_at(&obj, "metadata.uid").to_string();
+            if !st.ticks.contains_key(&uid) {
+                let mut creating = obj.clone();
+                let now = util::fmt_time(util::now());
+                let mut c = ready_condition(&p.condition, &now);
+                c["status"] = json!("False");
+                c["reason"] = json!("Creating");
+                util::set_path(&mut creating, "status.conditions", json!([c]));
+                st.update(rd, creating);
+            }
             let spent = st.ticks.entry(uid).or_insert(0);
             *spent += 1;
             if *spent < p.after_steps {
@@ -169,7 +183,11 @@ pub fn tick(st: &mut State) {
                     target.insert(k.clone(), v.clone());
                 }
             }
-            util::set_path(&mut updated, "status.conditions", json!([ready_condition(&now)]));
+            util::set_path(
+                &mut updated,
+                "status.conditions",
+                json!([ready_condition(&p.condition, &now)]),
+            );
             st.update(rd, updated);
             st.event(&obj, "Normal", "Available", "the resource is ready", "provider");
         }
