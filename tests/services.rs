@@ -15,14 +15,10 @@ use std::{
 };
 
 use cluster::{Env, messages, outcome, start_with, state};
-use kube_fake::{
-    KubeTestServer,
-    custom::{CustomKind, Provisioner},
-};
+use kube_fake::custom::Provisioner;
 use serde_json::{Value, json};
 
-const PASSWORD: &str = "pw-Zq8v1TtPSyN2";
-const USERNAME: &str = "orders_app_user";
+use cluster::{DB_PASSWORD as PASSWORD, DB_USERNAME as USERNAME, install_service_providers as install_providers};
 
 /// Every log line deckhand writes in this test binary (tracing, all levels deckhand has).
 fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
@@ -52,54 +48,6 @@ impl Write for Capture {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
-}
-
-/// The kinds of the shipped classes, with a provider that gets them ready in a few steps.
-pub fn install_providers(kube: &KubeTestServer) {
-    kube.register_custom(CustomKind::namespaced(
-        "database.example.org/v1alpha1",
-        "PostgreSQLInstance",
-        "postgresqlinstances",
-    ));
-    kube.register_custom(CustomKind::namespaced(
-        "s3.services.k8s.aws/v1alpha1",
-        "Bucket",
-        "buckets",
-    ));
-    kube.register_custom(CustomKind::namespaced(
-        "dynamodb.services.k8s.aws/v1alpha1",
-        "Table",
-        "tables",
-    ));
-    kube.provision(Provisioner {
-        plural: "postgresqlinstances".into(),
-        condition: "Ready".into(),
-        after_steps: 6,
-        status: json!({ "address": "orders-db.c7x2.eu-west-1.rds.amazonaws.com", "port": 5432 }),
-        secret_name_at: "spec.writeConnectionSecretToRef.name".into(),
-        secret_data: BTreeMap::from([
-            ("endpoint".into(), "orders-db.c7x2.eu-west-1.rds.amazonaws.com".into()),
-            ("port".into(), "5432".into()),
-            ("username".into(), USERNAME.into()),
-            ("password".into(), PASSWORD.into()),
-        ]),
-    });
-    kube.provision(Provisioner {
-        plural: "buckets".into(),
-        condition: "ACK.ResourceSynced".into(),
-        after_steps: 3,
-        status: json!({ "ackResourceMetadata": { "arn": "arn:aws:s3:::bucket" } }),
-        secret_name_at: String::new(),
-        secret_data: BTreeMap::new(),
-    });
-    kube.provision(Provisioner {
-        plural: "tables".into(),
-        condition: "ACK.ResourceSynced".into(),
-        after_steps: 3,
-        status: json!({ "tableStatus": "ACTIVE", "ackResourceMetadata": { "arn": "arn:aws:dynamodb:eu-west-1:1:table/t" } }),
-        secret_name_at: String::new(),
-        secret_data: BTreeMap::new(),
-    });
 }
 
 async fn start() -> Env {

@@ -121,7 +121,8 @@ impl Ready {
                 .any(|c| c["type"].as_str() == Some(kind) && c["status"].as_str() == Some("True")),
             Ready::Path { path, value } => at_path(obj, path).is_some_and(|v| match v {
                 Value::String(s) => s == value,
-                other => other.to_string() == *value,
+                // Numbers and booleans compare by their JSON text (`status.ready: true`).
+                other => value.parse::<Value>().is_ok_and(|v| v == *other),
             }),
         }
     }

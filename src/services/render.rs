@@ -62,7 +62,7 @@ impl Renderer {
                 continue;
             }
             for field in ["apiVersion", "kind"] {
-                if !v[field].as_str().is_some_and(|s| !s.is_empty()) {
+                if v[field].as_str().is_none_or(str::is_empty) {
                     return Err(TemplateError::Shape(format!("object {} has no {field}", i + 1)));
                 }
             }
