@@ -433,3 +433,87 @@ async fn a_provider_that_never_gets_ready_fails_with_the_deadline_and_its_state(
     );
     env.app.shutdown().await;
 }
+
+const CACHE_CLASS: &str = r#"
+name: cache
+description: Redis cluster (found through discovery; no plural given)
+parameters:
+  nodes: { type: int, min: 1, max: 6, default: 1, size: true }
+template: |
+  apiVersion: cache.example.org/v1beta1
+  kind: RedisCluster
+  metadata:
+    name: {{ name }}
+  spec:
+    nodes: {{ params.nodes }}
+ready: { path: status.phase, value: Running }
+endpoint: "{{ status.host }}:6379"
+bind:
+  values: { REDIS_HOST: "{{ name }}.{{ env }}.cache.internal" }
+"#;
+
+const QUEUE_CLASS: &str = r#"
+name: queue
+description: a message queue whose provider this cluster lacks
+template: |
+  apiVersion: mq.example.org/v1
+  kind: Queue
+  metadata:
+    name: {{ name }}
+ready: { condition: Ready }
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn classes_from_a_directory_use_discovery_and_say_when_a_provider_is_missing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("cache.yaml"), CACHE_CLASS).expect("write");
+    std::fs::write(dir.path().join("queue.yaml"), QUEUE_CLASS).expect("write");
+    let path = dir.path().to_owned();
+    let env = start_with(move |c| {
+        c.services.dir = path;
+        c.services.ready_deadline = "20s".parse().expect("duration");
+    })
+    .await;
+    env.kube.register_custom(kube_fake::custom::CustomKind::namespaced(
+        "cache.example.org/v1beta1",
+        "RedisCluster",
+        "redisclusters",
+    ));
+    env.kube.provision(Provisioner {
+        plural: "redisclusters".into(),
+        condition: "Ready".into(),
+        after_steps: 2,
+        status: json!({ "phase": "Running", "host": "redis-7f.cache.internal" }),
+        secret_name_at: String::new(),
+        secret_data: BTreeMap::new(),
+    });
+    assert_eq!(state(&env.run("alice", "env create dir").await), "succeeded");
+    let made = env
+        .run("alice", "service provision cache sessions in dir nodes=3")
+        .await;
+    assert_eq!(state(&made), "succeeded", "{made:#}");
+    assert_eq!(
+        outcome(&made),
+        "sessions (cache) is ready in dir at redis-7f.cache.internal:6379; `service bind sessions to <app> in dir` wires it into an app"
+    );
+    assert_eq!(env.object("redisclusters", "dir", "sessions")["spec"]["nodes"], 3);
+
+    let missing = env.run("alice", "service provision queue jobs in dir").await;
+    assert_eq!(state(&missing), "failed", "{missing:#}");
+    assert_eq!(
+        outcome(&missing),
+        "this cluster does not serve Queue (mq.example.org/v1), which class queue needs: its provider (CRD) is not installed; ask the platform team"
+    );
+    // The missing provider does not hide the services that exist.
+    let listed = env.run("alice", "service list").await;
+    assert_eq!(state(&listed), "succeeded", "{listed:#}");
+    assert_eq!(
+        support::output_of(&listed),
+        "sessions  cache  dir  ready  nodes=3  redis-7f.cache.internal:6379"
+    );
+    let deleted = env.run("alice", "service delete sessions in dir").await;
+    assert_eq!(state(&deleted), "succeeded", "{deleted:#}");
+    assert!(messages(&deleted).iter().any(|m| m == "RedisCluster sessions deleted"));
+    assert!(env.kube.object("redisclusters", "dir", "sessions").is_none());
+    env.app.shutdown().await;
+}

@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use super::{Action, ActionContext, ActionError, ActionRegistry, app::watch, env::env_facts, with_progress};
 use crate::{
     app::App,
-    cluster::{MANAGED_BY, MANAGER, OWNER, REQUEST, custom::WaitError},
+    cluster::{ClusterError, MANAGED_BY, MANAGER, OWNER, REQUEST, custom::WaitError},
     commands::Args,
     domain::Name,
     identity::Principal,
@@ -109,16 +109,30 @@ async fn find(app: &App, catalog: &Catalog, ns: Option<&str>, name: Option<&str>
         let Some((api_version, kind)) = class.kinds.first() else {
             continue;
         };
-        let ar = app
+        let ar = match app
             .cluster
             .api_resource(api_version, kind, class.plural(api_version, kind))
-            .await?;
+            .await
+        {
+            Ok(ar) => ar,
+            Err(ClusterError::NotFound(_)) => continue,
+            Err(e) => return Err(e.into()),
+        };
         let mut labels = format!("{CLASS}={}", class.name);
         match name {
             Some(n) => labels.push_str(&format!(",{SERVICE}={n}")),
             None => labels.push_str(&format!(",{SERVICE}")),
         }
-        for object in app.cluster.list_custom(&ar, ns, &labels).await? {
+        // A class whose provider is not installed has no services; the others still list.
+        let objects = match app.cluster.list_custom(&ar, ns, &labels).await {
+            Ok(o) => o,
+            Err(ClusterError::NotFound(_)) => {
+                tracing::debug!(class = %class.name, kind, "the cluster does not serve this class's kind");
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        for object in objects {
             let params = object["metadata"]["annotations"][PARAMS]
                 .as_str()
                 .and_then(|p| serde_json::from_str(p).ok())
@@ -263,10 +277,23 @@ impl Action for Provision {
                 meta["labels"][k] = json!(v);
             }
             meta["annotations"][PARAMS] = json!(stored);
-            let ar = cluster
+            let not_installed = || {
+                ActionError::Failed(format!(
+                    "this cluster does not serve {kind} ({api_version}), which class {} needs: its provider (CRD) is not installed; ask the platform team",
+                    class.name
+                ))
+            };
+            let ar = match cluster
                 .api_resource(&api_version, &kind, class.plural(&api_version, &kind))
-                .await?;
-            cluster.apply_as(&ar, &obj, MANAGER, true).await?;
+                .await
+            {
+                Err(ClusterError::NotFound(_)) => return Err(not_installed()),
+                other => other?,
+            };
+            match cluster.apply_as(&ar, &obj, MANAGER, true).await {
+                Err(ClusterError::NotFound(_)) => return Err(not_installed()),
+                other => other?,
+            };
             ctx.progress(format!(
                 "{kind} {name} applied ({})",
                 if sizes.is_empty() { "defaults" } else { &sizes }
@@ -616,23 +643,18 @@ impl Action for Delete {
             ))
             .await?;
         }
-        let params = Params::from_map(&class.params, &found.params).unwrap_or_default();
-        let tctx = context(class, name.as_str(), env.as_str(), params, None);
-        let objects = class
-            .render_objects(&catalog.renderer, &tctx)
-            .map_err(|e| template_error(class, "template", e))?;
-        // Dependent objects first, the primary one (whose deletion deprovisions) last.
-        for obj in objects.iter().rev() {
-            let (api_version, kind) = (
-                obj["apiVersion"].as_str().unwrap_or_default(),
-                obj["kind"].as_str().unwrap_or_default(),
-            );
-            let object_name = obj["metadata"]["name"].as_str().unwrap_or_default();
+        // Found by their labels rather than by rendering again, so a class edited since still
+        // deletes what was made. The primary object (whose deletion deprovisions) goes last.
+        let labels = format!("{SERVICE}={name},{CLASS}={}", class.name);
+        for (api_version, kind) in class.kinds.iter().rev() {
             let ar = cluster
                 .api_resource(api_version, kind, class.plural(api_version, kind))
                 .await?;
-            if cluster.delete_custom(&ar, env.as_str(), object_name).await? {
-                ctx.progress(format!("{kind} {object_name} deleted")).await?;
+            for obj in cluster.list_custom(&ar, Some(env.as_str()), &labels).await? {
+                let object_name = obj["metadata"]["name"].as_str().unwrap_or_default();
+                if cluster.delete_custom(&ar, env.as_str(), object_name).await? {
+                    ctx.progress(format!("{kind} {object_name} deleted")).await?;
+                }
             }
         }
         Ok(format!(
