@@ -517,3 +517,82 @@ async fn classes_from_a_directory_use_discovery_and_say_when_a_provider_is_missi
     assert!(env.kube.object("redisclusters", "dir", "sessions").is_none());
     env.app.shutdown().await;
 }
+
+#[test]
+fn services_validate_reports_every_problem_and_serve_refuses_them() {
+    let ok = std::process::Command::new(env!("CARGO_BIN_EXE_deckhand"))
+        .args(["services", "validate", concat!(env!("CARGO_MANIFEST_DIR"), "/services")])
+        .output()
+        .expect("run deckhand");
+    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        String::from_utf8_lossy(&ok.stdout).contains("3 service class(es)")
+            && String::from_utf8_lossy(&ok.stdout).contains("all valid (dynamodb-table, postgres, s3-bucket)")
+    );
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("broken.yaml"),
+        r#"
+name: Broken_Class
+description: ""
+parameters:
+  tier: { type: enum, values: [gold, "a b"] }
+  size: { type: int, min: 5, max: 1 }
+  kind: { type: float }
+template: "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n"
+ready: { condition: Ready, path: status.phase }
+bind:
+  env: { 1BAD: password }
+  envFrom: true
+identity:
+  annotations: { "Not A Key!": "x" }
+"#,
+    )
+    .expect("write");
+    std::fs::write(
+        dir.path().join("typo.yaml"),
+        "name: typo\ndescription: d\ntemplate: |\n  apiVersion: v1\n  kind: ConfigMap\n  metadata:\n    name: {{ nmae }}\nready: { condition: Ready }\n",
+    )
+    .expect("write");
+    std::fs::write(dir.path().join("syntax.yaml"), "name: [unclosed\n").expect("write");
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_deckhand"))
+        .args(["services", "validate"])
+        .arg(dir.path())
+        .output()
+        .expect("run deckhand");
+    assert_eq!(bad.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    for expected in [
+        "broken.yaml: class `Broken_Class`: name: 'Broken_Class' is not a valid name",
+        "broken.yaml: class `Broken_Class`: description: must say in a line what the class provisions",
+        "broken.yaml: class `Broken_Class`: parameters.tier.values: 'a b' is not a safe value",
+        "broken.yaml: class `Broken_Class`: parameters.size.min: must not be greater than max",
+        "broken.yaml: class `Broken_Class`: parameters.kind.type: unknown type 'float' (use string, int, enum or bool)",
+        "broken.yaml: class `Broken_Class`: ready: give either `condition: TYPE` (status.conditions) or `path` and `value`",
+        "broken.yaml: class `Broken_Class`: bind.env.1BAD: is not an environment variable name",
+        "broken.yaml: class `Broken_Class`: bind.envFrom: needs a `connection` Secret to take the variables from",
+        "broken.yaml: class `Broken_Class`: identity.annotations.Not A Key!: is not an annotation key",
+        "typo.yaml: class `typo`: template: does not render: undefined value at template line 4: `name: {{ nmae }}`",
+        "syntax.yaml: yaml:",
+    ] {
+        assert!(stderr.contains(expected), "missing {expected:?} in:\n{stderr}");
+    }
+
+    // `serve` refuses to start on the same classes, with the same messages.
+    let serve = std::process::Command::new(env!("CARGO_BIN_EXE_deckhand"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("DECKHAND_SERVICES__DIR", dir.path())
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}/db.sqlite?mode=rwc", dir.path().display()),
+        )
+        .output()
+        .expect("run deckhand");
+    assert_eq!(serve.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&serve.stderr);
+    assert!(
+        stderr.contains("problem(s) in service classes") && stderr.contains("typo.yaml: class `typo`: template"),
+        "{stderr}"
+    );
+}
