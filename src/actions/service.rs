@@ -332,6 +332,7 @@ impl Action for Provision {
             Err(WaitError::Cancelled) => return Err(ActionError::Cancelled),
             Err(e) => return Err(ActionError::Failed(e.to_string())),
         };
+        tracing::info!(service = %name, class = %class.name, env = %env, "service ready");
         let endpoint = class
             .endpoint(&catalog.renderer, &obj)
             .map(|e| format!(" at {e}"))
@@ -508,6 +509,7 @@ impl Action for Bind {
                 other => other.into(),
             })?;
         let generation = applied["metadata"]["generation"].as_i64().unwrap_or(0);
+        tracing::info!(service = %name, app = %app, env = %env, "service bound; watching the rollout");
         let names: Vec<&str> = vars.iter().filter_map(|v| v["name"].as_str()).collect();
         let from_secret = match (&secret, class.binding.env_from) {
             (Some(s), true) => format!(" and every key of Secret {s}"),
