@@ -410,7 +410,7 @@ async fn a_bucket_needs_no_approval_and_binds_by_identity_alone() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_provider_that_never_gets_ready_fails_with_the_deadline_and_its_state() {
-    let env = start_with(|c| c.services.ready_deadline = "1s".parse().expect("duration")).await;
+    let env = start_with(|c| c.services.ready_deadline = "2s".parse().expect("duration")).await;
     install_providers(&env.kube);
     env.kube.provision(Provisioner {
         plural: "tables".into(),
@@ -429,7 +429,7 @@ async fn a_provider_that_never_gets_ready_fails_with_the_deadline_and_its_state(
     assert_eq!(state(&failed), "failed", "{failed:#}");
     assert_eq!(
         outcome(&failed),
-        "Table events in slow is not ready after 1s (ACK.ResourceSynced=False (Creating)); the platform team can look at it with `kubectl describe tables events -n slow`"
+        "Table events in slow is not ready after 2s (ACK.ResourceSynced=False (Creating)); the platform team can look at it with `kubectl describe tables events -n slow`"
     );
     env.app.shutdown().await;
 }
