@@ -596,3 +596,22 @@ identity:
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn service_classes_lists_each_class_with_its_parameters() {
+    let env = start().await;
+    let v = env.run("bob", "service classes").await;
+    assert_eq!(state(&v), "succeeded", "{v:#}");
+    assert_eq!(outcome(&v), "3 service class(es)");
+    let text = support::output_of(&v);
+    for line in [
+        "postgres: PostgreSQL database (Amazon RDS, through a Crossplane claim), cost-bearing",
+        "  size: one of small, medium, large, default small (instance class: small = db.t4g.micro, medium = db.t4g.large, large = db.r6g.xlarge)",
+        "  storage: a whole number from 20 to 1000, default 20 (allocated storage in GiB)",
+        "  highly_available: true or false, default false (a standby in a second availability zone)",
+        "s3-bucket: S3 bucket (AWS Controllers for Kubernetes)",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line:?} in:\n{text}");
+    }
+    env.app.shutdown().await;
+}

@@ -41,6 +41,7 @@ pub fn register(registry: &mut ActionRegistry) {
     registry.register(Arc::new(Provision(classes.clone())));
     registry.register(Arc::new(Bind(classes.clone())));
     registry.register(Arc::new(List(classes.clone())));
+    registry.register(Arc::new(ClassList(classes.clone())));
     registry.register(Arc::new(Delete(classes)));
 }
 
@@ -549,12 +550,11 @@ impl Action for List {
         let found = find(&ctx.app, &catalog, env.as_ref().map(Name::as_str), None).await?;
         let where_ = env.as_ref().map(|e| format!(" in {e}")).unwrap_or_default();
         if found.is_empty() {
-            let classes: Vec<String> = catalog
-                .classes()
-                .map(|c| format!("{} ({})", c.name, c.description))
-                .collect();
-            let text = format!("No services{where_}. Classes you can provision: {}", classes.join("; "));
-            ctx.output(text, None).await?;
+            ctx.output(
+                format!("No services{where_}. `service classes` shows what can be provisioned."),
+                None,
+            )
+            .await?;
             return Ok(format!("no services{where_}"));
         }
         let mut lines = Vec::new();
@@ -663,5 +663,33 @@ impl Action for Delete {
             "{name} ({}) deleted from {env}; the provider removes the cloud resource",
             class.name
         ))
+    }
+}
+
+struct ClassList(Arc<Classes>);
+
+#[async_trait]
+impl Action for ClassList {
+    fn name(&self) -> &'static str {
+        "service.classes"
+    }
+    fn inline(&self) -> bool {
+        true
+    }
+    fn rerunnable(&self) -> bool {
+        true
+    }
+    async fn run(&self, ctx: &ActionContext) -> Result<String, ActionError> {
+        let catalog = self.0.get(&ctx.app)?;
+        let mut text = String::new();
+        for c in catalog.classes() {
+            let cost = if c.cost { ", cost-bearing" } else { "" };
+            text.push_str(&format!("{}: {}{cost}\n", c.name, c.description));
+            for line in c.describe_params() {
+                text.push_str(&format!("  {line}\n"));
+            }
+        }
+        ctx.output(text.trim_end().to_owned(), None).await?;
+        Ok(format!("{} service class(es)", catalog.len()))
     }
 }

@@ -568,15 +568,19 @@ impl ServiceClass {
         renderer.value(t, obj).ok().filter(|s| !s.trim().is_empty())
     }
 
-    /// The parameters as `name (type, default): help` lines.
-    pub fn describe_params(&self) -> String {
+    /// One line per parameter: what it takes, its default and its help.
+    pub fn describe_params(&self) -> Vec<String> {
         self.params
             .iter()
             .map(|p| {
                 let default = p.default.as_ref().map(|d| format!(", default {d}")).unwrap_or_default();
-                format!("{}: {}{default}", p.name, p.kind.allowed())
+                let help = if p.help.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", p.help)
+                };
+                format!("{}: {}{default}{help}", p.name, p.kind.allowed())
             })
-            .collect::<Vec<_>>()
-            .join("; ")
+            .collect()
     }
 }
