@@ -234,7 +234,7 @@ async fn provision_bind_and_delete_a_database_without_leaking_its_secret() {
     assert_eq!(state(&listed), "succeeded");
     let text = support::output_of(&listed);
     assert!(
-        text.contains("orders-db  postgres  checkout  ready  size=small storage=50 highly_available=false  orders-db.c7x2.eu-west-1.rds.amazonaws.com:5432"),
+        text.contains("orders-db  postgres  checkout  ready  size=small storage=50 highly_available=false  orders-db.c7x2.eu-west-1.rds.amazonaws.com:5432  bound to shop"),
         "{text}"
     );
 
@@ -388,6 +388,16 @@ async fn a_bucket_needs_no_approval_and_binds_by_identity_alone() {
         json!([{ "name": "AWS_REGION", "value": "eu-central-1" }, { "name": "S3_BUCKET", "value": "acme-media-uploads" }])
     );
     assert_eq!(d["spec"]["template"]["spec"]["serviceAccountName"], "thumbs");
+    // Binding again converges: the same variables, once each.
+    let again = env.run("bob", "service bind uploads to thumbs in media").await;
+    assert_eq!(state(&again), "succeeded", "{again:#}");
+    let d = env.object("deployments", "media", "thumbs");
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
     // Unbound services delete without approval outside prod.
     let (status, v) = env
         .app

@@ -173,6 +173,34 @@ async fn dependents(app: &App, env: &str, service: &str) -> Result<Vec<String>, 
     Ok(list.items.into_iter().filter_map(|d| d.metadata.name).collect())
 }
 
+/// (environment, service) -> the apps bound to it, in `ns` or everywhere.
+async fn bindings(app: &App, ns: Option<&str>) -> Result<BTreeMap<(String, String), Vec<String>>, ActionError> {
+    let list = app
+        .cluster
+        .call("deployments", |c| async move {
+            let api: Api<Deployment> = match ns {
+                Some(ns) => Api::namespaced(c, ns),
+                None => Api::all(c),
+            };
+            api.list(&ListParams::default()).await
+        })
+        .await?;
+    let mut out: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    for d in list.items {
+        let (Some(app_name), Some(env)) = (d.metadata.name, d.metadata.namespace) else {
+            continue;
+        };
+        for key in d.metadata.labels.unwrap_or_default().into_keys() {
+            if let Some(service) = key.strip_prefix(BOUND_PREFIX) {
+                out.entry((env.clone(), service.to_owned()))
+                    .or_default()
+                    .push(app_name.clone());
+            }
+        }
+    }
+    Ok(out)
+}
+
 fn context(class: &ServiceClass, name: &str, env: &str, params: Params, app: Option<&str>) -> Context {
     Context {
         name: name.to_owned(),
@@ -557,6 +585,7 @@ impl Action for List {
             .await?;
             return Ok(format!("no services{where_}"));
         }
+        let bound = bindings(&ctx.app, env.as_ref().map(Name::as_str)).await?;
         let mut lines = Vec::new();
         let mut rows = Vec::new();
         for f in &found {
@@ -571,12 +600,21 @@ impl Action for List {
                 .map(|p| p.sizes(&class.params))
                 .unwrap_or_default();
             let endpoint = class.endpoint(&catalog.renderer, &f.object).unwrap_or_default();
+            let apps = bound
+                .get(&(ns.to_owned(), name.to_owned()))
+                .cloned()
+                .unwrap_or_default();
+            let apps_text = if apps.is_empty() {
+                String::new()
+            } else {
+                format!("bound to {}", apps.join(", "))
+            };
             lines.push(
-                format!("{name}  {}  {ns}  {state}  {sizes}  {endpoint}", f.class)
+                format!("{name}  {}  {ns}  {state}  {sizes}  {endpoint}  {apps_text}", f.class)
                     .trim_end()
                     .to_owned(),
             );
-            rows.push(json!({ "name": name, "class": f.class, "env": ns, "ready": f.ready(class), "params": f.params, "endpoint": endpoint }));
+            rows.push(json!({ "name": name, "class": f.class, "env": ns, "ready": f.ready(class), "params": f.params, "endpoint": endpoint, "bound": apps }));
         }
         let count = lines.len();
         ctx.output(lines.join("\n"), Some(json!({ "services": rows }))).await?;
