@@ -261,7 +261,7 @@ impl RawClass {
         }
         let mut params = Vec::new();
         for (key, value) in self.parameters.iter() {
-            let pname = key.as_str().unwrap_or_default().to_owned();
+            let pname = key.as_str().unwrap_or_default();
             let field = format!("parameters.{pname}");
             let p: RawParam = match yaml_serde::from_value(value.clone()) {
                 Ok(p) => p,
@@ -270,7 +270,6 @@ impl RawClass {
                     continue;
                 }
             };
-            let pname = &pname;
             if !env_var_ok(pname) {
                 err(&field, "parameter names are letters, digits and '_'".into());
                 continue;
@@ -344,7 +343,7 @@ impl RawClass {
                 }
             };
             params.push(ParamSpec {
-                name: pname.clone(),
+                name: pname.to_owned(),
                 kind,
                 help: p.help.clone(),
                 default,
