@@ -456,9 +456,12 @@ template: |
     name: {{ name }}
   spec:
     nodes: {{ params.nodes }}
+    secretName: {{ name }}-redis
 ready: { path: status.phase, value: Running }
 endpoint: "{{ status.host }}:6379"
+connection: { secret: "{{ name }}-redis", keys: [REDIS_PASSWORD] }
 bind:
+  envFrom: true
   values: { REDIS_HOST: "{{ name }}.{{ env }}.cache.internal" }
 "#;
 
@@ -494,8 +497,8 @@ async fn classes_from_a_directory_use_discovery_and_say_when_a_provider_is_missi
         condition: "Ready".into(),
         after_steps: 2,
         status: json!({ "phase": "Running", "host": "redis-7f.cache.internal" }),
-        secret_name_at: String::new(),
-        secret_data: BTreeMap::new(),
+        secret_name_at: "spec.secretName".into(),
+        secret_data: BTreeMap::from([("REDIS_PASSWORD".into(), "redis-pw".into())]),
     });
     assert_eq!(state(&env.run("alice", "env create dir").await), "succeeded");
     let made = env
@@ -504,9 +507,33 @@ async fn classes_from_a_directory_use_discovery_and_say_when_a_provider_is_missi
     assert_eq!(state(&made), "succeeded", "{made:#}");
     assert_eq!(
         outcome(&made),
-        "sessions (cache) is ready in dir at redis-7f.cache.internal:6379; `service bind sessions to <app> in dir` wires it into an app"
+        "sessions (cache) is ready in dir at redis-7f.cache.internal:6379; connection details in Secret sessions-redis (REDIS_PASSWORD); `service bind sessions to <app> in dir` wires it into an app"
     );
     assert_eq!(env.object("redisclusters", "dir", "sessions")["spec"]["nodes"], 3);
+    // envFrom: the whole Secret, and no ServiceAccount when the class names no identity.
+    assert_eq!(
+        state(&env.run("alice", "deploy ghcr.io/acme/web:1.0 to dir").await),
+        "succeeded"
+    );
+    let bound = env.run("alice", "service bind sessions to web in dir").await;
+    assert_eq!(state(&bound), "succeeded", "{bound:#}");
+    assert!(
+        messages(&bound)
+            .iter()
+            .any(|m| m == "Deployment web: REDIS_HOST and every key of Secret sessions-redis; watching the rollout"),
+        "{bound:#}"
+    );
+    let pod = env.object("deployments", "dir", "web")["spec"]["template"]["spec"].clone();
+    assert_eq!(
+        pod["containers"][0]["envFrom"],
+        json!([{ "secretRef": { "name": "sessions-redis" } }])
+    );
+    assert_eq!(
+        pod["containers"][0]["env"],
+        json!([{ "name": "REDIS_HOST", "value": "sessions.dir.cache.internal" }])
+    );
+    assert!(pod["serviceAccountName"].is_null(), "{pod}");
+    assert!(env.kube.object("serviceaccounts", "dir", "web").is_none());
 
     let missing = env.run("alice", "service provision queue jobs in dir").await;
     assert_eq!(state(&missing), "failed", "{missing:#}");
@@ -519,9 +546,11 @@ async fn classes_from_a_directory_use_discovery_and_say_when_a_provider_is_missi
     assert_eq!(state(&listed), "succeeded", "{listed:#}");
     assert_eq!(
         support::output_of(&listed),
-        "sessions  cache  dir  ready  nodes=3  redis-7f.cache.internal:6379"
+        "sessions  cache  dir  ready  nodes=3  redis-7f.cache.internal:6379  bound to web"
     );
-    let deleted = env.run("alice", "service delete sessions in dir").await;
+    let deleted = env.run("alice", "service delete sessions in dir force").await;
+    assert_eq!(state(&deleted), "pending_approval", "{deleted:#}");
+    let deleted = approve(&env, &deleted).await;
     assert_eq!(state(&deleted), "succeeded", "{deleted:#}");
     assert!(messages(&deleted).iter().any(|m| m == "RedisCluster sessions deleted"));
     assert!(env.kube.object("redisclusters", "dir", "sessions").is_none());
