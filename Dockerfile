@@ -12,6 +12,7 @@ RUN mkdir -p src benches && echo 'fn main() {}' > src/main.rs && touch src/lib.r
 COPY src src
 COPY benches benches
 COPY commands commands
+COPY services services
 COPY config config
 COPY migrations migrations
 # The shell page's terminal (xterm.js) is compiled into the binary.
@@ -23,8 +24,10 @@ RUN touch src/main.rs src/lib.rs && cargo build --release --locked --bin deckhan
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /src/target/release/deckhand /usr/local/bin/deckhand
 COPY --chown=65532:65532 commands /etc/deckhand/commands
+COPY --chown=65532:65532 services /etc/deckhand/services
 ENV DECKHAND_LISTEN=0.0.0.0:8080 \
     DECKHAND_COMMANDS__DIR=/etc/deckhand/commands \
+    DECKHAND_SERVICES__DIR=/etc/deckhand/services \
     DECKHAND_STORE__SQLITE_PATH=/home/nonroot/data/deckhand.db \
     DECKHAND_LOG__FORMAT=json
 USER nonroot:nonroot

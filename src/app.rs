@@ -280,13 +280,15 @@ impl App {
         let _ = self.events.send(request.id.clone());
         if let Some(policy) = &request.approval {
             let approvers: Vec<String> = policy.approvers.iter().map(ToString::to_string).collect();
+            let detail = action.approval_detail(self, &request.args);
             let message = format!(
-                "Waiting for approval by {} of {} (expires {})",
+                "Waiting for approval by {} of {} (expires {}){}",
                 policy.count,
                 approvers.join(", "),
-                request.approval_expires_at.map(format_ms).unwrap_or_default()
+                request.approval_expires_at.map(format_ms).unwrap_or_default(),
+                detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default()
             );
-            let data = serde_json::json!({ "approvers": approvers, "count": policy.count });
+            let data = serde_json::json!({ "approvers": approvers, "count": policy.count, "detail": detail });
             self.emit(&request, EventKind::Approval, &message, Some(data)).await?;
             return Ok(Submitted {
                 request,

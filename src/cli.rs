@@ -108,6 +108,11 @@ enum Command {
         #[command(subcommand)]
         command: CommandsCommand,
     },
+    /// Service classes (services.dir, or the built-in ones).
+    Services {
+        #[command(subcommand)]
+        command: ServicesCommand,
+    },
     /// Create or upgrade the store's tables, then exit.
     Migrate,
     /// Slack app setup.
@@ -150,6 +155,16 @@ enum CommandsCommand {
     /// Check every spec; print each problem with file, command and field.
     Validate {
         /// Directory of *.yaml specs (default: commands.dir, or the built-in specs).
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ServicesCommand {
+    /// Check every class (fields, parameter schema, templates rendered with the defaults);
+    /// print each problem with file, class and field.
+    Validate {
+        /// Directory of *.yaml classes (default: services.dir, or the built-in classes).
         dir: Option<PathBuf>,
     },
 }
@@ -232,6 +247,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Commands {
             command: CommandsCommand::Validate { dir },
         } => validate(config()?, dir),
+        Command::Services {
+            command: ServicesCommand::Validate { dir },
+        } => validate_services(config()?, dir),
         Command::Slack {
             command: SlackCommand::Manifest { url },
         } => {
@@ -373,6 +391,30 @@ fn validate(mut config: Config, dir: Option<PathBuf>) -> anyhow::Result<u8> {
     match Builder::new(config).load_specs() {
         Ok(router) => {
             println!("{} command(s) in {from}: all valid", router.specs().len());
+            Ok(0)
+        }
+        Err(errors) => {
+            eprint!("{errors}");
+            Ok(exit::FAILED)
+        }
+    }
+}
+
+fn validate_services(mut config: Config, dir: Option<PathBuf>) -> anyhow::Result<u8> {
+    if let Some(dir) = dir {
+        config.services.dir = dir;
+    }
+    let from = match config.services.dir.as_os_str().is_empty() {
+        true => "built-in classes".to_owned(),
+        false => config.services.dir.display().to_string(),
+    };
+    match deckhand::services::Catalog::load(&config.services) {
+        Ok(catalog) => {
+            println!(
+                "{} service class(es) in {from}: all valid ({})",
+                catalog.len(),
+                catalog.names().join(", ")
+            );
             Ok(0)
         }
         Err(errors) => {

@@ -54,6 +54,7 @@ pub struct Config {
     pub approvals: ApprovalsConfig,
     pub kubernetes: KubernetesConfig,
     pub apps: AppsConfig,
+    pub services: crate::services::ServicesConfig,
     #[serde(default)]
     pub slack: crate::slack::SlackConfig,
     #[serde(default)]

@@ -20,6 +20,7 @@ pub mod identity;
 pub mod metrics;
 pub mod proxy;
 pub mod shell;
+pub mod services;
 pub mod signing;
 pub mod slack;
 pub mod startup;

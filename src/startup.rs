@@ -20,6 +20,8 @@ pub enum StartupError {
     Specs(#[from] SpecErrors),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Services(#[from] crate::services::ClassErrors),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
 }
@@ -94,6 +96,8 @@ impl Builder {
     /// Validates specs, connects and migrates the store: everything short of serving.
     pub async fn build(mut self) -> Result<Arc<App>, StartupError> {
         let router = self.load_specs()?;
+        // Refuse to start on a class that cannot render, as on a bad command spec.
+        crate::services::Catalog::load(&self.config.services)?;
         let store = Store::connect(&self.config.store.effective_url(), self.config.store.max_connections).await?;
         store.migrate().await?;
         let signer = crate::app::signer_for(&self.config);

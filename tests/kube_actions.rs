@@ -428,10 +428,26 @@ async fn cluster_role_covers_exactly_what_the_actions_call() {
         ("alice", "deploy ghcr.io/acme/crashloop:1 to rbac-a as bad"),
         ("alice", "proxy open shop in rbac-a ttl=10m"),
         ("alice", "proxy list"),
+        ("alice", "service provision s3-bucket files in rbac-a"),
+        ("alice", "service provision postgres db in rbac-a"),
+        ("alice", "service provision dynamodb-table tbl in rbac-a"),
+        ("alice", "service bind db to shop in rbac-a"),
+        ("alice", "service list"),
+        ("alice", "service list rbac-a"),
+        ("alice", "service delete files in rbac-a"),
+        ("alice", "service delete tbl in rbac-a"),
+        ("alice", "service delete db in rbac-a force"),
     ];
+    cluster::install_service_providers(&env.kube);
     let mut link = None;
     for (user, text) in script {
-        let v = env.run(user, text).await;
+        let mut v = env.run(user, text).await;
+        // Cost-bearing services and forced deletes wait for ops.
+        if state(&v) == "pending_approval" {
+            let id = v["request"]["id"].as_str().unwrap().to_owned();
+            assert_eq!(env.app.approve("olga", &id).await.0, 200);
+            v = env.app.wait_for_state(&id, &["succeeded", "failed"]).await;
+        }
         assert!(state(&v) == "succeeded" || text.contains("crashloop"), "{text}: {v:#}");
         if text.starts_with("proxy open") {
             link = outcome(&v)

@@ -1123,3 +1123,75 @@ async fn the_close_button_on_a_proxy_link_closes_it() {
     );
     env.app.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn service_prompt_shows_class_sizes_and_env_and_no_slack_message_carries_a_secret() {
+    use kube_fake::custom::{CustomKind, Provisioner};
+    const PASSWORD: &str = "pw-slack-Qx81vR";
+    let env = start(Options {
+        kube: true,
+        ..Default::default()
+    })
+    .await;
+    let kube = env.kube.as_ref().unwrap();
+    kube.register_custom(CustomKind::namespaced(
+        "database.example.org/v1alpha1",
+        "PostgreSQLInstance",
+        "postgresqlinstances",
+    ));
+    kube.provision(Provisioner {
+        plural: "postgresqlinstances".into(),
+        condition: "Ready".into(),
+        after_steps: 3,
+        status: json!({ "address": "orders.rds.internal", "port": 5432 }),
+        secret_name_at: "spec.writeConnectionSecretToRef.name".into(),
+        secret_data: [("password".to_owned(), PASSWORD.to_owned())].into(),
+    });
+    let (_, v) = env.app.submit_as("alice", "env create shop").await;
+    let id = v["request"]["id"].as_str().unwrap().to_owned();
+    env.app.wait_for_state(&id, &["succeeded"]).await;
+
+    let (status, _) = env
+        .command(
+            "alice",
+            "service provision postgres orders in shop size=medium",
+            "t-svc",
+        )
+        .await;
+    assert_eq!(status, 200);
+    let request = env.only_slack_request().await;
+    assert_eq!(request["state"], "pending_approval");
+    let (approve, _, prompt) = env.prompt().await;
+    let text = prompt.body["blocks"][0]["text"]["text"].as_str().unwrap();
+    assert!(
+        text.contains("class postgres, cost-bearing (size=medium storage=20 highly_available=false), orders in shop"),
+        "{text}"
+    );
+    assert_eq!(env.click("olga", "approve", &approve, "c-olga").await, 200);
+    let id = request["id"].as_str().unwrap().to_owned();
+    let done = env.app.wait_for_state(&id, &["succeeded", "failed"]).await;
+    assert_eq!(done["request"]["state"], "succeeded", "{done:#}");
+    let secret = kube
+        .object("secrets", "shop", "orders-conn")
+        .expect("the provider wrote it");
+    assert!(
+        secret.to_string().contains("cHctc2xhY2st"),
+        "the Secret holds the value: {secret}"
+    );
+    let calls = env
+        .slack
+        .wait_for(10, "the result in the thread", |cs| {
+            cs.iter().any(|c| c.body.to_string().contains("is ready in shop"))
+        })
+        .await;
+    for c in calls {
+        let body = c.body.to_string();
+        // The value, and its base64 as the Secret stores it.
+        assert!(
+            !body.contains(PASSWORD) && !body.contains("cHctc2xhY2st"),
+            "{} leaks: {body}",
+            c.method
+        );
+    }
+    env.app.shutdown().await;
+}

@@ -45,7 +45,7 @@ fn app_arg(args: &Args) -> Result<Name, ActionError> {
     Ok(Args::require(args.name("app"), "app")?)
 }
 
-async fn watch(ctx: &ActionContext, env: &Name, app: &Name, generation: i64) -> Result<String, ActionError> {
+pub(super) async fn watch(ctx: &ActionContext, env: &Name, app: &Name, generation: i64) -> Result<String, ActionError> {
     let k = ctx.app.cluster.config();
     let w = Watch {
         namespace: env.as_str(),

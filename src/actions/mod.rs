@@ -7,6 +7,7 @@ mod env;
 mod exec;
 mod proxy;
 mod shell;
+mod service;
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -27,6 +28,7 @@ pub fn register_all(registry: &mut ActionRegistry) {
     proxy::register(registry);
     exec::register(registry);
     shell::register(registry);
+    service::register(registry);
 }
 
 use crate::{
@@ -96,6 +98,12 @@ pub trait Action: Send + Sync {
             Some(arg) => env::env_facts(app, Args::require(args.name(arg), arg)?.as_str(), who).await,
             None => Ok(BTreeMap::new()),
         }
+    }
+
+    /// A line for approvers beyond the command text, e.g. the parameters a command left at
+    /// their defaults; shown in the approval prompt.
+    fn approval_detail(&self, _app: &App, _args: &Args) -> Option<String> {
+        None
     }
 
     /// Returns the one-line outcome shown when the request ends.

@@ -1,6 +1,7 @@
 //! The Kubernetes boundary: a lazily built kube client, errors people can act on, and
 //! retries for what is worth retrying. Everything goes through kube-rs; no kubectl.
 
+pub mod custom;
 pub mod env;
 pub mod exec;
 pub mod objects;

@@ -20,6 +20,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("commands/proxy.yaml", include_str!("../../commands/proxy.yaml")),
     ("commands/exec.yaml", include_str!("../../commands/exec.yaml")),
     ("commands/shell.yaml", include_str!("../../commands/shell.yaml")),
+    ("commands/service.yaml", include_str!("../../commands/service.yaml")),
 ];
 
 /// Names an approval `when` may read besides the command's own arguments.

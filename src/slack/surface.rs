@@ -325,7 +325,10 @@ impl Inner {
             }
             let approvers: Vec<String> = approvers.iter().filter_map(|a| a.as_str().map(str::to_owned)).collect();
             let count = d["count"].as_u64().unwrap_or(1);
-            let summary = messages::approval_summary(request, &self.requester(request, data), &approvers, count);
+            let mut summary = messages::approval_summary(request, &self.requester(request, data), &approvers, count);
+            if let Some(detail) = d["detail"].as_str() {
+                summary = format!("{summary}\n{}", messages::escape(detail));
+            }
             let blocks = messages::approval_blocks(&self.signer, &request.id, &summary, None);
             let content = SlackMessageContent::new()
                 .with_text(summary.clone())

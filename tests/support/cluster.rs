@@ -3,12 +3,15 @@
 //! compile the fake.
 #![allow(dead_code)]
 
-use std::time::Duration;
+use std::{collections::BTreeMap, time::Duration};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::{
-    kube_fake::KubeTestServer,
+    kube_fake::{
+        KubeTestServer,
+        custom::{CustomKind, Provisioner},
+    },
     support::{Backend, TestApp, TestDb, init_tls, test_config},
 };
 
@@ -91,4 +94,56 @@ pub fn output_data(v: &Value) -> Value {
         .and_then(|events| events.iter().find(|e| e["kind"] == "output"))
         .map(|e| e["data"].clone())
         .unwrap_or(Value::Null)
+}
+
+/// What the test provider writes into a database's connection Secret.
+pub const DB_PASSWORD: &str = "pw-Zq8v1TtPSyN2";
+pub const DB_USERNAME: &str = "orders_app_user";
+
+/// The kinds of the shipped classes, with a provider that gets them ready in a few steps.
+pub fn install_service_providers(kube: &KubeTestServer) {
+    kube.register_custom(CustomKind::namespaced(
+        "database.example.org/v1alpha1",
+        "PostgreSQLInstance",
+        "postgresqlinstances",
+    ));
+    kube.register_custom(CustomKind::namespaced(
+        "s3.services.k8s.aws/v1alpha1",
+        "Bucket",
+        "buckets",
+    ));
+    kube.register_custom(CustomKind::namespaced(
+        "dynamodb.services.k8s.aws/v1alpha1",
+        "Table",
+        "tables",
+    ));
+    kube.provision(Provisioner {
+        plural: "postgresqlinstances".into(),
+        condition: "Ready".into(),
+        after_steps: 6,
+        status: json!({ "address": "orders-db.c7x2.eu-west-1.rds.amazonaws.com", "port": 5432 }),
+        secret_name_at: "spec.writeConnectionSecretToRef.name".into(),
+        secret_data: BTreeMap::from([
+            ("endpoint".into(), "orders-db.c7x2.eu-west-1.rds.amazonaws.com".into()),
+            ("port".into(), "5432".into()),
+            ("username".into(), DB_USERNAME.into()),
+            ("password".into(), DB_PASSWORD.into()),
+        ]),
+    });
+    kube.provision(Provisioner {
+        plural: "buckets".into(),
+        condition: "ACK.ResourceSynced".into(),
+        after_steps: 3,
+        status: json!({ "ackResourceMetadata": { "arn": "arn:aws:s3:::bucket" } }),
+        secret_name_at: String::new(),
+        secret_data: BTreeMap::new(),
+    });
+    kube.provision(Provisioner {
+        plural: "tables".into(),
+        condition: "ACK.ResourceSynced".into(),
+        after_steps: 3,
+        status: json!({ "tableStatus": "ACTIVE", "ackResourceMetadata": { "arn": "arn:aws:dynamodb:eu-west-1:1:table/t" } }),
+        secret_name_at: String::new(),
+        secret_data: BTreeMap::new(),
+    });
 }

@@ -93,7 +93,7 @@ fn parse_target(path: &str) -> Result<Target, ApiError> {
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     let (group, mut rest): (&str, &[&str]) = match segs.as_slice() {
         ["api", "v1", rest @ ..] => ("", rest),
-        ["apis", g, "v1", rest @ ..] => (g, rest),
+        ["apis", g, v, rest @ ..] if *v == "v1" || resources::serves(g, v) => (g, rest),
         _ => return Err(ApiError::no_route()),
     };
     let watch_path = rest.first() == Some(&"watch");

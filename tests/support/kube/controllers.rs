@@ -150,6 +150,7 @@ pub fn tick(st: &mut State) {
     replicaset_status(st);
     deployment_status(st);
     quota_status(st);
+    super::custom::tick(st);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@
 pub mod admission;
 pub mod api;
 pub mod controllers;
+pub mod custom;
 pub mod exec;
 pub mod logs;
 pub mod patch;

@@ -208,6 +208,7 @@ impl ResourceDef {
     /// Kinds whose registry sets metadata.generation (and bumps it on spec changes).
     pub fn has_generation(&self) -> bool {
         matches!(self.kind, "Deployment" | "ReplicaSet" | "Job" | "NetworkPolicy" | "Pod")
+            || super::custom::is_custom(self)
     }
 
     /// Kinds whose main endpoint ignores `status` (it is written through `/status`).
@@ -216,21 +217,29 @@ impl ResourceDef {
     }
 }
 
+/// The built-in kinds and the custom ones tests registered (custom.rs).
+pub fn all() -> impl Iterator<Item = &'static ResourceDef> {
+    RESOURCES.iter().chain(super::custom::kinds())
+}
+
+/// Whether some kind is served at `group`/`version`.
+pub fn serves(group: &str, version: &str) -> bool {
+    all().any(|r| r.group == group && r.version == version)
+}
+
 pub fn by_plural(group: &str, plural: &str) -> Option<&'static ResourceDef> {
-    RESOURCES.iter().find(|r| r.group == group && r.plural == plural)
+    all().find(|r| r.group == group && r.plural == plural)
 }
 
 pub fn by_kind(api_version: &str, kind: &str) -> Option<&'static ResourceDef> {
-    RESOURCES
-        .iter()
-        .find(|r| r.kind == kind && r.api_version() == api_version)
+    all().find(|r| r.kind == kind && r.api_version() == api_version)
 }
 
 /// Resolves what a test might call a resource: `deployments`, `deployments.apps`, `deploy`,
 /// `Deployment` or `deployment` (case-insensitive).
 pub fn lookup(name: &str) -> Option<&'static ResourceDef> {
     let n = name.to_ascii_lowercase();
-    RESOURCES.iter().find(|r| {
+    all().find(|r| {
         r.plural == n
             || r.key() == n
             || r.singular == n
@@ -299,10 +308,7 @@ fn resource_entries(r: &ResourceDef) -> Vec<Value> {
 
 /// The APIResourceList for one group version, or None if the fake does not serve it.
 pub fn api_resource_list(group: &str, version: &str) -> Option<Value> {
-    let defs: Vec<&ResourceDef> = RESOURCES
-        .iter()
-        .filter(|r| r.group == group && r.version == version)
-        .collect();
+    let defs: Vec<&ResourceDef> = all().filter(|r| r.group == group && r.version == version).collect();
     if defs.is_empty() {
         return None;
     }
@@ -321,7 +327,7 @@ pub fn api_resource_list(group: &str, version: &str) -> Option<Value> {
 
 pub fn groups() -> Vec<&'static str> {
     let mut gs: Vec<&'static str> = Vec::new();
-    for r in RESOURCES {
+    for r in all() {
         if !r.group.is_empty() && !gs.contains(&r.group) {
             gs.push(r.group);
         }
@@ -330,7 +336,8 @@ pub fn groups() -> Vec<&'static str> {
 }
 
 fn group_json(g: &str) -> Value {
-    let gv = json!({"groupVersion": format!("{g}/v1"), "version": "v1"});
+    let version = all().find(|r| r.group == g).map_or("v1", |r| r.version);
+    let gv = json!({"groupVersion": format!("{g}/{version}"), "version": version});
     json!({"name": g, "versions": [gv.clone()], "preferredVersion": gv})
 }
 
@@ -378,7 +385,7 @@ pub fn version() -> Value {
 /// `api/v1`, `apis/apps/v1`: the keys of the OpenAPI v3 root document.
 fn openapi_paths() -> Vec<(String, &'static str, &'static str)> {
     let mut out: Vec<(String, &str, &str)> = Vec::new();
-    for r in RESOURCES {
+    for r in all() {
         let p = r.prefix().trim_start_matches('/').to_string();
         if !out.iter().any(|(x, _, _)| *x == p) {
             out.push((p, r.group, r.version));
@@ -406,7 +413,7 @@ pub fn openapi_v3_root() -> Value {
 pub fn openapi_v3_group(path: &str) -> Option<Value> {
     let (_, group, version) = openapi_paths().into_iter().find(|(p, _, _)| p == path)?;
     let mut paths = serde_json::Map::new();
-    for r in RESOURCES.iter().filter(|r| r.group == group && r.version == version) {
+    for r in all().filter(|r| r.group == group && r.version == version) {
         let item = if r.namespaced {
             format!("{}/namespaces/{{namespace}}/{}/{{name}}", r.prefix(), r.plural)
         } else {

@@ -76,6 +76,8 @@ pub struct State {
     pub server_address: String,
     /// (namespace, service or pod name) -> (status code, body) for proxied requests.
     pub proxy_responses: HashMap<(String, String), (u16, String)>,
+    /// Provisioning controllers for custom kinds, set by tests (custom.rs).
+    pub provisioners: Vec<super::custom::Provisioner>,
 }
 
 impl State {
@@ -101,6 +103,7 @@ impl State {
             next_ip: 10,
             server_address: String::new(),
             proxy_responses: HashMap::new(),
+            provisioners: Vec::new(),
         };
         // The namespaces every cluster starts with.
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
@@ -283,7 +286,7 @@ impl State {
     /// cleanup).
     pub fn all_objects(&self) -> Vec<(&'static ResourceDef, Value)> {
         let mut out = Vec::new();
-        for rd in resources::RESOURCES {
+        for rd in resources::all() {
             if let Some(m) = self.objects.get(&rd.key()) {
                 out.extend(m.values().map(|v| (rd, v.clone())));
             }

@@ -1,0 +1,733 @@
+//! Cloud services from the classes in services/: provision (render, apply, wait until
+//! ready, report the endpoint), bind to an app (connection Secret as environment variables,
+//! a ServiceAccount with the cloud identity, a watched rollout), list and delete.
+//!
+//! Deckhand never reads a connection Secret: it knows the Secret's name and keys from the
+//! class and lets Kubernetes put the values into the app's pods, so no value can end up in
+//! a message, a log line or an API response.
+
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, OnceLock},
+};
+
+use async_trait::async_trait;
+use k8s_openapi::api::{apps::v1::Deployment, core::v1::ServiceAccount};
+use kube::{
+    Api,
+    api::{ApiResource, ListParams},
+};
+use serde_json::{Value, json};
+
+use super::{Action, ActionContext, ActionError, ActionRegistry, app::watch, env::env_facts, with_progress};
+use crate::{
+    app::App,
+    cluster::{ClusterError, MANAGED_BY, MANAGER, OWNER, REQUEST, custom::WaitError},
+    commands::Args,
+    domain::Name,
+    identity::Principal,
+    services::{
+        BOUND_PREFIX, CLASS, Catalog, Context, PARAMS, Params, SERVICE, ServiceClass, bind_manager,
+        class::conditions_line,
+    },
+};
+
+/// What the service actions tell approval rules: the environment's facts, whether the
+/// class costs money, and its name.
+pub const SERVICE_FACTS: &[&str] = &["tier", "owner", "mine", "cost", "class"];
+
+pub fn register(registry: &mut ActionRegistry) {
+    let classes = Arc::new(Classes::default());
+    registry.register(Arc::new(Provision(classes.clone())));
+    registry.register(Arc::new(Bind(classes.clone())));
+    registry.register(Arc::new(List(classes.clone())));
+    registry.register(Arc::new(ClassList(classes.clone())));
+    registry.register(Arc::new(Delete(classes)));
+}
+
+/// The configured classes, loaded on first use. `serve` has already refused to start on
+/// invalid ones, so an error here means the files changed since.
+#[derive(Default)]
+struct Classes(OnceLock<Result<Arc<Catalog>, String>>);
+
+impl Classes {
+    fn get(&self, app: &App) -> Result<Arc<Catalog>, ActionError> {
+        self.0
+            .get_or_init(|| {
+                Catalog::load(&app.config.services)
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string())
+            })
+            .clone()
+            .map_err(ActionError::Failed)
+    }
+}
+
+fn class<'a>(catalog: &'a Catalog, name: &str) -> Result<&'a ServiceClass, ActionError> {
+    catalog.get(name).ok_or_else(|| {
+        ActionError::Failed(format!(
+            "there is no service class '{name}'; the classes are {}",
+            catalog.names().join(", ")
+        ))
+    })
+}
+
+fn arg_name(args: &Args, arg: &str) -> Result<Name, ActionError> {
+    Ok(Args::require(args.name(arg), arg)?)
+}
+
+/// The class's parameters from what was typed, or a refusal that names the parameter and
+/// what it may be.
+fn params(class: &ServiceClass, args: &Args) -> Result<Params, ActionError> {
+    Params::parse(&class.params, args.get("params").unwrap_or_default())
+        .map_err(|e| ActionError::Failed(format!("{e} (class {})", class.name)))
+}
+
+fn template_error(class: &ServiceClass, what: &str, e: impl std::fmt::Display) -> ActionError {
+    ActionError::Failed(format!(
+        "class {} ({}): {what} {e}; the platform team has to fix the class",
+        class.name, class.file
+    ))
+}
+
+/// A provisioned service as the cluster records it: the primary object's labels.
+struct Found {
+    class: String,
+    params: BTreeMap<String, String>,
+    object: Value,
+}
+
+impl Found {
+    fn ready(&self, class: &ServiceClass) -> bool {
+        class.ready.holds(&self.object)
+    }
+}
+
+/// The services in `ns` (all environments with None), optionally only the one named.
+async fn find(app: &App, catalog: &Catalog, ns: Option<&str>, name: Option<&str>) -> Result<Vec<Found>, ActionError> {
+    let mut out = Vec::new();
+    for class in catalog.classes() {
+        let Some((api_version, kind)) = class.kinds.first() else {
+            continue;
+        };
+        let ar = match app
+            .cluster
+            .api_resource(api_version, kind, class.plural(api_version, kind))
+            .await
+        {
+            Ok(ar) => ar,
+            Err(ClusterError::NotFound(_)) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let mut labels = format!("{CLASS}={}", class.name);
+        match name {
+            Some(n) => labels.push_str(&format!(",{SERVICE}={n}")),
+            None => labels.push_str(&format!(",{SERVICE}")),
+        }
+        // A class whose provider is not installed has no services; the others still list.
+        let objects = match app.cluster.list_custom(&ar, ns, &labels).await {
+            Ok(o) => o,
+            Err(ClusterError::NotFound(_)) => {
+                tracing::debug!(class = %class.name, kind, "the cluster does not serve this class's kind");
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        for object in objects {
+            let params = object["metadata"]["annotations"][PARAMS]
+                .as_str()
+                .and_then(|p| serde_json::from_str(p).ok())
+                .unwrap_or_default();
+            out.push(Found {
+                class: class.name.to_string(),
+                params,
+                object,
+            });
+        }
+    }
+    Ok(out)
+}
+
+async fn find_one(app: &App, catalog: &Catalog, env: &str, name: &str) -> Result<Found, ActionError> {
+    find(app, catalog, Some(env), Some(name))
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| {
+            ActionError::Failed(format!(
+                "there is no service {name} in {env}; `service list {env}` shows what there is"
+            ))
+        })
+}
+
+/// Deployments in `env` bound to `service`.
+async fn dependents(app: &App, env: &str, service: &str) -> Result<Vec<String>, ActionError> {
+    let lp = ListParams::default().labels(&format!("{BOUND_PREFIX}{service}"));
+    let list = app
+        .cluster
+        .call("deployments", |c| {
+            let lp = lp.clone();
+            async move { Api::<Deployment>::namespaced(c, env).list(&lp).await }
+        })
+        .await?;
+    Ok(list.items.into_iter().filter_map(|d| d.metadata.name).collect())
+}
+
+/// (environment, service) -> the apps bound to it, in `ns` or everywhere.
+async fn bindings(app: &App, ns: Option<&str>) -> Result<BTreeMap<(String, String), Vec<String>>, ActionError> {
+    let list = app
+        .cluster
+        .call("deployments", |c| async move {
+            let api: Api<Deployment> = match ns {
+                Some(ns) => Api::namespaced(c, ns),
+                None => Api::all(c),
+            };
+            api.list(&ListParams::default()).await
+        })
+        .await?;
+    let mut out: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    for d in list.items {
+        let (Some(app_name), Some(env)) = (d.metadata.name, d.metadata.namespace) else {
+            continue;
+        };
+        for key in d.metadata.labels.unwrap_or_default().into_keys() {
+            if let Some(service) = key.strip_prefix(BOUND_PREFIX) {
+                out.entry((env.clone(), service.to_owned()))
+                    .or_default()
+                    .push(app_name.clone());
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn context(class: &ServiceClass, name: &str, env: &str, params: Params, app: Option<&str>) -> Context {
+    Context {
+        name: name.to_owned(),
+        env: env.to_owned(),
+        class: class.name.to_string(),
+        params,
+        app: app.map(str::to_owned),
+    }
+}
+
+struct Provision(Arc<Classes>);
+
+#[async_trait]
+impl Action for Provision {
+    fn name(&self) -> &'static str {
+        "service.provision"
+    }
+    /// Server-side apply of the same objects converges; waiting again is harmless.
+    fn rerunnable(&self) -> bool {
+        true
+    }
+    fn target_env(&self) -> Option<&'static str> {
+        Some("env")
+    }
+    fn fact_names(&self) -> &'static [&'static str] {
+        SERVICE_FACTS
+    }
+    /// Refuses an unknown class or a bad parameter before anything is stored or applied.
+    async fn facts(&self, app: &App, args: &Args, who: &Principal) -> Result<BTreeMap<String, String>, ActionError> {
+        let catalog = self.0.get(app)?;
+        let class = class(&catalog, args.get("class").unwrap_or_default())?;
+        params(class, args)?;
+        let mut facts = env_facts(app, arg_name(args, "env")?.as_str(), who).await?;
+        facts.insert("cost".into(), class.cost.to_string());
+        facts.insert("class".into(), class.name.to_string());
+        Ok(facts)
+    }
+    fn approval_detail(&self, app: &App, args: &Args) -> Option<String> {
+        let catalog = self.0.get(app).ok()?;
+        let class = catalog.get(args.get("class")?)?;
+        let params = params(class, args).ok()?;
+        let cost = if class.cost { ", cost-bearing" } else { "" };
+        Some(format!(
+            "class {}{cost} ({}), {} in {}",
+            class.name,
+            params.sizes(&class.params),
+            args.get("name")?,
+            args.get("env")?
+        ))
+    }
+    async fn run(&self, ctx: &ActionContext) -> Result<String, ActionError> {
+        let catalog = self.0.get(&ctx.app)?;
+        let args = &ctx.request.args;
+        let class = class(&catalog, args.get("class").unwrap_or_default())?;
+        let params = params(class, args)?;
+        let (name, env) = (arg_name(args, "name")?, arg_name(args, "env")?);
+        let cluster = &ctx.app.cluster;
+        let info = cluster.managed_environment(env.as_str()).await?;
+        if info.terminating {
+            return Err(ActionError::Failed(format!("environment {env} is being deleted")));
+        }
+        if let Some(other) = find(&ctx.app, &catalog, Some(env.as_str()), Some(name.as_str()))
+            .await?
+            .into_iter()
+            .find(|f| f.class != class.name.as_str())
+        {
+            return Err(ActionError::Failed(format!(
+                "{env} already has a service {name} of class {}; pick another name",
+                other.class
+            )));
+        }
+        let stored = serde_json::to_string(&params.as_strings()).unwrap_or_default();
+        let sizes = params.sizes(&class.params);
+        let tctx = context(class, name.as_str(), env.as_str(), params, None);
+        let objects = class
+            .render_objects(&catalog.renderer, &tctx)
+            .map_err(|e| template_error(class, "template", e))?;
+        let mut primary = None;
+        for mut obj in objects {
+            let (api_version, kind) = (
+                obj["apiVersion"].as_str().unwrap_or_default().to_owned(),
+                obj["kind"].as_str().unwrap_or_default().to_owned(),
+            );
+            match obj["metadata"]["namespace"].as_str() {
+                Some(ns) if ns != env.as_str() => {
+                    return Err(template_error(
+                        class,
+                        "template",
+                        format!("puts {kind} into namespace {ns}; objects of a service live in its environment"),
+                    ));
+                }
+                _ => {}
+            }
+            let meta = &mut obj["metadata"];
+            meta["namespace"] = json!(env.as_str());
+            for (k, v) in [
+                (MANAGED_BY, MANAGER),
+                (SERVICE, name.as_str()),
+                (CLASS, class.name.as_str()),
+                (OWNER, ctx.principal.user.as_str()),
+                (REQUEST, ctx.request.id.as_str()),
+            ] {
+                meta["labels"][k] = json!(v);
+            }
+            meta["annotations"][PARAMS] = json!(stored);
+            let not_installed = || {
+                ActionError::Failed(format!(
+                    "this cluster does not serve {kind} ({api_version}), which class {} needs: its provider (CRD) is not installed; ask the platform team",
+                    class.name
+                ))
+            };
+            let ar = match cluster
+                .api_resource(&api_version, &kind, class.plural(&api_version, &kind))
+                .await
+            {
+                Err(ClusterError::NotFound(_)) => return Err(not_installed()),
+                other => other?,
+            };
+            match cluster.apply_as(&ar, &obj, MANAGER, true).await {
+                Err(ClusterError::NotFound(_)) => return Err(not_installed()),
+                other => other?,
+            };
+            ctx.progress(format!(
+                "{kind} {name} applied ({})",
+                if sizes.is_empty() { "defaults" } else { &sizes }
+            ))
+            .await?;
+            if primary.is_none() {
+                primary = Some(ar);
+            }
+        }
+        let Some(ar) = primary else {
+            return Err(template_error(class, "template", "renders no objects"));
+        };
+        ctx.progress(format!(
+            "waiting for {} {name} to be ready ({})",
+            ar.kind,
+            class.ready.describe()
+        ))
+        .await?;
+        let deadline = ctx.app.config.services.ready_deadline.as_duration();
+        let ready = &class.ready;
+        let waited = with_progress(ctx, |progress| {
+            cluster.wait_for_object(
+                &ar,
+                env.as_str(),
+                name.as_str(),
+                deadline,
+                &ctx.cancel,
+                |o| ready.holds(o),
+                conditions_line,
+                progress,
+            )
+        })
+        .await;
+        let obj = match waited {
+            Ok(o) => o,
+            Err(WaitError::Cancelled) => return Err(ActionError::Cancelled),
+            Err(e) => return Err(ActionError::Failed(e.to_string())),
+        };
+        tracing::info!(service = %name, class = %class.name, env = %env, "service ready");
+        let endpoint = class
+            .endpoint(&catalog.renderer, &obj)
+            .map(|e| format!(" at {e}"))
+            .unwrap_or_default();
+        let secret = class
+            .secret_name(&catalog.renderer, &tctx)
+            .map_err(|e| template_error(class, "connection.secret", e))?
+            .map(|s| {
+                format!(
+                    "; connection details in Secret {s} ({})",
+                    class.secret_keys().join(", ")
+                )
+            })
+            .unwrap_or_default();
+        Ok(format!(
+            "{name} ({}) is ready in {env}{endpoint}{secret}; `service bind {name} to <app> in {env}` wires it into an app",
+            class.name
+        ))
+    }
+}
+
+struct Bind(Arc<Classes>);
+
+/// The environment variables a binding gives the app's container.
+fn env_vars(
+    class: &ServiceClass,
+    catalog: &Catalog,
+    ctx: &Context,
+    secret: Option<&str>,
+) -> Result<Vec<Value>, ActionError> {
+    let mut vars = Vec::new();
+    if let Some(secret) = secret {
+        for (var, key) in &class.binding.env {
+            vars.push(json!({ "name": var, "valueFrom": { "secretKeyRef": { "name": secret, "key": key } } }));
+        }
+    }
+    for (var, t) in &class.binding.values {
+        let value = catalog
+            .renderer
+            .value(t, ctx)
+            .map_err(|e| template_error(class, &format!("bind.values.{var}"), e))?;
+        vars.push(json!({ "name": var, "value": value }));
+    }
+    Ok(vars)
+}
+
+#[async_trait]
+impl Action for Bind {
+    fn name(&self) -> &'static str {
+        "service.bind"
+    }
+    /// Applying the same binding converges, and the rollout watch starts afresh.
+    fn rerunnable(&self) -> bool {
+        true
+    }
+    fn target_env(&self) -> Option<&'static str> {
+        Some("env")
+    }
+    fn fact_names(&self) -> &'static [&'static str] {
+        SERVICE_FACTS
+    }
+    async fn facts(&self, app: &App, args: &Args, who: &Principal) -> Result<BTreeMap<String, String>, ActionError> {
+        let env = arg_name(args, "env")?;
+        let mut facts = env_facts(app, env.as_str(), who).await?;
+        let catalog = self.0.get(app)?;
+        let found = find_one(app, &catalog, env.as_str(), arg_name(args, "name")?.as_str()).await?;
+        let class = class(&catalog, &found.class)?;
+        facts.insert("cost".into(), class.cost.to_string());
+        facts.insert("class".into(), class.name.to_string());
+        Ok(facts)
+    }
+    async fn run(&self, ctx: &ActionContext) -> Result<String, ActionError> {
+        let catalog = self.0.get(&ctx.app)?;
+        let args = &ctx.request.args;
+        let (name, env, app) = (arg_name(args, "name")?, arg_name(args, "env")?, arg_name(args, "app")?);
+        let cluster = &ctx.app.cluster;
+        let found = find_one(&ctx.app, &catalog, env.as_str(), name.as_str()).await?;
+        let class = class(&catalog, &found.class)?;
+        if !found.ready(class) {
+            return Err(ActionError::Failed(format!(
+                "{name} is not ready yet ({}); bind it once `service list {env}` shows it ready",
+                class.ready.describe()
+            )));
+        }
+        let params = Params::from_map(&class.params, &found.params).map_err(|e| {
+            ActionError::Failed(format!(
+                "{name} was provisioned with parameters class {} no longer accepts ({e}); provision it again",
+                class.name
+            ))
+        })?;
+        let deployment = match cluster.deployment(env.as_str(), app.as_str()).await {
+            Ok(d) => d,
+            Err(crate::cluster::ClusterError::NotFound(_)) => {
+                return Err(ActionError::Failed(format!(
+                    "there is no app {app} in {env}; deploy it first (`deploy <image> to {env} as {app}`)"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let container = deployment
+            .spec
+            .template
+            .spec
+            .as_ref()
+            .and_then(|s| s.containers.first())
+            .map(|c| c.name.clone())
+            .ok_or_else(|| ActionError::Failed(format!("the Deployment {app} in {env} has no container")))?;
+        let tctx = context(class, name.as_str(), env.as_str(), params, Some(app.as_str()));
+        let secret = class
+            .secret_name(&catalog.renderer, &tctx)
+            .map_err(|e| template_error(class, "connection.secret", e))?;
+        let vars = env_vars(class, &catalog, &tctx, secret.as_deref())?;
+        let manager = bind_manager(name.as_str());
+
+        let mut annotations = serde_json::Map::new();
+        for (key, t) in &class.identity {
+            let v = catalog
+                .renderer
+                .value(t, &tctx)
+                .map_err(|e| template_error(class, &format!("identity.annotations.{key}"), e))?;
+            annotations.insert(key.clone(), json!(v));
+        }
+        let identity = !annotations.is_empty();
+        if identity {
+            let sa = json!({
+                "apiVersion": "v1",
+                "kind": "ServiceAccount",
+                "metadata": {
+                    "name": app.as_str(),
+                    "namespace": env.as_str(),
+                    "labels": { MANAGED_BY: MANAGER },
+                    "annotations": annotations,
+                },
+            });
+            cluster
+                .apply_as(&ApiResource::erase::<ServiceAccount>(&()), &sa, &manager, true)
+                .await?;
+            let keys: Vec<&String> = annotations.keys().collect();
+            ctx.progress(format!(
+                "ServiceAccount {app} applied with {}",
+                keys.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
+            ))
+            .await?;
+        }
+        let mut c = json!({ "name": container, "env": vars });
+        if class.binding.env_from
+            && let Some(s) = &secret
+        {
+            c["envFrom"] = json!([{ "secretRef": { "name": s } }]);
+        }
+        let mut pod_spec = json!({ "containers": [c] });
+        if identity {
+            pod_spec["serviceAccountName"] = json!(app.as_str());
+        }
+        let patch = json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {
+                "name": app.as_str(),
+                "namespace": env.as_str(),
+                "labels": { format!("{BOUND_PREFIX}{name}"): class.name.as_str() },
+            },
+            "spec": { "template": { "spec": pod_spec } },
+        });
+        // Not forced: a variable another binding (or a person) already sets is a conflict
+        // to report, not to take over.
+        let applied = cluster
+            .apply_as(&ApiResource::erase::<Deployment>(&()), &patch, &manager, false)
+            .await
+            .map_err(|e| match e {
+                crate::cluster::ClusterError::Conflict(m) => ActionError::Failed(format!(
+                    "{app} already sets some of these variables another way ({m}); remove them or bind under other names"
+                )),
+                other => other.into(),
+            })?;
+        let generation = applied["metadata"]["generation"].as_i64().unwrap_or(0);
+        tracing::info!(service = %name, app = %app, env = %env, "service bound; watching the rollout");
+        let names: Vec<&str> = vars.iter().filter_map(|v| v["name"].as_str()).collect();
+        let from_secret = match (&secret, class.binding.env_from) {
+            (Some(s), true) => format!(" and every key of Secret {s}"),
+            _ => String::new(),
+        };
+        ctx.progress(format!(
+            "Deployment {app}: {}{from_secret}{}; watching the rollout",
+            names.join(", "),
+            if identity {
+                format!(", serviceAccountName {app}")
+            } else {
+                String::new()
+            }
+        ))
+        .await?;
+        let line = watch(ctx, &env, &app, generation).await?;
+        Ok(format!("{name} ({}) is bound to {app} in {env} ({line})", class.name))
+    }
+}
+
+struct List(Arc<Classes>);
+
+#[async_trait]
+impl Action for List {
+    fn name(&self) -> &'static str {
+        "service.list"
+    }
+    fn inline(&self) -> bool {
+        true
+    }
+    fn rerunnable(&self) -> bool {
+        true
+    }
+    async fn run(&self, ctx: &ActionContext) -> Result<String, ActionError> {
+        let catalog = self.0.get(&ctx.app)?;
+        let env = ctx.request.args.name("env")?;
+        let found = find(&ctx.app, &catalog, env.as_ref().map(Name::as_str), None).await?;
+        let where_ = env.as_ref().map(|e| format!(" in {e}")).unwrap_or_default();
+        if found.is_empty() {
+            ctx.output(
+                format!("No services{where_}. `service classes` shows what can be provisioned."),
+                None,
+            )
+            .await?;
+            return Ok(format!("no services{where_}"));
+        }
+        let bound = bindings(&ctx.app, env.as_ref().map(Name::as_str)).await?;
+        let mut lines = Vec::new();
+        let mut rows = Vec::new();
+        for f in &found {
+            let Some(class) = catalog.get(&f.class) else { continue };
+            let meta = &f.object["metadata"];
+            let (name, ns) = (
+                meta["name"].as_str().unwrap_or_default(),
+                meta["namespace"].as_str().unwrap_or_default(),
+            );
+            let state = if f.ready(class) { "ready" } else { "not ready" };
+            let sizes = Params::from_map(&class.params, &f.params)
+                .map(|p| p.sizes(&class.params))
+                .unwrap_or_default();
+            let endpoint = class.endpoint(&catalog.renderer, &f.object).unwrap_or_default();
+            let apps = bound
+                .get(&(ns.to_owned(), name.to_owned()))
+                .cloned()
+                .unwrap_or_default();
+            let apps_text = if apps.is_empty() {
+                String::new()
+            } else {
+                format!("bound to {}", apps.join(", "))
+            };
+            lines.push(
+                format!("{name}  {}  {ns}  {state}  {sizes}  {endpoint}  {apps_text}", f.class)
+                    .trim_end()
+                    .to_owned(),
+            );
+            rows.push(json!({ "name": name, "class": f.class, "env": ns, "ready": f.ready(class), "params": f.params, "endpoint": endpoint, "bound": apps }));
+        }
+        let count = lines.len();
+        ctx.output(lines.join("\n"), Some(json!({ "services": rows }))).await?;
+        Ok(format!("{count} service(s){where_}"))
+    }
+}
+
+struct Delete(Arc<Classes>);
+
+#[async_trait]
+impl Action for Delete {
+    fn name(&self) -> &'static str {
+        "service.delete"
+    }
+    /// Deleting what is already gone is a no-op.
+    fn rerunnable(&self) -> bool {
+        true
+    }
+    fn target_env(&self) -> Option<&'static str> {
+        Some("env")
+    }
+    fn fact_names(&self) -> &'static [&'static str] {
+        SERVICE_FACTS
+    }
+    /// Names the apps bound to the service and refuses, before anything is stored, unless
+    /// the command says `force`.
+    async fn facts(&self, app: &App, args: &Args, who: &Principal) -> Result<BTreeMap<String, String>, ActionError> {
+        let (name, env) = (arg_name(args, "name")?, arg_name(args, "env")?);
+        let mut facts = env_facts(app, env.as_str(), who).await?;
+        let catalog = self.0.get(app)?;
+        let found = find_one(app, &catalog, env.as_str(), name.as_str()).await?;
+        let bound = dependents(app, env.as_str(), name.as_str()).await?;
+        if !bound.is_empty() && args.get("force").is_none() {
+            return Err(ActionError::Failed(format!(
+                "{name} is bound to {} in {env}; deleting it would break them. Unbind or delete those apps first, or add `force` (ops approve it)",
+                bound.join(", ")
+            )));
+        }
+        let class = class(&catalog, &found.class)?;
+        facts.insert("cost".into(), class.cost.to_string());
+        facts.insert("class".into(), class.name.to_string());
+        Ok(facts)
+    }
+    async fn run(&self, ctx: &ActionContext) -> Result<String, ActionError> {
+        let catalog = self.0.get(&ctx.app)?;
+        let args = &ctx.request.args;
+        let (name, env) = (arg_name(args, "name")?, arg_name(args, "env")?);
+        let cluster = &ctx.app.cluster;
+        let found = match find_one(&ctx.app, &catalog, env.as_str(), name.as_str()).await {
+            Ok(f) => f,
+            // Already gone, e.g. a re-run after a crash.
+            Err(_) => return Ok(format!("{name} is not in {env} (already deleted)")),
+        };
+        let class = class(&catalog, &found.class)?;
+        let bound = dependents(&ctx.app, env.as_str(), name.as_str()).await?;
+        if !bound.is_empty() {
+            if args.get("force").is_none() {
+                return Err(ActionError::Failed(format!(
+                    "{name} is bound to {} in {env}; unbind them first or add `force`",
+                    bound.join(", ")
+                )));
+            }
+            ctx.progress(format!(
+                "{name} is bound to {}: they keep its variables, which stop working once it is gone",
+                bound.join(", ")
+            ))
+            .await?;
+        }
+        // Found by their labels rather than by rendering again, so a class edited since still
+        // deletes what was made. The primary object (whose deletion deprovisions) goes last.
+        let labels = format!("{SERVICE}={name},{CLASS}={}", class.name);
+        for (api_version, kind) in class.kinds.iter().rev() {
+            let ar = cluster
+                .api_resource(api_version, kind, class.plural(api_version, kind))
+                .await?;
+            for obj in cluster.list_custom(&ar, Some(env.as_str()), &labels).await? {
+                let object_name = obj["metadata"]["name"].as_str().unwrap_or_default();
+                if cluster.delete_custom(&ar, env.as_str(), object_name).await? {
+                    ctx.progress(format!("{kind} {object_name} deleted")).await?;
+                }
+            }
+        }
+        Ok(format!(
+            "{name} ({}) deleted from {env}; the provider removes the cloud resource",
+            class.name
+        ))
+    }
+}
+
+struct ClassList(Arc<Classes>);
+
+#[async_trait]
+impl Action for ClassList {
+    fn name(&self) -> &'static str {
+        "service.classes"
+    }
+    fn inline(&self) -> bool {
+        true
+    }
+    fn rerunnable(&self) -> bool {
+        true
+    }
+    async fn run(&self, ctx: &ActionContext) -> Result<String, ActionError> {
+        let catalog = self.0.get(&ctx.app)?;
+        let mut text = String::new();
+        for c in catalog.classes() {
+            let cost = if c.cost { ", cost-bearing" } else { "" };
+            text.push_str(&format!("{}: {}{cost}\n", c.name, c.description));
+            for line in c.describe_params() {
+                text.push_str(&format!("  {line}\n"));
+            }
+        }
+        ctx.output(text.trim_end().to_owned(), None).await?;
+        Ok(format!("{} service class(es)", catalog.len()))
+    }
+}
