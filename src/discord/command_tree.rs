@@ -296,12 +296,13 @@ pub fn build(router: &Router, command: &str) -> Result<AppCommand, TreeErrors> {
             ),
         });
     }
-    let tree = AppCommand {
+    let mut tree = AppCommand {
         name: command.to_owned(),
         kind: 1,
         description: "Deckhand: self-service platform commands".into(),
         options: top,
     };
+    fit_descriptions(&mut tree);
     let total = total_chars(&tree);
     if total > limits::TOTAL_CHARS_MAX {
         errors.push(TreeError {
@@ -317,6 +318,37 @@ pub fn build(router: &Router, command: &str) -> Result<AppCommand, TreeErrors> {
         Ok(tree)
     } else {
         Err(TreeErrors(errors))
+    }
+}
+
+/// Discord counts every description towards the 4000-character budget of the one command.
+/// When the specs' help texts run over it, descriptions are cut to the longest length that
+/// fits, argument options first (chat users see the spec's full help with `help`).
+fn fit_descriptions(tree: &mut AppCommand) {
+    if total_chars(tree) <= limits::TOTAL_CHARS_MAX {
+        return;
+    }
+    fn cap(options: &mut [CommandOption], max: usize, leaves_only: bool) {
+        for o in options {
+            let leaf = o.kind != SUB_COMMAND && o.kind != SUB_COMMAND_GROUP;
+            if (leaf || !leaves_only) && o.description.chars().count() > max {
+                let mut d: String = o.description.chars().take(max.saturating_sub(1)).collect();
+                d.push('…');
+                o.description = d;
+            }
+            cap(&mut o.options, max, leaves_only);
+        }
+    }
+    for leaves_only in [true, false] {
+        let original = tree.options.clone();
+        for max in (8..limits::DESCRIPTION_MAX).rev() {
+            cap(&mut tree.options, max, leaves_only);
+            if total_chars(tree) <= limits::TOTAL_CHARS_MAX {
+                return;
+            }
+            tree.options.clone_from(&original);
+        }
+        cap(&mut tree.options, 8, leaves_only);
     }
 }
 
