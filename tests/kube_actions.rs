@@ -450,9 +450,12 @@ async fn cluster_role_covers_exactly_what_the_actions_call() {
         }
         assert!(state(&v) == "succeeded" || text.contains("crashloop"), "{text}: {v:#}");
         if text.starts_with("proxy open") {
-            link = outcome(&v)
-                .split_whitespace()
-                .find(|w| w.contains("/p/"))
+            // The link is the requester's to read.
+            let id = v["request"]["id"].as_str().unwrap();
+            let (_, mine) = env.app.get_as(user, &format!("/api/v1/requests/{id}")).await;
+            link = mine["events"]
+                .as_array()
+                .and_then(|es| es.iter().find_map(|e| e["data"]["url"].as_str()))
                 .map(str::to_owned);
         }
     }
