@@ -101,6 +101,8 @@ enum Command {
         #[command(subcommand)]
         command: DiscordCommand,
     },
+    /// Send HTTP load to a URL and report latency percentiles, status codes and errors.
+    Loadgen(crate::loadgen_cli::LoadgenArgs),
 }
 
 #[derive(Subcommand)]
@@ -232,6 +234,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             );
             Ok(0)
         }
+        Command::Loadgen(args) => crate::loadgen_cli::loadgen(args).await,
         Command::Run { text, no_wait, client } => run(&client, &text.join(" "), no_wait).await,
         Command::Approve { id, client } => {
             let v = client.client()?.approve(&id).await?;

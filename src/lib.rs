@@ -16,6 +16,7 @@ pub mod discord;
 pub mod domain;
 pub mod http;
 pub mod identity;
+pub mod loadgen;
 pub mod metrics;
 pub mod proxy;
 pub mod signing;

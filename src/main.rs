@@ -1,4 +1,5 @@
 mod cli;
+mod loadgen_cli;
 
 fn main() -> std::process::ExitCode {
     cli::main()
