@@ -428,11 +428,15 @@ async fn cluster_role_covers_exactly_what_the_actions_call() {
         ("alice", "deploy ghcr.io/acme/crashloop:1 to rbac-a as bad"),
         ("alice", "proxy open shop in rbac-a ttl=10m"),
         ("alice", "proxy list"),
+        ("alice", "loadtest shop in rbac-a rate=2 duration=1s"),
     ];
     let mut link = None;
     for (user, text) in script {
         let v = env.run(user, text).await;
-        assert!(state(&v) == "succeeded" || text.contains("crashloop"), "{text}: {v:#}");
+        // The fake's Job pods print no load summary here (tests/loadtest.rs runs real ones),
+        // so the load test fails after making every call it makes.
+        let may_fail = text.contains("crashloop") || text.starts_with("loadtest");
+        assert!(state(&v) == "succeeded" || may_fail, "{text}: {v:#}");
         if text.starts_with("proxy open") {
             link = outcome(&v)
                 .split_whitespace()

@@ -5,6 +5,7 @@ mod app;
 mod builtin;
 mod env;
 mod exec;
+mod loadtest;
 mod proxy;
 
 use std::{
@@ -25,6 +26,7 @@ pub fn register_all(registry: &mut ActionRegistry) {
     app::register(registry);
     proxy::register(registry);
     exec::register(registry);
+    loadtest::register(registry);
 }
 
 use crate::{

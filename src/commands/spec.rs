@@ -19,6 +19,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("commands/app.yaml", include_str!("../../commands/app.yaml")),
     ("commands/proxy.yaml", include_str!("../../commands/proxy.yaml")),
     ("commands/exec.yaml", include_str!("../../commands/exec.yaml")),
+    ("commands/loadtest.yaml", include_str!("../../commands/loadtest.yaml")),
 ];
 
 /// Names an approval `when` may read besides the command's own arguments.

@@ -209,10 +209,31 @@ impl Inner {
             EventKind::Approval => self.on_approval(request, event, data, &root).await,
             EventKind::Output => {
                 self.reply(&data.channel, &root, &messages::output_text(&event.message))
-                    .await
+                    .await?;
+                self.upload_attachment(store, event, &data.channel, &root).await
             }
             EventKind::Progress => Ok(()),
         }
+    }
+
+    /// Uploads the file an output event announces (a load test's chart) into the thread.
+    async fn upload_attachment(&self, store: &Store, event: &Event, channel: &str, root: &str) -> Result<(), WebError> {
+        let Some(file) = crate::attachments::AttachmentRef::of_event(event.data.as_ref()) else {
+            return Ok(());
+        };
+        match crate::attachments::Attachments::new(store.pool().clone())
+            .get(&file.id)
+            .await
+        {
+            Ok(Some(bytes)) => {
+                self.web
+                    .upload_file(channel, Some(root), &file.filename, &file.title, &bytes)
+                    .await?;
+            }
+            Ok(None) => tracing::warn!(attachment = %file.id, "announced attachment is not stored"),
+            Err(e) => tracing::warn!(attachment = %file.id, error = %e, "cannot read attachment"),
+        }
+        Ok(())
     }
 
     /// Posts the root message the first time anything happens to the request.

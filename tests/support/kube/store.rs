@@ -76,6 +76,8 @@ pub struct State {
     pub server_address: String,
     /// (namespace, service or pod name) -> (status code, body) for proxied requests.
     pub proxy_responses: HashMap<(String, String), (u16, String)>,
+    /// Job pods whose process the test supplies.
+    pub pod_runners: super::pod_runner::PodRunners,
 }
 
 impl State {
@@ -101,6 +103,7 @@ impl State {
             next_ip: 10,
             server_address: String::new(),
             proxy_responses: HashMap::new(),
+            pod_runners: Default::default(),
         };
         // The namespaces every cluster starts with.
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
