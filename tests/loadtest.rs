@@ -370,3 +370,74 @@ fn the_cli_gate_exits_by_the_verdict() {
     assert!(String::from_utf8_lossy(&typo.stderr).contains("is not a threshold"));
     rt.block_on(env.app.shutdown());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn from_slack_the_thread_gets_the_table_the_chart_and_the_verdict() {
+    let slack = slack_fake::FakeSlack::start().await;
+    let api_url = slack.api_url();
+    let env = start_with(move |c| {
+        c.slack = deckhand::slack::SlackConfig {
+            bot_token: slack_fake::BOT_TOKEN.into(),
+            signing_secret: slack_fake::SIGNING_SECRET.into(),
+            api_url,
+            progress_interval_ms: 100,
+            ..Default::default()
+        };
+    })
+    .await;
+    let channel = "C0LOADTEST";
+    let body = slack_fake::command_form(
+        &support::slack_id("alice"),
+        channel,
+        "loadtest shop in lt rate=20 duration=1s p99<5s",
+        "t-load",
+        &slack.response_url("t-load"),
+    );
+    let resp = reqwest::Client::new()
+        .post(format!("{}/slack/commands", env.app.url))
+        .header("content-type", "application/x-www-form-urlencoded");
+    let resp = slack_fake::signed_headers(&body, slack_fake::now())
+        .into_iter()
+        .fold(resp, |r, (k, v)| r.header(k, v))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let calls = slack
+        .wait_for(20, "the chart upload", |cs| {
+            cs.iter().any(|c| c.method == "files.completeUploadExternal")
+        })
+        .await;
+    let root = calls
+        .iter()
+        .find(|c| c.method == "chat.postMessage" && c.body["thread_ts"].is_null())
+        .expect("root message");
+    let root_ts = root.ts.clone().unwrap();
+    let table = calls
+        .iter()
+        .filter(|c| c.method == "chat.postMessage" && c.body["thread_ts"] == root_ts.as_str())
+        .filter_map(|c| c.body["text"].as_str())
+        .find(|t| t.contains("Load test of shop in lt"))
+        .unwrap_or_else(|| panic!("the table in the thread: {calls:#?}"));
+    assert!(
+        table.contains("p99") && table.contains("PASSED: pass p99<5s"),
+        "{table}"
+    );
+    let complete = calls
+        .iter()
+        .find(|c| c.method == "files.completeUploadExternal")
+        .unwrap();
+    assert_eq!(complete.body["channel_id"], channel);
+    assert_eq!(
+        complete.body["thread_ts"],
+        root_ts.as_str(),
+        "the chart goes into the thread"
+    );
+    let uploads = slack.uploads();
+    assert_eq!(uploads.len(), 1);
+    let png = &uploads[0].1;
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    assert_eq!(u32::from_be_bytes(png[16..20].try_into().unwrap()), 1000);
+    env.app.shutdown().await;
+}
