@@ -4,6 +4,8 @@
 
 #[path = "support/cluster.rs"]
 mod cluster;
+#[path = "support/discord/mod.rs"]
+mod discord_fake;
 #[path = "support/kube/mod.rs"]
 mod kube_fake;
 #[path = "support/slack/mod.rs"]
@@ -439,5 +441,76 @@ async fn from_slack_the_thread_gets_the_table_the_chart_and_the_verdict() {
     let png = &uploads[0].1;
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
     assert_eq!(u32::from_be_bytes(png[16..20].try_into().unwrap()), 1000);
+    env.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn from_discord_the_chart_is_attached_to_a_follow_up() {
+    let discord = discord_fake::FakeDiscordServer::start().await;
+    let signer = discord_fake::InteractionSigner::generate();
+    let (public_key, api_base) = (signer.public_key_hex(), discord.api_base());
+    let env = start_with(move |c| {
+        c.discord.public_key = public_key;
+        c.discord.application_id = discord_fake::APPLICATION_ID.into();
+        c.discord.bot_token = discord_fake::BOT_TOKEN.into();
+        c.discord.api_base = api_base;
+    })
+    .await;
+    let (id, token) = discord_fake::new_interaction();
+    let payload = discord_fake::command_payload(
+        &id,
+        &token,
+        &support::discord_id("alice"),
+        &[],
+        &["loadtest"],
+        &[
+            ("target", serde_json::json!("shop")),
+            ("env", serde_json::json!("lt")),
+            ("rate", serde_json::json!(20)),
+            ("duration", serde_json::json!("1s")),
+            ("thresholds", serde_json::json!("p99<5s")),
+        ],
+    );
+    discord.fake.issue_token(&token);
+    let body = payload.to_string();
+    let ts = discord_fake::unix_now().to_string();
+    let resp = reqwest::Client::new()
+        .post(format!("{}/discord/interactions", env.app.url))
+        .header("content-type", "application/json")
+        .header("x-signature-timestamp", &ts)
+        .header("x-signature-ed25519", signer.sign(&ts, body.as_bytes()))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let with_file = |f: &discord_fake::FakeDiscord| {
+        f.calls()
+            .into_iter()
+            .find(|c| c.method == "POST" && c.body["_files"].as_array().is_some_and(|a| !a.is_empty()))
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let call = loop {
+        if let Some(c) = with_file(&discord.fake) {
+            break c;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no file posted: {:#?}",
+            discord.fake.calls()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(call.path, format!("/webhooks/{}/{token}", discord_fake::APPLICATION_ID));
+    let file = &call.body["_files"][0];
+    assert_eq!(file["head"], "89504e470d0a1a0a", "a PNG: {file}");
+    assert!(file["size"].as_u64().unwrap() > 5_000);
+    assert_eq!(call.body["attachments"][0]["filename"], file["filename"]);
+    let table_posted = discord.fake.calls().iter().any(|c| {
+        c.body["content"]
+            .as_str()
+            .is_some_and(|t| t.contains("Load test of shop in lt") && t.contains("PASSED"))
+    });
+    assert!(table_posted, "the table: {:#?}", discord.fake.calls());
     env.app.shutdown().await;
 }
