@@ -514,3 +514,53 @@ async fn from_discord_the_chart_is_attached_to_a_follow_up() {
     assert!(table_posted, "the table: {:#?}", discord.fake.calls());
     env.app.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_and_attachments_are_stored_on_both_backends() {
+    use deckhand::{
+        attachments::Attachments,
+        loadgen::Verdict,
+        loadtest::results::{NewRun, Results},
+        store::Store,
+    };
+    let report: Report = serde_json::from_value(serde_json::json!({
+        "url": "http://shop.lt.svc:8080/", "method": "GET", "mode": "rate=10", "generators": 1,
+        "elapsed_s": 1.0, "status": {"200": 10}, "errors": {"timeout": 1},
+        "latency": {"sigfig": 3, "buckets": [[1000, 4], [2047, 6]]}, "seconds": []
+    }))
+    .unwrap();
+    let verdict = Verdict::of(&["p99<1s".parse().unwrap()], &report);
+    for backend in support::backends() {
+        let db = support::TestDb::new(backend).await;
+        let store = Store::connect(&db.url, 2).await.unwrap();
+        store.migrate().await.unwrap();
+        let results = Results::new(store.pool().clone());
+        for id in ["r-first", "r-second"] {
+            results
+                .insert(&NewRun {
+                    request_id: id,
+                    env: "lt",
+                    target: "shop",
+                    url: &report.url,
+                    requester: "alice",
+                    workers: 1,
+                    report: &report,
+                    verdict: &verdict,
+                })
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let previous = results.previous("lt", "shop", "r-third").await.unwrap().unwrap();
+        assert_eq!(previous.request_id, "r-second", "{backend:?}");
+        assert_eq!(previous.report, report, "{backend:?}");
+        assert!(results.previous("lt", "cart", "r-x").await.unwrap().is_none());
+        assert_eq!(results.count("lt", "shop").await.unwrap(), 2);
+        let files = Attachments::new(store.pool().clone());
+        let bytes: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+        let a = files.put("r-first", "x.png", "image/png", "chart", &bytes).await.unwrap();
+        assert_eq!(files.get(&a.id).await.unwrap(), Some(bytes), "{backend:?}");
+        assert_eq!(files.get("a-missing").await.unwrap(), None);
+        store.close().await;
+    }
+}
