@@ -26,7 +26,13 @@ impl FromStr for Threshold {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let err = || ThresholdError(s.to_owned());
-        let t: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+        // Slack sends `<` and `>` in slash-command text as HTML entities.
+        let t: String = s
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
         if let Some(limit) = t.strip_prefix("errors<") {
             let pct: f64 = limit.strip_suffix('%').ok_or_else(err)?.parse().map_err(|_| err())?;
             if !(0.0..=100.0).contains(&pct) {
@@ -173,6 +179,11 @@ mod tests {
                 below: Duration::from_millis(300)
             }
         );
+        assert_eq!(
+            "p99&lt;300ms".parse::<Threshold>().unwrap(),
+            "p99<300ms".parse::<Threshold>().unwrap()
+        );
+        assert_eq!("rate&gt;=5".parse::<Threshold>().unwrap(), Threshold::Rate { at_least: 5.0 });
         for bad in [
             "p99>300ms",
             "p100<1s",
