@@ -559,7 +559,10 @@ async fn results_and_attachments_are_stored_on_both_backends() {
         assert_eq!(results.count("lt", "shop").await.unwrap(), 2);
         let files = Attachments::new(store.pool().clone());
         let bytes: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
-        let a = files.put("r-first", "x.png", "image/png", "chart", &bytes).await.unwrap();
+        let a = files
+            .put("r-first", "x.png", "image/png", "chart", &bytes)
+            .await
+            .unwrap();
         assert_eq!(files.get(&a.id).await.unwrap(), Some(bytes), "{backend:?}");
         assert_eq!(files.get("a-missing").await.unwrap(), None);
         store.close().await;

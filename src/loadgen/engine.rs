@@ -83,35 +83,7 @@ pub async fn run(plan: &Plan) -> Result<Report, RunError> {
 /// C connections, each sending its next request as soon as the last is answered.
 async fn closed(shared: Arc<Shared>, connections: u32, start: Instant, end: Instant) -> Recorder {
     let workers: Vec<_> = (0..connections)
-        .map(|i| {
-            let shared = shared.clone();
-            tokio::spawn(async move {
-                let mut rec = Recorder::new();
-                let mut conn = None;
-                let mut backoff = Duration::from_millis(5);
-                while Instant::now() < end {
-                    let sent = Instant::now();
-                    let result = timeout_at(sent + shared.timeout, exchange(&mut conn, &shared, i as usize)).await;
-                    match outcome(result) {
-                        Ok(status) => {
-                            rec.response(sent - start, status, sent.elapsed());
-                            backoff = Duration::from_millis(5);
-                        }
-                        Err(kind) => {
-                            rec.error(sent - start, kind);
-                            conn = None;
-                            if kind == ErrorKind::Connect {
-                                // A refused connection fails in microseconds: without a
-                                // pause the run would count millions of them.
-                                sleep(backoff).await;
-                                backoff = (backoff * 2).min(Duration::from_millis(200));
-                            }
-                        }
-                    }
-                }
-                rec
-            })
-        })
+        .map(|i| tokio::spawn(closed_worker(shared.clone(), i as usize, start, end)))
         .collect();
     let mut total = Recorder::new();
     for w in workers {
@@ -120,6 +92,60 @@ async fn closed(shared: Arc<Shared>, connections: u32, start: Instant, end: Inst
         }
     }
     total
+}
+
+/// One connection of the closed model. The connection is driven inside this task, next to
+/// the requests on it, rather than in a task of its own: at saturation, the wake-ups
+/// between two tasks per request cost more than the request itself.
+async fn closed_worker(shared: Arc<Shared>, n: usize, start: Instant, end: Instant) -> Recorder {
+    let mut rec = Recorder::new();
+    let mut backoff = Duration::from_millis(5);
+    while Instant::now() < end {
+        let connecting = Instant::now();
+        let (mut sender, connection) = match timeout_at(connecting + shared.timeout, handshake(&shared, n)).await {
+            Ok(Ok(parts)) => parts,
+            failed => {
+                let kind = match failed {
+                    Ok(Err(kind)) => kind,
+                    _ => ErrorKind::Timeout,
+                };
+                rec.error(connecting - start, kind);
+                // A refused connection fails in microseconds: without a pause the run
+                // would count millions of them.
+                sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_millis(200));
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(5);
+        let mut connection = std::pin::pin!(connection);
+        let mut open = true;
+        // The first request's latency includes connecting, as it would for a client.
+        let mut first = Some(connecting);
+        while Instant::now() < end && open && !sender.is_closed() {
+            let sent = first.take().unwrap_or_else(Instant::now);
+            let request = timeout_at(sent + shared.timeout, request(&mut sender, &shared));
+            let mut request = std::pin::pin!(request);
+            let result = loop {
+                if !open {
+                    break (&mut request).await;
+                }
+                tokio::select! {
+                    biased;
+                    r = &mut request => break r,
+                    _ = connection.as_mut() => open = false,
+                }
+            };
+            match outcome(result) {
+                Ok(status) => rec.response(sent - start, status, sent.elapsed()),
+                Err(kind) => {
+                    rec.error(sent - start, kind);
+                    break;
+                }
+            }
+        }
+    }
+    rec
 }
 
 enum Sample {
@@ -212,6 +238,11 @@ async fn exchange(conn: &mut Option<Conn>, shared: &Shared, n: usize) -> Result<
     let Some(sender) = conn.as_mut() else {
         return Err(ErrorKind::Connect);
     };
+    request(sender, shared).await
+}
+
+/// One request on an open connection, its whole response body read.
+async fn request(sender: &mut Conn, shared: &Shared) -> Result<u16, ErrorKind> {
     sender.ready().await.map_err(|e| classify(&e))?;
     let mut req = Request::new(Full::new(shared.body.clone()));
     *req.method_mut() = shared.method.clone();
@@ -226,14 +257,21 @@ async fn exchange(conn: &mut Option<Conn>, shared: &Shared, n: usize) -> Result<
     Ok(status)
 }
 
-async fn connect(shared: &Shared, n: usize) -> Result<Conn, ErrorKind> {
+type Connection = hyper::client::conn::http1::Connection<TokioIo<TcpStream>, Full<Bytes>>;
+
+async fn handshake(shared: &Shared, n: usize) -> Result<(Conn, Connection), ErrorKind> {
     let addr = shared.addrs[n % shared.addrs.len()];
     let stream = TcpStream::connect(addr).await.map_err(|_| ErrorKind::Connect)?;
     // Requests are small and latency is what is measured: no Nagle delay.
     let _ = stream.set_nodelay(true);
-    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+    hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
-        .map_err(|_| ErrorKind::Connect)?;
+        .map_err(|_| ErrorKind::Connect)
+}
+
+/// A connection driven by a task of its own, for the open model's shared pool.
+async fn connect(shared: &Shared, n: usize) -> Result<Conn, ErrorKind> {
+    let (sender, connection) = handshake(shared, n).await?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::trace!(error = %e, "load generator connection ended");

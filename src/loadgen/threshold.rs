@@ -183,7 +183,10 @@ mod tests {
             "p99&lt;300ms".parse::<Threshold>().unwrap(),
             "p99<300ms".parse::<Threshold>().unwrap()
         );
-        assert_eq!("rate&gt;=5".parse::<Threshold>().unwrap(), Threshold::Rate { at_least: 5.0 });
+        assert_eq!(
+            "rate&gt;=5".parse::<Threshold>().unwrap(),
+            Threshold::Rate { at_least: 5.0 }
+        );
         for bad in [
             "p99>300ms",
             "p100<1s",
