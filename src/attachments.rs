@@ -70,6 +70,20 @@ impl Attachments {
         })
     }
 
+    /// The file `id` of request `request_id`: (content type, filename, bytes).
+    pub async fn get_for(&self, request_id: &str, id: &str) -> Result<Option<(String, String, Vec<u8>)>, StoreError> {
+        let row = sqlx::query("SELECT content_type, filename FROM attachments WHERE id = $1 AND request_id = $2")
+            .bind(id)
+            .bind(request_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let Some(bytes) = self.get(id).await? else {
+            return Ok(None);
+        };
+        Ok(Some((row.try_get("content_type")?, row.try_get("filename")?, bytes)))
+    }
+
     pub async fn get(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let row = sqlx::query("SELECT data FROM attachments WHERE id = $1")
             .bind(id)

@@ -77,6 +77,28 @@ impl Client {
             .await
     }
 
+    /// A file an action posted with request `id` (a load test's chart).
+    pub async fn attachment(&self, id: &str, file: &str) -> Result<Vec<u8>, ClientError> {
+        let resp = self
+            .http
+            .get(format!("{}/api/v1/requests/{id}/attachments/{file}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|e| self.connect_err(e))?;
+        let status = resp.status();
+        if !status.is_success() {
+            let body: Value = resp.json().await.unwrap_or(Value::Null);
+            return Err(ClientError::Api {
+                status: status.as_u16(),
+                code: body["error"]["code"].as_str().unwrap_or("error").to_owned(),
+                message: body["error"]["message"].as_str().unwrap_or("request failed").to_owned(),
+            });
+        }
+        let bytes = resp.bytes().await.map_err(|e| ClientError::Protocol(e.to_string()))?;
+        Ok(bytes.to_vec())
+    }
+
     pub async fn approve(&self, id: &str) -> Result<Value, ClientError> {
         self.send(self.http.post(format!("{}/api/v1/requests/{id}/approve", self.base)))
             .await

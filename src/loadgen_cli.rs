@@ -108,6 +108,9 @@ pub struct LoadtestArgs {
     /// or the test itself), 0 when it passes. Without it, print the request id and return.
     #[arg(long)]
     wait: bool,
+    /// With --wait, also save the chart (PNG) to this file.
+    #[arg(long)]
+    chart: Option<std::path::PathBuf>,
 }
 
 impl LoadtestArgs {
@@ -169,6 +172,14 @@ pub async fn loadtest(client: &deckhand::client::Client, args: &LoadtestArgs, js
                 .find(|e| e["kind"] == "output" && e["data"]["verdict"].is_object())
         })
         .cloned();
+    if let (Some(path), Some(file)) = (
+        &args.chart,
+        result.as_ref().and_then(|e| e["data"]["attachment"]["id"].as_str()),
+    ) {
+        let png = client.attachment(&id, file).await?;
+        std::fs::write(path, png).with_context(|| format!("cannot write the chart to {}", path.display()))?;
+        eprintln!("chart saved to {}", path.display());
+    }
     let mut out = std::io::stdout().lock();
     match (&result, json) {
         (Some(e), true) => {

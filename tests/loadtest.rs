@@ -348,7 +348,9 @@ fn the_cli_gate_exits_by_the_verdict() {
         }
         cmd.args(extra).output().unwrap()
     };
-    let pass = gate(&["p99<5s", "errors<1%"], &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let chart = dir.path().join("chart.png");
+    let pass = gate(&["p99<5s", "errors<1%"], &["--chart", chart.to_str().unwrap()]);
     let stdout = String::from_utf8_lossy(&pass.stdout);
     assert_eq!(
         pass.status.code(),
@@ -360,6 +362,8 @@ fn the_cli_gate_exits_by_the_verdict() {
         stdout.contains("PASSED: pass p99<5s") && stdout.contains("p50"),
         "{stdout}"
     );
+    let png = std::fs::read(&chart).expect("the chart is saved");
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
     let fail = gate(&["p99<1us"], &["--output", "json"]);
     assert_eq!(fail.status.code(), Some(1), "{}", String::from_utf8_lossy(&fail.stderr));
     let json: Value = serde_json::from_slice(&fail.stdout).unwrap();
@@ -367,6 +371,19 @@ fn the_cli_gate_exits_by_the_verdict() {
     assert_eq!(json["request"]["state"], "failed");
     assert_eq!(json["report"]["status"]["200"], 10);
     assert!(String::from_utf8_lossy(&fail.stderr).contains("thresholds failed"));
+    // No such file: 404 with what to do.
+    let id = json["request"]["id"].as_str().unwrap();
+    let (status, v) = rt.block_on(
+        env.app
+            .get_as("bob", &format!("/api/v1/requests/{id}/attachments/a-nope")),
+    );
+    assert_eq!(status, 404, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("has no attachment a-nope")
+    );
     let typo = gate(&["p99 > 1s"], &[]);
     assert_eq!(typo.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&typo.stderr).contains("is not a threshold"));
