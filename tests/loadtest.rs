@@ -309,7 +309,7 @@ async fn bad_requests_are_refused_before_anything_runs() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn prod_load_tests_wait_for_ops() {
+async fn prod_and_outside_load_tests_wait_for_ops() {
     let env = cluster::start().await;
     let (_, v) = env.app.submit_as("olga", "env create big prod").await;
     let id = v["request"]["id"].as_str().unwrap().to_owned();
@@ -320,6 +320,16 @@ async fn prod_load_tests_wait_for_ops() {
         .await;
     assert_eq!(state(&v), "pending_approval", "{v:#}");
     assert!(env.kube.list_objects("jobs", Some("big")).is_empty());
+    // Load sent outside the environment waits for ops too, whatever the tier.
+    assert_eq!(state(&env.run("alice", "env create scratch").await), "succeeded");
+    let v = env
+        .run(
+            "alice",
+            "loadtest http://shop.other.svc:8080/ in scratch rate=5 duration=1s",
+        )
+        .await;
+    assert_eq!(state(&v), "pending_approval", "{v:#}");
+    assert!(env.kube.list_objects("jobs", Some("scratch")).is_empty());
     env.app.shutdown().await;
 }
 

@@ -77,6 +77,25 @@ impl Aim {
     }
 }
 
+impl Aim {
+    /// Whether the load leaves the environment: a URL whose host is not
+    /// `<service>.<env>.svc[.cluster.local]`.
+    fn is_outside(&self, env: &Name) -> bool {
+        let Aim::Url(url) = self else { return false };
+        let host = url
+            .split("://")
+            .nth(1)
+            .and_then(|rest| rest.split(['/', ':', '?']).next())
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let inside = |suffix: &str| {
+            host.strip_suffix(suffix)
+                .is_some_and(|svc| !svc.is_empty() && !svc.contains('.'))
+        };
+        !(inside(&format!(".{env}.svc")) || inside(&format!(".{env}.svc.cluster.local")))
+    }
+}
+
 /// Everything the arguments say, checked against the configured limits.
 struct Ask {
     aim: Aim,
@@ -306,9 +325,18 @@ impl Action for Run {
     fn target_env(&self) -> Option<&'static str> {
         Some("env")
     }
+    /// The environment's facts, and `outside`: "yes" when the load goes to a URL whose host is
+    /// not a Service of the environment, so a spec can ask ops before deckhand's pods send
+    /// load elsewhere.
+    fn fact_names(&self) -> &'static [&'static str] {
+        &["tier", "owner", "mine", "outside"]
+    }
     async fn facts(&self, app: &App, args: &Args, who: &Principal) -> Result<BTreeMap<String, String>, ActionError> {
         let ask = Ask::from_args(args, &app.config.loadtest)?;
-        env_facts(app, ask.env.as_str(), who).await
+        let mut facts = env_facts(app, ask.env.as_str(), who).await?;
+        let outside = if ask.aim.is_outside(&ask.env) { "yes" } else { "no" };
+        facts.insert("outside".into(), outside.into());
+        Ok(facts)
     }
     async fn run(&self, ctx: &ActionContext) -> Result<String, ActionError> {
         let cfg = &ctx.app.config.loadtest;
@@ -463,6 +491,22 @@ mod tests {
         for bad in ["Shop", "shop:0", "shop:http", "https://x/", "ftp://x/"] {
             assert!(Aim::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn urls_outside_the_environment_are_told_apart() {
+        let env = Name::parse("lt").unwrap();
+        for (url, outside) in [
+            ("http://shop.lt.svc:8080/", false),
+            ("http://shop.lt.svc.cluster.local/x", false),
+            ("http://shop.other.svc:8080/", true),
+            ("http://a.shop.lt.svc/", true),
+            ("http://example.com/", true),
+            ("http://lt.svc/", true),
+        ] {
+            assert_eq!(Aim::parse(url).unwrap().is_outside(&env), outside, "{url}");
+        }
+        assert!(!Aim::parse("shop").unwrap().is_outside(&env));
     }
 
     #[test]
