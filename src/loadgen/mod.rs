@@ -47,6 +47,8 @@ pub enum PlanError {
     Concurrency(u32),
     #[error("'{0}' is not a duration: use a number and a unit, e.g. 500ms, 30s, 5m")]
     Duration(String),
+    #[error("'{0}' is not a load model: write rate=R or concurrency=C")]
+    Model(String),
 }
 
 /// A latency or timeout as typed: `250us`, `300ms`, `2s`, `1m`; fractions allowed (`1.5s`).
@@ -199,12 +201,13 @@ impl fmt::Display for Mode {
 
 impl FromStr for Mode {
     type Err = PlanError;
-    /// `rate=R` or `concurrency=C`, as the report's JSON and the CLI write them.
+    /// `rate=R` or `concurrency=C`, as the report's JSON writes them.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || PlanError::Model(s.to_owned());
         match s.split_once('=') {
-            Some(("rate", r)) => Mode::rate(r.parse().map_err(|_| PlanError::Rate(r.to_owned()))?),
-            Some(("concurrency", c)) => Mode::concurrency(c.parse().map_err(|_| PlanError::Concurrency(0))?),
-            _ => Err(PlanError::Rate(s.to_owned())),
+            Some(("rate", r)) => Mode::rate(r.parse().map_err(|_| bad())?),
+            Some(("concurrency", c)) => Mode::concurrency(c.parse().map_err(|_| bad())?),
+            _ => Err(bad()),
         }
     }
 }
