@@ -125,6 +125,16 @@ enum Command {
         #[command(subcommand)]
         command: DiscordCommand,
     },
+    /// Send HTTP load to a URL and report latency percentiles, status codes and errors.
+    Loadgen(crate::loadgen_cli::LoadgenArgs),
+    /// Run a load test in an environment (the `loadtest` command); with --wait, print its
+    /// table and exit 1 when a threshold fails, for pipelines.
+    Loadtest {
+        #[command(flatten)]
+        test: crate::loadgen_cli::LoadtestArgs,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -268,6 +278,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                 deckhand::discord::register(&config, &router, guild.as_deref(), dry_run).await?
             );
             Ok(0)
+        }
+        Command::Loadgen(args) => crate::loadgen_cli::loadgen(args).await,
+        Command::Loadtest { test, client } => {
+            let json = client.output == Output::Json;
+            crate::loadgen_cli::loadtest(&client.client()?, &test, json).await
         }
         Command::Run { text, no_wait, client } => run(&client, &text.join(" "), no_wait).await,
         Command::Shell { app, env, client } => {

@@ -72,22 +72,35 @@ impl Client {
             .await
     }
 
-    /// The request's whole output as text (`stream`: stdout or stderr of command output).
-    pub async fn output(&self, id: &str, stream: Option<&str>) -> Result<String, ClientError> {
-        let query = stream.map(|s| format!("?stream={s}")).unwrap_or_default();
+    /// A download (not JSON) from the API; an error answer is still the API's JSON error.
+    async fn download(&self, path: &str) -> Result<reqwest::Response, ClientError> {
         let resp = self
             .http
-            .get(format!("{}/api/v1/requests/{id}/output{query}", self.base))
+            .get(format!("{}{path}", self.base))
             .bearer_auth(&self.token)
             .send()
             .await
             .map_err(|e| self.connect_err(e))?;
         let status = resp.status();
         if status.is_success() {
-            return resp.text().await.map_err(|e| ClientError::Protocol(e.to_string()));
+            return Ok(resp);
         }
-        let body: Value = resp.json().await.map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
         Err(api_error(status, &body))
+    }
+
+    /// The request's whole output as text (`stream`: stdout or stderr of command output).
+    pub async fn output(&self, id: &str, stream: Option<&str>) -> Result<String, ClientError> {
+        let query = stream.map(|s| format!("?stream={s}")).unwrap_or_default();
+        let resp = self.download(&format!("/api/v1/requests/{id}/output{query}")).await?;
+        resp.text().await.map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+
+    /// A file an action posted with request `id` (a load test's chart).
+    pub async fn attachment(&self, id: &str, file: &str) -> Result<Vec<u8>, ClientError> {
+        let resp = self.download(&format!("/api/v1/requests/{id}/attachments/{file}")).await?;
+        let bytes = resp.bytes().await.map_err(|e| ClientError::Protocol(e.to_string()))?;
+        Ok(bytes.to_vec())
     }
 
     pub async fn approve(&self, id: &str) -> Result<Value, ClientError> {

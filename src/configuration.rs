@@ -34,7 +34,7 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    fn key(key: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn key(key: impl Into<String>, message: impl Into<String>) -> Self {
         Self::Key {
             key: key.into(),
             origin: String::new(),
@@ -59,6 +59,7 @@ pub struct Config {
     pub slack: crate::slack::SlackConfig,
     #[serde(default)]
     pub discord: crate::discord::DiscordConfig,
+    pub loadtest: crate::loadtest::LoadtestConfig,
     pub tiers: BTreeMap<Name, TierConfig>,
     pub groups: BTreeMap<Name, GroupConfig>,
     pub users: BTreeMap<Name, UserConfig>,
@@ -206,7 +207,7 @@ fn is_quantity(s: &str) -> bool {
         && ["", "m", "k", "M", "G", "T", "P", "Ki", "Mi", "Gi", "Ti", "Pi"].contains(&suffix)
 }
 
-fn check_quantities(key: &str, q: &Quantities) -> Result<(), ConfigError> {
+pub(crate) fn check_quantities(key: &str, q: &Quantities) -> Result<(), ConfigError> {
     for (name, v) in q {
         if !is_quantity(v) {
             return Err(ConfigError::key(
@@ -290,6 +291,7 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        self.loadtest.validate()?;
         if self.worker.concurrency == 0 || self.worker.concurrency > 256 {
             return Err(ConfigError::key("worker.concurrency", "must be between 1 and 256"));
         }

@@ -8,6 +8,7 @@
 
 pub mod actions;
 pub mod app;
+pub mod attachments;
 pub mod client;
 pub mod cluster;
 pub mod command_buttons;
@@ -17,6 +18,8 @@ pub mod discord;
 pub mod domain;
 pub mod http;
 pub mod identity;
+pub mod loadgen;
+pub mod loadtest;
 pub mod metrics;
 pub mod proxy;
 pub mod shell;

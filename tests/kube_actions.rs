@@ -437,6 +437,7 @@ async fn cluster_role_covers_exactly_what_the_actions_call() {
         ("alice", "service delete files in rbac-a"),
         ("alice", "service delete tbl in rbac-a"),
         ("alice", "service delete db in rbac-a force"),
+        ("alice", "loadtest shop in rbac-a rate=2 duration=1s"),
     ];
     cluster::install_service_providers(&env.kube);
     let mut link = None;
@@ -448,7 +449,10 @@ async fn cluster_role_covers_exactly_what_the_actions_call() {
             assert_eq!(env.app.approve("olga", &id).await.0, 200);
             v = env.app.wait_for_state(&id, &["succeeded", "failed"]).await;
         }
-        assert!(state(&v) == "succeeded" || text.contains("crashloop"), "{text}: {v:#}");
+        // The fake's Job pods print no load summary here (tests/loadtest.rs runs real ones),
+        // so the load test fails after making every call it makes.
+        let may_fail = text.contains("crashloop") || text.starts_with("loadtest");
+        assert!(state(&v) == "succeeded" || may_fail, "{text}: {v:#}");
         if text.starts_with("proxy open") {
             // The link is the requester's to read.
             let id = v["request"]["id"].as_str().unwrap();

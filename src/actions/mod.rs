@@ -5,6 +5,7 @@ mod app;
 mod builtin;
 mod env;
 mod exec;
+mod loadtest;
 mod proxy;
 mod shell;
 mod service;
@@ -29,6 +30,7 @@ pub fn register_all(registry: &mut ActionRegistry) {
     exec::register(registry);
     shell::register(registry);
     service::register(registry);
+    loadtest::register(registry);
 }
 
 use crate::{

@@ -21,6 +21,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("commands/exec.yaml", include_str!("../../commands/exec.yaml")),
     ("commands/shell.yaml", include_str!("../../commands/shell.yaml")),
     ("commands/service.yaml", include_str!("../../commands/service.yaml")),
+    ("commands/loadtest.yaml", include_str!("../../commands/loadtest.yaml")),
 ];
 
 /// Names an approval `when` may read besides the command's own arguments.

@@ -18,6 +18,7 @@ mod interactions;
 mod publish;
 pub mod rest;
 pub mod state;
+pub mod upload;
 pub mod verify;
 
 use std::sync::Arc;

@@ -219,6 +219,7 @@ impl DiscordSurface {
                     let components = row.as_ref().filter(|_| i == last).map(std::slice::from_ref);
                     self.post(st, &message_body(chunk, components)).await?;
                 }
+                self.post_attachment(store, st, event).await?;
             }
         }
         Ok(())
@@ -292,6 +293,46 @@ impl DiscordSurface {
             }
         }
         self.bot_post(st, body).await
+    }
+
+    /// Posts the file an output event announces (a load test's chart), like `post`: as a
+    /// follow-up while the interaction token lasts, in the channel after.
+    async fn post_attachment(&self, store: &Store, st: &mut DiscordState, event: &Event) -> Result<(), SurfaceError> {
+        let Some(file) = crate::attachments::AttachmentRef::of_event(event.data.as_ref()) else {
+            return Ok(());
+        };
+        let Some(bytes) = crate::attachments::Attachments::new(store.pool().clone())
+            .get(&file.id)
+            .await
+            .map_err(err)?
+        else {
+            tracing::warn!(attachment = %file.id, "announced attachment is not stored");
+            return Ok(());
+        };
+        let part = super::upload::FilePart {
+            filename: &file.filename,
+            content_type: &file.content_type,
+            bytes: &bytes,
+        };
+        let payload = message_body(&file.title, None);
+        if st.token_valid() {
+            let path = format!("/webhooks/{}/{}?wait=true", st.application_id, st.token);
+            match self
+                .rest
+                .call_with_file(Method::POST, &path, Auth::None, &payload, &part)
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(e) => self.token_failed(st, e)?,
+            }
+        }
+        self.need_bot()?;
+        let path = format!("/channels/{}/messages", st.channel_id);
+        self.rest
+            .call_with_file(Method::POST, &path, Auth::Bot, &payload, &part)
+            .await
+            .map(|_| ())
+            .map_err(err)
     }
 
     /// Edits a message deckhand posted for this request.

@@ -82,16 +82,44 @@ impl Rest {
     /// One call, retried after the delay Discord asks for on 429. Returns the JSON body
     /// (`Value::Null` for 204).
     pub async fn call(&self, method: Method, path: &str, auth: Auth, body: Option<&Value>) -> Result<Value, RestError> {
+        self.send(method, path, auth, |req| match body {
+            Some(b) => req.json(b),
+            None => req,
+        })
+        .await
+    }
+
+    /// A message with one file: multipart/form-data with `payload_json` and `files[0]`.
+    pub async fn call_with_file(
+        &self,
+        method: Method,
+        path: &str,
+        auth: Auth,
+        payload: &Value,
+        file: &super::upload::FilePart<'_>,
+    ) -> Result<Value, RestError> {
+        let (content_type, body) = super::upload::multipart(payload, file);
+        self.send(method, path, auth, |req| {
+            req.header(reqwest::header::CONTENT_TYPE, content_type.clone())
+                .body(body.clone())
+        })
+        .await
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        auth: Auth,
+        with_body: impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    ) -> Result<Value, RestError> {
         let url = format!("{}{path}", self.base);
         for attempt in 1..=MAX_ATTEMPTS {
             let mut req = self.http.request(method.clone(), &url);
             if auth == Auth::Bot {
                 req = req.header("Authorization", format!("Bot {}", self.bot_token));
             }
-            if let Some(b) = body {
-                req = req.json(b);
-            }
-            let resp = req.send().await?;
+            let resp = with_body(req).send().await?;
             let status = resp.status();
             if status == StatusCode::TOO_MANY_REQUESTS {
                 let headers = resp.headers().clone();

@@ -1,6 +1,7 @@
 //! The HTTP surface: health, metrics and the JSON API. Chat webhooks mount here too.
 
 mod api;
+mod attachments;
 mod auth;
 mod error;
 mod health;
@@ -30,6 +31,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/requests/{id}/approve", post(api::approve))
         .route("/api/v1/requests/{id}/deny", post(api::deny))
         .route("/api/v1/requests/{id}/cancel", post(api::cancel))
+        .route("/api/v1/requests/{id}/attachments/{file}", get(attachments::download))
         .merge(crate::slack::routes(&app.config))
         .merge(crate::discord::routes(&app.config))
         .merge(crate::proxy::routes())

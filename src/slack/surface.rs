@@ -211,17 +211,38 @@ impl Inner {
             EventKind::Output => {
                 let buttons = CommandButton::from_data(event.data.as_ref());
                 if buttons.is_empty() {
-                    return self
-                        .reply(&data.channel, &root, &messages::output_text(&event.message))
-                        .await;
+                    self.reply(&data.channel, &root, &messages::output_text(&event.message))
+                        .await?;
+                    return self.upload_attachment(store, event, &data.channel, &root).await;
                 }
                 let content = SlackMessageContent::new()
                     .with_text(messages::output_text(&event.message))
                     .with_blocks(messages::output_blocks(&self.signer, &event.message, &buttons));
-                self.post(&data.channel, Some(&root), content).await.map(|_| ())
+                self.post(&data.channel, Some(&root), content).await?;
+                self.upload_attachment(store, event, &data.channel, &root).await
             }
             EventKind::Progress => Ok(()),
         }
+    }
+
+    /// Uploads the file an output event announces (a load test's chart) into the thread.
+    async fn upload_attachment(&self, store: &Store, event: &Event, channel: &str, root: &str) -> Result<(), WebError> {
+        let Some(file) = crate::attachments::AttachmentRef::of_event(event.data.as_ref()) else {
+            return Ok(());
+        };
+        match crate::attachments::Attachments::new(store.pool().clone())
+            .get(&file.id)
+            .await
+        {
+            Ok(Some(bytes)) => {
+                self.web
+                    .upload_file(channel, Some(root), &file.filename, &file.title, &bytes)
+                    .await?;
+            }
+            Ok(None) => tracing::warn!(attachment = %file.id, "announced attachment is not stored"),
+            Err(e) => tracing::warn!(attachment = %file.id, error = %e, "cannot read attachment"),
+        }
+        Ok(())
     }
 
     /// Posts the root message the first time anything happens to the request.

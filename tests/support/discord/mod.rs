@@ -240,7 +240,41 @@ impl FakeDiscord {
 }
 
 fn parse(body: &Bytes) -> Value {
+    if body.starts_with(b"--") {
+        return parse_multipart(body);
+    }
     serde_json::from_slice(body).unwrap_or(Value::Null)
+}
+
+/// A message with files (multipart/form-data): the `payload_json` part, with the files'
+/// names, sizes and first bytes (hex) recorded under `_files`.
+fn parse_multipart(body: &[u8]) -> Value {
+    let Some(end) = body.windows(2).position(|w| w == b"\r\n") else {
+        return Value::Null;
+    };
+    let delimiter = [b"\r\n".as_slice(), &body[..end]].concat();
+    let mut payload = Value::Null;
+    let mut files = Vec::new();
+    let mut rest = &body[end..];
+    while let Some(at) = rest.windows(delimiter.len()).position(|w| w == delimiter.as_slice()) {
+        let part = &rest[..at];
+        rest = &rest[at + delimiter.len()..];
+        let Some(split) = part.windows(4).position(|w| w == b"\r\n\r\n") else {
+            continue;
+        };
+        let head = String::from_utf8_lossy(&part[..split]);
+        let data = &part[split + 4..];
+        if head.contains("name=\"payload_json\"") {
+            payload = serde_json::from_slice(data).unwrap_or(Value::Null);
+        } else if let Some(name) = head.split("filename=\"").nth(1).and_then(|r| r.split('"').next()) {
+            let hex: String = data.iter().take(8).map(|b| format!("{b:02x}")).collect();
+            files.push(json!({ "filename": name, "size": data.len(), "head": hex }));
+        }
+    }
+    if payload.is_object() {
+        payload["_files"] = json!(files);
+    }
+    payload
 }
 
 fn message_json(m: &Message) -> Json<Value> {

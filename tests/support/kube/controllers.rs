@@ -981,6 +981,31 @@ fn kubelet(st: &mut State) {
             continue;
         }
 
+        if is_job {
+            let exit = match super::pod_runner::drive(st, &pod) {
+                super::pod_runner::Drive::NotMine => None,
+                super::pod_runner::Drive::Running => continue,
+                super::pod_runner::Drive::Finished(Ok(())) => Some((0, "Completed", "Succeeded", "PodCompleted")),
+                super::pod_runner::Drive::Finished(Err(())) => Some((1, "Error", "Failed", "PodFailed")),
+            };
+            if let Some((code, reason, phase, why)) = exit {
+                let statuses: Vec<Value> = containers
+                    .iter()
+                    .map(|c| {
+                        let started = was(c, "state.running.startedAt").unwrap_or(json!(now));
+                        let t = json!({"terminated": {"exitCode": code, "reason": reason, "startedAt": started, "finishedAt": now}});
+                        container_status(c, t, false, 0, None)
+                    })
+                    .collect();
+                util::set_path(&mut p, "status.phase", json!(phase));
+                util::set_path(&mut p, "status.containerStatuses", json!(statuses));
+                let conds = pod_conditions(&pod, true, true, false, why, "");
+                util::set_path(&mut p, "status.conditions", conds);
+                st.update(pods(), p);
+                continue;
+            }
+        }
+
         if is_job && ticks >= JOB_RUN_STEPS {
             log(st, &pod, "done".to_string());
             let statuses: Vec<Value> = containers

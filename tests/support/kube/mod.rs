@@ -24,6 +24,7 @@ pub mod custom;
 pub mod exec;
 pub mod logs;
 pub mod patch;
+pub mod pod_runner;
 pub mod proxy;
 pub mod resources;
 pub mod selectors;
@@ -286,6 +287,13 @@ impl KubeTestServer {
             .lock()
             .log_overrides
             .push((namespace.to_string(), pod_name_prefix.to_string(), text.to_string()));
+    }
+
+    /// Runs the pods of Jobs whose image starts with `image_prefix` through `run` (given the
+    /// container's args; its Ok text becomes the pod's log and the pod succeeds, Err fails it)
+    /// instead of the fake kubelet's fixed script.
+    pub fn set_pod_runner(&self, image_prefix: &str, run: pod_runner::RunFn) {
+        self.shared.lock().pod_runners.add(image_prefix, run);
     }
 
     /// What a request proxied to a service or pod (`.../services/{name}[:port]/proxy/...`)

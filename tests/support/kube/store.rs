@@ -78,6 +78,8 @@ pub struct State {
     pub proxy_responses: HashMap<(String, String), (u16, String)>,
     /// Provisioning controllers for custom kinds, set by tests (custom.rs).
     pub provisioners: Vec<super::custom::Provisioner>,
+    /// Job pods whose process the test supplies.
+    pub pod_runners: super::pod_runner::PodRunners,
 }
 
 impl State {
@@ -104,6 +106,7 @@ impl State {
             server_address: String::new(),
             proxy_responses: HashMap::new(),
             provisioners: Vec::new(),
+            pod_runners: Default::default(),
         };
         // The namespaces every cluster starts with.
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {

@@ -1,0 +1,327 @@
+//! The Job that generates a load test's load: one pod per worker running `deckhand loadgen`
+//! at its share of the rate, followed through a watch, its pods' JSON summaries read from
+//! their logs, and deleted with its pods at the end whatever happened.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use k8s_openapi::api::{batch::v1::Job, core::v1::Pod};
+use kube::{
+    Api,
+    api::{DeleteParams, ListParams, LogParams, PostParams},
+    runtime::{WatchStreamExt, watcher},
+};
+use serde_json::json;
+
+use super::LoadtestConfig;
+use crate::{
+    cluster::{APP_NAME, Cluster, ClusterError, MANAGED_BY, MANAGER, REQUEST},
+    domain::RequestId,
+    loadgen::{Report, format_duration},
+};
+
+/// The label value every load test pod carries, so they are easy to find and to exclude.
+pub const LOADGEN_APP: &str = "deckhand-loadgen";
+/// What the test deckhand reads of each pod's log: the summary is one (long) line.
+const LOG_BYTES: i64 = 8 * 1024 * 1024;
+
+/// What one load test asks the cluster for.
+#[derive(Debug, Clone)]
+pub struct LoadJob {
+    pub namespace: String,
+    pub name: String,
+    pub request: RequestId,
+    pub url: String,
+    pub workers: u32,
+    /// Requests per second over all workers.
+    pub rate: u32,
+    pub duration: Duration,
+    pub timeout: Duration,
+}
+
+impl LoadJob {
+    pub fn name_for(request: &RequestId) -> String {
+        format!("loadtest-{}", request.as_str().trim_start_matches("r-"))
+    }
+
+    /// Each worker's share of the rate; the shares add up to the whole.
+    pub fn worker_rate(&self) -> f64 {
+        f64::from(self.rate) / f64::from(self.workers.max(1))
+    }
+
+    pub fn manifest(&self, cfg: &LoadtestConfig) -> Result<Job, ClusterError> {
+        let labels = json!({
+            MANAGED_BY: MANAGER,
+            APP_NAME: LOADGEN_APP,
+            REQUEST: self.request.as_str(),
+        });
+        let args = [
+            "loadgen".to_owned(),
+            "--url".to_owned(),
+            self.url.clone(),
+            "--rate".to_owned(),
+            format!("{}", self.worker_rate()),
+            "--duration".to_owned(),
+            format_duration(self.duration),
+            "--timeout".to_owned(),
+            format_duration(self.timeout),
+            "--json".to_owned(),
+        ];
+        // The pods may not outlive the test by much even if deckhand dies mid-way.
+        let deadline = self.duration.as_secs() + 600;
+        let job = json!({
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": { "name": self.name, "namespace": self.namespace, "labels": labels },
+            "spec": {
+                "parallelism": self.workers,
+                "completions": self.workers,
+                "backoffLimit": 0,
+                "activeDeadlineSeconds": deadline,
+                "ttlSecondsAfterFinished": 3600,
+                "template": {
+                    "metadata": { "labels": labels },
+                    "spec": {
+                        "restartPolicy": "Never",
+                        "automountServiceAccountToken": false,
+                        "securityContext": { "runAsNonRoot": true, "runAsUser": 65532, "seccompProfile": { "type": "RuntimeDefault" } },
+                        "containers": [{
+                            "name": "loadgen",
+                            "image": cfg.image,
+                            "args": args,
+                            "resources": { "requests": cfg.requests, "limits": cfg.limits },
+                            "securityContext": {
+                                "allowPrivilegeEscalation": false,
+                                "readOnlyRootFilesystem": true,
+                                "capabilities": { "drop": ["ALL"] },
+                            },
+                        }],
+                    },
+                },
+            },
+        });
+        serde_json::from_value(job).map_err(|e| ClusterError::Invalid(format!("load test Job: {e}")))
+    }
+}
+
+/// The Job's pods as its status counts them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct JobProgress {
+    pub active: i32,
+    pub ready: i32,
+    pub succeeded: i32,
+    pub failed: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobEnd {
+    Complete,
+    /// The Job failed; Kubernetes' reason.
+    Failed(String),
+}
+
+/// One pod's contribution.
+#[derive(Debug)]
+pub enum PodResult {
+    Report(Box<Report>),
+    /// The pod failed or printed no summary; the last lines of its log say why.
+    Failed {
+        pod: String,
+        why: String,
+    },
+}
+
+fn progress_of(job: &Job) -> JobProgress {
+    let st = job.status.clone().unwrap_or_default();
+    JobProgress {
+        active: st.active.unwrap_or(0),
+        ready: st.ready.unwrap_or(0),
+        succeeded: st.succeeded.unwrap_or(0),
+        failed: st.failed.unwrap_or(0),
+    }
+}
+
+fn end_of(job: &Job) -> Option<JobEnd> {
+    let conditions = job.status.as_ref()?.conditions.as_ref()?;
+    conditions
+        .iter()
+        .filter(|c| c.status == "True")
+        .find_map(|c| match c.type_.as_str() {
+            "Complete" => Some(JobEnd::Complete),
+            "Failed" => Some(JobEnd::Failed(
+                c.message
+                    .clone()
+                    .or(c.reason.clone())
+                    .unwrap_or_else(|| "the Job failed".into()),
+            )),
+            _ => None,
+        })
+}
+
+impl Cluster {
+    pub async fn create_load_job(&self, job: &LoadJob, cfg: &LoadtestConfig) -> Result<(), ClusterError> {
+        let manifest = job.manifest(cfg)?;
+        let what = format!("Job {} in {}", job.name, job.namespace);
+        self.call(&what, |c| {
+            let manifest = manifest.clone();
+            async move {
+                Api::<Job>::namespaced(c, &job.namespace)
+                    .create(&PostParams::default(), &manifest)
+                    .await
+            }
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Deletes the Job and, through background propagation, its pods. Gone already is fine.
+    pub async fn delete_load_job(&self, ns: &str, name: &str) -> Result<(), ClusterError> {
+        let what = format!("Job {name} in {ns}");
+        match self
+            .call(&what, |c| async move {
+                Api::<Job>::namespaced(c, ns)
+                    .delete(name, &DeleteParams::background())
+                    .await
+            })
+            .await
+        {
+            Ok(_) | Err(ClusterError::NotFound(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Follows the Job until it completes or fails, calling `on_change` when its pod
+    /// counts change. The caller bounds the wait.
+    pub async fn follow_load_job(
+        &self,
+        ns: &str,
+        name: &str,
+        mut on_change: impl FnMut(JobProgress),
+    ) -> Result<JobEnd, ClusterError> {
+        let api = Api::<Job>::namespaced(self.client().await?, ns);
+        let cfg = watcher::Config::default().fields(&format!("metadata.name={name}"));
+        let mut jobs = watcher(api, cfg).default_backoff().touched_objects().boxed();
+        let mut last = None;
+        while let Some(event) = jobs.next().await {
+            let job = match event {
+                Ok(job) => job,
+                Err(e) => {
+                    tracing::debug!(error = %e, "load test job watch error");
+                    continue;
+                }
+            };
+            let now = progress_of(&job);
+            if last != Some(now) {
+                on_change(now);
+                last = Some(now);
+            }
+            if let Some(end) = end_of(&job) {
+                return Ok(end);
+            }
+        }
+        Err(ClusterError::Unreachable("the watch on the load test Job ended".into()))
+    }
+
+    /// Each pod of the load test with its summary, or why it has none.
+    pub async fn load_job_results(&self, ns: &str, request: &RequestId) -> Result<Vec<PodResult>, ClusterError> {
+        let lp = ListParams::default().labels(&format!("{REQUEST}={},{APP_NAME}={LOADGEN_APP}", request.as_str()));
+        let pods = self
+            .call("load test pods", |c| {
+                let lp = lp.clone();
+                async move { Api::<Pod>::namespaced(c, ns).list(&lp).await }
+            })
+            .await?;
+        let mut out = Vec::new();
+        for pod in pods.items {
+            let name = pod.metadata.name.clone().unwrap_or_default();
+            let phase = pod.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default();
+            let lp = LogParams {
+                limit_bytes: Some(LOG_BYTES),
+                ..Default::default()
+            };
+            let what = format!("logs of pod {name}");
+            let log = match self
+                .call(&what, |c| {
+                    let (lp, name) = (lp.clone(), name.clone());
+                    async move { Api::<Pod>::namespaced(c, ns).logs(&name, &lp).await }
+                })
+                .await
+            {
+                Ok(log) => log,
+                Err(ClusterError::Api { code: 400, message }) => format!("(no logs: {message})"),
+                Err(e) => return Err(e),
+            };
+            out.push(pod_result(&name, &phase, &log));
+        }
+        Ok(out)
+    }
+}
+
+/// The summary is the last line of a succeeded pod's log that reads as a report.
+fn pod_result(pod: &str, phase: &str, log: &str) -> PodResult {
+    if phase == "Succeeded"
+        && let Some(report) = log
+            .lines()
+            .rev()
+            .filter(|l| l.trim_start().starts_with('{'))
+            .find_map(|l| serde_json::from_str::<Report>(l).ok())
+    {
+        return PodResult::Report(Box::new(report));
+    }
+    let tail: Vec<&str> = log.lines().rev().take(3).collect();
+    let tail: Vec<&str> = tail.into_iter().rev().collect();
+    let why = match (phase, tail.is_empty()) {
+        ("Succeeded", _) => format!("printed no load summary: {}", tail.join(" / ")),
+        (phase, true) => format!("{phase}, no log"),
+        (phase, false) => format!("{phase}: {}", tail.join(" / ")),
+    };
+    PodResult::Failed {
+        pod: pod.to_owned(),
+        why: crate::cluster::rollout::redact(&why),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job() -> LoadJob {
+        LoadJob {
+            namespace: "checkout".into(),
+            name: LoadJob::name_for(&RequestId::parse("r-abc123").unwrap()),
+            request: RequestId::parse("r-abc123").unwrap(),
+            url: "http://shop.checkout.svc:8080/".into(),
+            workers: 4,
+            rate: 100,
+            duration: Duration::from_secs(30),
+            timeout: Duration::from_secs(10),
+        }
+    }
+
+    #[test]
+    fn the_job_splits_the_rate_and_runs_deckhand_loadgen() {
+        let cfg = crate::configuration::Config::defaults().unwrap().loadtest;
+        let j = job().manifest(&cfg).unwrap();
+        assert_eq!(j.metadata.name.as_deref(), Some("loadtest-abc123"));
+        let spec = j.spec.unwrap();
+        assert_eq!(
+            (spec.parallelism, spec.completions, spec.backoff_limit),
+            (Some(4), Some(4), Some(0))
+        );
+        let c = &spec.template.spec.unwrap().containers[0];
+        assert_eq!(c.image.as_deref(), Some(cfg.image.as_str()));
+        assert_eq!(
+            c.args.clone().unwrap().join(" "),
+            "loadgen --url http://shop.checkout.svc:8080/ --rate 25 --duration 30s --timeout 10s --json"
+        );
+    }
+
+    #[test]
+    fn a_pod_without_a_summary_says_why() {
+        match pod_result("p", "Failed", "starting\ncannot resolve shop:8080: token=abc") {
+            PodResult::Failed { why, .. } => assert!(why.starts_with("Failed: starting / cannot resolve"), "{why}"),
+            PodResult::Report(_) => panic!("a failed pod has no report"),
+        }
+        assert!(matches!(pod_result("p", "Succeeded", "done"), PodResult::Failed { .. }));
+    }
+}
