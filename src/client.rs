@@ -98,7 +98,9 @@ impl Client {
 
     /// A file an action posted with request `id` (a load test's chart).
     pub async fn attachment(&self, id: &str, file: &str) -> Result<Vec<u8>, ClientError> {
-        let resp = self.download(&format!("/api/v1/requests/{id}/attachments/{file}")).await?;
+        let resp = self
+            .download(&format!("/api/v1/requests/{id}/attachments/{file}"))
+            .await?;
         let bytes = resp.bytes().await.map_err(|e| ClientError::Protocol(e.to_string()))?;
         Ok(bytes.to_vec())
     }

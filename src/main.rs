@@ -1,6 +1,6 @@
 mod cli;
-mod terminal;
 mod loadgen_cli;
+mod terminal;
 
 fn main() -> std::process::ExitCode {
     cli::main()

@@ -263,7 +263,25 @@ async fn cancelling_a_running_test_deletes_its_job() {
             .await,
         "the Job is created"
     );
-    let (status, v) = env.app.submit_as("alice", &format!("cancel {id}")).await;
+    // The thread offers a Cancel test button; a click runs its command as the clicker.
+    let mut button = None;
+    for _ in 0..100 {
+        let (_, view) = env.app.get_as("alice", &format!("/api/v1/requests/{id}")).await;
+        button = view["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find_map(|e| e["data"]["buttons"].as_array().and_then(|b| b.first()).cloned());
+        if button.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let button = button.expect("a Cancel test button in the thread");
+    assert_eq!(button["label"], "Cancel test");
+    let command = button["command"].as_str().unwrap();
+    assert_eq!(command, format!("cancel {id}"));
+    let (status, v) = env.app.submit_as("alice", command).await;
     assert!(status == 201 || status == 200, "{v}");
     let v = env.app.wait_for_state(&id, &["cancelled", "failed", "succeeded"]).await;
     assert_eq!(state(&v), "cancelled", "{v:#}");

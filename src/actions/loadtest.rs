@@ -14,6 +14,7 @@ use super::{Action, ActionContext, ActionError, ActionRegistry, env::env_facts};
 use crate::{
     app::App,
     attachments::Attachments,
+    command_buttons::CommandButton,
     commands::Args,
     domain::Name,
     identity::Principal,
@@ -264,6 +265,13 @@ impl Run {
             format_duration(job.duration),
             job.url
         ))
+        .await?;
+        // A button in the thread stops it (the click runs `cancel <id>` as whoever clicks).
+        let stop = CommandButton::danger("Cancel test", format!("cancel {}", ctx.request.id));
+        ctx.output(
+            format!("`cancel {}` stops the test and deletes its Job", ctx.request.id),
+            Some(json!({ "buttons": [stop] })),
+        )
         .await?;
         let limit = cfg.start_timeout.as_duration() + job.duration + job.timeout + Duration::from_secs(30);
         let follow = super::with_progress(ctx, |mut report| async move {

@@ -7,8 +7,8 @@ mod env;
 mod exec;
 mod loadtest;
 mod proxy;
-mod shell;
 mod service;
+mod shell;
 
 use std::{
     collections::{BTreeMap, HashMap},
