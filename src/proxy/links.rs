@@ -108,20 +108,19 @@ impl Links {
     }
 
     pub async fn get(&self, id: &str) -> Result<Option<Link>, ProxyError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM proxies WHERE id = $1"
-        )))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(link_from_row).transpose()
+        self.one_where("id", id).await
     }
 
     pub async fn by_hash(&self, token_hash: &str) -> Result<Option<Link>, ProxyError> {
+        self.one_where("token_hash", token_hash).await
+    }
+
+    /// The link whose unique `column` (a name from this file, never input) is `value`.
+    async fn one_where(&self, column: &'static str, value: &str) -> Result<Option<Link>, ProxyError> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM proxies WHERE token_hash = $1"
+            "SELECT {COLUMNS} FROM proxies WHERE {column} = $1"
         )))
-        .bind(token_hash)
+        .bind(value)
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(link_from_row).transpose()

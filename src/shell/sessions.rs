@@ -163,20 +163,19 @@ impl Sessions {
     }
 
     pub async fn get(&self, id: &str) -> Result<Option<Session>, ShellError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM shell_sessions WHERE id = $1"
-        )))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(session_from_row).transpose()
+        self.one_where("id", id).await
     }
 
     pub async fn by_hash(&self, token_hash: &str) -> Result<Option<Session>, ShellError> {
+        self.one_where("token_hash", token_hash).await
+    }
+
+    /// The session whose unique `column` (a name from this file, never input) is `value`.
+    async fn one_where(&self, column: &'static str, value: &str) -> Result<Option<Session>, ShellError> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM shell_sessions WHERE token_hash = $1"
+            "SELECT {COLUMNS} FROM shell_sessions WHERE {column} = $1"
         )))
-        .bind(token_hash)
+        .bind(value)
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(session_from_row).transpose()
