@@ -223,6 +223,9 @@ mod exit {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if prints_for_a_pipe(&cli.command) {
+        restore_sigpipe();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -239,6 +242,25 @@ pub fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(if rejected { exit::REJECTED } else { exit::FAILED })
         }
+    }
+}
+
+/// Commands whose job is printing (`deckhand requests | head`). Rust ignores SIGPIPE so that
+/// sockets report EPIPE; for these a closed pipe should end the process quietly, as for any
+/// Unix tool, rather than panic in `println!`. Not for the server, the shell or the load
+/// generator, which write to sockets.
+fn prints_for_a_pipe(command: &Command) -> bool {
+    !matches!(
+        command,
+        Command::Serve { .. } | Command::Shell { .. } | Command::Loadgen(_) | Command::Loadtest { .. }
+    )
+}
+
+fn restore_sigpipe() {
+    // SAFETY: called first thing on the main thread, before any other thread exists;
+    // SIG_DFL is a valid disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

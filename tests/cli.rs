@@ -264,3 +264,28 @@ async fn output_prints_a_requests_whole_output() {
     assert_eq!(code, 2, "refused like any API error: {stderr}");
     assert!(stderr.contains("There is no request r-zzzz"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_closed_pipe_ends_the_client_quietly() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let app = spawn_app(&db).await;
+    let (url, token) = (app.url.clone(), token("alice"));
+    let stderr = tokio::task::spawn_blocking(move || {
+        use std::process::{Command, Stdio};
+        // `deckhand run help | true`: the reader is gone before the answer is printed.
+        let mut child = Command::new(env!("CARGO_BIN_EXE_deckhand"))
+            .args(["run", "help"])
+            .env("DECKHAND_URL", url)
+            .env("DECKHAND_TOKEN", token)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run deckhand");
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("wait");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    })
+    .await
+    .expect("join");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
