@@ -560,6 +560,7 @@ mod tests {
             "postgres://deckhand@postgres.platform.svc:5432/deckhand"
         );
         assert_eq!(c.log.format, LogFormat::Json);
+        assert_eq!(c.loadtest.max_workers, 20);
     }
 
     #[test]

@@ -26,13 +26,7 @@ impl FromStr for Threshold {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let err = || ThresholdError(s.to_owned());
-        // Slack sends `<` and `>` in slash-command text as HTML entities.
-        let t: String = s
-            .replace("&lt;", "<")
-            .replace("&gt;", ">")
-            .chars()
-            .filter(|c| !c.is_whitespace())
-            .collect();
+        let t: String = s.chars().filter(|c| !c.is_whitespace()).collect();
         if let Some(limit) = t.strip_prefix("errors<") {
             let pct: f64 = limit.strip_suffix('%').ok_or_else(err)?.parse().map_err(|_| err())?;
             if !(0.0..=100.0).contains(&pct) {
@@ -180,11 +174,7 @@ mod tests {
             }
         );
         assert_eq!(
-            "p99&lt;300ms".parse::<Threshold>().unwrap(),
-            "p99<300ms".parse::<Threshold>().unwrap()
-        );
-        assert_eq!(
-            "rate&gt;=5".parse::<Threshold>().unwrap(),
+            "rate>=5".parse::<Threshold>().unwrap(),
             Threshold::Rate { at_least: 5.0 }
         );
         for bad in [

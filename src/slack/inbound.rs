@@ -149,14 +149,14 @@ pub async fn command(app: &Arc<App>, inbound: &Inbound, cmd: SlackCommandEvent) 
     let text = cmd
         .text
         .as_deref()
-        .map(str::trim)
+        .map(|t| messages::unescape(t.trim()))
         .filter(|t| !t.is_empty())
-        .unwrap_or("help");
+        .unwrap_or_else(|| "help".to_owned());
     let channel = cmd.channel_id.to_string();
     let inv = Invocation {
         principal,
         surface: Surface::Slack,
-        text: text.to_owned(),
+        text,
         channel: Some(channel.clone()),
         thread: None,
         surface_data: Some(initial_data(&channel, &user, &response_url)),

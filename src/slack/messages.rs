@@ -54,6 +54,12 @@ pub fn escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
+/// Slash-command text as the person typed it: Slack escapes `&`, `<` and `>` in it (so
+/// `p99<300ms` arrives as `p99&lt;300ms`). `&amp;` goes last so `&amp;lt;` stays `&lt;`.
+pub fn unescape(s: &str) -> String {
+    s.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+}
+
 pub fn clip(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         return s.to_owned();
@@ -172,4 +178,19 @@ pub fn ephemeral(text: &str) -> serde_json::Value {
         "replace_original": false,
         "text": clip(text, MAX_TEXT),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unescape_undoes_what_slack_escapes_in_command_text() {
+        assert_eq!(
+            unescape("p99&lt;300ms errors&lt;1% rate&gt;=5"),
+            "p99<300ms errors<1% rate>=5"
+        );
+        assert_eq!(unescape("a &amp;lt; b"), "a &lt; b");
+        assert_eq!(unescape(&escape("x < y & z")), "x < y & z");
+    }
 }
