@@ -190,6 +190,11 @@ async fn get_and_post_reach_the_backend_until_the_link_is_closed() {
     let list = env.run("alice", "proxy list").await;
     let out = support::output_of(&list);
     assert!(out.contains(&id) && out.contains("hits 2, last "), "{out}");
+    // The latest requests (method, path after the token, status), never the token.
+    assert!(out.contains("    POST /orders 200 "), "{out}");
+    assert!(out.contains("    GET /api/items?q=a%20b&n=1 200 "), "{out}");
+    let token = url.trim_end_matches('/').rsplit('/').next().unwrap();
+    assert!(!list.to_string().contains(token), "{list:#}");
 
     let closed = env.run("bob", &format!("proxy close {id}")).await;
     assert_eq!(state(&closed), "succeeded", "{closed:#}");
@@ -352,4 +357,50 @@ fn tokio_stream_from<T: Send + 'static>(
     rx: tokio::sync::mpsc::Receiver<T>,
 ) -> impl futures_util::Stream<Item = T> + Send + 'static {
     futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|v| (v, rx)) })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hits_and_the_latest_requests_are_kept_on_both_backends() {
+    use deckhand::{
+        proxy::{Links, NewLink, Recent},
+        store::Store,
+    };
+    for backend in support::backends() {
+        let db = support::TestDb::new(backend).await;
+        let store = Store::connect(&db.url, 2).await.unwrap();
+        store.migrate().await.unwrap();
+        let links = Links::new(store.pool().clone());
+        links
+            .insert(&NewLink {
+                id: "px-test".into(),
+                token_hash: "h".into(),
+                env: "shop".into(),
+                service: "shop".into(),
+                port: 8080,
+                requester: "alice".into(),
+                request_id: "r-test".into(),
+                expires_at: i64::MAX,
+            })
+            .await
+            .unwrap();
+        let request = |at: i64| Recent {
+            at,
+            method: "GET".into(),
+            path: format!("/n/{at}"),
+            status: 200,
+            millis: 1,
+        };
+        // Two flushes of 15: 30 hits, the newest 20 requests kept.
+        let first: Vec<Recent> = (1..=15).map(request).collect();
+        let second: Vec<Recent> = (16..=30).map(request).collect();
+        links.add_hits("px-test", 15, &first).await.unwrap();
+        links.add_hits("px-test", 15, &second).await.unwrap();
+        let link = links.get("px-test").await.unwrap().unwrap();
+        assert_eq!((link.hits, link.last_used_at), (30, Some(30)), "{backend:?}");
+        let recent = links.recent("px-test", 100).await.unwrap();
+        let ats: Vec<i64> = recent.iter().map(|r| r.at).collect();
+        assert_eq!(ats, (11..=30).rev().collect::<Vec<_>>(), "{backend:?}");
+        assert_eq!(recent[0].path, "/n/30");
+        store.close().await;
+    }
 }

@@ -195,6 +195,9 @@ impl Action for Close {
 
 struct List;
 
+/// How many of each link's latest requests `proxy list` shows.
+const RECENT_SHOWN: i64 = 5;
+
 fn describe(link: &Link, now: i64) -> String {
     let state = match link.state_at(now) {
         LinkState::Open => format!("open until {}", format_ms(link.expires_at)),
@@ -224,26 +227,47 @@ impl Action for List {
     }
     async fn run(&self, ctx: &ActionContext) -> Result<String, ActionError> {
         let env = ctx.request.args.name("env")?;
-        let found = links(ctx).await.list(env.as_ref().map(|e| e.as_str()), 50).await?;
+        let links = links(ctx).await;
+        let found = links.list(env.as_ref().map(|e| e.as_str()), 50).await?;
         let now = now_ms();
         let open = found.iter().filter(|l| l.state_at(now) == LinkState::Open).count();
+        let mut lines = Vec::new();
+        let mut data = Vec::new();
+        for l in &found {
+            let recent = links.recent(&l.id, RECENT_SHOWN).await?;
+            lines.push(describe(l, now));
+            lines.extend(recent.iter().map(|r| {
+                format!(
+                    "    {} {} {} {}ms  {}",
+                    r.method,
+                    r.path,
+                    r.status,
+                    r.millis,
+                    format_ms(r.at)
+                )
+            }));
+            let recent: Vec<serde_json::Value> = recent
+                .iter()
+                .map(|r| {
+                    serde_json::json!({
+                        "at": r.at, "method": r.method, "path": r.path,
+                        "status": r.status, "millis": r.millis,
+                    })
+                })
+                .collect();
+            data.push(serde_json::json!({
+                "id": l.id, "env": l.env, "service": l.service, "port": l.port,
+                "requester": l.requester, "request_id": l.request_id,
+                "created_at": l.created_at, "expires_at": l.expires_at,
+                "revoked_at": l.revoked_at, "revoked_by": l.revoked_by,
+                "hits": l.hits, "last_used_at": l.last_used_at, "recent": recent,
+            }));
+        }
         let text = if found.is_empty() {
             "no proxy links".to_owned()
         } else {
-            found.iter().map(|l| describe(l, now)).collect::<Vec<_>>().join("\n")
+            lines.join("\n")
         };
-        let data: Vec<serde_json::Value> = found
-            .iter()
-            .map(|l| {
-                serde_json::json!({
-                    "id": l.id, "env": l.env, "service": l.service, "port": l.port,
-                    "requester": l.requester, "request_id": l.request_id,
-                    "created_at": l.created_at, "expires_at": l.expires_at,
-                    "revoked_at": l.revoked_at, "revoked_by": l.revoked_by,
-                    "hits": l.hits, "last_used_at": l.last_used_at,
-                })
-            })
-            .collect();
         ctx.output(text, Some(serde_json::json!({ "links": data }))).await?;
         Ok(format!("{} proxy links, {open} open", found.len()))
     }

@@ -12,7 +12,7 @@ use axum::{
 
 use hyper_util::rt::TokioIo;
 
-use super::{LinkState, Links, hash_token};
+use super::{Link, LinkState, Links, Recent, hash_token};
 use crate::{app::App, domain::now_ms};
 
 /// Hop-by-hop headers (RFC 9110 7.6.1) belong to one connection and are never forwarded.
@@ -55,7 +55,7 @@ fn split(uri: &Uri) -> Option<(&str, String)> {
     Some((token, format!("{rest}{query}")))
 }
 
-async fn forward(app: &App, mut req: Request) -> Response {
+async fn forward(app: &App, req: Request) -> Response {
     let Some((token, rest)) = split(req.uri()) else {
         return page(StatusCode::NOT_FOUND, "No such link", "This proxy link does not exist.");
     };
@@ -101,7 +101,26 @@ async fn forward(app: &App, mut req: Request) -> Response {
             );
         }
     }
-    app.proxies.hit(&link.id);
+    let started = std::time::Instant::now();
+    let method = req.method().to_string();
+    let shown = format!("/{rest}");
+    let out = pass(app, &link, &rest, req).await;
+    // Counted once the answer starts (or failed): the status is part of what proxy list shows.
+    app.proxies.hit(
+        &link.id,
+        Recent {
+            at: now_ms(),
+            method,
+            path: shown,
+            status: out.status().as_u16(),
+            millis: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
+        },
+    );
+    out
+}
+
+/// Sends the request on to the service and returns its answer as it starts to arrive.
+async fn pass(app: &App, link: &Link, rest: &str, mut req: Request) -> Response {
     let target = format!(
         "/api/v1/namespaces/{}/services/{}:{}/proxy/{rest}",
         link.env, link.service, link.port

@@ -14,18 +14,36 @@ use std::{
 };
 
 use super::{Link, Links, ProxyError};
-use crate::domain::now_ms;
 
 /// How long a looked-up link is trusted before it is read again.
 const CACHE_FOR: Duration = Duration::from_secs(1);
 /// Beyond this many cached links, expired entries are dropped before adding one.
 const CACHE_MAX: usize = 10_000;
+/// How many of a link's latest requests are kept for `proxy list`.
+pub const RECENT_KEPT: usize = 20;
+
+/// One request through a link, as `proxy list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recent {
+    pub at: i64,
+    pub method: String,
+    /// What followed the token: path and query.
+    pub path: String,
+    pub status: u16,
+    pub millis: i64,
+}
+
+/// A link's requests not yet written: how many, and the latest few.
+#[derive(Default)]
+struct Pending {
+    count: i64,
+    recent: Vec<Recent>,
+}
 
 #[derive(Default)]
 pub struct Gate {
     links: Mutex<HashMap<String, (Instant, Link)>>,
-    /// Link id -> (requests not yet written, last use in ms).
-    hits: Mutex<HashMap<String, (i64, i64)>>,
+    hits: Mutex<HashMap<String, Pending>>,
 }
 
 impl Gate {
@@ -53,23 +71,29 @@ impl Gate {
     }
 
     /// Counts one proxied request; written by the next `flush`.
-    pub fn hit(&self, link_id: &str) {
+    pub fn hit(&self, link_id: &str, request: Recent) {
         let mut hits = lock(&self.hits);
-        let entry = hits.entry(link_id.to_owned()).or_insert((0, 0));
-        entry.0 += 1;
-        entry.1 = now_ms();
+        let pending = hits.entry(link_id.to_owned()).or_default();
+        pending.count += 1;
+        if pending.recent.len() == RECENT_KEPT {
+            pending.recent.remove(0);
+        }
+        pending.recent.push(request);
     }
 
-    /// Writes the counted hits. Counts that fail to write are put back for the next try.
+    /// Writes the counted hits. What fails to write is put back for the next try.
     pub async fn flush(&self, links: &Links) -> Result<(), ProxyError> {
-        let pending: Vec<(String, (i64, i64))> = lock(&self.hits).drain().collect();
+        let pending: Vec<(String, Pending)> = lock(&self.hits).drain().collect();
         let mut result = Ok(());
-        for (id, (count, last)) in pending {
-            if let Err(e) = links.add_hits(&id, count, last).await {
+        for (id, p) in pending {
+            if let Err(e) = links.add_hits(&id, p.count, &p.recent).await {
                 let mut hits = lock(&self.hits);
-                let entry = hits.entry(id).or_insert((0, 0));
-                entry.0 += count;
-                entry.1 = entry.1.max(last);
+                let back = hits.entry(id).or_default();
+                back.count += p.count;
+                let mut recent = p.recent;
+                recent.append(&mut back.recent);
+                let skip = recent.len().saturating_sub(RECENT_KEPT);
+                back.recent = recent.split_off(skip);
                 result = Err(e);
             }
         }

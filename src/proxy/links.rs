@@ -2,7 +2,10 @@
 
 use sqlx::{AnyPool, Row, any::AnyRow};
 
-use super::ProxyError;
+use super::{
+    ProxyError,
+    gate::{RECENT_KEPT, Recent},
+};
 use crate::domain::now_ms;
 
 /// What `proxy.open` stores.
@@ -126,8 +129,11 @@ impl Links {
         row.as_ref().map(link_from_row).transpose()
     }
 
-    /// Adds `count` proxied requests, the last at `last_used_at`.
-    pub async fn add_hits(&self, id: &str, count: i64, last_used_at: i64) -> Result<(), ProxyError> {
+    /// Adds `count` proxied requests and records the latest of them, keeping the newest
+    /// `RECENT_KEPT` per link; one transaction.
+    pub async fn add_hits(&self, id: &str, count: i64, recent: &[Recent]) -> Result<(), ProxyError> {
+        let last_used_at = recent.iter().map(|r| r.at).max().unwrap_or_else(now_ms);
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "UPDATE proxies SET hits = hits + $2, \
              last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < $3 THEN $3 ELSE last_used_at END \
@@ -136,9 +142,55 @@ impl Links {
         .bind(id)
         .bind(count)
         .bind(last_used_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        for r in recent {
+            sqlx::query(
+                "INSERT INTO proxy_requests (link_id, at, method, path, status, millis) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(id)
+            .bind(r.at)
+            .bind(&r.method)
+            .bind(&r.path)
+            .bind(i32::from(r.status))
+            .bind(r.millis)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(
+            "DELETE FROM proxy_requests WHERE link_id = $1 AND at < \
+             (SELECT at FROM proxy_requests WHERE link_id = $1 ORDER BY at DESC LIMIT 1 OFFSET $2)",
+        )
+        .bind(id)
+        .bind(i64::try_from(RECENT_KEPT - 1).unwrap_or(0))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok(())
+    }
+
+    /// A link's latest requests, newest first.
+    pub async fn recent(&self, id: &str, limit: i64) -> Result<Vec<Recent>, ProxyError> {
+        let rows = sqlx::query(
+            "SELECT at, method, path, status, millis FROM proxy_requests WHERE link_id = $1 ORDER BY at DESC LIMIT $2",
+        )
+        .bind(id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let get = |e: sqlx::Error| ProxyError::Corrupt(e.to_string());
+        rows.iter()
+            .map(|row| {
+                let status: i32 = row.try_get("status").map_err(get)?;
+                Ok(Recent {
+                    at: row.try_get("at").map_err(get)?,
+                    method: row.try_get("method").map_err(get)?,
+                    path: row.try_get("path").map_err(get)?,
+                    status: u16::try_from(status).unwrap_or(0),
+                    millis: row.try_get("millis").map_err(get)?,
+                })
+            })
+            .collect()
     }
 
     /// Revokes an open link; `false` when it was already revoked (or does not exist).

@@ -12,7 +12,7 @@ mod gate;
 mod links;
 mod token;
 
-pub use gate::Gate;
+pub use gate::{Gate, Recent};
 pub use links::{Link, LinkState, Links, NewLink};
 pub use token::{hash_token, new_link_id, new_token};
 
