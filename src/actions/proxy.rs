@@ -27,8 +27,8 @@ impl From<ProxyError> for ActionError {
     }
 }
 
-/// The links, with this process's counted hits written first so counts are current.
-async fn links(ctx: &ActionContext) -> Links {
+/// The links for reading counts: this process's counted hits are written first.
+async fn counted_links(ctx: &ActionContext) -> Links {
     let links = Links::new(ctx.app.store.pool().clone());
     if let Err(e) = ctx.app.proxies.flush(&links).await {
         tracing::warn!(error = %e, "could not write proxy link hits before reading them");
@@ -118,8 +118,8 @@ impl Action for Open {
         let ttl = asked.unwrap_or(k.proxy_ttl).min(max);
         let port = Self::port(ctx, env.as_str(), app.as_str(), args.int("port")?).await?;
         let token = new_token();
-        let link = links(ctx)
-            .await
+        // Opening reads no counts, so it does not wait for pending hits to be written.
+        let link = Links::new(ctx.app.store.pool().clone())
             .insert(&NewLink {
                 id: new_link_id(),
                 token_hash: hash_token(&token),
@@ -174,7 +174,7 @@ impl Action for Close {
     /// away, and the link records who closed it.
     async fn run(&self, ctx: &ActionContext) -> Result<String, ActionError> {
         let id = Args::require(ctx.request.args.name("id"), "id")?;
-        let links = links(ctx).await;
+        let links = counted_links(ctx).await;
         let Some(link) = links.get(id.as_str()).await? else {
             return Err(ActionError::Failed(format!(
                 "there is no proxy link {id}; `proxy list` shows them"
@@ -227,7 +227,7 @@ impl Action for List {
     }
     async fn run(&self, ctx: &ActionContext) -> Result<String, ActionError> {
         let env = ctx.request.args.name("env")?;
-        let links = links(ctx).await;
+        let links = counted_links(ctx).await;
         let found = links.list(env.as_ref().map(|e| e.as_str()), 50).await?;
         let now = now_ms();
         let open = found.iter().filter(|l| l.state_at(now) == LinkState::Open).count();
