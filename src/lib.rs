@@ -30,4 +30,5 @@ pub mod startup;
 pub mod store;
 pub mod surface;
 pub mod telemetry;
+pub mod visibility;
 pub mod worker;

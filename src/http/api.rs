@@ -164,7 +164,7 @@ pub async fn get(
         .await
         .map_err(crate::app::AppError::from)?
         .into_iter()
-        .map(|e| visible_to(e, &who.user, &request.requester))
+        .map(|e| crate::visibility::event_for(e, &who, &request))
         .collect();
     let approvals = app.store.approvals(&id).await.map_err(crate::app::AppError::from)?;
     Ok(Json(
@@ -204,7 +204,7 @@ pub async fn output(
     };
     let events = app.store.events(&id, 0).await.map_err(crate::app::AppError::from)?;
     let mut text = String::new();
-    let events = events.into_iter().map(|e| visible_to(e, &who.user, &request.requester));
+    let events = events.into_iter().map(|e| crate::visibility::event_for(e, &who, &request));
     for e in events.filter(|e| e.kind == EventKind::Output) {
         let data = e.data.as_ref();
         let kept: Vec<&str> = streams
@@ -304,8 +304,8 @@ pub async fn stream(
     let state = StreamState {
         app,
         id,
-        reader: who.user,
-        requester: request.requester,
+        reader: who,
+        request,
         after,
         rx,
         queue: VecDeque::new(),
@@ -315,7 +315,7 @@ pub async fn stream(
         loop {
             if let Some(ev) = s.queue.pop_front() {
                 s.after = ev.seq;
-                let ev = visible_to(ev, &s.reader, &s.requester);
+                let ev = crate::visibility::event_for(ev, &s.reader, &s.request);
                 return Some((Ok(to_sse(&ev)), s));
             }
             if s.done {
@@ -346,8 +346,8 @@ pub async fn stream(
 struct StreamState {
     app: Arc<App>,
     id: RequestId,
-    reader: String,
-    requester: String,
+    reader: crate::identity::Principal,
+    request: RequestRecord,
     after: i64,
     rx: tokio::sync::broadcast::Receiver<RequestId>,
     queue: VecDeque<Event>,
@@ -372,23 +372,6 @@ impl StreamState {
             }
         }
     }
-}
-
-/// Output an action marks `"private": true` in its data (a proxy link with its token) is the
-/// requester's: the chat thread shows it where it was asked, and through the API only the
-/// requester reads it. Everyone else sees that it exists, not what it says.
-fn visible_to(mut ev: Event, reader: &str, requester: &str) -> Event {
-    let private = ev
-        .data
-        .as_ref()
-        .and_then(|d| d.get("private"))
-        .and_then(serde_json::Value::as_bool)
-        .unwrap_or(false);
-    if private && reader != requester {
-        ev.message = format!("(only {requester} can read this through the API; it was posted in the request's thread)");
-        ev.data = None;
-    }
-    ev
 }
 
 fn to_sse(ev: &Event) -> SseEvent {

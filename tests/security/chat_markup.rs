@@ -1,0 +1,1 @@
+//! Security tests: chat_markup (see main.rs).

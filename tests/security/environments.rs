@@ -1,0 +1,1 @@
+//! Security tests: environments (see main.rs).

@@ -1,0 +1,1 @@
+//! Security tests: loadtest_targets (see main.rs).

@@ -1,0 +1,1 @@
+//! Security tests: privacy (see main.rs).

@@ -1,0 +1,1 @@
+//! Security tests: proxy_links (see main.rs).

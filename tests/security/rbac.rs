@@ -1,0 +1,1 @@
+//! Security tests: rbac (see main.rs).

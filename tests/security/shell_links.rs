@@ -1,0 +1,1 @@
+//! Security tests: shell_links (see main.rs).

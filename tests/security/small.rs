@@ -1,0 +1,1 @@
+//! Security tests: small (see main.rs).
