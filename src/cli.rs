@@ -239,7 +239,7 @@ pub fn main() -> ExitCode {
             let rejected = e
                 .downcast_ref::<ClientError>()
                 .is_some_and(|c| matches!(c, ClientError::Api { .. }));
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", safe(&format!("{e:#}")));
             ExitCode::from(if rejected { exit::REJECTED } else { exit::FAILED })
         }
     }
@@ -343,14 +343,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                     println!("no requests");
                 }
                 for r in rows {
-                    println!("{}", request_line(&r));
+                    println!("{}", safe(&request_line(&r)));
                 }
             }
             Ok(0)
         }
         Command::Output { id, stream, client } => {
             let text = client.client()?.output(&id, stream.as_deref()).await?;
-            print!("{text}");
+            print!("{}", safe(&text));
             Ok(0)
         }
         Command::Request { id, client } => {
@@ -358,13 +358,13 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             if client.output == Output::Json {
                 println!("{v}");
             } else {
-                println!("{}", request_line(&v["request"]));
+                println!("{}", safe(&request_line(&v["request"])));
                 for e in v["events"].as_array().into_iter().flatten() {
                     println!(
                         "  {:>3} {:<8} {}",
                         e["seq"],
                         e["kind"].as_str().unwrap_or(""),
-                        e["message"].as_str().unwrap_or("")
+                        safe(e["message"].as_str().unwrap_or(""))
                     );
                 }
             }
@@ -461,11 +461,50 @@ fn validate_services(mut config: Config, dir: Option<PathBuf>) -> anyhow::Result
     }
 }
 
+/// Server text as a terminal may show it: control characters and escape sequences (colour,
+/// cursor moves, window titles, OSC 8 links) that a request's text or a pod's output could
+/// carry are dropped; newlines and tabs stay.
+pub fn safe(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\n' | '\t' => out.push(c),
+            // ESC starts a sequence: CSI (`ESC [` ... final byte) or OSC (`ESC ]` ... BEL/ST);
+            // drop it whole so its parameters do not show up as text either.
+            '\u{1b}' => match chars.peek() {
+                Some('[') => {
+                    chars.next();
+                    while let Some(p) = chars.next() {
+                        if ('\u{40}'..='\u{7e}').contains(&p) {
+                            break;
+                        }
+                    }
+                }
+                Some(']') => {
+                    chars.next();
+                    while let Some(p) = chars.next() {
+                        if p == '\u{7}' || (p == '\u{1b}' && chars.next_if_eq(&'\\').is_some()) {
+                            break;
+                        }
+                    }
+                }
+                _ => {
+                    chars.next();
+                }
+            },
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 fn print_result(args: &ClientArgs, v: &Value, text: &str) {
     if args.output == Output::Json {
         println!("{v}");
     } else {
-        println!("{text}");
+        println!("{}", safe(text));
     }
 }
 
@@ -522,7 +561,7 @@ async fn run(args: &ClientArgs, text: &str, no_wait: bool) -> anyhow::Result<u8>
     if json {
         println!("{request}");
     } else if state == "failed" {
-        eprintln!("error: {}", request["outcome"].as_str().unwrap_or("the request failed"));
+        eprintln!("error: {}", safe(request["outcome"].as_str().unwrap_or("the request failed")));
     }
     Ok(match state {
         "succeeded" => 0,
@@ -544,10 +583,10 @@ fn print_event(e: &Value, json: bool) {
         println!("{e}");
         return;
     }
-    let msg = e["message"].as_str().unwrap_or_default();
+    let msg = safe(e["message"].as_str().unwrap_or_default());
     match e["kind"].as_str() {
         Some("output") => println!("{msg}"),
-        Some("state") => println!("{} {msg}", e["request_id"].as_str().unwrap_or_default()),
+        Some("state") => println!("{} {msg}", safe(e["request_id"].as_str().unwrap_or_default())),
         _ => println!("  {msg}"),
     }
 }
@@ -594,5 +633,16 @@ impl Spinner {
         if let Some(tx) = &self.stop {
             let _ = tx.send(true);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe;
+
+    #[test]
+    fn server_text_loses_terminal_control_sequences() {
+        let evil = "ok\u{1b}[2J\u{1b}]0;pwned\u{7}\u{1b}]8;;https://evil\u{1b}\\click\u{1b}]8;;\u{1b}\\ \u{9b}31m\r\u{8}done\n\tnext";
+        assert_eq!(safe(evil), "okclick 31mdone\n\tnext");
     }
 }

@@ -75,6 +75,9 @@ pub struct ServerConfig {
     pub signing_key: String,
     /// Where people reach deckhand; proxy links are `{public_url}/p/{token}/`.
     pub public_url: String,
+    /// When set, `/metrics` answers only `Authorization: Bearer <metrics_token>`.
+    #[serde(default)]
+    pub metrics_token: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -168,7 +168,7 @@ impl Action for ShowRequest {
     async fn run(&self, ctx: &ActionContext) -> Result<String, ActionError> {
         let id = target(&ctx.request.args)?;
         let record = ctx.app.get(&id).await?;
-        let events = ctx.app.store.events(&id, 0).await?;
+        let events = crate::visibility::events_for(ctx.app.store.events(&id, 0).await?, &ctx.principal, &record);
         let mut text = format!("{}\n", request_line(&record));
         for e in &events {
             text.push_str(&format!("  {} {:<8} {}\n", format_ms(e.at), e.kind.as_str(), e.message));

@@ -52,6 +52,13 @@ fn fenced(c: &Captured) -> (String, bool) {
     )
 }
 
+fn redacted(c: &Captured) -> Captured {
+    Captured {
+        bytes: crate::cluster::rollout::redact(&String::from_utf8_lossy(&c.bytes)).into_bytes(),
+        total: c.total,
+    }
+}
+
 fn render(command: &str, pod: &str, exit: &str, stdout: &Captured, stderr: &Captured) -> String {
     let mut out = format!("`{command}` in pod {pod} {exit}\n");
     let (text, cut) = fenced(stdout);
@@ -117,18 +124,21 @@ impl Action for Exec {
             Exit::Code(code) => (format!("exited with {code}"), Some(*code)),
             Exit::Failed(why) => (format!("could not run: {why}"), None),
         };
+        // What a command prints may hold credentials (`env`, `psql` with PGPASSWORD): it is
+        // redacted, and read only by the requester and the request's approvers.
+        let (stdout, stderr) = (redacted(&out.stdout), redacted(&out.stderr));
         let data = json!({
             "pod": out.pod,
             "argv": argv,
             "exit_code": code,
-            "stdout": String::from_utf8_lossy(&out.stdout.bytes),
-            "stderr": String::from_utf8_lossy(&out.stderr.bytes),
+            "stdout": String::from_utf8_lossy(&stdout.bytes),
+            "stderr": String::from_utf8_lossy(&stderr.bytes),
             "stdout_bytes": out.stdout.total,
             "stderr_bytes": out.stderr.total,
         });
         ctx.output(
-            render(&command, &out.pod, &exit_line, &out.stdout, &out.stderr),
-            Some(data),
+            render(&command, &out.pod, &exit_line, &stdout, &stderr),
+            crate::visibility::Audience::Approvers.mark(Some(data)),
         )
         .await?;
         match code {

@@ -87,7 +87,7 @@ impl Action for Shell {
                 session.requester,
                 format_ms(session.expires_at),
             ),
-            Some(json!({
+            crate::visibility::Audience::Requester.mark(Some(json!({
                 "shell": {
                     "id": session.id,
                     "url": url,
@@ -99,13 +99,15 @@ impl Action for Shell {
                     "expires_at": session.expires_at,
                     "recorded": record,
                 }
-            })),
+            }))),
         )
         .await?;
+        // The outcome is read by everyone who can list requests: the link stays out of it.
         Ok(format!(
-            "shell {} in pod {pod} ready until {}: {url}",
+            "shell {} in pod {pod} ready until {} (the link was sent to {} only)",
             session.id,
-            format_ms(session.expires_at)
+            format_ms(session.expires_at),
+            session.requester
         ))
     }
 }

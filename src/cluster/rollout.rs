@@ -290,13 +290,18 @@ pub fn redact(text: &str) -> String {
     use std::sync::LazyLock;
     static SECRET: LazyLock<regex::Regex> = LazyLock::new(|| {
         regex::Regex::new(
-            r#"(?i)((?:password|passwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|authorization)["']?\s*[=:]\s*["']?)(?:bearer\s+)?[^\s"',;]+"#,
+            r#"(?i)((?:password|passwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|authorization)["']?\s*[=:]\s*["']?)(?:(?:bearer|basic|digest|token|negotiate)\s+)?[^\s"',;]+"#,
         )
         .expect("static regex")
+    });
+    // A credential after its scheme with no key before it ("curl -H 'Bearer abc…'").
+    static SCHEME_CREDENTIALS: LazyLock<regex::Regex> = LazyLock::new(|| {
+        regex::Regex::new(r"(?i)\b((?:bearer|basic)\s+)[A-Za-z0-9._~+/=-]{8,}").expect("static regex")
     });
     static URL_CREDENTIALS: LazyLock<regex::Regex> =
         LazyLock::new(|| regex::Regex::new(r"(://[^/\s:@]+:)[^@\s/]+@").expect("static regex"));
     let t = SECRET.replace_all(text, "${1}[redacted]");
+    let t = SCHEME_CREDENTIALS.replace_all(&t, "${1}[redacted]");
     URL_CREDENTIALS.replace_all(&t, "${1}[redacted]@").into_owned()
 }
 
@@ -306,9 +311,9 @@ mod tests {
 
     #[test]
     fn redacts_credentials() {
-        let logs = "connecting with password=hunter2 and API_KEY: abc123\nAuthorization: Bearer eyJhbGci.x.y\nurl postgres://app:s3cret@db:5432/x\nplain line";
+        let logs = "connecting with password=hunter2 and API_KEY: abc123\nAuthorization: Bearer eyJhbGci.x.y\nurl postgres://app:s3cret@db:5432/x\nplain line\nAuthorization: Basic dXNlcjpodW50ZXIy\nPGPASSWORD=pgs3cret psql\ncurl -H 'Bearer zzTOPSECRETzz'";
         let r = redact(logs);
-        for secret in ["hunter2", "abc123", "eyJhbGci", "s3cret"] {
+        for secret in ["hunter2", "abc123", "eyJhbGci", "s3cret", "dXNlcjpodW50ZXIy", "pgs3cret", "zzTOPSECRETzz"] {
             assert!(!r.contains(secret), "{secret} leaked: {r}");
         }
         assert!(

@@ -75,7 +75,7 @@ pub async fn submit(
         ));
     }
     let inv = Invocation {
-        principal: who,
+        principal: who.clone(),
         surface: Surface::Api,
         text: body.text,
         channel: None,
@@ -89,6 +89,7 @@ pub async fn submit(
         .events(&submitted.request.id, 0)
         .await
         .map_err(crate::app::AppError::from)?;
+    let events = crate::visibility::events_for(events, &who, &submitted.request);
     let status = if submitted.duplicate {
         StatusCode::OK
     } else {

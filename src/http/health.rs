@@ -1,6 +1,10 @@
 use std::sync::Arc;
 
-use axum::{extract::State, http::StatusCode, response::IntoResponse};
+use axum::{
+    extract::State,
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
+};
 
 use crate::app::App;
 
@@ -16,7 +20,16 @@ pub async fn readyz(State(app): State<Arc<App>>) -> impl IntoResponse {
     }
 }
 
-pub async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
+pub async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    let wanted = &app.config.server.metrics_token;
+    if !wanted.is_empty() && !super::auth::bearer(&headers).is_some_and(|t| super::auth::same_secret(t, wanted)) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "metrics need `Authorization: Bearer <server.metrics_token>`\n",
+        )
+            .into_response();
+    }
     let counts = match app.store.counts().await {
         Ok(c) => c,
         Err(e) => {
@@ -28,4 +41,5 @@ pub async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
         [("content-type", "text/plain; version=0.0.4")],
         app.metrics.render(&counts),
     )
+        .into_response()
 }

@@ -111,7 +111,8 @@ impl Store {
         })
     }
 
-    /// Stores a request, or returns the one already stored under the same idempotency key
+    /// Stores a request, or returns the one the same requester already stored under the same
+    /// idempotency key on the same surface
     /// (`false` then). The first event and audit row go in the same transaction.
     pub async fn insert_request(
         &self,
@@ -157,9 +158,10 @@ impl Store {
             tx.rollback().await?;
             let key = new.idempotency_key.as_deref().unwrap_or_default();
             let row = sqlx::query(AssertSqlSafe(format!(
-                "SELECT {REQUEST_COLUMNS} FROM requests WHERE surface = $1 AND idempotency_key = $2"
+                "SELECT {REQUEST_COLUMNS} FROM requests WHERE surface = $1 AND requester = $2 AND idempotency_key = $3"
             )))
             .bind(new.surface.as_str())
+            .bind(&new.requester)
             .bind(key)
             .fetch_one(&self.pool)
             .await?;

@@ -21,7 +21,10 @@ pub struct RequestRecord {
     pub surface: Surface,
     pub channel: Option<String>,
     pub thread: Option<String>,
-    /// Whatever the originating chat surface keeps about the conversation (JSON).
+    /// Whatever the originating chat surface keeps about the conversation (JSON). It holds
+    /// the platform's reply credentials (a Slack response_url, a Discord interaction token),
+    /// so it never leaves the process: not in API answers, not in the CLI's JSON.
+    #[serde(skip)]
     pub surface_data: Option<serde_json::Value>,
     pub approval: Option<ApprovalPolicy>,
     pub approval_expires_at: Option<i64>,

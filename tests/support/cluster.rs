@@ -23,9 +23,14 @@ pub struct Env {
 
 /// Fast controllers and short deadlines, then whatever the test changes in `edit`.
 pub async fn start_with(edit: impl FnOnce(&mut deckhand::configuration::Config)) -> Env {
+    start_on(Backend::Sqlite, edit).await
+}
+
+/// As [`start_with`], on the given store backend.
+pub async fn start_on(backend: Backend, edit: impl FnOnce(&mut deckhand::configuration::Config)) -> Env {
     let kube = KubeTestServer::start().await;
     kube.set_step(Duration::from_millis(15));
-    let db = TestDb::new(Backend::Sqlite).await;
+    let db = TestDb::new(backend).await;
     let mut config = test_config(&db.url);
     config.kubernetes.url = kube.url();
     config.kubernetes.rollout_deadline = "20s".parse().expect("duration");
