@@ -61,7 +61,7 @@ impl Env {
         assert!(status == 201 || status == 200, "{text}: {status} {v}");
         let id = v["request"]["id"].as_str().expect("request id").to_owned();
         self.app
-            .wait_for_state(&id, &["succeeded", "failed", "cancelled", "pending_approval"])
+            .wait_for_state_as(user, &id, &["succeeded", "failed", "cancelled", "pending_approval"])
             .await
     }
 

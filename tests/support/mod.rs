@@ -292,9 +292,15 @@ impl TestApp {
 
     /// Polls the API until the request reaches one of `states` (test-side polling only).
     pub async fn wait_for_state(&self, id: &str, states: &[&str]) -> Value {
+        self.wait_for_state_as(ADMIN, id, states).await
+    }
+
+    /// As [`Self::wait_for_state`], reading the request as `user` sees it (private output
+    /// is only the requester's).
+    pub async fn wait_for_state_as(&self, user: &str, id: &str, states: &[&str]) -> Value {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         loop {
-            let (_, v) = self.get_as(ADMIN, &format!("/api/v1/requests/{id}")).await;
+            let (_, v) = self.get_as(user, &format!("/api/v1/requests/{id}")).await;
             if states.iter().any(|s| v["request"]["state"] == *s) {
                 return v;
             }
