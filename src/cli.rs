@@ -561,7 +561,10 @@ async fn run(args: &ClientArgs, text: &str, no_wait: bool) -> anyhow::Result<u8>
     if json {
         println!("{request}");
     } else if state == "failed" {
-        eprintln!("error: {}", safe(request["outcome"].as_str().unwrap_or("the request failed")));
+        eprintln!(
+            "error: {}",
+            safe(request["outcome"].as_str().unwrap_or("the request failed"))
+        );
     }
     Ok(match state {
         "succeeded" => 0,

@@ -115,7 +115,10 @@ mod tests {
         assert_eq!(Audience::of(None), Audience::Everyone);
         assert_eq!(Audience::of(Some(&json!({"x": 1}))), Audience::Everyone);
         assert_eq!(Audience::of(Some(&json!({"private": true}))), Audience::Requester);
-        assert_eq!(Audience::of(Some(&json!({"private": "approvers"}))), Audience::Approvers);
+        assert_eq!(
+            Audience::of(Some(&json!({"private": "approvers"}))),
+            Audience::Approvers
+        );
         assert_eq!(Audience::of(Some(&json!({"private": "???"}))), Audience::Requester);
         assert_eq!(Audience::of(Some(&json!({"private": false}))), Audience::Everyone);
     }
@@ -125,6 +128,9 @@ mod tests {
         let d = Audience::Approvers.mark(Some(json!({"stdout": "x"}))).unwrap();
         assert_eq!(d, json!({"stdout": "x", "private": "approvers"}));
         assert_eq!(Audience::Everyone.mark(None), None);
-        assert_eq!(Audience::of(Audience::Requester.mark(None).as_ref()), Audience::Requester);
+        assert_eq!(
+            Audience::of(Audience::Requester.mark(None).as_ref()),
+            Audience::Requester
+        );
     }
 }

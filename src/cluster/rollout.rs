@@ -313,7 +313,15 @@ mod tests {
     fn redacts_credentials() {
         let logs = "connecting with password=hunter2 and API_KEY: abc123\nAuthorization: Bearer eyJhbGci.x.y\nurl postgres://app:s3cret@db:5432/x\nplain line\nAuthorization: Basic dXNlcjpodW50ZXIy\nPGPASSWORD=pgs3cret psql\ncurl -H 'Bearer zzTOPSECRETzz'";
         let r = redact(logs);
-        for secret in ["hunter2", "abc123", "eyJhbGci", "s3cret", "dXNlcjpodW50ZXIy", "pgs3cret", "zzTOPSECRETzz"] {
+        for secret in [
+            "hunter2",
+            "abc123",
+            "eyJhbGci",
+            "s3cret",
+            "dXNlcjpodW50ZXIy",
+            "pgs3cret",
+            "zzTOPSECRETzz",
+        ] {
             assert!(!r.contains(secret), "{secret} leaked: {r}");
         }
         assert!(

@@ -205,7 +205,9 @@ pub async fn output(
     };
     let events = app.store.events(&id, 0).await.map_err(crate::app::AppError::from)?;
     let mut text = String::new();
-    let events = events.into_iter().map(|e| crate::visibility::event_for(e, &who, &request));
+    let events = events
+        .into_iter()
+        .map(|e| crate::visibility::event_for(e, &who, &request));
     for e in events.filter(|e| e.kind == EventKind::Output) {
         let data = e.data.as_ref();
         let kept: Vec<&str> = streams

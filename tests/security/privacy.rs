@@ -81,7 +81,10 @@ async fn eve_cannot_list_alices_shell_link() {
         assert_eq!(state(&done), "succeeded", "{done:#}");
         let mine = text_of(&env, "alice", &format!("/api/v1/requests/{}", id(&done))).await;
         assert!(mine.contains("/shell/"), "alice gets her link: {mine}");
-        for path in ["/api/v1/requests?scope=all".to_owned(), format!("/api/v1/requests/{}", id(&done))] {
+        for path in [
+            "/api/v1/requests?scope=all".to_owned(),
+            format!("/api/v1/requests/{}", id(&done)),
+        ] {
             let body = text_of(&env, "eve", &path).await;
             assert!(!body.contains("/shell/"), "{path} shows a shell link to eve: {body}");
         }
