@@ -347,16 +347,58 @@ async fn prod_shell_waits_for_ops_and_records_what_is_typed() {
     env.app.shutdown().await;
 }
 
-/// Opens a session's WebSocket the way the browser page does (the link only) or the CLI
-/// does (with a deckhand token); the HTTP status and body of a refusal.
-async fn connect(env: &Env, path: &str, user: Option<&str>) -> Result<(), (u16, String)> {
+/// Who opens a link's WebSocket: the CLI shows a deckhand token; a browser shows the cookie
+/// the link's page set (if it loaded the page) and the page's Origin.
+enum Client<'a> {
+    Cli(&'a str),
+    Browser(Option<&'a str>),
+}
+
+/// The handshake request a client sends for `path` (a link path ending in `/ws`).
+fn ws_request(env: &Env, path: &str, client: Client) -> tokio_tungstenite::tungstenite::handshake::client::Request {
     let url = format!("{}{path}", env.app.url.replacen("http://", "ws://", 1));
     let mut req = url.into_client_request().unwrap();
-    if let Some(user) = user {
-        req.headers_mut()
-            .insert("authorization", format!("Bearer {}", token(user)).parse().unwrap());
+    let h = req.headers_mut();
+    match client {
+        Client::Cli(user) => {
+            h.insert("authorization", format!("Bearer {}", token(user)).parse().unwrap());
+        }
+        Client::Browser(cookie) => {
+            h.insert("origin", env.app.url.parse().unwrap());
+            if let Some(c) = cookie {
+                h.insert("cookie", c.parse().unwrap());
+            }
+        }
     }
-    match tokio_tungstenite::connect_async(req).await {
+    req
+}
+
+/// Loads a link's page as a browser does; the cookie it was handed (`name=value`).
+async fn load_page(env: &Env, path: &str) -> String {
+    let r = reqwest::get(format!("{}{path}", env.app.url)).await.unwrap();
+    assert_eq!(r.status(), 200, "the page opens");
+    let set = r
+        .headers()
+        .get("set-cookie")
+        .expect("the page binds the link")
+        .to_str()
+        .unwrap();
+    set.split(';').next().unwrap().to_owned()
+}
+
+/// A browser that loaded the link's page opens its socket.
+async fn open_in_browser(
+    env: &Env,
+    path: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    let cookie = load_page(env, path).await;
+    let req = ws_request(env, &format!("{path}/ws"), Client::Browser(Some(&cookie)));
+    tokio_tungstenite::connect_async(req).await.expect("the link opens").0
+}
+
+/// Opens a session's WebSocket and types `exit 0`; the HTTP status and body of a refusal.
+async fn connect(env: &Env, path: &str, client: Client<'_>) -> Result<(), (u16, String)> {
+    match tokio_tungstenite::connect_async(ws_request(env, path, client)).await {
         Ok((mut ws, _)) => {
             let _ = ws.send(Message::binary(b"exit 0\r".to_vec())).await;
             while let Some(Ok(m)) = ws.next().await {
@@ -406,7 +448,7 @@ async fn unknown_expired_used_and_foreign_links_are_refused() {
     let (status, page) = get("/shell/abcdefghijklmnopqrstuvwxyz".into()).await;
     assert_eq!(status, 404);
     assert!(page.contains("This shell link does not exist"), "{page}");
-    let (status, text) = connect(&env, "/shell/abcdefghijklmnopqrstuvwxyz/ws", None)
+    let (status, text) = connect(&env, "/shell/abcdefghijklmnopqrstuvwxyz/ws", Client::Browser(None))
         .await
         .unwrap_err();
     assert_eq!(status, 404, "{text}");
@@ -421,20 +463,24 @@ async fn unknown_expired_used_and_foreign_links_are_refused() {
         page.contains("/assets/shell/xterm.js") && page.contains("shop in ex"),
         "{page}"
     );
-    let (status, text) = connect(&env, &format!("{path}/ws"), Some("bob")).await.unwrap_err();
+    let (status, text) = connect(&env, &format!("{path}/ws"), Client::Cli("bob"))
+        .await
+        .unwrap_err();
     assert_eq!(status, 403, "{text}");
     assert!(text.contains("belongs to alice's request"), "{text}");
     // Not a WebSocket handshake: told where to go instead.
     let (status, text) = get(format!("{path}/ws")).await;
     assert_eq!(status, 400);
     assert!(text.contains("Open the link without /ws"), "{text}");
-    connect(&env, &format!("{path}/ws"), Some("alice"))
+    connect(&env, &format!("{path}/ws"), Client::Cli("alice"))
         .await
         .expect("alice opens her link");
     let (status, page) = get(path.clone()).await;
     assert_eq!(status, 410);
     assert!(page.contains("already opened its session"), "{page}");
-    let (status, _) = connect(&env, &format!("{path}/ws"), None).await.unwrap_err();
+    let (status, _) = connect(&env, &format!("{path}/ws"), Client::Browser(None))
+        .await
+        .unwrap_err();
     assert_eq!(status, 410);
 
     // A link nobody opened in time.
@@ -455,7 +501,9 @@ async fn unknown_expired_used_and_foreign_links_are_refused() {
         page.contains("expired before it was opened") && page.contains("`shell shop in ex`"),
         "{page}"
     );
-    let (status, text) = connect(&env, &format!("{path}/ws"), None).await.unwrap_err();
+    let (status, text) = connect(&env, &format!("{path}/ws"), Client::Browser(None))
+        .await
+        .unwrap_err();
     assert_eq!(status, 410, "{text}");
     let s = &sessions(&env).of_request(id).await.unwrap()[0];
     assert_eq!(
@@ -470,11 +518,19 @@ async fn unknown_expired_used_and_foreign_links_are_refused() {
     let pod = output_data(&done)["shell"]["pod"].as_str().unwrap().to_owned();
     let pods: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::namespaced(env.kube.client(), "ex");
     pods.delete(&pod, &Default::default()).await.expect("delete the pod");
-    let (status, text) = connect(&env, &format!("{path}/ws"), None).await.unwrap_err();
+    let cookie = load_page(&env, &path).await;
+    let (status, text) = connect(&env, &format!("{path}/ws"), Client::Browser(Some(&cookie)))
+        .await
+        .unwrap_err();
     assert_eq!(status, 502, "{text}");
     assert!(text.contains(&format!("could not open a shell in pod {pod}")), "{text}");
-    let (status, _) = get(path.clone()).await;
-    assert_eq!(status, 200, "the link can be tried again until it expires");
+    let again = reqwest::Client::new()
+        .get(format!("{}{path}", env.app.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 200, "the link can be tried again until it expires");
     env.app.shutdown().await;
 }
 
@@ -566,8 +622,7 @@ async fn a_shutdown_ends_live_sessions_on_record() {
     let env = start_with(|_| {}).await;
     let done = env.run("alice", "shell shop in ex").await;
     let id = done["request"]["id"].as_str().unwrap().to_owned();
-    let url = format!("{}{}/ws", env.app.url.replacen("http://", "ws://", 1), link_path(&done));
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("the link opens");
+    let mut ws = open_in_browser(&env, &link_path(&done)).await;
     match ws.next().await {
         Some(Ok(Message::Binary(b))) => assert_eq!(&b[..], b"$ "),
         other => panic!("expected the prompt, got {other:?}"),
@@ -595,8 +650,7 @@ async fn a_session_nobody_types_into_ends() {
     let env = start_with(|c| c.kubernetes.shell_idle_timeout = "1s".parse().unwrap()).await;
     let done = env.run("alice", "shell shop in ex").await;
     let id = done["request"]["id"].as_str().unwrap().to_owned();
-    let url = format!("{}{}/ws", env.app.url.replacen("http://", "ws://", 1), link_path(&done));
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("the link opens");
+    let mut ws = open_in_browser(&env, &link_path(&done)).await;
     let started = Instant::now();
     let said = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
@@ -625,8 +679,7 @@ async fn a_shell_command_the_image_lacks_is_reported() {
     let env = start_with(|c| c.kubernetes.shell_command = vec!["zsh".into()]).await;
     let done = env.run("alice", "shell shop in ex").await;
     let id = done["request"]["id"].as_str().unwrap().to_owned();
-    let url = format!("{}{}/ws", env.app.url.replacen("http://", "ws://", 1), link_path(&done));
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("the link opens");
+    let mut ws = open_in_browser(&env, &link_path(&done)).await;
     let said = loop {
         match ws.next().await {
             Some(Ok(Message::Text(t))) => break t.to_string(),

@@ -14,6 +14,7 @@ use axum::{
     routing::{get, post},
 };
 
+pub use auth::bearer;
 pub use error::ApiError;
 
 use crate::app::App;

@@ -14,6 +14,7 @@
 //! the lines typed.
 
 mod attach;
+mod binding;
 mod check;
 mod live;
 mod page;

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::{
     extract::{Path, State},
-    http::{HeaderValue, StatusCode, header},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 
@@ -21,9 +21,13 @@ const SHELL_JS: &str = include_str!("../../assets/shell.js");
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
                    connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-pub(super) async fn page(State(app): State<Arc<App>>, Path(token): Path<String>) -> Response {
+pub(super) async fn page(State(app): State<Arc<App>>, Path(token): Path<String>, headers: HeaderMap) -> Response {
     let session = match open_session(&app, &token).await {
         Ok(s) => s,
+        Err(refusal) => return refusal.page(),
+    };
+    let set_cookie = match super::binding::bind_page(&app, &headers, &session, &token).await {
+        Ok(c) => c,
         Err(refusal) => return refusal.page(),
     };
     let title = escape(&format!("{} in {} · shell", session.app, session.env));
@@ -67,6 +71,9 @@ header {{ padding: 6px 10px; display: flex; gap: 16px; align-items: baseline; }}
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    if let Some(c) = set_cookie {
+        h.insert(header::SET_COOKIE, c);
+    }
     r
 }
 

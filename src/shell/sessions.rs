@@ -181,6 +181,26 @@ impl Sessions {
         row.as_ref().map(session_from_row).transpose()
     }
 
+    /// The hash of the browser secret the link is bound to, once a browser opened it.
+    pub async fn browser_hash(&self, id: &str) -> Result<Option<String>, ShellError> {
+        let hash: Option<Option<String>> = sqlx::query_scalar("SELECT browser_hash FROM shell_sessions WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(hash.flatten())
+    }
+
+    /// Binds the link to a browser; false when another browser was first.
+    pub async fn bind_browser(&self, id: &str, hash: &str) -> Result<bool, ShellError> {
+        let n = sqlx::query("UPDATE shell_sessions SET browser_hash = $2 WHERE id = $1 AND browser_hash IS NULL")
+            .bind(id)
+            .bind(hash)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(n == 1)
+    }
+
     /// The sessions a request handed out, oldest first.
     pub async fn of_request(&self, request_id: &str) -> Result<Vec<Session>, ShellError> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(

@@ -54,6 +54,11 @@ pub(super) async fn socket(State(app): State<Arc<App>>, Path(token): Path<String
         Ok(c) => c,
         Err(r) => return r.text(),
     };
+    if client == "browser"
+        && let Err(r) = super::binding::check_socket(&app, req.headers(), &session).await
+    {
+        return r.text();
+    }
     let sessions = Sessions::new(app.store.pool().clone());
     match sessions.claim(&session, client).await {
         Ok(true) => {}
@@ -174,17 +179,14 @@ fn websocket_accept(headers: &HeaderMap) -> Result<HeaderValue, Refusal> {
     }
 }
 
-/// `cli` when the client shows a deckhand token, which must then be the requester's; the
-/// browser page has only the link, which is the credential (like a proxy link).
+/// `cli` when the client shows a deckhand token, which must then be the requester's;
+/// `browser` otherwise, which must then come from the browser the link is bound to
+/// (`binding::check_socket`).
 fn caller(app: &App, headers: &HeaderMap, session: &Session) -> Result<&'static str, Refusal> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
+    if !headers.contains_key(header::AUTHORIZATION) {
         return Ok("browser");
-    };
-    let principal = value
-        .to_str()
-        .ok()
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .and_then(|t| app.directory.by_token(t.trim()));
+    }
+    let principal = crate::http::bearer(headers).and_then(|t| app.directory.by_token(t));
     match principal {
         Some(p) if p.user == session.requester => Ok("cli"),
         Some(p) => Err(Refusal::new(
