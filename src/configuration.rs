@@ -145,6 +145,12 @@ pub struct KubernetesConfig {
     pub stall_after: HumanDuration,
     pub team_role: String,
     pub group_prefix: String,
+    /// The namespace deckhand itself runs in; never an environment name.
+    pub namespace: String,
+    /// The label (value "true") a cluster admin puts on namespaces environments trust
+    /// (tiers.NAME.allow_from_namespaces); a namespace with the name but not the label is not
+    /// trusted.
+    pub trusted_namespace_label: String,
     pub expiry_warning: HumanDuration,
     pub reaper_interval: HumanDuration,
     pub log_lines: i64,
@@ -195,6 +201,10 @@ pub struct TierConfig {
     /// Whether interactive shells in this tier's environments keep the lines typed.
     #[serde(default)]
     pub record_shell: bool,
+    /// The ClusterRole the requester's groups get in this tier's environments; see
+    /// `Config::team_role`.
+    #[serde(default)]
+    pub team_role: Option<String>,
 }
 
 fn yes() -> bool {
@@ -246,6 +256,21 @@ pub struct UserConfig {
 }
 
 impl Config {
+    /// The ClusterRole a tier's environments bind the requester's groups to: the tier's
+    /// `team_role`, else `view` for a tier named prod (so replacing the tiers without
+    /// thinking of it never hands developers write access to prod), else
+    /// `kubernetes.team_role`.
+    pub fn team_role(&self, tier: &str) -> &str {
+        let set = Name::parse(tier)
+            .ok()
+            .and_then(|n| self.tiers.get(&n)?.team_role.as_deref());
+        match set {
+            Some(role) => role,
+            None if tier == "prod" => "view",
+            None => &self.kubernetes.team_role,
+        }
+    }
+
     /// The embedded defaults alone, ignoring the environment (tests start from here).
     pub fn defaults() -> Result<Self, ConfigError> {
         Self::build(None, std::iter::empty())

@@ -86,10 +86,18 @@ impl Action for Create {
     fn rerunnable(&self) -> bool {
         true
     }
+    /// Reserved and foreign namespace names are refused before anything is stored.
+    async fn facts(&self, app: &App, args: &Args, _who: &Principal) -> Result<BTreeMap<String, String>, ActionError> {
+        super::env_names::check_new(app, name_arg(args)?.as_str()).await?;
+        Ok(BTreeMap::new())
+    }
     async fn run(&self, ctx: &ActionContext) -> Result<String, ActionError> {
         let app = &ctx.app;
         let args = &ctx.request.args;
         let name = name_arg(args)?;
+        if let Some(why) = super::env_names::reserved(name.as_str(), &app.config) {
+            return Err(ActionError::Failed(why));
+        }
         let tier_name = args.get("tier").unwrap_or("dev").to_owned();
         let tier = app
             .config
@@ -172,7 +180,7 @@ impl Action for Create {
             ),
             (
                 ApiResource::erase::<NetworkPolicy>(&()),
-                objects::network_policy(&plan, &tier),
+                objects::network_policy(&plan, &tier, app.cluster.config()),
                 format!(
                     "NetworkPolicy {}: traffic only from this namespace{}",
                     objects::NETWORK_POLICY,
@@ -185,11 +193,11 @@ impl Action for Create {
             ),
             (
                 ApiResource::erase::<RoleBinding>(&()),
-                objects::role_binding(&plan, app.cluster.config()),
+                objects::role_binding(&plan, app.cluster.config(), app.config.team_role(&plan.tier)),
                 format!(
                     "RoleBinding {}: {} for {}",
                     objects::ROLE_BINDING,
-                    app.cluster.config().team_role,
+                    app.config.team_role(&plan.tier),
                     if plan.groups.is_empty() {
                         plan.owner.clone()
                     } else {

@@ -4,6 +4,7 @@
 mod app;
 mod builtin;
 mod env;
+mod env_names;
 mod exec;
 mod loadtest;
 mod proxy;

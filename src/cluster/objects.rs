@@ -73,16 +73,20 @@ pub fn limit_range(plan: &EnvPlan, tier: &TierConfig) -> Value {
 }
 
 /// Deny by default; let in traffic from the namespace itself and from the tier's allowed
-/// namespaces (ingress controller, monitoring); let out DNS, the namespace itself and the
-/// internet, but not the rest of the cluster's private ranges.
-pub fn network_policy(plan: &EnvPlan, tier: &TierConfig) -> Value {
+/// namespaces (ingress controller, monitoring), which must also carry the trusted label only
+/// cluster admins can set: a namespace that merely has the name is not trusted. Let out DNS,
+/// the namespace itself and the internet, but not the rest of the cluster's private ranges.
+pub fn network_policy(plan: &EnvPlan, tier: &TierConfig, cfg: &KubernetesConfig) -> Value {
     let mut from = vec![json!({ "podSelector": {} })];
     if !tier.allow_from_namespaces.is_empty() {
-        from.push(json!({ "namespaceSelector": { "matchExpressions": [{
-            "key": "kubernetes.io/metadata.name",
-            "operator": "In",
-            "values": tier.allow_from_namespaces,
-        }]}}));
+        from.push(json!({ "namespaceSelector": {
+            "matchLabels": { cfg.trusted_namespace_label.as_str(): "true" },
+            "matchExpressions": [{
+                "key": "kubernetes.io/metadata.name",
+                "operator": "In",
+                "values": tier.allow_from_namespaces,
+            }],
+        }}));
     }
     json!({
         "apiVersion": "networking.k8s.io/v1",
@@ -104,9 +108,9 @@ pub fn network_policy(plan: &EnvPlan, tier: &TierConfig) -> Value {
     })
 }
 
-/// The requester's groups get the team role in the namespace; someone in no group gets it
-/// alone.
-pub fn role_binding(plan: &EnvPlan, cfg: &KubernetesConfig) -> Value {
+/// The requester's groups get the tier's team role (`Config::team_role`) in the namespace;
+/// someone in no group gets it alone.
+pub fn role_binding(plan: &EnvPlan, cfg: &KubernetesConfig, role: &str) -> Value {
     let subjects: Vec<Value> = if plan.groups.is_empty() {
         vec![json!({ "kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": plan.owner })]
     } else {
@@ -121,7 +125,7 @@ pub fn role_binding(plan: &EnvPlan, cfg: &KubernetesConfig) -> Value {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "RoleBinding",
         "metadata": { "name": ROLE_BINDING, "namespace": plan.name.as_str(), "labels": labels(plan) },
-        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cfg.team_role },
+        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role },
         "subjects": subjects,
     })
 }

@@ -64,3 +64,92 @@ async fn bob_changing_alices_environment_waits_for_ops() {
         env.app.shutdown().await;
     }
 }
+
+/// Item 4: the names every environment's NetworkPolicy trusts, Kubernetes' own, deckhand's,
+/// and namespaces deckhand did not create are refused before anything is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn developer_cannot_create_an_environment_named_like_a_trusted_namespace() {
+    for backend in backends() {
+        let env = cluster::start_on(backend, |_| {}).await;
+        let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(env.kube.client());
+        let foreign = serde_json::from_value(serde_json::json!({"metadata": {"name": "billing"}})).unwrap();
+        namespaces
+            .create(&Default::default(), &foreign)
+            .await
+            .expect("an admin's namespace");
+
+        for (name, why) in [
+            ("monitoring", "trust traffic from it"),
+            ("ingress-nginx", "trust traffic from it"),
+            ("kube-system", "Kubernetes keeps it"),
+            ("kube-anything", "Kubernetes keeps it"),
+            ("default", "Kubernetes keeps it"),
+            ("deckhand", "deckhand runs there"),
+            ("billing", "was not created by deckhand"),
+        ] {
+            let (status, v) = env.app.submit_as("alice", &format!("env create {name}")).await;
+            assert_eq!(status, 422, "env create {name}: {v}");
+            let said = v.to_string();
+            assert!(
+                said.contains(why) && said.contains("pick another name"),
+                "{name}: {said}"
+            );
+        }
+        assert!(env.kube.get_object("/api/v1/namespaces/monitoring").is_none());
+        let (_, mine) = env.app.get_as("alice", "/api/v1/requests").await;
+        assert_eq!(
+            mine["requests"].as_array().map(Vec::len),
+            Some(0),
+            "nothing stored: {mine}"
+        );
+        env.app.shutdown().await;
+    }
+}
+
+/// Item 4: a namespace is trusted by a label only cluster admins set, not by its name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn environments_trust_namespaces_by_admin_label_not_by_name() {
+    let env = cluster::start().await;
+    let v = env.run("alice", "env create ex").await;
+    assert_eq!(state(&v), "succeeded", "{v:#}");
+    let policy = env.object("networkpolicies", "ex", "deckhand-default-deny");
+    let from = &policy["spec"]["ingress"][0]["from"];
+    let selector = &from[1]["namespaceSelector"];
+    assert_eq!(
+        selector["matchLabels"]["deckhand.dev/trusted"], "true",
+        "trusted namespaces need the admin's label: {policy:#}"
+    );
+    assert_eq!(
+        selector["matchExpressions"][0]["values"],
+        serde_json::json!(["ingress-nginx", "monitoring"])
+    );
+    env.app.shutdown().await;
+}
+
+/// Item 5: prod environments give the requester's groups `view`, not `edit`; a tier can set
+/// its own role.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn prod_environments_give_developers_read_only_access() {
+    for backend in backends() {
+        let env = cluster::start_on(backend, |c| {
+            let stage = deckhand::domain::Name::parse("stage").unwrap();
+            c.tiers.get_mut(&stage).unwrap().team_role = Some("deckhand-stage".into());
+        })
+        .await;
+        let prod = env.run("alice", "env create payments prod").await;
+        assert_eq!(state(&prod), "pending_approval", "{prod:#}");
+        let id = prod["request"]["id"].as_str().unwrap().to_owned();
+        env.app.approve("omar", &id).await;
+        env.app.wait_for_state(&id, &["succeeded"]).await;
+        for (ns, role) in [("payments", "view"), ("scratch", "edit"), ("shared", "deckhand-stage")] {
+            if ns != "payments" {
+                let tier = if ns == "shared" { "stage" } else { "dev" };
+                let v = env.run("alice", &format!("env create {ns} {tier}")).await;
+                assert_eq!(state(&v), "succeeded", "{v:#}");
+            }
+            let binding = env.object("rolebindings", ns, "deckhand-team");
+            assert_eq!(binding["roleRef"]["name"], role, "{ns}: {binding:#}");
+        }
+        env.app.shutdown().await;
+    }
+}
