@@ -475,7 +475,7 @@ pub fn safe(text: &str) -> String {
             '\u{1b}' => match chars.peek() {
                 Some('[') => {
                     chars.next();
-                    while let Some(p) = chars.next() {
+                    for p in chars.by_ref() {
                         if ('\u{40}'..='\u{7e}').contains(&p) {
                             break;
                         }
