@@ -30,6 +30,8 @@ pub async fn start_with(edit: impl FnOnce(&mut deckhand::configuration::Config))
 pub async fn start_on(backend: Backend, edit: impl FnOnce(&mut deckhand::configuration::Config)) -> Env {
     let kube = KubeTestServer::start().await;
     kube.set_step(Duration::from_millis(15));
+    // deckhand may do exactly what the shipped ClusterRole grants, as on a real cluster.
+    kube.authorize_with(include_str!("../../deploy/clusterrole.yaml"));
     let db = TestDb::new(backend).await;
     let mut config = test_config(&db.url);
     config.kubernetes.url = kube.url();

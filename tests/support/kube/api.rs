@@ -197,7 +197,7 @@ async fn handle(
         Err(e) => return error_response(&e),
     };
     if let Some(p) = proxy {
-        return match proxy::service_proxy(&shared, &method, &p) {
+        return match proxy::service_proxy(&shared, &method, &p, store::is_admin(&headers)) {
             Ok(r) => r,
             Err(e) => error_response(&e),
         };
@@ -295,7 +295,7 @@ fn dispatch(
     let ns = t.namespace.clone().unwrap_or_default();
     let name = t.name.clone().unwrap_or_default();
     let mut st = shared.lock();
-    if st.is_forbidden(verb, &resource) {
+    if st.denies(store::is_admin(headers), rd.group, &resource, verb) {
         return Err(ApiError::rbac(
             rd,
             t.sub.as_deref(),

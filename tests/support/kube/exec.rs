@@ -78,7 +78,7 @@ fn exec(shared: Arc<Shared>, mut req: Request, ns: &str, pod: &str) -> Result<Re
             let message = format!("injected failure: {} {}", f.code, f.reason);
             return Err(ApiError::new(f.code, &f.reason, message));
         }
-        if st.is_forbidden("create", "pods/exec") {
+        if st.denies(super::store::is_admin(req.headers()), "", "pods/exec", "create") {
             return Err(ApiError::rbac(pods, Some("exec"), "create", Some(ns), pod));
         }
         let obj = st.get(pods, ns, pod).ok_or_else(|| ApiError::not_found(pods, pod))?;

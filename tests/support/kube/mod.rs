@@ -103,9 +103,28 @@ impl KubeTestServer {
     }
 
     /// A kube client for this server (default namespace "default").
+    /// A client for the tests themselves: a cluster admin, whatever deckhand may do.
     pub fn client(&self) -> ::kube::Client {
         let uri = self.url().parse().expect("the server URL is a valid URI");
-        ::kube::Client::try_from(::kube::Config::new(uri)).expect("kube client for the test server")
+        let mut config = ::kube::Config::new(uri);
+        config.auth_info = serde_json::from_value(serde_json::json!({ "token": store::ADMIN_TOKEN }))
+            .expect("an AuthInfo with a token");
+        ::kube::Client::try_from(config).expect("kube client for the test server")
+    }
+
+    /// Authorizes every caller but the tests' own client as deckhand's service account with
+    /// `cluster_role` (a ClusterRole's YAML, e.g. deploy/clusterrole.yaml): a request its
+    /// rules do not grant, by the real verb mapping (subresources, proxy methods, exec as
+    /// `create`), gets the authorizer's 403 Status.
+    pub fn authorize_with(&self, cluster_role: &str) {
+        self.shared.lock().role = Some(cluster_role_rules(cluster_role));
+    }
+
+    /// Takes one grant away from the enforced ClusterRole.
+    pub fn revoke(&self, group: &str, resource: &str, verb: &str) {
+        if let Some(role) = self.shared.lock().role.as_mut() {
+            role.remove(&(group.to_string(), resource.to_string(), verb.to_string()));
+        }
     }
 
     /// A kubeconfig (YAML) for this server: plain http, a bearer-token user, current-context set.
@@ -377,4 +396,31 @@ users:
     token: kube-testserver-token
 "
     )
+}
+
+/// Every (API group, resource, verb) a ClusterRole's rules grant. Rules limited to
+/// resourceNames (such as `bind` on the team role) grant nothing a request here checks.
+pub fn cluster_role_rules(yaml: &str) -> std::collections::BTreeSet<(String, String, String)> {
+    let role: Value = yaml_serde::from_str(yaml).expect("a ClusterRole in YAML");
+    assert_eq!(role["kind"], "ClusterRole", "{role}");
+    let strings = |rule: &Value, k: &str| -> Vec<String> {
+        rule[k]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default()
+    };
+    let mut grants = std::collections::BTreeSet::new();
+    for rule in role["rules"].as_array().into_iter().flatten() {
+        if !strings(rule, "resourceNames").is_empty() {
+            continue;
+        }
+        for g in strings(rule, "apiGroups") {
+            for r in strings(rule, "resources") {
+                for v in strings(rule, "verbs") {
+                    grants.insert((g.clone(), r.clone(), v));
+                }
+            }
+        }
+    }
+    grants
 }

@@ -34,6 +34,8 @@ pub(super) struct ProxyTarget {
     pub name: String,
     pub port: String,
     pub rest: String,
+    /// The path segment as given (`name:port`): the name the authorizer sees and reports.
+    pub raw_name: String,
 }
 
 pub(super) fn proxy_target(path: &str) -> Option<ProxyTarget> {
@@ -59,6 +61,7 @@ pub(super) fn proxy_target(path: &str) -> Option<ProxyTarget> {
         resource,
         name: name.to_string(),
         port: port.to_string(),
+        raw_name: name_port.to_string(),
         rest: segs.get(7).map(|s| format!("/{s}")).unwrap_or_else(|| "/".into()),
     })
 }
@@ -77,8 +80,13 @@ pub(super) fn proxy_verb(method: &Method) -> &'static str {
 /// Answers a proxied request the way the API server would with no backend registered: 404
 /// when the service or pod does not exist, 503 when no ready pod backs the service, otherwise
 /// the response a test configured with `set_proxy_response` (default: a small text echo).
-pub(super) fn service_proxy(shared: &Arc<Shared>, method: &Method, p: &ProxyTarget) -> Result<Response, ApiError> {
-    check(shared, method, p)
+pub(super) fn service_proxy(
+    shared: &Arc<Shared>,
+    method: &Method,
+    p: &ProxyTarget,
+    admin: bool,
+) -> Result<Response, ApiError> {
+    check(shared, method, p, admin)
 }
 
 /// Middleware: takes proxied requests to services with a real backend, passes everything
@@ -111,24 +119,24 @@ pub async fn intercept(AxState(shared): AxState<Arc<Shared>>, req: Request, next
             return error_response(&ApiError::new(f.code, &f.reason, message));
         }
     }
-    if let Err(e) = check(&shared, req.method(), &p) {
+    if let Err(e) = check(&shared, req.method(), &p, super::store::is_admin(req.headers())) {
         return error_response(&e);
     }
     forward(&base, req, &p).await
 }
 
 /// 404/503/403 as the API server would, else the canned answer.
-fn check(shared: &Arc<Shared>, method: &Method, p: &ProxyTarget) -> Result<Response, ApiError> {
+fn check(shared: &Arc<Shared>, method: &Method, p: &ProxyTarget, admin: bool) -> Result<Response, ApiError> {
     let st = shared.lock();
     let rd = resources::by_plural("", p.resource).ok_or_else(ApiError::no_route)?;
     let resource = format!("{}/proxy", p.resource);
-    if st.is_forbidden(proxy_verb(method), &resource) {
+    if st.denies(admin, "", &resource, proxy_verb(method)) {
         return Err(ApiError::rbac(
             rd,
             Some("proxy"),
             proxy_verb(method),
             Some(&p.namespace),
-            &p.name,
+            &p.raw_name,
         ));
     }
     let obj = st

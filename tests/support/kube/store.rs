@@ -4,7 +4,7 @@
 //! Everything sits behind one `std::sync::Mutex` (never held across an `.await`): the fake
 //! favours obviously-correct ordering over throughput.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -61,6 +61,8 @@ pub struct State {
     pub faults: Vec<Fault>,
     /// (verb, resource) pairs answered with an RBAC 403; "*" matches any verb.
     pub forbidden: Vec<(String, String)>,
+    /// deckhand's ClusterRole as (API group, resource[/sub], verb), when enforced.
+    pub role: Option<BTreeSet<(String, String, String)>>,
     pub step: Duration,
     /// Controllers stopped by the test.
     pub paused: bool,
@@ -96,6 +98,7 @@ impl State {
             requests: Vec::new(),
             faults: Vec::new(),
             forbidden: Vec::new(),
+            role: None,
             step: Duration::from_millis(30),
             paused: false,
             log_overrides: Vec::new(),
@@ -390,10 +393,22 @@ impl State {
         Some(self.faults.remove(i))
     }
 
-    pub fn is_forbidden(&self, verb: &str, resource: &str) -> bool {
+    fn is_forbidden(&self, verb: &str, resource: &str) -> bool {
         self.forbidden
             .iter()
             .any(|(v, r)| (v == "*" || v == verb) && (r == "*" || r == resource))
+    }
+
+    /// Whether the authorizer refuses `verb` on `group`/`resource` to the caller: nobody may
+    /// do what `forbid` denied; beyond that a cluster admin (the tests' own client) may do
+    /// anything, and deckhand (every other caller) only what its ClusterRole grants once
+    /// `authorize_with` set it.
+    pub fn denies(&self, admin: bool, group: &str, resource: &str, verb: &str) -> bool {
+        let granted = |role: &BTreeSet<(String, String, String)>| {
+            role.iter()
+                .any(|(g, r, v)| g == group && (r == resource || r == "*") && (v == verb || v == "*"))
+        };
+        self.is_forbidden(verb, resource) || (!admin && self.role.as_ref().is_some_and(|role| !granted(role)))
     }
 }
 
@@ -413,4 +428,15 @@ pub fn ns_name(obj: &Value) -> (String, String) {
 
 pub fn labels(obj: &Value) -> Option<&Map<String, Value>> {
     util::path(obj, "metadata.labels").and_then(Value::as_object)
+}
+
+/// The token the tests' own client shows: a cluster admin, never subject to deckhand's role.
+pub const ADMIN_TOKEN: &str = "kube-testserver-admin";
+
+/// Whether the request comes from the tests' own (cluster-admin) client.
+pub fn is_admin(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == format!("Bearer {ADMIN_TOKEN}"))
 }
