@@ -496,7 +496,7 @@ async fn classes_from_a_directory_use_discovery_and_say_when_a_provider_is_missi
     // deploy/clusterrole.yaml asks.
     let mut role = include_str!("../deploy/clusterrole.yaml").to_owned();
     role.push_str(
-        "  - apiGroups: [cache.example.org]\n    resources: [redisclusters]\n    verbs: [list, watch, patch, delete]\n",
+        "  - apiGroups: [cache.example.org]\n    resources: [redisclusters]\n    verbs: [list, watch, create, patch, delete]\n",
     );
     env.kube.authorize_with(&role);
     env.kube.provision(Provisioner {

@@ -112,3 +112,24 @@ async fn a_missing_exec_verb_fails_exec_with_a_clear_message() {
     );
     env.app.shutdown().await;
 }
+
+/// Server-side apply is a PATCH, but one that creates the object is also authorized as
+/// `create` (as a real API server does): without it a new environment fails, while
+/// re-applying an existing one still works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_apply_that_creates_needs_create_as_well_as_patch() {
+    let env = cluster::start().await;
+    assert_eq!(state(&env.run("alice", "env create ex").await), "succeeded");
+    env.kube.revoke("", "namespaces", "create");
+    let again = env.run("alice", "env create ex").await;
+    assert_eq!(state(&again), "succeeded", "re-applying needs only patch: {again:#}");
+    let new = env.run("alice", "env create fresh").await;
+    assert_eq!(state(&new), "failed", "{new:#}");
+    assert!(
+        outcome(&new).contains("deckhand's service account is not allowed to do this"),
+        "{}",
+        outcome(&new)
+    );
+    assert!(env.kube.get_object("/api/v1/namespaces/fresh").is_none());
+    env.app.shutdown().await;
+}

@@ -652,6 +652,15 @@ fn patch_object(
     let dry = dry_run(params);
     let old = st.get(rd, &ns, &name).cloned();
 
+    // An apply that creates the object is authorized a second time, as `create`
+    // (apiserver endpoints/handlers/patch.go): `patch` alone cannot make new objects.
+    if ct == "application/apply-patch+yaml" && old.is_none() {
+        st.also_checked
+            .insert((rd.group.to_string(), rd.plural.to_string(), "create".to_string()));
+        if st.denies(store::is_admin(headers), rd.group, rd.plural, "create") {
+            return Err(ApiError::rbac(rd, None, "create", t.namespace.as_deref(), &name));
+        }
+    }
     if ct == "application/apply-patch+yaml" {
         let manager = params.get("fieldManager").cloned().unwrap_or_default();
         if manager.is_empty() {

@@ -227,11 +227,11 @@ impl KubeTestServer {
     /// The distinct (API group, resource[/subresource], verb) triples the requests so far
     /// needed, as an RBAC authorizer sees them: what a least-privilege ClusterRole must grant.
     pub fn rbac_usage(&self) -> std::collections::BTreeSet<(String, String, String)> {
-        self.shared
-            .lock()
-            .requests
+        let st = self.shared.lock();
+        st.requests
             .iter()
             .filter_map(|r| r.rbac.clone())
+            .chain(st.also_checked.iter().cloned())
             .collect()
     }
 

@@ -63,6 +63,8 @@ pub struct State {
     pub forbidden: Vec<(String, String)>,
     /// deckhand's ClusterRole as (API group, resource[/sub], verb), when enforced.
     pub role: Option<BTreeSet<(String, String, String)>>,
+    /// Authorization checks beyond each request's own verb (an apply that creates).
+    pub also_checked: BTreeSet<(String, String, String)>,
     pub step: Duration,
     /// Controllers stopped by the test.
     pub paused: bool,
@@ -99,6 +101,7 @@ impl State {
             faults: Vec::new(),
             forbidden: Vec::new(),
             role: None,
+            also_checked: BTreeSet::new(),
             step: Duration::from_millis(30),
             paused: false,
             log_overrides: Vec::new(),
