@@ -10,10 +10,12 @@
 mod forward;
 mod gate;
 mod links;
+mod origin;
 mod token;
 
 pub use gate::{Gate, Recent};
 pub use links::{Link, LinkState, Links, NewLink};
+pub use origin::{link_url, valid_proxy_domain};
 pub use token::{hash_token, new_link_id, new_token};
 
 use std::sync::Arc;
