@@ -121,9 +121,9 @@ async fn open(env: &Env) -> (String, String) {
     (id, data["url"].as_str().unwrap_or_default().to_owned())
 }
 
-/// A path-based link: (token, the link's URL on the test server).
-async fn open_path_link(env: &Env, public: &str) -> (String, String) {
-    let (_, url) = open(env).await;
+/// A path-based link: (id, token, the link's URL on the test server).
+async fn open_path_link(env: &Env, public: &str) -> (String, String, String) {
+    let (id, url) = open(env).await;
     let path = url
         .strip_prefix(public.trim_end_matches('/'))
         .unwrap_or_else(|| panic!("the link is on public_url: {url}"));
@@ -132,7 +132,7 @@ async fn open_path_link(env: &Env, public: &str) -> (String, String) {
         .and_then(|t| t.strip_suffix('/'))
         .unwrap_or_else(|| panic!("{url}"))
         .to_owned();
-    (token, format!("{}{path}", env.app.url))
+    (id, token, format!("{}{path}", env.app.url))
 }
 
 fn values(r: &reqwest::Response, name: &str) -> Vec<String> {
@@ -148,7 +148,7 @@ async fn proxied_app_cookie_is_scoped_to_its_link() {
     // deckhand behind a reverse proxy under /deckhand: the browser sees that prefix.
     let public = format!("{PUBLIC}/deckhand/");
     let env = start_path_based(&public).await;
-    let (token, url) = open_path_link(&env, &public).await;
+    let (_, token, url) = open_path_link(&env, &public).await;
     let r = reqwest::get(format!("{url}login")).await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(
@@ -168,7 +168,7 @@ async fn proxied_app_cookie_is_scoped_to_its_link() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn deckhand_cookies_never_reach_the_proxied_app() {
     let env = start_path_based(PUBLIC).await;
-    let (_, url) = open_path_link(&env, PUBLIC).await;
+    let (_, _, url) = open_path_link(&env, PUBLIC).await;
     let http = reqwest::Client::new();
     let seen = |cookie: &'static str| {
         let http = http.clone();
@@ -189,7 +189,7 @@ async fn deckhand_cookies_never_reach_the_proxied_app() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn service_worker_allowed_is_removed() {
     let env = start_path_based(PUBLIC).await;
-    let (_, url) = open_path_link(&env, PUBLIC).await;
+    let (_, _, url) = open_path_link(&env, PUBLIC).await;
     let r = reqwest::get(format!("{url}sw.js")).await.unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.headers().get("service-worker-allowed").is_none(), "{:?}", r.headers());
@@ -206,7 +206,7 @@ async fn service_worker_allowed_is_removed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn impersonate_and_credential_headers_are_stripped() {
     let env = start_path_based(PUBLIC).await;
-    let (_, url) = open_path_link(&env, PUBLIC).await;
+    let (_, _, url) = open_path_link(&env, PUBLIC).await;
     let http = reqwest::Client::new();
     let mut req = http.get(format!("{url}whoami")).header("x-test", "kept");
     for (k, v) in [
@@ -316,7 +316,7 @@ async fn proxy_domain_serves_each_link_on_its_own_origin() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn proxy_list_shows_no_query_strings() {
     let env = start_path_based(PUBLIC).await;
-    let (id, url) = open_path_link(&env, PUBLIC).await;
+    let (id, _, url) = open_path_link(&env, PUBLIC).await;
     let r = reqwest::get(format!("{url}reset?token=s3cret-q&email=alice%40example.test"))
         .await
         .unwrap();
