@@ -201,7 +201,10 @@ mod tests {
 
     #[test]
     fn cookies_for_the_app_only() {
-        let from = map(&[("cookie", "deckhand_shell=a; x=1"), ("cookie", "__Secure-Deckhand=b;y=2")]);
+        let from = map(&[
+            ("cookie", "deckhand_shell=a; x=1"),
+            ("cookie", "__Secure-Deckhand=b;y=2"),
+        ]);
         let mut to = HeaderMap::new();
         to_upstream(&from, &mut to);
         assert_eq!(to.get_all("cookie").iter().collect::<Vec<_>>(), ["x=1; y=2"]);
@@ -213,7 +216,10 @@ mod tests {
         let s = |v: &str, scope: &Scope| scoped_set_cookie(v, scope);
         assert_eq!(s("a=1; Path=/; Domain=x", &path).as_deref(), Some("a=1; Path=/p/tok/"));
         assert_eq!(s("a=1; path=x; HttpOnly", &path).as_deref(), Some("a=1; HttpOnly"));
-        assert_eq!(s("a=1; Path=/; Domain=x", &Scope::Origin).as_deref(), Some("a=1; Path=/"));
+        assert_eq!(
+            s("a=1; Path=/; Domain=x", &Scope::Origin).as_deref(),
+            Some("a=1; Path=/")
+        );
         assert_eq!(s("deckhand_shell=1", &Scope::Origin), None);
         let from = map(&[("service-worker-allowed", "/"), ("clear-site-data", "*")]);
         let mut to = HeaderMap::new();

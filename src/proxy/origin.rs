@@ -122,7 +122,15 @@ mod tests {
         for ok in ["", "proxy.example.com", "p-1.example.com:8443", "localhost"] {
             assert!(valid_proxy_domain(ok), "{ok}");
         }
-        for bad in ["https://proxy.example.com", "proxy.example.com/", "*.example.com", "a..b", "-a.b", "a.b:0", "a.b:x"] {
+        for bad in [
+            "https://proxy.example.com",
+            "proxy.example.com/",
+            "*.example.com",
+            "a..b",
+            "-a.b",
+            "a.b:0",
+            "a.b:x",
+        ] {
             assert!(!valid_proxy_domain(bad), "{bad}");
         }
     }

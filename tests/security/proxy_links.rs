@@ -66,10 +66,7 @@ async fn creds() -> Response {
         ("x-remote-user", "root"),
         ("x-kept", "yes"),
     ] {
-        h.insert(
-            axum::http::HeaderName::from_static(k),
-            HeaderValue::from_static(v),
-        );
+        h.insert(axum::http::HeaderName::from_static(k), HeaderValue::from_static(v));
     }
     r
 }
@@ -94,7 +91,9 @@ async fn start(edit: impl FnOnce(&mut deckhand::configuration::Config)) -> Env {
     let env = cluster::start_with(edit).await;
     env.kube.set_service_backend("shop", "shop", &start_backend().await);
     assert_eq!(state(&env.run("alice", "env create shop").await), "succeeded");
-    let done = env.run("alice", "deploy ghcr.io/acme/shop:1.4.2 to shop port=8080").await;
+    let done = env
+        .run("alice", "deploy ghcr.io/acme/shop:1.4.2 to shop port=8080")
+        .await;
     assert_eq!(state(&done), "succeeded", "{done:#}");
     env
 }
@@ -239,7 +238,12 @@ async fn impersonate_and_credential_headers_are_stripped() {
     let r = reqwest::get(format!("{url}creds")).await.unwrap();
     assert_eq!(r.status(), 200);
     let h = r.headers();
-    for name in ["impersonate-user", "impersonate-group", "authorization", "x-remote-user"] {
+    for name in [
+        "impersonate-user",
+        "impersonate-group",
+        "authorization",
+        "x-remote-user",
+    ] {
         assert!(h.get(name).is_none(), "{name} came back from the app: {h:?}");
     }
     assert_eq!(h["x-kept"], "yes");
@@ -297,7 +301,11 @@ async fn proxy_domain_serves_each_link_on_its_own_origin() {
 
     // The link is refused anywhere else: path-based on deckhand, or on another name.
     let http_plain = reqwest::Client::new();
-    for path in [format!("/p/{token1}/"), format!("/p/{token1}/api"), format!("/p/{token1}")] {
+    for path in [
+        format!("/p/{token1}/"),
+        format!("/p/{token1}/api"),
+        format!("/p/{token1}"),
+    ] {
         let r = http_plain.get(format!("{}{path}", env.app.url)).send().await.unwrap();
         assert_eq!(r.status(), 404, "{path}");
     }
