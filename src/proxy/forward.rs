@@ -1,5 +1,6 @@
-//! `/p/{token}/...` (or `{token}.{proxy_domain}`): checks the link and forwards the request through the API server's
-//! service proxy, streaming both bodies and splicing upgraded (WebSocket) connections.
+//! `/p/{token}/...` (or any path on `{token}.{proxy_domain}`): checks the link and forwards
+//! the request through the API server's service proxy, streaming both bodies and splicing
+//! upgraded (WebSocket) connections.
 
 use std::sync::Arc;
 
