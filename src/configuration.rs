@@ -73,11 +73,17 @@ pub struct ServerConfig {
     /// Signs what deckhand hands to chat platforms and gets back (button values). Empty:
     /// a random key per process, so buttons stop working across restarts and replicas.
     pub signing_key: String,
-    /// Where people reach deckhand; proxy links are `{public_url}/p/{token}/`.
+    /// Where people reach deckhand; proxy links are `{public_url}/p/{token}/` unless
+    /// `proxy_domain` is set.
     pub public_url: String,
     /// When set, `/metrics` answers only `Authorization: Bearer <metrics_token>`.
     #[serde(default)]
     pub metrics_token: String,
+    /// When set (e.g. `proxy.example.com`), each proxy link is its own origin,
+    /// `{scheme}://{token}.{proxy_domain}/`, so links cannot read each other's (or
+    /// deckhand's) cookies and storage. Empty: links are `{public_url}/p/{token}/`.
+    #[serde(default)]
+    pub proxy_domain: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -335,6 +341,12 @@ impl Config {
             return Err(ConfigError::key(
                 "store.url",
                 "must be empty (embedded SQLite), sqlite://PATH or postgres://...",
+            ));
+        }
+        if !crate::proxy::valid_proxy_domain(&self.server.proxy_domain) {
+            return Err(ConfigError::key(
+                "server.proxy_domain",
+                "must be empty or a DNS name such as proxy.example.com (optionally :port), without scheme or path",
             ));
         }
         if !(1..=1000).contains(&self.apps.replicas) {

@@ -192,7 +192,9 @@ async fn get_and_post_reach_the_backend_until_the_link_is_closed() {
     assert!(out.contains(&id) && out.contains("hits 2, last "), "{out}");
     // The latest requests (method, path after the token, status), never the token.
     assert!(out.contains("    POST /orders 200 "), "{out}");
-    assert!(out.contains("    GET /api/items?q=a%20b&n=1 200 "), "{out}");
+    // The path only: a query may carry secrets and proxy list is open to everyone.
+    assert!(out.contains("    GET /api/items 200 "), "{out}");
+    assert!(!list.to_string().contains("q=a%20b"), "{list:#}");
     let token = url.trim_end_matches('/').rsplit('/').next().unwrap();
     assert!(!list.to_string().contains(token), "{list:#}");
 

@@ -12,7 +12,7 @@ use crate::{
     command_buttons::CommandButton,
     commands::Args,
     domain::{format_ms, now_ms},
-    proxy::{Link, LinkState, Links, NewLink, ProxyError, hash_token, new_link_id, new_token},
+    proxy::{Link, LinkState, Links, NewLink, ProxyError, hash_token, link_url, new_link_id, new_token},
 };
 
 pub fn register(registry: &mut ActionRegistry) {
@@ -131,7 +131,7 @@ impl Action for Open {
                 expires_at: now_ms() + ttl.as_millis_i64(),
             })
             .await?;
-        let url = format!("{}/p/{token}/", ctx.app.config.server.public_url.trim_end_matches('/'));
+        let url = link_url(&ctx.app.config.server, &token);
         let close = CommandButton::danger("Close link", format!("proxy close {}", link.id));
         let data = serde_json::json!({
             "id": link.id, "url": url, "env": link.env, "service": link.service,

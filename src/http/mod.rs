@@ -21,7 +21,7 @@ use crate::app::App;
 
 pub fn router(app: Arc<App>) -> Router {
     let limit = app.config.server.body_limit;
-    Router::new()
+    let routes = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
@@ -38,5 +38,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(crate::proxy::routes())
         .merge(crate::shell::routes())
         .layer(DefaultBodyLimit::max(limit))
-        .with_state(app)
+        .with_state(app.clone());
+    // A proxy link on its own origin takes every path there, deckhand's included.
+    crate::proxy::on_link_origins(app, routes)
 }

@@ -1,5 +1,6 @@
-//! `/p/{token}/...`: checks the link and forwards the request through the API server's
-//! service proxy, streaming both bodies and splicing upgraded (WebSocket) connections.
+//! `/p/{token}/...` (or any path on `{token}.{proxy_domain}`): checks the link and forwards
+//! the request through the API server's service proxy, streaming both bodies and splicing
+//! upgraded (WebSocket) connections.
 
 use std::sync::Arc;
 
@@ -7,63 +8,81 @@ use axum::{
     body::Body,
     extract::{Request, State},
     http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header},
+    middleware::Next,
     response::{IntoResponse, Redirect, Response},
 };
 
 use hyper_util::rt::TokioIo;
 
-use super::{Link, LinkState, Links, Recent, hash_token};
+use super::{
+    Link, LinkState, Links, Recent, hash_token,
+    headers::{self, Scope},
+    origin::{self, Host},
+};
 use crate::{app::App, domain::now_ms};
 
-/// Hop-by-hop headers (RFC 9110 7.6.1) belong to one connection and are never forwarded.
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
-
-/// Headers that are deckhand's or the API server's business, not the backend's: the kube
-/// client sets its own Host and credentials, and a caller's Authorization must never reach
-/// (or be mistaken for) the cluster credential.
-const OWN: &[&str] = &["host", "authorization"];
-
-pub(super) async fn redirect_to_slash(uri: Uri) -> Response {
+pub(super) async fn redirect_to_slash(State(app): State<Arc<App>>, uri: Uri) -> Response {
+    if origin::own_origins(&app.config.server) {
+        return no_such_link();
+    }
     // Relative, so it works behind any public prefix: `/p/TOKEN` -> `/p/TOKEN/`.
     let last = uri.path().rsplit('/').next().unwrap_or_default();
     Redirect::permanent(&format!("{last}/")).into_response()
 }
 
 pub(super) async fn root(State(app): State<Arc<App>>, req: Request) -> Response {
-    forward(&app, req).await
+    on_deckhands_origin(&app, req).await
 }
 
 pub(super) async fn path(State(app): State<Arc<App>>, req: Request) -> Response {
-    forward(&app, req).await
+    on_deckhands_origin(&app, req).await
 }
 
-/// `/p/TOKEN/rest?q` -> (TOKEN, `rest?q`), from the raw URI so percent-encoding reaches the
-/// backend exactly as the caller sent it.
-fn split(uri: &Uri) -> Option<(&str, String)> {
-    let (token, rest) = uri.path().strip_prefix("/p/")?.split_once('/')?;
-    let query = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
-    Some((token, format!("{rest}{query}")))
-}
-
-async fn forward(app: &App, req: Request) -> Response {
-    let Some((token, rest)) = split(req.uri()) else {
-        return page(StatusCode::NOT_FOUND, "No such link", "This proxy link does not exist.");
+/// `/p/{token}/...` on deckhand's origin; refused when links have origins of their own.
+async fn on_deckhands_origin(app: &App, req: Request) -> Response {
+    if origin::own_origins(&app.config.server) {
+        return no_such_link();
+    }
+    let Some((token, path)) = split(req.uri()) else {
+        return no_such_link();
     };
+    let scope = Scope::Path(format!("{}/p/{token}", origin::public_path(&app.config.server)));
+    forward(app, &token, path, scope, req).await
+}
+
+/// Middleware: a request whose Host is `{token}.{proxy_domain}` goes to that link whatever
+/// its path (deckhand's own paths included); every other request goes on to deckhand.
+pub(super) async fn by_host(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    match origin::host_of(&app.config.server, req.headers()) {
+        Host::Deckhand => next.run(req).await,
+        Host::Unknown => no_such_link(),
+        Host::Link(token) => {
+            let path = req.uri().path();
+            let path = path.strip_prefix('/').unwrap_or(path).to_owned();
+            forward(&app, &token, path, Scope::Origin, req).await
+        }
+    }
+}
+
+/// `/p/TOKEN/rest` -> (TOKEN, `rest`), from the raw URI so percent-encoding reaches the
+/// backend exactly as the caller sent it. The query is passed on separately.
+fn split(uri: &Uri) -> Option<(String, String)> {
+    let (token, rest) = uri.path().strip_prefix("/p/")?.split_once('/')?;
+    Some((token.to_owned(), rest.to_owned()))
+}
+
+fn no_such_link() -> Response {
+    page(StatusCode::NOT_FOUND, "No such link", "This proxy link does not exist.")
+}
+
+/// Checks the link and passes the request on. `path` is what follows the link's root,
+/// without the query.
+async fn forward(app: &App, token: &str, path: String, scope: Scope, req: Request) -> Response {
     // Every token, valid or not, costs one digest and one indexed lookup of the digest.
     let links = Links::new(app.store.pool().clone());
     let link = match app.proxies.link(&links, &hash_token(token)).await {
         Ok(Some(link)) => link,
-        Ok(None) => return page(StatusCode::NOT_FOUND, "No such link", "This proxy link does not exist."),
+        Ok(None) => return no_such_link(),
         Err(e) => {
             tracing::warn!(error = %e, "proxy link lookup failed");
             return page(
@@ -103,8 +122,10 @@ async fn forward(app: &App, req: Request) -> Response {
     }
     let started = std::time::Instant::now();
     let method = req.method().to_string();
-    let shown = format!("/{rest}");
-    let out = pass(app, &link, &rest, req).await;
+    // The query stays out of what is recorded: it often carries secrets (reset tokens, keys)
+    // and `proxy list` is open to everyone who may run it.
+    let shown = format!("/{path}");
+    let out = pass(app, &link, &path, &scope, req).await;
     // Counted once the answer starts (or failed): the status is part of what proxy list shows.
     app.proxies.hit(
         &link.id,
@@ -120,9 +141,10 @@ async fn forward(app: &App, req: Request) -> Response {
 }
 
 /// Sends the request on to the service and returns its answer as it starts to arrive.
-async fn pass(app: &App, link: &Link, rest: &str, mut req: Request) -> Response {
+async fn pass(app: &App, link: &Link, path: &str, scope: &Scope, mut req: Request) -> Response {
+    let query = req.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
     let target = format!(
-        "/api/v1/namespaces/{}/services/{}:{}/proxy/{rest}",
+        "/api/v1/namespaces/{}/services/{}:{}/proxy/{path}{query}",
         link.env, link.service, link.port
     );
     let upgrade = upgrade_protocol(req.headers());
@@ -131,7 +153,7 @@ async fn pass(app: &App, link: &Link, rest: &str, mut req: Request) -> Response 
     let (parts, body) = req.into_parts();
     let mut upstream = axum::http::Request::builder().method(parts.method).uri(&target);
     if let Some(h) = upstream.headers_mut() {
-        copy_headers(&parts.headers, h);
+        headers::to_upstream(&parts.headers, h);
         if let Some(protocol) = &upgrade {
             h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
             h.insert(header::UPGRADE, protocol.clone());
@@ -155,7 +177,7 @@ async fn pass(app: &App, link: &Link, rest: &str, mut req: Request) -> Response 
     let (parts, body) = answer.into_parts();
     let mut out = Response::new(Body::new(body));
     *out.status_mut() = parts.status;
-    copy_headers(&parts.headers, out.headers_mut());
+    headers::to_caller(&parts.headers, out.headers_mut(), scope);
     if let (Some(caller), Some(backend), Some(protocol)) = (caller_upgrade, backend_upgrade, upgrade) {
         let h = out.headers_mut();
         h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
@@ -192,25 +214,6 @@ async fn splice(caller: hyper::upgrade::OnUpgrade, backend: hyper::upgrade::OnUp
     match tokio::io::copy_bidirectional(&mut caller, &mut backend).await {
         Ok((up, down)) => tracing::debug!(%link, up, down, "proxied upgraded connection closed"),
         Err(e) => tracing::debug!(%link, error = %e, "proxied upgraded connection ended"),
-    }
-}
-
-/// Copies end-to-end headers: drops hop-by-hop ones, those the Connection header names, and
-/// deckhand's own.
-fn copy_headers(from: &HeaderMap, to: &mut HeaderMap) {
-    let named: Vec<String> = from
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|s| s.trim().to_ascii_lowercase())
-        .collect();
-    for (name, value) in from {
-        let n = name.as_str();
-        if HOP_BY_HOP.contains(&n) || OWN.contains(&n) || n.starts_with("x-deckhand-") || named.iter().any(|c| c == n) {
-            continue;
-        }
-        to.append(name.clone(), value.clone());
     }
 }
 
@@ -252,32 +255,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn splits_token_and_keeps_raw_path_and_query() {
+    fn splits_token_and_keeps_raw_path() {
         let uri: Uri = "/p/abc/x%20y/z?a=1&b=%2F".parse().unwrap();
-        assert_eq!(split(&uri), Some(("abc", "x%20y/z?a=1&b=%2F".to_owned())));
+        assert_eq!(split(&uri), Some(("abc".to_owned(), "x%20y/z".to_owned())));
         let uri: Uri = "/p/abc/".parse().unwrap();
-        assert_eq!(split(&uri), Some(("abc", String::new())));
-    }
-
-    #[test]
-    fn drops_hop_by_hop_and_own_headers() {
-        let mut from = HeaderMap::new();
-        for (k, v) in [
-            ("connection", "keep-alive, x-secret"),
-            ("x-secret", "1"),
-            ("transfer-encoding", "chunked"),
-            ("authorization", "Bearer t"),
-            ("host", "deckhand"),
-            ("x-deckhand-whatever", "1"),
-            ("content-type", "application/json"),
-            ("x-custom", "kept"),
-        ] {
-            from.append(HeaderName::from_static(k), HeaderValue::from_static(v));
-        }
-        let mut to = HeaderMap::new();
-        copy_headers(&from, &mut to);
-        let mut names: Vec<&str> = to.keys().map(HeaderName::as_str).collect();
-        names.sort_unstable();
-        assert_eq!(names, ["content-type", "x-custom"]);
+        assert_eq!(split(&uri), Some(("abc".to_owned(), String::new())));
     }
 }

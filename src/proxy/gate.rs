@@ -27,7 +27,7 @@ pub const RECENT_KEPT: usize = 20;
 pub struct Recent {
     pub at: i64,
     pub method: String,
-    /// What followed the token: path and query.
+    /// What followed the token: the path only, never the query (it may hold secrets).
     pub path: String,
     pub status: u16,
     pub millis: i64,

@@ -8,6 +8,12 @@ use super::{
 };
 use crate::domain::now_ms;
 
+/// A recorded path never carries a query string: queries often hold secrets (reset
+/// tokens, API keys) and `proxy list` shows recorded paths to everyone who may run it.
+fn without_query(path: &str) -> &str {
+    path.split_once('?').map_or(path, |(p, _)| p)
+}
+
 /// What `proxy.open` stores.
 #[derive(Debug, Clone)]
 pub struct NewLink {
@@ -151,7 +157,7 @@ impl Links {
             .bind(id)
             .bind(r.at)
             .bind(&r.method)
-            .bind(&r.path)
+            .bind(without_query(&r.path))
             .bind(i32::from(r.status))
             .bind(r.millis)
             .execute(&mut *tx)
@@ -185,7 +191,8 @@ impl Links {
                 Ok(Recent {
                     at: row.try_get("at").map_err(get)?,
                     method: row.try_get("method").map_err(get)?,
-                    path: row.try_get("path").map_err(get)?,
+                    // Rows written before queries were left out may still hold one.
+                    path: without_query(&row.try_get::<String, _>("path").map_err(get)?).to_owned(),
                     status: u16::try_from(status).unwrap_or(0),
                     millis: row.try_get("millis").map_err(get)?,
                 })

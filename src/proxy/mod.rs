@@ -1,5 +1,6 @@
-//! Proxy links: `proxy.open` hands out `<public_url>/p/<token>/...`, and every request under
-//! it is forwarded to a Service in an environment.
+//! Proxy links: `proxy.open` hands out `<public_url>/p/<token>/` (or, with
+//! `server.proxy_domain`, `https://<token>.<proxy_domain>/`: see `origin`), and every
+//! request under it is forwarded to a Service in an environment.
 //!
 //! Forwarding goes through the Kubernetes API server's service proxy
 //! (`/api/v1/namespaces/{ns}/services/{name}:{port}/proxy/...`) rather than a port-forward to
@@ -9,11 +10,14 @@
 
 mod forward;
 mod gate;
+mod headers;
 mod links;
+mod origin;
 mod token;
 
 pub use gate::{Gate, Recent};
 pub use links::{Link, LinkState, Links, NewLink};
+pub use origin::{link_url, valid_proxy_domain};
 pub use token::{hash_token, new_link_id, new_token};
 
 use std::sync::Arc;
@@ -36,6 +40,12 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/p/{token}", any(forward::redirect_to_slash))
         .route("/p/{token}/", any(forward::root))
         .route("/p/{token}/{*path}", any(forward::path))
+}
+
+/// Serves links on origins of their own (`server.proxy_domain`): a request whose Host is a
+/// link's name goes to that link, whatever its path; the rest reach `router`.
+pub fn on_link_origins(app: Arc<App>, router: Router) -> Router {
+    router.layer(axum::middleware::from_fn_with_state(app, forward::by_host))
 }
 
 /// Writes counted hits every second until shutdown, then once more.
