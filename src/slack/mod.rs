@@ -14,6 +14,7 @@ mod manifest;
 pub mod messages;
 pub mod progress;
 pub mod socket;
+mod private;
 mod surface;
 pub mod verify;
 pub mod web;
