@@ -261,7 +261,7 @@ impl Endpoint {
             },
         };
         tracing::info!(request = %id, user = %who.user, ?decision, "Discord button decision");
-        let content = format!("`{}` ({}): {line}", request.text, request.id);
+        let content = format!("{} ({}): {line}", super::markup::escape(&request.text), request.id);
         let row = [buttons::approval_row(&app.signer, &request.id)];
         let components: &[_] = if done { &[] } else { &row };
         reply(UPDATE_MESSAGE, Some(message_body(&content, Some(components))))
