@@ -190,8 +190,7 @@ impl DiscordSurface {
                 self.edit_status(st, &status_text(record, &line)).await?;
                 if matches!(state, State::Expired | State::Cancelled) {
                     let line = format!("{} {}", state_icon(state), escape(&event.message));
-                    self.close_buttons(store, record, st, &line)
-                        .await?;
+                    self.close_buttons(store, record, st, &line).await?;
                 }
             }
             EventKind::Approval if event.data.as_ref().is_some_and(|d| d.get("approvers").is_some()) => {

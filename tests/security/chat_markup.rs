@@ -118,9 +118,7 @@ fn slack_public_text(slack: &FakeSlack) -> Vec<String> {
 
 /// Whether `raw` occurs in `content` without a backslash before it.
 fn unescaped(content: &str, raw: &str) -> bool {
-    content
-        .match_indices(raw)
-        .any(|(at, _)| !content[..at].ends_with('\\'))
+    content.match_indices(raw).any(|(at, _)| !content[..at].ends_with('\\'))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -157,7 +155,15 @@ async fn slack_channel_and_disguised_link_arrive_inert() {
 async fn discord_everyone_mention_arrives_inert() {
     let (env, discord, signer) = with_discord(false).await;
     let typed = "x @everyone <@&1000000000000000042> [Approve](https://evil)";
-    discord_command(&env, &discord, &signer, "alice", &["help"], &[("command", json!(typed))]).await;
+    discord_command(
+        &env,
+        &discord,
+        &signer,
+        "alice",
+        &["help"],
+        &[("command", json!(typed))],
+    )
+    .await;
     discord
         .fake
         .wait_until("the status message says it failed", |f| {
@@ -206,9 +212,8 @@ async fn slack_proxy_link_goes_ephemeral_to_requester_only() {
     slack_command(&env, &slack, "alice", "proxy open shop in shop").await;
     let alice = slack_id("alice");
     let private = |cs: &[Call]| {
-        cs.iter().any(|c| {
-            c.method == "chat.postEphemeral" && c.ts.is_some() && c.body["text"].to_string().contains("/p/")
-        })
+        cs.iter()
+            .any(|c| c.method == "chat.postEphemeral" && c.ts.is_some() && c.body["text"].to_string().contains("/p/"))
     };
     let calls = slack.wait_for(20, "the link, privately", private).await;
     // Only alice was shown the link.

@@ -173,7 +173,10 @@ impl FakeDiscord {
 
     /// Messages everyone in a channel sees (originals included), in order.
     pub fn public(&self) -> Vec<Message> {
-        self.all_sorted().into_iter().filter(|m| m.visible_to.is_none()).collect()
+        self.all_sorted()
+            .into_iter()
+            .filter(|m| m.visible_to.is_none())
+            .collect()
     }
 
     fn all_sorted(&self) -> Vec<Message> {
@@ -348,14 +351,15 @@ fn invalid_form(field: &str, message: &str) -> Response {
         .into_response()
 }
 
-/// The message's flags if a sender allowed `allowed` may set them, else Discord's 400.
-fn flags_of(body: &Value, allowed: u64) -> Result<u64, Response> {
+/// The message's flags if a sender allowed `allowed` may set them, else why Discord
+/// answers 400 (see [`invalid_form`]).
+fn flags_of(body: &Value, allowed: u64) -> Result<u64, &'static str> {
     let flags = match body.get("flags") {
         None | Some(Value::Null) => 0,
-        Some(v) => v.as_u64().ok_or_else(|| invalid_form("flags", "Value is not int."))?,
+        Some(v) => v.as_u64().ok_or("Value is not int.")?,
     };
     if flags & !allowed != 0 {
-        return Err(invalid_form("flags", "Invalid flags"));
+        return Err("Invalid flags");
     }
     Ok(flags)
 }
@@ -390,7 +394,7 @@ async fn followup(
     }
     let flags = match flags_of(&body, WEBHOOK_FLAGS) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(why) => return invalid_form("flags", why),
     };
     let mut inner = f.lock();
     let id = FakeDiscord::new_id(&mut inner);
@@ -485,7 +489,7 @@ async fn channel_post(
     }
     let flags = match flags_of(&body, CHANNEL_FLAGS) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(why) => return invalid_form("flags", why),
     };
     let mut inner = f.lock();
     let id = FakeDiscord::new_id(&mut inner);
@@ -524,7 +528,11 @@ async fn open_dm(State(f): State<Shared>, headers: HeaderMap, body: Bytes) -> Re
         return invalid_form("recipient_id", "Value \"\" is not snowflake.");
     };
     let mut inner = f.lock();
-    let existing = inner.dm_channels.iter().find(|(_, u)| *u == user).map(|(c, _)| c.clone());
+    let existing = inner
+        .dm_channels
+        .iter()
+        .find(|(_, u)| *u == user)
+        .map(|(c, _)| c.clone());
     let channel = match existing {
         Some(c) => c,
         None => {

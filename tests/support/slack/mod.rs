@@ -257,7 +257,9 @@ impl FakeSlack {
                 .clone()
                 .unwrap_or_else(|| BOT_SCOPES.iter().map(|s| s.to_string()).collect());
             if !scopes.iter().any(|s| s == needed) {
-                return Some(json!({ "ok": false, "error": "missing_scope", "needed": needed, "provided": scopes.join(",") }));
+                return Some(
+                    json!({ "ok": false, "error": "missing_scope", "needed": needed, "provided": scopes.join(",") }),
+                );
             }
         }
         if method != "chat.postEphemeral" {
@@ -332,7 +334,9 @@ async fn api(State(fake): State<FakeSlack>, Path(method): Path<String>, headers:
         let pos = inner.failures.iter().position(|(m, _)| *m == method);
         pos.and_then(|p| inner.failures.remove(p)).map(|(_, e)| e)
     };
-    let refusal = failure.map(|e| json!({ "ok": false, "error": e })).or_else(|| fake.refuse(&method, &body));
+    let refusal = failure
+        .map(|e| json!({ "ok": false, "error": e }))
+        .or_else(|| fake.refuse(&method, &body));
     let posts = method == "chat.postMessage" || method == "chat.postEphemeral";
     let ts = (posts && refusal.is_none()).then(|| {
         let mut inner = fake.inner.lock().unwrap();
