@@ -1,5 +1,11 @@
 //! The chat-surface boundary: where a request's progress is pushed. Slack and Discord
 //! implement it; requests from the HTTP API need none (clients stream events instead).
+//!
+//! What both chat platforms decide alike lives here, so the adapters only translate: which
+//! events go to the thread and which go to the requester alone ([`delivery`]), and the
+//! neutral line the thread gets instead of a private event ([`private_notice`]). A channel
+//! thread is read by everyone in the channel, so a proxy or shell link or exec output never
+//! goes there (see `crate::visibility`).
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -8,8 +14,55 @@ use tokio::sync::mpsc;
 
 use crate::{
     domain::Surface,
-    store::{Event, RequestRecord, Store},
+    store::{Event, EventKind, RequestRecord, Store},
+    visibility::Audience,
 };
+
+/// Where a chat surface shows an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// In the request's thread, for everyone in the channel.
+    Thread,
+    /// To the requester alone (a Slack ephemeral message, a Discord ephemeral follow-up or
+    /// DM), with only [`private_notice`] in the thread. Approvers-audience events go the same
+    /// way: the chat platforms cannot show one message to a named group, and approvers read
+    /// them with `request <id>`.
+    Private(Audience),
+}
+
+/// How `event` is shown in chat. Status changes and approvals say nothing private (outcomes
+/// never carry a private value); output and progress go privately when they are marked so.
+pub fn delivery(event: &Event) -> Delivery {
+    match event.kind {
+        EventKind::State | EventKind::Approval => Delivery::Thread,
+        EventKind::Output | EventKind::Progress => match Audience::of_event(event) {
+            Audience::Everyone => Delivery::Thread,
+            audience => Delivery::Private(audience),
+        },
+    }
+}
+
+/// The line the thread gets for a private event: that something was sent, to whom, and
+/// never what. `requester` is the requester as the platform shows them (already escaped);
+/// `delivered` is false when no private channel to them worked.
+pub fn private_notice(request: &RequestRecord, audience: Audience, requester: &str, delivered: bool) -> String {
+    let readers = match audience {
+        Audience::Approvers => format!("{requester} and the approvers"),
+        _ => requester.to_owned(),
+    };
+    if delivered {
+        let also = match audience {
+            Audience::Approvers => format!("; approvers can read it with `request {}`", request.id),
+            _ => String::new(),
+        };
+        format!("🔒 Output sent privately to {requester}{also}.")
+    } else {
+        format!(
+            "🔒 Private output could not be sent to {requester} directly; {readers} can read it with `request {}`.",
+            request.id
+        )
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 #[error("{surface} refused the update: {message}")]

@@ -110,7 +110,8 @@ impl Rig {
     /// Sends `payload` signed now, as Discord would.
     async fn send(&self, payload: &Value) -> (u16, Value) {
         if let Some(t) = payload["token"].as_str() {
-            self.discord.fake.issue_token(t);
+            let user = payload["member"]["user"]["id"].as_str().unwrap_or_default();
+            self.discord.fake.issue_token_to(t, user);
         }
         let body = payload.to_string();
         let ts = unix_now().to_string();
@@ -1012,6 +1013,18 @@ async fn the_close_button_on_a_proxy_link_closes_it() {
         .find(|m| m.components.to_string().contains("Close link"))
         .expect("link message");
     assert!(message.content.contains("/p/"), "{}", message.content);
+    // The link is a credential: only alice sees it, the channel only hears that it was sent.
+    assert_eq!(message.flags, discord_fake::EPHEMERAL, "an ephemeral follow-up");
+    assert_eq!(message.visible_to.as_deref(), Some(discord_id("alice").as_str()));
+    let public = rig.discord.fake.public();
+    assert!(
+        public.iter().all(|m| !m.content.contains("/p/")),
+        "the link is in a channel message: {public:#?}"
+    );
+    assert!(
+        public.iter().any(|m| m.content.contains("sent privately")),
+        "{public:#?}"
+    );
     let button = message.components[0]["components"][0].clone();
     assert_eq!(button["label"], "Close link");
     assert_eq!(button["style"], 4, "danger");

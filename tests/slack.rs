@@ -1064,6 +1064,15 @@ async fn the_close_button_on_a_proxy_link_closes_it() {
         .find(|c| c.body["blocks"].to_string().contains("Close link"))
         .unwrap();
     assert!(message.body["thread_ts"].is_string(), "in the request's thread");
+    // The link is a credential: an ephemeral message to alice, not a thread reply.
+    assert_eq!(message.method, "chat.postEphemeral", "{:?}", message.body);
+    assert_eq!(message.body["user"], slack_id("alice"));
+    let public = env.slack.public_messages();
+    assert!(
+        public.iter().all(|c| !c.body.to_string().contains("/p/")),
+        "the link is in a channel message: {:#?}",
+        summary(&public)
+    );
     assert!(
         message.body["text"].as_str().unwrap().contains("/p/"),
         "{:?}",

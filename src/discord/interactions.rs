@@ -47,6 +47,8 @@ struct Origin {
     token: String,
     channel_id: String,
     guild_id: Option<String>,
+    /// Who sent the interaction: its ephemeral follow-ups are shown to them alone.
+    user_id: String,
 }
 
 impl Origin {
@@ -56,6 +58,7 @@ impl Origin {
         token: &str,
         channel: impl ToString,
         guild: Option<impl ToString>,
+        user: impl ToString,
     ) -> Self {
         Self {
             interaction_id: interaction.to_string(),
@@ -63,6 +66,7 @@ impl Origin {
             token: token.to_owned(),
             channel_id: channel.to_string(),
             guild_id: guild.map(|g| g.to_string()),
+            user_id: user.to_string(),
         }
     }
 }
@@ -157,7 +161,14 @@ impl Endpoint {
             Ok(t) => t,
             Err(e) => return ephemeral(&e.to_string()),
         };
-        let origin = Origin::new(ci.id, ci.application_id, &ci.token, ci.channel_id, ci.guild_id);
+        let origin = Origin::new(
+            ci.id,
+            ci.application_id,
+            &ci.token,
+            ci.channel_id,
+            ci.guild_id,
+            ci.user.id,
+        );
         self.submit(app, who, text, origin).await
     }
 
@@ -175,6 +186,7 @@ impl Endpoint {
             token_expires_at: now.saturating_add(lifetime - margin),
             channel_id: origin.channel_id.clone(),
             guild_id: origin.guild_id,
+            user_id: Some(origin.user_id),
             original_message_id: None,
             approval_message_id: None,
         };
@@ -210,7 +222,14 @@ impl Endpoint {
         let Some(who) = principal(app, ci.user.id, &roles) else {
             return stranger(ci.user.id);
         };
-        let origin = Origin::new(ci.id, ci.application_id, &ci.token, ci.channel_id, ci.guild_id);
+        let origin = Origin::new(
+            ci.id,
+            ci.application_id,
+            &ci.token,
+            ci.channel_id,
+            ci.guild_id,
+            ci.user.id,
+        );
         self.submit(app, who, text, origin).await
     }
 
@@ -242,7 +261,7 @@ impl Endpoint {
             },
         };
         tracing::info!(request = %id, user = %who.user, ?decision, "Discord button decision");
-        let content = format!("`{}` ({}): {line}", request.text, request.id);
+        let content = format!("{} ({}): {line}", super::markup::escape(&request.text), request.id);
         let row = [buttons::approval_row(&app.signer, &request.id)];
         let components: &[_] = if done { &[] } else { &row };
         reply(UPDATE_MESSAGE, Some(message_body(&content, Some(components))))

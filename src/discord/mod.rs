@@ -15,6 +15,8 @@ pub mod command_text;
 pub mod command_tree;
 mod config;
 mod interactions;
+mod markup;
+mod private;
 mod publish;
 pub mod rest;
 pub mod state;

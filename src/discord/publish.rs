@@ -5,6 +5,10 @@
 //! who decided; progress and output are follow-ups. Until the interaction token expires
 //! everything goes through the interaction webhook; after that (or if Discord refuses the
 //! token) through the channel with the bot token, so long actions lose no message.
+//!
+//! Private output (a link, exec output) is not shown here but sent to the requester alone
+//! (`private.rs`). Text deckhand did not write is escaped (`markup.rs`) and no message
+//! may ping anyone (`allowed_mentions` is empty).
 
 use std::{str::FromStr, time::Duration};
 
@@ -15,6 +19,7 @@ use serenity::builder::CreateActionRow;
 
 use super::{
     buttons,
+    markup::escape,
     rest::{Auth, Rest, RestError},
     state::DiscordState,
 };
@@ -23,7 +28,7 @@ use crate::{
     domain::{State, Surface, now_ms},
     signing::Signer,
     store::{Event, EventKind, RequestRecord, Store},
-    surface::{ChatSurface, SurfaceError},
+    surface::{self, ChatSurface, Delivery, SurfaceError},
 };
 
 /// Discord's limit for a message's content.
@@ -33,8 +38,8 @@ pub const CONTENT_MAX: usize = 2000;
 const ACK_GRACE_MS: i64 = 5_000;
 
 pub struct DiscordSurface {
-    rest: Rest,
-    signer: Signer,
+    pub(super) rest: Rest,
+    pub(super) signer: Signer,
 }
 
 impl DiscordSurface {
@@ -73,7 +78,7 @@ pub fn truncate(s: &str, max: usize) -> String {
 }
 
 /// Long output in code blocks of at most CONTENT_MAX characters, split on line ends.
-fn output_chunks(text: &str) -> Vec<String> {
+pub(super) fn output_chunks(text: &str) -> Vec<String> {
     const WRAP: usize = 8; // "```\n" + "\n```"
     let room = CONTENT_MAX - WRAP;
     let mut chunks = Vec::new();
@@ -123,10 +128,13 @@ fn announced_state(event: &Event, record: &RequestRecord) -> State {
         .unwrap_or(record.state)
 }
 
+/// The status message: `line` is already Discord text; the request's own text is escaped.
 fn status_text(record: &RequestRecord, line: &str) -> String {
     format!(
-        "**{}** `{}` (asked by {})\n{line}",
-        record.id, record.text, record.requester
+        "**{}** {} (asked by {})\n{line}",
+        record.id,
+        escape(&record.text),
+        escape(&record.requester)
     )
 }
 
@@ -177,20 +185,23 @@ impl DiscordSurface {
                 let line = if event.message == state.as_str() {
                     format!("{} {name}", state_icon(state))
                 } else {
-                    format!("{} {name}: {}", state_icon(state), event.message)
+                    format!("{} {name}: {}", state_icon(state), escape(&event.message))
                 };
                 self.edit_status(st, &status_text(record, &line)).await?;
                 if matches!(state, State::Expired | State::Cancelled) {
-                    self.close_buttons(store, record, st, &format!("{} {}", state_icon(state), event.message))
-                        .await?;
+                    let line = format!("{} {}", state_icon(state), escape(&event.message));
+                    self.close_buttons(store, record, st, &line).await?;
                 }
             }
             EventKind::Approval if event.data.as_ref().is_some_and(|d| d.get("approvers").is_some()) => {
-                let line = format!("{} {}", state_icon(State::PendingApproval), event.message);
+                let line = format!("{} {}", state_icon(State::PendingApproval), escape(&event.message));
                 self.edit_status(st, &status_text(record, &line)).await?;
                 let content = format!(
-                    "{} asks to run `{}` ({}). {}",
-                    record.requester, record.text, record.id, event.message
+                    "{} asks to run {} ({}). {}",
+                    escape(&record.requester),
+                    escape(&record.text),
+                    record.id,
+                    escape(&event.message)
                 );
                 let row = [buttons::approval_row(&self.signer, &record.id)];
                 let id = self.post(st, &message_body(&content, Some(&row))).await?;
@@ -207,8 +218,11 @@ impl DiscordSurface {
                 let components: &[CreateActionRow] = if decided { &[] } else { &row };
                 self.edit(st, &id, &message_body(&content, Some(components))).await?;
             }
+            _ if let Delivery::Private(audience) = surface::delivery(event) => {
+                self.private(record, event, audience, st).await?;
+            }
             EventKind::Progress => {
-                self.post(st, &message_body(&event.message, None)).await?;
+                self.post(st, &message_body(&escape(&event.message), None)).await?;
             }
             EventKind::Output => {
                 let chunks = output_chunks(&event.message);
@@ -242,7 +256,7 @@ impl DiscordSurface {
         if approvals >= needed || decisions.iter().any(|d| d.decision == "deny") {
             return Ok(()); // the message already says who decided
         }
-        let content = format!("`{}` ({}): {line}", record.text, record.id);
+        let content = format!("{} ({}): {line}", escape(&record.text), record.id);
         self.edit(st, &id, &message_body(&content, Some(&[]))).await
     }
 
@@ -284,7 +298,7 @@ impl DiscordSurface {
     }
 
     /// Posts a message (a follow-up while the token lasts); returns its id.
-    async fn post(&self, st: &mut DiscordState, body: &Value) -> Result<String, SurfaceError> {
+    pub(super) async fn post(&self, st: &mut DiscordState, body: &Value) -> Result<String, SurfaceError> {
         if st.token_valid() {
             let path = format!("/webhooks/{}/{}?wait=true", st.application_id, st.token);
             match self.rest.call(Method::POST, &path, Auth::None, Some(body)).await {
@@ -314,7 +328,7 @@ impl DiscordSurface {
             content_type: &file.content_type,
             bytes: &bytes,
         };
-        let payload = message_body(&file.title, None);
+        let payload = message_body(&escape(&file.title), None);
         if st.token_valid() {
             let path = format!("/webhooks/{}/{}?wait=true", st.application_id, st.token);
             match self
@@ -348,7 +362,7 @@ impl DiscordSurface {
     }
 
     /// A refused token means "use the channel from now on"; anything else is an error.
-    fn token_failed(&self, st: &mut DiscordState, e: RestError) -> Result<(), SurfaceError> {
+    pub(super) fn token_failed(&self, st: &mut DiscordState, e: RestError) -> Result<(), SurfaceError> {
         if e.token_refused() {
             tracing::info!(error = %e, "interaction token refused; continuing in the channel");
             st.token_expires_at = 0;
@@ -390,7 +404,7 @@ impl DiscordSurface {
     }
 }
 
-fn message_id(msg: &Value) -> Option<String> {
+pub(super) fn message_id(msg: &Value) -> Option<String> {
     msg.get("id").and_then(Value::as_str).map(str::to_owned)
 }
 
@@ -399,12 +413,19 @@ pub fn decision_text(record: &RequestRecord, event: &Event) -> String {
     let data = event.data.clone().unwrap_or(Value::Null);
     let needed = record.approval.as_ref().map_or(1, |p| p.count);
     if data["decision"] == "deny" {
-        format!("`{}` ({}): 🚫 {}", record.text, record.id, event.message)
+        format!(
+            "{} ({}): 🚫 {}",
+            escape(&record.text),
+            record.id,
+            escape(&event.message)
+        )
     } else {
         let approvals = data["approvals"].as_i64().unwrap_or(1);
         format!(
-            "`{}` ({}): ✅ {} ({approvals} of {needed})",
-            record.text, record.id, event.message
+            "{} ({}): ✅ {} ({approvals} of {needed})",
+            escape(&record.text),
+            record.id,
+            escape(&event.message)
         )
     }
 }

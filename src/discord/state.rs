@@ -21,6 +21,10 @@ pub struct DiscordState {
     pub channel_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guild_id: Option<String>,
+    /// The requester's Discord user id: private output goes to them (an ephemeral follow-up
+    /// while the token lasts, a DM after).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
     /// The status message (the interaction's original response), once known; after the
     /// token expired it is edited through the channel.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,5 +1,11 @@
 //! What deckhand says in Slack: the root status line, thread replies and the approval
 //! prompt (Block Kit, through slack-morphism's models).
+//!
+//! Everything a user or the cluster wrote (command text, outcomes, output, reasons, names)
+//! goes through [`escape`] before it is put into mrkdwn: Slack reads `<!channel>`,
+//! `<@U…>` and `<https://x|label>` in message text as a ping or a disguised link, so they
+//! must arrive as `&lt;…&gt;`. Only deckhand's own markup (mentions it builds from Slack ids,
+//! `*bold*`, code spans) is left as markup.
 
 use slack_morphism::prelude::*;
 
@@ -18,8 +24,8 @@ const MAX_SECTION: usize = 2_900;
 
 pub fn mention(slack_user: Option<&str>, fallback: &str) -> String {
     match slack_user {
-        Some(u) => format!("<@{u}>"),
-        None => fallback.to_owned(),
+        Some(u) => format!("<@{}>", escape(u)),
+        None => escape(fallback),
     }
 }
 
@@ -37,7 +43,7 @@ pub fn root_text(request: &RequestRecord, requester: &str) -> String {
                 _ => ":heavy_minus_sign:",
             };
             match request.outcome.as_deref().filter(|o| !o.is_empty()) {
-                Some(o) => format!("{icon} {s}: {}", clip(o, 500)),
+                Some(o) => format!("{icon} {s}: {}", escape(&clip(o, 500))),
                 None => format!("{icon} {s}"),
             }
         }
@@ -72,7 +78,8 @@ pub fn clip(s: &str, max: usize) -> String {
 /// Output (help, lists, logs) as a code block in the thread.
 pub fn output_text(message: &str) -> String {
     if message.contains('\n') {
-        format!("```\n{}\n```", clip(&message.replace("```", "'''"), MAX_TEXT))
+        // Slack decodes entities inside code blocks too, and reads `<!channel>` there.
+        format!("```\n{}\n```", escape(&clip(&message.replace("```", "'''"), MAX_TEXT)))
     } else {
         clip(&escape(message), MAX_TEXT)
     }
@@ -84,7 +91,7 @@ pub fn approval_summary(request: &RequestRecord, requester: &str, approvers: &[S
         .args
         .get("env")
         .or_else(|| request.args.get("name"))
-        .map(|e| format!(" in `{e}`"))
+        .map(|e| format!(" in `{}`", escape(e)))
         .unwrap_or_default();
     let expires = request
         .approval_expires_at
@@ -96,7 +103,7 @@ pub fn approval_summary(request: &RequestRecord, requester: &str, approvers: &[S
             request.id,
             escape(&request.text),
             request.action,
-            approvers.join(", "),
+            escape(&approvers.join(", ")),
         ),
         MAX_SECTION,
     )
@@ -172,11 +179,17 @@ fn context(text: &str) -> SlackBlock {
 }
 
 /// An ephemeral answer for a response_url: visible to the person only, original untouched.
+/// `text` is plain (it may quote what the person typed) and is escaped here.
 pub fn ephemeral(text: &str) -> serde_json::Value {
+    ephemeral_raw(&escape(text))
+}
+
+/// As [`ephemeral`], for text that is already mrkdwn (escaped where it quotes anyone).
+pub fn ephemeral_raw(mrkdwn: &str) -> serde_json::Value {
     serde_json::json!({
         "response_type": "ephemeral",
         "replace_original": false,
-        "text": clip(text, MAX_TEXT),
+        "text": clip(mrkdwn, MAX_TEXT),
     })
 }
 
@@ -192,5 +205,15 @@ mod tests {
         );
         assert_eq!(unescape("a &amp;lt; b"), "a &lt; b");
         assert_eq!(unescape(&escape("x < y & z")), "x < y & z");
+    }
+
+    #[test]
+    fn output_is_escaped_in_code_blocks_and_lines() {
+        assert_eq!(output_text("<!channel>"), "&lt;!channel&gt;");
+        assert_eq!(
+            output_text("a\n<https://evil|Approve>"),
+            "```\na\n&lt;https://evil|Approve&gt;\n```"
+        );
+        assert_eq!(mention(None, "<!here>"), "&lt;!here&gt;");
     }
 }

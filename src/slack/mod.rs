@@ -12,6 +12,7 @@ mod http;
 pub mod inbound;
 mod manifest;
 pub mod messages;
+mod private;
 pub mod progress;
 pub mod socket;
 mod surface;

@@ -22,7 +22,7 @@ use tokio::sync::Mutex as AsyncMutex;
 
 use super::{
     config::SlackConfig,
-    messages,
+    messages, private,
     progress::{Offer, ProgressBuffer},
     web::{WebApi, WebError},
 };
@@ -32,7 +32,8 @@ use crate::{
     domain::{RequestId, State, Surface, format_ms},
     signing::Signer,
     store::{Event, EventKind, RequestRecord, Store},
-    surface::{ChatSurface, SurfaceError},
+    surface::{self, ChatSurface, Delivery, SurfaceError},
+    visibility::Audience,
 };
 
 /// Where one approval prompt was posted.
@@ -168,7 +169,11 @@ impl Inner {
         if r.decision == "approve" {
             format!(":white_check_mark: Approved by {} at {when}", self.name(&r.approver))
         } else {
-            let reason = r.reason.as_deref().map(|x| format!(": {x}")).unwrap_or_default();
+            let reason = r
+                .reason
+                .as_deref()
+                .map(|x| format!(": {}", messages::escape(x)))
+                .unwrap_or_default();
             format!(":no_entry: Denied by {} at {when}{reason}", self.name(&r.approver))
         }
     }
@@ -190,6 +195,12 @@ impl Inner {
         thread: &Arc<AsyncMutex<ProgressBuffer>>,
     ) -> Result<(), WebError> {
         let root = self.ensure_root(request, data).await?;
+        if let Delivery::Private(audience) = surface::delivery(event) {
+            if let Some(text) = buffer.take(Instant::now()) {
+                self.reply(&data.channel, &root, &messages::escape(&text)).await?;
+            }
+            return self.private(request, event, audience, data, &root).await;
+        }
         if event.kind == EventKind::Progress {
             match buffer.offer(&event.message, Instant::now(), self.progress_interval) {
                 Offer::Send(text) => self.reply(&data.channel, &root, &messages::escape(&text)).await?,
@@ -223,6 +234,36 @@ impl Inner {
             }
             EventKind::Progress => Ok(()),
         }
+    }
+
+    /// Sends a private event to the requester alone; the thread gets a line saying so.
+    async fn private(
+        &self,
+        request: &RequestRecord,
+        event: &Event,
+        audience: Audience,
+        data: &SlackData,
+        root: &str,
+    ) -> Result<(), WebError> {
+        let buttons = CommandButton::from_data(event.data.as_ref());
+        let mut content = SlackMessageContent::new().with_text(messages::output_text(&event.message));
+        if !buttons.is_empty() {
+            content = content.with_blocks(messages::output_blocks(&self.signer, &event.message, &buttons));
+        }
+        let user = data
+            .user
+            .as_deref()
+            .or_else(|| self.slack_ids.get(&request.requester).map(String::as_str));
+        let message = private::PrivateMessage {
+            channel: &data.channel,
+            thread_ts: root,
+            user,
+            response_url: data.response_url.as_deref(),
+            content,
+        };
+        let delivered = private::send(&self.web, message).await;
+        let notice = surface::private_notice(request, audience, &self.requester(request, data), delivered);
+        self.reply(&data.channel, root, &notice).await
     }
 
     /// Uploads the file an output event announces (a load test's chart) into the thread.
@@ -301,7 +342,7 @@ impl Inner {
                 ),
                 State::Cancelled if decided.is_empty() => format!(
                     ":heavy_minus_sign: {} at {}",
-                    request.outcome.as_deref().unwrap_or("cancelled"),
+                    messages::escape(request.outcome.as_deref().unwrap_or("cancelled")),
                     format_ms(event.at)
                 ),
                 _ if decided.is_empty() => format!("{} at {}", request.state, format_ms(event.at)),
@@ -373,7 +414,10 @@ impl Inner {
             let line = if approve {
                 format!(":white_check_mark: Approved by {} at {when}", self.name(approver))
             } else {
-                let reason = d["reason"].as_str().map(|r| format!(": {r}")).unwrap_or_default();
+                let reason = d["reason"]
+                    .as_str()
+                    .map(|r| format!(": {}", messages::escape(r)))
+                    .unwrap_or_default();
                 format!(":no_entry: Denied by {} at {when}{reason}", self.name(approver))
             };
             data.decisions.push(line);

@@ -2,6 +2,12 @@
 //! follow-ups, channel messages and command registration (and can answer 429 the way Discord
 //! does), plus helpers that build interaction payloads and sign them with Ed25519 exactly as
 //! Discord signs them.
+//!
+//! Who sees a message is kept as Discord decides it: a follow-up with the EPHEMERAL flag
+//! (64) is seen only by the user the interaction came from (tests say who with
+//! [`FakeDiscord::issue_token_to`]); a message in a DM channel (opened with
+//! `POST /users/@me/channels`) only by its recipient; anything else by the channel. A bot
+//! cannot post an ephemeral channel message (400, as Discord answers unknown flags).
 #![allow(dead_code)]
 
 use std::{
@@ -45,7 +51,19 @@ pub struct Message {
     pub components: Value,
     /// Which interaction token created it ("" for bot messages).
     pub token: String,
+    pub flags: u64,
+    /// The one user who sees it (ephemeral follow-up, DM); `None` for the whole channel.
+    pub visible_to: Option<String>,
+    /// The `allowed_mentions` it was sent with (`Null` if none).
+    pub allowed_mentions: Value,
 }
+
+/// Discord's message flags a webhook (interaction follow-up) may set: SUPPRESS_EMBEDS,
+/// EPHEMERAL, SUPPRESS_NOTIFICATIONS, IS_COMPONENTS_V2.
+const WEBHOOK_FLAGS: u64 = 4 | 64 | 4096 | 32768;
+/// What a bot may set on a channel message: no EPHEMERAL.
+const CHANNEL_FLAGS: u64 = 4 | 4096 | 32768;
+pub const EPHEMERAL: u64 = 64;
 
 #[derive(Default)]
 struct Inner {
@@ -59,6 +77,10 @@ struct Inner {
     rate_limit_next: usize,
     rate_limited: usize,
     token_lifetime: Option<Duration>,
+    /// interaction token -> the user who sent that interaction
+    token_users: HashMap<String, String>,
+    /// DM channel id -> its recipient
+    dm_channels: HashMap<String, String>,
 }
 
 #[derive(Clone, Default)]
@@ -83,6 +105,7 @@ impl FakeDiscordServer {
                 patch(edit_webhook_message),
             )
             .route("/api/v10/channels/{channel}/messages", post(channel_post))
+            .route("/api/v10/users/@me/channels", post(open_dm))
             .route("/api/v10/channels/{channel}/messages/{id}", patch(channel_edit))
             .route("/api/v10/applications/{app}/commands", put(register_global))
             .route(
@@ -130,6 +153,36 @@ impl FakeDiscord {
     /// Records that Discord handed out `token` now (an interaction was sent with it).
     pub fn issue_token(&self, token: &str) {
         self.lock().issued.insert(token.to_owned(), Instant::now());
+    }
+
+    /// As [`issue_token`](Self::issue_token), for an interaction `user` sent: ephemeral
+    /// follow-ups on it are shown to that user alone.
+    pub fn issue_token_to(&self, token: &str, user: &str) {
+        let mut inner = self.lock();
+        inner.issued.insert(token.to_owned(), Instant::now());
+        inner.token_users.insert(token.to_owned(), user.to_owned());
+    }
+
+    /// Messages only `user` sees (ephemeral follow-ups to them, DMs to them), in order.
+    pub fn private_to(&self, user: &str) -> Vec<Message> {
+        self.all_sorted()
+            .into_iter()
+            .filter(|m| m.visible_to.as_deref() == Some(user))
+            .collect()
+    }
+
+    /// Messages everyone in a channel sees (originals included), in order.
+    pub fn public(&self) -> Vec<Message> {
+        self.all_sorted()
+            .into_iter()
+            .filter(|m| m.visible_to.is_none())
+            .collect()
+    }
+
+    fn all_sorted(&self) -> Vec<Message> {
+        let mut v: Vec<Message> = self.lock().messages.values().cloned().collect();
+        v.sort_by_key(|m| m.id.parse::<u64>().unwrap_or(0));
+        v
     }
 
     pub fn calls(&self) -> Vec<Call> {
@@ -287,7 +340,34 @@ fn message_json(m: &Message) -> Json<Value> {
     }))
 }
 
+fn invalid_form(field: &str, message: &str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({
+            "message": "Invalid Form Body", "code": 50035,
+            "errors": { field: { "_errors": [{ "code": "BASE_TYPE_INVALID", "message": message }] } }
+        })),
+    )
+        .into_response()
+}
+
+/// The message's flags if a sender allowed `allowed` may set them, else why Discord
+/// answers 400 (see [`invalid_form`]).
+fn flags_of(body: &Value, allowed: u64) -> Result<u64, &'static str> {
+    let flags = match body.get("flags") {
+        None | Some(Value::Null) => 0,
+        Some(v) => v.as_u64().ok_or("Value is not int.")?,
+    };
+    if flags & !allowed != 0 {
+        return Err("Invalid flags");
+    }
+    Ok(flags)
+}
+
 fn apply(m: &mut Message, body: &Value) {
+    if let Some(a) = body.get("allowed_mentions") {
+        m.allowed_mentions = a.clone();
+    }
     if let Some(c) = body.get("content").and_then(Value::as_str) {
         m.content = c.to_owned();
     }
@@ -312,13 +392,26 @@ async fn followup(
     ) {
         return r;
     }
+    let flags = match flags_of(&body, WEBHOOK_FLAGS) {
+        Ok(f) => f,
+        Err(why) => return invalid_form("flags", why),
+    };
     let mut inner = f.lock();
     let id = FakeDiscord::new_id(&mut inner);
+    let visible_to = (flags & EPHEMERAL != 0).then(|| {
+        inner
+            .token_users
+            .get(&token)
+            .cloned()
+            .unwrap_or_else(|| "the interaction's user".into())
+    });
     let mut m = Message {
         id: id.clone(),
         channel_id: CHANNEL_ID.into(),
         token: token.clone(),
         components: json!([]),
+        flags,
+        visible_to,
         ..Default::default()
     };
     apply(&mut m, &body);
@@ -394,17 +487,66 @@ async fn channel_post(
         )
             .into_response();
     }
+    let flags = match flags_of(&body, CHANNEL_FLAGS) {
+        Ok(f) => f,
+        Err(why) => return invalid_form("flags", why),
+    };
     let mut inner = f.lock();
     let id = FakeDiscord::new_id(&mut inner);
+    let visible_to = inner.dm_channels.get(&channel).cloned();
     let mut m = Message {
         id: id.clone(),
         channel_id: channel,
         components: json!([]),
+        flags,
+        visible_to,
         ..Default::default()
     };
     apply(&mut m, &body);
     inner.messages.insert(id, m.clone());
     message_json(&m).into_response()
+}
+
+/// Create DM: `{"recipient_id": snowflake}` with the bot token; the same channel for the
+/// same recipient, as Discord does.
+async fn open_dm(State(f): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    let body = parse(&body);
+    if let Some(r) = f.enter("POST", "/users/@me/channels".into(), &headers, &body, None) {
+        return r;
+    }
+    if !FakeDiscord::bot_ok(&headers) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({ "message": "401: Unauthorized", "code": 0 })),
+        )
+            .into_response();
+    }
+    let Some(user) = body["recipient_id"]
+        .as_str()
+        .filter(|u| !u.is_empty() && u.chars().all(|c| c.is_ascii_digit()))
+    else {
+        return invalid_form("recipient_id", "Value \"\" is not snowflake.");
+    };
+    let mut inner = f.lock();
+    let existing = inner
+        .dm_channels
+        .iter()
+        .find(|(_, u)| *u == user)
+        .map(|(c, _)| c.clone());
+    let channel = match existing {
+        Some(c) => c,
+        None => {
+            let c = FakeDiscord::new_id(&mut inner);
+            inner.dm_channels.insert(c.clone(), user.to_owned());
+            c
+        }
+    };
+    Json(json!({
+        "id": channel, "type": 1, "last_message_id": null, "flags": 0,
+        "recipients": [{ "id": user, "username": format!("user{user}"), "global_name": null,
+                         "avatar": null, "discriminator": "0", "public_flags": 0 }]
+    }))
+    .into_response()
 }
 
 async fn channel_edit(

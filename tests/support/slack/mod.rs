@@ -1,6 +1,11 @@
-//! A local Slack for tests: the Web API (checks the bot token, records every call, can
-//! answer 429 with Retry-After or fail), response_url and file-upload endpoints, and a
-//! Socket Mode WebSocket server that sends envelopes and records acknowledgements.
+//! A local Slack for tests: the Web API (checks the bot token and its scopes, records every
+//! call, can answer 429 with Retry-After or fail), response_url and file-upload endpoints,
+//! and a Socket Mode WebSocket server that sends envelopes and records acknowledgements.
+//!
+//! `chat.postEphemeral` is checked as Slack checks it: `channel`, `user` and `text` or
+//! `blocks` are required, the token needs `chat:write`, and the user must be a member of
+//! the channel (when the test set the channel's members). What each user was shown
+//! privately is kept per user ([`FakeSlack::ephemerals_to`]).
 #![allow(dead_code)]
 
 use std::{
@@ -51,6 +56,23 @@ struct Inner {
     socket_url: Option<String>,
     usergroups: Vec<(String, Vec<String>)>,
     uploads: Vec<(String, Vec<u8>)>,
+    /// The bot token's scopes; `None` means [`BOT_SCOPES`].
+    scopes: Option<Vec<String>>,
+    /// channel -> its members, for the channels the test described.
+    members: std::collections::HashMap<String, Vec<String>>,
+}
+
+/// The scopes deckhand's manifest asks for.
+pub const BOT_SCOPES: &[&str] = &["chat:write", "commands", "files:write", "usergroups:read"];
+
+/// The scope each Web API method deckhand calls needs (Slack's method reference).
+fn scope_of(method: &str) -> Option<&'static str> {
+    match method {
+        "chat.postMessage" | "chat.update" | "chat.postEphemeral" => Some("chat:write"),
+        "files.getUploadURLExternal" | "files.completeUploadExternal" => Some("files:write"),
+        "usergroups.list" => Some("usergroups:read"),
+        _ => None,
+    }
 }
 
 #[derive(Clone)]
@@ -116,6 +138,37 @@ impl FakeSlack {
             .unwrap()
             .failures
             .push_back((method.to_owned(), error.to_owned()));
+    }
+
+    /// The bot token has exactly these scopes from now on.
+    pub fn set_scopes(&self, scopes: &[&str]) {
+        self.inner.lock().unwrap().scopes = Some(scopes.iter().map(|s| s.to_string()).collect());
+    }
+
+    /// Only these users are members of `channel` (others get `user_not_in_channel`).
+    pub fn set_members(&self, channel: &str, users: &[&str]) {
+        self.inner
+            .lock()
+            .unwrap()
+            .members
+            .insert(channel.to_owned(), users.iter().map(|u| u.to_string()).collect());
+    }
+
+    /// The ephemeral messages Slack accepted for `user` (Slack user id), in order: what
+    /// only that person was shown.
+    pub fn ephemerals_to(&self, user: &str) -> Vec<Call> {
+        self.calls_to("chat.postEphemeral")
+            .into_iter()
+            .filter(|c| c.body["user"] == user && c.ts.is_some())
+            .collect()
+    }
+
+    /// Messages everyone in a channel sees: posts and edits.
+    pub fn public_messages(&self) -> Vec<Call> {
+        self.calls()
+            .into_iter()
+            .filter(|c| c.method == "chat.postMessage" || c.method == "chat.update")
+            .collect()
     }
 
     pub fn calls(&self) -> Vec<Call> {
@@ -193,6 +246,42 @@ impl FakeSlack {
     }
 }
 
+impl FakeSlack {
+    /// Slack's refusal of `method` with `body`, if it would refuse: a missing scope, or for
+    /// chat.postEphemeral a missing argument or a user who is not in the channel.
+    fn refuse(&self, method: &str, body: &Value) -> Option<Value> {
+        let inner = self.inner.lock().unwrap();
+        if let Some(needed) = scope_of(method) {
+            let scopes: Vec<String> = inner
+                .scopes
+                .clone()
+                .unwrap_or_else(|| BOT_SCOPES.iter().map(|s| s.to_string()).collect());
+            if !scopes.iter().any(|s| s == needed) {
+                return Some(
+                    json!({ "ok": false, "error": "missing_scope", "needed": needed, "provided": scopes.join(",") }),
+                );
+            }
+        }
+        if method != "chat.postEphemeral" {
+            return None;
+        }
+        let text = |k: &str| body[k].as_str().filter(|v| !v.is_empty());
+        let (Some(channel), Some(user)) = (text("channel"), text("user")) else {
+            return Some(json!({ "ok": false, "error": "invalid_arguments" }));
+        };
+        let blocks = body["blocks"].as_array().is_some_and(|b| !b.is_empty());
+        if text("text").is_none() && !blocks {
+            return Some(json!({ "ok": false, "error": "no_text" }));
+        }
+        match inner.members.get(channel) {
+            Some(members) if !members.iter().any(|m| m == user) => {
+                Some(json!({ "ok": false, "error": "user_not_in_channel" }))
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Method and text of each call, for failure messages.
 pub fn summary(calls: &[Call]) -> Vec<String> {
     calls
@@ -245,21 +334,25 @@ async fn api(State(fake): State<FakeSlack>, Path(method): Path<String>, headers:
         let pos = inner.failures.iter().position(|(m, _)| *m == method);
         pos.and_then(|p| inner.failures.remove(p)).map(|(_, e)| e)
     };
-    let ts = (method == "chat.postMessage" && failure.is_none()).then(|| {
+    let refusal = failure
+        .map(|e| json!({ "ok": false, "error": e }))
+        .or_else(|| fake.refuse(&method, &body));
+    let posts = method == "chat.postMessage" || method == "chat.postEphemeral";
+    let ts = (posts && refusal.is_none()).then(|| {
         let mut inner = fake.inner.lock().unwrap();
         inner.next_ts += 1;
         format!("1700000000.{:06}", inner.next_ts)
     });
     fake.record_ts(&method, "", body.clone(), ts.clone());
-    if let Some(error) = failure {
-        return axum::Json(json!({ "ok": false, "error": error })).into_response();
+    if let Some(refusal) = refusal {
+        return axum::Json(refusal).into_response();
     }
     let answer = match method.as_str() {
         "chat.postMessage" => {
             json!({ "ok": true, "channel": body["channel"], "ts": ts, "message": { "text": body["text"] } })
         }
         "chat.update" => json!({ "ok": true, "channel": body["channel"], "ts": body["ts"], "text": body["text"] }),
-        "chat.postEphemeral" => json!({ "ok": true, "message_ts": "1700000000.999999" }),
+        "chat.postEphemeral" => json!({ "ok": true, "message_ts": ts }),
         "files.getUploadURLExternal" => {
             let id = format!("F{}", fake.calls_to("files.getUploadURLExternal").len());
             json!({ "ok": true, "upload_url": format!("http://{}/upload/{id}", fake.addr), "file_id": id })

@@ -1,0 +1,110 @@
+//! Private output in Discord: an ephemeral follow-up (flags 64) on the requester's
+//! interaction while its token lasts (Discord shows it to the person who ran the command
+//! and no one else), else a direct message to the requester through the bot. Never a
+//! channel message: the channel is read by everyone in it, and a proxy or shell link is a
+//! credential. The channel gets only the neutral line from `surface::private_notice`.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::{
+    buttons, markup,
+    publish::{DiscordSurface, message_body, message_id, output_chunks},
+    rest::Auth,
+    state::DiscordState,
+};
+use crate::{
+    command_buttons::CommandButton,
+    store::{Event, RequestRecord},
+    surface::{self, SurfaceError},
+    visibility::Audience,
+};
+
+/// Discord's EPHEMERAL message flag.
+const EPHEMERAL: u64 = 1 << 6;
+
+impl DiscordSurface {
+    /// Sends `event` to the requester alone and says so in the channel.
+    pub(super) async fn private(
+        &self,
+        record: &RequestRecord,
+        event: &Event,
+        audience: Audience,
+        st: &mut DiscordState,
+    ) -> Result<(), SurfaceError> {
+        let bodies = self.output_bodies(event);
+        let delivered = self.ephemeral(st, &bodies).await? || self.direct(st, &bodies).await;
+        let requester = match &st.user_id {
+            // Shown as a mention; allowed_mentions stays empty, so it pings no one.
+            Some(id) if id.chars().all(|c| c.is_ascii_digit()) => format!("<@{id}>"),
+            _ => markup::escape(&record.requester),
+        };
+        let notice = surface::private_notice(record, audience, &requester, delivered);
+        self.post(st, &message_body(&notice, None)).await.map(|_| ())
+    }
+
+    /// The output as message bodies, its buttons under the last one.
+    fn output_bodies(&self, event: &Event) -> Vec<Value> {
+        let chunks = output_chunks(&event.message);
+        let last = chunks.len().saturating_sub(1);
+        let row = buttons::command_row(&self.signer, &CommandButton::from_data(event.data.as_ref()));
+        chunks
+            .iter()
+            .enumerate()
+            .map(|(i, chunk)| {
+                let components = row.as_ref().filter(|_| i == last).map(std::slice::from_ref);
+                message_body(chunk, components)
+            })
+            .collect()
+    }
+
+    /// Ephemeral follow-ups on the interaction; false if the token is gone.
+    async fn ephemeral(&self, st: &mut DiscordState, bodies: &[Value]) -> Result<bool, SurfaceError> {
+        if !st.token_valid() {
+            return Ok(false);
+        }
+        let path = format!("/webhooks/{}/{}?wait=true", st.application_id, st.token);
+        for body in bodies {
+            let mut body = body.clone();
+            body["flags"] = json!(EPHEMERAL);
+            if let Err(e) = self.rest.call(Method::POST, &path, Auth::None, Some(&body)).await {
+                self.token_failed(st, e)?;
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// A DM to the requester through the bot; false if it cannot be sent.
+    async fn direct(&self, st: &DiscordState, bodies: &[Value]) -> bool {
+        let Some(user) = st.user_id.as_deref().filter(|_| self.rest.has_bot_token()) else {
+            return false;
+        };
+        let open = json!({ "recipient_id": user });
+        let channel = match self
+            .rest
+            .call(Method::POST, "/users/@me/channels", Auth::Bot, Some(&open))
+            .await
+        {
+            Ok(dm) => match message_id(&dm) {
+                Some(id) => id,
+                None => {
+                    tracing::warn!("Discord answered the DM channel request without an id");
+                    return false;
+                }
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot open a DM with the requester");
+                return false;
+            }
+        };
+        let path = format!("/channels/{channel}/messages");
+        for body in bodies {
+            if let Err(e) = self.rest.call(Method::POST, &path, Auth::Bot, Some(body)).await {
+                tracing::warn!(error = %e, "cannot send private output as a DM");
+                return false;
+            }
+        }
+        true
+    }
+}
