@@ -32,8 +32,9 @@ impl Reach {
 pub enum Outside {
     /// `user@host`: what is before the `@` is not the host.
     Userinfo,
-    /// `#...`: never sent, so it says nothing about where the load goes.
-    Fragment,
+    /// `#...`: never sent, so it says nothing about where the load goes; the host does
+    /// (with its address when it is numeric).
+    Fragment { host: String, address: Option<IpAddr> },
     /// An IP address, typed as one or as a number the resolver reads as one.
     Address { typed: String, address: IpAddr },
     OtherNamespace { service: String, namespace: String },
@@ -44,10 +45,13 @@ impl fmt::Display for Outside {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Outside::Userinfo => write!(f, "the URL has a user@ part, so its host is not a Service of the environment"),
-            Outside::Fragment => write!(
-                f,
-                "the URL has a #fragment, which is never sent and does not make the host a Service of the environment"
-            ),
+            Outside::Fragment { host, address } => {
+                write!(f, "the URL has a #fragment, which is never sent: the load goes to {host}")?;
+                match address {
+                    Some(a) if a.to_string() != *host => write!(f, ", the IP address {a}"),
+                    _ => Ok(()),
+                }
+            }
             Outside::Address { typed, address } if typed == &address.to_string() => {
                 write!(f, "the host is the IP address {address}")
             }
@@ -75,7 +79,11 @@ pub fn classify(url: &str, env: &str) -> Reach {
     }
     // hyper drops the fragment; the text still has it.
     if url.contains('#') {
-        return Reach::Outside(Outside::Fragment);
+        let host = authority.host();
+        return Reach::Outside(Outside::Fragment {
+            host: host.to_owned(),
+            address: ip_of(host),
+        });
     }
     classify_host(authority.host(), env)
 }
@@ -193,8 +201,17 @@ mod tests {
 
     #[test]
     fn tricks_are_outside_whatever_their_host() {
-        assert_eq!(reach("http://2852039166#x.dev1.svc"), Reach::Outside(Outside::Fragment));
-        assert_eq!(reach("http://shop.dev1.svc/#x"), Reach::Outside(Outside::Fragment));
+        let trick = reach("http://2852039166#x.dev1.svc");
+        assert!(matches!(trick, Reach::Outside(Outside::Fragment { .. })), "{trick:?}");
+        let Reach::Outside(why) = trick else { unreachable!() };
+        assert_eq!(
+            why.to_string(),
+            "the URL has a #fragment, which is never sent: the load goes to 2852039166, the IP address 169.254.169.254"
+        );
+        assert!(matches!(
+            reach("http://shop.dev1.svc/#x"),
+            Reach::Outside(Outside::Fragment { address: None, .. })
+        ));
         assert_eq!(reach("http://u:p@shop.dev1.svc/"), Reach::Outside(Outside::Userinfo));
         assert_eq!(
             reach("http://shop:8080/"),
