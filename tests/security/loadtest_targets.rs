@@ -296,3 +296,48 @@ async fn loadtest_pods_get_egress_policy_limited_to_environment() {
     );
     env.app.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_test_api_server_refuses_network_policies_a_real_one_refuses() {
+    let env = cluster::start().await;
+    assert_eq!(state(&env.run("alice", "env create dev1").await), "succeeded");
+    let url = format!(
+        "{}/apis/networking.k8s.io/v1/namespaces/dev1/networkpolicies",
+        env.kube.url()
+    );
+    let http = reqwest::Client::new();
+    for (spec, field) in [
+        (json!({ "podSelector": {}, "egress": [{ "to": [{}] }] }), "spec.egress[0].to[0]"),
+        (
+            json!({ "podSelector": {}, "egress": [{ "to": [{ "podSelector": {}, "ipBlock": { "cidr": "0.0.0.0/0" } }] }] }),
+            "spec.egress[0].to[0]",
+        ),
+        (
+            json!({ "podSelector": {}, "egress": [{ "ports": [{ "protocol": "ICMP", "port": 53 }] }] }),
+            "spec.egress[0].ports[0].protocol",
+        ),
+        (
+            json!({ "podSelector": {}, "egress": [{ "to": [{ "ipBlock": { "cidr": "10.0.0.0/8", "except": ["192.168.0.0/16"] } }] }] }),
+            "spec.egress[0].to[0].ipBlock.except[0]",
+        ),
+        (
+            json!({ "podSelector": { "matchExpressions": [{ "key": "a", "operator": "NotIn" }] } }),
+            "spec.podSelector.matchExpressions[0].values",
+        ),
+        (json!({ "podSelector": {}, "egres": [] }), "spec.egres"),
+        (json!({ "podSelector": {}, "policyTypes": ["Outgress"] }), "spec.policyTypes[0]"),
+    ] {
+        let body = json!({
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": { "name": "bad" },
+            "spec": spec,
+        });
+        let resp = http.post(&url).json(&body).send().await.expect("POST");
+        assert_eq!(resp.status().as_u16(), 422, "{body}");
+        let status: Value = resp.json().await.expect("a Status");
+        let causes = status["details"]["causes"].to_string();
+        assert!(causes.contains(field), "{field} in {causes}");
+    }
+    env.app.shutdown().await;
+}
