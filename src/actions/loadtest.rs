@@ -2,6 +2,11 @@
 //! pods' summaries merged, stored per target and posted as a table with the change against
 //! the previous run, a chart upload and the thresholds' verdict. The Job is deleted (with
 //! its pods) whatever happens: success, failure, timeout or cancel.
+//!
+//! A URL target is inside the environment only when the load generator's own URI parser
+//! reads its host as a Service of the environment (loadtest/target.rs); anything else is
+//! `outside`, which the shipped spec sends to ops. The pods may reach only their namespace
+//! and DNS (cluster/egress.rs) unless ops approved the run as outside.
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
@@ -352,7 +357,11 @@ impl Action for Run {
     async fn facts(&self, app: &App, args: &Args, who: &Principal) -> Result<BTreeMap<String, String>, ActionError> {
         let ask = Ask::from_args(args, &app.config.loadtest)?;
         let mut facts = env_facts(app, ask.env.as_str(), who).await?;
-        let outside = if ask.aim.reach(&ask.env).is_outside() { "yes" } else { "no" };
+        let outside = if ask.aim.reach(&ask.env).is_outside() {
+            "yes"
+        } else {
+            "no"
+        };
         facts.insert("outside".into(), outside.into());
         Ok(facts)
     }

@@ -34,19 +34,34 @@ pub enum Outside {
     Userinfo,
     /// `#...`: never sent, so it says nothing about where the load goes; the host does
     /// (with its address when it is numeric).
-    Fragment { host: String, address: Option<IpAddr> },
+    Fragment {
+        host: String,
+        address: Option<IpAddr>,
+    },
     /// An IP address, typed as one or as a number the resolver reads as one.
-    Address { typed: String, address: IpAddr },
-    OtherNamespace { service: String, namespace: String },
+    Address {
+        typed: String,
+        address: IpAddr,
+    },
+    OtherNamespace {
+        service: String,
+        namespace: String,
+    },
     NotAService(String),
 }
 
 impl fmt::Display for Outside {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Outside::Userinfo => write!(f, "the URL has a user@ part, so its host is not a Service of the environment"),
+            Outside::Userinfo => write!(
+                f,
+                "the URL has a user@ part, so its host is not a Service of the environment"
+            ),
             Outside::Fragment { host, address } => {
-                write!(f, "the URL has a #fragment, which is never sent: the load goes to {host}")?;
+                write!(
+                    f,
+                    "the URL has a #fragment, which is never sent: the load goes to {host}"
+                )?;
                 match address {
                     Some(a) if a.to_string() != *host => write!(f, ", the IP address {a}"),
                     _ => Ok(()),
@@ -170,7 +185,8 @@ fn is_service_name(s: &str) -> bool {
         && b.len() <= 63
         && b[0].is_ascii_lowercase()
         && b[b.len() - 1] != b'-'
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
 }
 
 fn is_namespace_name(s: &str) -> bool {
@@ -213,13 +229,11 @@ mod tests {
             Reach::Outside(Outside::Fragment { address: None, .. })
         ));
         assert_eq!(reach("http://u:p@shop.dev1.svc/"), Reach::Outside(Outside::Userinfo));
+        assert_eq!(reach("http://shop:8080/"), Reach::Inside { service: "shop".into() });
         assert_eq!(
-            reach("http://shop:8080/"),
-            Reach::Inside {
-                service: "shop".into()
-            }
+            reach("http://shop.dev1.svc@169.254.169.254/"),
+            Reach::Outside(Outside::Userinfo)
         );
-        assert_eq!(reach("http://shop.dev1.svc@169.254.169.254/"), Reach::Outside(Outside::Userinfo));
     }
 
     #[test]
@@ -240,8 +254,14 @@ mod tests {
                 other => panic!("{host}: {other:?}"),
             }
         }
-        assert!(matches!(reach("http://[::1]:8080/"), Reach::Outside(Outside::Address { .. })));
-        assert!(matches!(reach("http://[::ffff:a9fe:a9fe]/"), Reach::Outside(Outside::Address { .. })));
+        assert!(matches!(
+            reach("http://[::1]:8080/"),
+            Reach::Outside(Outside::Address { .. })
+        ));
+        assert!(matches!(
+            reach("http://[::ffff:a9fe:a9fe]/"),
+            Reach::Outside(Outside::Address { .. })
+        ));
         let shown = match reach("http://2852039166/") {
             Reach::Outside(why) => why.to_string(),
             Reach::Inside { .. } => String::new(),

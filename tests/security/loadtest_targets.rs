@@ -198,7 +198,11 @@ fn policies_for(env: &Env, labels: &Value) -> Vec<Value> {
 fn egress_of(policies: &[Value]) -> Vec<Value> {
     let mut rules: Vec<Value> = policies
         .iter()
-        .filter(|np| np["spec"]["policyTypes"].as_array().is_some_and(|t| t.contains(&json!("Egress"))))
+        .filter(|np| {
+            np["spec"]["policyTypes"]
+                .as_array()
+                .is_some_and(|t| t.contains(&json!("Egress")))
+        })
         .flat_map(|np| np["spec"]["egress"].as_array().cloned().unwrap_or_default())
         .collect();
     rules.sort_by_key(Value::to_string);
@@ -307,7 +311,10 @@ async fn the_test_api_server_refuses_network_policies_a_real_one_refuses() {
     );
     let http = reqwest::Client::new();
     for (spec, field) in [
-        (json!({ "podSelector": {}, "egress": [{ "to": [{}] }] }), "spec.egress[0].to[0]"),
+        (
+            json!({ "podSelector": {}, "egress": [{ "to": [{}] }] }),
+            "spec.egress[0].to[0]",
+        ),
         (
             json!({ "podSelector": {}, "egress": [{ "to": [{ "podSelector": {}, "ipBlock": { "cidr": "0.0.0.0/0" } }] }] }),
             "spec.egress[0].to[0]",
@@ -325,7 +332,10 @@ async fn the_test_api_server_refuses_network_policies_a_real_one_refuses() {
             "spec.podSelector.matchExpressions[0].values",
         ),
         (json!({ "podSelector": {}, "egres": [] }), "spec.egres"),
-        (json!({ "podSelector": {}, "policyTypes": ["Outgress"] }), "spec.policyTypes[0]"),
+        (
+            json!({ "podSelector": {}, "policyTypes": ["Outgress"] }),
+            "spec.policyTypes[0]",
+        ),
     ] {
         let body = json!({
             "apiVersion": "networking.k8s.io/v1",

@@ -21,7 +21,11 @@ const EXPRESSION: &[&str] = &["key", "operator", "values"];
 fn known(obj: &Value, at: &str, fields: &[&str], errs: &mut Vec<FieldError>) {
     for key in obj.as_object().into_iter().flat_map(|m| m.keys()) {
         if !fields.contains(&key.as_str()) {
-            errs.push(FieldError::invalid(format!("{at}.{key}"), key, "field not declared in schema"));
+            errs.push(FieldError::invalid(
+                format!("{at}.{key}"),
+                key,
+                "field not declared in schema",
+            ));
         }
     }
 }
@@ -48,12 +52,20 @@ pub fn validate(obj: &Value, errs: &mut Vec<FieldError>) {
     }
     let types = items(&spec, "policyTypes");
     if types.len() > 2 {
-        errs.push(FieldError::invalid("spec.policyTypes", format!("{types:?}"), "may not specify more than two policyTypes"));
+        errs.push(FieldError::invalid(
+            "spec.policyTypes",
+            format!("{types:?}"),
+            "may not specify more than two policyTypes",
+        ));
     }
     for (i, t) in types.iter().enumerate() {
         let t = t.as_str().unwrap_or_default();
         if t != "Ingress" && t != "Egress" {
-            errs.push(FieldError::not_supported(format!("spec.policyTypes[{i}]"), t, &["Ingress", "Egress"]));
+            errs.push(FieldError::not_supported(
+                format!("spec.policyTypes[{i}]"),
+                t,
+                &["Ingress", "Egress"],
+            ));
         }
     }
 }
@@ -78,7 +90,11 @@ fn selector(sel: Option<&Value>, at: &str, errs: &mut Vec<FieldError>) {
                 "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
             )),
             "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
-            op => errs.push(FieldError::invalid(format!("{at}.operator"), op, "not a valid selector operator")),
+            op => errs.push(FieldError::invalid(
+                format!("{at}.operator"),
+                op,
+                "not a valid selector operator",
+            )),
         }
     }
 }
@@ -91,7 +107,10 @@ fn peer(p: &Value, at: &str, errs: &mut Vec<FieldError>) {
     if count == 0 {
         errs.push(FieldError::required(at, "must specify a peer"));
     } else if count > 1 && p.get("ipBlock").is_some() {
-        errs.push(FieldError::forbidden(at, "may not specify both ipBlock and another peer"));
+        errs.push(FieldError::forbidden(
+            at,
+            "may not specify both ipBlock and another peer",
+        ));
     }
     if let Some(block) = p.get("ipBlock") {
         ip_block(block, &format!("{at}.ipBlock"), errs);
@@ -129,14 +148,22 @@ fn ip_block(b: &Value, at: &str, errs: &mut Vec<FieldError>) {
         return;
     }
     let Some(net) = cidr(text) else {
-        errs.push(FieldError::invalid(format!("{at}.cidr"), text, "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)"));
+        errs.push(FieldError::invalid(
+            format!("{at}.cidr"),
+            text,
+            "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)",
+        ));
         return;
     };
     for (i, e) in items(b, "except").iter().enumerate() {
         let e = e.as_str().unwrap_or_default();
         let field = format!("{at}.except[{i}]");
         match cidr(e) {
-            None => errs.push(FieldError::invalid(field, e, "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)")),
+            None => errs.push(FieldError::invalid(
+                field,
+                e,
+                "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)",
+            )),
             Some(sub) if !contains(net, sub) => {
                 errs.push(FieldError::invalid(field, e, "must be a strict subset of `cidr`"));
             }
@@ -150,35 +177,63 @@ fn port(p: &Value, at: &str, errs: &mut Vec<FieldError>) {
     if let Some(proto) = p.get("protocol").and_then(Value::as_str)
         && !matches!(proto, "TCP" | "UDP" | "SCTP")
     {
-        errs.push(FieldError::not_supported(format!("{at}.protocol"), proto, &["TCP", "UDP", "SCTP"]));
+        errs.push(FieldError::not_supported(
+            format!("{at}.protocol"),
+            proto,
+            &["TCP", "UDP", "SCTP"],
+        ));
     }
     let end = p.get("endPort").and_then(Value::as_i64);
     match p.get("port") {
         Some(Value::Number(n)) => {
             let n = n.as_i64().unwrap_or(0);
             if !(1..=65535).contains(&n) {
-                errs.push(FieldError::invalid(format!("{at}.port"), n.to_string(), "must be between 1 and 65535, inclusive"));
+                errs.push(FieldError::invalid(
+                    format!("{at}.port"),
+                    n.to_string(),
+                    "must be between 1 and 65535, inclusive",
+                ));
             }
             if end.is_some_and(|e| e < n) {
-                errs.push(FieldError::invalid(format!("{at}.endPort"), end.unwrap_or(0).to_string(), "must be greater than or equal to `port`"));
+                errs.push(FieldError::invalid(
+                    format!("{at}.endPort"),
+                    end.unwrap_or(0).to_string(),
+                    "must be greater than or equal to `port`",
+                ));
             }
         }
         Some(Value::String(name)) => {
             if end.is_some() {
-                errs.push(FieldError::forbidden(format!("{at}.endPort"), "may not be specified when `port` is non-numeric"));
+                errs.push(FieldError::forbidden(
+                    format!("{at}.endPort"),
+                    "may not be specified when `port` is non-numeric",
+                ));
             }
             let ok = (1..=15).contains(&name.len())
-                && name.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+                && name
+                    .bytes()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
                 && name.bytes().any(|c| c.is_ascii_lowercase())
                 && !name.starts_with('-')
                 && !name.ends_with('-')
                 && !name.contains("--");
             if !ok {
-                errs.push(FieldError::invalid(format!("{at}.port"), name, "must be an IANA_SVC_NAME (at most 15 characters, matching regex [a-z0-9]([a-z0-9-]*[a-z0-9])*)"));
+                errs.push(FieldError::invalid(
+                    format!("{at}.port"),
+                    name,
+                    "must be an IANA_SVC_NAME (at most 15 characters, matching regex [a-z0-9]([a-z0-9-]*[a-z0-9])*)",
+                ));
             }
         }
-        Some(other) => errs.push(FieldError::invalid(format!("{at}.port"), other.to_string(), "must be an integer or a port name")),
-        None if end.is_some() => errs.push(FieldError::required(format!("{at}.port"), "must be specified when `endPort` is specified")),
+        Some(other) => errs.push(FieldError::invalid(
+            format!("{at}.port"),
+            other.to_string(),
+            "must be an integer or a port name",
+        )),
+        None if end.is_some() => errs.push(FieldError::required(
+            format!("{at}.port"),
+            "must be specified when `endPort` is specified",
+        )),
         None => {}
     }
 }
