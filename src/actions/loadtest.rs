@@ -2,6 +2,11 @@
 //! pods' summaries merged, stored per target and posted as a table with the change against
 //! the previous run, a chart upload and the thresholds' verdict. The Job is deleted (with
 //! its pods) whatever happens: success, failure, timeout or cancel.
+//!
+//! A URL target is inside the environment only when the load generator's own URI parser
+//! reads its host as a Service of the environment (loadtest/target.rs); anything else is
+//! `outside`, which the shipped spec sends to ops. The pods may reach only their namespace
+//! and DNS (cluster/egress.rs) unless ops approved the run as outside.
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
@@ -24,6 +29,7 @@ use crate::{
         job::{JobEnd, JobProgress, LoadJob, PodResult},
         results::{NewRun, Results},
         summary,
+        target::{self, Outside, Reach},
     },
 };
 
@@ -79,21 +85,25 @@ impl Aim {
 }
 
 impl Aim {
-    /// Whether the load leaves the environment: a URL whose host is not
-    /// `<service>.<env>.svc[.cluster.local]`.
-    fn is_outside(&self, env: &Name) -> bool {
-        let Aim::Url(url) = self else { return false };
-        let host = url
-            .split("://")
-            .nth(1)
-            .and_then(|rest| rest.split(['/', ':', '?']).next())
-            .unwrap_or_default()
-            .to_ascii_lowercase();
-        let inside = |suffix: &str| {
-            host.strip_suffix(suffix)
-                .is_some_and(|svc| !svc.is_empty() && !svc.contains('.'))
-        };
-        !(inside(&format!(".{env}.svc")) || inside(&format!(".{env}.svc.cluster.local")))
+    /// Where the load goes, read as the load generator reads the URL (loadtest/target.rs).
+    fn reach(&self, env: &Name) -> Reach {
+        match self {
+            Aim::Url(url) => target::classify(url, env.as_str()),
+            Aim::Service { name, .. } => Reach::Inside {
+                service: name.as_str().to_owned(),
+            },
+        }
+    }
+
+    /// An http:// URL with a user@ part is refused with what it means here, before the load
+    /// generator's own check (written for its command line) answers.
+    fn parse_in(text: &str, env: &Name) -> Result<Self, ActionError> {
+        if text.contains("://") && target::classify(text, env.as_str()) == Reach::Outside(Outside::Userinfo) {
+            return Err(bad(format!(
+                "`{text}` has a user@ part: the host of such a URL is not a Service of {env}, and the load generator sends no credentials from a URL; give the Service (`app:port/path`) or a URL without user@"
+            )));
+        }
+        Self::parse(text)
     }
 }
 
@@ -109,8 +119,8 @@ struct Ask {
 
 impl Ask {
     fn from_args(args: &Args, cfg: &LoadtestConfig) -> Result<Self, ActionError> {
-        let aim = Aim::parse(args.get("target").unwrap_or_default())?;
         let env = Args::require(args.name("env"), "env")?;
+        let aim = Aim::parse_in(args.get("target").unwrap_or_default(), &env)?;
         let rate = Args::require(args.int("rate"), "rate")?;
         let duration = Args::require(args.duration("duration"), "duration")?;
         let workers = args.int("workers")?.unwrap_or(1);
@@ -257,8 +267,13 @@ impl Run {
     ) -> Result<Vec<PodResult>, ActionError> {
         let cluster = &ctx.app.cluster;
         cluster.create_load_job(job, cfg).await?;
+        let egress = if job.approved_outside {
+            "the environment's usual egress (approved as outside)".to_owned()
+        } else {
+            format!("egress limited to {} and DNS", job.namespace)
+        };
         ctx.progress(format!(
-            "Job {} started: {} pod(s) at {}/s each for {} against {}",
+            "Job {} started: {} pod(s) at {}/s each for {} against {}; {egress}",
             job.name,
             job.workers,
             job.worker_rate(),
@@ -342,14 +357,30 @@ impl Action for Run {
     async fn facts(&self, app: &App, args: &Args, who: &Principal) -> Result<BTreeMap<String, String>, ActionError> {
         let ask = Ask::from_args(args, &app.config.loadtest)?;
         let mut facts = env_facts(app, ask.env.as_str(), who).await?;
-        let outside = if ask.aim.is_outside(&ask.env) { "yes" } else { "no" };
+        let outside = if ask.aim.reach(&ask.env).is_outside() {
+            "yes"
+        } else {
+            "no"
+        };
         facts.insert("outside".into(), outside.into());
         Ok(facts)
+    }
+    /// Tells approvers where the load goes when it leaves the environment, e.g. that
+    /// `2852039166` is 169.254.169.254.
+    fn approval_detail(&self, app: &App, args: &Args) -> Option<String> {
+        let ask = Ask::from_args(args, &app.config.loadtest).ok()?;
+        match ask.aim.reach(&ask.env) {
+            Reach::Outside(why) => Some(format!("the load goes outside {}: {why}", ask.env)),
+            Reach::Inside { .. } => None,
+        }
     }
     async fn run(&self, ctx: &ActionContext) -> Result<String, ActionError> {
         let cfg = &ctx.app.config.loadtest;
         let ask = Ask::from_args(&ctx.request.args, cfg)?;
         let url = resolve(ctx, &ask).await?;
+        // Wider egress only for a run that is outside and that ops approved; anything else
+        // (an inside run, or a spec that does not ask ops about outside) stays confined.
+        let approved_outside = ask.aim.reach(&ask.env).is_outside() && ctx.request.approval.is_some();
         let job = LoadJob {
             namespace: ask.env.as_str().to_owned(),
             name: LoadJob::name_for(&ctx.request.id),
@@ -359,6 +390,7 @@ impl Action for Run {
             rate: ask.rate,
             duration: ask.duration,
             timeout: cfg.request_timeout.as_duration(),
+            approved_outside,
         };
         let mut guard = JobGuard {
             app: ctx.app.clone(),
@@ -507,14 +539,21 @@ mod tests {
         for (url, outside) in [
             ("http://shop.lt.svc:8080/", false),
             ("http://shop.lt.svc.cluster.local/x", false),
+            ("http://shop.lt:8080/", false),
+            ("http://shop:8080/", false),
             ("http://shop.other.svc:8080/", true),
             ("http://a.shop.lt.svc/", true),
             ("http://example.com/", true),
             ("http://lt.svc/", true),
+            ("http://2852039166#x.lt.svc", true),
+            ("http://shop#.lt.svc", true),
+            ("http://0xA9FEA9FE/", true),
         ] {
-            assert_eq!(Aim::parse(url).unwrap().is_outside(&env), outside, "{url}");
+            assert_eq!(Aim::parse(url).unwrap().reach(&env).is_outside(), outside, "{url}");
         }
-        assert!(!Aim::parse("shop").unwrap().is_outside(&env));
+        assert!(!Aim::parse("shop").unwrap().reach(&env).is_outside());
+        let err = Aim::parse_in("http://u@shop.lt.svc/", &env).unwrap_err().to_string();
+        assert!(err.contains("user@") && err.contains("not a Service of lt"), "{err}");
     }
 
     #[test]

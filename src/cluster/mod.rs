@@ -2,6 +2,7 @@
 //! retries for what is worth retrying. Everything goes through kube-rs; no kubectl.
 
 pub mod custom;
+pub mod egress;
 pub mod env;
 pub mod exec;
 pub mod objects;

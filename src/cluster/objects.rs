@@ -96,14 +96,7 @@ pub fn network_policy(plan: &EnvPlan, tier: &TierConfig, cfg: &KubernetesConfig)
             "podSelector": {},
             "policyTypes": ["Ingress", "Egress"],
             "ingress": [{ "from": from }],
-            "egress": [
-                { "to": [{ "podSelector": {} }] },
-                { "ports": [{ "protocol": "UDP", "port": 53 }, { "protocol": "TCP", "port": 53 }] },
-                { "to": [{ "ipBlock": {
-                    "cidr": "0.0.0.0/0",
-                    "except": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"],
-                }}]},
-            ],
+            "egress": super::egress::environment_egress(),
         },
     })
 }

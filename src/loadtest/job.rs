@@ -21,7 +21,7 @@ use crate::{
 };
 
 /// The label value every load test pod carries, so they are easy to find and to exclude.
-pub const LOADGEN_APP: &str = "deckhand-loadgen";
+pub use crate::cluster::egress::LOADGEN_APP;
 /// What the test deckhand reads of each pod's log: the summary is one (long) line.
 const LOG_BYTES: i64 = 8 * 1024 * 1024;
 
@@ -37,6 +37,9 @@ pub struct LoadJob {
     pub rate: u32,
     pub duration: Duration,
     pub timeout: Duration,
+    /// Ops approved the run as going outside the environment: its pods get the
+    /// environment's egress instead of only their namespace and DNS.
+    pub approved_outside: bool,
 }
 
 impl LoadJob {
@@ -159,18 +162,27 @@ fn end_of(job: &Job) -> Option<JobEnd> {
 }
 
 impl Cluster {
+    /// Confines the namespace's load generators, then creates the Job; a run approved as
+    /// outside then gets its own, wider, egress (so its pods never start wider than allowed).
     pub async fn create_load_job(&self, job: &LoadJob, cfg: &LoadtestConfig) -> Result<(), ClusterError> {
         let manifest = job.manifest(cfg)?;
+        self.confine_load_generators(&job.namespace).await?;
         let what = format!("Job {} in {}", job.name, job.namespace);
-        self.call(&what, |c| {
-            let manifest = manifest.clone();
-            async move {
-                Api::<Job>::namespaced(c, &job.namespace)
-                    .create(&PostParams::default(), &manifest)
-                    .await
-            }
-        })
-        .await?;
+        let created = self
+            .call(&what, |c| {
+                let manifest = manifest.clone();
+                async move {
+                    Api::<Job>::namespaced(c, &job.namespace)
+                        .create(&PostParams::default(), &manifest)
+                        .await
+                }
+            })
+            .await?;
+        if job.approved_outside {
+            let uid = created.metadata.uid.unwrap_or_default();
+            self.open_load_generators(&job.namespace, &job.name, &uid, job.request.as_str())
+                .await?;
+        }
         Ok(())
     }
 
@@ -295,6 +307,7 @@ mod tests {
             rate: 100,
             duration: Duration::from_secs(30),
             timeout: Duration::from_secs(10),
+            approved_outside: false,
         }
     }
 

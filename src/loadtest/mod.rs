@@ -5,6 +5,7 @@
 pub mod job;
 pub mod results;
 pub mod summary;
+pub mod target;
 
 use serde::Deserialize;
 

@@ -401,6 +401,7 @@ pub fn validate(rd: &ResourceDef, obj: &Value) -> Vec<FieldError> {
                 }
             }
         }
+        "NetworkPolicy" => super::netpol::validate(obj, &mut errs),
         "ResourceQuota" => {
             for (k, v) in util::path(obj, "spec.hard")
                 .and_then(Value::as_object)

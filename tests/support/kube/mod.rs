@@ -23,6 +23,7 @@ pub mod controllers;
 pub mod custom;
 pub mod exec;
 pub mod logs;
+pub mod netpol;
 pub mod patch;
 pub mod pod_runner;
 pub mod proxy;
