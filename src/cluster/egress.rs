@@ -26,14 +26,15 @@ pub const LOADGEN_APP: &str = "deckhand-loadgen";
 pub const LOADGEN_POLICY: &str = "deckhand-loadgen";
 
 /// The environment's egress: its own pods, DNS, and the internet but not the cluster's
-/// private ranges.
+/// private ranges nor link-local addresses (169.254.169.254 is the cloud's metadata service,
+/// which hands out the node's credentials).
 pub fn environment_egress() -> Value {
     json!([
         { "to": [{ "podSelector": {} }] },
         { "ports": [{ "protocol": "UDP", "port": 53 }, { "protocol": "TCP", "port": 53 }] },
         { "to": [{ "ipBlock": {
             "cidr": "0.0.0.0/0",
-            "except": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"],
+            "except": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"],
         }}]},
     ])
 }

@@ -136,6 +136,12 @@ async fn prod_environments_give_developers_read_only_access() {
             c.tiers.get_mut(&stage).unwrap().team_role = Some("deckhand-stage".into());
         })
         .await;
+        // The operator lets deckhand bind the stage tier's role too, as deploy/ asks.
+        env.kube
+            .authorize_with(&include_str!("../../deploy/clusterrole.yaml").replace(
+                "resourceNames: [edit, view]",
+                "resourceNames: [edit, view, deckhand-stage]",
+            ));
         let prod = env.run("alice", "env create payments prod").await;
         assert_eq!(state(&prod), "pending_approval", "{prod:#}");
         let id = prod["request"]["id"].as_str().unwrap().to_owned();
@@ -152,4 +158,47 @@ async fn prod_environments_give_developers_read_only_access() {
         }
         env.app.shutdown().await;
     }
+}
+
+/// A compromised app cannot ask the cloud's metadata service for the node's credentials:
+/// the environment's egress to the internet excludes link-local addresses, as it excludes the
+/// cluster's private ranges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn environment_pods_cannot_reach_the_cloud_metadata_service() {
+    let env = cluster::start().await;
+    assert_eq!(state(&env.run("alice", "env create ex").await), "succeeded");
+    let policy = env.object("networkpolicies", "ex", "deckhand-default-deny");
+    let blocks: Vec<&serde_json::Value> = policy["spec"]["egress"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|rule| rule["to"].as_array().into_iter().flatten())
+        .filter_map(|peer| peer.get("ipBlock"))
+        .collect();
+    assert_eq!(blocks.len(), 1, "{policy:#}");
+    let except = blocks[0]["except"].as_array().unwrap();
+    for range in ["169.254.0.0/16", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"] {
+        assert!(except.iter().any(|e| e == range), "{range} not excluded: {policy:#}");
+    }
+    env.app.shutdown().await;
+}
+
+/// Item 5 (the operator's side): a tier's team role deckhand may not `bind` fails the
+/// environment with a message that says where to fix it, as on a real cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_team_role_deckhand_may_not_bind_fails_clearly() {
+    let env = cluster::start_with(|c| {
+        let stage = deckhand::domain::Name::parse("stage").unwrap();
+        c.tiers.get_mut(&stage).unwrap().team_role = Some("cluster-admin".into());
+    })
+    .await;
+    let v = env.run("alice", "env create shared stage").await;
+    assert_eq!(state(&v), "failed", "{v:#}");
+    let why = crate::cluster::outcome(&v);
+    assert!(
+        why.contains("not allowed") && why.contains("cluster-admin") && why.contains("deploy/clusterrole.yaml"),
+        "{why}"
+    );
+    assert!(env.kube.object("rolebindings", "shared", "deckhand-team").is_none());
+    env.app.shutdown().await;
 }

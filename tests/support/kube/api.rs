@@ -629,6 +629,23 @@ fn delete(st: &mut State, rd: &ResourceDef, old: Value, policy: &str, dry_run: b
     Ok(status::success_status(rd, &name, util::str_at(&gone, "metadata.uid")))
 }
 
+/// A RoleBinding naming a ClusterRole the caller may not `bind` is refused as a real API
+/// server refuses privilege escalation.
+fn check_bind(st: &State, admin: bool, binding: &Value, name: &str) -> Result<(), ApiError> {
+    let role = util::str_at(binding, "roleRef.name");
+    if util::str_at(binding, "roleRef.kind") != "ClusterRole" || role.is_empty() || st.may_bind(admin, role) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        403,
+        "Forbidden",
+        format!(
+            "rolebindings.rbac.authorization.k8s.io \"{name}\" is forbidden: user \"{}\" (groups=[\"system:serviceaccounts\" \"system:serviceaccounts:deckhand\" \"system:authenticated\"]) is attempting to grant RBAC permissions not currently held (it may not bind ClusterRole \"{role}\")",
+            status::BOT_USER
+        ),
+    ))
+}
+
 fn patch_object(
     st: &mut State,
     rd: &'static ResourceDef,
@@ -654,6 +671,9 @@ fn patch_object(
 
     // An apply that creates the object is authorized a second time, as `create`
     // (apiserver endpoints/handlers/patch.go): `patch` alone cannot make new objects.
+    if rd.plural == "rolebindings" {
+        check_bind(st, store::is_admin(headers), &patch_body, &name)?;
+    }
     if ct == "application/apply-patch+yaml" && old.is_none() {
         st.also_checked
             .insert((rd.group.to_string(), rd.plural.to_string(), "create".to_string()));

@@ -118,7 +118,9 @@ impl KubeTestServer {
     /// rules do not grant, by the real verb mapping (subresources, proxy methods, exec as
     /// `create`), gets the authorizer's 403 Status.
     pub fn authorize_with(&self, cluster_role: &str) {
-        self.shared.lock().role = Some(cluster_role_rules(cluster_role));
+        let mut st = self.shared.lock();
+        st.role = Some(cluster_role_rules(cluster_role));
+        st.bindable = Some(bindable_roles(cluster_role));
     }
 
     /// Takes one grant away from the enforced ClusterRole.
@@ -424,4 +426,25 @@ pub fn cluster_role_rules(yaml: &str) -> std::collections::BTreeSet<(String, Str
         }
     }
     grants
+}
+
+/// The ClusterRoles a role may grant in RoleBindings it creates: `bind` on `clusterroles`,
+/// limited to resourceNames (none given: any).
+pub fn bindable_roles(yaml: &str) -> std::collections::BTreeSet<String> {
+    let role: Value = yaml_serde::from_str(yaml).expect("a ClusterRole in YAML");
+    let has = |rule: &Value, k: &str, v: &str| rule[k].as_array().is_some_and(|a| a.iter().any(|x| x == v));
+    role["rules"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| {
+            has(r, "apiGroups", "rbac.authorization.k8s.io")
+                && has(r, "resources", "clusterroles")
+                && has(r, "verbs", "bind")
+        })
+        .flat_map(|r| match r["resourceNames"].as_array() {
+            Some(names) => names.iter().filter_map(|n| n.as_str().map(str::to_owned)).collect(),
+            None => vec!["*".to_owned()],
+        })
+        .collect()
 }

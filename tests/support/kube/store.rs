@@ -63,6 +63,8 @@ pub struct State {
     pub forbidden: Vec<(String, String)>,
     /// deckhand's ClusterRole as (API group, resource[/sub], verb), when enforced.
     pub role: Option<BTreeSet<(String, String, String)>>,
+    /// ClusterRoles deckhand may grant in RoleBindings (`bind`), when enforced.
+    pub bindable: Option<BTreeSet<String>>,
     /// Authorization checks beyond each request's own verb (an apply that creates).
     pub also_checked: BTreeSet<(String, String, String)>,
     pub step: Duration,
@@ -102,6 +104,7 @@ impl State {
             forbidden: Vec::new(),
             role: None,
             also_checked: BTreeSet::new(),
+            bindable: None,
             step: Duration::from_millis(30),
             paused: false,
             log_overrides: Vec::new(),
@@ -406,6 +409,16 @@ impl State {
     /// do what `forbid` denied; beyond that a cluster admin (the tests' own client) may do
     /// anything, and deckhand (every other caller) only what its ClusterRole grants once
     /// `authorize_with` set it.
+    /// RBAC's escalation check: a RoleBinding may grant a ClusterRole only with `bind` on it
+    /// (deckhand holds none of the team roles' permissions itself).
+    pub fn may_bind(&self, admin: bool, role: &str) -> bool {
+        admin
+            || self
+                .bindable
+                .as_ref()
+                .is_none_or(|names| names.contains("*") || names.contains(role))
+    }
+
     pub fn denies(&self, admin: bool, group: &str, resource: &str, verb: &str) -> bool {
         let granted = |role: &BTreeSet<(String, String, String)>| {
             role.iter()
