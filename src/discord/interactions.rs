@@ -159,7 +159,7 @@ impl Endpoint {
         };
         let text = match command_text::command_text(&app.router, &ci.data.options) {
             Ok(t) => t,
-            Err(e) => return ephemeral(&e.to_string()),
+            Err(e) => return ephemeral(&super::markup::inert(&e.to_string())),
         };
         let origin = Origin::new(
             ci.id,
@@ -208,7 +208,7 @@ impl Endpoint {
                 tracing::error!(error = %e, "could not store a Discord command");
                 ephemeral("deckhand could not store your request just now; please try again.")
             }
-            Err(e) => ephemeral(&e.to_string()),
+            Err(e) => ephemeral(&super::markup::inert(&e.to_string())),
         }
     }
 
@@ -253,11 +253,11 @@ impl Endpoint {
                     let done = a.request.state != State::PendingApproval;
                     (a.request, line, done)
                 }
-                Err(e) => return ephemeral(&e.to_string()),
+                Err(e) => return ephemeral(&super::markup::inert(&e.to_string())),
             },
             Decision::Deny => match app.deny(&id, &who, BUTTON_DENY_REASON, surface).await {
                 Ok(r) => (r, format!("🚫 {} denied: {BUTTON_DENY_REASON}", who.user), true),
-                Err(e) => return ephemeral(&e.to_string()),
+                Err(e) => return ephemeral(&super::markup::inert(&e.to_string())),
             },
         };
         tracing::info!(request = %id, user = %who.user, ?decision, "Discord button decision");

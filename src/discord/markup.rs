@@ -21,9 +21,30 @@ pub fn escape(s: &str) -> String {
     out
 }
 
+/// `s`, which mixes deckhand's own formatting (code spans in error messages) with text
+/// someone typed, with mentions and masked links made inert and the formatting kept.
+pub fn inert(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if matches!(c, '@' | '<' | '>' | '[' | ']') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
-    use super::escape;
+    use super::{escape, inert};
+
+    #[test]
+    fn inert_keeps_code_spans() {
+        assert_eq!(
+            inert("Unknown command `x @everyone [a](b)`"),
+            "Unknown command `x \\@everyone \\[a\\](b)`"
+        );
+    }
 
     #[test]
     fn mentions_links_and_markdown_are_escaped() {
