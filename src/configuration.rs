@@ -51,6 +51,7 @@ pub struct Config {
     pub log: LogConfig,
     pub commands: CommandsConfig,
     pub worker: WorkerConfig,
+    pub delivery: DeliveryConfig,
     pub approvals: ApprovalsConfig,
     pub kubernetes: KubernetesConfig,
     pub apps: AppsConfig,
@@ -132,6 +133,17 @@ pub struct WorkerConfig {
     pub lease: HumanDuration,
     pub poll_interval: HumanDuration,
     pub shutdown_grace: HumanDuration,
+}
+
+/// The chat outbox (`crate::outbox`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// How long a delivery that keeps failing (outage, 5xx, rate limits) is retried before
+    /// it is marked failed.
+    pub retry_for: HumanDuration,
+    /// How long one attempt may hold a delivery; a deliverer that dies is replaced after it.
+    pub lease: HumanDuration,
 }
 
 #[derive(Debug, Clone, Deserialize)]

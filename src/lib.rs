@@ -21,6 +21,7 @@ pub mod identity;
 pub mod loadgen;
 pub mod loadtest;
 pub mod metrics;
+pub mod outbox;
 pub mod proxy;
 pub mod services;
 pub mod shell;

@@ -61,8 +61,18 @@ impl Metrics {
 
     /// `counts` are (command, state, n) from the store, so every replica reports the same
     /// totals for the whole installation.
-    pub fn render(&self, counts: &[(String, String, i64)]) -> String {
+    pub fn render(&self, counts: &[(String, String, i64)], deliveries: &[(String, String, i64)]) -> String {
         let mut out = String::new();
+        out.push_str("# HELP deckhand_deliveries Chat deliveries in the outbox by surface and state (pending, delivered, failed).\n");
+        out.push_str("# TYPE deckhand_deliveries gauge\n");
+        for (surface, state, n) in deliveries {
+            let _ = writeln!(
+                out,
+                "deckhand_deliveries{{surface=\"{}\",state=\"{}\"}} {n}",
+                escape(surface),
+                escape(state)
+            );
+        }
         out.push_str("# HELP deckhand_requests Requests in the store by command and state.\n");
         out.push_str("# TYPE deckhand_requests gauge\n");
         for (command, state, n) in counts {

@@ -102,7 +102,6 @@ impl Builder {
         store.migrate().await?;
         let signer = crate::app::signer_for(&self.config);
         self.configured_surfaces(&signer);
-        self.surfaces.start(store.clone());
         Ok(Arc::new(App::new(
             Arc::new(self.config),
             router,
@@ -124,6 +123,7 @@ impl Builder {
             .map_err(|source| StartupError::Bind { addr: listen, source })?;
         let shutdown = CancellationToken::new();
         let worker = tokio::spawn(crate::worker::run(app.clone(), shutdown.clone()));
+        let outbox = tokio::spawn(crate::outbox::run(app.clone(), shutdown.clone()));
         crate::slack::spawn(app.clone(), shutdown.clone());
         crate::discord::spawn(app.clone(), shutdown.clone());
         let routes = crate::http::router(app.clone());
@@ -147,6 +147,7 @@ impl Builder {
             shutdown,
             server,
             worker,
+            outbox,
         })
     }
 }
@@ -157,6 +158,7 @@ pub struct Running {
     shutdown: CancellationToken,
     server: JoinHandle<()>,
     worker: JoinHandle<()>,
+    outbox: JoinHandle<()>,
 }
 
 impl Running {
@@ -170,6 +172,7 @@ impl Running {
         self.shutdown.cancel();
         let _ = self.server.await;
         let _ = self.worker.await;
+        let _ = self.outbox.await;
         self.app.shells.close().await;
         self.app.store.close().await;
     }
@@ -184,8 +187,10 @@ impl Running {
     pub async fn kill(self) {
         self.server.abort();
         self.worker.abort();
+        self.outbox.abort();
         let _ = self.server.await;
         let _ = self.worker.await;
+        let _ = self.outbox.await;
         self.app.store.close().await;
     }
 }

@@ -7,13 +7,13 @@
 //! thread is read by everyone in the channel, so a proxy or shell link or exec output never
 //! goes there (see `crate::visibility`).
 
-use std::{collections::HashMap, sync::Arc};
+use std::{collections::HashMap, str::FromStr, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 
 use crate::{
-    domain::Surface,
+    domain::{State, Surface},
     store::{Event, EventKind, RequestRecord, Store},
     visibility::Audience,
 };
@@ -69,30 +69,113 @@ pub fn private_notice(request: &RequestRecord, audience: Audience, requester: &s
 pub struct SurfaceError {
     pub surface: Surface,
     pub message: String,
+    /// Trying again will not help (the platform refused what was sent); the outbox marks
+    /// the delivery failed at once instead of retrying it until `delivery.retry_for`.
+    pub permanent: bool,
 }
+
+impl SurfaceError {
+    /// A failure worth retrying: an outage, a 5xx, rate limits that outlasted the call.
+    pub fn transient(surface: Surface, message: impl ToString) -> Self {
+        Self {
+            surface,
+            message: message.to_string(),
+            permanent: false,
+        }
+    }
+
+    pub fn permanent(surface: Surface, message: impl ToString) -> Self {
+        Self {
+            surface,
+            message: message.to_string(),
+            permanent: true,
+        }
+    }
+}
+
+/// What showing an event left on the platform: the id (Slack ts, Discord message id) of the
+/// message it posted or edited, when there is one.
+pub type Shown = Option<String>;
 
 #[async_trait]
 pub trait ChatSurface: Send + Sync {
     fn surface(&self) -> Surface;
 
     /// Shows `event` in the request's thread (edit the status message, post a reply, post
-    /// approval buttons). Called in event order for each request, one event of a request at a
-    /// time (different requests concurrently); `store` holds the surface's own data for the
-    /// request (`Store::set_surface_data`), which `request` may predate.
-    async fn publish(&self, store: &Store, request: &RequestRecord, event: &Event) -> Result<(), SurfaceError>;
+    /// approval buttons). The outbox calls it in event order for each request, one event of
+    /// a request at a time (different requests concurrently), and again after a failure or
+    /// a crash mid-call; `store` holds the surface's own data for the request
+    /// (`Store::set_surface_data`), which `request` may predate.
+    async fn publish(&self, store: &Store, request: &RequestRecord, event: &Event) -> Result<Shown, SurfaceError>;
+
+    /// Posts progress lines for the thread as one reply: `text` is the merge of every line
+    /// of a run of stored progress events ([`merge_progress`]).
+    async fn post_progress(&self, store: &Store, request: &RequestRecord, text: &str) -> Result<Shown, SurfaceError>;
+
+    /// Progress posted to a thread at most this often; the lines that arrive meanwhile
+    /// wait in the outbox and go as one reply.
+    fn progress_interval(&self) -> Duration {
+        Duration::ZERO
+    }
 }
 
-/// Delivers events to surfaces off the request path: a slow chat API never holds up the
-/// worker, and the store already has every event, so nothing is lost if delivery fails.
-/// Events of one request go through one lane in order; other requests use other lanes, so
-/// a rate-limit wait in one thread does not stall the rest.
+/// The state a state event announces: its typed `data.state`; for events stored before
+/// that was written, the message names it ("queued", or "approved (1 of 1); queued").
+pub fn announced(event: &Event) -> Option<State> {
+    if event.kind != EventKind::State {
+        return None;
+    }
+    let typed = event
+        .data
+        .as_ref()
+        .and_then(|d| d.get("state"))
+        .and_then(|s| s.as_str());
+    if let Some(s) = typed {
+        return State::from_str(s).ok();
+    }
+    let m = event.message.as_str();
+    State::from_str(m)
+        .or_else(|_| State::from_str(m.rsplit("; ").next().unwrap_or(m)))
+        .ok()
+}
+
+/// The request as it stood when event `seq` was stored, for showing that event late (after
+/// an outage or a restart): the state the last state event up to it announced, and an
+/// outcome only if that state ends the request.
+pub fn as_of(request: &RequestRecord, events: &[Event], seq: i64) -> RequestRecord {
+    let mut then = request.clone();
+    if let Some(state) = events.iter().filter(|e| e.seq <= seq).filter_map(announced).next_back() {
+        then.state = state;
+    }
+    if !then.state.is_terminal() {
+        then.outcome = None;
+    }
+    then
+}
+
+/// Lines one merged progress reply lists before it summarises the oldest.
+const MAX_PROGRESS_LINES: usize = 30;
+
+/// Progress lines as one reply; past a limit the oldest are summarised, so a long burst
+/// keeps its latest lines.
+pub fn merge_progress(lines: &[&str]) -> String {
+    let skipped = lines.len().saturating_sub(MAX_PROGRESS_LINES);
+    let mut text = String::new();
+    if skipped > 0 {
+        text.push_str(&format!("({skipped} earlier updates)\n"));
+    }
+    text.push_str(&lines[skipped..].join("\n"));
+    text
+}
+
+/// The chat surfaces deckhand shows requests on, and the outbox's wake-up: every stored
+/// event of a chat request already has its delivery row (`crate::outbox`), so telling the
+/// deliverer to look is all that is left to do here.
 #[derive(Clone, Default)]
 pub struct Surfaces {
     map: HashMap<Surface, Arc<dyn ChatSurface>>,
-    lanes: Vec<mpsc::UnboundedSender<(RequestRecord, Event)>>,
+    pub(crate) wake: Arc<Notify>,
 }
-
-const LANES: usize = 8;
 
 impl Surfaces {
     pub fn has(&self, surface: Surface) -> bool {
@@ -103,37 +186,33 @@ impl Surfaces {
         self.map.insert(surface.surface(), surface);
     }
 
-    /// Starts the delivery lanes; call once from inside the runtime.
-    pub fn start(&mut self, store: Store) {
-        if self.map.is_empty() {
-            return;
-        }
-        for _ in 0..LANES {
-            let (tx, mut rx) = mpsc::unbounded_channel::<(RequestRecord, Event)>();
-            let map = self.map.clone();
-            let store = store.clone();
-            tokio::spawn(async move {
-                while let Some((request, event)) = rx.recv().await {
-                    if let Some(s) = map.get(&request.surface)
-                        && let Err(e) = s.publish(&store, &request, &event).await
-                    {
-                        tracing::warn!(request = %request.id, seq = event.seq, error = %e, "could not deliver event");
-                    }
-                }
-            });
-            self.lanes.push(tx);
-        }
+    pub fn get(&self, surface: Surface) -> Option<&Arc<dyn ChatSurface>> {
+        self.map.get(&surface)
     }
 
-    pub fn deliver(&self, request: &RequestRecord, event: &Event) {
-        if self.lanes.is_empty() || !self.map.contains_key(&request.surface) {
-            return;
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// An event of `request` was stored: wake the deliverer if a surface shows it.
+    pub fn deliver(&self, request: &RequestRecord, _event: &Event) {
+        if self.map.contains_key(&request.surface) {
+            self.wake.notify_one();
         }
-        let lane = request
-            .id
-            .as_str()
-            .bytes()
-            .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(usize::from(b)));
-        let _ = self.lanes[lane % self.lanes.len()].send((request.clone(), event.clone()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::merge_progress;
+
+    #[test]
+    fn long_bursts_keep_the_latest_lines() {
+        let lines: Vec<String> = (0..40).map(|i| format!("line {i}")).collect();
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let text = merge_progress(&refs);
+        assert!(text.starts_with("(10 earlier updates)\nline 10\n"), "{text}");
+        assert!(text.ends_with("line 39"));
+        assert_eq!(merge_progress(&["a", "b"]), "a\nb");
     }
 }

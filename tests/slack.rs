@@ -436,8 +436,9 @@ async fn prod_deploy_end_to_end_over_http() {
     let rt = root_ts.clone();
     let calls = env
         .slack
-        .wait_for(10, "the root message showing success", move |cs| {
+        .wait_for(10, "the root message and a reply showing success", move |cs| {
             root_updates(cs, &rt).iter().any(|t| t.contains("succeeded"))
+                && thread_replies(cs, &rt).iter().any(|r| r.contains("Succeeded"))
         })
         .await;
     let replies = thread_replies(&calls, &root_ts);

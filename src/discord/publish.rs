@@ -10,7 +10,7 @@
 //! (`private.rs`). Text deckhand did not write is escaped (`markup.rs`) and no message
 //! may ping anyone (`allowed_mentions` is empty).
 
-use std::{str::FromStr, time::Duration};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use reqwest::Method;
@@ -28,7 +28,7 @@ use crate::{
     domain::{State, Surface, now_ms},
     signing::Signer,
     store::{Event, EventKind, RequestRecord, Store},
-    surface::{self, ChatSurface, Delivery, SurfaceError},
+    surface::{self, ChatSurface, Delivery, Shown, SurfaceError},
 };
 
 /// Discord's limit for a message's content.
@@ -48,10 +48,17 @@ impl DiscordSurface {
     }
 }
 
+/// A failure worth retrying later (the store, an outage).
 fn err(message: impl ToString) -> SurfaceError {
-    SurfaceError {
-        surface: Surface::Discord,
-        message: message.to_string(),
+    SurfaceError::transient(Surface::Discord, message)
+}
+
+/// What Discord answered: its refusals (4xx other than 429) are permanent.
+fn refused(e: RestError) -> SurfaceError {
+    if e.permanent() {
+        SurfaceError::permanent(Surface::Discord, e)
+    } else {
+        SurfaceError::transient(Surface::Discord, e)
     }
 }
 
@@ -116,16 +123,9 @@ fn state_icon(state: State) -> &'static str {
     }
 }
 
-/// The state a state event announces: its message names it, except for messages such as
-/// "approved (1 of 1); queued" (the last word after "; ") and terminal outcomes (the record).
+/// The state a state event announces (the record's, as of the event, otherwise).
 fn announced_state(event: &Event, record: &RequestRecord) -> State {
-    if event.data.as_ref().is_some_and(|d| d.get("outcome").is_some()) {
-        return record.state;
-    }
-    let m = event.message.as_str();
-    State::from_str(m)
-        .or_else(|_| State::from_str(m.rsplit("; ").next().unwrap_or(m)))
-        .unwrap_or(record.state)
+    surface::announced(event).unwrap_or(record.state)
 }
 
 /// The status message: `line` is already Discord text; the request's own text is escaped.
@@ -144,32 +144,64 @@ impl ChatSurface for DiscordSurface {
         Surface::Discord
     }
 
-    async fn publish(&self, store: &Store, request: &RequestRecord, event: &Event) -> Result<(), SurfaceError> {
-        // Fresh from the store: the record handed in may predate the surface data.
+    async fn publish(&self, store: &Store, request: &RequestRecord, event: &Event) -> Result<Shown, SurfaceError> {
+        let Some((record, mut st)) = self.load(store, request).await? else {
+            return Ok(None);
+        };
+        let before = st.clone();
+        let result = self.show(store, &record, event, &mut st).await;
+        self.keep(store, &record, &before, &st).await?;
+        result.map(|()| st.original_message_id.clone())
+    }
+
+    async fn post_progress(&self, store: &Store, request: &RequestRecord, text: &str) -> Result<Shown, SurfaceError> {
+        let Some((record, mut st)) = self.load(store, request).await? else {
+            return Ok(None);
+        };
+        let before = st.clone();
+        let result = self.post(&mut st, &message_body(&escape(text), None)).await;
+        self.keep(store, &record, &before, &st).await?;
+        result.map(Some)
+    }
+}
+
+impl DiscordSurface {
+    /// The request and its conversation, fresh from the store: the record handed in may
+    /// predate the surface data. `None` when it is not a Discord conversation.
+    async fn load(
+        &self,
+        store: &Store,
+        request: &RequestRecord,
+    ) -> Result<Option<(RequestRecord, DiscordState)>, SurfaceError> {
         let record = store
             .get(&request.id)
             .await
             .map_err(err)?
             .unwrap_or_else(|| request.clone());
-        let Some(mut st) = record
+        let st = record
             .surface_data
             .clone()
-            .and_then(|v| serde_json::from_value::<DiscordState>(v).ok())
-        else {
+            .and_then(|v| serde_json::from_value::<DiscordState>(v).ok());
+        if st.is_none() {
             tracing::debug!(request = %record.id, "no Discord conversation stored; nothing to show");
-            return Ok(());
-        };
-        let before = st.clone();
-        let result = self.show(store, &record, event, &mut st).await;
-        // Message ids learnt on the way are kept even when a later call failed.
+        }
+        Ok(st.map(|st| (record, st)))
+    }
+
+    /// Keeps message ids learnt on the way, even when a later call failed.
+    async fn keep(
+        &self,
+        store: &Store,
+        record: &RequestRecord,
+        before: &DiscordState,
+        st: &DiscordState,
+    ) -> Result<(), SurfaceError> {
         if st != before {
             st.save(store, &record.id).await.map_err(err)?;
         }
-        result
+        Ok(())
     }
-}
 
-impl DiscordSurface {
     async fn show(
         &self,
         store: &Store,
@@ -283,7 +315,7 @@ impl DiscordSurface {
                         st.token_expires_at = 0;
                         break;
                     }
-                    Err(e) => return Err(err(e)),
+                    Err(e) => return Err(refused(e)),
                 }
             }
         }
@@ -346,7 +378,7 @@ impl DiscordSurface {
             .call_with_file(Method::POST, &path, Auth::Bot, &payload, &part)
             .await
             .map(|_| ())
-            .map_err(err)
+            .map_err(refused)
     }
 
     /// Edits a message deckhand posted for this request.
@@ -368,7 +400,7 @@ impl DiscordSurface {
             st.token_expires_at = 0;
             Ok(())
         } else {
-            Err(err(e))
+            Err(refused(e))
         }
     }
 
@@ -376,7 +408,8 @@ impl DiscordSurface {
         if self.rest.has_bot_token() {
             Ok(())
         } else {
-            Err(err(
+            Err(SurfaceError::permanent(
+                Surface::Discord,
                 "the interaction token expired and discord.bot_token is not set, so this message cannot be shown",
             ))
         }
@@ -389,7 +422,7 @@ impl DiscordSurface {
             .rest
             .call(Method::POST, &path, Auth::Bot, Some(body))
             .await
-            .map_err(err)?;
+            .map_err(refused)?;
         message_id(&msg).ok_or_else(|| err("Discord returned no message id"))
     }
 
@@ -400,7 +433,7 @@ impl DiscordSurface {
             .call(Method::PATCH, &path, Auth::Bot, Some(body))
             .await
             .map(|_| ())
-            .map_err(err)
+            .map_err(refused)
     }
 }
 

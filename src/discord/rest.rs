@@ -32,6 +32,13 @@ pub enum RestError {
 impl RestError {
     /// The interaction token is no longer accepted (expired, or never acknowledged):
     /// worth retrying in the channel with the bot token.
+    /// Discord refused what was sent (4xx other than 429): sending it again will not help.
+    pub fn permanent(&self) -> bool {
+        matches!(self, RestError::Status { status, .. }
+            if status.is_client_error() && *status != StatusCode::TOO_MANY_REQUESTS)
+            || matches!(self, RestError::Protocol(_))
+    }
+
     pub fn token_refused(&self) -> bool {
         matches!(self, RestError::Status { status, .. }
             if *status == StatusCode::NOT_FOUND || *status == StatusCode::UNAUTHORIZED)

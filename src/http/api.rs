@@ -168,8 +168,10 @@ pub async fn get(
         .map(|e| crate::visibility::event_for(e, &who, &request))
         .collect();
     let approvals = app.store.approvals(&id).await.map_err(crate::app::AppError::from)?;
+    // Whether each event reached the chat thread (empty for API requests).
+    let deliveries = app.store.deliveries(&id).await.map_err(crate::app::AppError::from)?;
     Ok(Json(
-        json!({ "request": request, "events": events, "approvals": approvals }),
+        json!({ "request": request, "events": events, "approvals": approvals, "deliveries": deliveries }),
     ))
 }
 

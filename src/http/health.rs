@@ -37,9 +37,13 @@ pub async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap) -> Respons
             Vec::new()
         }
     };
+    let deliveries = app.store.delivery_counts().await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "metrics: outbox unreadable");
+        Vec::new()
+    });
     (
         [("content-type", "text/plain; version=0.0.4")],
-        app.metrics.render(&counts),
+        app.metrics.render(&counts, &deliveries),
     )
         .into_response()
 }

@@ -13,7 +13,6 @@ pub mod inbound;
 mod manifest;
 pub mod messages;
 mod private;
-pub mod progress;
 pub mod socket;
 mod surface;
 pub mod verify;

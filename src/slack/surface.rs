@@ -5,35 +5,28 @@
 //! kept with the request through `Store::set_surface_data` and read back from the store on
 //! every event: the record handed to `publish` may predate the latest write.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
-};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
+use super::{
+    config::SlackConfig,
+    messages, private,
+    web::{WebApi, WebError},
+};
+use crate::{
+    command_buttons::CommandButton,
+    configuration::Config,
+    domain::{State, Surface, format_ms},
+    signing::Signer,
+    store::{Event, EventKind, RequestRecord, Store},
+    surface::{self, ChatSurface, Delivery, Shown, SurfaceError},
+    visibility::Audience,
+};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use slack_morphism::{
     SlackChannelId, SlackMessageContent, SlackTs,
     api::{SlackApiChatPostMessageRequest, SlackApiChatUpdateRequest},
-};
-use tokio::sync::Mutex as AsyncMutex;
-
-use super::{
-    config::SlackConfig,
-    messages, private,
-    progress::{Offer, ProgressBuffer},
-    web::{WebApi, WebError},
-};
-use crate::{
-    command_buttons::CommandButton,
-    configuration::Config,
-    domain::{RequestId, State, Surface, format_ms},
-    signing::Signer,
-    store::{Event, EventKind, RequestRecord, Store},
-    surface::{self, ChatSurface, Delivery, SurfaceError},
-    visibility::Audience,
 };
 
 /// Where one approval prompt was posted.
@@ -84,7 +77,6 @@ struct Inner {
     progress_interval: Duration,
     /// deckhand user name -> Slack user id, for naming approvers.
     slack_ids: HashMap<String, String>,
-    threads: Mutex<HashMap<RequestId, Arc<AsyncMutex<ProgressBuffer>>>>,
 }
 
 impl SlackSurface {
@@ -105,16 +97,45 @@ impl SlackSurface {
                 approvals_channel: Some(slack.approvals_channel.clone()).filter(|c| !c.is_empty()),
                 progress_interval: Duration::from_millis(slack.progress_interval_ms),
                 slack_ids,
-                threads: Mutex::default(),
             }),
         }
     }
 }
 
-fn refused(e: impl std::fmt::Display) -> SurfaceError {
-    SurfaceError {
-        surface: Surface::Slack,
-        message: e.to_string(),
+/// Slack's refusals (`ok: false`, 4xx) are permanent; outages, 5xx and rate limits that
+/// outlasted the call are worth another try later.
+fn refused(e: WebError) -> SurfaceError {
+    if e.permanent() {
+        SurfaceError::permanent(Surface::Slack, e)
+    } else {
+        SurfaceError::transient(Surface::Slack, e)
+    }
+}
+
+fn unstored(e: crate::store::StoreError) -> SurfaceError {
+    SurfaceError::transient(Surface::Slack, e)
+}
+
+impl SlackSurface {
+    /// Runs `show` with the conversation's data read fresh from the store, and keeps what it
+    /// learnt (the root ts, prompts) even when a later call failed.
+    async fn with_data<F, Fut>(&self, store: &Store, request: &RequestRecord, show: F) -> Result<Shown, SurfaceError>
+    where
+        F: FnOnce(SlackData) -> Fut,
+        Fut: std::future::Future<Output = (SlackData, Result<Shown, WebError>)>,
+    {
+        let current = store.get(&request.id).await.map_err(unstored)?;
+        let Some(data) = current.as_ref().and_then(SlackData::read) else {
+            // Not a Slack conversation (or from an older build); nothing to show.
+            return Ok(None);
+        };
+        let before = serde_json::to_value(&data).unwrap_or(Value::Null);
+        let (data, result) = show(data).await;
+        let after = serde_json::to_value(&data).unwrap_or(Value::Null);
+        if after != before {
+            store.set_surface_data(&request.id, &after).await.map_err(unstored)?;
+        }
+        result.map_err(refused)
     }
 }
 
@@ -124,41 +145,37 @@ impl ChatSurface for SlackSurface {
         Surface::Slack
     }
 
-    async fn publish(&self, store: &Store, request: &RequestRecord, event: &Event) -> Result<(), SurfaceError> {
-        let inner = &self.inner;
-        let thread = inner.thread(&request.id);
-        let mut buffer = thread.lock().await;
-        let current = store.get(&request.id).await.map_err(refused)?;
-        let Some(mut data) = current.as_ref().and_then(SlackData::read) else {
-            // Not a Slack conversation (or from an older build); nothing to show.
-            return Ok(());
-        };
-        let before = serde_json::to_value(&data).unwrap_or(Value::Null);
-        let result = inner
-            .publish(store, request, event, &mut data, &mut buffer, &thread)
+    async fn publish(&self, store: &Store, request: &RequestRecord, event: &Event) -> Result<Shown, SurfaceError> {
+        let inner = self.inner.clone();
+        self.with_data(store, request, |mut data| async move {
+            let r = inner.publish(store, request, event, &mut data).await;
+            (data, r)
+        })
+        .await
+    }
+
+    async fn post_progress(&self, store: &Store, request: &RequestRecord, text: &str) -> Result<Shown, SurfaceError> {
+        let inner = self.inner.clone();
+        self.with_data(store, request, |mut data| async move {
+            let r = async {
+                let root = inner.ensure_root(request, &mut data).await?;
+                inner
+                    .reply(&data.channel, &root, &messages::escape(text))
+                    .await
+                    .map(Some)
+            }
             .await;
-        let after = serde_json::to_value(&data).unwrap_or(Value::Null);
-        if after != before {
-            store.set_surface_data(&request.id, &after).await.map_err(refused)?;
-        }
-        if request.state.is_terminal() && event.kind == EventKind::State {
-            inner.forget(&request.id);
-        }
-        result.map_err(refused)
+            (data, r)
+        })
+        .await
+    }
+
+    fn progress_interval(&self) -> Duration {
+        self.inner.progress_interval
     }
 }
 
 impl Inner {
-    fn thread(&self, id: &RequestId) -> Arc<AsyncMutex<ProgressBuffer>> {
-        let mut threads = self.threads.lock().unwrap_or_else(|p| p.into_inner());
-        threads.entry(id.clone()).or_default().clone()
-    }
-
-    fn forget(&self, id: &RequestId) {
-        let mut threads = self.threads.lock().unwrap_or_else(|p| p.into_inner());
-        threads.remove(id);
-    }
-
     fn name(&self, user: &str) -> String {
         messages::mention(self.slack_ids.get(user).map(String::as_str), user)
     }
@@ -185,55 +202,40 @@ impl Inner {
         }
     }
 
+    /// Shows one event; the ts of the message it posted, or of the thread's root.
     async fn publish(
-        self: &Arc<Self>,
+        &self,
         store: &Store,
         request: &RequestRecord,
         event: &Event,
         data: &mut SlackData,
-        buffer: &mut ProgressBuffer,
-        thread: &Arc<AsyncMutex<ProgressBuffer>>,
-    ) -> Result<(), WebError> {
+    ) -> Result<Shown, WebError> {
         let root = self.ensure_root(request, data).await?;
         if let Delivery::Private(audience) = surface::delivery(event) {
-            if let Some(text) = buffer.take(Instant::now()) {
-                self.reply(&data.channel, &root, &messages::escape(&text)).await?;
-            }
-            return self.private(request, event, audience, data, &root).await;
-        }
-        if event.kind == EventKind::Progress {
-            match buffer.offer(&event.message, Instant::now(), self.progress_interval) {
-                Offer::Send(text) => self.reply(&data.channel, &root, &messages::escape(&text)).await?,
-                Offer::Hold { flush_at } if !buffer.flush_scheduled => {
-                    buffer.flush_scheduled = true;
-                    self.schedule_flush(store.clone(), request.id.clone(), thread.clone(), flush_at);
-                }
-                Offer::Hold { .. } => {}
-            }
-            return Ok(());
-        }
-        // Anything else keeps its place after the progress before it.
-        if let Some(text) = buffer.take(Instant::now()) {
-            self.reply(&data.channel, &root, &messages::escape(&text)).await?;
+            self.private(request, event, audience, data, &root).await?;
+            return Ok(Some(root));
         }
         match event.kind {
-            EventKind::State => self.on_state(store, request, event, data, &root).await,
-            EventKind::Approval => self.on_approval(request, event, data, &root).await,
+            EventKind::State => self.on_state(store, request, event, data, &root).await?,
+            EventKind::Approval => self.on_approval(request, event, data, &root).await?,
+            EventKind::Progress => {
+                return self
+                    .reply(&data.channel, &root, &messages::escape(&event.message))
+                    .await
+                    .map(Some);
+            }
             EventKind::Output => {
                 let buttons = CommandButton::from_data(event.data.as_ref());
-                if buttons.is_empty() {
-                    self.reply(&data.channel, &root, &messages::output_text(&event.message))
-                        .await?;
-                    return self.upload_attachment(store, event, &data.channel, &root).await;
+                let mut content = SlackMessageContent::new().with_text(messages::output_text(&event.message));
+                if !buttons.is_empty() {
+                    content = content.with_blocks(messages::output_blocks(&self.signer, &event.message, &buttons));
                 }
-                let content = SlackMessageContent::new()
-                    .with_text(messages::output_text(&event.message))
-                    .with_blocks(messages::output_blocks(&self.signer, &event.message, &buttons));
-                self.post(&data.channel, Some(&root), content).await?;
-                self.upload_attachment(store, event, &data.channel, &root).await
+                let ts = self.post(&data.channel, Some(&root), content).await?;
+                self.upload_attachment(store, event, &data.channel, &root).await?;
+                return Ok(Some(ts));
             }
-            EventKind::Progress => Ok(()),
         }
+        Ok(Some(root))
     }
 
     /// Sends a private event to the requester alone; the thread gets a line saying so.
@@ -263,7 +265,7 @@ impl Inner {
         };
         let delivered = private::send(&self.web, message).await;
         let notice = surface::private_notice(request, audience, &self.requester(request, data), delivered);
-        self.reply(&data.channel, root, &notice).await
+        self.reply(&data.channel, root, &notice).await.map(|_| ())
     }
 
     /// Uploads the file an output event announces (a load test's chart) into the thread.
@@ -445,14 +447,14 @@ impl Inner {
             .await
     }
 
-    async fn reply(&self, channel: &str, root: &str, text: &str) -> Result<(), WebError> {
+    /// Posts `text` in the thread; the reply's ts.
+    async fn reply(&self, channel: &str, root: &str, text: &str) -> Result<String, WebError> {
         self.post(
             channel,
             Some(root),
             SlackMessageContent::new().with_text(text.to_owned()),
         )
         .await
-        .map(|_| ())
     }
 
     async fn post(
@@ -479,36 +481,6 @@ impl Inner {
             SlackTs::new(ts.to_owned()),
         );
         self.web.call("chat.update", &req).await.map(|_| ())
-    }
-
-    /// Sends what the buffer holds once the interval has passed, unless a later event
-    /// already did (it takes the buffer first, under the same lock).
-    fn schedule_flush(
-        self: &Arc<Self>,
-        store: Store,
-        id: RequestId,
-        thread: Arc<AsyncMutex<ProgressBuffer>>,
-        at: Instant,
-    ) {
-        let inner = self.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep_until(at.into()).await;
-            let mut buffer = thread.lock().await;
-            buffer.flush_scheduled = false;
-            let Some(text) = buffer.take(Instant::now()) else {
-                return;
-            };
-            let data = match store.get(&id).await {
-                Ok(Some(r)) => SlackData::read(&r),
-                _ => None,
-            };
-            let Some((channel, root)) = data.and_then(|d| Some((d.channel.clone(), d.root_ts?))) else {
-                return;
-            };
-            if let Err(e) = inner.reply(&channel, &root, &messages::escape(&text)).await {
-                tracing::warn!(request = %id, error = %e, "could not post progress");
-            }
-        });
     }
 }
 

@@ -30,9 +30,11 @@ pub enum WebError {
 
 impl WebError {
     /// Errors that will not go away by trying again.
-    fn permanent(&self) -> bool {
+    pub fn permanent(&self) -> bool {
         match self {
-            WebError::Api { .. } | WebError::Shape { .. } | WebError::GaveUp { .. } => true,
+            WebError::Api { .. } | WebError::Shape { .. } => true,
+            // Still failing after the call's own retries: an outage the outbox waits out.
+            WebError::GaveUp { .. } => false,
             WebError::Status { status, .. } => *status != 429 && *status < 500,
             WebError::Transport { .. } => false,
         }

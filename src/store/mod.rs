@@ -5,6 +5,7 @@
 //! compare-and-set (`UPDATE … WHERE state IN (…)`) inside a transaction that also writes the
 //! event and the audit row, so the three never disagree.
 
+mod outbox;
 mod records;
 
 use std::{str::FromStr, sync::Once, time::Duration};
@@ -14,6 +15,7 @@ use sqlx::{
     any::{AnyPoolOptions, AnyRow},
 };
 
+pub use outbox::{DeliveryRecord, Head, delivers};
 pub use records::*;
 
 use crate::{
@@ -167,7 +169,8 @@ impl Store {
             .await?;
             return Ok((request_from_row(&row)?, false));
         }
-        append_event_tx(&mut tx, &id, EventKind::State, new.state.as_str(), None, now).await?;
+        let data = serde_json::json!({ "state": new.state.as_str() });
+        append_event_tx(&mut tx, &id, EventKind::State, new.state.as_str(), Some(data), now).await?;
         audit_tx(
             &mut tx,
             actor,
@@ -289,7 +292,12 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         let record = request_from_row(&row)?;
-        let data = patch.outcome.as_ref().map(|o| serde_json::json!({ "outcome": o }));
+        // Typed: the state this event announces (and the outcome, when it ends the request),
+        // so whoever shows the event later need not parse its message.
+        let data = Some(match patch.outcome.as_ref() {
+            Some(o) => serde_json::json!({ "state": to.as_str(), "outcome": o }),
+            None => serde_json::json!({ "state": to.as_str() }),
+        });
         let event = append_event_tx(&mut tx, id, EventKind::State, message, data, now).await?;
         let from_state = if from.len() == 1 { Some(from[0]) } else { None };
         audit_tx(
@@ -562,11 +570,12 @@ async fn append_event_tx(
     data: Option<serde_json::Value>,
     now: i64,
 ) -> Result<Event, StoreError> {
-    let seq: i64 = sqlx::query("UPDATE requests SET event_seq = event_seq + 1 WHERE id = $1 RETURNING event_seq")
+    let row = sqlx::query("UPDATE requests SET event_seq = event_seq + 1 WHERE id = $1 RETURNING event_seq, surface")
         .bind(id.as_str())
         .fetch_one(&mut **tx)
-        .await?
-        .try_get("event_seq")?;
+        .await?;
+    let seq: i64 = row.try_get("event_seq")?;
+    let surface: String = row.try_get("surface")?;
     sqlx::query("INSERT INTO events (request_id, seq, at, kind, message, data) VALUES ($1, $2, $3, $4, $5, $6)")
         .bind(id.as_str())
         .bind(seq)
@@ -576,6 +585,9 @@ async fn append_event_tx(
         .bind(data.as_ref().map(ToString::to_string))
         .execute(&mut **tx)
         .await?;
+    if let Some(surface) = Surface::from_str(&surface).ok().filter(|s| outbox::delivers(*s)) {
+        outbox::insert_tx(tx, id, seq, surface, kind.as_str(), now).await?;
+    }
     Ok(Event {
         request_id: id.clone(),
         seq,

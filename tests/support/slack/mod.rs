@@ -51,6 +51,8 @@ struct Inner {
     /// Calls refused with 429 (they are not in `calls`).
     limited: Vec<String>,
     rate_limit: Option<(usize, u64)>,
+    /// While set, every Web API call answers 503 (an outage).
+    down: bool,
     failures: VecDeque<(String, String)>,
     next_ts: u64,
     socket_url: Option<String>,
@@ -124,6 +126,11 @@ impl FakeSlack {
             .iter()
             .map(|(g, us)| (g.to_string(), us.iter().map(|u| u.to_string()).collect()))
             .collect();
+    }
+
+    /// An outage: while `down`, every Web API call answers 503 as Slack's edge does.
+    pub fn set_down(&self, down: bool) {
+        self.inner.lock().unwrap().down = down;
     }
 
     /// The next `n` calls (of any kind) answer 429 with `Retry-After: secs`.
@@ -311,6 +318,9 @@ fn parse_body(headers: &HeaderMap, body: &[u8]) -> Value {
 }
 
 async fn api(State(fake): State<FakeSlack>, Path(method): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+    if fake.inner.lock().unwrap().down {
+        return (axum::http::StatusCode::SERVICE_UNAVAILABLE, "upstream connect error").into_response();
+    }
     if let Some(r) = fake.limited_now(&method) {
         return r;
     }

@@ -1,0 +1,236 @@
+//! The chat outbox's deliverer: posts stored events to their threads, on any replica.
+//!
+//! Chat delivery used to be an in-memory queue: a crash lost what was not yet posted. Now
+//! every event of a chat request is stored with a delivery row in the same transaction
+//! (`Store::append_event`), and this loop claims rows (lease, compare-and-set), posts them in
+//! per-request order and records the platform's message id. A failure is retried with
+//! backoff (a Retry-After the platform asked for included) until `delivery.retry_for`, a
+//! refusal that retrying cannot fix is not; either way the row ends `failed`, counted in
+//! /metrics and shown in the request's API view, and the thread goes on with the next event.
+//!
+//! Progress lines are merged from stored rows: a line that arrives within the surface's
+//! progress interval of the last one posted waits in the outbox, and the run of waiting lines
+//! goes as one reply. A crash between merges loses nothing, because nothing waits in memory.
+//!
+//! The one repeat allowed: a call in flight when the process dies is posted again when its
+//! lease runs out, since deckhand cannot know whether the platform got it.
+
+use std::{collections::HashSet, sync::Arc, time::Duration};
+
+use tokio::{sync::Semaphore, task::JoinSet};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    app::App,
+    domain::now_ms,
+    store::{Event, EventKind, Head, RequestRecord, Store, StoreError},
+    surface::{self, ChatSurface, Delivery, SurfaceError},
+};
+
+/// How often the deliverer looks for due rows besides being woken: retries and rows stored
+/// by other replicas.
+const POLL: Duration = Duration::from_millis(250);
+/// Requests delivered at the same time by one replica (each in order).
+const CONCURRENCY: usize = 16;
+/// Progress lines merged into one reply at most.
+const MAX_RUN: i64 = 200;
+/// The longest wait between two attempts.
+const MAX_BACKOFF_MS: i64 = 60_000;
+
+/// Runs until `shutdown`; in-flight posts are left to finish or to their leases.
+pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
+    if app.surfaces.is_empty() {
+        return;
+    }
+    let slots = Arc::new(Semaphore::new(CONCURRENCY));
+    let mut tasks = JoinSet::new();
+    let busy = Arc::new(std::sync::Mutex::new(HashSet::new()));
+    loop {
+        match app.store.delivery_heads(now_ms(), 64).await {
+            Ok(heads) => {
+                for head in heads {
+                    if !busy
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(head.request_id.clone())
+                    {
+                        continue;
+                    }
+                    let Ok(permit) = slots.clone().acquire_owned().await else {
+                        break;
+                    };
+                    let (app, busy) = (app.clone(), busy.clone());
+                    tasks.spawn(async move {
+                        let id = head.request_id.clone();
+                        if let Err(e) = deliver(&app, head).await {
+                            tracing::warn!(request = %id, error = %e, "delivery bookkeeping failed");
+                        }
+                        busy.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+                        drop(permit);
+                    });
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not read the outbox"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = app.surfaces.wake.notified() => {}
+            _ = tokio::time::sleep(POLL) => {}
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+        }
+    }
+    // Let posts under way finish briefly; the rest are retried after their leases.
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    tasks.abort_all();
+}
+
+/// One attempt at the oldest pending row of a request (and, for progress, the run of
+/// progress rows after it).
+async fn deliver(app: &App, head: Head) -> Result<(), StoreError> {
+    let store = &app.store;
+    let owner = app.worker_id.as_str();
+    let lease = app.config.delivery.lease.as_duration();
+    let now = now_ms();
+    let until = now + i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2);
+    let id = &head.request_id;
+    let Some(request) = store.get(id).await? else {
+        return Ok(());
+    };
+    let Some(surface) = app.surfaces.get(request.surface).cloned() else {
+        // Not configured on this replica: another one (or a later start) posts it.
+        return Ok(());
+    };
+    let all = store.events(id, 0).await?;
+    let Some(at) = all.iter().position(|e| e.seq == head.seq) else {
+        return Ok(());
+    };
+    let events = &all[at..];
+    let first = &events[0];
+    if !store
+        .claim_deliveries(id, head.seq, head.seq, owner, now, until)
+        .await?
+    {
+        return Ok(());
+    }
+    let last_seq;
+    let attempt = if is_thread_progress(first) {
+        let run = match hold_progress(store, &request, surface.as_ref()).await? {
+            Hold::Until(at) => return store.defer_delivery(id, head.seq, owner, at).await,
+            // The first line of a burst goes at once, alone.
+            Hold::No => vec![first],
+            // Lines that waited out the interval go together.
+            Hold::Waited => progress_run(store, &request, events).await?,
+        };
+        last_seq = run.last().map_or(head.seq, |e| e.seq);
+        let request = surface::as_of(&request, &all, last_seq);
+        if last_seq > head.seq
+            && !store
+                .claim_deliveries(id, head.seq + 1, last_seq, owner, now, until)
+                .await?
+        {
+            // Another deliverer holds part of the run (it cannot, while we hold its head).
+            return Ok(());
+        }
+        let lines: Vec<&str> = run.iter().map(|e| e.message.as_str()).collect();
+        let text = surface::merge_progress(&lines);
+        timed(lease, surface.surface(), surface.post_progress(store, &request, &text)).await
+    } else {
+        last_seq = head.seq;
+        let request = surface::as_of(&request, &all, head.seq);
+        timed(lease, surface.surface(), surface.publish(store, &request, first)).await
+    };
+    match attempt {
+        Ok(shown) => {
+            store
+                .delivered(id, head.seq, last_seq, owner, shown.as_deref(), now_ms())
+                .await
+        }
+        Err(e) => {
+            let retry_at = retry_at(app, &head, &e);
+            match retry_at {
+                Some(at) => {
+                    tracing::info!(request = %id, seq = head.seq, error = %e, retry_in_ms = at - now_ms(), "delivery failed; will retry")
+                }
+                None => tracing::warn!(request = %id, seq = head.seq, error = %e, "delivery failed for good"),
+            }
+            store
+                .delivery_failed(id, head.seq, last_seq, owner, &e.message, retry_at)
+                .await
+        }
+    }
+}
+
+fn is_thread_progress(event: &Event) -> bool {
+    event.kind == EventKind::Progress && surface::delivery(event) == Delivery::Thread
+}
+
+/// Whether a progress line waits for the surface's interval since the last one posted.
+enum Hold {
+    /// No interval, or no progress posted within it: this line goes now, alone.
+    No,
+    /// Posted too recently: due at this time.
+    Until(i64),
+    /// An earlier line was posted and the interval has passed: the waiting lines go together.
+    Waited,
+}
+
+async fn hold_progress(store: &Store, request: &RequestRecord, surface: &dyn ChatSurface) -> Result<Hold, StoreError> {
+    let interval = i64::try_from(surface.progress_interval().as_millis()).unwrap_or(0);
+    if interval == 0 {
+        return Ok(Hold::No);
+    }
+    let now = now_ms();
+    Ok(match store.last_progress_delivered(&request.id).await? {
+        Some(last) if last + interval > now => Hold::Until(last + interval),
+        Some(last) if now - last < 2 * interval => Hold::Waited,
+        _ => Hold::No,
+    })
+}
+
+/// The stored progress events waiting from the head on, while they are thread progress.
+async fn progress_run<'a>(
+    store: &Store,
+    request: &RequestRecord,
+    events: &'a [Event],
+) -> Result<Vec<&'a Event>, StoreError> {
+    let pending = store
+        .pending_run(&request.id, events[0].seq, EventKind::Progress.as_str(), MAX_RUN)
+        .await?;
+    Ok(events
+        .iter()
+        .zip(pending)
+        .take_while(|(e, seq)| e.seq == *seq && is_thread_progress(e))
+        .map(|(e, _)| e)
+        .collect())
+}
+
+/// A call that outlives its lease is abandoned (and retried), so two deliverers never post
+/// the same row at once.
+async fn timed<F>(lease: Duration, on: crate::domain::Surface, call: F) -> Result<surface::Shown, SurfaceError>
+where
+    F: std::future::Future<Output = Result<surface::Shown, SurfaceError>>,
+{
+    let budget = lease.saturating_sub(Duration::from_secs(2)).max(Duration::from_secs(1));
+    match tokio::time::timeout(budget, call).await {
+        Ok(r) => r,
+        Err(_) => Err(SurfaceError::transient(
+            on,
+            format!("no answer within {}s", budget.as_secs()),
+        )),
+    }
+}
+
+/// When to try again: never after a permanent refusal or once `delivery.retry_for` has
+/// passed since the event was stored; else after an exponential backoff.
+fn retry_at(app: &App, head: &Head, e: &SurfaceError) -> Option<i64> {
+    let retry_for = i64::try_from(app.config.delivery.retry_for.as_duration().as_millis()).unwrap_or(i64::MAX / 2);
+    let now = now_ms();
+    let backoff = 500_i64
+        .saturating_mul(1_i64 << head.attempts.clamp(0, 16))
+        .min(MAX_BACKOFF_MS);
+    let at = now + backoff;
+    (!e.permanent && at <= head.created_at + retry_for).then_some(at)
+}

@@ -1,0 +1,263 @@
+//! The chat outbox's rows (`deliveries`): written with each event of a chat request
+//! (`append_event_tx`), claimed by a deliverer with a lease, finished as delivered or failed.
+//!
+//! A request's rows are delivered in `seq` order: only its oldest pending row can be
+//! claimed, so a row being retried holds back the rest of its thread instead of letting a
+//! later event overtake it. A claim is a compare-and-set on (state, lease), so two replicas
+//! never post the same row at once; a deliverer that dies leaves a lease that runs out, and
+//! the row is posted again (the one repeat the outbox allows: the call in flight at a crash).
+
+use serde::Serialize;
+use sqlx::Row;
+
+use super::{Store, StoreError};
+use crate::domain::{RequestId, Surface};
+
+/// A row ready to be claimed: the oldest pending event of its request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    pub request_id: RequestId,
+    pub seq: i64,
+    pub attempts: i64,
+    pub created_at: i64,
+}
+
+/// One delivery as the request's API view shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliveryRecord {
+    pub seq: i64,
+    pub surface: String,
+    pub state: String,
+    pub attempts: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivered_at: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Whether `surface` shows events in a chat thread (and so needs delivery rows).
+pub fn delivers(surface: Surface) -> bool {
+    matches!(surface, Surface::Slack | Surface::Discord)
+}
+
+pub(super) async fn insert_tx(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    id: &RequestId,
+    seq: i64,
+    surface: Surface,
+    kind: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO deliveries (request_id, seq, surface, kind, state, attempts, created_at, next_at) \
+         VALUES ($1, $2, $3, $4, 'pending', 0, $5, $5)",
+    )
+    .bind(id.as_str())
+    .bind(seq)
+    .bind(surface.as_str())
+    .bind(kind)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Up to `limit` rows that may be claimed now: each the oldest pending row of its
+    /// request, due, and not leased.
+    pub async fn delivery_heads(&self, now: i64, limit: i64) -> Result<Vec<Head>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT d.request_id, d.seq, d.attempts, d.created_at FROM deliveries d \
+             WHERE d.state = 'pending' AND d.next_at <= $1 AND (d.lease_until IS NULL OR d.lease_until < $1) \
+             AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.request_id = d.request_id \
+                             AND e.state = 'pending' AND e.seq < d.seq) \
+             ORDER BY d.next_at LIMIT $2",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let id: String = r.try_get("request_id")?;
+                Ok(Head {
+                    request_id: RequestId::parse(&id)
+                        .ok_or_else(|| StoreError::Corrupt(format!("bad request id {id:?} in deliveries")))?,
+                    seq: r.try_get("seq")?,
+                    attempts: r.try_get("attempts")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The pending rows of `id` from `seq` on, in order, while they are of `kind` (a run of
+    /// progress lines to merge), at most `limit`.
+    pub async fn pending_run(&self, id: &RequestId, seq: i64, kind: &str, limit: i64) -> Result<Vec<i64>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, kind FROM deliveries WHERE request_id = $1 AND seq >= $2 AND state = 'pending' \
+             ORDER BY seq LIMIT $3",
+        )
+        .bind(id.as_str())
+        .bind(seq)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        let mut run = Vec::new();
+        for (i, r) in rows.iter().enumerate() {
+            let s: i64 = r.try_get("seq")?;
+            let k: String = r.try_get("kind")?;
+            if k != kind || s != seq + i as i64 {
+                break;
+            }
+            run.push(s);
+        }
+        Ok(run)
+    }
+
+    /// Claims rows `first..=last` of `id` for `owner` until `until`; false when another
+    /// deliverer holds or finished the first.
+    pub async fn claim_deliveries(
+        &self,
+        id: &RequestId,
+        first: i64,
+        last: i64,
+        owner: &str,
+        now: i64,
+        until: i64,
+    ) -> Result<bool, StoreError> {
+        let n = sqlx::query(
+            "UPDATE deliveries SET lease_owner = $4, lease_until = $6 \
+             WHERE request_id = $1 AND seq BETWEEN $2 AND $3 AND state = 'pending' \
+             AND (lease_until IS NULL OR lease_until < $5)",
+        )
+        .bind(id.as_str())
+        .bind(first)
+        .bind(last)
+        .bind(owner)
+        .bind(now)
+        .bind(until)
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        Ok(n > 0)
+    }
+
+    /// Rows `first..=last` reached their thread.
+    pub async fn delivered(
+        &self,
+        id: &RequestId,
+        first: i64,
+        last: i64,
+        owner: &str,
+        platform_id: Option<&str>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE deliveries SET state = 'delivered', delivered_at = $5, platform_id = $6, \
+             attempts = attempts + 1, lease_owner = NULL, lease_until = NULL, error = NULL \
+             WHERE request_id = $1 AND seq BETWEEN $2 AND $3 AND lease_owner = $4 AND state = 'pending'",
+        )
+        .bind(id.as_str())
+        .bind(first)
+        .bind(last)
+        .bind(owner)
+        .bind(now)
+        .bind(platform_id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Rows `first..=last` failed this time: tried again at `retry_at`, or, when `None`,
+    /// given up on for good.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn delivery_failed(
+        &self,
+        id: &RequestId,
+        first: i64,
+        last: i64,
+        owner: &str,
+        error: &str,
+        retry_at: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let (state, next) = match retry_at {
+            Some(at) => ("pending", at),
+            None => ("failed", 0),
+        };
+        sqlx::query(
+            "UPDATE deliveries SET state = $5, next_at = CASE WHEN $5 = 'pending' THEN $6 ELSE next_at END, \
+             attempts = attempts + 1, error = $7, lease_owner = NULL, lease_until = NULL \
+             WHERE request_id = $1 AND seq BETWEEN $2 AND $3 AND lease_owner = $4 AND state = 'pending'",
+        )
+        .bind(id.as_str())
+        .bind(first)
+        .bind(last)
+        .bind(owner)
+        .bind(state)
+        .bind(next)
+        .bind(error)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Gives a claimed row back untouched, due at `next_at` (a progress line held back so
+    /// that a burst is merged).
+    pub async fn defer_delivery(&self, id: &RequestId, seq: i64, owner: &str, next_at: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE deliveries SET next_at = $4, lease_owner = NULL, lease_until = NULL \
+             WHERE request_id = $1 AND seq = $2 AND lease_owner = $3 AND state = 'pending'",
+        )
+        .bind(id.as_str())
+        .bind(seq)
+        .bind(owner)
+        .bind(next_at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// When a progress line of `id` last reached its thread.
+    pub async fn last_progress_delivered(&self, id: &RequestId) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query(
+            "SELECT MAX(delivered_at) AS at FROM deliveries WHERE request_id = $1 AND kind = 'progress' AND state = 'delivered'",
+        )
+        .bind(id.as_str())
+        .fetch_one(self.pool())
+        .await?;
+        Ok(row.try_get::<Option<i64>, _>("at")?)
+    }
+
+    /// The deliveries of one request, in order.
+    pub async fn deliveries(&self, id: &RequestId) -> Result<Vec<DeliveryRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, surface, state, attempts, delivered_at, error FROM deliveries WHERE request_id = $1 ORDER BY seq",
+        )
+        .bind(id.as_str())
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DeliveryRecord {
+                    seq: r.try_get("seq")?,
+                    surface: r.try_get("surface")?,
+                    state: r.try_get("state")?,
+                    attempts: r.try_get("attempts")?,
+                    delivered_at: r.try_get("delivered_at")?,
+                    error: r.try_get("error")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Rows per (surface, state), for /metrics.
+    pub async fn delivery_counts(&self) -> Result<Vec<(String, String, i64)>, StoreError> {
+        let rows = sqlx::query("SELECT surface, state, COUNT(*) AS n FROM deliveries GROUP BY surface, state")
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("surface")?, r.try_get("state")?, r.try_get("n")?)))
+            .collect()
+    }
+}
