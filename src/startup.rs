@@ -126,6 +126,8 @@ impl Builder {
         let worker = tokio::spawn(crate::worker::run(app.clone(), shutdown.clone()));
         crate::slack::spawn(app.clone(), shutdown.clone());
         crate::discord::spawn(app.clone(), shutdown.clone());
+        // Cuts connections through links closed on any replica, or expired.
+        let links = tokio::spawn(crate::proxy::cut_closed_links(app.clone(), shutdown.clone()));
         let routes = crate::http::router(app.clone());
         let stop = shutdown.clone();
         let server = tokio::spawn(async move {
@@ -147,6 +149,7 @@ impl Builder {
             shutdown,
             server,
             worker,
+            links,
         })
     }
 }
@@ -157,6 +160,7 @@ pub struct Running {
     shutdown: CancellationToken,
     server: JoinHandle<()>,
     worker: JoinHandle<()>,
+    links: JoinHandle<()>,
 }
 
 impl Running {
@@ -168,6 +172,8 @@ impl Running {
     /// closes the store.
     pub async fn shutdown(self) {
         self.shutdown.cancel();
+        // Proxied connections are cut first: the server's graceful end waits for them.
+        let _ = self.links.await;
         let _ = self.server.await;
         let _ = self.worker.await;
         self.app.shells.close().await;
@@ -184,6 +190,7 @@ impl Running {
     pub async fn kill(self) {
         self.server.abort();
         self.worker.abort();
+        self.links.abort();
         let _ = self.server.await;
         let _ = self.worker.await;
         self.app.store.close().await;
