@@ -218,3 +218,53 @@ pub async fn watch(app: Arc<App>, shutdown: CancellationToken) {
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_count_until_dropped_and_a_cut_cancels_them_all() {
+        let c = Connections::default();
+        let (a, b) = (c.register("px-1", i64::MAX), c.register("px-1", i64::MAX));
+        let other = c.register("px-2", i64::MAX);
+        assert_eq!(c.count("px-1"), 2);
+        drop(a);
+        assert_eq!(c.count("px-1"), 1);
+        c.cut("px-1");
+        assert!(b.token().is_cancelled() && !other.token().is_cancelled());
+        assert_eq!(c.count("px-1"), 0);
+        // A connection that got in after the cut counts on its own; the cut one's drop
+        // does not take it away.
+        let late = c.register("px-1", i64::MAX);
+        drop(b);
+        assert_eq!(c.count("px-1"), 1);
+        assert!(!late.token().is_cancelled());
+        drop(late);
+        assert_eq!(c.link_ids(), vec!["px-2".to_owned()]);
+    }
+
+    #[test]
+    fn expired_links_are_cut() {
+        let c = Connections::default();
+        let (old, new) = (c.register("px-old", 100), c.register("px-new", 300));
+        c.cut_expired(200);
+        assert!(old.token().is_cancelled() && !new.token().is_cancelled());
+        assert_eq!(c.link_ids(), vec!["px-new".to_owned()]);
+    }
+
+    #[tokio::test]
+    async fn a_cut_body_ends_with_an_error() {
+        use http_body_util::BodyExt;
+        let token = CancellationToken::new();
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|v| (v, rx)) });
+        let mut body = cut_on(Body::from_stream(stream), token.clone(), None);
+        tx.send(Ok(Bytes::from_static(b"a"))).await.unwrap();
+        let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(first, "a");
+        token.cancel();
+        assert!(body.frame().await.unwrap().is_err());
+        assert!(body.frame().await.is_none());
+    }
+}
