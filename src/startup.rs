@@ -126,6 +126,8 @@ impl Builder {
         let outbox = tokio::spawn(crate::outbox::run(app.clone(), shutdown.clone()));
         crate::slack::spawn(app.clone(), shutdown.clone());
         crate::discord::spawn(app.clone(), shutdown.clone());
+        // Cuts connections through links closed on any replica, or expired.
+        let links = tokio::spawn(crate::proxy::cut_closed_links(app.clone(), shutdown.clone()));
         let routes = crate::http::router(app.clone());
         let stop = shutdown.clone();
         let server = tokio::spawn(async move {
@@ -148,6 +150,7 @@ impl Builder {
             server,
             worker,
             outbox,
+            links,
         })
     }
 }
@@ -159,6 +162,7 @@ pub struct Running {
     server: JoinHandle<()>,
     worker: JoinHandle<()>,
     outbox: JoinHandle<()>,
+    links: JoinHandle<()>,
 }
 
 impl Running {
@@ -170,6 +174,8 @@ impl Running {
     /// closes the store.
     pub async fn shutdown(self) {
         self.shutdown.cancel();
+        // Proxied connections are cut first: the server's graceful end waits for them.
+        let _ = self.links.await;
         let _ = self.server.await;
         let _ = self.worker.await;
         let _ = self.outbox.await;
@@ -188,9 +194,11 @@ impl Running {
         self.server.abort();
         self.worker.abort();
         self.outbox.abort();
+        self.links.abort();
         let _ = self.server.await;
         let _ = self.worker.await;
         let _ = self.outbox.await;
+        let _ = self.links.await;
         self.app.store.close().await;
     }
 }

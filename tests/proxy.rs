@@ -68,12 +68,25 @@ async fn ws_echo(mut req: axum::extract::Request) -> axum::response::Response {
     r
 }
 
+/// Streams a line every 100 ms for 30 s: a long download, or a feed that never ends.
+async fn slow() -> axum::body::Body {
+    let ticks = futures_util::stream::unfold(0u32, |n| async move {
+        if n == 300 {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        Some((Ok::<_, std::io::Error>(format!("tick {n}\n")), n + 1))
+    });
+    axum::body::Body::from_stream(ticks)
+}
+
 async fn start_backend() -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let app = axum::Router::new()
         .route("/stream-echo", axum::routing::post(stream_echo))
         .route("/ws", axum::routing::get(ws_echo))
+        .route("/slow", axum::routing::get(slow))
         .fallback(echo);
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
@@ -83,7 +96,12 @@ async fn start_backend() -> String {
 
 /// The cluster test environment with a real HTTP backend behind the `shop` Service.
 async fn start() -> Env {
-    let env = cluster::start_with(|c| c.server.public_url = format!("{PUBLIC}/")).await;
+    start_on(support::Backend::Sqlite).await
+}
+
+/// As [`start`], on the given store backend.
+async fn start_on(backend: support::Backend) -> Env {
+    let env = cluster::start_on(backend, |c| c.server.public_url = format!("{PUBLIC}/")).await;
     env.kube.set_service_backend("shop", "shop", &start_backend().await);
     env
 }
@@ -404,5 +422,135 @@ async fn hits_and_the_latest_requests_are_kept_on_both_backends() {
         assert_eq!(ats, (11..=30).rev().collect::<Vec<_>>(), "{backend:?}");
         assert_eq!(recent[0].path, "/n/30");
         store.close().await;
+    }
+}
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A WebSocket through the link at `url`, checked to echo.
+async fn open_ws(url: &str) -> Ws {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let ws_url = format!("{}ws", url.replacen("http://", "ws://", 1));
+    let (mut ws, response) = tokio_tungstenite::connect_async(ws_url.as_str()).await.unwrap();
+    assert_eq!(response.status(), 101);
+    ws.send(Message::text("hello")).await.unwrap();
+    let echoed = tokio::time::timeout(Duration::from_secs(5), ws.next()).await;
+    assert!(
+        matches!(&echoed, Ok(Some(Ok(m))) if *m == Message::text("hello")),
+        "{echoed:?}"
+    );
+    ws
+}
+
+/// Waits for the WebSocket to end (close frame, EOF or reset) before `deadline`.
+async fn ws_ends_by(ws: &mut Ws, deadline: tokio::time::Instant, what: &str) {
+    use futures_util::StreamExt;
+    loop {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Err(_) => panic!("{what}: the WebSocket is still open"),
+            Ok(None | Some(Err(_))) => return,
+            Ok(Some(Ok(m))) if m.is_close() => return,
+            Ok(Some(Ok(_))) => {}
+        }
+    }
+}
+
+/// Reads a streaming answer until it stops (ends or breaks) before `deadline`.
+async fn stream_ends_by(r: &mut reqwest::Response, deadline: tokio::time::Instant, what: &str) {
+    loop {
+        match tokio::time::timeout_at(deadline, r.chunk()).await {
+            Err(_) => panic!("{what}: the answer is still streaming"),
+            Ok(Ok(None) | Err(_)) => return,
+            Ok(Ok(Some(_))) => {}
+        }
+    }
+}
+
+/// A slow streaming answer through the link, its first line read.
+async fn open_stream(url: &str) -> reqwest::Response {
+    let mut r = reqwest::get(format!("{url}slow")).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let first = tokio::time::timeout(Duration::from_secs(5), r.chunk()).await;
+    assert!(
+        matches!(&first, Ok(Ok(Some(c))) if c.starts_with(b"tick 0")),
+        "{first:?}"
+    );
+    r
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn closing_a_link_cuts_its_open_websocket_within_a_second() {
+    for backend in support::backends() {
+        let env = start_on(backend).await;
+        env.with_app().await;
+        let (id, url, _) = env.open("proxy open shop in shop").await;
+        let mut ws = open_ws(&url).await;
+        let mut stream = open_stream(&url).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+        let closed = env.run("bob", &format!("proxy close {id}")).await;
+        assert_eq!(state(&closed), "succeeded", "{closed:#}");
+        ws_ends_by(&mut ws, deadline, &format!("{backend:?}: 1 s after proxy close")).await;
+        stream_ends_by(&mut stream, deadline, &format!("{backend:?}: 1 s after proxy close")).await;
+        env.app.shutdown().await;
+    }
+}
+
+/// Two replicas on one store. PostgreSQL only: SQLite is single-replica.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_link_closed_on_another_replica_cuts_connections_here() {
+    if !support::backends().contains(&support::Backend::Postgres) {
+        return;
+    }
+    let env = start_on(support::Backend::Postgres).await;
+    env.with_app().await;
+    let (id, url, _) = env.open("proxy open shop in shop").await;
+    // Replica B: the same configuration, store and cluster as A (`env.app`).
+    let config = (*env.app.app().config).clone();
+    let running = deckhand::startup::Builder::new(config)
+        .start("127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("replica B starts");
+    let b = support::TestApp::from_running(running);
+    // Both go through A.
+    let mut ws = open_ws(&url).await;
+    let mut stream = open_stream(&url).await;
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+    let (status, v) = b.submit_as("bob", &format!("proxy close {id}")).await;
+    assert_eq!(status, 201, "{v:#}");
+    let rid = v["request"]["id"].as_str().unwrap();
+    let closed = b.wait_for_state(rid, &["succeeded", "failed"]).await;
+    assert_eq!(state(&closed), "succeeded", "{closed:#}");
+    ws_ends_by(&mut ws, deadline, "1 s after proxy close on replica B").await;
+    stream_ends_by(&mut stream, deadline, "1 s after proxy close on replica B").await;
+    // And A refuses the link from then on.
+    let r = reqwest::get(&url).await.unwrap();
+    assert_eq!(r.status(), 410);
+    assert!(r.text().await.unwrap().contains("was closed by bob"));
+    b.shutdown().await;
+    env.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_expiring_link_cuts_a_streaming_response() {
+    for backend in support::backends() {
+        let env = start_on(backend).await;
+        env.with_app().await;
+        // A little over the shortest sensible ttl, so the first line surely comes before expiry.
+        let (_, url, v) = env.open("proxy open shop in shop ttl=2s").await;
+        let expires_at = cluster::output_data(&v)["expires_at"].as_i64().expect("expires_at");
+        let mut stream = open_stream(&url).await;
+        let mut ws = open_ws(&url).await;
+        let left = u64::try_from(expires_at - deckhand::domain::now_ms()).unwrap_or(0);
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(left) + Duration::from_secs(1);
+        let what = format!("{backend:?}: 1 s after the link expired");
+        stream_ends_by(&mut stream, deadline, &what).await;
+        assert!(
+            deckhand::domain::now_ms() >= expires_at,
+            "{backend:?}: cut before the link expired"
+        );
+        ws_ends_by(&mut ws, deadline, &what).await;
+        env.app.shutdown().await;
     }
 }

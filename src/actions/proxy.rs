@@ -181,7 +181,9 @@ impl Action for Close {
             )));
         };
         let revoked = links.revoke(&link.id, &ctx.principal.user).await?;
-        ctx.app.proxies.forget(&link.id);
+        // Refused here at once, and its open connections here cut; other replicas cut
+        // theirs within a second (`proxy::cut_closed_links`).
+        ctx.app.proxies.close(&link.id);
         if revoked {
             Ok(format!(
                 "proxy {id} to {}:{} in {} closed after {} requests",

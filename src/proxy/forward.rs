@@ -1,6 +1,7 @@
 //! `/p/{token}/...` (or any path on `{token}.{proxy_domain}`): checks the link and forwards
 //! the request through the API server's service proxy, streaming both bodies and splicing
-//! upgraded (WebSocket) connections.
+//! upgraded (WebSocket) connections. Every exchange is registered with `live` while it
+//! lasts, so closing or expiring the link cuts it.
 
 use std::sync::Arc;
 
@@ -13,10 +14,12 @@ use axum::{
 };
 
 use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWriteExt as _;
 
 use super::{
     Link, LinkState, Links, Recent, hash_token,
     headers::{self, Scope},
+    live::{Live, cut_on},
     origin::{self, Host},
 };
 use crate::{app::App, domain::now_ms};
@@ -125,7 +128,10 @@ async fn forward(app: &App, token: &str, path: String, scope: Scope, req: Reques
     // The query stays out of what is recorded: it often carries secrets (reset tokens, keys)
     // and `proxy list` is open to everyone who may run it.
     let shown = format!("/{path}");
-    let out = pass(app, &link, &path, &scope, req).await;
+    // Counted as open here until its answer (or spliced connection) ends: closing or
+    // expiring the link cuts it.
+    let live = app.proxies.connections().register(&link.id, link.expires_at);
+    let out = pass(app, &link, &path, &scope, req, live).await;
     // Counted once the answer starts (or failed): the status is part of what proxy list shows.
     app.proxies.hit(
         &link.id,
@@ -141,7 +147,8 @@ async fn forward(app: &App, token: &str, path: String, scope: Scope, req: Reques
 }
 
 /// Sends the request on to the service and returns its answer as it starts to arrive.
-async fn pass(app: &App, link: &Link, path: &str, scope: &Scope, mut req: Request) -> Response {
+/// Both bodies end, and an upgraded connection closes, when `live`'s link is cut.
+async fn pass(app: &App, link: &Link, path: &str, scope: &Scope, mut req: Request, live: Live) -> Response {
     let query = req.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
     let target = format!(
         "/api/v1/namespaces/{}/services/{}:{}/proxy/{path}{query}",
@@ -159,8 +166,9 @@ async fn pass(app: &App, link: &Link, path: &str, scope: &Scope, mut req: Reques
             h.insert(header::UPGRADE, protocol.clone());
         }
     }
+    let cut = live.token().clone();
     // The body is handed over as a stream: nothing is buffered here.
-    let upstream = match upstream.body(body) {
+    let upstream = match upstream.body(cut_on(body, cut.clone(), None)) {
         Ok(r) => r,
         Err(e) => return bad_gateway(&e.to_string()),
     };
@@ -168,25 +176,37 @@ async fn pass(app: &App, link: &Link, path: &str, scope: &Scope, mut req: Reques
         Ok(c) => c,
         Err(e) => return bad_gateway(&e.to_string()),
     };
-    let mut answer = match client.send(upstream).await {
+    let sent = tokio::select! {
+        sent = client.send(upstream) => sent,
+        () = cut.cancelled() => return cut_off(link),
+    };
+    let mut answer = match sent {
         Ok(answer) => answer,
         Err(e) => return bad_gateway(&e.to_string()),
     };
     let switching = answer.status() == StatusCode::SWITCHING_PROTOCOLS;
     let backend_upgrade = switching.then(|| hyper::upgrade::on(&mut answer));
     let (parts, body) = answer.into_parts();
+    let both = match (caller_upgrade, backend_upgrade, upgrade) {
+        (Some(caller), Some(backend), Some(protocol)) => Some((caller, backend, protocol)),
+        _ => None,
+    };
+    let Some((caller, backend, protocol)) = both else {
+        let mut out = Response::new(cut_on(Body::new(body), cut, Some(live)));
+        *out.status_mut() = parts.status;
+        headers::to_caller(&parts.headers, out.headers_mut(), scope);
+        return out;
+    };
     let mut out = Response::new(Body::new(body));
     *out.status_mut() = parts.status;
     headers::to_caller(&parts.headers, out.headers_mut(), scope);
-    if let (Some(caller), Some(backend), Some(protocol)) = (caller_upgrade, backend_upgrade, upgrade) {
-        let h = out.headers_mut();
-        h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-        h.insert(
-            header::UPGRADE,
-            parts.headers.get(header::UPGRADE).cloned().unwrap_or(protocol),
-        );
-        tokio::spawn(splice(caller, backend, link.id.clone()));
-    }
+    let h = out.headers_mut();
+    h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    h.insert(
+        header::UPGRADE,
+        parts.headers.get(header::UPGRADE).cloned().unwrap_or(protocol),
+    );
+    tokio::spawn(splice(caller, backend, live));
     out
 }
 
@@ -201,9 +221,16 @@ fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
     asks.then(|| headers.get(header::UPGRADE).cloned()).flatten()
 }
 
-/// Once both sides switched protocols, bytes flow both ways until either side closes.
-async fn splice(caller: hyper::upgrade::OnUpgrade, backend: hyper::upgrade::OnUpgrade, link: String) {
-    let (caller, backend) = match tokio::try_join!(caller, backend) {
+/// Once both sides switched protocols, bytes flow both ways until either side closes or
+/// the link is cut; then both halves are closed.
+async fn splice(caller: hyper::upgrade::OnUpgrade, backend: hyper::upgrade::OnUpgrade, live: Live) {
+    let link = live.link().to_owned();
+    let cut = live.token().clone();
+    let joined = tokio::select! {
+        joined = async { tokio::try_join!(caller, backend) } => joined,
+        () = cut.cancelled() => return,
+    };
+    let (caller, backend) = match joined {
         Ok(both) => both,
         Err(e) => {
             tracing::debug!(%link, error = %e, "proxied upgrade did not complete");
@@ -211,10 +238,38 @@ async fn splice(caller: hyper::upgrade::OnUpgrade, backend: hyper::upgrade::OnUp
         }
     };
     let (mut caller, mut backend) = (TokioIo::new(caller), TokioIo::new(backend));
-    match tokio::io::copy_bidirectional(&mut caller, &mut backend).await {
-        Ok((up, down)) => tracing::debug!(%link, up, down, "proxied upgraded connection closed"),
-        Err(e) => tracing::debug!(%link, error = %e, "proxied upgraded connection ended"),
+    let copied = tokio::select! {
+        copied = tokio::io::copy_bidirectional(&mut caller, &mut backend) => Some(copied),
+        () = cut.cancelled() => None,
+    };
+    match copied {
+        Some(Ok((up, down))) => tracing::debug!(%link, up, down, "proxied upgraded connection closed"),
+        Some(Err(e)) => tracing::debug!(%link, error = %e, "proxied upgraded connection ended"),
+        None => {
+            tracing::info!(%link, "proxied upgraded connection cut: the link was closed or expired");
+            // A clean end on both sides if it is quick; both are dropped (closed) either way.
+            let close = async {
+                let _ = caller.shutdown().await;
+                let _ = backend.shutdown().await;
+            };
+            let _ = tokio::time::timeout(SHUTDOWN_WAIT, close).await;
+        }
     }
+}
+
+/// How long a cut upgraded connection may take to close cleanly before it is dropped.
+const SHUTDOWN_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The answer when a link is cut before the service answered.
+fn cut_off(link: &Link) -> Response {
+    page(
+        StatusCode::GONE,
+        "Link closed",
+        &format!(
+            "This proxy link to {} in {} was closed or expired while the request was on its way.",
+            link.service, link.env
+        ),
+    )
 }
 
 fn bad_gateway(detail: &str) -> Response {

@@ -2,7 +2,8 @@
 //! trip: links by token digest for a second, and hits counted here and written in batches.
 //!
 //! A link closed on this replica is dropped from the cache at once; one closed on another
-//! replica is refused here within `CACHE_FOR`. Expiry is checked against the cached expiry
+//! replica is refused here within `CACHE_FOR` (sooner when it has connections here: see
+//! `live`). Expiry is checked against the cached expiry
 //! on every request, so it is exact. Lookups are keyed by the token's digest, so a cached
 //! valid token and an uncached guess differ only in whether the digest is found, which says
 //! nothing about how close a guess was.
@@ -13,7 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::{Link, Links, ProxyError};
+use super::{Link, Links, ProxyError, live::Connections};
 
 /// How long a looked-up link is trusted before it is read again.
 const CACHE_FOR: Duration = Duration::from_secs(1);
@@ -44,6 +45,7 @@ struct Pending {
 pub struct Gate {
     links: Mutex<HashMap<String, (Instant, Link)>>,
     hits: Mutex<HashMap<String, Pending>>,
+    connections: Connections,
 }
 
 impl Gate {
@@ -68,6 +70,17 @@ impl Gate {
     /// Drops a link from the cache (it was just closed here).
     pub fn forget(&self, link_id: &str) {
         lock(&self.links).retain(|_, (_, l)| l.id != link_id);
+    }
+
+    /// Refuses a link from now on and cuts its connections open on this replica.
+    pub fn close(&self, link_id: &str) {
+        self.forget(link_id);
+        self.connections.cut(link_id);
+    }
+
+    /// The connections open through links on this replica.
+    pub fn connections(&self) -> &Connections {
+        &self.connections
     }
 
     /// Counts one proxied request; written by the next `flush`.

@@ -212,6 +212,27 @@ impl Links {
         Ok(n == 1)
     }
 
+    /// Which of `ids` are revoked, or expired at `now`: one indexed lookup by primary key.
+    pub async fn closed_among(&self, ids: &[String], now: i64) -> Result<Vec<String>, ProxyError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Placeholders only ($2, $3, ...): the ids themselves are bound.
+        let marks: Vec<String> = (2..ids.len() + 2).map(|n| format!("${n}")).collect();
+        let sql = format!(
+            "SELECT id FROM proxies WHERE id IN ({}) AND (revoked_at IS NOT NULL OR expires_at <= $1)",
+            marks.join(", ")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
+        for id in ids {
+            query = query.bind(id);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| row.try_get("id").map_err(|e| ProxyError::Corrupt(e.to_string())))
+            .collect()
+    }
+
     /// Newest first, optionally of one environment.
     pub async fn list(&self, env: Option<&str>, limit: i64) -> Result<Vec<Link>, ProxyError> {
         let rows = match env {

@@ -12,11 +12,13 @@ mod forward;
 mod gate;
 mod headers;
 mod links;
+mod live;
 mod origin;
 mod token;
 
 pub use gate::{Gate, Recent};
 pub use links::{Link, LinkState, Links, NewLink};
+pub use live::{Connections, watch as cut_closed_links};
 pub use origin::{link_url, valid_proxy_domain};
 pub use token::{hash_token, new_link_id, new_token};
 
