@@ -938,8 +938,8 @@ async fn job_completes_and_its_logs_can_be_read() {
 /// Whether the real-kubectl test can run: kubectl on PATH. Without it the test fails saying
 /// so, unless DECKHAND_KUBECTL_TESTS=off (`scripts/test` sets that only where it cannot get one).
 fn kubectl_present() -> bool {
-    let found = std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|dir| dir.join("kubectl").is_file()));
+    let found =
+        std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|dir| dir.join("kubectl").is_file()));
     if !found {
         if std::env::var("DECKHAND_KUBECTL_TESTS").is_ok_and(|v| v == "off") {
             eprintln!("skipped: kubectl is not installed and DECKHAND_KUBECTL_TESTS=off");
