@@ -935,6 +935,24 @@ async fn job_completes_and_its_logs_can_be_read() {
 
 // 9 -------------------------------------------------------------------------------------------
 
+/// Whether the real-kubectl test can run: kubectl on PATH. Without it the test fails saying
+/// so, unless DECKHAND_KUBECTL_TESTS=off (`scripts/test` sets that only where it cannot get one).
+fn kubectl_present() -> bool {
+    let found =
+        std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|dir| dir.join("kubectl").is_file()));
+    if !found {
+        if std::env::var("DECKHAND_KUBECTL_TESTS").is_ok_and(|v| v == "off") {
+            eprintln!("skipped: kubectl is not installed and DECKHAND_KUBECTL_TESTS=off");
+            return false;
+        }
+        panic!(
+            "this test needs kubectl on PATH (`scripts/test` fetches one), \
+             or DECKHAND_KUBECTL_TESTS=off to skip it"
+        );
+    }
+    true
+}
+
 /// Runs kubectl against the fake (off the async runtime, which keeps serving meanwhile).
 async fn kubectl(kubeconfig: &std::path::Path, args: &[&str]) -> (i32, String, String) {
     let cache = kubeconfig.with_file_name("kube-cache");
@@ -945,7 +963,7 @@ async fn kubectl(kubeconfig: &std::path::Path, args: &[&str]) -> (i32, String, S
     let out = tokio::task::spawn_blocking(move || cmd.output())
         .await
         .unwrap()
-        .expect("kubectl is installed on the machine (it is on the system path of these images)");
+        .expect("run kubectl");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -955,6 +973,9 @@ async fn kubectl(kubeconfig: &std::path::Path, args: &[&str]) -> (i32, String, S
 
 #[tokio::test]
 async fn real_kubectl_applies_gets_watches_a_rollout_and_deletes_a_namespace() {
+    if !kubectl_present() {
+        return;
+    }
     let k8s = KubeTestServer::start().await;
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
