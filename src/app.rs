@@ -304,7 +304,7 @@ impl App {
                 duplicate: false,
             });
         }
-        self.wake.notify_one();
+        self.work_queued();
         Ok(Submitted {
             request,
             duplicate: false,
@@ -392,7 +392,7 @@ impl App {
             Some(queued) => {
                 self.metrics
                     .approval_granted((now_ms() - queued.created_at) as f64 / 1000.0);
-                self.wake.notify_one();
+                self.work_queued();
                 Ok(Approved {
                     request: queued,
                     approvals,
@@ -618,7 +618,7 @@ impl App {
             let worker = r.worker.unwrap_or_else(|| "unknown".into());
             let rerun = self.actions.get(&r.action).is_some_and(|a| a.rerunnable());
             let moved = if rerun {
-                let msg = format!("resuming: worker {worker} stopped while running it");
+                let msg = format!("resuming: deckhand restarted while this was running (worker {worker} stopped)");
                 self.transition(
                     &r.id,
                     &[State::Running],
@@ -643,9 +643,21 @@ impl App {
             n += usize::from(moved.is_some());
         }
         if n > 0 {
-            self.wake.notify_one();
+            self.work_queued();
         }
         Ok(n)
+    }
+
+    /// Work was queued: wake this replica's worker, and tell the others (PostgreSQL's
+    /// NOTIFY, off the request path).
+    fn work_queued(&self) {
+        self.wake.notify_one();
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.notify_work().await {
+                tracing::debug!(error = %e, "could not notify other replicas; they will poll");
+            }
+        });
     }
 
     pub async fn expire_overdue(&self) -> Result<usize, StoreError> {

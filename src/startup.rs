@@ -10,7 +10,7 @@ use crate::{
     app::App,
     commands::{Router, SpecContext, SpecErrors, spec},
     configuration::Config,
-    store::{Store, StoreError},
+    store::{ReplicaLock, Store, StoreError},
     surface::{ChatSurface, Surfaces},
 };
 
@@ -22,6 +22,8 @@ pub enum StartupError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Services(#[from] crate::services::ClassErrors),
+    #[error(transparent)]
+    Replica(#[from] crate::store::ReplicaError),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
 }
@@ -93,28 +95,32 @@ impl Builder {
         Ok(Router::new(specs))
     }
 
-    /// Validates specs, connects and migrates the store: everything short of serving.
-    pub async fn build(mut self) -> Result<Arc<App>, StartupError> {
+    /// Validates specs, connects, claims (SQLite: one replica per file) and migrates the
+    /// store: everything short of serving.
+    async fn build(mut self) -> Result<(Arc<App>, ReplicaLock), StartupError> {
         let router = self.load_specs()?;
         // Refuse to start on a class that cannot render, as on a bad command spec.
         crate::services::Catalog::load(&self.config.services)?;
-        let store = Store::connect(&self.config.store.effective_url(), self.config.store.max_connections).await?;
+        let url = self.config.store.effective_url();
+        let store = Store::connect(&url, self.config.store.max_connections).await?;
+        let lock = store.claim_replica(&url)?;
         store.migrate().await?;
         let signer = crate::app::signer_for(&self.config);
         self.configured_surfaces(&signer);
-        Ok(Arc::new(App::new(
+        let app = Arc::new(App::new(
             Arc::new(self.config),
             router,
             store,
             self.actions,
             self.surfaces,
             signer,
-        )))
+        ));
+        Ok((app, lock))
     }
 
     /// Binds `listen` (port 0 picks a free one) and starts the server and the worker.
     pub async fn start(self, listen: SocketAddr) -> Result<Running, StartupError> {
-        let app = self.build().await?;
+        let (app, lock) = self.build().await?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|source| StartupError::Bind { addr: listen, source })?;
@@ -124,6 +130,13 @@ impl Builder {
         let shutdown = CancellationToken::new();
         let worker = tokio::spawn(crate::worker::run(app.clone(), shutdown.clone()));
         let outbox = tokio::spawn(crate::outbox::run(app.clone(), shutdown.clone()));
+        let woken = app.clone();
+        let notifications = tokio::spawn(crate::store::listen_for_work(
+            app.config.store.effective_url(),
+            app.store.backend(),
+            move || woken.wake.notify_one(),
+            shutdown.clone(),
+        ));
         crate::slack::spawn(app.clone(), shutdown.clone());
         crate::discord::spawn(app.clone(), shutdown.clone());
         // Cuts connections through links closed on any replica, or expired.
@@ -151,6 +164,8 @@ impl Builder {
             worker,
             outbox,
             links,
+            listener: notifications,
+            _lock: lock,
         })
     }
 }
@@ -163,6 +178,10 @@ pub struct Running {
     worker: JoinHandle<()>,
     outbox: JoinHandle<()>,
     links: JoinHandle<()>,
+    /// PostgreSQL: wake-ups from other replicas.
+    listener: JoinHandle<()>,
+    /// SQLite: this process serves the file until `Running` is dropped.
+    _lock: ReplicaLock,
 }
 
 impl Running {
@@ -179,6 +198,7 @@ impl Running {
         let _ = self.server.await;
         let _ = self.worker.await;
         let _ = self.outbox.await;
+        let _ = self.listener.await;
         self.app.shells.close().await;
         self.app.store.close().await;
     }
@@ -195,10 +215,12 @@ impl Running {
         self.worker.abort();
         self.outbox.abort();
         self.links.abort();
+        self.listener.abort();
         let _ = self.server.await;
         let _ = self.worker.await;
         let _ = self.outbox.await;
         let _ = self.links.await;
+        let _ = self.listener.await;
         self.app.store.close().await;
     }
 }

@@ -60,7 +60,7 @@ async fn killed_service_resumes_queued_work(backend: Backend) {
         .filter_map(|e| e["message"].as_str())
         .collect();
     assert!(
-        messages.iter().any(|m| m.starts_with("resuming: worker")),
+        messages.iter().any(|m| m.starts_with("resuming: deckhand restarted")),
         "{messages:?}"
     );
     assert_eq!(done["request"]["attempts"], 2);
@@ -71,6 +71,45 @@ async fn killed_service_resumes_queued_work(backend: Backend) {
 async fn killed_and_restarted_service_loses_nothing() {
     for backend in backends() {
         killed_service_resumes_queued_work(backend).await;
+    }
+}
+
+/// With the shipped lease and poll interval (not the tests' shorter ones), a request a dead
+/// replica was running is taken over by another within 10 s, and its thread says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dead_replicas_request_is_taken_over_within_ten_seconds() {
+    for backend in backends() {
+        let db = TestDb::new(backend).await;
+        let defaults = deckhand::configuration::Config::defaults().unwrap();
+        let mut config = test_config(&db.url);
+        config.worker.lease = defaults.worker.lease;
+        config.worker.poll_interval = defaults.worker.poll_interval;
+        let first = spawn_app_with(config.clone(), Arc::new(Probe::default())).await;
+        let (_, v) = first.submit_as("alice", "hold-safe takeover").await;
+        first.probe.started.notified().await;
+        let died = std::time::Instant::now();
+        // PostgreSQL: the other replica was already running when this one died. SQLite
+        // serves one replica, so there it is the next start.
+        let second = if backend == Backend::Postgres {
+            let second = spawn_app_with(config, Arc::new(Probe::default())).await;
+            first.kill().await;
+            second
+        } else {
+            first.kill().await;
+            spawn_app_with(config, Arc::new(Probe::default())).await
+        };
+        second.probe.started.notified().await;
+        let took = died.elapsed();
+        assert!(
+            took < std::time::Duration::from_secs(10),
+            "{backend:?}: taken over after {took:?}"
+        );
+        let (_, now) = second.get_as("alice", &format!("/api/v1/requests/{}", id_of(&v))).await;
+        let said = now["events"].to_string();
+        assert!(said.contains("resuming: deckhand restarted"), "{said}");
+        second.probe.release.notify_one();
+        second.wait_for_state(&id_of(&v), &["succeeded"]).await;
+        second.shutdown().await;
     }
 }
 

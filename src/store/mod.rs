@@ -7,6 +7,7 @@
 
 mod outbox;
 mod records;
+mod replicas;
 
 use std::{str::FromStr, sync::Once, time::Duration};
 
@@ -17,6 +18,7 @@ use sqlx::{
 
 pub use outbox::{DeliveryRecord, Head, delivers};
 pub use records::*;
+pub use replicas::{ReplicaError, ReplicaLock, listen_for_work};
 
 use crate::{
     commands::ApprovalPolicy,
