@@ -6,7 +6,7 @@ use std::{
     collections::HashMap,
     fmt,
     sync::{Arc, Mutex},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use tokio::sync::{Notify, broadcast};
@@ -26,6 +26,19 @@ use crate::{
 };
 
 const FACTS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// How long a submission may wait for an inline action before answering, by where the
+/// command came from: Slack wants the acknowledgement within 3 s of sending (the lookups
+/// before count), Discord gets its deferred reply at once, API clients wait for short work
+/// and follow the event stream past that.
+fn inline_budget(surface: Surface, arrived: Instant) -> Duration {
+    let total = match surface {
+        Surface::Slack => Duration::from_millis(2000),
+        Surface::Discord => Duration::ZERO,
+        Surface::Api => Duration::from_secs(10),
+    };
+    total.saturating_sub(arrived.elapsed())
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -227,6 +240,7 @@ impl App {
     /// The path of one request: route, store (before any acknowledgement), then either wait
     /// for approval, run at once (inline actions) or wake the worker.
     pub async fn submit(self: &Arc<Self>, inv: Invocation) -> Result<Submitted, AppError> {
+        let arrived = Instant::now();
         let routed = self.router.route(&inv.principal, &inv.text)?;
         let action = self
             .actions
@@ -298,9 +312,9 @@ impl App {
         if action.inline()
             && let Some(claimed) = self.claim(&request.id).await?
         {
-            let done = self.execute(claimed).await?;
+            let request = self.run_inline(claimed, inline_budget(inv.surface, arrived)).await?;
             return Ok(Submitted {
-                request: done,
+                request,
                 duplicate: false,
             });
         }
@@ -646,6 +660,30 @@ impl App {
             self.work_queued();
         }
         Ok(n)
+    }
+
+    /// Runs a claimed inline request, waiting for it at most `budget`: past that it goes on
+    /// in the background (its events reach the thread through the outbox, and API clients
+    /// follow its event stream) and the request is answered as it stands.
+    async fn run_inline(
+        self: &Arc<Self>,
+        claimed: RequestRecord,
+        budget: Duration,
+    ) -> Result<RequestRecord, StoreError> {
+        let id = claimed.id.clone();
+        let app = self.clone();
+        let mut run = tokio::spawn(async move { app.execute(claimed).await });
+        match tokio::time::timeout(budget, &mut run).await {
+            Ok(Ok(done)) => done,
+            Ok(Err(join)) => Err(StoreError::Corrupt(format!("inline action stopped: {join}"))),
+            Err(_) => {
+                tracing::info!(request = %id, budget_ms = budget.as_millis() as u64, "inline action continues in the background");
+                self.store
+                    .get(&id)
+                    .await?
+                    .ok_or_else(|| StoreError::Corrupt("request vanished while running".into()))
+            }
+        }
     }
 
     /// Work was queued: wake this replica's worker, and tell the others (PostgreSQL's

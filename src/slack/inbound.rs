@@ -8,7 +8,6 @@ use std::{
 };
 
 use slack_morphism::events::{SlackCommandEvent, SlackInteractionBlockActionsEvent, SlackInteractionEvent};
-use tokio::sync::Mutex;
 
 use super::{
     buttons::{self, ButtonError, Decision},
@@ -44,7 +43,68 @@ pub struct Inbound {
     pub web: WebApi,
     /// Only looked up when the configuration maps Slack user groups to deckhand groups.
     use_groups: bool,
-    groups: Mutex<Option<(Instant, UserGroups)>>,
+    groups: Arc<GroupCache>,
+}
+
+/// Slack user groups and their members (usergroups.list), refreshed in the background: a
+/// command never waits for Slack's list except, at most [`FIRST_LOAD_WAIT`], for the very
+/// first load after a start.
+#[derive(Default)]
+struct GroupCache {
+    list: std::sync::RwLock<Option<(Instant, UserGroups)>>,
+    refreshing: std::sync::atomic::AtomicBool,
+    loaded: tokio::sync::Notify,
+}
+
+/// How long the first command after a start waits for the first user group list.
+const FIRST_LOAD_WAIT: Duration = Duration::from_millis(1000);
+
+impl GroupCache {
+    fn snapshot(&self) -> Option<(Instant, UserGroups)> {
+        self.list.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Starts a refresh unless one is under way.
+    fn refresh(self: &Arc<Self>, web: &WebApi) {
+        use std::sync::atomic::Ordering;
+        if self.refreshing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (cache, web) = (self.clone(), web.clone());
+        tokio::spawn(async move {
+            match web
+                .call_form("usergroups.list", &[("include_users", "true".into())])
+                .await
+            {
+                Ok(v) => {
+                    let groups = parse_usergroups(&v);
+                    *cache.list.write().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), groups));
+                }
+                Err(e) => tracing::warn!(error = %e, "could not read Slack user groups; using direct identities only"),
+            }
+            cache.refreshing.store(false, Ordering::Release);
+            cache.loaded.notify_waiters();
+        });
+    }
+}
+
+fn parse_usergroups(v: &serde_json::Value) -> UserGroups {
+    v["usergroups"]
+        .as_array()
+        .map(|gs| {
+            gs.iter()
+                .filter_map(|g| {
+                    let id = g["id"].as_str()?.to_owned();
+                    let users = g["users"]
+                        .as_array()?
+                        .iter()
+                        .filter_map(|u| u.as_str().map(str::to_owned))
+                        .collect();
+                    Some((id, users))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 impl Inbound {
@@ -56,7 +116,7 @@ impl Inbound {
         Self {
             web: WebApi::new(&app_config.slack),
             use_groups,
-            groups: Mutex::new(None),
+            groups: Arc::default(),
         }
     }
 
@@ -71,40 +131,19 @@ impl Inbound {
         app.directory.by_identity(&format!("slack:{user_id}"), &chat_groups)
     }
 
-    /// `slack-group:S…` for every user group the person is in (usergroups.list, cached).
+    /// `slack-group:S…` for every user group the person is in, from the cached list; a stale
+    /// list is used while a fresh one loads in the background.
     async fn user_groups(&self, user_id: &str) -> Vec<String> {
-        let mut cache = self.groups.lock().await;
-        let fresh = cache.as_ref().is_some_and(|(at, _)| at.elapsed() < GROUPS_TTL);
-        if !fresh {
-            match self
-                .web
-                .call_form("usergroups.list", &[("include_users", "true".into())])
-                .await
-            {
-                Ok(v) => {
-                    let groups = v["usergroups"]
-                        .as_array()
-                        .map(|gs| {
-                            gs.iter()
-                                .filter_map(|g| {
-                                    let id = g["id"].as_str()?.to_owned();
-                                    let users = g["users"]
-                                        .as_array()?
-                                        .iter()
-                                        .filter_map(|u| u.as_str().map(str::to_owned))
-                                        .collect();
-                                    Some((id, users))
-                                })
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    *cache = Some((Instant::now(), groups));
-                }
-                Err(e) => tracing::warn!(error = %e, "could not read Slack user groups; using direct identities only"),
-            }
+        let mut cached = self.groups.snapshot();
+        if cached.is_none() {
+            let loaded = self.groups.loaded.notified();
+            self.groups.refresh(&self.web);
+            let _ = tokio::time::timeout(FIRST_LOAD_WAIT, loaded).await;
+            cached = self.groups.snapshot();
+        } else if cached.as_ref().is_some_and(|(at, _)| at.elapsed() >= GROUPS_TTL) {
+            self.groups.refresh(&self.web);
         }
-        cache
-            .as_ref()
+        cached
             .map(|(_, gs)| {
                 gs.iter()
                     .filter(|(_, users)| users.iter().any(|u| u == user_id))
