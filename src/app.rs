@@ -27,6 +27,25 @@ use crate::{
 
 const FACTS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// The approval prompt stored with a request that needs one: what it waits for, and the
+/// typed data the surfaces build their buttons from.
+fn approval_prompt(
+    policy: &crate::commands::ApprovalPolicy,
+    expires_at: Option<i64>,
+    detail: Option<String>,
+) -> (String, serde_json::Value) {
+    let approvers: Vec<String> = policy.approvers.iter().map(ToString::to_string).collect();
+    let message = format!(
+        "Waiting for approval by {} of {} (expires {}){}",
+        policy.count,
+        approvers.join(", "),
+        expires_at.map(format_ms).unwrap_or_default(),
+        detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default()
+    );
+    let data = serde_json::json!({ "approvers": approvers, "count": policy.count, "detail": detail });
+    (message, data)
+}
+
 /// How long a submission may wait for an inline action before answering, by where the
 /// command came from: Slack wants the acknowledgement within 3 s of sending (the lookups
 /// before count), Discord gets its deferred reply at once, API clients wait for short work
@@ -264,6 +283,10 @@ impl App {
         } else {
             State::Queued
         };
+        let approval_expires_at = approval.as_ref().map(|a| now_ms() + a.expires.as_millis_i64());
+        let prompt = approval
+            .as_ref()
+            .map(|policy| approval_prompt(policy, approval_expires_at, action.approval_detail(self, &routed.args)));
         let new = NewRequest {
             command: routed.spec.name.clone(),
             action: routed.spec.action.clone(),
@@ -277,8 +300,9 @@ impl App {
             thread: inv.thread,
             idempotency_key: inv.idempotency_key,
             surface_data: inv.surface_data,
-            approval_expires_at: approval.as_ref().map(|a| now_ms() + a.expires.as_millis_i64()),
+            approval_expires_at,
             approval,
+            prompt,
         };
         let actor = Actor {
             who: &inv.principal.user,
@@ -291,28 +315,24 @@ impl App {
                 duplicate: true,
             });
         }
-        let _ = self.events.send(request.id.clone());
-        if let Some(policy) = &request.approval {
-            let approvers: Vec<String> = policy.approvers.iter().map(ToString::to_string).collect();
-            let detail = action.approval_detail(self, &request.args);
-            let message = format!(
-                "Waiting for approval by {} of {} (expires {}){}",
-                policy.count,
-                approvers.join(", "),
-                request.approval_expires_at.map(format_ms).unwrap_or_default(),
-                detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default()
-            );
-            let data = serde_json::json!({ "approvers": approvers, "count": policy.count, "detail": detail });
-            self.emit(&request, EventKind::Approval, &message, Some(data)).await?;
+        // The first events (and an approval prompt) were stored with the request.
+        for event in self.store.events(&request.id, 0).await? {
+            self.announce(&request, &event);
+        }
+        if request.approval.is_some() {
             return Ok(Submitted {
                 request,
                 duplicate: false,
             });
         }
-        if action.inline()
-            && let Some(claimed) = self.claim(&request.id).await?
-        {
-            let request = self.run_inline(claimed, inline_budget(inv.surface, arrived)).await?;
+        if action.inline() {
+            let budget = inline_budget(inv.surface, arrived);
+            let request = match self.claim(&request.id).await? {
+                Some(claimed) => self.run_inline(claimed, budget).await?,
+                // A worker (here or on another replica) claimed it first: wait for its end
+                // within the same budget.
+                None => self.await_end(&request.id, budget).await?,
+            };
             return Ok(Submitted {
                 request,
                 duplicate: false,
@@ -672,18 +692,103 @@ impl App {
     ) -> Result<RequestRecord, StoreError> {
         let id = claimed.id.clone();
         let app = self.clone();
+        let fallback = claimed.clone();
         let mut run = tokio::spawn(async move { app.execute(claimed).await });
+        // The request is stored whatever happens now: a failure past this point is the
+        // request's to report (lease recovery picks it up), never "could not store".
         match tokio::time::timeout(budget, &mut run).await {
-            Ok(Ok(done)) => done,
-            Ok(Err(join)) => Err(StoreError::Corrupt(format!("inline action stopped: {join}"))),
+            Ok(Ok(Ok(done))) => Ok(done),
+            Ok(Ok(Err(e))) => {
+                tracing::warn!(request = %id, error = %e, "inline action could not record its end; lease recovery will");
+                self.stored(&id, Some(fallback)).await
+            }
+            Ok(Err(join)) => {
+                tracing::warn!(request = %id, error = %join, "inline action stopped");
+                self.stored(&id, Some(fallback)).await
+            }
             Err(_) => {
                 tracing::info!(request = %id, budget_ms = budget.as_millis() as u64, "inline action continues in the background");
-                self.store
-                    .get(&id)
-                    .await?
-                    .ok_or_else(|| StoreError::Corrupt("request vanished while running".into()))
+                self.stored(&id, None).await
             }
         }
+    }
+
+    /// The request once it ended, or as it stands after `budget`.
+    async fn await_end(&self, id: &RequestId, budget: Duration) -> Result<RequestRecord, StoreError> {
+        let mut events = self.events.subscribe();
+        let deadline = tokio::time::Instant::now() + budget;
+        loop {
+            let now = self.stored(id, None).await?;
+            if now.state.is_terminal() {
+                return Ok(now);
+            }
+            // Another replica's worker announces nothing here: look again now and then.
+            let wait = tokio::time::sleep(Duration::from_millis(50));
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => return self.stored(id, Some(now)).await,
+                _ = events.recv() => {}
+                _ = wait => {}
+            }
+        }
+    }
+
+    /// The request as stored, or `fallback` when the store cannot say just now.
+    async fn stored(&self, id: &RequestId, fallback: Option<RequestRecord>) -> Result<RequestRecord, StoreError> {
+        match (self.store.get(id).await, fallback) {
+            (Ok(Some(r)), _) => Ok(r),
+            (_, Some(r)) => Ok(r),
+            (Ok(None), None) => Err(StoreError::Corrupt(format!("request {id} vanished while running"))),
+            (Err(e), None) => Err(e),
+        }
+    }
+
+    /// Moves on requests whose deciding approval or denial was stored but whose state change
+    /// was not (the process died in between).
+    pub async fn recover_decided(&self) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for (id, approvals, denial) in self.store.decided_but_waiting().await? {
+            let Some(request) = self.store.get(&id).await? else {
+                continue;
+            };
+            let needed = i64::from(request.approval.as_ref().map_or(1, |p| p.count));
+            let moved = match denial {
+                Some((who, reason)) => {
+                    let patch = Patch {
+                        outcome: Some(format!("denied by {who}: {reason}")),
+                        ..Default::default()
+                    };
+                    self.transition(
+                        &id,
+                        &[State::PendingApproval],
+                        State::Denied,
+                        Actor::WORKER,
+                        "denied",
+                        patch,
+                    )
+                    .await?
+                }
+                None if approvals >= needed => {
+                    let message = format!("approved ({approvals} of {needed}); queued");
+                    let queued = self
+                        .transition(
+                            &id,
+                            &[State::PendingApproval],
+                            State::Queued,
+                            Actor::WORKER,
+                            &message,
+                            Patch::default(),
+                        )
+                        .await?;
+                    if queued.is_some() {
+                        self.work_queued();
+                    }
+                    queued
+                }
+                None => None,
+            };
+            n += usize::from(moved.is_some());
+        }
+        Ok(n)
     }
 
     /// Work was queued: wake this replica's worker, and tell the others (PostgreSQL's

@@ -27,6 +27,9 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
             if let Err(e) = app.recover_abandoned().await {
                 tracing::warn!(error = %e, "could not recover abandoned requests");
             }
+            if let Err(e) = app.recover_decided().await {
+                tracing::warn!(error = %e, "could not move on decided requests");
+            }
         }
         claim_available(&app, &slots, &mut tasks).await;
         tokio::select! {

@@ -173,6 +173,9 @@ impl Store {
         }
         let data = serde_json::json!({ "state": new.state.as_str() });
         append_event_tx(&mut tx, &id, EventKind::State, new.state.as_str(), Some(data), now).await?;
+        if let Some((message, data)) = &new.prompt {
+            append_event_tx(&mut tx, &id, EventKind::Approval, message, Some(data.clone()), now).await?;
+        }
         audit_tx(
             &mut tx,
             actor,
@@ -411,6 +414,36 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(Some((count, event)))
+    }
+
+    /// Requests still waiting for approval that already have decisions: (id, approvals,
+    /// the first denial as (approver, reason)). A decision and the state change it causes are
+    /// two transactions; a crash between them leaves such a request, which the worker's
+    /// sweep moves on.
+    pub async fn decided_but_waiting(&self) -> Result<Vec<(RequestId, i64, Option<(String, String)>)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT r.id AS id, \
+               (SELECT COUNT(*) FROM approvals a WHERE a.request_id = r.id AND a.decision = 'approve') AS approvals, \
+               (SELECT a.approver FROM approvals a WHERE a.request_id = r.id AND a.decision = 'deny' ORDER BY a.at LIMIT 1) AS denier, \
+               (SELECT a.reason FROM approvals a WHERE a.request_id = r.id AND a.decision = 'deny' ORDER BY a.at LIMIT 1) AS reason \
+             FROM requests r WHERE r.state = 'pending_approval' \
+             AND EXISTS (SELECT 1 FROM approvals a WHERE a.request_id = r.id)",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::new();
+        for r in &rows {
+            let id: String = r.try_get("id")?;
+            let Some(id) = RequestId::parse(&id) else { continue };
+            let denier: Option<String> = r.try_get("denier")?;
+            let reason: Option<String> = r.try_get("reason")?;
+            out.push((
+                id,
+                r.try_get("approvals")?,
+                denier.map(|d| (d, reason.unwrap_or_default())),
+            ));
+        }
+        Ok(out)
     }
 
     pub async fn approvals(&self, id: &RequestId) -> Result<Vec<ApprovalRecord>, StoreError> {

@@ -115,8 +115,9 @@ impl Store {
         Ok(run)
     }
 
-    /// Claims rows `first..=last` of `id` for `owner` until `until`; false when another
-    /// deliverer holds or finished the first.
+    /// Claims rows `first..=last` of `id` for `owner` until `until`, counting an attempt
+    /// (so a call in flight at a crash shows as a second attempt when it is posted again);
+    /// false when another deliverer holds or finished the first.
     pub async fn claim_deliveries(
         &self,
         id: &RequestId,
@@ -127,7 +128,7 @@ impl Store {
         until: i64,
     ) -> Result<bool, StoreError> {
         let n = sqlx::query(
-            "UPDATE deliveries SET lease_owner = $4, lease_until = $6 \
+            "UPDATE deliveries SET lease_owner = $4, lease_until = $6, attempts = attempts + 1 \
              WHERE request_id = $1 AND seq BETWEEN $2 AND $3 AND state = 'pending' \
              AND (lease_until IS NULL OR lease_until < $5)",
         )
@@ -155,7 +156,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE deliveries SET state = 'delivered', delivered_at = $5, platform_id = $6, \
-             attempts = attempts + 1, lease_owner = NULL, lease_until = NULL, error = NULL \
+             lease_owner = NULL, lease_until = NULL, error = NULL \
              WHERE request_id = $1 AND seq BETWEEN $2 AND $3 AND lease_owner = $4 AND state = 'pending'",
         )
         .bind(id.as_str())
@@ -187,7 +188,7 @@ impl Store {
         };
         sqlx::query(
             "UPDATE deliveries SET state = $5, next_at = CASE WHEN $5 = 'pending' THEN $6 ELSE next_at END, \
-             attempts = attempts + 1, error = $7, lease_owner = NULL, lease_until = NULL \
+             error = $7, lease_owner = NULL, lease_until = NULL \
              WHERE request_id = $1 AND seq BETWEEN $2 AND $3 AND lease_owner = $4 AND state = 'pending'",
         )
         .bind(id.as_str())
@@ -206,7 +207,7 @@ impl Store {
     /// that a burst is merged).
     pub async fn defer_delivery(&self, id: &RequestId, seq: i64, owner: &str, next_at: i64) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE deliveries SET next_at = $4, lease_owner = NULL, lease_until = NULL \
+            "UPDATE deliveries SET next_at = $4, attempts = attempts - 1, lease_owner = NULL, lease_until = NULL \
              WHERE request_id = $1 AND seq = $2 AND lease_owner = $3 AND state = 'pending'",
         )
         .bind(id.as_str())

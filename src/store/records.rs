@@ -55,6 +55,9 @@ pub struct NewRequest {
     pub idempotency_key: Option<String>,
     pub approval: Option<ApprovalPolicy>,
     pub approval_expires_at: Option<i64>,
+    /// The approval prompt (message, data), stored with the request so a request never
+    /// waits for approval without one.
+    pub prompt: Option<(String, serde_json::Value)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
