@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use deckhand::slack::SlackConfig;
 use serde_json::Value;
 use slack_fake::{BOT_TOKEN, Call, FakeSlack, SIGNING_SECRET, command_form, now, signed_headers};
-use support::{ADMIN, Backend, TestApp, TestDb, backends, slack_id, test_config};
+use support::{ADMIN, TestApp, TestDb, backends, slack_id, test_config};
 
 const CHANNEL: &str = "C2147483705";
 
