@@ -150,6 +150,7 @@ async fn denial_needs_a_reason_and_stops_the_request() {
         // Too late to approve now.
         let (s, v) = app.approve("olga", &id).await;
         assert_eq!((s, v["error"]["code"].as_str()), (409, Some("wrong_state")), "{v}");
+        // A settle window: the denied request must never run.
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(app.probe.count("shop"), 0);
         // The chat command does the same as the endpoint.
@@ -202,6 +203,7 @@ async fn twenty_concurrent_approvals_execute_once() {
                 "{backend:?}: {statuses:?}"
             );
             app.wait_for_state(&id, &["succeeded"]).await;
+            // A settle window: a second execution would have to come after this point.
             tokio::time::sleep(Duration::from_millis(300)).await;
             assert_eq!(
                 app.probe.count(&env),

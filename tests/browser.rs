@@ -19,6 +19,7 @@ use std::{
 use cluster::{output_data, state};
 use deckhand::shell::Sessions;
 use serde_json::{Value, json};
+use support::backends;
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 /// WebDriver's code for the Enter key.
@@ -170,70 +171,73 @@ async fn the_shell_page_runs_a_command_typed_in_the_browser() {
              (or set DECKHAND_BROWSER_TESTS=off to skip it)"
         );
     };
-    let env = cluster::start().await;
-    for text in [
-        "env create web",
-        "deploy ghcr.io/acme/shop:1.0 to web",
-        "shell shop in web",
-    ] {
-        let v = env.run("alice", text).await;
-        assert_eq!(state(&v), "succeeded", "{text}: {v:#}");
-    }
-    let (_, v) = env.app.get_as("alice", "/api/v1/requests?scope=mine").await;
-    let id = v["requests"][0]["id"].as_str().expect("the shell request").to_owned();
-    let (_, done) = env.app.get_as("alice", &format!("/api/v1/requests/{id}")).await;
-    let link = output_data(&done)["shell"]["url"]
-        .as_str()
-        .expect("a shell link")
-        .to_owned();
-    // The link names public_url; the test server listens elsewhere.
-    let page = format!("{}{}", env.app.url, &link[link.find("/shell/").unwrap()..]);
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let env = cluster::start_on(backend, |_| {}).await;
+        for text in [
+            "env create web",
+            "deploy ghcr.io/acme/shop:1.0 to web",
+            "shell shop in web",
+        ] {
+            let v = env.run("alice", text).await;
+            assert_eq!(state(&v), "succeeded", "{text}: {v:#}");
+        }
+        let (_, v) = env.app.get_as("alice", "/api/v1/requests?scope=mine").await;
+        let id = v["requests"][0]["id"].as_str().expect("the shell request").to_owned();
+        let (_, done) = env.app.get_as("alice", &format!("/api/v1/requests/{id}")).await;
+        let link = output_data(&done)["shell"]["url"]
+            .as_str()
+            .expect("a shell link")
+            .to_owned();
+        // The link names public_url; the test server listens elsewhere.
+        let page = format!("{}{}", env.app.url, &link[link.find("/shell/").unwrap()..]);
 
-    let driver = Driver::start(&chromedriver, &chromium).await;
-    driver.call("POST", "/url", json!({"url": page})).await;
-    driver
-        .wait_until("the terminal connecting and showing the prompt", async |d| {
-            d.status().await.0 == "connected" && d.screen().await.contains("$ ")
-        })
-        .await;
-
-    driver.type_text(&format!("echo hello from chromium{ENTER}")).await;
-    driver
-        .wait_until("the command's output on the page", async |d| {
-            let screen = d.screen().await;
-            screen.lines().any(|l| l.trim_end() == "hello from chromium")
-        })
-        .await;
-    // The page told the pod its size (the fit addon sized the terminal to the window).
-    driver.type_text(&format!("stty size{ENTER}")).await;
-    driver
-        .wait_until("stty size showing the page's terminal size", async |d| {
-            let sizes = d
-                .script("return [window.innerWidth, document.querySelector('.xterm-rows').children.length];")
-                .await;
-            let rows = sizes[1].as_u64().unwrap_or(0);
-            d.screen().await.lines().any(|l| {
-                let words: Vec<&str> = l.split_whitespace().collect();
-                words.len() == 2 && words[0] == rows.to_string() && words[1] != "80"
+        let driver = Driver::start(&chromedriver, &chromium).await;
+        driver.call("POST", "/url", json!({"url": page})).await;
+        driver
+            .wait_until("the terminal connecting and showing the prompt", async |d| {
+                d.status().await.0 == "connected" && d.screen().await.contains("$ ")
             })
-        })
-        .await;
+            .await;
 
-    driver.type_text(&format!("exit 5{ENTER}")).await;
-    driver
-        .wait_until("the page saying the shell exited", async |d| {
-            d.status().await == ("exited".into(), "the shell exited with 5".into())
-        })
-        .await;
-    driver.call("DELETE", "", json!({})).await;
+        driver.type_text(&format!("echo hello from chromium{ENTER}")).await;
+        driver
+            .wait_until("the command's output on the page", async |d| {
+                let screen = d.screen().await;
+                screen.lines().any(|l| l.trim_end() == "hello from chromium")
+            })
+            .await;
+        // The page told the pod its size (the fit addon sized the terminal to the window).
+        driver.type_text(&format!("stty size{ENTER}")).await;
+        driver
+            .wait_until("stty size showing the page's terminal size", async |d| {
+                let sizes = d
+                    .script("return [window.innerWidth, document.querySelector('.xterm-rows').children.length];")
+                    .await;
+                let rows = sizes[1].as_u64().unwrap_or(0);
+                d.screen().await.lines().any(|l| {
+                    let words: Vec<&str> = l.split_whitespace().collect();
+                    words.len() == 2 && words[0] == rows.to_string() && words[1] != "80"
+                })
+            })
+            .await;
 
-    let rows = Sessions::new(env.app.app().store.pool().clone())
-        .of_request(&id)
-        .await
-        .expect("sessions");
-    assert_eq!(rows.len(), 1, "{rows:?}");
-    assert_eq!(rows[0].client.as_deref(), Some("browser"));
-    assert_eq!(rows[0].exit_code, Some(5));
-    assert!(rows[0].ended_at.is_some(), "{rows:?}");
-    env.app.shutdown().await;
+        driver.type_text(&format!("exit 5{ENTER}")).await;
+        driver
+            .wait_until("the page saying the shell exited", async |d| {
+                d.status().await == ("exited".into(), "the shell exited with 5".into())
+            })
+            .await;
+        driver.call("DELETE", "", json!({})).await;
+
+        let rows = Sessions::new(env.app.app().store.pool().clone())
+            .of_request(&id)
+            .await
+            .expect("sessions");
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        assert_eq!(rows[0].client.as_deref(), Some("browser"));
+        assert_eq!(rows[0].exit_code, Some(5));
+        assert!(rows[0].ended_at.is_some(), "{rows:?}");
+        env.app.shutdown().await;
+    }
 }

@@ -4,7 +4,7 @@ mod support;
 
 use std::process::Output;
 
-use support::{Backend, TestApp, TestDb, spawn_app, token};
+use support::{Backend, TestApp, TestDb, backends, spawn_app, token};
 
 /// Runs the real binary as `user` against `app`, off the async runtime.
 async fn deckhand(app: &TestApp, user: &str, args: &[&str]) -> Output {
@@ -34,84 +34,90 @@ fn out(o: &Output) -> (i32, String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn run_follows_requests_and_exit_codes_tell_the_outcome() {
-    let db = TestDb::new(Backend::Sqlite).await;
-    let app = spawn_app(&db).await;
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let db = TestDb::new(backend).await;
+        let app = spawn_app(&db).await;
 
-    let (code, stdout, _) = out(&deckhand(&app, "alice", &["run", "help"]).await);
-    assert_eq!(code, 0);
-    assert!(stdout.starts_with("Commands you can run:"), "{stdout}");
+        let (code, stdout, _) = out(&deckhand(&app, "alice", &["run", "help"]).await);
+        assert_eq!(code, 0);
+        assert!(stdout.starts_with("Commands you can run:"), "{stdout}");
 
-    let (code, stdout, _) = out(&deckhand(&app, "alice", &["run", "deploy", "nginx:1.27", "to", "web"]).await);
-    assert_eq!(code, 0, "{stdout}");
-    assert!(
-        stdout.contains("counted web") && stdout.contains("done with web"),
-        "{stdout}"
-    );
+        let (code, stdout, _) = out(&deckhand(&app, "alice", &["run", "deploy", "nginx:1.27", "to", "web"]).await);
+        assert_eq!(code, 0, "{stdout}");
+        assert!(
+            stdout.contains("counted web") && stdout.contains("done with web"),
+            "{stdout}"
+        );
 
-    let (code, _, stderr) = out(&deckhand(&app, "alice", &["run", "deplyo nginx to web"]).await);
-    assert_eq!(code, 2, "a rejected command exits 2");
-    assert!(stderr.contains("Did you mean `deploy`?"), "{stderr}");
+        let (code, _, stderr) = out(&deckhand(&app, "alice", &["run", "deplyo nginx to web"]).await);
+        assert_eq!(code, 2, "a rejected command exits 2");
+        assert!(stderr.contains("Did you mean `deploy`?"), "{stderr}");
 
-    let (code, _, stderr) = out(&deckhand(&app, "alice", &["run", "request r-zzzz"]).await);
-    assert_eq!(code, 1, "a failed request exits 1");
-    assert!(stderr.contains("There is no request r-zzzz"), "{stderr}");
+        let (code, _, stderr) = out(&deckhand(&app, "alice", &["run", "request r-zzzz"]).await);
+        assert_eq!(code, 1, "a failed request exits 1");
+        assert!(stderr.contains("There is no request r-zzzz"), "{stderr}");
 
-    let o = deckhand(&app, "alice", &["run", "--output", "json", "whoami"]).await;
-    let (code, stdout, _) = out(&o);
-    assert_eq!(code, 0);
-    let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
-    assert_eq!(
-        (last["state"].as_str(), last["requester"].as_str()),
-        (Some("succeeded"), Some("alice")),
-        "{stdout}"
-    );
-    app.shutdown().await;
+        let o = deckhand(&app, "alice", &["run", "--output", "json", "whoami"]).await;
+        let (code, stdout, _) = out(&o);
+        assert_eq!(code, 0);
+        let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+        assert_eq!(
+            (last["state"].as_str(), last["requester"].as_str()),
+            (Some("succeeded"), Some("alice")),
+            "{stdout}"
+        );
+        app.shutdown().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn approve_and_deny_from_the_cli() {
-    let db = TestDb::new(Backend::Sqlite).await;
-    let app = spawn_app(&db).await;
-    let o = deckhand(
-        &app,
-        "alice",
-        &[
-            "run",
-            "--no-wait",
-            "--output",
-            "json",
-            "deploy nginx:1.27 to shop tier=prod",
-        ],
-    )
-    .await;
-    let (code, stdout, _) = out(&o);
-    assert_eq!(code, 0);
-    let request: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
-    assert_eq!(request["state"], "pending_approval");
-    let id = request["id"].as_str().unwrap().to_owned();
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let db = TestDb::new(backend).await;
+        let app = spawn_app(&db).await;
+        let o = deckhand(
+            &app,
+            "alice",
+            &[
+                "run",
+                "--no-wait",
+                "--output",
+                "json",
+                "deploy nginx:1.27 to shop tier=prod",
+            ],
+        )
+        .await;
+        let (code, stdout, _) = out(&o);
+        assert_eq!(code, 0);
+        let request: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+        assert_eq!(request["state"], "pending_approval");
+        let id = request["id"].as_str().unwrap().to_owned();
 
-    let (_, stdout, _) = out(&deckhand(&app, "olga", &["requests", "--scope", "pending"]).await);
-    assert!(stdout.contains(&id) && stdout.contains("pending_approval"), "{stdout}");
+        let (_, stdout, _) = out(&deckhand(&app, "olga", &["requests", "--scope", "pending"]).await);
+        assert!(stdout.contains(&id) && stdout.contains("pending_approval"), "{stdout}");
 
-    let (code, _, stderr) = out(&deckhand(&app, "alice", &["approve", &id]).await);
-    assert_eq!(code, 2);
-    assert!(stderr.contains("You (alice) cannot approve"), "{stderr}");
+        let (code, _, stderr) = out(&deckhand(&app, "alice", &["approve", &id]).await);
+        assert_eq!(code, 2);
+        assert!(stderr.contains("You (alice) cannot approve"), "{stderr}");
 
-    let (code, stdout, _) = out(&deckhand(&app, "olga", &["approve", &id]).await);
-    assert_eq!(code, 0);
-    assert!(stdout.contains(&format!("{id} approved")), "{stdout}");
-    app.wait_for_state(&id, &["succeeded"]).await;
+        let (code, stdout, _) = out(&deckhand(&app, "olga", &["approve", &id]).await);
+        assert_eq!(code, 0);
+        assert!(stdout.contains(&format!("{id} approved")), "{stdout}");
+        app.wait_for_state(&id, &["succeeded"]).await;
 
-    let (_, v) = app.submit_as("alice", "deploy nginx:1.27 to cart tier=prod").await;
-    let id = v["request"]["id"].as_str().unwrap().to_owned();
-    let (code, _, _) = out(&deckhand(&app, "omar", &["deny", &id, "--reason", "freeze"]).await);
-    assert_eq!(code, 0);
-    let (_, stdout, _) = out(&deckhand(&app, "alice", &["request", &id]).await);
-    assert!(
-        stdout.contains("denied") && stdout.contains("omar denied: freeze"),
-        "{stdout}"
-    );
-    app.shutdown().await;
+        let (_, v) = app.submit_as("alice", "deploy nginx:1.27 to cart tier=prod").await;
+        let id = v["request"]["id"].as_str().unwrap().to_owned();
+        let (code, _, _) = out(&deckhand(&app, "omar", &["deny", &id, "--reason", "freeze"]).await);
+        assert_eq!(code, 0);
+        let (_, stdout, _) = out(&deckhand(&app, "alice", &["request", &id]).await);
+        assert!(
+            stdout.contains("denied") && stdout.contains("omar denied: freeze"),
+            "{stdout}"
+        );
+        app.shutdown().await;
+    }
 }
 
 #[test]
@@ -221,18 +227,60 @@ fn bad_configuration_names_the_key() {
     );
 }
 
-#[test]
-fn migrate_creates_the_store() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("sub/deckhand.db");
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_deckhand"))
-        .arg("migrate")
-        .env("DATABASE_URL", format!("sqlite://{}?mode=rwc", db.display()))
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("store is up to date"));
-    assert!(db.exists());
+#[tokio::test]
+async fn migrate_creates_the_store() {
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let db = TestDb::new(backend).await;
+        // On SQLite the file goes into a directory that does not exist yet.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sub/deckhand.db");
+        let url = match backend {
+            Backend::Sqlite => format!("sqlite://{}?mode=rwc", file.display()),
+            Backend::Postgres => db.url.clone(),
+        };
+        // A quick process that needs nothing from this runtime: run it in place.
+        let migrate = || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_deckhand"))
+                .arg("migrate")
+                .env("DATABASE_URL", &url)
+                .output()
+                .unwrap()
+        };
+        let o = migrate();
+        assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(String::from_utf8_lossy(&o.stdout).contains("store is up to date"));
+        if backend == Backend::Sqlite {
+            assert!(file.exists());
+        }
+        // Every migration in the repository is recorded as applied.
+        let applied: i64 = match backend {
+            Backend::Sqlite => {
+                use sqlx::Connection;
+                let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+                    .fetch_one(&mut c)
+                    .await
+                    .unwrap()
+            }
+            Backend::Postgres => {
+                use sqlx::Connection;
+                let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+                sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+                    .fetch_one(&mut c)
+                    .await
+                    .unwrap()
+            }
+        };
+        let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "sql"))
+            .count();
+        assert_eq!(applied, files as i64);
+        // Migrating again has nothing to do.
+        let o = migrate();
+        assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    }
 }
 
 #[test]
@@ -252,40 +300,46 @@ fn the_development_token_is_never_served_beyond_loopback() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn output_prints_a_requests_whole_output() {
-    let db = TestDb::new(Backend::Sqlite).await;
-    let app = spawn_app(&db).await;
-    let (_, v) = app.submit_as("alice", "help").await;
-    let id = v["request"]["id"].as_str().unwrap().to_owned();
-    app.wait_for_state(&id, &["succeeded"]).await;
-    let (code, stdout, _) = out(&deckhand(&app, "alice", &["output", &id]).await);
-    assert_eq!(code, 0);
-    assert!(stdout.starts_with("Commands you can run:"), "{stdout}");
-    let (code, _, stderr) = out(&deckhand(&app, "alice", &["output", "r-zzzz"]).await);
-    assert_eq!(code, 2, "refused like any API error: {stderr}");
-    assert!(stderr.contains("There is no request r-zzzz"), "{stderr}");
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let db = TestDb::new(backend).await;
+        let app = spawn_app(&db).await;
+        let (_, v) = app.submit_as("alice", "help").await;
+        let id = v["request"]["id"].as_str().unwrap().to_owned();
+        app.wait_for_state(&id, &["succeeded"]).await;
+        let (code, stdout, _) = out(&deckhand(&app, "alice", &["output", &id]).await);
+        assert_eq!(code, 0);
+        assert!(stdout.starts_with("Commands you can run:"), "{stdout}");
+        let (code, _, stderr) = out(&deckhand(&app, "alice", &["output", "r-zzzz"]).await);
+        assert_eq!(code, 2, "refused like any API error: {stderr}");
+        assert!(stderr.contains("There is no request r-zzzz"), "{stderr}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_closed_pipe_ends_the_client_quietly() {
-    let db = TestDb::new(Backend::Sqlite).await;
-    let app = spawn_app(&db).await;
-    let (url, token) = (app.url.clone(), token("alice"));
-    let stderr = tokio::task::spawn_blocking(move || {
-        use std::process::{Command, Stdio};
-        // `deckhand run help | true`: the reader is gone before the answer is printed.
-        let mut child = Command::new(env!("CARGO_BIN_EXE_deckhand"))
-            .args(["run", "help"])
-            .env("DECKHAND_URL", url)
-            .env("DECKHAND_TOKEN", token)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run deckhand");
-        drop(child.stdout.take());
-        let out = child.wait_with_output().expect("wait");
-        String::from_utf8_lossy(&out.stderr).into_owned()
-    })
-    .await
-    .expect("join");
-    assert!(!stderr.contains("panicked"), "{stderr}");
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let db = TestDb::new(backend).await;
+        let app = spawn_app(&db).await;
+        let (url, token) = (app.url.clone(), token("alice"));
+        let stderr = tokio::task::spawn_blocking(move || {
+            use std::process::{Command, Stdio};
+            // `deckhand run help | true`: the reader is gone before the answer is printed.
+            let mut child = Command::new(env!("CARGO_BIN_EXE_deckhand"))
+                .args(["run", "help"])
+                .env("DECKHAND_URL", url)
+                .env("DECKHAND_TOKEN", token)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("run deckhand");
+            drop(child.stdout.take());
+            let out = child.wait_with_output().expect("wait");
+            String::from_utf8_lossy(&out.stderr).into_owned()
+        })
+        .await
+        .expect("join");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use deckhand::slack::SlackConfig;
 use serde_json::Value;
 use slack_fake::{BOT_TOKEN, Call, FakeSlack, SIGNING_SECRET, command_form, now, signed_headers};
-use support::{ADMIN, Backend, TestApp, TestDb, backends, slack_id, test_config};
+use support::{ADMIN, TestApp, TestDb, backends, slack_id, test_config};
 
 const CHANNEL: &str = "C2147483705";
 
@@ -209,13 +209,16 @@ async fn a_refused_delivery_is_failed_counted_and_the_thread_goes_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_outage_longer_than_retry_for_fails_the_deliveries() {
-    let slack = FakeSlack::start().await;
-    let db = TestDb::new(Backend::Sqlite).await;
-    let app = start(config(&db, &slack, |c| c.delivery.retry_for = "2s".parse().unwrap())).await;
-    slack.set_down(true);
-    let id = slash(&app, &slack, "deploy web:1 to dev4").await;
-    app.wait_for_state(&id, &["succeeded"]).await;
-    let d = wait_deliveries(&app, &id, "the deliveries given up", |d| all_in(d, "failed")).await;
-    assert!(d.iter().all(|x| x["attempts"].as_i64() >= Some(1)), "{d:#?}");
-    app.shutdown().await;
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let slack = FakeSlack::start().await;
+        let db = TestDb::new(backend).await;
+        let app = start(config(&db, &slack, |c| c.delivery.retry_for = "2s".parse().unwrap())).await;
+        slack.set_down(true);
+        let id = slash(&app, &slack, "deploy web:1 to dev4").await;
+        app.wait_for_state(&id, &["succeeded"]).await;
+        let d = wait_deliveries(&app, &id, "the deliveries given up", |d| all_in(d, "failed")).await;
+        assert!(d.iter().all(|x| x["attempts"].as_i64() >= Some(1)), "{d:#?}");
+        app.shutdown().await;
+    }
 }

@@ -21,7 +21,7 @@ use discord_fake::{
 };
 use serde_json::{Value, json};
 use serenity::model::application::CommandDataOption;
-use support::{Backend, TestApp, TestDb, discord_id, test_config};
+use support::{Backend, TestApp, TestDb, backends, discord_id, test_config};
 
 struct Rig {
     app: TestApp,
@@ -39,10 +39,10 @@ fn with_discord(config: &mut Config, discord: &FakeDiscordServer, signer: &Inter
 }
 
 /// The server with the test actions and specs (tests/support/actions.rs).
-async fn start(edit: impl FnOnce(&mut Config)) -> Rig {
+async fn start(backend: Backend, edit: impl FnOnce(&mut Config)) -> Rig {
     let discord = FakeDiscordServer::start().await;
     let signer = InteractionSigner::generate();
-    let db = TestDb::new(Backend::Sqlite).await;
+    let db = TestDb::new(backend).await;
     let mut config = test_config(&db.url);
     with_discord(&mut config, &discord, &signer);
     edit(&mut config);
@@ -57,12 +57,12 @@ async fn start(edit: impl FnOnce(&mut Config)) -> Rig {
 }
 
 /// The server with the built-in specs and actions against the Kubernetes test API server.
-async fn start_with_kube() -> Rig {
+async fn start_with_kube(backend: Backend) -> Rig {
     let kube = kube_fake::KubeTestServer::start().await;
     kube.set_step(Duration::from_millis(15));
     let discord = FakeDiscordServer::start().await;
     let signer = InteractionSigner::generate();
-    let db = TestDb::new(Backend::Sqlite).await;
+    let db = TestDb::new(backend).await;
     let mut config = test_config(&db.url);
     config.kubernetes.url = kube.url();
     config.kubernetes.rollout_deadline = "20s".parse().expect("duration");
@@ -218,416 +218,446 @@ fn the_shared_signature_vector_verifies_and_a_changed_byte_does_not() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ping_gets_pong_and_forged_stale_or_malformed_interactions_change_nothing() {
-    let rig = start(|_| {}).await;
-    let ping = include_str!("support/discord/fixtures/ping.json").trim();
-    let ts = unix_now().to_string();
-    let (s, v) = rig
-        .post_raw(ping, &ts, Some(&rig.signer.sign(&ts, ping.as_bytes())))
-        .await;
-    assert_eq!((s, v), (200, json!({ "type": 1 })));
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let rig = start(backend, |_| {}).await;
+        let ping = include_str!("support/discord/fixtures/ping.json").trim();
+        let ts = unix_now().to_string();
+        let (s, v) = rig
+            .post_raw(ping, &ts, Some(&rig.signer.sign(&ts, ping.as_bytes())))
+            .await;
+        assert_eq!((s, v), (200, json!({ "type": 1 })));
 
-    // A command that would create a request, if it got through.
-    let (id, token) = new_interaction();
-    let cmd = command_payload(
-        &id,
-        &token,
-        &discord_id("alice"),
-        &[],
-        &["deploy"],
-        &[("image", json!("nginx:1.27")), ("env", json!("web"))],
-    )
-    .to_string();
-    let forged = InteractionSigner::generate().sign(&ts, cmd.as_bytes());
-    assert_eq!(rig.post_raw(&cmd, &ts, Some(&forged)).await.0, 401, "other key");
-    assert_eq!(rig.post_raw(&cmd, &ts, None).await.0, 401, "no signature");
-    assert_eq!(rig.post_raw(&cmd, &ts, Some("zz")).await.0, 401, "not hex");
-    let tampered = cmd.replace("nginx:1.27", "nginx:1.28");
-    let sig = rig.signer.sign(&ts, cmd.as_bytes());
-    assert_eq!(rig.post_raw(&tampered, &ts, Some(&sig)).await.0, 401, "changed body");
-    let stale = (unix_now() - 600).to_string();
-    let stale_sig = rig.signer.sign(&stale, cmd.as_bytes());
-    assert_eq!(rig.post_raw(&cmd, &stale, Some(&stale_sig)).await.0, 401, "stale");
-    let future = (unix_now() + 600).to_string();
-    let future_sig = rig.signer.sign(&future, cmd.as_bytes());
-    assert_eq!(rig.post_raw(&cmd, &future, Some(&future_sig)).await.0, 401, "future");
-    // Signed but malformed: 400.
-    for body in ["not json", r#"{"type": 2}"#, r#"{"type": 2, "id": "x", "data": 5}"#] {
-        let sig = rig.signer.sign(&ts, body.as_bytes());
-        assert_eq!(rig.post_raw(body, &ts, Some(&sig)).await.0, 400, "{body}");
+        // A command that would create a request, if it got through.
+        let (id, token) = new_interaction();
+        let cmd = command_payload(
+            &id,
+            &token,
+            &discord_id("alice"),
+            &[],
+            &["deploy"],
+            &[("image", json!("nginx:1.27")), ("env", json!("web"))],
+        )
+        .to_string();
+        let forged = InteractionSigner::generate().sign(&ts, cmd.as_bytes());
+        assert_eq!(rig.post_raw(&cmd, &ts, Some(&forged)).await.0, 401, "other key");
+        assert_eq!(rig.post_raw(&cmd, &ts, None).await.0, 401, "no signature");
+        assert_eq!(rig.post_raw(&cmd, &ts, Some("zz")).await.0, 401, "not hex");
+        let tampered = cmd.replace("nginx:1.27", "nginx:1.28");
+        let sig = rig.signer.sign(&ts, cmd.as_bytes());
+        assert_eq!(rig.post_raw(&tampered, &ts, Some(&sig)).await.0, 401, "changed body");
+        let stale = (unix_now() - 600).to_string();
+        let stale_sig = rig.signer.sign(&stale, cmd.as_bytes());
+        assert_eq!(rig.post_raw(&cmd, &stale, Some(&stale_sig)).await.0, 401, "stale");
+        let future = (unix_now() + 600).to_string();
+        let future_sig = rig.signer.sign(&future, cmd.as_bytes());
+        assert_eq!(rig.post_raw(&cmd, &future, Some(&future_sig)).await.0, 401, "future");
+        // Signed but malformed: 400.
+        for body in ["not json", r#"{"type": 2}"#, r#"{"type": 2, "id": "x", "data": 5}"#] {
+            let sig = rig.signer.sign(&ts, body.as_bytes());
+            assert_eq!(rig.post_raw(body, &ts, Some(&sig)).await.0, 400, "{body}");
+        }
+        // A settle window: nothing may be stored or posted later for any of them.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(rig.all_requests().await.is_empty(), "nothing stored");
+        assert!(rig.discord.fake.calls().is_empty(), "nothing posted");
+        assert_eq!(rig.app.probe.executions.load(std::sync::atomic::Ordering::SeqCst), 0);
+        rig.app.shutdown().await;
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(rig.all_requests().await.is_empty(), "nothing stored");
-    assert!(rig.discord.fake.calls().is_empty(), "nothing posted");
-    assert_eq!(rig.app.probe.executions.load(std::sync::atomic::Ordering::SeqCst), 0);
-    rig.app.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_people_and_bad_commands_get_an_ephemeral_answer_and_nothing_is_stored() {
-    let rig = start(|_| {}).await;
-    let (id, token) = new_interaction();
-    let p = command_payload(&id, &token, "999999999999999999", &[], &["whoami"], &[]);
-    let (s, v) = rig.send(&p).await;
-    assert_eq!(s, 200);
-    assert!(is_ephemeral(&v), "{v}");
-    assert!(
-        v["data"]["content"]
-            .as_str()
-            .expect("content")
-            .contains("discord:999999999999999999"),
-        "{v}"
-    );
-    // eve may not deploy: the router's refusal, only to her.
-    let (_, s, v) = rig
-        .command(
-            "eve",
-            &["deploy"],
-            &[("image", json!("nginx:1.27")), ("env", json!("web"))],
-        )
-        .await;
-    assert_eq!(s, 200);
-    assert!(
-        is_ephemeral(&v) && v["data"]["content"].as_str().expect("c").contains("may not run"),
-        "{v}"
-    );
-    // An option smuggling another argument in.
-    let (_, _, v) = rig
-        .command(
-            "alice",
-            &["deploy"],
-            &[("image", json!("nginx:1.27")), ("env", json!("web tier=prod"))],
-        )
-        .await;
-    assert!(
-        is_ephemeral(&v) && v["data"]["content"].as_str().expect("c").contains("spaces"),
-        "{v}"
-    );
-    assert!(rig.all_requests().await.is_empty());
-    rig.app.shutdown().await;
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let rig = start(backend, |_| {}).await;
+        let (id, token) = new_interaction();
+        let p = command_payload(&id, &token, "999999999999999999", &[], &["whoami"], &[]);
+        let (s, v) = rig.send(&p).await;
+        assert_eq!(s, 200);
+        assert!(is_ephemeral(&v), "{v}");
+        assert!(
+            v["data"]["content"]
+                .as_str()
+                .expect("content")
+                .contains("discord:999999999999999999"),
+            "{v}"
+        );
+        // eve may not deploy: the router's refusal, only to her.
+        let (_, s, v) = rig
+            .command(
+                "eve",
+                &["deploy"],
+                &[("image", json!("nginx:1.27")), ("env", json!("web"))],
+            )
+            .await;
+        assert_eq!(s, 200);
+        assert!(
+            is_ephemeral(&v) && v["data"]["content"].as_str().expect("c").contains("may not run"),
+            "{v}"
+        );
+        // An option smuggling another argument in.
+        let (_, _, v) = rig
+            .command(
+                "alice",
+                &["deploy"],
+                &[("image", json!("nginx:1.27")), ("env", json!("web tier=prod"))],
+            )
+            .await;
+        assert!(
+            is_ephemeral(&v) && v["data"]["content"].as_str().expect("c").contains("spaces"),
+            "{v}"
+        );
+        assert!(rig.all_requests().await.is_empty());
+        rig.app.shutdown().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn role_ids_map_to_groups() {
-    let rig = start(|c| {
-        for (name, group) in c.groups.iter_mut() {
-            if name.to_string() == "ops" {
-                group.identities.push("discord-role:1000000000000000777".into());
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let rig = start(backend, |c| {
+            for (name, group) in c.groups.iter_mut() {
+                if name.to_string() == "ops" {
+                    group.identities.push("discord-role:1000000000000000777".into());
+                }
             }
-        }
-    })
-    .await;
-    // eve is in no group by configuration; the Discord role makes her ops for this click.
-    let (_, s, _) = rig
-        .command(
-            "alice",
-            &["deploy"],
-            &[
-                ("image", json!("nginx:1.27")),
-                ("env", json!("roles")),
-                ("tier", json!("prod")),
-            ],
-        )
+        })
         .await;
-    assert_eq!(s, 200);
-    let (_, approve, _) = approval_buttons(&rig).await;
-    let (_, v) = rig.click("eve", &approve).await;
-    assert!(is_ephemeral(&v), "without the role: {v}");
-    let (id, token) = new_interaction();
-    let p = component_payload(&id, &token, &discord_id("eve"), &["1000000000000000777"], &approve);
-    let (s, v) = rig.send(&p).await;
-    assert_eq!((s, v["type"].as_u64()), (200, Some(7)), "{v}");
-    assert!(
-        v["data"]["content"].as_str().expect("c").contains("eve approved"),
-        "{v}"
-    );
-    let rid = rig.only_request().await;
-    rig.app.wait_for_state(&rid, &["succeeded"]).await;
-    rig.app.shutdown().await;
+        // eve is in no group by configuration; the Discord role makes her ops for this click.
+        let (_, s, _) = rig
+            .command(
+                "alice",
+                &["deploy"],
+                &[
+                    ("image", json!("nginx:1.27")),
+                    ("env", json!("roles")),
+                    ("tier", json!("prod")),
+                ],
+            )
+            .await;
+        assert_eq!(s, 200);
+        let (_, approve, _) = approval_buttons(&rig).await;
+        let (_, v) = rig.click("eve", &approve).await;
+        assert!(is_ephemeral(&v), "without the role: {v}");
+        let (id, token) = new_interaction();
+        let p = component_payload(&id, &token, &discord_id("eve"), &["1000000000000000777"], &approve);
+        let (s, v) = rig.send(&p).await;
+        assert_eq!((s, v["type"].as_u64()), (200, Some(7)), "{v}");
+        assert!(
+            v["data"]["content"].as_str().expect("c").contains("eve approved"),
+            "{v}"
+        );
+        let rid = rig.only_request().await;
+        rig.app.wait_for_state(&rid, &["succeeded"]).await;
+        rig.app.shutdown().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_deliveries_run_once() {
-    let rig = start(|_| {}).await;
-    let (id, token) = new_interaction();
-    let p = command_payload(
-        &id,
-        &token,
-        &discord_id("alice"),
-        &[],
-        &["deploy"],
-        &[
-            ("image", json!("nginx:1.27")),
-            ("env", json!("once")),
-            ("replicas", json!(2)),
-        ],
-    );
-    let (s1, v1) = rig.send(&p).await;
-    let (s2, v2) = rig.send(&p).await;
-    assert_eq!((s1, &v1), (200, &json!({ "type": 5 })));
-    assert_eq!((s2, &v2), (200, &json!({ "type": 5 })));
-    let rid = rig.only_request().await;
-    let done = rig.app.wait_for_state(&rid, &["succeeded"]).await;
-    assert_eq!(done["request"]["text"], "deploy nginx:1.27 to once replicas=2");
-    rig.discord
-        .fake
-        .wait_until("final status", |f| {
-            f.original(&token).is_some_and(|m| m.content.contains("succeeded"))
-        })
-        .await;
-    assert_eq!(rig.app.probe.count("once"), 1);
-    rig.app.shutdown().await;
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let rig = start(backend, |_| {}).await;
+        let (id, token) = new_interaction();
+        let p = command_payload(
+            &id,
+            &token,
+            &discord_id("alice"),
+            &[],
+            &["deploy"],
+            &[
+                ("image", json!("nginx:1.27")),
+                ("env", json!("once")),
+                ("replicas", json!(2)),
+            ],
+        );
+        let (s1, v1) = rig.send(&p).await;
+        let (s2, v2) = rig.send(&p).await;
+        assert_eq!((s1, &v1), (200, &json!({ "type": 5 })));
+        assert_eq!((s2, &v2), (200, &json!({ "type": 5 })));
+        let rid = rig.only_request().await;
+        let done = rig.app.wait_for_state(&rid, &["succeeded"]).await;
+        assert_eq!(done["request"]["text"], "deploy nginx:1.27 to once replicas=2");
+        rig.discord
+            .fake
+            .wait_until("final status", |f| {
+                f.original(&token).is_some_and(|m| m.content.contains("succeeded"))
+            })
+            .await;
+        assert_eq!(rig.app.probe.count("once"), 1);
+        rig.app.shutdown().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn approval_buttons_refuse_the_wrong_people_and_show_who_decided() {
-    let rig = start(|_| {}).await;
-    let (token, s, v) = rig
-        .command(
-            "alice",
-            &["deploy"],
-            &[
-                ("image", json!("ghcr.io/acme/shop:1.2")),
-                ("env", json!("shop")),
-                ("tier", json!("prod")),
-            ],
-        )
-        .await;
-    assert_eq!((s, v), (200, json!({ "type": 5 })));
-    let rid = rig.only_request().await;
-    let (msg, approve, deny) = approval_buttons(&rig).await;
-    assert!(approve.len() <= 100 && approve.contains(&rid), "{approve}");
-    assert_ne!(approve, deny);
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let rig = start(backend, |_| {}).await;
+        let (token, s, v) = rig
+            .command(
+                "alice",
+                &["deploy"],
+                &[
+                    ("image", json!("ghcr.io/acme/shop:1.2")),
+                    ("env", json!("shop")),
+                    ("tier", json!("prod")),
+                ],
+            )
+            .await;
+        assert_eq!((s, v), (200, json!({ "type": 5 })));
+        let rid = rig.only_request().await;
+        let (msg, approve, deny) = approval_buttons(&rig).await;
+        assert!(approve.len() <= 100 && approve.contains(&rid), "{approve}");
+        assert_ne!(approve, deny);
 
-    // The requester, an outsider, a forged id and a developer: ephemeral, nothing changes.
-    for (who, custom_id) in [
-        ("alice", approve.clone()),
-        ("eve", approve.clone()),
-        ("bob", deny.clone()),
-        ("olga", approve.replace(&rid, "r-zzzzzzzzzz")),
-        ("olga", format!("{}x", &approve[..approve.len() - 1])),
-    ] {
-        let (s, v) = rig.click(who, &custom_id).await;
-        assert_eq!(s, 200);
-        assert!(is_ephemeral(&v), "{who}: {v}");
+        // The requester, an outsider, a forged id and a developer: ephemeral, nothing changes.
+        for (who, custom_id) in [
+            ("alice", approve.clone()),
+            ("eve", approve.clone()),
+            ("bob", deny.clone()),
+            ("olga", approve.replace(&rid, "r-zzzzzzzzzz")),
+            ("olga", format!("{}x", &approve[..approve.len() - 1])),
+        ] {
+            let (s, v) = rig.click(who, &custom_id).await;
+            assert_eq!(s, 200);
+            assert!(is_ephemeral(&v), "{who}: {v}");
+        }
+        let (_, v) = rig.app.get_as(support::ADMIN, &format!("/api/v1/requests/{rid}")).await;
+        assert_eq!(v["request"]["state"], "pending_approval");
+        assert_eq!(rig.app.probe.count("shop"), 0);
+
+        let (s, v) = rig.click("olga", &approve).await;
+        assert_eq!((s, v["type"].as_u64()), (200, Some(7)), "{v}");
+        assert_eq!(v["data"]["components"], json!([]), "buttons replaced");
+        assert!(
+            v["data"]["content"].as_str().expect("c").contains("olga approved"),
+            "{v}"
+        );
+        rig.app.wait_for_state(&rid, &["succeeded"]).await;
+        rig.discord
+            .fake
+            .wait_until("buttons message shows the decision", |f| {
+                f.message(&msg)
+                    .is_some_and(|m| m.content.contains("olga approved") && m.components == json!([]))
+            })
+            .await;
+        rig.discord
+            .fake
+            .wait_until("status shows success", |f| {
+                f.original(&token).is_some_and(|m| m.content.contains("succeeded"))
+            })
+            .await;
+        // A second click after the decision changes nothing.
+        let (_, v) = rig.click("omar", &approve).await;
+        assert!(is_ephemeral(&v), "{v}");
+        assert_eq!(rig.app.probe.count("shop"), 1);
+
+        // Deny on another request.
+        let (_, _, _) = rig.command("alice", &["release"], &[("env", json!("shop"))]).await;
+        rig.discord
+            .fake
+            .wait_until("second buttons", |f| {
+                f.posted()
+                    .iter()
+                    .filter(|m| m.components.to_string().contains("Deny"))
+                    .count()
+                    == 1
+                    && f.posted().iter().any(|m| m.content.contains("release shop"))
+            })
+            .await;
+        let m = rig
+            .discord
+            .fake
+            .posted()
+            .into_iter()
+            .find(|m| m.content.contains("release shop") && m.components.to_string().contains("Deny"))
+            .expect("release buttons");
+        let deny = m.components[0]["components"][1]["custom_id"]
+            .as_str()
+            .expect("deny")
+            .to_owned();
+        let (_, v) = rig.click("omar", &deny).await;
+        assert_eq!(v["type"], 7, "{v}");
+        assert!(v["data"]["content"].as_str().expect("c").contains("omar denied"), "{v}");
+        rig.app.shutdown().await;
     }
-    let (_, v) = rig.app.get_as(support::ADMIN, &format!("/api/v1/requests/{rid}")).await;
-    assert_eq!(v["request"]["state"], "pending_approval");
-    assert_eq!(rig.app.probe.count("shop"), 0);
-
-    let (s, v) = rig.click("olga", &approve).await;
-    assert_eq!((s, v["type"].as_u64()), (200, Some(7)), "{v}");
-    assert_eq!(v["data"]["components"], json!([]), "buttons replaced");
-    assert!(
-        v["data"]["content"].as_str().expect("c").contains("olga approved"),
-        "{v}"
-    );
-    rig.app.wait_for_state(&rid, &["succeeded"]).await;
-    rig.discord
-        .fake
-        .wait_until("buttons message shows the decision", |f| {
-            f.message(&msg)
-                .is_some_and(|m| m.content.contains("olga approved") && m.components == json!([]))
-        })
-        .await;
-    rig.discord
-        .fake
-        .wait_until("status shows success", |f| {
-            f.original(&token).is_some_and(|m| m.content.contains("succeeded"))
-        })
-        .await;
-    // A second click after the decision changes nothing.
-    let (_, v) = rig.click("omar", &approve).await;
-    assert!(is_ephemeral(&v), "{v}");
-    assert_eq!(rig.app.probe.count("shop"), 1);
-
-    // Deny on another request.
-    let (_, _, _) = rig.command("alice", &["release"], &[("env", json!("shop"))]).await;
-    rig.discord
-        .fake
-        .wait_until("second buttons", |f| {
-            f.posted()
-                .iter()
-                .filter(|m| m.components.to_string().contains("Deny"))
-                .count()
-                == 1
-                && f.posted().iter().any(|m| m.content.contains("release shop"))
-        })
-        .await;
-    let m = rig
-        .discord
-        .fake
-        .posted()
-        .into_iter()
-        .find(|m| m.content.contains("release shop") && m.components.to_string().contains("Deny"))
-        .expect("release buttons");
-    let deny = m.components[0]["components"][1]["custom_id"]
-        .as_str()
-        .expect("deny")
-        .to_owned();
-    let (_, v) = rig.click("omar", &deny).await;
-    assert_eq!(v["type"], 7, "{v}");
-    assert!(v["data"]["content"].as_str().expect("c").contains("omar denied"), "{v}");
-    rig.app.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_action_outliving_the_token_still_delivers_every_message() {
-    let rig = start(|c| c.discord.token_lifetime = "2s".parse().expect("duration")).await;
-    rig.discord.fake.set_token_lifetime(Duration::from_secs(2));
-    let (token, s, _) = rig.command("alice", &["hold"], &[("env", json!("long"))]).await;
-    assert_eq!(s, 200);
-    let rid = rig.only_request().await;
-    rig.discord
-        .fake
-        .wait_until("progress while the token lasts", |f| {
-            f.posted().iter().any(|m| m.content == "holding") && f.original(&token).is_some()
-        })
-        .await;
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    rig.app.probe.release.notify_one();
-    rig.app.wait_for_state(&rid, &["succeeded"]).await;
-    rig.discord
-        .fake
-        .wait_until("the status message shows the outcome", |f| {
-            f.original(&token).is_some_and(|m| m.content.contains("released long"))
-        })
-        .await;
-    let calls = rig.discord.fake.calls();
-    let last = calls.last().expect("calls");
-    assert!(
-        last.path.starts_with(&format!("/channels/{CHANNEL_ID}/messages/")),
-        "{calls:#?}"
-    );
-    assert_eq!(last.authorization.as_deref(), Some(&*format!("Bot {BOT_TOKEN}")));
-    rig.app.shutdown().await;
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let rig = start(backend, |c| c.discord.token_lifetime = "2s".parse().expect("duration")).await;
+        rig.discord.fake.set_token_lifetime(Duration::from_secs(2));
+        let (token, s, _) = rig.command("alice", &["hold"], &[("env", json!("long"))]).await;
+        assert_eq!(s, 200);
+        let rid = rig.only_request().await;
+        rig.discord
+            .fake
+            .wait_until("progress while the token lasts", |f| {
+                f.posted().iter().any(|m| m.content == "holding") && f.original(&token).is_some()
+            })
+            .await;
+        // Not a wait for a condition: the scenario needs the 2 s token to run out mid-action.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        rig.app.probe.release.notify_one();
+        rig.app.wait_for_state(&rid, &["succeeded"]).await;
+        rig.discord
+            .fake
+            .wait_until("the status message shows the outcome", |f| {
+                f.original(&token).is_some_and(|m| m.content.contains("released long"))
+            })
+            .await;
+        let calls = rig.discord.fake.calls();
+        let last = calls.last().expect("calls");
+        assert!(
+            last.path.starts_with(&format!("/channels/{CHANNEL_ID}/messages/")),
+            "{calls:#?}"
+        );
+        assert_eq!(last.authorization.as_deref(), Some(&*format!("Bot {BOT_TOKEN}")));
+        rig.app.shutdown().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_discord_refuses_early_falls_back_to_the_channel() {
-    // deckhand believes the token lasts 15 minutes; the fake refuses it after one second.
-    let rig = start(|_| {}).await;
-    rig.discord.fake.set_token_lifetime(Duration::from_secs(1));
-    let (token, _, _) = rig.command("alice", &["hold"], &[("env", json!("early"))]).await;
-    let rid = rig.only_request().await;
-    rig.discord
-        .fake
-        .wait_until("status", |f| f.original(&token).is_some())
-        .await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    rig.app.probe.release.notify_one();
-    rig.app.wait_for_state(&rid, &["succeeded"]).await;
-    rig.discord
-        .fake
-        .wait_until("outcome in the channel", |f| {
-            f.original(&token).is_some_and(|m| m.content.contains("released early"))
-        })
-        .await;
-    rig.app.shutdown().await;
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        // deckhand believes the token lasts 15 minutes; the fake refuses it after one second.
+        let rig = start(backend, |_| {}).await;
+        rig.discord.fake.set_token_lifetime(Duration::from_secs(1));
+        let (token, _, _) = rig.command("alice", &["hold"], &[("env", json!("early"))]).await;
+        let rid = rig.only_request().await;
+        rig.discord
+            .fake
+            .wait_until("status", |f| f.original(&token).is_some())
+            .await;
+        // Not a wait for a condition: the scenario needs the fake's 1 s token to run out.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        rig.app.probe.release.notify_one();
+        rig.app.wait_for_state(&rid, &["succeeded"]).await;
+        rig.discord
+            .fake
+            .wait_until("outcome in the channel", |f| {
+                f.original(&token).is_some_and(|m| m.content.contains("released early"))
+            })
+            .await;
+        rig.app.shutdown().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limits_are_waited_out_without_losing_messages() {
-    let rig = start(|_| {}).await;
-    rig.discord.fake.rate_limit_next(3);
-    let (token, _, _) = rig
-        .command(
-            "alice",
-            &["deploy"],
-            &[("image", json!("nginx:1.27")), ("env", json!("busy"))],
-        )
-        .await;
-    let rid = rig.only_request().await;
-    rig.app.wait_for_state(&rid, &["succeeded"]).await;
-    rig.discord
-        .fake
-        .wait_until("outcome and progress", |f| {
-            f.original(&token).is_some_and(|m| m.content.contains("done with busy"))
-                && f.posted().iter().any(|m| m.content == "counted busy")
-        })
-        .await;
-    assert_eq!(rig.discord.fake.rate_limited(), 3);
-    rig.app.shutdown().await;
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let rig = start(backend, |_| {}).await;
+        rig.discord.fake.rate_limit_next(3);
+        let (token, _, _) = rig
+            .command(
+                "alice",
+                &["deploy"],
+                &[("image", json!("nginx:1.27")), ("env", json!("busy"))],
+            )
+            .await;
+        let rid = rig.only_request().await;
+        rig.app.wait_for_state(&rid, &["succeeded"]).await;
+        rig.discord
+            .fake
+            .wait_until("outcome and progress", |f| {
+                f.original(&token).is_some_and(|m| m.content.contains("done with busy"))
+                    && f.posted().iter().any(|m| m.content == "counted busy")
+            })
+            .await;
+        assert_eq!(rig.discord.fake.rate_limited(), 3);
+        rig.app.shutdown().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn end_to_end_prod_deploy_from_discord_runs_on_the_cluster() {
-    let rig = start_with_kube().await;
-    // A prod environment, made through the API with an ops approval.
-    let (_, v) = rig.app.submit_as("olga", "env create payments prod").await;
-    let env_id = v["request"]["id"].as_str().expect("id").to_owned();
-    rig.app.approve("omar", &env_id).await;
-    rig.app.wait_for_state(&env_id, &["succeeded"]).await;
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let rig = start_with_kube(backend).await;
+        // A prod environment, made through the API with an ops approval.
+        let (_, v) = rig.app.submit_as("olga", "env create payments prod").await;
+        let env_id = v["request"]["id"].as_str().expect("id").to_owned();
+        rig.app.approve("omar", &env_id).await;
+        rig.app.wait_for_state(&env_id, &["succeeded"]).await;
 
-    let (token, s, v) = rig
-        .command(
-            "alice",
-            &["deploy"],
-            &[
-                ("image", json!("nginx:1.27.3")),
-                ("env", json!("payments")),
-                ("replicas", json!(2)),
-            ],
-        )
-        .await;
-    assert_eq!((s, v), (200, json!({ "type": 5 })), "deferred");
-    let all = rig.all_requests().await;
-    let deploy = all
-        .iter()
-        .find(|r| r["command"] == "deploy")
-        .expect("stored before the answer");
-    let rid = deploy["id"].as_str().expect("id").to_owned();
-    assert_eq!(deploy["state"], "pending_approval");
-    assert_eq!(deploy["text"], "deploy nginx:1.27.3 to payments replicas=2");
-
-    let (msg, approve, _) = approval_buttons(&rig).await;
-    let (_, v) = rig.click("alice", &approve).await;
-    assert!(is_ephemeral(&v), "self-approval refused: {v}");
-    let kube = rig.kube.as_ref().expect("kube");
-    assert!(kube.object("deployments", "payments", "nginx").is_none());
-    let (_, v) = rig.click("otto", &approve).await;
-    assert_eq!(v["type"], 7, "{v}");
-    let done = rig.app.wait_for_state(&rid, &["succeeded", "failed"]).await;
-    assert_eq!(done["request"]["state"], "succeeded", "{done:#}");
-    let dep = kube
-        .object("deployments", "payments", "nginx")
-        .expect("deployment on the cluster");
-    assert_eq!(dep["spec"]["replicas"], 2);
-    rig.discord
-        .fake
-        .wait_until("original shows success", |f| {
-            f.original(&token).is_some_and(|m| m.content.contains("✅ succeeded"))
-        })
-        .await;
-    let fake = &rig.discord.fake;
-    assert!(
-        fake.message(&msg)
-            .is_some_and(|m| m.components == json!([]) && m.content.contains("otto approved")),
-        "{:?}",
-        fake.message(&msg)
-    );
-    // Follow-ups carry the progress events, in order.
-    let progress: Vec<String> = done["events"]
-        .as_array()
-        .expect("events")
-        .iter()
-        .filter(|e| e["kind"] == "progress")
-        .map(|e| e["message"].as_str().unwrap_or_default().to_owned())
-        .collect();
-    assert!(!progress.is_empty(), "{done:#}");
-    let posted: Vec<String> = fake.posted().into_iter().map(|m| m.content).collect();
-    let mut at = 0;
-    for p in &progress {
-        let i = posted[at..]
+        let (token, s, v) = rig
+            .command(
+                "alice",
+                &["deploy"],
+                &[
+                    ("image", json!("nginx:1.27.3")),
+                    ("env", json!("payments")),
+                    ("replicas", json!(2)),
+                ],
+            )
+            .await;
+        assert_eq!((s, v), (200, json!({ "type": 5 })), "deferred");
+        let all = rig.all_requests().await;
+        let deploy = all
             .iter()
-            .position(|m| m == p)
-            .unwrap_or_else(|| panic!("progress `{p}` not posted in order: {posted:#?}"));
-        at += i + 1;
+            .find(|r| r["command"] == "deploy")
+            .expect("stored before the answer");
+        let rid = deploy["id"].as_str().expect("id").to_owned();
+        assert_eq!(deploy["state"], "pending_approval");
+        assert_eq!(deploy["text"], "deploy nginx:1.27.3 to payments replicas=2");
+
+        let (msg, approve, _) = approval_buttons(&rig).await;
+        let (_, v) = rig.click("alice", &approve).await;
+        assert!(is_ephemeral(&v), "self-approval refused: {v}");
+        let kube = rig.kube.as_ref().expect("kube");
+        assert!(kube.object("deployments", "payments", "nginx").is_none());
+        let (_, v) = rig.click("otto", &approve).await;
+        assert_eq!(v["type"], 7, "{v}");
+        let done = rig.app.wait_for_state(&rid, &["succeeded", "failed"]).await;
+        assert_eq!(done["request"]["state"], "succeeded", "{done:#}");
+        let dep = kube
+            .object("deployments", "payments", "nginx")
+            .expect("deployment on the cluster");
+        assert_eq!(dep["spec"]["replicas"], 2);
+        rig.discord
+            .fake
+            .wait_until("original shows success", |f| {
+                f.original(&token).is_some_and(|m| m.content.contains("✅ succeeded"))
+            })
+            .await;
+        let fake = &rig.discord.fake;
+        assert!(
+            fake.message(&msg)
+                .is_some_and(|m| m.components == json!([]) && m.content.contains("otto approved")),
+            "{:?}",
+            fake.message(&msg)
+        );
+        // Follow-ups carry the progress events, in order.
+        let progress: Vec<String> = done["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .filter(|e| e["kind"] == "progress")
+            .map(|e| e["message"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        assert!(!progress.is_empty(), "{done:#}");
+        let posted: Vec<String> = fake.posted().into_iter().map(|m| m.content).collect();
+        let mut at = 0;
+        for p in &progress {
+            let i = posted[at..]
+                .iter()
+                .position(|m| m == p)
+                .unwrap_or_else(|| panic!("progress `{p}` not posted in order: {posted:#?}"));
+            at += i + 1;
+        }
+        assert!(
+            fake.calls().iter().all(|c| !c.path.starts_with("/channels/")),
+            "everything went through the interaction webhook"
+        );
+        rig.app.shutdown().await;
     }
-    assert!(
-        fake.calls().iter().all(|c| !c.path.starts_with("/channels/")),
-        "everything went through the interaction webhook"
-    );
-    rig.app.shutdown().await;
 }
 
 // ---- command text and registration ----
@@ -669,8 +699,8 @@ fn options_for(spec: &deckhand::commands::CommandSpec, args: &BTreeMap<String, S
 
 #[tokio::test]
 async fn every_spec_example_round_trips_through_discord_options() {
-    let db = TestDb::new(Backend::Sqlite).await;
-    let config = test_config(&db.url);
+    // Registration reads the configuration and specs only; it never opens the store.
+    let config = test_config("sqlite::memory:");
     let router = builtin_router(&config);
     let who = root();
     let mut checked = 0;
@@ -807,8 +837,8 @@ fn check_discord_limits(cmd: &Value, problems: &mut Vec<String>) {
 
 #[tokio::test]
 async fn registration_json_for_the_repositorys_commands_fits_discords_limits() {
-    let db = TestDb::new(Backend::Sqlite).await;
-    let config = test_config(&db.url);
+    // Registration reads the configuration and specs only; it never opens the store.
+    let config = test_config("sqlite::memory:");
     let router = builtin_router(&config);
     let printed = discord::register(&config, &router, None, true).await.expect("dry run");
     let json: Value = serde_json::from_str(&printed).expect("JSON");
@@ -874,8 +904,8 @@ async fn registration_json_for_the_repositorys_commands_fits_discords_limits() {
 
 #[tokio::test]
 async fn specs_beyond_discords_limits_fail_naming_the_spec() {
-    let db = TestDb::new(Backend::Sqlite).await;
-    let config = test_config(&db.url);
+    // Registration reads the configuration and specs only; it never opens the store.
+    let config = test_config("sqlite::memory:");
     let values: Vec<String> = (0..26).map(|i| format!("v{i}")).collect();
     let yaml = format!(
         r#"
@@ -939,8 +969,8 @@ async fn specs_beyond_discords_limits_fail_naming_the_spec() {
 #[tokio::test]
 async fn register_bulk_overwrites_globally_or_in_a_guild_through_rate_limits() {
     let discord_srv = FakeDiscordServer::start().await;
-    let db = TestDb::new(Backend::Sqlite).await;
-    let mut config = test_config(&db.url);
+    // Registration reads the configuration and specs only; it never opens the store.
+    let mut config = test_config("sqlite::memory:");
     let router = builtin_router(&config);
     // Not configured: a clear error, nothing sent.
     let err = discord::register(&config, &router, None, false)
@@ -982,86 +1012,89 @@ async fn register_bulk_overwrites_globally_or_in_a_guild_through_rate_limits() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_close_button_on_a_proxy_link_closes_it() {
-    let rig = start_with_kube().await;
-    for text in ["env create shop", "deploy ghcr.io/acme/shop:1.4.2 to shop port=8080"] {
-        let (_, v) = rig.app.submit_as("alice", text).await;
-        let id = v["request"]["id"].as_str().expect("id").to_owned();
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let rig = start_with_kube(backend).await;
+        for text in ["env create shop", "deploy ghcr.io/acme/shop:1.4.2 to shop port=8080"] {
+            let (_, v) = rig.app.submit_as("alice", text).await;
+            let id = v["request"]["id"].as_str().expect("id").to_owned();
+            let done = rig.app.wait_for_state(&id, &["succeeded", "failed"]).await;
+            assert_eq!(done["request"]["state"], "succeeded", "{done:#}");
+        }
+        let (_, s, _) = rig
+            .command(
+                "alice",
+                &["proxy", "open"],
+                &[("app", json!("shop")), ("env", json!("shop"))],
+            )
+            .await;
+        assert_eq!(s, 200);
+        rig.discord
+            .fake
+            .wait_until("the link with its Close button", |f| {
+                f.posted()
+                    .iter()
+                    .any(|m| m.components.to_string().contains("Close link"))
+            })
+            .await;
+        let message = rig
+            .discord
+            .fake
+            .posted()
+            .into_iter()
+            .find(|m| m.components.to_string().contains("Close link"))
+            .expect("link message");
+        assert!(message.content.contains("/p/"), "{}", message.content);
+        // The link is a credential: only alice sees it, the channel only hears that it was sent.
+        assert_eq!(message.flags, discord_fake::EPHEMERAL, "an ephemeral follow-up");
+        assert_eq!(message.visible_to.as_deref(), Some(discord_id("alice").as_str()));
+        let public = rig.discord.fake.public();
+        assert!(
+            public.iter().all(|m| !m.content.contains("/p/")),
+            "the link is in a channel message: {public:#?}"
+        );
+        assert!(
+            public.iter().any(|m| m.content.contains("sent privately")),
+            "{public:#?}"
+        );
+        let button = message.components[0]["components"][0].clone();
+        assert_eq!(button["label"], "Close link");
+        assert_eq!(button["style"], 4, "danger");
+        let custom_id = button["custom_id"].as_str().expect("custom_id").to_owned();
+
+        let (_, v) = rig.click("eve", &custom_id).await;
+        assert!(is_ephemeral(&v), "{v}");
+        assert!(
+            v["data"]["content"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("may not run `proxy close`"),
+            "{v}"
+        );
+        let (_, v) = rig
+            .click("bob", &custom_id.replacen("dh:r:", "dh:r:ZW52IGRlbGV0ZSBzaG9w", 1))
+            .await;
+        assert!(is_ephemeral(&v), "a changed button does nothing: {v}");
+
+        let (_, v) = rig.click("bob", &custom_id).await;
+        assert_eq!(v, json!({ "type": 5 }), "deferred like a typed command");
+        let close = rig
+            .all_requests()
+            .await
+            .into_iter()
+            .find(|r| r["command"] == "proxy close")
+            .expect("the click stored a proxy close request");
+        assert_eq!(close["requester"], "bob");
+        let id = close["id"].as_str().expect("id").to_owned();
         let done = rig.app.wait_for_state(&id, &["succeeded", "failed"]).await;
-        assert_eq!(done["request"]["state"], "succeeded", "{done:#}");
+        assert!(
+            done["request"]["outcome"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("closed after 0 requests"),
+            "{done:#}"
+        );
+        assert_eq!(rig.all_requests().await.len(), 4, "nothing else ran");
+        rig.app.shutdown().await;
     }
-    let (_, s, _) = rig
-        .command(
-            "alice",
-            &["proxy", "open"],
-            &[("app", json!("shop")), ("env", json!("shop"))],
-        )
-        .await;
-    assert_eq!(s, 200);
-    rig.discord
-        .fake
-        .wait_until("the link with its Close button", |f| {
-            f.posted()
-                .iter()
-                .any(|m| m.components.to_string().contains("Close link"))
-        })
-        .await;
-    let message = rig
-        .discord
-        .fake
-        .posted()
-        .into_iter()
-        .find(|m| m.components.to_string().contains("Close link"))
-        .expect("link message");
-    assert!(message.content.contains("/p/"), "{}", message.content);
-    // The link is a credential: only alice sees it, the channel only hears that it was sent.
-    assert_eq!(message.flags, discord_fake::EPHEMERAL, "an ephemeral follow-up");
-    assert_eq!(message.visible_to.as_deref(), Some(discord_id("alice").as_str()));
-    let public = rig.discord.fake.public();
-    assert!(
-        public.iter().all(|m| !m.content.contains("/p/")),
-        "the link is in a channel message: {public:#?}"
-    );
-    assert!(
-        public.iter().any(|m| m.content.contains("sent privately")),
-        "{public:#?}"
-    );
-    let button = message.components[0]["components"][0].clone();
-    assert_eq!(button["label"], "Close link");
-    assert_eq!(button["style"], 4, "danger");
-    let custom_id = button["custom_id"].as_str().expect("custom_id").to_owned();
-
-    let (_, v) = rig.click("eve", &custom_id).await;
-    assert!(is_ephemeral(&v), "{v}");
-    assert!(
-        v["data"]["content"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("may not run `proxy close`"),
-        "{v}"
-    );
-    let (_, v) = rig
-        .click("bob", &custom_id.replacen("dh:r:", "dh:r:ZW52IGRlbGV0ZSBzaG9w", 1))
-        .await;
-    assert!(is_ephemeral(&v), "a changed button does nothing: {v}");
-
-    let (_, v) = rig.click("bob", &custom_id).await;
-    assert_eq!(v, json!({ "type": 5 }), "deferred like a typed command");
-    let close = rig
-        .all_requests()
-        .await
-        .into_iter()
-        .find(|r| r["command"] == "proxy close")
-        .expect("the click stored a proxy close request");
-    assert_eq!(close["requester"], "bob");
-    let id = close["id"].as_str().expect("id").to_owned();
-    let done = rig.app.wait_for_state(&id, &["succeeded", "failed"]).await;
-    assert!(
-        done["request"]["outcome"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("closed after 0 requests"),
-        "{done:#}"
-    );
-    assert_eq!(rig.all_requests().await.len(), 4, "nothing else ran");
-    rig.app.shutdown().await;
 }

@@ -15,6 +15,7 @@ use axum::{
 };
 use cluster::{Env, outcome, state};
 use serde_json::Value;
+use support::backends;
 
 const PUBLIC: &str = "https://deckhand.example.test";
 
@@ -94,12 +95,8 @@ async fn start_backend() -> String {
     format!("http://{addr}")
 }
 
-/// The cluster test environment with a real HTTP backend behind the `shop` Service.
-async fn start() -> Env {
-    start_on(support::Backend::Sqlite).await
-}
-
-/// As [`start`], on the given store backend.
+/// The cluster test environment with a real HTTP backend behind the `shop` Service, on the
+/// given store backend.
 async fn start_on(backend: support::Backend) -> Env {
     let env = cluster::start_on(backend, |c| c.server.public_url = format!("{PUBLIC}/")).await;
     env.kube.set_service_backend("shop", "shop", &start_backend().await);
@@ -160,216 +157,235 @@ impl Env {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn get_and_post_reach_the_backend_until_the_link_is_closed() {
-    let env = start().await;
-    env.with_app().await;
-    let (id, url, v) = env.open("proxy open shop in shop").await;
-    assert!(
-        outcome(&v).contains(&format!("proxy {id} to shop:8080 in shop open until")),
-        "{v:#}"
-    );
-    // The link is a credential: others reading the request through the API do not get it.
-    let rid = v["request"]["id"].as_str().unwrap();
-    let (_, mine) = env.app.get_as("alice", &format!("/api/v1/requests/{rid}")).await;
-    assert!(mine.to_string().contains("/p/"), "the requester reads the link: {mine}");
-    let (_, theirs) = env.app.get_as("bob", &format!("/api/v1/requests/{rid}")).await;
-    assert!(!theirs.to_string().contains("/p/"), "{theirs:#}");
-    assert!(theirs.to_string().contains("only alice can read this"), "{theirs:#}");
-    let (_, all) = env.app.get_as(support::ADMIN, "/api/v1/requests?scope=all").await;
-    assert!(!all.to_string().contains("/p/"), "listings carry no link: {all}");
-    let http = reqwest::Client::new();
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let env = start_on(backend).await;
+        env.with_app().await;
+        let (id, url, v) = env.open("proxy open shop in shop").await;
+        assert!(
+            outcome(&v).contains(&format!("proxy {id} to shop:8080 in shop open until")),
+            "{v:#}"
+        );
+        // The link is a credential: others reading the request through the API do not get it.
+        let rid = v["request"]["id"].as_str().unwrap();
+        let (_, mine) = env.app.get_as("alice", &format!("/api/v1/requests/{rid}")).await;
+        assert!(mine.to_string().contains("/p/"), "the requester reads the link: {mine}");
+        let (_, theirs) = env.app.get_as("bob", &format!("/api/v1/requests/{rid}")).await;
+        assert!(!theirs.to_string().contains("/p/"), "{theirs:#}");
+        assert!(theirs.to_string().contains("only alice can read this"), "{theirs:#}");
+        let (_, all) = env.app.get_as(support::ADMIN, "/api/v1/requests?scope=all").await;
+        assert!(!all.to_string().contains("/p/"), "listings carry no link: {all}");
+        let http = reqwest::Client::new();
 
-    let r = http
-        .get(format!("{url}api/items?q=a%20b&n=1"))
-        .header("x-test", "hello")
-        .header("authorization", "Bearer not-for-the-backend")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let body = r.text().await.unwrap();
-    assert_eq!(
-        body, "GET /api/items?q=a%20b&n=1 x-test=hello authorization=- body=",
-        "path, query and end-to-end headers arrive; the caller's credentials do not"
-    );
+        let r = http
+            .get(format!("{url}api/items?q=a%20b&n=1"))
+            .header("x-test", "hello")
+            .header("authorization", "Bearer not-for-the-backend")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let body = r.text().await.unwrap();
+        assert_eq!(
+            body, "GET /api/items?q=a%20b&n=1 x-test=hello authorization=- body=",
+            "path, query and end-to-end headers arrive; the caller's credentials do not"
+        );
 
-    let r = http
-        .post(format!("{url}orders"))
-        .header("content-type", "application/json")
-        .body(r#"{"sku":"abc","qty":2}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    assert_eq!(
-        r.text().await.unwrap(),
-        r#"POST /orders x-test=- authorization=- body={"sku":"abc","qty":2}"#
-    );
-    assert_eq!(env.hits(&id).await, 2);
-    let list = env.run("alice", "proxy list").await;
-    let out = support::output_of(&list);
-    assert!(out.contains(&id) && out.contains("hits 2, last "), "{out}");
-    // The latest requests (method, path after the token, status), never the token.
-    assert!(out.contains("    POST /orders 200 "), "{out}");
-    // The path only: a query may carry secrets and proxy list is open to everyone.
-    assert!(out.contains("    GET /api/items 200 "), "{out}");
-    assert!(!list.to_string().contains("q=a%20b"), "{list:#}");
-    let token = url.trim_end_matches('/').rsplit('/').next().unwrap();
-    assert!(!list.to_string().contains(token), "{list:#}");
+        let r = http
+            .post(format!("{url}orders"))
+            .header("content-type", "application/json")
+            .body(r#"{"sku":"abc","qty":2}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(
+            r.text().await.unwrap(),
+            r#"POST /orders x-test=- authorization=- body={"sku":"abc","qty":2}"#
+        );
+        assert_eq!(env.hits(&id).await, 2);
+        let list = env.run("alice", "proxy list").await;
+        let out = support::output_of(&list);
+        assert!(out.contains(&id) && out.contains("hits 2, last "), "{out}");
+        // The latest requests (method, path after the token, status), never the token.
+        assert!(out.contains("    POST /orders 200 "), "{out}");
+        // The path only: a query may carry secrets and proxy list is open to everyone.
+        assert!(out.contains("    GET /api/items 200 "), "{out}");
+        assert!(!list.to_string().contains("q=a%20b"), "{list:#}");
+        let token = url.trim_end_matches('/').rsplit('/').next().unwrap();
+        assert!(!list.to_string().contains(token), "{list:#}");
 
-    let closed = env.run("bob", &format!("proxy close {id}")).await;
-    assert_eq!(state(&closed), "succeeded", "{closed:#}");
-    assert_eq!(
-        outcome(&closed),
-        format!("proxy {id} to shop:8080 in shop closed after 2 requests")
-    );
-    let r = http.get(format!("{url}api/items")).send().await.unwrap();
-    assert_eq!(r.status(), 410);
-    let page = r.text().await.unwrap();
-    assert!(page.contains("was closed by bob"), "{page}");
-    assert_eq!(env.hits(&id).await, 2, "refused requests are not forwarded or counted");
-    env.app.shutdown().await;
+        let closed = env.run("bob", &format!("proxy close {id}")).await;
+        assert_eq!(state(&closed), "succeeded", "{closed:#}");
+        assert_eq!(
+            outcome(&closed),
+            format!("proxy {id} to shop:8080 in shop closed after 2 requests")
+        );
+        let r = http.get(format!("{url}api/items")).send().await.unwrap();
+        assert_eq!(r.status(), 410);
+        let page = r.text().await.unwrap();
+        assert!(page.contains("was closed by bob"), "{page}");
+        assert_eq!(env.hits(&id).await, 2, "refused requests are not forwarded or counted");
+        env.app.shutdown().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn expired_and_guessed_links_are_refused() {
-    let env = start().await;
-    env.with_app().await;
-    let (_, url, _) = env.open("proxy open shop in shop ttl=1s").await;
-    let http = reqwest::Client::new();
-    assert_eq!(http.get(&url).send().await.unwrap().status(), 200);
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let r = http.get(&url).send().await.unwrap();
-    assert_eq!(r.status(), 410);
-    assert!(r.text().await.unwrap().contains("has expired"));
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let env = start_on(backend).await;
+        env.with_app().await;
+        let (_, url, _) = env.open("proxy open shop in shop ttl=1s").await;
+        let http = reqwest::Client::new();
+        assert_eq!(http.get(&url).send().await.unwrap().status(), 200);
+        // The link stops working once its second is up.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let r = loop {
+            let r = http.get(&url).send().await.unwrap();
+            if r.status() != 200 || tokio::time::Instant::now() > deadline {
+                break r;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(r.status(), 410);
+        assert!(r.text().await.unwrap().contains("has expired"));
 
-    let guessed = format!("{}/p/{}/", env.app.url, deckhand::domain::new_token(26));
-    let r = http.get(&guessed).send().await.unwrap();
-    assert_eq!(r.status(), 404);
-    assert_eq!(
-        http.get(format!("{}/p/x/", env.app.url)).send().await.unwrap().status(),
-        404
-    );
-    env.app.shutdown().await;
+        let guessed = format!("{}/p/{}/", env.app.url, deckhand::domain::new_token(26));
+        let r = http.get(&guessed).send().await.unwrap();
+        assert_eq!(r.status(), 404);
+        assert_eq!(
+            http.get(format!("{}/p/x/", env.app.url)).send().await.unwrap().status(),
+            404
+        );
+        env.app.shutdown().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn open_checks_the_service_port_and_ttl_and_prod_waits_for_ops() {
-    let env = start().await;
-    env.with_app().await;
-    let bad_port = env.run("alice", "proxy open shop in shop port=9090").await;
-    assert_eq!(state(&bad_port), "failed");
-    assert_eq!(outcome(&bad_port), "service shop in shop has no port 9090; it has 8080");
-    let too_long = env.run("alice", "proxy open shop in shop ttl=2d").await;
-    assert_eq!(state(&too_long), "failed");
-    assert!(
-        outcome(&too_long) == "proxy links in shop (dev tier) live at most 8h; 2d is too long",
-        "{too_long:#}"
-    );
-    let missing = env.run("alice", "proxy open nothing in shop").await;
-    assert_eq!(state(&missing), "failed");
-    assert!(
-        outcome(&missing).contains("service nothing in shop not found"),
-        "{missing:#}"
-    );
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let env = start_on(backend).await;
+        env.with_app().await;
+        let bad_port = env.run("alice", "proxy open shop in shop port=9090").await;
+        assert_eq!(state(&bad_port), "failed");
+        assert_eq!(outcome(&bad_port), "service shop in shop has no port 9090; it has 8080");
+        let too_long = env.run("alice", "proxy open shop in shop ttl=2d").await;
+        assert_eq!(state(&too_long), "failed");
+        assert!(
+            outcome(&too_long) == "proxy links in shop (dev tier) live at most 8h; 2d is too long",
+            "{too_long:#}"
+        );
+        let missing = env.run("alice", "proxy open nothing in shop").await;
+        assert_eq!(state(&missing), "failed");
+        assert!(
+            outcome(&missing).contains("service nothing in shop not found"),
+            "{missing:#}"
+        );
 
-    // Without a backend registered and no ready pod, the API server's own 503 comes through.
-    let (_, url, _) = env.open("proxy open shop in shop").await;
-    env.kube.set_service_backend("shop", "shop", "http://127.0.0.1:9");
-    let r = reqwest::get(&url).await.unwrap();
-    assert_eq!(r.status(), 503);
+        // Without a backend registered and no ready pod, the API server's own 503 comes through.
+        let (_, url, _) = env.open("proxy open shop in shop").await;
+        env.kube.set_service_backend("shop", "shop", "http://127.0.0.1:9");
+        let r = reqwest::get(&url).await.unwrap();
+        assert_eq!(r.status(), 503);
 
-    let pending = env.run("olga", "env create pay prod").await;
-    assert_eq!(state(&pending), "pending_approval");
-    let id = pending["request"]["id"].as_str().unwrap().to_owned();
-    env.app.approve("omar", &id).await;
-    env.app.wait_for_state(&id, &["succeeded"]).await;
-    let (status, v) = env.app.submit_as("alice", "proxy open shop in pay").await;
-    assert_eq!(status, 201, "{v:#}");
-    assert_eq!(state(&v), "pending_approval", "{v:#}");
+        let pending = env.run("olga", "env create pay prod").await;
+        assert_eq!(state(&pending), "pending_approval");
+        let id = pending["request"]["id"].as_str().unwrap().to_owned();
+        env.app.approve("omar", &id).await;
+        env.app.wait_for_state(&id, &["succeeded"]).await;
+        let (status, v) = env.app.submit_as("alice", "proxy open shop in pay").await;
+        assert_eq!(status, 201, "{v:#}");
+        assert_eq!(state(&v), "pending_approval", "{v:#}");
 
-    // prod keeps its links shorter (tiers.prod.proxy_max_ttl = 1h).
-    let (_, v) = env.app.submit_as("olga", "proxy open shop in pay ttl=2h").await;
-    let id = v["request"]["id"].as_str().unwrap().to_owned();
-    env.app.approve("omar", &id).await;
-    let done = env.app.wait_for_state(&id, &["failed", "succeeded"]).await;
-    assert_eq!(
-        outcome(&done),
-        "proxy links in pay (prod tier) live at most 1h; 2h is too long"
-    );
-    env.app.shutdown().await;
+        // prod keeps its links shorter (tiers.prod.proxy_max_ttl = 1h).
+        let (_, v) = env.app.submit_as("olga", "proxy open shop in pay ttl=2h").await;
+        let id = v["request"]["id"].as_str().unwrap().to_owned();
+        env.app.approve("omar", &id).await;
+        let done = env.app.wait_for_state(&id, &["failed", "succeeded"]).await;
+        assert_eq!(
+            outcome(&done),
+            "proxy links in pay (prod tier) live at most 1h; 2h is too long"
+        );
+        env.app.shutdown().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bodies_stream_both_ways_and_websockets_pass_through() {
-    use futures_util::{SinkExt, StreamExt};
-    use tokio_tungstenite::tungstenite::Message;
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        use futures_util::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::Message;
 
-    let env = start().await;
-    env.with_app().await;
-    let (id, url, _) = env.open("proxy open shop in shop").await;
+        let env = start_on(backend).await;
+        env.with_app().await;
+        let (id, url, _) = env.open("proxy open shop in shop").await;
 
-    // Request and answer interleave: the second chunk is only sent once the first came back,
-    // which would deadlock if deckhand or the API server buffered either body.
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
-    let body = reqwest::Body::wrap_stream(tokio_stream_from(rx));
-    let sent = reqwest::Client::new()
-        .post(format!("{url}stream-echo"))
-        .body(body)
-        .send();
-    let mut answer = tokio::time::timeout(Duration::from_secs(5), sent)
-        .await
-        .expect("the answer starts before the request body ends")
-        .unwrap();
-    assert_eq!(answer.status(), 200);
-    for chunk in ["first ", "second ", "third"] {
-        tx.send(Ok(chunk.as_bytes().to_vec())).await.unwrap();
-        let got = tokio::time::timeout(Duration::from_secs(5), answer.chunk())
+        // Request and answer interleave: the second chunk is only sent once the first came back,
+        // which would deadlock if deckhand or the API server buffered either body.
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
+        let body = reqwest::Body::wrap_stream(tokio_stream_from(rx));
+        let sent = reqwest::Client::new()
+            .post(format!("{url}stream-echo"))
+            .body(body)
+            .send();
+        let mut answer = tokio::time::timeout(Duration::from_secs(5), sent)
             .await
-            .expect("the echo of a chunk arrives while the request is still open")
-            .unwrap()
+            .expect("the answer starts before the request body ends")
             .unwrap();
-        assert_eq!(got, chunk.as_bytes());
-    }
-    drop(tx);
-    assert!(
-        answer.chunk().await.unwrap().is_none(),
-        "the answer ends with the request"
-    );
+        assert_eq!(answer.status(), 200);
+        for chunk in ["first ", "second ", "third"] {
+            tx.send(Ok(chunk.as_bytes().to_vec())).await.unwrap();
+            let got = tokio::time::timeout(Duration::from_secs(5), answer.chunk())
+                .await
+                .expect("the echo of a chunk arrives while the request is still open")
+                .unwrap()
+                .unwrap();
+            assert_eq!(got, chunk.as_bytes());
+        }
+        drop(tx);
+        assert!(
+            answer.chunk().await.unwrap().is_none(),
+            "the answer ends with the request"
+        );
 
-    // A body larger than anything worth buffering goes through whole.
-    let big = vec![b'x'; 24 * 1024 * 1024];
-    let r = reqwest::Client::new()
-        .post(format!("{url}stream-echo"))
-        .body(big.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    assert_eq!(r.bytes().await.unwrap().len(), big.len());
-
-    // A WebSocket through the link: the upgrade reaches the backend and frames flow both ways.
-    let ws_url = format!("{}ws", url.replacen("http://", "ws://", 1));
-    let (mut ws, response) = tokio_tungstenite::connect_async(ws_url.as_str()).await.unwrap();
-    assert_eq!(response.status(), 101);
-    for text in ["hello", "through the link"] {
-        ws.send(Message::text(text)).await.unwrap();
-        let echoed = tokio::time::timeout(Duration::from_secs(5), ws.next())
+        // A body larger than anything worth buffering goes through whole.
+        let big = vec![b'x'; 24 * 1024 * 1024];
+        let r = reqwest::Client::new()
+            .post(format!("{url}stream-echo"))
+            .body(big.clone())
+            .send()
             .await
-            .expect("the echo arrives")
-            .unwrap()
             .unwrap();
-        assert_eq!(echoed, Message::text(text));
-    }
-    ws.close(None).await.unwrap();
-    assert_eq!(env.hits(&id).await, 3, "each request and the WebSocket count once");
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.bytes().await.unwrap().len(), big.len());
 
-    // Closed links refuse WebSockets too, with the page that says so.
-    env.run("alice", &format!("proxy close {id}")).await;
-    match tokio_tungstenite::connect_async(ws_url.as_str()).await {
-        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 410),
-        other => panic!("a closed link must not upgrade: {other:?}"),
+        // A WebSocket through the link: the upgrade reaches the backend and frames flow both ways.
+        let ws_url = format!("{}ws", url.replacen("http://", "ws://", 1));
+        let (mut ws, response) = tokio_tungstenite::connect_async(ws_url.as_str()).await.unwrap();
+        assert_eq!(response.status(), 101);
+        for text in ["hello", "through the link"] {
+            ws.send(Message::text(text)).await.unwrap();
+            let echoed = tokio::time::timeout(Duration::from_secs(5), ws.next())
+                .await
+                .expect("the echo arrives")
+                .unwrap()
+                .unwrap();
+            assert_eq!(echoed, Message::text(text));
+        }
+        ws.close(None).await.unwrap();
+        assert_eq!(env.hits(&id).await, 3, "each request and the WebSocket count once");
+
+        // Closed links refuse WebSockets too, with the page that says so.
+        env.run("alice", &format!("proxy close {id}")).await;
+        match tokio_tungstenite::connect_async(ws_url.as_str()).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 410),
+            other => panic!("a closed link must not upgrade: {other:?}"),
+        }
+        env.app.shutdown().await;
     }
-    env.app.shutdown().await;
 }
 
 /// An mpsc receiver as a stream (tokio-stream is not a dependency for one adapter).

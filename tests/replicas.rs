@@ -12,6 +12,7 @@ use support::{Backend, TestDb, actions::Probe, backends, spawn_app_with, test_co
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_second_replica_on_one_sqlite_file_is_refused_clearly() {
+    // SQLite only: PostgreSQL takes several replicas (the next test).
     let db = TestDb::new(Backend::Sqlite).await;
     let config = test_config(&db.url);
     let first = spawn_app_with(config.clone(), Arc::new(Probe::default())).await;

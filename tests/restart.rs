@@ -115,22 +115,26 @@ async fn a_dead_replicas_request_is_taken_over_within_ten_seconds() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn graceful_shutdown_drains_running_work() {
-    let db = TestDb::new(Backend::Sqlite).await;
-    let app = spawn_app_with(test_config(&db.url), Arc::new(Probe::default())).await;
-    let (_, v) = app.submit_as("alice", "hold drain").await;
-    app.probe.started.notified().await;
-    let probe = app.probe.clone();
-    let running = app.running.as_ref().unwrap();
-    let token = running.shutdown_token();
-    let id = deckhand::domain::RequestId::parse(&id_of(&v)).unwrap();
-    // Ask for shutdown, then let the action finish while the server drains.
-    token.cancel();
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    probe.release.notify_one();
-    app.shutdown().await;
-    let store = deckhand::store::Store::connect(&db.url, 1).await.unwrap();
-    let r = store.get(&id).await.unwrap().unwrap();
-    assert_eq!(r.state.as_str(), "succeeded", "{r:?}");
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let db = TestDb::new(backend).await;
+        let app = spawn_app_with(test_config(&db.url), Arc::new(Probe::default())).await;
+        let (_, v) = app.submit_as("alice", "hold drain").await;
+        app.probe.started.notified().await;
+        let probe = app.probe.clone();
+        let running = app.running.as_ref().unwrap();
+        let token = running.shutdown_token();
+        let id = deckhand::domain::RequestId::parse(&id_of(&v)).unwrap();
+        // Ask for shutdown, then let the action finish while the server drains.
+        token.cancel();
+        // Let the drain begin before the action finishes (nothing outside shows that it did).
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        probe.release.notify_one();
+        app.shutdown().await;
+        let store = deckhand::store::Store::connect(&db.url, 1).await.unwrap();
+        let r = store.get(&id).await.unwrap().unwrap();
+        assert_eq!(r.state.as_str(), "succeeded", "{r:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -156,6 +160,7 @@ async fn redelivered_submission_creates_one_request() {
             .unwrap();
         assert_eq!(resp.status().as_u16(), 200);
         app.wait_for_state(&id_of(&a), &["succeeded"]).await;
+        // A settle window: a second execution would have to come after this point.
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         assert_eq!(app.probe.count("once"), 1, "{backend:?}");
         let (_, list) = app.get_as("alice", "/api/v1/requests?scope=mine").await;

@@ -21,12 +21,12 @@ use cluster::{Env, output_data, state};
 use deckhand::shell::Sessions;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
-use support::token;
+use support::{Backend, backends, token};
 use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
 
 /// deckhand against a fresh test server, with `shop` deployed and ready in `ex` (dev).
-async fn start_with(edit: impl FnOnce(&mut deckhand::configuration::Config)) -> Env {
-    let env = cluster::start_with(edit).await;
+async fn start_with(backend: Backend, edit: impl FnOnce(&mut deckhand::configuration::Config)) -> Env {
+    let env = cluster::start_on(backend, edit).await;
     for text in ["env create ex", "deploy ghcr.io/acme/shop:1.0 to ex"] {
         let v = env.run("alice", text).await;
         assert_eq!(state(&v), "succeeded", "{text}: {v:#}");
@@ -168,183 +168,192 @@ fn winsize(rows: u16, cols: u16) -> libc::winsize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cli_shell_runs_commands_resizes_passes_ctrl_c_and_exits_with_the_shell_code() {
-    let env = start_with(|_| {}).await;
-    let mut pty = Pty::open(24, 80);
-    let cooked = pty.termios();
-    let mut child = pty.spawn(deckhand_cli(&env, "alice", &["shell", "shop", "--env", "ex"]));
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let env = start_with(backend, |_| {}).await;
+        let mut pty = Pty::open(24, 80);
+        let cooked = pty.termios();
+        let mut child = pty.spawn(deckhand_cli(&env, "alice", &["shell", "shop", "--env", "ex"]));
 
-    let at = pty.expect(0, "$ ").await;
-    // Raw mode: the local terminal neither echoes nor edits lines; the pod's terminal does.
-    let raw = pty.termios();
-    assert_eq!(
-        raw.c_lflag & (libc::ECHO | libc::ICANON | libc::ISIG),
-        0,
-        "the CLI put the terminal in raw mode"
-    );
+        let at = pty.expect(0, "$ ").await;
+        // Raw mode: the local terminal neither echoes nor edits lines; the pod's terminal does.
+        let raw = pty.termios();
+        assert_eq!(
+            raw.c_lflag & (libc::ECHO | libc::ICANON | libc::ISIG),
+            0,
+            "the CLI put the terminal in raw mode"
+        );
 
-    pty.type_keys("echo hello\r");
-    let at = pty.expect(at, "echo hello\r\nhello\r\n$ ").await;
+        pty.type_keys("echo hello\r");
+        let at = pty.expect(at, "echo hello\r\nhello\r\n$ ").await;
 
-    pty.type_keys("hostname\r");
-    let after = pty.expect(at, "\r\n$ ").await;
-    let pod = pty.text_since(at).lines().nth(1).unwrap_or_default().trim().to_owned();
-    assert!(pod.starts_with("shop-"), "hostname printed the pod: {pod:?}");
-    let at = after;
+        pty.type_keys("hostname\r");
+        let after = pty.expect(at, "\r\n$ ").await;
+        let pod = pty.text_since(at).lines().nth(1).unwrap_or_default().trim().to_owned();
+        assert!(pod.starts_with("shop-"), "hostname printed the pod: {pod:?}");
+        let at = after;
 
-    // The size the terminal had when the session started reached the pod...
-    pty.type_keys("stty size\r");
-    let at = pty.expect(at, "stty size\r\n24 80\r\n$ ").await;
-    // ... and so does a resize, signalled with SIGWINCH as a terminal emulator does.
-    pty.resize(50, 132);
-    // SAFETY: a signal to our own child.
-    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGWINCH) }, 0);
-    let mut at = at;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+        // The size the terminal had when the session started reached the pod...
         pty.type_keys("stty size\r");
-        let next = pty.expect(at, "\r\n$ ").await;
-        let said = pty.text_since(at);
-        at = next;
-        if said.contains("50 132") {
-            break;
+        let at = pty.expect(at, "stty size\r\n24 80\r\n$ ").await;
+        // ... and so does a resize, signalled with SIGWINCH as a terminal emulator does.
+        pty.resize(50, 132);
+        // SAFETY: a signal to our own child.
+        assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGWINCH) }, 0);
+        let mut at = at;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            pty.type_keys("stty size\r");
+            let next = pty.expect(at, "\r\n$ ").await;
+            let said = pty.text_since(at);
+            at = next;
+            if said.contains("50 132") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the resize never reached the pod: {said:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        assert!(Instant::now() < deadline, "the resize never reached the pod: {said:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+
+        // Ctrl-C goes to the pod as a byte and interrupts what runs there, not the CLI.
+        pty.type_keys("sleep 30\r");
+        let at = pty.expect(at, "sleep 30\r\n").await;
+        // The echo shows the line was typed; give the pod's `sleep` a moment to start (nothing
+        // on the terminal says it did).
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        pty.type_keys("\x03");
+        let at = pty.expect(at, "^C\r\n$ ").await;
+        assert!(child.try_wait().unwrap().is_none(), "Ctrl-C did not stop the CLI");
+
+        pty.type_keys("exit 3\r");
+        pty.expect(at, "exit 3").await;
+        let status = wait_exit(&mut child, Duration::from_secs(15));
+        assert_eq!(status.code(), Some(3), "the CLI exits with the shell's code");
+        let restored = pty.termios();
+        assert_eq!(
+            restored.c_lflag & (libc::ECHO | libc::ICANON | libc::ISIG),
+            cooked.c_lflag & (libc::ECHO | libc::ICANON | libc::ISIG),
+            "the terminal is back in its own mode"
+        );
+
+        // The session is on record: who, which pod, when it started and ended, how.
+        let id = request_id(&env, "alice", "shell shop in ex").await;
+        let rows = sessions(&env).of_request(&id).await.expect("sessions");
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        let s = &rows[0];
+        assert_eq!(
+            (s.requester.as_str(), s.pod.as_str(), s.client.as_deref()),
+            ("alice", pod.as_str(), Some("cli"))
+        );
+        assert_eq!(s.exit_code, Some(3));
+        let (started, ended) = (s.started_at.expect("started"), s.ended_at.expect("ended"));
+        assert!(s.created_at <= started && started <= ended, "{s:?}");
+        assert!(s.input_lines.is_empty(), "dev shells are not recorded: {s:?}");
+        let audit = env
+            .app
+            .app()
+            .store
+            .audit(&deckhand::domain::RequestId::parse(&id).unwrap())
+            .await
+            .unwrap();
+        let shell_rows: Vec<_> = audit.iter().filter(|a| a.action.starts_with("shell.")).collect();
+        assert_eq!(shell_rows.len(), 2, "{audit:#?}");
+        assert_eq!(
+            (shell_rows[0].action.as_str(), shell_rows[0].actor.as_str()),
+            ("shell.start", "alice")
+        );
+        assert!(
+            shell_rows[0].detail.as_deref().unwrap_or_default().contains(&pod),
+            "{shell_rows:?}"
+        );
+        assert_eq!(shell_rows[1].action, "shell.end");
+        assert_eq!(shell_rows[1].at, ended);
+        assert!(
+            shell_rows[1]
+                .detail
+                .as_deref()
+                .unwrap_or_default()
+                .contains("exited with 3"),
+            "{shell_rows:?}"
+        );
+        env.app.shutdown().await;
     }
-
-    // Ctrl-C goes to the pod as a byte and interrupts what runs there, not the CLI.
-    pty.type_keys("sleep 30\r");
-    let at = pty.expect(at, "sleep 30\r\n").await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    pty.type_keys("\x03");
-    let at = pty.expect(at, "^C\r\n$ ").await;
-    assert!(child.try_wait().unwrap().is_none(), "Ctrl-C did not stop the CLI");
-
-    pty.type_keys("exit 3\r");
-    pty.expect(at, "exit 3").await;
-    let status = wait_exit(&mut child, Duration::from_secs(15));
-    assert_eq!(status.code(), Some(3), "the CLI exits with the shell's code");
-    let restored = pty.termios();
-    assert_eq!(
-        restored.c_lflag & (libc::ECHO | libc::ICANON | libc::ISIG),
-        cooked.c_lflag & (libc::ECHO | libc::ICANON | libc::ISIG),
-        "the terminal is back in its own mode"
-    );
-
-    // The session is on record: who, which pod, when it started and ended, how.
-    let id = request_id(&env, "alice", "shell shop in ex").await;
-    let rows = sessions(&env).of_request(&id).await.expect("sessions");
-    assert_eq!(rows.len(), 1, "{rows:?}");
-    let s = &rows[0];
-    assert_eq!(
-        (s.requester.as_str(), s.pod.as_str(), s.client.as_deref()),
-        ("alice", pod.as_str(), Some("cli"))
-    );
-    assert_eq!(s.exit_code, Some(3));
-    let (started, ended) = (s.started_at.expect("started"), s.ended_at.expect("ended"));
-    assert!(s.created_at <= started && started <= ended, "{s:?}");
-    assert!(s.input_lines.is_empty(), "dev shells are not recorded: {s:?}");
-    let audit = env
-        .app
-        .app()
-        .store
-        .audit(&deckhand::domain::RequestId::parse(&id).unwrap())
-        .await
-        .unwrap();
-    let shell_rows: Vec<_> = audit.iter().filter(|a| a.action.starts_with("shell.")).collect();
-    assert_eq!(shell_rows.len(), 2, "{audit:#?}");
-    assert_eq!(
-        (shell_rows[0].action.as_str(), shell_rows[0].actor.as_str()),
-        ("shell.start", "alice")
-    );
-    assert!(
-        shell_rows[0].detail.as_deref().unwrap_or_default().contains(&pod),
-        "{shell_rows:?}"
-    );
-    assert_eq!(shell_rows[1].action, "shell.end");
-    assert_eq!(shell_rows[1].at, ended);
-    assert!(
-        shell_rows[1]
-            .detail
-            .as_deref()
-            .unwrap_or_default()
-            .contains("exited with 3"),
-        "{shell_rows:?}"
-    );
-    env.app.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn prod_shell_waits_for_ops_and_records_what_is_typed() {
-    let env = start_with(|_| {}).await;
-    for text in ["env create payments prod", "deploy nginx:1.27.3 to payments"] {
-        let pending = env.run("olga", text).await;
-        assert_eq!(state(&pending), "pending_approval", "{text}: {pending:#}");
-        let id = pending["request"]["id"].as_str().unwrap().to_owned();
-        env.app.approve("omar", &id).await;
-        let done = env.app.wait_for_state(&id, &["succeeded", "failed"]).await;
-        assert_eq!(state(&done), "succeeded", "{text}: {done:#}");
-    }
-    // From a pipe, not a terminal: no raw mode, no resize; the end of input is Ctrl-D.
-    let mut child = deckhand_cli(&env, "alice", &["shell", "nginx", "--env", "payments"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start deckhand");
-
-    // The request waits for ops, and nobody is attached to anything meanwhile.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let id = loop {
-        let (_, v) = env.app.get_as("alice", "/api/v1/requests?scope=mine").await;
-        let found = v["requests"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|r| r["text"] == "shell nginx in payments" && r["state"] == "pending_approval")
-            .and_then(|r| r["id"].as_str().map(str::to_owned));
-        if let Some(id) = found {
-            break id;
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let env = start_with(backend, |_| {}).await;
+        for text in ["env create payments prod", "deploy nginx:1.27.3 to payments"] {
+            let pending = env.run("olga", text).await;
+            assert_eq!(state(&pending), "pending_approval", "{text}: {pending:#}");
+            let id = pending["request"]["id"].as_str().unwrap().to_owned();
+            env.app.approve("omar", &id).await;
+            let done = env.app.wait_for_state(&id, &["succeeded", "failed"]).await;
+            assert_eq!(state(&done), "succeeded", "{text}: {done:#}");
         }
+        // From a pipe, not a terminal: no raw mode, no resize; the end of input is Ctrl-D.
+        let mut child = deckhand_cli(&env, "alice", &["shell", "nginx", "--env", "payments"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start deckhand");
+
+        // The request waits for ops, and nobody is attached to anything meanwhile.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let id = loop {
+            let (_, v) = env.app.get_as("alice", "/api/v1/requests?scope=mine").await;
+            let found = v["requests"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|r| r["text"] == "shell nginx in payments" && r["state"] == "pending_approval")
+                .and_then(|r| r["id"].as_str().map(str::to_owned));
+            if let Some(id) = found {
+                break id;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the shell request never waited for approval: {v:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        // A settle window: no link may appear while the request waits.
+        tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(
-            Instant::now() < deadline,
-            "the shell request never waited for approval: {v:#}"
+            sessions(&env).of_request(&id).await.unwrap().is_empty(),
+            "no link before approval"
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(
-        sessions(&env).of_request(&id).await.unwrap().is_empty(),
-        "no link before approval"
-    );
-    assert!(child.try_wait().unwrap().is_none(), "the CLI waits for the approval");
-    let (status, v) = env.app.approve("otto", &id).await;
-    assert_eq!(status, 200, "{v}");
+        assert!(child.try_wait().unwrap().is_none(), "the CLI waits for the approval");
+        let (status, v) = env.app.approve("otto", &id).await;
+        assert_eq!(status, 200, "{v}");
 
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(b"echo from a pipe\nhostname\nexit 4\n").unwrap();
-    drop(stdin);
-    let status = wait_exit(&mut child, Duration::from_secs(20));
-    let mut out = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-    let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-    assert_eq!(status.code(), Some(4), "stdout: {out}\nstderr: {err}");
-    assert!(out.contains("\r\nfrom a pipe\r\n"), "{out:?}");
-    assert!(
-        err.contains("Waiting for approval by 1 of group:ops"),
-        "the CLI said it waits for approval: {err}"
-    );
-    assert!(err.contains("recorded"), "the CLI warns that prod records: {err}");
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"echo from a pipe\nhostname\nexit 4\n").unwrap();
+        drop(stdin);
+        let status = wait_exit(&mut child, Duration::from_secs(20));
+        let mut out = String::new();
+        child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+        let mut err = String::new();
+        child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        assert_eq!(status.code(), Some(4), "stdout: {out}\nstderr: {err}");
+        assert!(out.contains("\r\nfrom a pipe\r\n"), "{out:?}");
+        assert!(
+            err.contains("Waiting for approval by 1 of group:ops"),
+            "the CLI said it waits for approval: {err}"
+        );
+        assert!(err.contains("recorded"), "the CLI warns that prod records: {err}");
 
-    let rows = sessions(&env).of_request(&id).await.unwrap();
-    assert_eq!(rows.len(), 1, "{rows:?}");
-    let s = &rows[0];
-    assert!(s.record, "prod records shells");
-    assert!(out.contains(&format!("\r\n{}\r\n", s.pod)), "{out:?}");
-    assert_eq!(s.input_lines, ["echo from a pipe", "hostname", "exit 4"]);
-    assert_eq!(s.exit_code, Some(4));
-    env.app.shutdown().await;
+        let rows = sessions(&env).of_request(&id).await.unwrap();
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        let s = &rows[0];
+        assert!(s.record, "prod records shells");
+        assert!(out.contains(&format!("\r\n{}\r\n", s.pod)), "{out:?}");
+        assert_eq!(s.input_lines, ["echo from a pipe", "hostname", "exit 4"]);
+        assert_eq!(s.exit_code, Some(4));
+        env.app.shutdown().await;
+    }
 }
 
 /// Who opens a link's WebSocket: the CLI shows a deckhand token; a browser shows the cookie
@@ -426,112 +435,115 @@ fn link_path(done: &Value) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn unknown_expired_used_and_foreign_links_are_refused() {
-    let env = start_with(|c| c.kubernetes.shell_link_ttl = "10m".parse().unwrap()).await;
-    let http = reqwest::Client::new();
-    let get = |path: String| {
-        let http = http.clone();
-        let url = format!("{}{path}", env.app.url);
-        async move {
-            let r = http.get(url).send().await.unwrap();
-            (r.status().as_u16(), r.text().await.unwrap())
-        }
-    };
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let env = start_with(backend, |c| c.kubernetes.shell_link_ttl = "10m".parse().unwrap()).await;
+        let http = reqwest::Client::new();
+        let get = |path: String| {
+            let http = http.clone();
+            let url = format!("{}{path}", env.app.url);
+            async move {
+                let r = http.get(url).send().await.unwrap();
+                (r.status().as_u16(), r.text().await.unwrap())
+            }
+        };
 
-    // No such app: said before any link exists.
-    let nope = env.run("alice", "shell nope in ex").await;
-    assert_eq!(state(&nope), "failed", "{nope:#}");
-    assert!(cluster::outcome(&nope).contains("nope"), "{}", cluster::outcome(&nope));
-    let id = nope["request"]["id"].as_str().unwrap();
-    assert!(sessions(&env).of_request(id).await.unwrap().is_empty());
+        // No such app: said before any link exists.
+        let nope = env.run("alice", "shell nope in ex").await;
+        assert_eq!(state(&nope), "failed", "{nope:#}");
+        assert!(cluster::outcome(&nope).contains("nope"), "{}", cluster::outcome(&nope));
+        let id = nope["request"]["id"].as_str().unwrap();
+        assert!(sessions(&env).of_request(id).await.unwrap().is_empty());
 
-    // A guessed token.
-    let (status, page) = get("/shell/abcdefghijklmnopqrstuvwxyz".into()).await;
-    assert_eq!(status, 404);
-    assert!(page.contains("This shell link does not exist"), "{page}");
-    let (status, text) = connect(&env, "/shell/abcdefghijklmnopqrstuvwxyz/ws", Client::Browser(None))
-        .await
-        .unwrap_err();
-    assert_eq!(status, 404, "{text}");
+        // A guessed token.
+        let (status, page) = get("/shell/abcdefghijklmnopqrstuvwxyz".into()).await;
+        assert_eq!(status, 404);
+        assert!(page.contains("This shell link does not exist"), "{page}");
+        let (status, text) = connect(&env, "/shell/abcdefghijklmnopqrstuvwxyz/ws", Client::Browser(None))
+            .await
+            .unwrap_err();
+        assert_eq!(status, 404, "{text}");
 
-    // Another user's deckhand token cannot take alice's link; alice's link opens once.
-    let done = env.run("alice", "shell shop in ex").await;
-    assert_eq!(state(&done), "succeeded", "{done:#}");
-    let path = link_path(&done);
-    let (status, page) = get(path.clone()).await;
-    assert_eq!(status, 200);
-    assert!(
-        page.contains("/assets/shell/xterm.js") && page.contains("shop in ex"),
-        "{page}"
-    );
-    let (status, text) = connect(&env, &format!("{path}/ws"), Client::Cli("bob"))
-        .await
-        .unwrap_err();
-    assert_eq!(status, 403, "{text}");
-    assert!(text.contains("belongs to alice's request"), "{text}");
-    // Not a WebSocket handshake: told where to go instead.
-    let (status, text) = get(format!("{path}/ws")).await;
-    assert_eq!(status, 400);
-    assert!(text.contains("Open the link without /ws"), "{text}");
-    connect(&env, &format!("{path}/ws"), Client::Cli("alice"))
-        .await
-        .expect("alice opens her link");
-    let (status, page) = get(path.clone()).await;
-    assert_eq!(status, 410);
-    assert!(page.contains("already opened its session"), "{page}");
-    let (status, _) = connect(&env, &format!("{path}/ws"), Client::Browser(None))
-        .await
-        .unwrap_err();
-    assert_eq!(status, 410);
+        // Another user's deckhand token cannot take alice's link; alice's link opens once.
+        let done = env.run("alice", "shell shop in ex").await;
+        assert_eq!(state(&done), "succeeded", "{done:#}");
+        let path = link_path(&done);
+        let (status, page) = get(path.clone()).await;
+        assert_eq!(status, 200);
+        assert!(
+            page.contains("/assets/shell/xterm.js") && page.contains("shop in ex"),
+            "{page}"
+        );
+        let (status, text) = connect(&env, &format!("{path}/ws"), Client::Cli("bob"))
+            .await
+            .unwrap_err();
+        assert_eq!(status, 403, "{text}");
+        assert!(text.contains("belongs to alice's request"), "{text}");
+        // Not a WebSocket handshake: told where to go instead.
+        let (status, text) = get(format!("{path}/ws")).await;
+        assert_eq!(status, 400);
+        assert!(text.contains("Open the link without /ws"), "{text}");
+        connect(&env, &format!("{path}/ws"), Client::Cli("alice"))
+            .await
+            .expect("alice opens her link");
+        let (status, page) = get(path.clone()).await;
+        assert_eq!(status, 410);
+        assert!(page.contains("already opened its session"), "{page}");
+        let (status, _) = connect(&env, &format!("{path}/ws"), Client::Browser(None))
+            .await
+            .unwrap_err();
+        assert_eq!(status, 410);
 
-    // A link nobody opened in time.
-    let done = env.run("alice", "shell shop in ex").await;
-    let path = link_path(&done);
-    let id = done["request"]["id"].as_str().unwrap();
-    let s = &sessions(&env).of_request(id).await.unwrap()[0];
-    assert_eq!(s.expires_at - s.created_at, 10 * 60 * 1000, "kubernetes.shell_link_ttl");
-    // Ten minutes pass.
-    sqlx::query("UPDATE shell_sessions SET expires_at = created_at - 1 WHERE id = $1")
-        .bind(&s.id)
-        .execute(env.app.app().store.pool())
-        .await
-        .unwrap();
-    let (status, page) = get(path.clone()).await;
-    assert_eq!(status, 410);
-    assert!(
-        page.contains("expired before it was opened") && page.contains("`shell shop in ex`"),
-        "{page}"
-    );
-    let (status, text) = connect(&env, &format!("{path}/ws"), Client::Browser(None))
-        .await
-        .unwrap_err();
-    assert_eq!(status, 410, "{text}");
-    let s = &sessions(&env).of_request(id).await.unwrap()[0];
-    assert_eq!(
-        (s.started_at, s.ended_at),
-        (None, None),
-        "an expired link starts nothing: {s:?}"
-    );
+        // A link nobody opened in time.
+        let done = env.run("alice", "shell shop in ex").await;
+        let path = link_path(&done);
+        let id = done["request"]["id"].as_str().unwrap();
+        let s = &sessions(&env).of_request(id).await.unwrap()[0];
+        assert_eq!(s.expires_at - s.created_at, 10 * 60 * 1000, "kubernetes.shell_link_ttl");
+        // Ten minutes pass.
+        sqlx::query("UPDATE shell_sessions SET expires_at = created_at - 1 WHERE id = $1")
+            .bind(&s.id)
+            .execute(env.app.app().store.pool())
+            .await
+            .unwrap();
+        let (status, page) = get(path.clone()).await;
+        assert_eq!(status, 410);
+        assert!(
+            page.contains("expired before it was opened") && page.contains("`shell shop in ex`"),
+            "{page}"
+        );
+        let (status, text) = connect(&env, &format!("{path}/ws"), Client::Browser(None))
+            .await
+            .unwrap_err();
+        assert_eq!(status, 410, "{text}");
+        let s = &sessions(&env).of_request(id).await.unwrap()[0];
+        assert_eq!(
+            (s.started_at, s.ended_at),
+            (None, None),
+            "an expired link starts nothing: {s:?}"
+        );
 
-    // The pod went away after the link was made: a clear 502, and the link is not spent.
-    let done = env.run("alice", "shell shop in ex").await;
-    let path = link_path(&done);
-    let pod = output_data(&done)["shell"]["pod"].as_str().unwrap().to_owned();
-    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::namespaced(env.kube.client(), "ex");
-    pods.delete(&pod, &Default::default()).await.expect("delete the pod");
-    let cookie = load_page(&env, &path).await;
-    let (status, text) = connect(&env, &format!("{path}/ws"), Client::Browser(Some(&cookie)))
-        .await
-        .unwrap_err();
-    assert_eq!(status, 502, "{text}");
-    assert!(text.contains(&format!("could not open a shell in pod {pod}")), "{text}");
-    let again = reqwest::Client::new()
-        .get(format!("{}{path}", env.app.url))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(again.status(), 200, "the link can be tried again until it expires");
-    env.app.shutdown().await;
+        // The pod went away after the link was made: a clear 502, and the link is not spent.
+        let done = env.run("alice", "shell shop in ex").await;
+        let path = link_path(&done);
+        let pod = output_data(&done)["shell"]["pod"].as_str().unwrap().to_owned();
+        let pods: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::namespaced(env.kube.client(), "ex");
+        pods.delete(&pod, &Default::default()).await.expect("delete the pod");
+        let cookie = load_page(&env, &path).await;
+        let (status, text) = connect(&env, &format!("{path}/ws"), Client::Browser(Some(&cookie)))
+            .await
+            .unwrap_err();
+        assert_eq!(status, 502, "{text}");
+        assert!(text.contains(&format!("could not open a shell in pod {pod}")), "{text}");
+        let again = reqwest::Client::new()
+            .get(format!("{}{path}", env.app.url))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(again.status(), 200, "the link can be tried again until it expires");
+        env.app.shutdown().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -619,81 +631,90 @@ async fn a_link_starts_one_session_and_keeps_its_record_on_every_backend() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_shutdown_ends_live_sessions_on_record() {
-    let env = start_with(|_| {}).await;
-    let done = env.run("alice", "shell shop in ex").await;
-    let id = done["request"]["id"].as_str().unwrap().to_owned();
-    let mut ws = open_in_browser(&env, &link_path(&done)).await;
-    match ws.next().await {
-        Some(Ok(Message::Binary(b))) => assert_eq!(&b[..], b"$ "),
-        other => panic!("expected the prompt, got {other:?}"),
-    }
-    let store_url = env.app.app().config.store.effective_url();
-    let stopping = tokio::spawn(env.app.shutdown());
-    let said = loop {
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let env = start_with(backend, |_| {}).await;
+        let done = env.run("alice", "shell shop in ex").await;
+        let id = done["request"]["id"].as_str().unwrap().to_owned();
+        let mut ws = open_in_browser(&env, &link_path(&done)).await;
         match ws.next().await {
-            Some(Ok(Message::Text(t))) => break t.to_string(),
-            Some(Ok(_)) => {}
-            other => panic!("the client was not told: {other:?}"),
+            Some(Ok(Message::Binary(b))) => assert_eq!(&b[..], b"$ "),
+            other => panic!("expected the prompt, got {other:?}"),
         }
-    };
-    assert!(said.contains("deckhand is shutting down"), "{said}");
-    stopping.await.unwrap();
-
-    let store = deckhand::store::Store::connect(&store_url, 1).await.unwrap();
-    let s = &Sessions::new(store.pool().clone()).of_request(&id).await.unwrap()[0];
-    assert!(s.ended_at.is_some(), "{s:?}");
-    assert_eq!(s.end_reason.as_deref(), Some("failed: deckhand shut down"));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_session_nobody_types_into_ends() {
-    let env = start_with(|c| c.kubernetes.shell_idle_timeout = "1s".parse().unwrap()).await;
-    let done = env.run("alice", "shell shop in ex").await;
-    let id = done["request"]["id"].as_str().unwrap().to_owned();
-    let mut ws = open_in_browser(&env, &link_path(&done)).await;
-    let started = Instant::now();
-    let said = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
+        let store_url = env.app.app().config.store.effective_url();
+        let stopping = tokio::spawn(env.app.shutdown());
+        let said = loop {
             match ws.next().await {
                 Some(Ok(Message::Text(t))) => break t.to_string(),
                 Some(Ok(_)) => {}
                 other => panic!("the client was not told: {other:?}"),
             }
-        }
-    })
-    .await
-    .expect("the idle session ends");
-    assert!(
-        started.elapsed() >= Duration::from_millis(900),
-        "{:?}",
-        started.elapsed()
-    );
-    assert!(said.contains("nothing was typed for 1s"), "{said}");
-    let s = &sessions(&env).of_request(&id).await.unwrap()[0];
-    assert_eq!(s.end_reason.as_deref(), Some("ended after 1s without input"), "{s:?}");
-    env.app.shutdown().await;
+        };
+        assert!(said.contains("deckhand is shutting down"), "{said}");
+        stopping.await.unwrap();
+
+        let store = deckhand::store::Store::connect(&store_url, 1).await.unwrap();
+        let s = &Sessions::new(store.pool().clone()).of_request(&id).await.unwrap()[0];
+        assert!(s.ended_at.is_some(), "{s:?}");
+        assert_eq!(s.end_reason.as_deref(), Some("failed: deckhand shut down"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_session_nobody_types_into_ends() {
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let env = start_with(backend, |c| c.kubernetes.shell_idle_timeout = "1s".parse().unwrap()).await;
+        let done = env.run("alice", "shell shop in ex").await;
+        let id = done["request"]["id"].as_str().unwrap().to_owned();
+        let mut ws = open_in_browser(&env, &link_path(&done)).await;
+        let started = Instant::now();
+        let said = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match ws.next().await {
+                    Some(Ok(Message::Text(t))) => break t.to_string(),
+                    Some(Ok(_)) => {}
+                    other => panic!("the client was not told: {other:?}"),
+                }
+            }
+        })
+        .await
+        .expect("the idle session ends");
+        assert!(
+            started.elapsed() >= Duration::from_millis(900),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(said.contains("nothing was typed for 1s"), "{said}");
+        let s = &sessions(&env).of_request(&id).await.unwrap()[0];
+        assert_eq!(s.end_reason.as_deref(), Some("ended after 1s without input"), "{s:?}");
+        env.app.shutdown().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_shell_command_the_image_lacks_is_reported() {
-    let env = start_with(|c| c.kubernetes.shell_command = vec!["zsh".into()]).await;
-    let done = env.run("alice", "shell shop in ex").await;
-    let id = done["request"]["id"].as_str().unwrap().to_owned();
-    let mut ws = open_in_browser(&env, &link_path(&done)).await;
-    let said = loop {
-        match ws.next().await {
-            Some(Ok(Message::Text(t))) => break t.to_string(),
-            Some(Ok(_)) => {}
-            other => panic!("the client was not told: {other:?}"),
-        }
-    };
-    assert!(
-        said.starts_with(r#"{"type":"error""#) && said.contains(r#"exec: \"zsh\": executable file not found"#),
-        "{said}"
-    );
-    let s = &sessions(&env).of_request(&id).await.unwrap()[0];
-    let reason = s.end_reason.clone().unwrap_or_default();
-    assert!(reason.starts_with("failed: OCI runtime exec failed"), "{s:?}");
-    assert_eq!(s.exit_code, None);
-    env.app.shutdown().await;
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let env = start_with(backend, |c| c.kubernetes.shell_command = vec!["zsh".into()]).await;
+        let done = env.run("alice", "shell shop in ex").await;
+        let id = done["request"]["id"].as_str().unwrap().to_owned();
+        let mut ws = open_in_browser(&env, &link_path(&done)).await;
+        let said = loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(t))) => break t.to_string(),
+                Some(Ok(_)) => {}
+                other => panic!("the client was not told: {other:?}"),
+            }
+        };
+        assert!(
+            said.starts_with(r#"{"type":"error""#) && said.contains(r#"exec: \"zsh\": executable file not found"#),
+            "{said}"
+        );
+        let s = &sessions(&env).of_request(&id).await.unwrap()[0];
+        let reason = s.end_reason.clone().unwrap_or_default();
+        assert!(reason.starts_with("failed: OCI runtime exec failed"), "{s:?}");
+        assert_eq!(s.exit_code, None);
+        env.app.shutdown().await;
+    }
 }

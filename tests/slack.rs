@@ -25,7 +25,7 @@ use slack_fake::{
     APP_TOKEN, BOT_TOKEN, Call, FakeSlack, SIGNING_SECRET, SocketServer, block_actions, command_form, interaction_form,
     now, signed_headers, summary,
 };
-use support::{ADMIN, Backend, TestApp, TestDb, slack_id, test_config};
+use support::{ADMIN, Backend, TestApp, TestDb, backends, slack_id, test_config};
 
 const CHANNEL: &str = "C2147483705";
 
@@ -82,10 +82,10 @@ struct Options {
     edit: Option<ConfigEdit>,
 }
 
-async fn start(opts: Options) -> Env {
+async fn start(backend: Backend, opts: Options) -> Env {
     support::init_tls();
     let slack = FakeSlack::start().await;
-    let db = TestDb::new(Backend::Sqlite).await;
+    let db = TestDb::new(backend).await;
     let mut config = test_config(&db.url);
     config.slack = slack_config(&slack);
     let socket = if opts.socket {
@@ -296,79 +296,87 @@ fn fixture_payloads_parse_through_the_models() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn forged_stale_replayed_oversized_and_malformed_requests_change_nothing() {
-    let env = start(Options::default()).await;
-    let body = command_form(
-        &slack_id("alice"),
-        CHANNEL,
-        "deploy ghcr.io/acme/shop:1.2 to checkout",
-        "t-bad",
-        &env.slack.response_url("t-bad"),
-    );
-    // Forged: signed with another secret.
-    let ts = now().to_string();
-    let forged = deckhand::slack::verify::sign("not-the-secret", &ts, &body);
-    let headers = vec![("x-slack-request-timestamp", ts.clone()), ("x-slack-signature", forged)];
-    assert_eq!(env.post_raw("/slack/commands", &body, headers).await.0, 401, "forged");
-    // Body changed after signing.
-    let mut headers = signed_headers(&body, now());
-    let tampered = body.replace("checkout", "checkoux");
-    assert_eq!(
-        env.post_raw("/slack/commands", &tampered, headers.clone()).await.0,
-        401,
-        "tampered"
-    );
-    // No signature at all.
-    headers.truncate(1);
-    assert_eq!(env.post_raw("/slack/commands", &body, headers).await.0, 401, "unsigned");
-    // Stale: signed correctly, six minutes ago.
-    let stale = signed_headers(&body, now() - 360);
-    assert_eq!(env.post_raw("/slack/commands", &body, stale).await.0, 401, "stale");
-    // Oversized: refused before it is read in full.
-    let big = format!("{body}&pad={}", "x".repeat(70_000));
-    assert_eq!(env.post_signed("/slack/commands", &big).await.0, 413, "oversized");
-    // Malformed: signed, but not a slash command / not a payload.
-    assert_eq!(
-        env.post_signed("/slack/commands", "hello=world").await.0,
-        400,
-        "malformed command"
-    );
-    assert_eq!(
-        env.post_signed("/slack/interactions", "payload=%7B%7D").await.0,
-        400,
-        "malformed payload"
-    );
-    assert_eq!(
-        env.post_signed("/slack/interactions", "nothing=here").await.0,
-        400,
-        "no payload"
-    );
-    // Replayed: the same signed request twice, without Slack's retry header.
-    let clean = body.replace("t-bad", "t-replay");
-    let headers_clean = signed_headers(&clean, now());
-    assert_eq!(
-        env.post_raw("/slack/commands", &clean, headers_clean.clone()).await.0,
-        200
-    );
-    let before = env.requests().await.len();
-    assert_eq!(
-        env.post_raw("/slack/commands", &clean, headers_clean).await.0,
-        401,
-        "replayed"
-    );
-    assert_eq!(env.requests().await.len(), before);
-    assert_eq!(before, 1, "only the one genuine request is stored");
-    // Nothing was posted for any of the rejected ones: only the genuine one's root and prompt.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let calls = env.slack.calls();
-    assert!(
-        calls
-            .iter()
-            .all(|c| c.method == "chat.postMessage" || c.method == "chat.update"),
-        "{:#?}",
-        summary(&calls)
-    );
-    assert!(env.ephemerals("t-bad").is_empty());
-    env.app.shutdown().await;
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let env = start(backend, Options::default()).await;
+        let body = command_form(
+            &slack_id("alice"),
+            CHANNEL,
+            "deploy ghcr.io/acme/shop:1.2 to checkout",
+            "t-bad",
+            &env.slack.response_url("t-bad"),
+        );
+        // Forged: signed with another secret.
+        let ts = now().to_string();
+        let forged = deckhand::slack::verify::sign("not-the-secret", &ts, &body);
+        let headers = vec![("x-slack-request-timestamp", ts.clone()), ("x-slack-signature", forged)];
+        assert_eq!(env.post_raw("/slack/commands", &body, headers).await.0, 401, "forged");
+        // Body changed after signing.
+        let mut headers = signed_headers(&body, now());
+        let tampered = body.replace("checkout", "checkoux");
+        assert_eq!(
+            env.post_raw("/slack/commands", &tampered, headers.clone()).await.0,
+            401,
+            "tampered"
+        );
+        // No signature at all.
+        headers.truncate(1);
+        assert_eq!(env.post_raw("/slack/commands", &body, headers).await.0, 401, "unsigned");
+        // Stale: signed correctly, six minutes ago.
+        let stale = signed_headers(&body, now() - 360);
+        assert_eq!(env.post_raw("/slack/commands", &body, stale).await.0, 401, "stale");
+        // Oversized: refused before it is read in full.
+        let big = format!("{body}&pad={}", "x".repeat(70_000));
+        assert_eq!(env.post_signed("/slack/commands", &big).await.0, 413, "oversized");
+        // Malformed: signed, but not a slash command / not a payload.
+        assert_eq!(
+            env.post_signed("/slack/commands", "hello=world").await.0,
+            400,
+            "malformed command"
+        );
+        assert_eq!(
+            env.post_signed("/slack/interactions", "payload=%7B%7D").await.0,
+            400,
+            "malformed payload"
+        );
+        assert_eq!(
+            env.post_signed("/slack/interactions", "nothing=here").await.0,
+            400,
+            "no payload"
+        );
+        // Replayed: the same signed request twice, without Slack's retry header.
+        let clean = body.replace("t-bad", "t-replay");
+        let headers_clean = signed_headers(&clean, now());
+        assert_eq!(
+            env.post_raw("/slack/commands", &clean, headers_clean.clone()).await.0,
+            200
+        );
+        let before = env.requests().await.len();
+        assert_eq!(
+            env.post_raw("/slack/commands", &clean, headers_clean).await.0,
+            401,
+            "replayed"
+        );
+        assert_eq!(env.requests().await.len(), before);
+        assert_eq!(before, 1, "only the one genuine request is stored");
+        // Nothing was posted for any of the rejected ones: only the genuine one's messages, once
+        // its result is in Slack.
+        env.slack
+            .wait_for(10, "the genuine request's result", |cs| {
+                cs.iter().any(|c| c.body.to_string().contains("done with checkout"))
+            })
+            .await;
+        let calls = env.slack.calls();
+        assert!(
+            calls
+                .iter()
+                .all(|c| c.method == "chat.postMessage" || c.method == "chat.update"),
+            "{:#?}",
+            summary(&calls)
+        );
+        assert!(env.ephemerals("t-bad").is_empty());
+        env.app.shutdown().await;
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -376,96 +384,102 @@ async fn forged_stale_replayed_oversized_and_malformed_requests_change_nothing()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn prod_deploy_end_to_end_over_http() {
-    let env = start(Options {
-        kube: true,
-        ..Default::default()
-    })
-    .await;
-    // A prod environment to deploy into (through the API, approved by ops).
-    let (_, v) = env.app.submit_as("olga", "env create payments prod").await;
-    let id = v["request"]["id"].as_str().unwrap().to_owned();
-    env.app.approve("omar", &id).await;
-    env.app.wait_for_state(&id, &["succeeded"]).await;
-
-    let (status, took) = env.command("olga", "deploy nginx:1.27.3 to payments", "t-deploy").await;
-    assert_eq!(status, 200);
-    assert!(took < Duration::from_secs(3), "acknowledged in {took:?}");
-    let request = env.only_slack_request().await;
-    assert_eq!(request["state"], "pending_approval");
-    let id = request["id"].as_str().unwrap().to_owned();
-
-    let (approve, _, prompt) = env.prompt().await;
-    let calls = env.slack.calls();
-    let root = calls
-        .iter()
-        .find(|c| c.method == "chat.postMessage" && c.body["thread_ts"].is_null())
-        .expect("root message");
-    let root_text = root.body["text"].as_str().unwrap();
-    assert!(
-        root_text.starts_with(&format!("<@UOLGA>: deploy nginx:1.27.3 to payments (request {id})")),
-        "{root_text}"
-    );
-    assert_eq!(root.body["channel"], CHANNEL);
-    let root_ts = root.ts.clone().unwrap();
-    assert_eq!(prompt.body["thread_ts"], root_ts, "the prompt is in the thread");
-    let summary_text = prompt.body["blocks"][0]["text"]["text"].as_str().unwrap();
-    assert!(
-        summary_text.contains("payments") && summary_text.contains("group:ops"),
-        "{summary_text}"
-    );
-    assert!(
-        env.kube
-            .as_ref()
-            .unwrap()
-            .object("deployments", "payments", "nginx")
-            .is_none()
-    );
-
-    // An approver clicks Approve.
-    assert_eq!(env.click("omar", "approve", &approve, "c-omar").await, 200);
-    let done = env.app.wait_for_state(&id, &["succeeded", "failed"]).await;
-    assert_eq!(done["request"]["state"], "succeeded", "{done:#}");
-    assert!(
-        env.kube
-            .as_ref()
-            .unwrap()
-            .object("deployments", "payments", "nginx")
-            .is_some()
-    );
-
-    let rt = root_ts.clone();
-    let calls = env
-        .slack
-        .wait_for(10, "the root message and a reply showing success", move |cs| {
-            root_updates(cs, &rt).iter().any(|t| t.contains("succeeded"))
-                && thread_replies(cs, &rt).iter().any(|r| r.contains("Succeeded"))
-        })
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let env = start(
+            backend,
+            Options {
+                kube: true,
+                ..Default::default()
+            },
+        )
         .await;
-    let replies = thread_replies(&calls, &root_ts);
-    assert!(
-        replies.iter().any(|r| r.contains("Succeeded")),
-        "a result reply: {replies:#?}"
-    );
-    let progress: Vec<&String> = replies
-        .iter()
-        .filter(|r| !r.contains("Succeeded") && !r.contains("Approval needed"))
-        .collect();
-    assert!(!progress.is_empty(), "rollout progress in the thread: {replies:#?}");
-    // The buttons were replaced by who decided and when.
-    let prompt_ts = prompt.ts.clone().unwrap();
-    let decided = calls
-        .iter()
-        .rev()
-        .find(|c| c.method == "chat.update" && c.body["ts"] == prompt_ts)
-        .expect("prompt updated");
-    let blocks = decided.body["blocks"].to_string();
-    assert!(!blocks.contains("\"actions\""), "buttons gone: {blocks}");
-    assert!(blocks.contains("Approved by <@UOMAR> at 20"), "{blocks}");
-    assert!(
-        env.ephemerals("c-omar").is_empty(),
-        "a successful click needs no explanation"
-    );
-    env.app.shutdown().await;
+        // A prod environment to deploy into (through the API, approved by ops).
+        let (_, v) = env.app.submit_as("olga", "env create payments prod").await;
+        let id = v["request"]["id"].as_str().unwrap().to_owned();
+        env.app.approve("omar", &id).await;
+        env.app.wait_for_state(&id, &["succeeded"]).await;
+
+        let (status, took) = env.command("olga", "deploy nginx:1.27.3 to payments", "t-deploy").await;
+        assert_eq!(status, 200);
+        assert!(took < Duration::from_secs(3), "acknowledged in {took:?}");
+        let request = env.only_slack_request().await;
+        assert_eq!(request["state"], "pending_approval");
+        let id = request["id"].as_str().unwrap().to_owned();
+
+        let (approve, _, prompt) = env.prompt().await;
+        let calls = env.slack.calls();
+        let root = calls
+            .iter()
+            .find(|c| c.method == "chat.postMessage" && c.body["thread_ts"].is_null())
+            .expect("root message");
+        let root_text = root.body["text"].as_str().unwrap();
+        assert!(
+            root_text.starts_with(&format!("<@UOLGA>: deploy nginx:1.27.3 to payments (request {id})")),
+            "{root_text}"
+        );
+        assert_eq!(root.body["channel"], CHANNEL);
+        let root_ts = root.ts.clone().unwrap();
+        assert_eq!(prompt.body["thread_ts"], root_ts, "the prompt is in the thread");
+        let summary_text = prompt.body["blocks"][0]["text"]["text"].as_str().unwrap();
+        assert!(
+            summary_text.contains("payments") && summary_text.contains("group:ops"),
+            "{summary_text}"
+        );
+        assert!(
+            env.kube
+                .as_ref()
+                .unwrap()
+                .object("deployments", "payments", "nginx")
+                .is_none()
+        );
+
+        // An approver clicks Approve.
+        assert_eq!(env.click("omar", "approve", &approve, "c-omar").await, 200);
+        let done = env.app.wait_for_state(&id, &["succeeded", "failed"]).await;
+        assert_eq!(done["request"]["state"], "succeeded", "{done:#}");
+        assert!(
+            env.kube
+                .as_ref()
+                .unwrap()
+                .object("deployments", "payments", "nginx")
+                .is_some()
+        );
+
+        let rt = root_ts.clone();
+        let calls = env
+            .slack
+            .wait_for(10, "the root message and a reply showing success", move |cs| {
+                root_updates(cs, &rt).iter().any(|t| t.contains("succeeded"))
+                    && thread_replies(cs, &rt).iter().any(|r| r.contains("Succeeded"))
+            })
+            .await;
+        let replies = thread_replies(&calls, &root_ts);
+        assert!(
+            replies.iter().any(|r| r.contains("Succeeded")),
+            "a result reply: {replies:#?}"
+        );
+        let progress: Vec<&String> = replies
+            .iter()
+            .filter(|r| !r.contains("Succeeded") && !r.contains("Approval needed"))
+            .collect();
+        assert!(!progress.is_empty(), "rollout progress in the thread: {replies:#?}");
+        // The buttons were replaced by who decided and when.
+        let prompt_ts = prompt.ts.clone().unwrap();
+        let decided = calls
+            .iter()
+            .rev()
+            .find(|c| c.method == "chat.update" && c.body["ts"] == prompt_ts)
+            .expect("prompt updated");
+        let blocks = decided.body["blocks"].to_string();
+        assert!(!blocks.contains("\"actions\""), "buttons gone: {blocks}");
+        assert!(blocks.contains("Approved by <@UOMAR> at 20"), "{blocks}");
+        assert!(
+            env.ephemerals("c-omar").is_empty(),
+            "a successful click needs no explanation"
+        );
+        env.app.shutdown().await;
+    }
 }
 
 impl Env {
@@ -484,462 +498,508 @@ impl Env {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn prod_deploy_end_to_end_over_socket_mode() {
-    let env = start(Options {
-        kube: true,
-        socket: true,
-        ..Default::default()
-    })
-    .await;
-    let socket = env.socket.as_ref().unwrap();
-    socket.wait_connections(1, 10).await;
-    // HTTP endpoints are off in Socket Mode.
-    assert_eq!(env.command("olga", "help", "t-http").await.0, 404);
-
-    let (_, v) = env.app.submit_as("olga", "env create payments prod").await;
-    let id = v["request"]["id"].as_str().unwrap().to_owned();
-    env.app.approve("omar", &id).await;
-    env.app.wait_for_state(&id, &["succeeded"]).await;
-
-    let form = command_form(
-        &slack_id("olga"),
-        CHANNEL,
-        "deploy nginx:1.27.3 to payments",
-        "t-sock",
-        &env.slack.response_url("t-sock"),
-    );
-    let fields: Vec<(String, String)> = serde_urlencoded::from_str(&form).unwrap();
-    let payload = Value::Object(fields.into_iter().map(|(k, v)| (k, Value::String(v))).collect());
-    let started = Instant::now();
-    socket.envelope("env-cmd-1", "slash_commands", payload.clone());
-    socket.wait_ack("env-cmd-1", 3).await;
-    assert!(started.elapsed() < Duration::from_secs(3));
-    let request = env.only_slack_request().await;
-    assert_eq!(request["state"], "pending_approval");
-    let id = request["id"].as_str().unwrap().to_owned();
-    // Slack redelivers an envelope it thinks was lost: still one request.
-    socket.envelope("env-cmd-2", "slash_commands", payload);
-    socket.wait_ack("env-cmd-2", 3).await;
-    env.only_slack_request().await;
-
-    let (approve, _, _) = env.prompt().await;
-    let click = block_actions(
-        &slack_id("omar"),
-        "approve",
-        &approve,
-        &env.slack.response_url("c-sock"),
-    );
-    socket.envelope("env-click-1", "interactive", click);
-    socket.wait_ack("env-click-1", 3).await;
-    let done = env.app.wait_for_state(&id, &["succeeded", "failed"]).await;
-    assert_eq!(done["request"]["state"], "succeeded", "{done:#}");
-    let calls = env
-        .slack
-        .wait_for(10, "the root message showing success", |cs| {
-            cs.iter()
-                .any(|c| c.method == "chat.update" && c.body["text"].as_str().unwrap_or_default().contains("succeeded"))
-        })
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let env = start(
+            backend,
+            Options {
+                kube: true,
+                socket: true,
+                ..Default::default()
+            },
+        )
         .await;
-    assert!(calls.iter().any(|c| c.method == "apps.connections.open"));
-    // Envelopes deckhand does not use are acknowledged too.
-    socket.envelope("env-other", "events_api", json!({ "type": "event_callback" }));
-    socket.wait_ack("env-other", 3).await;
-    env.app.shutdown().await;
+        let socket = env.socket.as_ref().unwrap();
+        socket.wait_connections(1, 10).await;
+        // HTTP endpoints are off in Socket Mode.
+        assert_eq!(env.command("olga", "help", "t-http").await.0, 404);
+
+        let (_, v) = env.app.submit_as("olga", "env create payments prod").await;
+        let id = v["request"]["id"].as_str().unwrap().to_owned();
+        env.app.approve("omar", &id).await;
+        env.app.wait_for_state(&id, &["succeeded"]).await;
+
+        let form = command_form(
+            &slack_id("olga"),
+            CHANNEL,
+            "deploy nginx:1.27.3 to payments",
+            "t-sock",
+            &env.slack.response_url("t-sock"),
+        );
+        let fields: Vec<(String, String)> = serde_urlencoded::from_str(&form).unwrap();
+        let payload = Value::Object(fields.into_iter().map(|(k, v)| (k, Value::String(v))).collect());
+        let started = Instant::now();
+        socket.envelope("env-cmd-1", "slash_commands", payload.clone());
+        socket.wait_ack("env-cmd-1", 3).await;
+        assert!(started.elapsed() < Duration::from_secs(3));
+        let request = env.only_slack_request().await;
+        assert_eq!(request["state"], "pending_approval");
+        let id = request["id"].as_str().unwrap().to_owned();
+        // Slack redelivers an envelope it thinks was lost: still one request.
+        socket.envelope("env-cmd-2", "slash_commands", payload);
+        socket.wait_ack("env-cmd-2", 3).await;
+        env.only_slack_request().await;
+
+        let (approve, _, _) = env.prompt().await;
+        let click = block_actions(
+            &slack_id("omar"),
+            "approve",
+            &approve,
+            &env.slack.response_url("c-sock"),
+        );
+        socket.envelope("env-click-1", "interactive", click);
+        socket.wait_ack("env-click-1", 3).await;
+        let done = env.app.wait_for_state(&id, &["succeeded", "failed"]).await;
+        assert_eq!(done["request"]["state"], "succeeded", "{done:#}");
+        let calls = env
+            .slack
+            .wait_for(10, "the root message showing success", |cs| {
+                cs.iter().any(|c| {
+                    c.method == "chat.update" && c.body["text"].as_str().unwrap_or_default().contains("succeeded")
+                })
+            })
+            .await;
+        assert!(calls.iter().any(|c| c.method == "apps.connections.open"));
+        // Envelopes deckhand does not use are acknowledged too.
+        socket.envelope("env-other", "events_api", json!({ "type": "event_callback" }));
+        socket.wait_ack("env-other", 3).await;
+        env.app.shutdown().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn socket_mode_reconnects_after_disconnect_and_dropped_sockets() {
-    let env = start(Options {
-        socket: true,
-        ..Default::default()
-    })
-    .await;
-    let socket = env.socket.as_ref().unwrap();
-    socket.wait_connections(1, 10).await;
-    socket.disconnect();
-    socket.wait_connections(2, 5).await;
-    socket.drop_connection();
-    socket.wait_connections(3, 5).await;
-    // Still working on the newest connection.
-    let form = command_form(
-        &slack_id("alice"),
-        CHANNEL,
-        "whoami",
-        "t-who",
-        &env.slack.response_url("t-who"),
-    );
-    let fields: Vec<(String, String)> = serde_urlencoded::from_str(&form).unwrap();
-    let payload = Value::Object(fields.into_iter().map(|(k, v)| (k, Value::String(v))).collect());
-    socket.envelope("env-who", "slash_commands", payload);
-    socket.wait_ack("env-who", 3).await;
-    assert_eq!(env.slack.calls_to("apps.connections.open").len(), 3);
-    env.slack
-        .wait_for(5, "whoami output in the thread", |cs| {
-            cs.iter().any(|c| {
-                c.method == "chat.postMessage" && c.body["text"].as_str().unwrap_or_default().contains("alice")
-            })
-        })
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let env = start(
+            backend,
+            Options {
+                socket: true,
+                ..Default::default()
+            },
+        )
         .await;
-    env.app.shutdown().await;
+        let socket = env.socket.as_ref().unwrap();
+        socket.wait_connections(1, 10).await;
+        socket.disconnect();
+        socket.wait_connections(2, 5).await;
+        socket.drop_connection();
+        socket.wait_connections(3, 5).await;
+        // Still working on the newest connection.
+        let form = command_form(
+            &slack_id("alice"),
+            CHANNEL,
+            "whoami",
+            "t-who",
+            &env.slack.response_url("t-who"),
+        );
+        let fields: Vec<(String, String)> = serde_urlencoded::from_str(&form).unwrap();
+        let payload = Value::Object(fields.into_iter().map(|(k, v)| (k, Value::String(v))).collect());
+        socket.envelope("env-who", "slash_commands", payload);
+        socket.wait_ack("env-who", 3).await;
+        assert_eq!(env.slack.calls_to("apps.connections.open").len(), 3);
+        env.slack
+            .wait_for(5, "whoami output in the thread", |cs| {
+                cs.iter().any(|c| {
+                    c.method == "chat.postMessage" && c.body["text"].as_str().unwrap_or_default().contains("alice")
+                })
+            })
+            .await;
+        env.app.shutdown().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redelivery_and_double_click_each_run_once() {
-    let env = start(Options::default()).await;
-    let text = "deploy ghcr.io/acme/shop:1.2 to checkout tier=prod";
-    let body = command_form(
-        &slack_id("alice"),
-        CHANNEL,
-        text,
-        "t-once",
-        &env.slack.response_url("t-once"),
-    );
-    let ts = now();
-    assert_eq!(
-        env.post_raw("/slack/commands", &body, signed_headers(&body, ts))
-            .await
-            .0,
-        200
-    );
-    // Slack's redelivery: same payload, X-Slack-Retry-Num.
-    let mut retry = signed_headers(&body, ts);
-    retry.push(("x-slack-retry-num", "1".into()));
-    retry.push(("x-slack-retry-reason", "http_timeout".into()));
-    assert_eq!(env.post_raw("/slack/commands", &body, retry).await.0, 200);
-    // A redelivery signed anew (later timestamp): the trigger_id still makes it the same.
-    let mut retry = signed_headers(&body, ts + 2);
-    retry.push(("x-slack-retry-num", "2".into()));
-    assert_eq!(env.post_raw("/slack/commands", &body, retry).await.0, 200);
-    let request = env.only_request().await;
-    let id = request["id"].as_str().unwrap().to_owned();
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let env = start(backend, Options::default()).await;
+        let text = "deploy ghcr.io/acme/shop:1.2 to checkout tier=prod";
+        let body = command_form(
+            &slack_id("alice"),
+            CHANNEL,
+            text,
+            "t-once",
+            &env.slack.response_url("t-once"),
+        );
+        let ts = now();
+        assert_eq!(
+            env.post_raw("/slack/commands", &body, signed_headers(&body, ts))
+                .await
+                .0,
+            200
+        );
+        // Slack's redelivery: same payload, X-Slack-Retry-Num.
+        let mut retry = signed_headers(&body, ts);
+        retry.push(("x-slack-retry-num", "1".into()));
+        retry.push(("x-slack-retry-reason", "http_timeout".into()));
+        assert_eq!(env.post_raw("/slack/commands", &body, retry).await.0, 200);
+        // A redelivery signed anew (later timestamp): the trigger_id still makes it the same.
+        let mut retry = signed_headers(&body, ts + 2);
+        retry.push(("x-slack-retry-num", "2".into()));
+        assert_eq!(env.post_raw("/slack/commands", &body, retry).await.0, 200);
+        let request = env.only_request().await;
+        let id = request["id"].as_str().unwrap().to_owned();
 
-    let (approve, _, _) = env.prompt().await;
-    let click = interaction_form(&block_actions(
-        &slack_id("olga"),
-        "approve",
-        &approve,
-        &env.slack.response_url("c1"),
-    ));
-    let ts = now();
-    assert_eq!(
-        env.post_raw("/slack/interactions", &click, signed_headers(&click, ts))
-            .await
-            .0,
-        200
-    );
-    // Slack redelivering that very click: acknowledged, not handled again.
-    let mut retry = signed_headers(&click, ts);
-    retry.push(("x-slack-retry-num", "1".into()));
-    assert_eq!(env.post_raw("/slack/interactions", &click, retry).await.0, 200);
-    assert_eq!(env.click("olga", "approve", &approve, "c2").await, 200);
-    assert_eq!(env.click("omar", "approve", &approve, "c3").await, 200);
-    let done = env.app.wait_for_state(&id, &["succeeded"]).await;
-    assert_eq!(done["request"]["state"], "succeeded");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(env.app.probe.count("checkout"), 1, "the action ran once");
-    assert!(env.ephemerals("c1").is_empty());
-    assert!(!env.ephemeral("c2").await.is_empty(), "the double click is explained");
-    assert!(!env.ephemeral("c3").await.is_empty());
-    let calls = env.slack.calls();
-    let roots = calls
-        .iter()
-        .filter(|c| c.method == "chat.postMessage" && c.body["thread_ts"].is_null())
-        .count();
-    assert_eq!(roots, 1, "one root message: {:#?}", summary(&calls));
-    assert_eq!(calls.iter().filter(|c| is_prompt(c)).count(), 1);
-    env.app.shutdown().await;
+        let (approve, _, _) = env.prompt().await;
+        let click = interaction_form(&block_actions(
+            &slack_id("olga"),
+            "approve",
+            &approve,
+            &env.slack.response_url("c1"),
+        ));
+        let ts = now();
+        assert_eq!(
+            env.post_raw("/slack/interactions", &click, signed_headers(&click, ts))
+                .await
+                .0,
+            200
+        );
+        // Slack redelivering that very click: acknowledged, not handled again.
+        let mut retry = signed_headers(&click, ts);
+        retry.push(("x-slack-retry-num", "1".into()));
+        assert_eq!(env.post_raw("/slack/interactions", &click, retry).await.0, 200);
+        assert_eq!(env.click("olga", "approve", &approve, "c2").await, 200);
+        assert_eq!(env.click("omar", "approve", &approve, "c3").await, 200);
+        let done = env.app.wait_for_state(&id, &["succeeded"]).await;
+        assert_eq!(done["request"]["state"], "succeeded");
+        // A settle window: a second run would have to come after this point.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(env.app.probe.count("checkout"), 1, "the action ran once");
+        assert!(env.ephemerals("c1").is_empty());
+        assert!(!env.ephemeral("c2").await.is_empty(), "the double click is explained");
+        assert!(!env.ephemeral("c3").await.is_empty());
+        let calls = env.slack.calls();
+        let roots = calls
+            .iter()
+            .filter(|c| c.method == "chat.postMessage" && c.body["thread_ts"].is_null())
+            .count();
+        assert_eq!(roots, 1, "one root message: {:#?}", summary(&calls));
+        assert_eq!(calls.iter().filter(|c| is_prompt(c)).count(), 1);
+        env.app.shutdown().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn refusals_and_argument_errors_are_ephemeral_and_change_nothing() {
-    let env = start(Options::default()).await;
-    // Someone deckhand does not know.
-    assert_eq!(env.command("nobody", "help", "t-unknown").await.0, 200);
-    let text = env.ephemeral("t-unknown").await;
-    assert!(
-        text.contains("Sorry") && text.contains("`slack:UNOBODY`") && text.contains("ops"),
-        "{text}"
-    );
-    // Known, but may not run it.
-    assert_eq!(
-        env.command("eve", "deploy ghcr.io/acme/shop:1.2 to x", "t-eve").await.0,
-        200
-    );
-    assert!(!env.ephemeral("t-eve").await.is_empty());
-    // Argument error.
-    assert_eq!(env.command("alice", "deploy NOT_AN_IMAGE to x", "t-arg").await.0, 200);
-    assert!(!env.ephemeral("t-arg").await.is_empty());
-    // Unknown command, with a suggestion.
-    assert_eq!(
-        env.command("alice", "deplyo ghcr.io/acme/shop:1.2 to x", "t-typo")
-            .await
-            .0,
-        200
-    );
-    assert!(env.ephemeral("t-typo").await.contains("deploy"));
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(env.requests().await.is_empty());
-    assert!(
-        env.slack.calls().iter().all(|c| c.method == "response_url"),
-        "{:#?}",
-        summary(&env.slack.calls())
-    );
-    env.app.shutdown().await;
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let env = start(backend, Options::default()).await;
+        // Someone deckhand does not know.
+        assert_eq!(env.command("nobody", "help", "t-unknown").await.0, 200);
+        let text = env.ephemeral("t-unknown").await;
+        assert!(
+            text.contains("Sorry") && text.contains("`slack:UNOBODY`") && text.contains("ops"),
+            "{text}"
+        );
+        // Known, but may not run it.
+        assert_eq!(
+            env.command("eve", "deploy ghcr.io/acme/shop:1.2 to x", "t-eve").await.0,
+            200
+        );
+        assert!(!env.ephemeral("t-eve").await.is_empty());
+        // Argument error.
+        assert_eq!(env.command("alice", "deploy NOT_AN_IMAGE to x", "t-arg").await.0, 200);
+        assert!(!env.ephemeral("t-arg").await.is_empty());
+        // Unknown command, with a suggestion.
+        assert_eq!(
+            env.command("alice", "deplyo ghcr.io/acme/shop:1.2 to x", "t-typo")
+                .await
+                .0,
+            200
+        );
+        assert!(env.ephemeral("t-typo").await.contains("deploy"));
+        // A settle window: nothing may be stored or posted later for any of them.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(env.requests().await.is_empty());
+        assert!(
+            env.slack.calls().iter().all(|c| c.method == "response_url"),
+            "{:#?}",
+            summary(&env.slack.calls())
+        );
+        env.app.shutdown().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn unauthorised_and_forged_clicks_change_nothing_and_deny_replaces_the_buttons() {
-    let env = start(Options::default()).await;
-    assert_eq!(
-        env.command("alice", "deploy ghcr.io/acme/shop:1.2 to checkout tier=prod", "t-1")
-            .await
-            .0,
-        200
-    );
-    let id = env.only_request().await["id"].as_str().unwrap().to_owned();
-    let (approve, deny, prompt) = env.prompt().await;
-    env.slack.clear();
-    // A developer may not approve; the requester may not either.
-    assert_eq!(env.click("bob", "approve", &approve, "c-bob").await, 200);
-    assert!(env.ephemeral("c-bob").await.contains("group:ops"));
-    assert_eq!(env.click("alice", "approve", &approve, "c-alice").await, 200);
-    assert!(!env.ephemeral("c-alice").await.is_empty());
-    // Forged values: the fixture's placeholder, another key's signature, approve-as-deny.
-    assert_eq!(
-        env.click(
-            "olga",
-            "approve",
-            "REPLACE-WITH-THE-SIGNED-VALUE-THE-BOT-PUT-ON-THE-BUTTON",
-            "c-f1"
-        )
-        .await,
-        200
-    );
-    assert!(env.ephemeral("c-f1").await.contains("did not make this button"));
-    let other = deckhand::signing::Signer::new(b"another key");
-    let rid = deckhand::domain::RequestId::parse(&id).unwrap();
-    let forged = deckhand::slack::buttons::value(&other, deckhand::slack::buttons::Decision::Approve, &rid);
-    assert_eq!(env.click("olga", "approve", &forged, "c-f2").await, 200);
-    assert!(env.ephemeral("c-f2").await.contains("did not make this button"));
-    assert_eq!(env.click("olga", "deny", &approve, "c-f3").await, 200);
-    assert!(env.ephemeral("c-f3").await.contains("did not make this button"));
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(env.only_request().await["state"], "pending_approval");
-    assert!(
-        env.slack.calls().iter().all(|c| c.method == "response_url"),
-        "nothing but explanations: {:#?}",
-        summary(&env.slack.calls())
-    );
-    // An ops person denies: buttons replaced by who and when; root shows it.
-    assert_eq!(env.click("otto", "deny", &deny, "c-otto").await, 200);
-    env.app.wait_for_state(&id, &["denied"]).await;
-    let calls = env
-        .slack
-        .wait_for(5, "the prompt showing the denial", |cs| {
-            cs.iter()
-                .any(|c| c.method == "chat.update" && c.body["blocks"].to_string().contains("Denied by <@UOTTO>"))
-        })
-        .await;
-    let decided = calls
-        .iter()
-        .find(|c| c.method == "chat.update" && c.body["blocks"].to_string().contains("Denied by"))
-        .unwrap();
-    assert!(!decided.body["blocks"].to_string().contains("\"actions\""));
-    assert_eq!(decided.body["channel"], prompt.body["channel"]);
-    env.slack
-        .wait_for(5, "the root showing the denial", |cs| {
-            cs.iter().any(|c| {
-                c.method == "chat.update"
-                    && c.body["text"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .contains(":no_entry: denied")
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let env = start(backend, Options::default()).await;
+        assert_eq!(
+            env.command("alice", "deploy ghcr.io/acme/shop:1.2 to checkout tier=prod", "t-1")
+                .await
+                .0,
+            200
+        );
+        let id = env.only_request().await["id"].as_str().unwrap().to_owned();
+        let (approve, deny, prompt) = env.prompt().await;
+        env.slack.clear();
+        // A developer may not approve; the requester may not either.
+        assert_eq!(env.click("bob", "approve", &approve, "c-bob").await, 200);
+        assert!(env.ephemeral("c-bob").await.contains("group:ops"));
+        assert_eq!(env.click("alice", "approve", &approve, "c-alice").await, 200);
+        assert!(!env.ephemeral("c-alice").await.is_empty());
+        // Forged values: the fixture's placeholder, another key's signature, approve-as-deny.
+        assert_eq!(
+            env.click(
+                "olga",
+                "approve",
+                "REPLACE-WITH-THE-SIGNED-VALUE-THE-BOT-PUT-ON-THE-BUTTON",
+                "c-f1"
+            )
+            .await,
+            200
+        );
+        assert!(env.ephemeral("c-f1").await.contains("did not make this button"));
+        let other = deckhand::signing::Signer::new(b"another key");
+        let rid = deckhand::domain::RequestId::parse(&id).unwrap();
+        let forged = deckhand::slack::buttons::value(&other, deckhand::slack::buttons::Decision::Approve, &rid);
+        assert_eq!(env.click("olga", "approve", &forged, "c-f2").await, 200);
+        assert!(env.ephemeral("c-f2").await.contains("did not make this button"));
+        assert_eq!(env.click("olga", "deny", &approve, "c-f3").await, 200);
+        assert!(env.ephemeral("c-f3").await.contains("did not make this button"));
+        // A settle window: none of those clicks may change the request later.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(env.only_request().await["state"], "pending_approval");
+        assert!(
+            env.slack.calls().iter().all(|c| c.method == "response_url"),
+            "nothing but explanations: {:#?}",
+            summary(&env.slack.calls())
+        );
+        // An ops person denies: buttons replaced by who and when; root shows it.
+        assert_eq!(env.click("otto", "deny", &deny, "c-otto").await, 200);
+        env.app.wait_for_state(&id, &["denied"]).await;
+        let calls = env
+            .slack
+            .wait_for(5, "the prompt showing the denial", |cs| {
+                cs.iter()
+                    .any(|c| c.method == "chat.update" && c.body["blocks"].to_string().contains("Denied by <@UOTTO>"))
             })
-        })
-        .await;
-    assert_eq!(env.app.probe.count("checkout"), 0);
-    env.app.shutdown().await;
+            .await;
+        let decided = calls
+            .iter()
+            .find(|c| c.method == "chat.update" && c.body["blocks"].to_string().contains("Denied by"))
+            .unwrap();
+        assert!(!decided.body["blocks"].to_string().contains("\"actions\""));
+        assert_eq!(decided.body["channel"], prompt.body["channel"]);
+        env.slack
+            .wait_for(5, "the root showing the denial", |cs| {
+                cs.iter().any(|c| {
+                    c.method == "chat.update"
+                        && c.body["text"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .contains(":no_entry: denied")
+                })
+            })
+            .await;
+        assert_eq!(env.app.probe.count("checkout"), 0);
+        env.app.shutdown().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_approvals_keep_the_buttons_until_the_second_and_approvals_channel_gets_a_copy() {
-    let env = start(Options {
-        edit: Some(Box::new(|c: &mut Config| {
-            c.slack.approvals_channel = "CAPPROVALS".into()
-        })),
-        ..Default::default()
-    })
-    .await;
-    assert_eq!(env.command("alice", "release checkout", "t-rel").await.0, 200);
-    let id = env.only_request().await["id"].as_str().unwrap().to_owned();
-    let (approve, _, _) = env.prompt().await;
-    let calls = env
-        .slack
-        .wait_for(5, "the copy in the approvals channel", |cs| {
-            cs.iter().any(|c| is_prompt(c) && c.body["channel"] == "CAPPROVALS")
-        })
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let env = start(
+            backend,
+            Options {
+                edit: Some(Box::new(|c: &mut Config| {
+                    c.slack.approvals_channel = "CAPPROVALS".into()
+                })),
+                ..Default::default()
+            },
+        )
         .await;
-    assert_eq!(calls.iter().filter(|c| is_prompt(c)).count(), 2);
-    assert_eq!(env.click("olga", "approve", &approve, "c-1").await, 200);
-    assert!(env.ephemeral("c-1").await.contains("1 of 2"));
-    env.slack
-        .wait_for(5, "both prompts showing 1 of 2 with buttons", |cs| {
-            cs.iter()
-                .filter(|c| {
-                    let b = c.body["blocks"].to_string();
-                    c.method == "chat.update" && b.contains("(1 of 2)") && b.contains("\"actions\"")
-                })
-                .count()
-                == 2
-        })
-        .await;
-    assert_eq!(env.click("omar", "approve", &approve, "c-2").await, 200);
-    env.app.wait_for_state(&id, &["succeeded"]).await;
-    env.slack
-        .wait_for(5, "both prompts closed", |cs| {
-            cs.iter()
-                .filter(|c| {
-                    let b = c.body["blocks"].to_string();
-                    c.method == "chat.update" && b.contains("Approved by <@UOMAR>") && !b.contains("\"actions\"")
-                })
-                .count()
-                == 2
-        })
-        .await;
-    env.app.shutdown().await;
+        assert_eq!(env.command("alice", "release checkout", "t-rel").await.0, 200);
+        let id = env.only_request().await["id"].as_str().unwrap().to_owned();
+        let (approve, _, _) = env.prompt().await;
+        let calls = env
+            .slack
+            .wait_for(5, "the copy in the approvals channel", |cs| {
+                cs.iter().any(|c| is_prompt(c) && c.body["channel"] == "CAPPROVALS")
+            })
+            .await;
+        assert_eq!(calls.iter().filter(|c| is_prompt(c)).count(), 2);
+        assert_eq!(env.click("olga", "approve", &approve, "c-1").await, 200);
+        assert!(env.ephemeral("c-1").await.contains("1 of 2"));
+        env.slack
+            .wait_for(5, "both prompts showing 1 of 2 with buttons", |cs| {
+                cs.iter()
+                    .filter(|c| {
+                        let b = c.body["blocks"].to_string();
+                        c.method == "chat.update" && b.contains("(1 of 2)") && b.contains("\"actions\"")
+                    })
+                    .count()
+                    == 2
+            })
+            .await;
+        assert_eq!(env.click("omar", "approve", &approve, "c-2").await, 200);
+        env.app.wait_for_state(&id, &["succeeded"]).await;
+        env.slack
+            .wait_for(5, "both prompts closed", |cs| {
+                cs.iter()
+                    .filter(|c| {
+                        let b = c.body["blocks"].to_string();
+                        c.method == "chat.update" && b.contains("Approved by <@UOMAR>") && !b.contains("\"actions\"")
+                    })
+                    .count()
+                    == 2
+            })
+            .await;
+        env.app.shutdown().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn slack_user_groups_grant_deckhand_groups() {
-    let env = start(Options {
-        edit: Some(Box::new(|c: &mut Config| {
-            for (name, group) in c.groups.iter_mut() {
-                if name.to_string() == "ops" {
-                    group.identities.push("slack-group:SOPSONCALL".into());
-                }
-            }
-        })),
-        ..Default::default()
-    })
-    .await;
-    env.slack.set_usergroups(&[("SOPSONCALL", &["UBOB"])]);
-    assert_eq!(
-        env.command("alice", "deploy ghcr.io/acme/shop:1.2 to checkout tier=prod", "t-1")
-            .await
-            .0,
-        200
-    );
-    let id = env.only_request().await["id"].as_str().unwrap().to_owned();
-    let (approve, _, _) = env.prompt().await;
-    // bob is only a developer in the configuration, but on call in Slack.
-    assert_eq!(env.click("bob", "approve", &approve, "c-bob").await, 200);
-    env.app.wait_for_state(&id, &["succeeded"]).await;
-    assert!(env.slack.calls_to("usergroups.list").len() == 1, "cached");
-    env.app.shutdown().await;
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let env = start(
+            backend,
+            Options {
+                edit: Some(Box::new(|c: &mut Config| {
+                    for (name, group) in c.groups.iter_mut() {
+                        if name.to_string() == "ops" {
+                            group.identities.push("slack-group:SOPSONCALL".into());
+                        }
+                    }
+                })),
+                ..Default::default()
+            },
+        )
+        .await;
+        env.slack.set_usergroups(&[("SOPSONCALL", &["UBOB"])]);
+        assert_eq!(
+            env.command("alice", "deploy ghcr.io/acme/shop:1.2 to checkout tier=prod", "t-1")
+                .await
+                .0,
+            200
+        );
+        let id = env.only_request().await["id"].as_str().unwrap().to_owned();
+        let (approve, _, _) = env.prompt().await;
+        // bob is only a developer in the configuration, but on call in Slack.
+        assert_eq!(env.click("bob", "approve", &approve, "c-bob").await, 200);
+        env.app.wait_for_state(&id, &["succeeded"]).await;
+        assert!(env.slack.calls_to("usergroups.list").len() == 1, "cached");
+        env.app.shutdown().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_channel_the_bot_cannot_post_in_is_explained_to_the_person() {
-    let env = start(Options::default()).await;
-    env.slack.fail_next("chat.postMessage", "not_in_channel");
-    assert_eq!(
-        env.command("alice", "deploy ghcr.io/acme/shop:1.2 to checkout tier=prod", "t-priv")
-            .await
-            .0,
-        200
-    );
-    let id = env.only_request().await["id"].as_str().unwrap().to_owned();
-    let text = env.ephemeral("t-priv").await;
-    assert!(
-        text.contains(&id) && text.contains("/invite @deckhand") && text.contains("not_in_channel"),
-        "{text}"
-    );
-    env.app.shutdown().await;
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let env = start(backend, Options::default()).await;
+        env.slack.fail_next("chat.postMessage", "not_in_channel");
+        assert_eq!(
+            env.command("alice", "deploy ghcr.io/acme/shop:1.2 to checkout tier=prod", "t-priv")
+                .await
+                .0,
+            200
+        );
+        let id = env.only_request().await["id"].as_str().unwrap().to_owned();
+        let text = env.ephemeral("t-priv").await;
+        assert!(
+            text.contains(&id) && text.contains("/invite @deckhand") && text.contains("not_in_channel"),
+            "{text}"
+        );
+        env.app.shutdown().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fast_progress_is_coalesced_per_thread() {
-    let env = start(Options::default()).await;
-    assert_eq!(env.command("alice", "chatty", "t-chat").await.0, 200);
-    let calls = env
-        .slack
-        .wait_for(10, "the result", |cs| {
-            cs.iter().any(|c| {
-                c.body["text"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .contains("Succeeded: chatted")
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let env = start(backend, Options::default()).await;
+        assert_eq!(env.command("alice", "chatty", "t-chat").await.0, 200);
+        let calls = env
+            .slack
+            .wait_for(10, "the result", |cs| {
+                cs.iter().any(|c| {
+                    c.body["text"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .contains("Succeeded: chatted")
+                })
             })
-        })
-        .await;
-    let root = calls
-        .iter()
-        .find(|c| c.method == "chat.postMessage")
-        .unwrap()
-        .ts
-        .clone()
-        .unwrap();
-    let replies = thread_replies(&calls, &root);
-    let progress: Vec<&String> = replies.iter().filter(|r| r.contains("step")).collect();
-    assert!(
-        progress.len() <= 3,
-        "40 updates coalesced into a few replies: {progress:#?}"
-    );
-    assert!(progress.first().unwrap().contains("step 1 of 40"));
-    assert!(progress.iter().any(|r| r.contains("step 40 of 40")), "{progress:#?}");
-    // Order is kept: progress before the result.
-    let last_progress = replies.iter().rposition(|r| r.contains("step")).unwrap();
-    let result = replies.iter().position(|r| r.contains("Succeeded")).unwrap();
-    assert!(last_progress < result, "{replies:#?}");
-    env.app.shutdown().await;
+            .await;
+        let root = calls
+            .iter()
+            .find(|c| c.method == "chat.postMessage")
+            .unwrap()
+            .ts
+            .clone()
+            .unwrap();
+        let replies = thread_replies(&calls, &root);
+        let progress: Vec<&String> = replies.iter().filter(|r| r.contains("step")).collect();
+        assert!(
+            progress.len() <= 3,
+            "40 updates coalesced into a few replies: {progress:#?}"
+        );
+        assert!(progress.first().unwrap().contains("step 1 of 40"));
+        assert!(progress.iter().any(|r| r.contains("step 40 of 40")), "{progress:#?}");
+        // Order is kept: progress before the result.
+        let last_progress = replies.iter().rposition(|r| r.contains("step")).unwrap();
+        let result = replies.iter().position(|r| r.contains("Succeeded")).unwrap();
+        assert!(last_progress < result, "{replies:#?}");
+        env.app.shutdown().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_429_storm_delays_but_loses_no_message() {
-    let env = start(Options::default()).await;
-    env.slack.rate_limit(4, 1);
-    let started = Instant::now();
-    let (status, took) = env
-        .command("alice", "deploy ghcr.io/acme/shop:1.2 to checkout tier=prod", "t-storm")
-        .await;
-    assert_eq!(status, 200);
-    assert!(
-        took < Duration::from_secs(1),
-        "the ack does not wait for Slack: {took:?}"
-    );
-    let (approve, _, _) = env.prompt().await;
-    assert!(started.elapsed() >= Duration::from_secs(3), "Retry-After was honoured");
-    assert_eq!(env.slack.limited(), 4);
-    env.slack.rate_limit(3, 1);
-    assert_eq!(env.click("olga", "approve", &approve, "c-storm").await, 200);
-    let id = env.only_request().await["id"].as_str().unwrap().to_owned();
-    env.app.wait_for_state(&id, &["succeeded"]).await;
-    let calls = env
-        .slack
-        .wait_for(20, "every message after the storm", |cs| {
-            cs.iter().any(|c| {
-                c.body["text"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .contains("Succeeded: done with checkout")
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let env = start(backend, Options::default()).await;
+        env.slack.rate_limit(4, 1);
+        let started = Instant::now();
+        let (status, took) = env
+            .command("alice", "deploy ghcr.io/acme/shop:1.2 to checkout tier=prod", "t-storm")
+            .await;
+        assert_eq!(status, 200);
+        assert!(
+            took < Duration::from_secs(1),
+            "the ack does not wait for Slack: {took:?}"
+        );
+        let (approve, _, _) = env.prompt().await;
+        assert!(started.elapsed() >= Duration::from_secs(3), "Retry-After was honoured");
+        assert_eq!(env.slack.limited(), 4);
+        env.slack.rate_limit(3, 1);
+        assert_eq!(env.click("olga", "approve", &approve, "c-storm").await, 200);
+        let id = env.only_request().await["id"].as_str().unwrap().to_owned();
+        env.app.wait_for_state(&id, &["succeeded"]).await;
+        let calls = env
+            .slack
+            .wait_for(20, "every message after the storm", |cs| {
+                cs.iter().any(|c| {
+                    c.body["text"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .contains("Succeeded: done with checkout")
+                })
             })
-        })
-        .await;
-    let texts: Vec<String> = calls
-        .iter()
-        .map(|c| c.body["text"].as_str().unwrap_or_default().to_owned())
-        .collect();
-    for wanted in [
-        "waiting for approval",
-        "Approval needed",
-        "queued",
-        "running",
-        "counted checkout",
-        "succeeded",
-    ] {
-        assert!(texts.iter().any(|t| t.contains(wanted)), "{wanted} missing: {texts:#?}");
+            .await;
+        let texts: Vec<String> = calls
+            .iter()
+            .map(|c| c.body["text"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        for wanted in [
+            "waiting for approval",
+            "Approval needed",
+            "queued",
+            "running",
+            "counted checkout",
+            "succeeded",
+        ] {
+            assert!(texts.iter().any(|t| t.contains(wanted)), "{wanted} missing: {texts:#?}");
+        }
+        assert_eq!(env.slack.limited(), 7);
+        env.app.shutdown().await;
     }
-    assert_eq!(env.slack.limited(), 7);
-    env.app.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -1042,166 +1102,182 @@ fn slack_configuration_is_checked_when_loaded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_close_button_on_a_proxy_link_closes_it() {
-    let env = start(Options {
-        kube: true,
-        ..Default::default()
-    })
-    .await;
-    for text in ["env create shop", "deploy ghcr.io/acme/shop:1.4.2 to shop port=8080"] {
-        let (_, v) = env.app.submit_as("alice", text).await;
-        let id = v["request"]["id"].as_str().unwrap().to_owned();
-        let done = env.app.wait_for_state(&id, &["succeeded", "failed"]).await;
-        assert_eq!(done["request"]["state"], "succeeded", "{done:#}");
-    }
-    assert_eq!(env.command("alice", "proxy open shop in shop", "t-open").await.0, 200);
-    let calls = env
-        .slack
-        .wait_for(10, "the link message with its button", |cs| {
-            cs.iter().any(|c| c.body["blocks"].to_string().contains("Close link"))
-        })
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let env = start(
+            backend,
+            Options {
+                kube: true,
+                ..Default::default()
+            },
+        )
         .await;
-    let message = calls
-        .iter()
-        .find(|c| c.body["blocks"].to_string().contains("Close link"))
-        .unwrap();
-    assert!(message.body["thread_ts"].is_string(), "in the request's thread");
-    // The link is a credential: an ephemeral message to alice, not a thread reply.
-    assert_eq!(message.method, "chat.postEphemeral", "{:?}", message.body);
-    assert_eq!(message.body["user"], slack_id("alice"));
-    let public = env.slack.public_messages();
-    assert!(
-        public.iter().all(|c| !c.body.to_string().contains("/p/")),
-        "the link is in a channel message: {:#?}",
-        summary(&public)
-    );
-    assert!(
-        message.body["text"].as_str().unwrap().contains("/p/"),
-        "{:?}",
-        message.body
-    );
-    let button = message.body["blocks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|b| b["elements"].as_array().cloned().unwrap_or_default())
-        .find(|e| e["text"]["text"] == "Close link")
-        .unwrap();
-    assert_eq!(button["style"], "danger");
-    let (action_id, value) = (
-        button["action_id"].as_str().unwrap().to_owned(),
-        button["value"].as_str().unwrap().to_owned(),
-    );
-
-    // Someone without deckhand access clicks: nothing happens, they are told why.
-    assert_eq!(env.click("eve", &action_id, &value, "c-eve").await, 200);
-    let told = env.ephemeral("c-eve").await;
-    assert!(told.contains("may not run `proxy close`"), "{told}");
-
-    // A forged value (another command with the same signature) does nothing.
-    let forged = format!("{}.{}", "ZW52IGRlbGV0ZSBzaG9w", value.split_once('.').unwrap().1);
-    assert_eq!(env.click("bob", &action_id, &forged, "c-forged").await, 200);
-    assert!(env.ephemeral("c-forged").await.contains("did not make this button"));
-
-    // bob clicks it: `proxy close <id>` runs as bob, and the link is closed.
-    assert_eq!(env.click("bob", &action_id, &value, "c-bob").await, 200);
-    let close = loop {
-        let found = env
-            .requests()
-            .await
-            .into_iter()
-            .find(|r| r["text"].as_str().unwrap_or_default().starts_with("proxy close "));
-        if let Some(r) = found {
-            break r;
+        for text in ["env create shop", "deploy ghcr.io/acme/shop:1.4.2 to shop port=8080"] {
+            let (_, v) = env.app.submit_as("alice", text).await;
+            let id = v["request"]["id"].as_str().unwrap().to_owned();
+            let done = env.app.wait_for_state(&id, &["succeeded", "failed"]).await;
+            assert_eq!(done["request"]["state"], "succeeded", "{done:#}");
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert_eq!(close["requester"], "bob", "{close:#}");
-    let id = close["id"].as_str().unwrap().to_owned();
-    let done = env.app.wait_for_state(&id, &["succeeded", "failed"]).await;
-    assert!(
-        done["request"]["outcome"]
-            .as_str()
+        assert_eq!(env.command("alice", "proxy open shop in shop", "t-open").await.0, 200);
+        let calls = env
+            .slack
+            .wait_for(10, "the link message with its button", |cs| {
+                cs.iter().any(|c| c.body["blocks"].to_string().contains("Close link"))
+            })
+            .await;
+        let message = calls
+            .iter()
+            .find(|c| c.body["blocks"].to_string().contains("Close link"))
+            .unwrap();
+        assert!(message.body["thread_ts"].is_string(), "in the request's thread");
+        // The link is a credential: an ephemeral message to alice, not a thread reply.
+        assert_eq!(message.method, "chat.postEphemeral", "{:?}", message.body);
+        assert_eq!(message.body["user"], slack_id("alice"));
+        let public = env.slack.public_messages();
+        assert!(
+            public.iter().all(|c| !c.body.to_string().contains("/p/")),
+            "the link is in a channel message: {:#?}",
+            summary(&public)
+        );
+        assert!(
+            message.body["text"].as_str().unwrap().contains("/p/"),
+            "{:?}",
+            message.body
+        );
+        let button = message.body["blocks"]
+            .as_array()
             .unwrap()
-            .contains("closed after 0 requests"),
-        "{done:#}"
-    );
-    let (_, list) = env.app.submit_as("alice", "proxy list").await;
-    assert!(support::output_of(&list).contains("closed by bob"), "{list:#}");
-    assert!(
-        !env.requests().await.iter().any(|r| r["text"] == "env delete shop"),
-        "the forged click ran nothing"
-    );
-    env.app.shutdown().await;
+            .iter()
+            .flat_map(|b| b["elements"].as_array().cloned().unwrap_or_default())
+            .find(|e| e["text"]["text"] == "Close link")
+            .unwrap();
+        assert_eq!(button["style"], "danger");
+        let (action_id, value) = (
+            button["action_id"].as_str().unwrap().to_owned(),
+            button["value"].as_str().unwrap().to_owned(),
+        );
+
+        // Someone without deckhand access clicks: nothing happens, they are told why.
+        assert_eq!(env.click("eve", &action_id, &value, "c-eve").await, 200);
+        let told = env.ephemeral("c-eve").await;
+        assert!(told.contains("may not run `proxy close`"), "{told}");
+
+        // A forged value (another command with the same signature) does nothing.
+        let forged = format!("{}.{}", "ZW52IGRlbGV0ZSBzaG9w", value.split_once('.').unwrap().1);
+        assert_eq!(env.click("bob", &action_id, &forged, "c-forged").await, 200);
+        assert!(env.ephemeral("c-forged").await.contains("did not make this button"));
+
+        // bob clicks it: `proxy close <id>` runs as bob, and the link is closed.
+        assert_eq!(env.click("bob", &action_id, &value, "c-bob").await, 200);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let close = loop {
+            assert!(Instant::now() < deadline, "the click never ran `proxy close`");
+            let found = env
+                .requests()
+                .await
+                .into_iter()
+                .find(|r| r["text"].as_str().unwrap_or_default().starts_with("proxy close "));
+            if let Some(r) = found {
+                break r;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(close["requester"], "bob", "{close:#}");
+        let id = close["id"].as_str().unwrap().to_owned();
+        let done = env.app.wait_for_state(&id, &["succeeded", "failed"]).await;
+        assert!(
+            done["request"]["outcome"]
+                .as_str()
+                .unwrap()
+                .contains("closed after 0 requests"),
+            "{done:#}"
+        );
+        let (_, list) = env.app.submit_as("alice", "proxy list").await;
+        assert!(support::output_of(&list).contains("closed by bob"), "{list:#}");
+        assert!(
+            !env.requests().await.iter().any(|r| r["text"] == "env delete shop"),
+            "the forged click ran nothing"
+        );
+        env.app.shutdown().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn service_prompt_shows_class_sizes_and_env_and_no_slack_message_carries_a_secret() {
-    use kube_fake::custom::{CustomKind, Provisioner};
-    const PASSWORD: &str = "pw-slack-Qx81vR";
-    let env = start(Options {
-        kube: true,
-        ..Default::default()
-    })
-    .await;
-    let kube = env.kube.as_ref().unwrap();
-    kube.register_custom(CustomKind::namespaced(
-        "database.example.org/v1alpha1",
-        "PostgreSQLInstance",
-        "postgresqlinstances",
-    ));
-    kube.provision(Provisioner {
-        plural: "postgresqlinstances".into(),
-        condition: "Ready".into(),
-        after_steps: 3,
-        status: json!({ "address": "orders.rds.internal", "port": 5432 }),
-        secret_name_at: "spec.writeConnectionSecretToRef.name".into(),
-        secret_data: [("password".to_owned(), PASSWORD.to_owned())].into(),
-    });
-    let (_, v) = env.app.submit_as("alice", "env create shop").await;
-    let id = v["request"]["id"].as_str().unwrap().to_owned();
-    env.app.wait_for_state(&id, &["succeeded"]).await;
-
-    let (status, _) = env
-        .command(
-            "alice",
-            "service provision postgres orders in shop size=medium",
-            "t-svc",
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        use kube_fake::custom::{CustomKind, Provisioner};
+        const PASSWORD: &str = "pw-slack-Qx81vR";
+        let env = start(
+            backend,
+            Options {
+                kube: true,
+                ..Default::default()
+            },
         )
         .await;
-    assert_eq!(status, 200);
-    let request = env.only_slack_request().await;
-    assert_eq!(request["state"], "pending_approval");
-    let (approve, _, prompt) = env.prompt().await;
-    let text = prompt.body["blocks"][0]["text"]["text"].as_str().unwrap();
-    assert!(
-        text.contains("class postgres, cost-bearing (size=medium storage=20 highly_available=false), orders in shop"),
-        "{text}"
-    );
-    assert_eq!(env.click("olga", "approve", &approve, "c-olga").await, 200);
-    let id = request["id"].as_str().unwrap().to_owned();
-    let done = env.app.wait_for_state(&id, &["succeeded", "failed"]).await;
-    assert_eq!(done["request"]["state"], "succeeded", "{done:#}");
-    let secret = kube
-        .object("secrets", "shop", "orders-conn")
-        .expect("the provider wrote it");
-    assert!(
-        secret.to_string().contains("cHctc2xhY2st"),
-        "the Secret holds the value: {secret}"
-    );
-    let calls = env
-        .slack
-        .wait_for(10, "the result in the thread", |cs| {
-            cs.iter().any(|c| c.body.to_string().contains("is ready in shop"))
-        })
-        .await;
-    for c in calls {
-        let body = c.body.to_string();
-        // The value, and its base64 as the Secret stores it.
+        let kube = env.kube.as_ref().unwrap();
+        kube.register_custom(CustomKind::namespaced(
+            "database.example.org/v1alpha1",
+            "PostgreSQLInstance",
+            "postgresqlinstances",
+        ));
+        kube.provision(Provisioner {
+            plural: "postgresqlinstances".into(),
+            condition: "Ready".into(),
+            after_steps: 3,
+            status: json!({ "address": "orders.rds.internal", "port": 5432 }),
+            secret_name_at: "spec.writeConnectionSecretToRef.name".into(),
+            secret_data: [("password".to_owned(), PASSWORD.to_owned())].into(),
+        });
+        let (_, v) = env.app.submit_as("alice", "env create shop").await;
+        let id = v["request"]["id"].as_str().unwrap().to_owned();
+        env.app.wait_for_state(&id, &["succeeded"]).await;
+
+        let (status, _) = env
+            .command(
+                "alice",
+                "service provision postgres orders in shop size=medium",
+                "t-svc",
+            )
+            .await;
+        assert_eq!(status, 200);
+        let request = env.only_slack_request().await;
+        assert_eq!(request["state"], "pending_approval");
+        let (approve, _, prompt) = env.prompt().await;
+        let text = prompt.body["blocks"][0]["text"]["text"].as_str().unwrap();
         assert!(
-            !body.contains(PASSWORD) && !body.contains("cHctc2xhY2st"),
-            "{} leaks: {body}",
-            c.method
+            text.contains(
+                "class postgres, cost-bearing (size=medium storage=20 highly_available=false), orders in shop"
+            ),
+            "{text}"
         );
+        assert_eq!(env.click("olga", "approve", &approve, "c-olga").await, 200);
+        let id = request["id"].as_str().unwrap().to_owned();
+        let done = env.app.wait_for_state(&id, &["succeeded", "failed"]).await;
+        assert_eq!(done["request"]["state"], "succeeded", "{done:#}");
+        let secret = kube
+            .object("secrets", "shop", "orders-conn")
+            .expect("the provider wrote it");
+        assert!(
+            secret.to_string().contains("cHctc2xhY2st"),
+            "the Secret holds the value: {secret}"
+        );
+        let calls = env
+            .slack
+            .wait_for(10, "the result in the thread", |cs| {
+                cs.iter().any(|c| c.body.to_string().contains("is ready in shop"))
+            })
+            .await;
+        for c in calls {
+            let body = c.body.to_string();
+            // The value, and its base64 as the Secret stores it.
+            assert!(
+                !body.contains(PASSWORD) && !body.contains("cHctc2xhY2st"),
+                "{} leaks: {body}",
+                c.method
+            );
+        }
+        env.app.shutdown().await;
     }
-    env.app.shutdown().await;
 }

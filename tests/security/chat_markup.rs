@@ -15,15 +15,15 @@ use crate::{
     cluster::{self, Env, state},
     discord_fake::{self, FakeDiscordServer, InteractionSigner, command_payload, new_interaction, unix_now},
     slack_fake::{self, Call, FakeSlack, summary},
-    support::{discord_id, slack_id},
+    support::{Backend, backends, discord_id, slack_id},
 };
 
 const CHANNEL: &str = "C2147483705";
 
-async fn with_slack(kube: bool) -> (Env, FakeSlack) {
+async fn with_slack(backend: Backend, kube: bool) -> (Env, FakeSlack) {
     let slack = FakeSlack::start().await;
     let api_url = slack.api_url();
-    let env = cluster::start_with(|c| {
+    let env = cluster::start_on(backend, |c| {
         c.slack = deckhand::slack::SlackConfig {
             bot_token: slack_fake::BOT_TOKEN.into(),
             signing_secret: slack_fake::SIGNING_SECRET.into(),
@@ -38,11 +38,11 @@ async fn with_slack(kube: bool) -> (Env, FakeSlack) {
     (env, slack)
 }
 
-async fn with_discord(kube: bool) -> (Env, FakeDiscordServer, InteractionSigner) {
+async fn with_discord(backend: Backend, kube: bool) -> (Env, FakeDiscordServer, InteractionSigner) {
     let discord = FakeDiscordServer::start().await;
     let signer = InteractionSigner::generate();
     let (key, base) = (signer.public_key_hex(), discord.api_base());
-    let env = cluster::start_with(|c| {
+    let env = cluster::start_on(backend, |c| {
         c.discord.public_key = key;
         c.discord.application_id = discord_fake::APPLICATION_ID.into();
         c.discord.bot_token = discord_fake::BOT_TOKEN.into();
@@ -123,143 +123,157 @@ fn unescaped(content: &str, raw: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn slack_channel_and_disguised_link_arrive_inert() {
-    let (env, slack) = with_slack(false).await;
-    slack_command(&env, &slack, "alice", "help x <!channel> <https://evil|Approve>").await;
-    let failed = |cs: &[Call]| {
-        cs.iter()
-            .any(|c| c.method == "chat.postMessage" && c.body["text"].as_str().is_some_and(|t| t.contains("Failed")))
-    };
-    let calls = slack.wait_for(20, "the failure in the thread", failed).await;
-    let shown = slack_public_text(&slack);
-    for text in &shown {
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let (env, slack) = with_slack(backend, false).await;
+        slack_command(&env, &slack, "alice", "help x <!channel> <https://evil|Approve>").await;
+        let failed = |cs: &[Call]| {
+            cs.iter().any(|c| {
+                c.method == "chat.postMessage" && c.body["text"].as_str().is_some_and(|t| t.contains("Failed"))
+            })
+        };
+        let calls = slack.wait_for(20, "the failure in the thread", failed).await;
+        let shown = slack_public_text(&slack);
+        for text in &shown {
+            assert!(
+                !text.contains("<!channel>") && !text.contains("<https://evil"),
+                "raw Slack markup in a channel message: {text}\nall: {:#?}",
+                summary(&calls)
+            );
+        }
+        let root = calls
+            .iter()
+            .rev()
+            .find(|c| c.method == "chat.update")
+            .map(|c| c.body["text"].as_str().unwrap_or_default().to_owned())
+            .unwrap_or_default();
         assert!(
-            !text.contains("<!channel>") && !text.contains("<https://evil"),
-            "raw Slack markup in a channel message: {text}\nall: {:#?}",
-            summary(&calls)
+            root.contains("&lt;!channel&gt;") && root.contains("&lt;https://evil|Approve&gt;"),
+            "the status message shows the text, escaped: {root}"
         );
+        env.app.shutdown().await;
     }
-    let root = calls
-        .iter()
-        .rev()
-        .find(|c| c.method == "chat.update")
-        .map(|c| c.body["text"].as_str().unwrap_or_default().to_owned())
-        .unwrap_or_default();
-    assert!(
-        root.contains("&lt;!channel&gt;") && root.contains("&lt;https://evil|Approve&gt;"),
-        "the status message shows the text, escaped: {root}"
-    );
-    env.app.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn discord_everyone_mention_arrives_inert() {
-    let (env, discord, signer) = with_discord(false).await;
-    let typed = "x @everyone <@&1000000000000000042> [Approve](https://evil)";
-    discord_command(
-        &env,
-        &discord,
-        &signer,
-        "alice",
-        &["help"],
-        &[("command", json!(typed))],
-    )
-    .await;
-    discord
-        .fake
-        .wait_until("the status message says it failed", |f| {
-            f.public().iter().any(|m| m.content.contains("failed"))
-        })
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let (env, discord, signer) = with_discord(backend, false).await;
+        let typed = "x @everyone <@&1000000000000000042> [Approve](https://evil)";
+        discord_command(
+            &env,
+            &discord,
+            &signer,
+            "alice",
+            &["help"],
+            &[("command", json!(typed))],
+        )
         .await;
-    let sent: Vec<_> = discord
-        .fake
-        .calls()
-        .into_iter()
-        .filter(|c| c.body.get("content").is_some())
-        .collect();
-    assert!(!sent.is_empty());
-    for c in &sent {
-        assert_eq!(
-            c.body["allowed_mentions"],
-            json!({ "parse": [] }),
-            "{} {} may ping",
-            c.method,
-            c.path
-        );
-        let content = c.body["content"].as_str().unwrap_or_default();
-        // Every `@` and `<`/`[` of the typed text is escaped with a backslash.
-        for raw in ["@everyone", "<@&", "[Approve]"] {
-            assert!(
-                !unescaped(content, raw),
-                "unescaped `{raw}` in {} {}: {content}",
+        discord
+            .fake
+            .wait_until("the status message says it failed", |f| {
+                f.public().iter().any(|m| m.content.contains("failed"))
+            })
+            .await;
+        let sent: Vec<_> = discord
+            .fake
+            .calls()
+            .into_iter()
+            .filter(|c| c.body.get("content").is_some())
+            .collect();
+        assert!(!sent.is_empty());
+        for c in &sent {
+            assert_eq!(
+                c.body["allowed_mentions"],
+                json!({ "parse": [] }),
+                "{} {} may ping",
                 c.method,
                 c.path
             );
-        }
-    }
-    assert!(
-        sent.iter().any(|c| {
             let content = c.body["content"].as_str().unwrap_or_default();
-            content.contains("\\@everyone") && content.contains("\\[Approve\\]")
-        }),
-        "the text is shown, escaped: {sent:#?}"
-    );
-    env.app.shutdown().await;
+            // Every `@` and `<`/`[` of the typed text is escaped with a backslash.
+            for raw in ["@everyone", "<@&", "[Approve]"] {
+                assert!(
+                    !unescaped(content, raw),
+                    "unescaped `{raw}` in {} {}: {content}",
+                    c.method,
+                    c.path
+                );
+            }
+        }
+        assert!(
+            sent.iter().any(|c| {
+                let content = c.body["content"].as_str().unwrap_or_default();
+                content.contains("\\@everyone") && content.contains("\\[Approve\\]")
+            }),
+            "the text is shown, escaped: {sent:#?}"
+        );
+        env.app.shutdown().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn slack_proxy_link_goes_ephemeral_to_requester_only() {
-    let (env, slack) = with_slack(true).await;
-    slack_command(&env, &slack, "alice", "proxy open shop in shop").await;
-    let alice = slack_id("alice");
-    let private = |cs: &[Call]| {
-        cs.iter()
-            .any(|c| c.method == "chat.postEphemeral" && c.ts.is_some() && c.body["text"].to_string().contains("/p/"))
-    };
-    let calls = slack.wait_for(20, "the link, privately", private).await;
-    // Only alice was shown the link.
-    for c in calls.iter().filter(|c| c.method == "chat.postEphemeral") {
-        if c.body.to_string().contains("/p/") {
-            assert_eq!(c.body["user"], alice, "{:?}", c.body);
-            assert_eq!(c.body["channel"], CHANNEL);
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let (env, slack) = with_slack(backend, true).await;
+        slack_command(&env, &slack, "alice", "proxy open shop in shop").await;
+        let alice = slack_id("alice");
+        let private = |cs: &[Call]| {
+            cs.iter().any(|c| {
+                c.method == "chat.postEphemeral" && c.ts.is_some() && c.body["text"].to_string().contains("/p/")
+            })
+        };
+        let calls = slack.wait_for(20, "the link, privately", private).await;
+        // Only alice was shown the link.
+        for c in calls.iter().filter(|c| c.method == "chat.postEphemeral") {
+            if c.body.to_string().contains("/p/") {
+                assert_eq!(c.body["user"], alice, "{:?}", c.body);
+                assert_eq!(c.body["channel"], CHANNEL);
+            }
         }
+        assert!(!slack.ephemerals_to(&alice).is_empty());
+        slack
+            .wait_for(10, "the neutral line in the thread", |cs| {
+                cs.iter()
+                    .any(|c| c.method == "chat.postMessage" && c.body.to_string().contains("sent privately"))
+            })
+            .await;
+        for text in slack_public_text(&slack) {
+            assert!(!text.contains("/p/"), "the link is in a channel message: {text}");
+        }
+        env.app.shutdown().await;
     }
-    assert!(!slack.ephemerals_to(&alice).is_empty());
-    slack
-        .wait_for(10, "the neutral line in the thread", |cs| {
-            cs.iter()
-                .any(|c| c.method == "chat.postMessage" && c.body.to_string().contains("sent privately"))
-        })
-        .await;
-    for text in slack_public_text(&slack) {
-        assert!(!text.contains("/p/"), "the link is in a channel message: {text}");
-    }
-    env.app.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn discord_proxy_link_goes_ephemeral_to_requester_only() {
-    let (env, discord, signer) = with_discord(true).await;
-    let options = [("app", json!("shop")), ("env", json!("shop"))];
-    discord_command(&env, &discord, &signer, "alice", &["proxy", "open"], &options).await;
-    let alice = discord_id("alice");
-    discord
-        .fake
-        .wait_until("the link, privately to alice", |f| {
-            f.private_to(&alice).iter().any(|m| m.content.contains("/p/"))
-        })
-        .await;
-    discord
-        .fake
-        .wait_until("the neutral line in the channel", |f| {
-            f.public().iter().any(|m| m.content.contains("sent privately"))
-        })
-        .await;
-    let link = discord.fake.private_to(&alice);
-    assert!(link.iter().all(|m| m.flags == discord_fake::EPHEMERAL), "{link:#?}");
-    let public = discord.fake.public();
-    assert!(
-        public.iter().all(|m| !m.content.contains("/p/")),
-        "the link is in a channel message: {public:#?}"
-    );
-    env.app.shutdown().await;
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let (env, discord, signer) = with_discord(backend, true).await;
+        let options = [("app", json!("shop")), ("env", json!("shop"))];
+        discord_command(&env, &discord, &signer, "alice", &["proxy", "open"], &options).await;
+        let alice = discord_id("alice");
+        discord
+            .fake
+            .wait_until("the link, privately to alice", |f| {
+                f.private_to(&alice).iter().any(|m| m.content.contains("/p/"))
+            })
+            .await;
+        discord
+            .fake
+            .wait_until("the neutral line in the channel", |f| {
+                f.public().iter().any(|m| m.content.contains("sent privately"))
+            })
+            .await;
+        let link = discord.fake.private_to(&alice);
+        assert!(link.iter().all(|m| m.flags == discord_fake::EPHEMERAL), "{link:#?}");
+        let public = discord.fake.public();
+        assert!(
+            public.iter().all(|m| !m.content.contains("/p/")),
+            "the link is in a channel message: {public:#?}"
+        );
+        env.app.shutdown().await;
+    }
 }

@@ -109,21 +109,24 @@ async fn developer_cannot_create_an_environment_named_like_a_trusted_namespace()
 /// Item 4: a namespace is trusted by a label only cluster admins set, not by its name.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn environments_trust_namespaces_by_admin_label_not_by_name() {
-    let env = cluster::start().await;
-    let v = env.run("alice", "env create ex").await;
-    assert_eq!(state(&v), "succeeded", "{v:#}");
-    let policy = env.object("networkpolicies", "ex", "deckhand-default-deny");
-    let from = &policy["spec"]["ingress"][0]["from"];
-    let selector = &from[1]["namespaceSelector"];
-    assert_eq!(
-        selector["matchLabels"]["deckhand.dev/trusted"], "true",
-        "trusted namespaces need the admin's label: {policy:#}"
-    );
-    assert_eq!(
-        selector["matchExpressions"][0]["values"],
-        serde_json::json!(["ingress-nginx", "monitoring"])
-    );
-    env.app.shutdown().await;
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let env = cluster::start_on(backend, |_| {}).await;
+        let v = env.run("alice", "env create ex").await;
+        assert_eq!(state(&v), "succeeded", "{v:#}");
+        let policy = env.object("networkpolicies", "ex", "deckhand-default-deny");
+        let from = &policy["spec"]["ingress"][0]["from"];
+        let selector = &from[1]["namespaceSelector"];
+        assert_eq!(
+            selector["matchLabels"]["deckhand.dev/trusted"], "true",
+            "trusted namespaces need the admin's label: {policy:#}"
+        );
+        assert_eq!(
+            selector["matchExpressions"][0]["values"],
+            serde_json::json!(["ingress-nginx", "monitoring"])
+        );
+        env.app.shutdown().await;
+    }
 }
 
 /// Item 5: prod environments give the requester's groups `view`, not `edit`; a tier can set
@@ -165,40 +168,46 @@ async fn prod_environments_give_developers_read_only_access() {
 /// cluster's private ranges.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn environment_pods_cannot_reach_the_cloud_metadata_service() {
-    let env = cluster::start().await;
-    assert_eq!(state(&env.run("alice", "env create ex").await), "succeeded");
-    let policy = env.object("networkpolicies", "ex", "deckhand-default-deny");
-    let blocks: Vec<&serde_json::Value> = policy["spec"]["egress"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|rule| rule["to"].as_array().into_iter().flatten())
-        .filter_map(|peer| peer.get("ipBlock"))
-        .collect();
-    assert_eq!(blocks.len(), 1, "{policy:#}");
-    let except = blocks[0]["except"].as_array().unwrap();
-    for range in ["169.254.0.0/16", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"] {
-        assert!(except.iter().any(|e| e == range), "{range} not excluded: {policy:#}");
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let env = cluster::start_on(backend, |_| {}).await;
+        assert_eq!(state(&env.run("alice", "env create ex").await), "succeeded");
+        let policy = env.object("networkpolicies", "ex", "deckhand-default-deny");
+        let blocks: Vec<&serde_json::Value> = policy["spec"]["egress"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|rule| rule["to"].as_array().into_iter().flatten())
+            .filter_map(|peer| peer.get("ipBlock"))
+            .collect();
+        assert_eq!(blocks.len(), 1, "{policy:#}");
+        let except = blocks[0]["except"].as_array().unwrap();
+        for range in ["169.254.0.0/16", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"] {
+            assert!(except.iter().any(|e| e == range), "{range} not excluded: {policy:#}");
+        }
+        env.app.shutdown().await;
     }
-    env.app.shutdown().await;
 }
 
 /// Item 5 (the operator's side): a tier's team role deckhand may not `bind` fails the
 /// environment with a message that says where to fix it, as on a real cluster.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_team_role_deckhand_may_not_bind_fails_clearly() {
-    let env = cluster::start_with(|c| {
-        let stage = deckhand::domain::Name::parse("stage").unwrap();
-        c.tiers.get_mut(&stage).unwrap().team_role = Some("cluster-admin".into());
-    })
-    .await;
-    let v = env.run("alice", "env create shared stage").await;
-    assert_eq!(state(&v), "failed", "{v:#}");
-    let why = crate::cluster::outcome(&v);
-    assert!(
-        why.contains("not allowed") && why.contains("cluster-admin") && why.contains("deploy/clusterrole.yaml"),
-        "{why}"
-    );
-    assert!(env.kube.object("rolebindings", "shared", "deckhand-team").is_none());
-    env.app.shutdown().await;
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let env = cluster::start_on(backend, |c| {
+            let stage = deckhand::domain::Name::parse("stage").unwrap();
+            c.tiers.get_mut(&stage).unwrap().team_role = Some("cluster-admin".into());
+        })
+        .await;
+        let v = env.run("alice", "env create shared stage").await;
+        assert_eq!(state(&v), "failed", "{v:#}");
+        let why = crate::cluster::outcome(&v);
+        assert!(
+            why.contains("not allowed") && why.contains("cluster-admin") && why.contains("deploy/clusterrole.yaml"),
+            "{why}"
+        );
+        assert!(env.kube.object("rolebindings", "shared", "deckhand-team").is_none());
+        env.app.shutdown().await;
+    }
 }

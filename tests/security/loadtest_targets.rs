@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use crate::{
     cluster::{self, Env, state},
     kube_fake::{pod_runner::RunFn, selectors::LabelSelector},
+    support::{Backend, backends},
 };
 
 const IMAGE: &str = "ghcr.io/acme/deckhand";
@@ -57,8 +58,8 @@ fn loadgen_pod(backend: String) -> RunFn {
     })
 }
 
-async fn start() -> Env {
-    let env = cluster::start().await;
+async fn start(store: Backend) -> Env {
+    let env = cluster::start_on(store, |_| {}).await;
     env.kube.set_pod_runner(IMAGE, loadgen_pod(backend().await));
     for text in ["env create dev1", "deploy ghcr.io/acme/shop:1.0 to dev1 port=8080"] {
         let v = env.run("alice", text).await;
@@ -101,88 +102,103 @@ async fn assert_outside(env: &Env, target: &str, why: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fragment_host_trick_counts_as_outside() {
-    let env = start().await;
-    // The load generator connects to 2852039166 (= 169.254.169.254); `#x.dev1.svc` is a
-    // fragment it never sends.
-    assert_outside(&env, "http://2852039166#x.dev1.svc", "169.254.169.254").await;
-    assert_outside(&env, "http://shop#.dev1.svc", "fragment").await;
-    env.app.shutdown().await;
+    for store in backends() {
+        eprintln!("-- {store:?}");
+        let env = start(store).await;
+        // The load generator connects to 2852039166 (= 169.254.169.254); `#x.dev1.svc` is a
+        // fragment it never sends.
+        assert_outside(&env, "http://2852039166#x.dev1.svc", "169.254.169.254").await;
+        assert_outside(&env, "http://shop#.dev1.svc", "fragment").await;
+        env.app.shutdown().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn numeric_and_ip_hosts_count_as_outside() {
-    let env = start().await;
-    for (target, why) in [
-        ("http://2852039166/", "169.254.169.254"),
-        ("http://0xA9FEA9FE/", "169.254.169.254"),
-        ("http://0251.0376.0251.0376/", "169.254.169.254"),
-        ("http://169.254.169.254/latest/meta-data/", "169.254.169.254"),
-        ("http://10.0.0.12:8080/", "10.0.0.12"),
-        ("http://[::ffff:a9fe:a9fe]/", "::ffff:169.254.169.254"),
-        ("http://[fd00::1]:8080/", "fd00::1"),
-    ] {
-        assert_outside(&env, target, why).await;
+    for store in backends() {
+        eprintln!("-- {store:?}");
+        let env = start(store).await;
+        for (target, why) in [
+            ("http://2852039166/", "169.254.169.254"),
+            ("http://0xA9FEA9FE/", "169.254.169.254"),
+            ("http://0251.0376.0251.0376/", "169.254.169.254"),
+            ("http://169.254.169.254/latest/meta-data/", "169.254.169.254"),
+            ("http://10.0.0.12:8080/", "10.0.0.12"),
+            ("http://[::ffff:a9fe:a9fe]/", "::ffff:169.254.169.254"),
+            ("http://[fd00::1]:8080/", "fd00::1"),
+        ] {
+            assert_outside(&env, target, why).await;
+        }
+        env.app.shutdown().await;
     }
-    env.app.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn userinfo_counts_as_outside() {
-    let env = start().await;
-    // The generator sends no URL credentials, so ops could only approve a run that cannot
-    // work: refused at once, saying why, and nothing stored or run.
-    for target in [
-        "http://shop.dev1.svc@169.254.169.254/",
-        "http://u:p@shop.dev1.svc:8080/",
-    ] {
-        let (status, v) = env
-            .app
-            .submit_as("alice", &format!("loadtest {target} in dev1 rate=5 duration=1s"))
-            .await;
-        assert_eq!(status, 422, "{target}: {v}");
-        let message = v["error"]["message"].as_str().unwrap_or_default();
-        assert!(
-            message.contains("user@") && message.contains("not a Service of dev1"),
-            "{target}: {message}"
-        );
+    for store in backends() {
+        eprintln!("-- {store:?}");
+        let env = start(store).await;
+        // The generator sends no URL credentials, so ops could only approve a run that cannot
+        // work: refused at once, saying why, and nothing stored or run.
+        for target in [
+            "http://shop.dev1.svc@169.254.169.254/",
+            "http://u:p@shop.dev1.svc:8080/",
+        ] {
+            let (status, v) = env
+                .app
+                .submit_as("alice", &format!("loadtest {target} in dev1 rate=5 duration=1s"))
+                .await;
+            assert_eq!(status, 422, "{target}: {v}");
+            let message = v["error"]["message"].as_str().unwrap_or_default();
+            assert!(
+                message.contains("user@") && message.contains("not a Service of dev1"),
+                "{target}: {message}"
+            );
+        }
+        assert!(env.kube.list_objects("jobs", Some("dev1")).is_empty());
+        env.app.shutdown().await;
     }
-    assert!(env.kube.list_objects("jobs", Some("dev1")).is_empty());
-    env.app.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn service_of_another_namespace_counts_as_outside() {
-    let env = start().await;
-    for target in [
-        "http://shop.other/",
-        "http://shop.other.svc:8080/",
-        "http://shop.other.svc.cluster.local/",
-    ] {
-        assert_outside(&env, target, "Service shop of namespace other").await;
+    for store in backends() {
+        eprintln!("-- {store:?}");
+        let env = start(store).await;
+        for target in [
+            "http://shop.other/",
+            "http://shop.other.svc:8080/",
+            "http://shop.other.svc.cluster.local/",
+        ] {
+            assert_outside(&env, target, "Service shop of namespace other").await;
+        }
+        for target in ["http://shop.dev1.svc.other.svc/", "http://shop.dev1.svc.example.com/"] {
+            assert_outside(&env, target, "not a Service").await;
+        }
+        env.app.shutdown().await;
     }
-    for target in ["http://shop.dev1.svc.other.svc/", "http://shop.dev1.svc.example.com/"] {
-        assert_outside(&env, target, "not a Service").await;
-    }
-    env.app.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn inside_service_still_runs_without_approval() {
-    let env = start().await;
-    for target in [
-        "shop",
-        "http://shop:8080/",
-        "http://shop.dev1:8080/",
-        "http://shop.dev1.svc:8080/",
-        "http://SHOP.dev1.svc.cluster.local:8080/x?y=1",
-    ] {
-        let v = env
-            .run("alice", &format!("loadtest {target} in dev1 rate=5 duration=1s"))
-            .await;
-        assert_eq!(state(&v), "succeeded", "{target}: {v:#}");
-        assert!(approval_message(&v).is_empty(), "{target}: no approval asked");
+    for store in backends() {
+        eprintln!("-- {store:?}");
+        let env = start(store).await;
+        for target in [
+            "shop",
+            "http://shop:8080/",
+            "http://shop.dev1:8080/",
+            "http://shop.dev1.svc:8080/",
+            "http://SHOP.dev1.svc.cluster.local:8080/x?y=1",
+        ] {
+            let v = env
+                .run("alice", &format!("loadtest {target} in dev1 rate=5 duration=1s"))
+                .await;
+            assert_eq!(state(&v), "succeeded", "{target}: {v:#}");
+            assert!(approval_message(&v).is_empty(), "{target}: no approval asked");
+        }
+        env.app.shutdown().await;
     }
-    env.app.shutdown().await;
 }
 
 /// The NetworkPolicies of dev1 that select a pod with these labels.
@@ -242,67 +258,71 @@ async fn cancel(env: &Env, id: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn loadtest_pods_get_egress_policy_limited_to_environment() {
-    let env = start().await;
-    let namespace_and_dns = vec![
-        json!({ "to": [{
+    for store in backends() {
+        eprintln!("-- {store:?}");
+        let env = start(store).await;
+        let namespace_and_dns = vec![
+            json!({ "to": [{
             "namespaceSelector": { "matchLabels": { "kubernetes.io/metadata.name": "kube-system" } },
             "podSelector": { "matchLabels": { "k8s-app": "kube-dns" } },
         }], "ports": [{ "protocol": "UDP", "port": 53 }, { "protocol": "TCP", "port": 53 }] }),
-        json!({ "to": [{ "podSelector": {} }] }),
-    ];
-    let (id, labels) = running(&env, "shop").await;
-    // Policies add up: every policy selecting the pods counts, so the environment's own
-    // (which lets pods reach the internet) must not select them.
-    let policies = policies_for(&env, &labels);
-    assert!(!policies.is_empty(), "a NetworkPolicy selects the load-test pods");
-    assert_eq!(egress_of(&policies), namespace_and_dns, "{policies:#?}");
-    for np in &policies {
-        assert_eq!(np["spec"]["policyTypes"], json!(["Ingress", "Egress"]), "{np:#}");
-        assert!(np["spec"]["ingress"].as_array().is_none_or(Vec::is_empty), "{np:#}");
-    }
-    // The app's pods keep the environment's policy.
-    let shop = env
-        .kube
-        .list_objects("pods", Some("dev1"))
-        .into_iter()
-        .find(|p| p["metadata"]["labels"]["app.kubernetes.io/name"] == "shop")
-        .expect("a shop pod");
-    let app_policies = policies_for(&env, &shop["metadata"]["labels"]);
-    assert!(
-        app_policies
-            .iter()
-            .any(|np| np["metadata"]["name"] == "deckhand-default-deny"),
-        "{app_policies:#?}"
-    );
-    cancel(&env, &id).await;
+            json!({ "to": [{ "podSelector": {} }] }),
+        ];
+        let (id, labels) = running(&env, "shop").await;
+        // Policies add up: every policy selecting the pods counts, so the environment's own
+        // (which lets pods reach the internet) must not select them.
+        let policies = policies_for(&env, &labels);
+        assert!(!policies.is_empty(), "a NetworkPolicy selects the load-test pods");
+        assert_eq!(egress_of(&policies), namespace_and_dns, "{policies:#?}");
+        for np in &policies {
+            assert_eq!(np["spec"]["policyTypes"], json!(["Ingress", "Egress"]), "{np:#}");
+            assert!(np["spec"]["ingress"].as_array().is_none_or(Vec::is_empty), "{np:#}");
+        }
+        // The app's pods keep the environment's policy.
+        let shop = env
+            .kube
+            .list_objects("pods", Some("dev1"))
+            .into_iter()
+            .find(|p| p["metadata"]["labels"]["app.kubernetes.io/name"] == "shop")
+            .expect("a shop pod");
+        let app_policies = policies_for(&env, &shop["metadata"]["labels"]);
+        assert!(
+            app_policies
+                .iter()
+                .any(|np| np["metadata"]["name"] == "deckhand-default-deny"),
+            "{app_policies:#?}"
+        );
+        cancel(&env, &id).await;
 
-    // Approved by ops as outside: the environment's usual egress, for that run only.
-    let (id, labels) = running(&env, "http://example.com/").await;
-    let approved = env
-        .kube
-        .wait_for(Duration::from_secs(10), |k| {
-            k.list_objects("networkpolicies", Some("dev1")).iter().any(|np| {
-                LabelSelector::from_object(&np["spec"]["podSelector"]).matches(labels.as_object())
-                    && np["spec"]["egress"].to_string().contains("0.0.0.0/0")
+        // Approved by ops as outside: the environment's usual egress, for that run only.
+        let (id, labels) = running(&env, "http://example.com/").await;
+        let approved = env
+            .kube
+            .wait_for(Duration::from_secs(10), |k| {
+                k.list_objects("networkpolicies", Some("dev1")).iter().any(|np| {
+                    LabelSelector::from_object(&np["spec"]["podSelector"]).matches(labels.as_object())
+                        && np["spec"]["egress"].to_string().contains("0.0.0.0/0")
+                })
             })
-        })
-        .await;
-    assert!(approved, "the approved run may leave the namespace");
-    cancel(&env, &id).await;
-    let name = format!("loadtest-{}", id.trim_start_matches("r-"));
-    assert!(
-        env.kube
-            .wait_for(Duration::from_secs(10), |k| k
-                .object("networkpolicies", "dev1", &name)
-                .is_none())
-            .await,
-        "the run's own policy goes with its Job"
-    );
-    env.app.shutdown().await;
+            .await;
+        assert!(approved, "the approved run may leave the namespace");
+        cancel(&env, &id).await;
+        let name = format!("loadtest-{}", id.trim_start_matches("r-"));
+        assert!(
+            env.kube
+                .wait_for(Duration::from_secs(10), |k| k
+                    .object("networkpolicies", "dev1", &name)
+                    .is_none())
+                .await,
+            "the run's own policy goes with its Job"
+        );
+        env.app.shutdown().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_test_api_server_refuses_network_policies_a_real_one_refuses() {
+    // One backend: this checks the test API server itself; deckhand only makes the namespace.
     let env = cluster::start().await;
     assert_eq!(state(&env.run("alice", "env create dev1").await), "succeeded");
     let url = format!(

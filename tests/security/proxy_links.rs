@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use crate::{
     cluster::{self, Env, state},
-    support::output_of,
+    support::{Backend, backends, output_of},
 };
 
 const PUBLIC: &str = "https://deckhand.example.test";
@@ -87,8 +87,8 @@ async fn start_backend() -> String {
 
 /// deckhand with `edit` applied, alice's environment `shop` with the app `shop` on port 8080,
 /// and the real backend behind its Service.
-async fn start(edit: impl FnOnce(&mut deckhand::configuration::Config)) -> Env {
-    let env = cluster::start_with(edit).await;
+async fn start(backend: Backend, edit: impl FnOnce(&mut deckhand::configuration::Config)) -> Env {
+    let env = cluster::start_on(backend, edit).await;
     env.kube.set_service_backend("shop", "shop", &start_backend().await);
     assert_eq!(state(&env.run("alice", "env create shop").await), "succeeded");
     let done = env
@@ -98,9 +98,9 @@ async fn start(edit: impl FnOnce(&mut deckhand::configuration::Config)) -> Env {
     env
 }
 
-async fn start_path_based(public: &str) -> Env {
+async fn start_path_based(backend: Backend, public: &str) -> Env {
     let public = public.to_owned();
-    start(move |c| c.server.public_url = public).await
+    start(backend, move |c| c.server.public_url = public).await
 }
 
 /// alice opens a link; returns its id and the URL handed to her.
@@ -144,220 +144,239 @@ fn values(r: &reqwest::Response, name: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn proxied_app_cookie_is_scoped_to_its_link() {
-    // deckhand behind a reverse proxy under /deckhand: the browser sees that prefix.
-    let public = format!("{PUBLIC}/deckhand/");
-    let env = start_path_based(&public).await;
-    let (_, token, url) = open_path_link(&env, &public).await;
-    let r = reqwest::get(format!("{url}login")).await.unwrap();
-    assert_eq!(r.status(), 200);
-    assert_eq!(
-        values(&r, "set-cookie"),
-        [
-            format!("sid=s1; Path=/deckhand/p/{token}/; HttpOnly"),
-            format!("pref=p1; Path=/deckhand/p/{token}/settings; Secure"),
-            "plain=1".to_owned(),
-        ],
-        "cookies stay under the link's path (the browser's default path is inside it too), \
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        // deckhand behind a reverse proxy under /deckhand: the browser sees that prefix.
+        let public = format!("{PUBLIC}/deckhand/");
+        let env = start_path_based(backend, &public).await;
+        let (_, token, url) = open_path_link(&env, &public).await;
+        let r = reqwest::get(format!("{url}login")).await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(
+            values(&r, "set-cookie"),
+            [
+                format!("sid=s1; Path=/deckhand/p/{token}/; HttpOnly"),
+                format!("pref=p1; Path=/deckhand/p/{token}/settings; Secure"),
+                "plain=1".to_owned(),
+            ],
+            "cookies stay under the link's path (the browser's default path is inside it too), \
          and no Domain widens them"
-    );
-    assert_eq!(r.text().await.unwrap(), "welcome");
-    env.app.shutdown().await;
+        );
+        assert_eq!(r.text().await.unwrap(), "welcome");
+        env.app.shutdown().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn deckhand_cookies_never_reach_the_proxied_app() {
-    let env = start_path_based(PUBLIC).await;
-    let (_, _, url) = open_path_link(&env, PUBLIC).await;
-    let http = reqwest::Client::new();
-    let seen = |cookie: &'static str| {
-        let http = http.clone();
-        let url = format!("{url}whoami");
-        async move {
-            let r = http.get(url).header("cookie", cookie).send().await.unwrap();
-            assert_eq!(r.status(), 200);
-            r.json::<Value>().await.unwrap()["headers"]["cookie"].clone()
-        }
-    };
-    let got = seen("deckhand_shell=sh-secret; theme=dark; deckhand_session=sess; __Host-deckhand_csrf=c; b=2").await;
-    assert_eq!(got, json!(["theme=dark; b=2"]), "only the app's own cookies arrive");
-    let got = seen("deckhand_shell=sh-secret").await;
-    assert_eq!(got, Value::Null, "no Cookie header when nothing is left");
-    env.app.shutdown().await;
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let env = start_path_based(backend, PUBLIC).await;
+        let (_, _, url) = open_path_link(&env, PUBLIC).await;
+        let http = reqwest::Client::new();
+        let seen = |cookie: &'static str| {
+            let http = http.clone();
+            let url = format!("{url}whoami");
+            async move {
+                let r = http.get(url).header("cookie", cookie).send().await.unwrap();
+                assert_eq!(r.status(), 200);
+                r.json::<Value>().await.unwrap()["headers"]["cookie"].clone()
+            }
+        };
+        let got =
+            seen("deckhand_shell=sh-secret; theme=dark; deckhand_session=sess; __Host-deckhand_csrf=c; b=2").await;
+        assert_eq!(got, json!(["theme=dark; b=2"]), "only the app's own cookies arrive");
+        let got = seen("deckhand_shell=sh-secret").await;
+        assert_eq!(got, Value::Null, "no Cookie header when nothing is left");
+        env.app.shutdown().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn service_worker_allowed_is_removed() {
-    let env = start_path_based(PUBLIC).await;
-    let (_, _, url) = open_path_link(&env, PUBLIC).await;
-    let r = reqwest::get(format!("{url}sw.js")).await.unwrap();
-    assert_eq!(r.status(), 200);
-    assert!(r.headers().get("service-worker-allowed").is_none(), "{:?}", r.headers());
-    assert!(
-        r.headers().get("clear-site-data").is_none(),
-        "an app cannot clear deckhand's cookies either: {:?}",
-        r.headers()
-    );
-    assert_eq!(r.headers()["content-type"], "text/javascript");
-    assert!(r.text().await.unwrap().contains("addEventListener"));
-    env.app.shutdown().await;
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let env = start_path_based(backend, PUBLIC).await;
+        let (_, _, url) = open_path_link(&env, PUBLIC).await;
+        let r = reqwest::get(format!("{url}sw.js")).await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert!(r.headers().get("service-worker-allowed").is_none(), "{:?}", r.headers());
+        assert!(
+            r.headers().get("clear-site-data").is_none(),
+            "an app cannot clear deckhand's cookies either: {:?}",
+            r.headers()
+        );
+        assert_eq!(r.headers()["content-type"], "text/javascript");
+        assert!(r.text().await.unwrap().contains("addEventListener"));
+        env.app.shutdown().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn impersonate_and_credential_headers_are_stripped() {
-    let env = start_path_based(PUBLIC).await;
-    let (_, _, url) = open_path_link(&env, PUBLIC).await;
-    let http = reqwest::Client::new();
-    let mut req = http.get(format!("{url}whoami")).header("x-test", "kept");
-    for (k, v) in [
-        ("Impersonate-User", "system:admin"),
-        ("Impersonate-Group", "system:masters"),
-        ("Impersonate-Uid", "0"),
-        ("Impersonate-Extra-Scopes", "all"),
-        ("Authorization", "Bearer caller-token"),
-        ("Proxy-Authorization", "Basic Y2FsbGVyOnB3"),
-        ("X-Remote-User", "root"),
-        ("X-Remote-Group", "system:masters"),
-        ("X-Forwarded-User", "root"),
-    ] {
-        req = req.header(k, v);
-    }
-    let r = req.send().await.unwrap();
-    assert_eq!(r.status(), 200);
-    let seen = r.json::<Value>().await.unwrap();
-    let headers = seen["headers"].as_object().unwrap();
-    assert_eq!(headers["x-test"], json!(["kept"]), "{seen:#}");
-    for name in headers.keys() {
-        assert!(
-            !name.starts_with("impersonate-")
-                && !name.starts_with("x-remote-")
-                && !["authorization", "proxy-authorization", "x-forwarded-user"].contains(&name.as_str()),
-            "{name} reached the API server and the app: {seen:#}"
-        );
-    }
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let env = start_path_based(backend, PUBLIC).await;
+        let (_, _, url) = open_path_link(&env, PUBLIC).await;
+        let http = reqwest::Client::new();
+        let mut req = http.get(format!("{url}whoami")).header("x-test", "kept");
+        for (k, v) in [
+            ("Impersonate-User", "system:admin"),
+            ("Impersonate-Group", "system:masters"),
+            ("Impersonate-Uid", "0"),
+            ("Impersonate-Extra-Scopes", "all"),
+            ("Authorization", "Bearer caller-token"),
+            ("Proxy-Authorization", "Basic Y2FsbGVyOnB3"),
+            ("X-Remote-User", "root"),
+            ("X-Remote-Group", "system:masters"),
+            ("X-Forwarded-User", "root"),
+        ] {
+            req = req.header(k, v);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let seen = r.json::<Value>().await.unwrap();
+        let headers = seen["headers"].as_object().unwrap();
+        assert_eq!(headers["x-test"], json!(["kept"]), "{seen:#}");
+        for name in headers.keys() {
+            assert!(
+                !name.starts_with("impersonate-")
+                    && !name.starts_with("x-remote-")
+                    && !["authorization", "proxy-authorization", "x-forwarded-user"].contains(&name.as_str()),
+                "{name} reached the API server and the app: {seen:#}"
+            );
+        }
 
-    let r = reqwest::get(format!("{url}creds")).await.unwrap();
-    assert_eq!(r.status(), 200);
-    let h = r.headers();
-    for name in [
-        "impersonate-user",
-        "impersonate-group",
-        "authorization",
-        "x-remote-user",
-    ] {
-        assert!(h.get(name).is_none(), "{name} came back from the app: {h:?}");
+        let r = reqwest::get(format!("{url}creds")).await.unwrap();
+        assert_eq!(r.status(), 200);
+        let h = r.headers();
+        for name in [
+            "impersonate-user",
+            "impersonate-group",
+            "authorization",
+            "x-remote-user",
+        ] {
+            assert!(h.get(name).is_none(), "{name} came back from the app: {h:?}");
+        }
+        assert_eq!(h["x-kept"], "yes");
+        env.app.shutdown().await;
     }
-    assert_eq!(h["x-kept"], "yes");
-    env.app.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn proxy_domain_serves_each_link_on_its_own_origin() {
-    let env = start(|c| {
-        c.server.public_url = format!("{PUBLIC}/");
-        c.server.proxy_domain = "Proxy.Example.Test".into();
-    })
-    .await;
-    let (id1, url1) = open(&env).await;
-    let (_, url2) = open(&env).await;
-    let host_of = |url: &str| -> String {
-        let host = url
-            .strip_prefix("https://")
-            .and_then(|u| u.strip_suffix('/'))
-            .unwrap_or_else(|| panic!("a link is the root of its own https origin: {url}"));
-        let token = host
-            .strip_suffix(".proxy.example.test")
-            .unwrap_or_else(|| panic!("{url}"));
-        assert_eq!(token.len(), 26, "{url}");
-        host.to_owned()
-    };
-    let (host1, host2) = (host_of(&url1), host_of(&url2));
-    assert_ne!(host1, host2);
-    let token1 = host1.split('.').next().unwrap().to_owned();
-    let port = env.app.addr.port();
-    let wrong = format!("x.{host1}");
-    let guessed = format!("{}.proxy.example.test", deckhand::domain::new_token(26));
-    let mut http = reqwest::Client::builder();
-    for host in [&host1, &host2, &wrong, &guessed] {
-        http = http.resolve(host, env.app.addr);
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let env = start(backend, |c| {
+            c.server.public_url = format!("{PUBLIC}/");
+            c.server.proxy_domain = "Proxy.Example.Test".into();
+        })
+        .await;
+        let (id1, url1) = open(&env).await;
+        let (_, url2) = open(&env).await;
+        let host_of = |url: &str| -> String {
+            let host = url
+                .strip_prefix("https://")
+                .and_then(|u| u.strip_suffix('/'))
+                .unwrap_or_else(|| panic!("a link is the root of its own https origin: {url}"));
+            let token = host
+                .strip_suffix(".proxy.example.test")
+                .unwrap_or_else(|| panic!("{url}"));
+            assert_eq!(token.len(), 26, "{url}");
+            host.to_owned()
+        };
+        let (host1, host2) = (host_of(&url1), host_of(&url2));
+        assert_ne!(host1, host2);
+        let token1 = host1.split('.').next().unwrap().to_owned();
+        let port = env.app.addr.port();
+        let wrong = format!("x.{host1}");
+        let guessed = format!("{}.proxy.example.test", deckhand::domain::new_token(26));
+        let mut http = reqwest::Client::builder();
+        for host in [&host1, &host2, &wrong, &guessed] {
+            http = http.resolve(host, env.app.addr);
+        }
+        let http = http.build().unwrap();
+        let get = |host: &str, path: &str| http.get(format!("http://{host}:{port}{path}")).send();
+
+        // Every path on the link's origin is the app's, deckhand's API paths included.
+        let r = get(&host1, "/api/v1/requests?scope=all").await.unwrap();
+        assert_eq!(r.status(), 200);
+        let seen = r.json::<Value>().await.unwrap();
+        assert_eq!(seen["uri"], "/api/v1/requests?scope=all", "{seen:#}");
+        let r = get(&host2.to_uppercase(), "/").await.unwrap();
+        assert_eq!(r.status(), 200, "host names are case-insensitive");
+        assert_eq!(r.json::<Value>().await.unwrap()["uri"], "/");
+
+        // Cookies are the origin's own: Domain is dropped, the app's Path is kept.
+        let r = get(&host1, "/login").await.unwrap();
+        assert_eq!(
+            values(&r, "set-cookie"),
+            ["sid=s1; Path=/; HttpOnly", "pref=p1; path=/settings; Secure", "plain=1"]
+        );
+
+        // The link is refused anywhere else: path-based on deckhand, or on another name.
+        let http_plain = reqwest::Client::new();
+        for path in [
+            format!("/p/{token1}/"),
+            format!("/p/{token1}/api"),
+            format!("/p/{token1}"),
+        ] {
+            let r = http_plain.get(format!("{}{path}", env.app.url)).send().await.unwrap();
+            assert_eq!(r.status(), 404, "{path}");
+        }
+        assert_eq!(get(&wrong, "/").await.unwrap().status(), 404);
+        assert_eq!(get(&guessed, "/").await.unwrap().status(), 404);
+        // deckhand itself still answers on its own host.
+        let r = http_plain.get(format!("{}/healthz", env.app.url)).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+
+        let closed = env.run("alice", &format!("proxy close {id1}")).await;
+        assert_eq!(state(&closed), "succeeded", "{closed:#}");
+        assert_eq!(get(&host1, "/").await.unwrap().status(), 410);
+        env.app.shutdown().await;
     }
-    let http = http.build().unwrap();
-    let get = |host: &str, path: &str| http.get(format!("http://{host}:{port}{path}")).send();
-
-    // Every path on the link's origin is the app's, deckhand's API paths included.
-    let r = get(&host1, "/api/v1/requests?scope=all").await.unwrap();
-    assert_eq!(r.status(), 200);
-    let seen = r.json::<Value>().await.unwrap();
-    assert_eq!(seen["uri"], "/api/v1/requests?scope=all", "{seen:#}");
-    let r = get(&host2.to_uppercase(), "/").await.unwrap();
-    assert_eq!(r.status(), 200, "host names are case-insensitive");
-    assert_eq!(r.json::<Value>().await.unwrap()["uri"], "/");
-
-    // Cookies are the origin's own: Domain is dropped, the app's Path is kept.
-    let r = get(&host1, "/login").await.unwrap();
-    assert_eq!(
-        values(&r, "set-cookie"),
-        ["sid=s1; Path=/; HttpOnly", "pref=p1; path=/settings; Secure", "plain=1"]
-    );
-
-    // The link is refused anywhere else: path-based on deckhand, or on another name.
-    let http_plain = reqwest::Client::new();
-    for path in [
-        format!("/p/{token1}/"),
-        format!("/p/{token1}/api"),
-        format!("/p/{token1}"),
-    ] {
-        let r = http_plain.get(format!("{}{path}", env.app.url)).send().await.unwrap();
-        assert_eq!(r.status(), 404, "{path}");
-    }
-    assert_eq!(get(&wrong, "/").await.unwrap().status(), 404);
-    assert_eq!(get(&guessed, "/").await.unwrap().status(), 404);
-    // deckhand itself still answers on its own host.
-    let r = http_plain.get(format!("{}/healthz", env.app.url)).send().await.unwrap();
-    assert_eq!(r.status(), 200);
-
-    let closed = env.run("alice", &format!("proxy close {id1}")).await;
-    assert_eq!(state(&closed), "succeeded", "{closed:#}");
-    assert_eq!(get(&host1, "/").await.unwrap().status(), 410);
-    env.app.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn proxy_list_shows_no_query_strings() {
-    let env = start_path_based(PUBLIC).await;
-    let (id, _, url) = open_path_link(&env, PUBLIC).await;
-    let r = reqwest::get(format!("{url}reset?token=s3cret-q&email=alice%40example.test"))
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let seen = r.json::<Value>().await.unwrap();
-    assert_eq!(
-        seen["uri"], "/reset?token=s3cret-q&email=alice%40example.test",
-        "the app still gets its query"
-    );
-    // A row written before this fix, with its query, is not shown either.
-    let pool = env.app.app().store.pool().clone();
-    sqlx::query(
-        "INSERT INTO proxy_requests (link_id, at, method, path, status, millis) \
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let env = start_path_based(backend, PUBLIC).await;
+        let (id, _, url) = open_path_link(&env, PUBLIC).await;
+        let r = reqwest::get(format!("{url}reset?token=s3cret-q&email=alice%40example.test"))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let seen = r.json::<Value>().await.unwrap();
+        assert_eq!(
+            seen["uri"], "/reset?token=s3cret-q&email=alice%40example.test",
+            "the app still gets its query"
+        );
+        // A row written before this fix, with its query, is not shown either.
+        let pool = env.app.app().store.pool().clone();
+        sqlx::query(
+            "INSERT INTO proxy_requests (link_id, at, method, path, status, millis) \
          VALUES ($1, 1, 'GET', '/old?api_key=0ld-s3cret', 200, 1)",
-    )
-    .bind(&id)
-    .execute(&pool)
-    .await
-    .unwrap();
-
-    let list = env.run("bob", "proxy list").await;
-    let out = output_of(&list);
-    assert!(out.contains("    GET /reset 200 "), "{out}");
-    assert!(out.contains("    GET /old 200 "), "{out}");
-    for secret in ["s3cret-q", "alice%40", "0ld-s3cret"] {
-        assert!(!list.to_string().contains(secret), "{secret} in {list:#}");
-    }
-    // What the proxy wrote holds the path only.
-    let paths: Vec<String> = sqlx::query_scalar("SELECT path FROM proxy_requests WHERE link_id = $1 AND at > 1")
+        )
         .bind(&id)
-        .fetch_all(&pool)
+        .execute(&pool)
         .await
         .unwrap();
-    assert_eq!(paths, ["/reset"]);
-    env.app.shutdown().await;
+
+        let list = env.run("bob", "proxy list").await;
+        let out = output_of(&list);
+        assert!(out.contains("    GET /reset 200 "), "{out}");
+        assert!(out.contains("    GET /old 200 "), "{out}");
+        for secret in ["s3cret-q", "alice%40", "0ld-s3cret"] {
+            assert!(!list.to_string().contains(secret), "{secret} in {list:#}");
+        }
+        // What the proxy wrote holds the path only.
+        let paths: Vec<String> = sqlx::query_scalar("SELECT path FROM proxy_requests WHERE link_id = $1 AND at > 1")
+            .bind(&id)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        assert_eq!(paths, ["/reset"]);
+        env.app.shutdown().await;
+    }
 }
