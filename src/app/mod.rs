@@ -308,9 +308,14 @@ impl App {
                 duplicate: true,
             });
         }
-        // The first events (and an approval prompt) were stored with the request.
-        for event in self.store.events(&request.id, 0).await? {
-            self.announce(&request, &event);
+        // The first events (and an approval prompt) were stored with the request. From here
+        // on the request is stored: a store error is the request's to report, never a "could
+        // not store" that invites a second submission.
+        match self.store.events(&request.id, 0).await {
+            Ok(events) => events.iter().for_each(|e| self.announce(&request, e)),
+            Err(e) => {
+                tracing::warn!(request = %request.id, error = %e, "could not announce the first events; the outbox still has them")
+            }
         }
         if request.approval.is_some() {
             return Ok(Submitted {
@@ -320,11 +325,16 @@ impl App {
         }
         if action.inline() {
             let budget = inline_budget(inv.surface, arrived);
-            let request = match self.claim(&request.id).await? {
-                Some(claimed) => self.run_inline(claimed, budget).await?,
+            let request = match self.claim(&request.id).await {
+                Ok(Some(claimed)) => self.run_inline(claimed, budget).await.unwrap_or(request),
                 // A worker (here or on another replica) claimed it first: wait for its end
                 // within the same budget.
-                None => self.await_end(&request.id, budget).await?,
+                Ok(None) => self.await_end(&request.id, budget).await.unwrap_or(request),
+                Err(e) => {
+                    tracing::warn!(request = %request.id, error = %e, "could not claim an inline request; the worker will run it");
+                    self.work_queued();
+                    request
+                }
             };
             return Ok(Submitted {
                 request,
