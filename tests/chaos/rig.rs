@@ -22,6 +22,7 @@ use crate::{
 pub const SIGNING_KEY: &str = "chaos-test-signing-key-shared-by-every-replica";
 pub const SLACK_CHANNEL: &str = "C2147483705";
 
+#[allow(dead_code)] // `db` is held so the database lives as long as the replicas.
 pub struct Rig {
     pub db: TestDb,
     pub slack: FakeSlack,
@@ -41,7 +42,7 @@ fn config(db: &TestDb, slack: &FakeSlack, discord: &FakeDiscordServer, signer: &
     c.worker.lease = "1s".parse().expect("duration");
     c.worker.poll_interval = "1s".parse().expect("duration");
     c.worker.concurrency = 8;
-    c.delivery.lease = "2s".parse().expect("duration");
+    c.delivery.lease = "3s".parse().expect("duration");
     c.delivery.retry_for = "2m".parse().expect("duration");
     c.slack = deckhand::slack::SlackConfig {
         bot_token: slack_fake::BOT_TOKEN.into(),
