@@ -104,7 +104,10 @@ async fn settled(rig: &Rig, deadline: Duration) -> Vec<Value> {
         if all_terminal || Instant::now() > until {
             let mut views = Vec::new();
             for r in &requests {
-                views.push(rig.get(&format!("/api/v1/requests/{}", r["id"].as_str().unwrap_or(""))).await);
+                views.push(
+                    rig.get(&format!("/api/v1/requests/{}", r["id"].as_str().unwrap_or("")))
+                        .await,
+                );
             }
             let pending = views
                 .iter()
@@ -125,7 +128,10 @@ fn check_requests(rig: &Rig, jobs: &[Job], views: &[Value]) -> Vec<String> {
     let mut by_text: HashMap<(String, String), usize> = HashMap::new();
     for v in views {
         let r = &v["request"];
-        let key = (r["surface"].as_str().unwrap_or("").to_owned(), r["text"].as_str().unwrap_or("").to_owned());
+        let key = (
+            r["surface"].as_str().unwrap_or("").to_owned(),
+            r["text"].as_str().unwrap_or("").to_owned(),
+        );
         *by_text.entry(key).or_default() += 1;
     }
     let mut wanted: HashMap<(String, String), usize> = HashMap::new();
@@ -143,7 +149,12 @@ fn check_requests(rig: &Rig, jobs: &[Job], views: &[Value]) -> Vec<String> {
             .filter(|(k, n)| by_text.get(*k) != Some(n))
             .map(|(k, n)| format!("{k:?}: sent {n}, stored {:?}", by_text.get(k)))
             .collect();
-        diff.extend(by_text.keys().filter(|k| !wanted.contains_key(*k)).map(|k| format!("{k:?}: never sent")));
+        diff.extend(
+            by_text
+                .keys()
+                .filter(|k| !wanted.contains_key(*k))
+                .map(|k| format!("{k:?}: never sent")),
+        );
         problems.push(format!("requests stored are not the requests sent: {diff:?}"));
     }
     for v in views {
@@ -156,7 +167,10 @@ fn check_requests(rig: &Rig, jobs: &[Job], views: &[Value]) -> Vec<String> {
         match (state, ran) {
             ("succeeded", None | Some(1)) => {}
             ("failed", None | Some(0 | 1)) if refused_rerun => {}
-            _ => problems.push(format!("{id} ({}) ended {state} ({outcome}) with its action run {ran:?} times", r["text"])),
+            _ => problems.push(format!(
+                "{id} ({}) ended {state} ({outcome}) with its action run {ran:?} times",
+                r["text"]
+            )),
         }
         let approvals = v["approvals"].as_array().map_or(0, Vec::len);
         if r["approval"].is_object() && approvals != 1 {

@@ -155,8 +155,7 @@ impl Rig {
         let http = self.http.clone();
         let (status, v) = self
             .send(0, |url, _| {
-                http.get(format!("{url}{path}"))
-                    .bearer_auth(support::token(ADMIN))
+                http.get(format!("{url}{path}")).bearer_auth(support::token(ADMIN))
             })
             .await;
         assert_eq!(status, 200, "GET {path}: {v}");
