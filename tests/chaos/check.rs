@@ -5,6 +5,8 @@
 //! of the root / status message are idempotent, so for them only the last one counts: it
 //! shows the request's final state.
 
+use std::collections::HashSet;
+
 use serde_json::Value;
 
 use crate::{discord_fake, slack_fake};
@@ -70,41 +72,81 @@ fn matches(what: &What, text: &str, slack: bool) -> bool {
 /// Checks `posts` (the thread's messages in the order the platform got them) against the
 /// request's stored events; the problems found.
 fn compare(id: &str, view: &Value, posts: &[String], slack: bool) -> Vec<String> {
-    let mut problems = Vec::new();
-    let mut at = 0;
-    for e in expected(view, slack) {
-        if !posts.get(at).is_some_and(|p| matches(&e.what, p, slack)) {
-            problems.push(format!(
-                "{id}: event {} ({:?}) expected as post #{at}, thread has {:?}",
-                e.seq, e.what, posts
-            ));
-            return problems;
-        }
-        let first = posts[at].clone();
-        at += 1;
-        // Output can take several messages (Discord's 2000-character parts): the rest of
-        // its parts, none repeated.
-        let mut parts = vec![first];
-        if let What::Output(_) = e.what {
-            while let Some(p) = posts.get(at).filter(|p| !slack && !parts.contains(p) && !is_other(p)) {
-                parts.push(p.clone());
-                at += 1;
-            }
-        }
-        while posts.get(at).is_some_and(|p| parts.contains(p)) {
-            if e.attempts <= 1 {
-                problems.push(format!(
-                    "{id}: event {} ({:?}) posted twice though delivered at the first attempt: {posts:?}",
-                    e.seq, e.what
-                ));
-            }
-            at += 1;
-        }
+    let events = expected(view, slack);
+    let mut walk = Walk {
+        events: &events,
+        posts,
+        slack,
+        failed: HashSet::new(),
+        furthest: (0, 0),
+    };
+    if walk.from(0, 0) {
+        return Vec::new();
     }
-    if at != posts.len() {
-        problems.push(format!("{id}: posts no stored event accounts for: {:?}", &posts[at..]));
+    let (i, at) = walk.furthest;
+    match events.get(i) {
+        Some(e) => vec![format!(
+            "{id}: event {} ({:?}, delivery attempts {}) expected as post #{at}, thread has {posts:?}",
+            e.seq, e.what, e.attempts
+        )],
+        None => vec![format!("{id}: posts no stored event accounts for: {:?}", &posts[at..])],
     }
-    problems
+}
+
+/// Matches events to posts in order, each event consuming its own posts: so identical
+/// texts from distinct events (a rerunnable request run twice) each take one post. An
+/// event's posts are its first, then (Discord output) its further 2000-character parts,
+/// and repeats of those only when its delivery took more than one attempt.
+struct Walk<'a> {
+    events: &'a [Expected],
+    posts: &'a [String],
+    slack: bool,
+    /// (event, post) positions already known not to lead to a full match.
+    failed: HashSet<(usize, usize)>,
+    /// The furthest (event, post) position reached, for the report.
+    furthest: (usize, usize),
+}
+
+impl Walk<'_> {
+    /// Whether events `i..` match posts `at..` exactly.
+    fn from(&mut self, i: usize, at: usize) -> bool {
+        self.furthest = self.furthest.max((i, at));
+        let Some(e) = self.events.get(i) else {
+            return at == self.posts.len();
+        };
+        if self.failed.contains(&(i, at)) {
+            return false;
+        }
+        let ends = self.ends(e, at);
+        let found = ends.into_iter().any(|end| self.from(i + 1, end));
+        if !found {
+            self.failed.insert((i, at));
+        }
+        found
+    }
+
+    /// Where event `e`'s posts may end when they start at `at` (none when `at` is not its).
+    fn ends(&self, e: &Expected, at: usize) -> Vec<usize> {
+        let posts = self.posts;
+        if !posts.get(at).is_some_and(|p| matches(&e.what, p, self.slack)) {
+            return Vec::new();
+        }
+        let multipart = !self.slack && matches!(e.what, What::Output(_));
+        let mut parts = vec![&posts[at]];
+        let mut ends = vec![at + 1];
+        for p in &posts[at + 1..] {
+            let repeat = parts.contains(&p) || matches(&e.what, p, self.slack);
+            if repeat && e.attempts > 1 {
+                parts.push(p);
+            } else if !repeat && multipart && !is_other(p) {
+                parts.push(p);
+            } else {
+                break;
+            }
+            ends.push(at + parts.len());
+        }
+        ends
+    }
 }
 
 /// A Discord post that is not an output part: a prompt or a progress line.

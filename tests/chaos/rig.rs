@@ -118,6 +118,11 @@ impl Rig {
             .or_else(|| urls.iter().flatten().next().cloned())
     }
 
+    /// Whether `url` is a replica still running (not killed since it was picked).
+    fn live(&self, url: &str) -> bool {
+        self.urls.lock().expect("urls").iter().flatten().any(|u| u == url)
+    }
+
     pub fn replicas(&self) -> usize {
         self.urls.lock().expect("urls").len()
     }
@@ -133,9 +138,13 @@ impl Rig {
                     Ok(resp) => {
                         let status = resp.status().as_u16();
                         // A replica killed mid-answer: the body never comes, or its store is
-                        // gone (503); the platform sends it again.
+                        // gone (503); the platform sends it again. Handlers already running
+                        // when the test killed a replica carry on with a closed store and
+                        // answer with its errors, where a real crash would send nothing: any
+                        // answer from a replica killed meanwhile counts as never sent.
                         if let Ok(bytes) = resp.bytes().await
                             && status < 500
+                            && self.live(&url)
                         {
                             let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
                             return (status, v);
