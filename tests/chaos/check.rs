@@ -232,3 +232,54 @@ pub fn discord_thread(view: &Value, calls: &[discord_fake::Call]) -> Vec<String>
     }
     problems
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::compare;
+
+    /// A view with output events `(seq, text, delivery attempts)`.
+    fn view(outputs: &[(i64, &str, i64)]) -> serde_json::Value {
+        let events: Vec<_> = outputs
+            .iter()
+            .map(|(seq, text, _)| json!({ "seq": seq, "kind": "output", "message": text }))
+            .collect();
+        let deliveries: Vec<_> = outputs
+            .iter()
+            .map(|(seq, _, attempts)| json!({ "seq": seq, "attempts": attempts }))
+            .collect();
+        json!({ "events": events, "deliveries": deliveries })
+    }
+
+    fn posts(texts: &[&str]) -> Vec<String> {
+        texts.iter().map(|t| (*t).to_owned()).collect()
+    }
+
+    #[test]
+    fn identical_outputs_of_a_rerun_each_take_one_post() {
+        let v = view(&[(2, "you are alice", 1), (5, "you are alice", 1)]);
+        let thread = posts(&["you are alice", "you are alice"]);
+        assert_eq!(compare("r", &v, &thread, true), Vec::<String>::new());
+        let missing = compare("r", &v, &thread[..1], true);
+        assert!(missing[0].contains("event 5"), "{missing:?}");
+    }
+
+    #[test]
+    fn a_repeat_needs_a_second_attempt() {
+        let thread = posts(&["you are alice", "you are alice"]);
+        let once = compare("r", &view(&[(2, "you are alice", 1)]), &thread, true);
+        assert!(once[0].contains("no stored event accounts for"), "{once:?}");
+        let retried = compare("r", &view(&[(2, "you are alice", 2)]), &thread, true);
+        assert_eq!(retried, Vec::<String>::new());
+    }
+
+    #[test]
+    fn discord_parts_and_their_repeat_belong_to_one_output() {
+        let v = view(&[(2, "usage:\nlong", 2), (4, "usage:\nlong", 1)]);
+        let thread = posts(&["usage: 1", "part 2", "usage: 1", "part 2", "usage: 1", "part 2"]);
+        assert_eq!(compare("r", &v, &thread, false), Vec::<String>::new());
+        let v = view(&[(2, "usage:\nlong", 1), (4, "usage:\nlong", 1)]);
+        assert!(!compare("r", &v, &thread, false).is_empty());
+    }
+}
