@@ -136,13 +136,15 @@ impl Walk<'_> {
         let mut ends = vec![at + 1];
         for p in &posts[at + 1..] {
             let repeat = parts.contains(&p) || matches(&e.what, p, self.slack);
-            if repeat && e.attempts > 1 {
-                parts.push(p);
-            } else if !repeat && multipart && !is_other(p) {
-                parts.push(p);
+            let ours = if repeat {
+                e.attempts > 1
             } else {
+                multipart && !is_other(p)
+            };
+            if !ours {
                 break;
             }
+            parts.push(p);
             ends.push(at + parts.len());
         }
         ends
