@@ -84,12 +84,20 @@ fn compare(id: &str, view: &Value, posts: &[String], slack: bool) -> Vec<String>
         return Vec::new();
     }
     let (i, at) = walk.furthest;
+    let repeat = if posts[..at].iter().any(|p| Some(p) == posts.get(at)) {
+        " (a repeat of an earlier post)"
+    } else {
+        ""
+    };
     match events.get(i) {
         Some(e) => vec![format!(
-            "{id}: event {} ({:?}, delivery attempts {}) expected as post #{at}, thread has {posts:?}",
+            "{id}: event {} ({:?}, delivery attempts {}) expected as post #{at}{repeat}, thread has {posts:?}",
             e.seq, e.what, e.attempts
         )],
-        None => vec![format!("{id}: posts no stored event accounts for: {:?}", &posts[at..])],
+        None => vec![format!(
+            "{id}: posts no stored event accounts for{repeat}: {:?}",
+            &posts[at..]
+        )],
     }
 }
 
