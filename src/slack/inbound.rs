@@ -343,3 +343,63 @@ pub fn parse_interaction_form(form: &str) -> Result<SlackInteractionEvent, Inbou
         .ok_or_else(|| InboundError::Malformed("no payload field".into()))?;
     parse_interaction(&payload)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::slack::SlackConfig;
+
+    /// A command never waits for Slack's user group list once one is cached: a stale list
+    /// answers at once while the fresh one loads in the background.
+    #[tokio::test]
+    async fn a_stale_group_list_answers_at_once_while_a_fresh_one_loads() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let seen = calls.clone();
+        // A Slack whose usergroups.list takes 2 s.
+        let slow = axum::Router::new().route(
+            "/api/{method}",
+            axum::routing::post(move || {
+                let seen = seen.clone();
+                async move {
+                    seen.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    axum::Json(serde_json::json!({ "ok": true, "usergroups": [{ "id": "SNEW", "users": ["U1"] }] }))
+                }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, slow).await });
+        let config = SlackConfig {
+            api_url: format!("http://{addr}/api"),
+            bot_token: "xoxb-test".into(),
+            ..SlackConfig::default()
+        };
+        let inbound = Inbound {
+            web: WebApi::new(&config),
+            use_groups: true,
+            groups: Arc::default(),
+        };
+        let stale = Instant::now()
+            .checked_sub(GROUPS_TTL + Duration::from_secs(1))
+            .expect("the clock is past the TTL");
+        *inbound.groups.list.write().unwrap() = Some((stale, vec![("SOLD".into(), vec!["U1".into()])]));
+
+        let asked = Instant::now();
+        assert_eq!(inbound.user_groups("U1").await, ["slack-group:SOLD"]);
+        assert!(
+            asked.elapsed() < Duration::from_millis(200),
+            "waited {:?}",
+            asked.elapsed()
+        );
+
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while inbound.user_groups("U1").await != ["slack-group:SNEW"] {
+            assert!(Instant::now() < deadline, "the fresh list never landed");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "one refresh at a time");
+    }
+}
