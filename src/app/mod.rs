@@ -301,7 +301,7 @@ impl App {
             who: &inv.principal.user,
             surface: inv.surface.as_str(),
         };
-        let (request, created) = self.store.insert_request(&new, actor).await?;
+        let (request, created, first_events) = self.store.insert_request(&new, actor).await?;
         if !created {
             return Ok(Submitted {
                 request,
@@ -311,11 +311,8 @@ impl App {
         // The first events (and an approval prompt) were stored with the request. From here
         // on the request is stored: a store error is the request's to report, never a "could
         // not store" that invites a second submission.
-        match self.store.events(&request.id, 0).await {
-            Ok(events) => events.iter().for_each(|e| self.announce(&request, e)),
-            Err(e) => {
-                tracing::warn!(request = %request.id, error = %e, "could not announce the first events; the outbox still has them")
-            }
+        for event in &first_events {
+            self.announce(&request, event);
         }
         if request.approval.is_some() {
             return Ok(Submitted {

@@ -116,13 +116,14 @@ impl Store {
     }
 
     /// Stores a request, or returns the one the same requester already stored under the same
-    /// idempotency key on the same surface
-    /// (`false` then). The first event and audit row go in the same transaction.
+    /// idempotency key on the same surface (`false` then, and no events). The first events
+    /// (the state, and the approval prompt when it needs one) and the audit row go in the same
+    /// transaction; they are returned so the caller can announce them without reading back.
     pub async fn insert_request(
         &self,
         new: &NewRequest,
         actor: Actor<'_>,
-    ) -> Result<(RequestRecord, bool), StoreError> {
+    ) -> Result<(RequestRecord, bool, Vec<Event>), StoreError> {
         let now = now_ms();
         let id = RequestId::generate();
         let args = serde_json::to_string(&new.args).map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -169,12 +170,13 @@ impl Store {
             .bind(key)
             .fetch_one(&self.pool)
             .await?;
-            return Ok((request_from_row(&row)?, false));
+            return Ok((request_from_row(&row)?, false, Vec::new()));
         }
         let data = serde_json::json!({ "state": new.state.as_str() });
-        append_event_tx(&mut tx, &id, EventKind::State, new.state.as_str(), Some(data), now).await?;
+        let mut events =
+            vec![append_event_tx(&mut tx, &id, EventKind::State, new.state.as_str(), Some(data), now).await?];
         if let Some((message, data)) = &new.prompt {
-            append_event_tx(&mut tx, &id, EventKind::Approval, message, Some(data.clone()), now).await?;
+            events.push(append_event_tx(&mut tx, &id, EventKind::Approval, message, Some(data.clone()), now).await?);
         }
         audit_tx(
             &mut tx,
@@ -193,6 +195,7 @@ impl Store {
                 .await?
                 .ok_or_else(|| StoreError::Corrupt("request vanished after insert".into()))?,
             true,
+            events,
         ))
     }
 
