@@ -226,8 +226,9 @@ async fn run_chaos(backend: Backend, replicas: usize, requests: usize) {
         .count();
     let gated = jobs.iter().filter(|j| j.kind == Kind::Gated).count();
     println!(
-        "{backend:?}: {} requests ({gated} approval-gated), {retried} deliveries retried, {:?}",
+        "{backend:?}: {} requests ({gated} approval-gated), {retried} deliveries retried, {}, {:?}",
         views.len(),
+        effect::Effects::of(&rig.kube).summary(),
         began.elapsed()
     );
     let mut problems = check_requests(&rig, &jobs, &views);

@@ -159,6 +159,15 @@ impl Effects {
         (objects, self.posts.iter().filter(|m| **m == manager).count())
     }
 
+    /// "N objects from M creates": for the run's summary.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} effect objects from {} creates",
+            self.objects.len(),
+            self.posts.len()
+        )
+    }
+
     /// Objects and creates that belong to none of `ids`.
     pub fn strays(&self, ids: &[&str]) -> Vec<String> {
         let ours = |m: &str| ids.iter().any(|id| field_manager(id) == m);
