@@ -1,8 +1,13 @@
 //! Chaos: deckhand replicas killed (as a crash would) and restarted at random points while
 //! Slack, Discord and API traffic flows: instant commands, deploys, and approval-gated
 //! deploys approved by a double click that reaches both replicas at once. Afterwards every
-//! action ran once, every stored event reached its thread once and in order (a repeat only
-//! for the call in flight at a crash), and no request is left stuck.
+//! action's effect happened exactly once, counted in the Kubernetes test API server the
+//! replicas share: each deploy creates a ConfigMap named from its request id (see
+//! chaos/effect.rs), so a succeeded deploy left exactly one object there, made by at least
+//! one create and by no more creates than the action ran (a rerun after a takeover is
+//! answered 409 AlreadyExists), and nothing else created any. Every stored event reached its
+//! thread once and in order (a repeat only for the call in flight at a crash), and no
+//! request is left stuck.
 //!
 //! The run is drawn from a seed, printed first; `CHAOS_SEED=<n>` repeats a run.
 
@@ -10,6 +15,10 @@
 mod check;
 #[path = "support/discord/mod.rs"]
 mod discord_fake;
+#[path = "chaos/effect.rs"]
+mod effect;
+#[path = "support/kube/mod.rs"]
+mod kube_fake;
 #[path = "chaos/rig.rs"]
 mod rig;
 #[path = "support/slack/mod.rs"]
@@ -121,8 +130,8 @@ async fn settled(rig: &Rig, deadline: Duration) -> Vec<Value> {
     }
 }
 
-/// Each job is one request; its effect happened once (or, for a count killed mid-run, at
-/// most once, failed as not safe to repeat); a double click approved once.
+/// Each job is one request; its effect happened exactly once in the test API server
+/// (`effect::check`); a double click approved once.
 fn check_requests(rig: &Rig, jobs: &[Job], views: &[Value]) -> Vec<String> {
     let mut problems = Vec::new();
     let mut by_text: HashMap<(String, String), usize> = HashMap::new();
@@ -157,21 +166,19 @@ fn check_requests(rig: &Rig, jobs: &[Job], views: &[Value]) -> Vec<String> {
         );
         problems.push(format!("requests stored are not the requests sent: {diff:?}"));
     }
+    let effects = effect::Effects::of(&rig.kube);
+    let ids: Vec<&str> = views.iter().filter_map(|v| v["request"]["id"].as_str()).collect();
+    problems.extend(
+        effects
+            .strays(&ids)
+            .into_iter()
+            .map(|s| format!("the test API server has {s}, of no stored request")),
+    );
     for v in views {
         let r = &v["request"];
-        let (id, state) = (r["id"].as_str().unwrap_or(""), r["state"].as_str().unwrap_or(""));
-        let outcome = r["outcome"].as_str().unwrap_or_default();
-        let env = r["args"]["env"].as_str();
-        let ran = env.map(|e| rig.probe.count(e));
-        let refused_rerun = state == "failed" && outcome.contains("not safe to repeat");
-        match (state, ran) {
-            ("succeeded", None | Some(1)) => {}
-            ("failed", None | Some(0 | 1)) if refused_rerun => {}
-            _ => problems.push(format!(
-                "{id} ({}) ended {state} ({outcome}) with its action run {ran:?} times",
-                r["text"]
-            )),
-        }
+        let id = r["id"].as_str().unwrap_or("");
+        let runs = r["args"]["env"].as_str().map(|e| rig.probe.count(e));
+        problems.extend(effect::check(v, &effects, runs));
         let approvals = v["approvals"].as_array().map_or(0, Vec::len);
         if r["approval"].is_object() && approvals != 1 {
             problems.push(format!("{id}: {approvals} approvals recorded for a double click"));
@@ -219,8 +226,9 @@ async fn run_chaos(backend: Backend, replicas: usize, requests: usize) {
         .count();
     let gated = jobs.iter().filter(|j| j.kind == Kind::Gated).count();
     println!(
-        "{backend:?}: {} requests ({gated} approval-gated), {retried} deliveries retried, {:?}",
+        "{backend:?}: {} requests ({gated} approval-gated), {retried} deliveries retried, {}, {:?}",
         views.len(),
+        effect::Effects::of(&rig.kube).summary(),
         began.elapsed()
     );
     let mut problems = check_requests(&rig, &jobs, &views);

@@ -161,7 +161,7 @@ impl Walk<'_> {
 
 /// A Discord post that is not an output part: a prompt or a progress line.
 fn is_other(text: &str) -> bool {
-    text.contains(" asks to run ") || text.starts_with("counted ")
+    text.contains(" asks to run ") || text.starts_with("effect for ")
 }
 
 /// A request left waiting is reported by the request checks; its root then says so.

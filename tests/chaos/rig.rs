@@ -1,8 +1,8 @@
-//! The chaos tests' deckhand: N replicas on one store, with the fake Slack and the fake
-//! Discord, that the test kills and restarts while traffic flows. Chat platforms and the API
-//! client reach "deckhand" as through a load balancer: a call a dead replica dropped is sent
-//! again (Slack redelivers with X-Slack-Retry-Num, Discord's interaction and the API's
-//! idempotency key make a resend the same request) to a live one.
+//! The chaos tests' deckhand: N replicas on one store, with the fake Slack, the fake Discord
+//! and one Kubernetes test API server, that the test kills and restarts while traffic flows.
+//! Chat platforms and the API client reach "deckhand" as through a load balancer: a call a
+//! dead replica dropped is sent again (Slack redelivers with X-Slack-Retry-Num, Discord's
+//! interaction and the API's idempotency key make a resend the same request) to a live one.
 
 use std::{
     sync::{Arc, Mutex},
@@ -15,6 +15,8 @@ use serde_json::Value;
 
 use crate::{
     discord_fake::{self, FakeDiscordServer, InteractionSigner},
+    effect,
+    kube_fake::KubeTestServer,
     slack_fake::{self, FakeSlack},
     support::{self, ADMIN, Backend, TestApp, TestDb, actions::Probe},
 };
@@ -29,6 +31,8 @@ pub struct Rig {
     pub discord: FakeDiscordServer,
     pub signer: InteractionSigner,
     pub probe: Arc<Probe>,
+    /// The cluster every replica's deploys create their effect in.
+    pub kube: KubeTestServer,
     pub config: Config,
     pub http: reqwest::Client,
     urls: Mutex<Vec<Option<String>>>,
@@ -65,11 +69,13 @@ impl Rig {
         let slack = FakeSlack::start().await;
         let discord = FakeDiscordServer::start().await;
         let signer = InteractionSigner::generate();
-        let config = config(&db, &slack, &discord, &signer);
+        let kube = KubeTestServer::start().await;
+        let mut config = config(&db, &slack, &discord, &signer);
+        config.kubernetes.url = kube.url();
         let probe = Arc::new(Probe::default());
         let mut apps = Vec::new();
         for _ in 0..replicas {
-            apps.push(Some(support::spawn_app_with(config.clone(), probe.clone()).await));
+            apps.push(Some(effect::spawn(config.clone(), probe.clone(), kube.client()).await));
         }
         let urls = apps.iter().map(|a| a.as_ref().map(|a| a.url.clone())).collect();
         Arc::new(Rig {
@@ -78,6 +84,7 @@ impl Rig {
             discord,
             signer,
             probe,
+            kube,
             config,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
@@ -96,7 +103,7 @@ impl Rig {
             app.kill().await;
         }
         tokio::time::sleep(pause).await;
-        let app = support::spawn_app_with(self.config.clone(), self.probe.clone()).await;
+        let app = effect::spawn(self.config.clone(), self.probe.clone(), self.kube.client()).await;
         self.urls.lock().expect("urls")[slot] = Some(app.url.clone());
         apps[slot] = Some(app);
     }
