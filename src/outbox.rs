@@ -34,6 +34,8 @@ const POLL: Duration = Duration::from_millis(250);
 const CONCURRENCY: usize = 16;
 /// Progress lines merged into one reply at most.
 const MAX_RUN: i64 = 200;
+/// How long a row for a surface this replica does not have waits before it is looked at again.
+const UNCONFIGURED_RETRY_MS: i64 = 30_000;
 /// The longest wait between two attempts.
 const MAX_BACKOFF_MS: i64 = 60_000;
 
@@ -100,7 +102,16 @@ async fn deliver(app: &App, head: Head) -> Result<(), StoreError> {
         return Ok(());
     };
     let Some(surface) = app.surfaces.get(request.surface).cloned() else {
-        // Not configured on this replica: another one (or a later start) posts it.
+        // Not configured on this replica: another one (or a later start) posts it; look
+        // again in a while rather than at every poll.
+        if store
+            .claim_deliveries(id, head.seq, head.seq, owner, now, until)
+            .await?
+        {
+            store
+                .defer_delivery(id, head.seq, owner, now + UNCONFIGURED_RETRY_MS)
+                .await?;
+        }
         return Ok(());
     };
     let all = store.events(id, 0).await?;
