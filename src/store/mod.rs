@@ -134,11 +134,11 @@ impl Store {
             .transpose()
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let mut tx = self.begin().await?;
-        let inserted = sqlx::query(
+        let inserted = sqlx::query(AssertSqlSafe(format!(
             "INSERT INTO requests (id, command, action, text, args, state, requester, surface, channel, thread, surface_data, \
              idempotency_key, approval, approval_expires_at, created_at, updated_at, requester_groups) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $15, $11, $12, $13, $14, $14, $16) ON CONFLICT DO NOTHING",
-        )
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $15, $11, $12, $13, $14, $14, $16) ON CONFLICT DO NOTHING RETURNING {REQUEST_COLUMNS}"
+        )))
         .bind(id.as_str())
         .bind(&new.command)
         .bind(&new.action)
@@ -155,11 +155,9 @@ impl Store {
         .bind(now)
         .bind(new.surface_data.as_ref().map(ToString::to_string))
         .bind(serde_json::to_string(&new.requester_groups).map_err(|e| StoreError::Corrupt(e.to_string()))?)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if !inserted {
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(inserted) = inserted else {
             tx.rollback().await?;
             let key = new.idempotency_key.as_deref().unwrap_or_default();
             let row = sqlx::query(AssertSqlSafe(format!(
@@ -171,7 +169,7 @@ impl Store {
             .fetch_one(&self.pool)
             .await?;
             return Ok((request_from_row(&row)?, false, Vec::new()));
-        }
+        };
         let data = serde_json::json!({ "state": new.state.as_str() });
         let mut events =
             vec![append_event_tx(&mut tx, &id, EventKind::State, new.state.as_str(), Some(data), now).await?];
@@ -190,13 +188,8 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
-        Ok((
-            self.get(&id)
-                .await?
-                .ok_or_else(|| StoreError::Corrupt("request vanished after insert".into()))?,
-            true,
-            events,
-        ))
+        // As inserted: the events just added moved only the event counter.
+        Ok((request_from_row(&inserted)?, true, events))
     }
 
     pub async fn get(&self, id: &RequestId) -> Result<Option<RequestRecord>, StoreError> {
