@@ -96,7 +96,11 @@ async fn baseline(s: &Settings, sink: &Sink) -> Measured {
 }
 
 async fn deckhand(s: &Settings, sink: &Sink, postgres: bool) -> Measured {
-    let name = if postgres { "deckhand, PostgreSQL" } else { "deckhand, SQLite" };
+    let name = if postgres {
+        "deckhand, PostgreSQL"
+    } else {
+        "deckhand, SQLite"
+    };
     let db = Db::new(postgres).await;
     let (running, _config_dir) = servers::start_deckhand(&db, sink).await;
     let client = Arc::new(Client::new(
