@@ -1,105 +1,59 @@
-//! Slack slash-command acknowledgements: `cargo bench --bench slack`.
+//! Slack slash-command acknowledgements: `cargo bench --bench slack` (`scripts/bench-slack.sh`,
+//! `scripts/bench-ack.sh`).
 //!
-//! Starts deckhand (SQLite file, WAL) with Slack on and the Web API pointed at the local
-//! fake, then drives POST /slack/commands with correctly signed, distinct commands (each a
-//! new trigger_id, so each is a durable write: request row, event, audit row, before the
-//! 200). Every command needs an approval, so the worker stays out of the measurement; the
-//! surface still posts the root message and the prompt to the fake in the background.
+//! Every command is correctly signed and carries a new trigger_id; it needs an approval, so
+//! deckhand's ack is a durable write (request row, events, audit, outbox) before the 200,
+//! the worker stays out of the measurement, and the surface still posts the root message and
+//! the prompt in the background to a Slack Web API sink (a local server answering ok).
 //!
-//! 1. capacity: `SLACK_BENCH_CONCURRENCY` (16) clients back to back for
-//!    `SLACK_BENCH_SECS` (5 s): acknowledgements per second;
+//! `SLACK_BENCH_PARTS` (comma-separated, default `sqlite`) chooses the targets, measured one
+//! after the other in this order:
+//! - `baseline`: an axum handler in this bench that only checks the signature and answers
+//!   200 (issue 14's yardstick);
+//! - `sqlite`: deckhand on a SQLite file (WAL);
+//! - `postgres`: deckhand on a database created for the run on `DECKHAND_TEST_PG_URL`
+//!   (default postgres://postgres@127.0.0.1:5432/postgres) and dropped after it.
+//!
+//! Each target gets
+//! 1. capacity: `SLACK_BENCH_CONCURRENCY` (16) tasks back to back for `SLACK_BENCH_SECS`
+//!    (5 s): acks per second, p50/p99;
 //! 2. fixed rate: `SLACK_BENCH_RATE` (200) commands per second, open loop, for
-//!    `SLACK_BENCH_SECS`; latency measured from each command's scheduled send time, so a
-//!    stall counts against every command it delays (no coordinated omission).
+//!    `SLACK_BENCH_SECS`; latency from each command's scheduled send time (no coordinated
+//!    omission).
 //!
 //! The load generator runs in the same process on the same cores as the server.
 
 #[path = "../tests/support/slack/mod.rs"]
 mod slack_fake;
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
-    time::{Duration, Instant},
-};
+#[path = "slack/load.rs"]
+mod load;
+#[path = "slack/servers.rs"]
+mod servers;
 
-use async_trait::async_trait;
-use deckhand::{
-    actions::{Action, ActionContext, ActionError},
-    configuration::Config,
-    startup::Builder,
-};
-use slack_fake::{FakeSlack, SIGNING_SECRET, command_form, now, signed_headers};
+use std::{sync::Arc, time::Duration};
 
-struct Noop;
-
-#[async_trait]
-impl Action for Noop {
-    fn name(&self) -> &'static str {
-        "bench.noop"
-    }
-    async fn run(&self, _ctx: &ActionContext) -> Result<String, ActionError> {
-        Ok("ok".into())
-    }
-}
-
-const SPEC: &str = r#"
-- name: bench
-  help: Stored, waits for an approval
-  pattern: '^bench (?P<env>\S+)$'
-  args:
-    env: { type: name }
-  action: bench.noop
-  allow: [group:developers]
-  approval: { approvers: [group:ops], count: 1, expires: 1h }
-"#;
+use load::{Client, Outcome};
+use servers::{Db, Sink};
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }
 
 fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
 
-struct Target {
-    http: reqwest::Client,
-    url: String,
-    response_url: String,
-    seq: AtomicUsize,
+struct Settings {
+    secs: u64,
+    rate: u64,
+    concurrency: usize,
 }
 
-impl Target {
-    /// One signed slash command, new trigger_id each time; true on 200.
-    async fn send(&self) -> bool {
-        let n = self.seq.fetch_add(1, Ordering::Relaxed);
-        let body = command_form(
-            "UBENCH",
-            "CBENCH",
-            &format!("bench env-{}", n % 1000),
-            &format!("bench.{n}.{}", now()),
-            &self.response_url,
-        );
-        let mut req = self
-            .http
-            .post(&self.url)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body.clone());
-        for (k, v) in signed_headers(&body, now()) {
-            req = req.header(k, v);
-        }
-        matches!(req.send().await, Ok(r) if r.status().is_success())
-    }
+struct Measured {
+    name: String,
+    capacity: Outcome,
+    fixed: Outcome,
 }
 
 fn main() {
@@ -112,127 +66,129 @@ fn main() {
 
 async fn run() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let secs = env_or("SLACK_BENCH_SECS", 5);
-    let rate = env_or("SLACK_BENCH_RATE", 200);
-    let concurrency = env_or("SLACK_BENCH_CONCURRENCY", 16) as usize;
-
-    let fake = FakeSlack::start().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("deckhand.toml");
-    let toml = format!(
-        r#"
-[store]
-url = "sqlite://{}?mode=rwc"
-
-[slack]
-bot_token = "{}"
-signing_secret = "{SIGNING_SECRET}"
-api_url = "{}"
-
-[users.bench]
-groups = ["developers"]
-identities = ["slack:UBENCH"]
-tokens = ["bench-token-0123456789"]
-"#,
-        dir.path().join("bench.db").display(),
-        slack_fake::BOT_TOKEN,
-        fake.api_url()
-    );
-    std::fs::write(&path, toml).expect("config");
-    let config = Config::build(Some(&path), std::iter::empty()).expect("config");
-    let running = Builder::new(config)
-        .action(Arc::new(Noop))
-        .specs(vec![("bench.yaml".into(), SPEC.into())])
-        .start("127.0.0.1:0".parse().expect("addr"))
-        .await
-        .expect("deckhand starts");
-    let target = Arc::new(Target {
-        http: reqwest::Client::builder()
-            .pool_max_idle_per_host(256)
-            .build()
-            .expect("client"),
-        url: format!("http://{}/slack/commands", running.addr),
-        response_url: fake.response_url("bench"),
-        seq: AtomicUsize::new(0),
-    });
-    // Warm up: connections, statement cache.
-    for _ in 0..50 {
-        target.send().await;
+    let s = Settings {
+        secs: env_or("SLACK_BENCH_SECS", 5),
+        rate: env_or("SLACK_BENCH_RATE", 200),
+        concurrency: env_or("SLACK_BENCH_CONCURRENCY", 16) as usize,
+    };
+    let parts = std::env::var("SLACK_BENCH_PARTS").unwrap_or_else(|_| "sqlite".into());
+    let sink = Sink::start().await;
+    let mut results = Vec::new();
+    for part in parts.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let measured = match part {
+            "baseline" => baseline(&s, &sink).await,
+            "sqlite" => deckhand(&s, &sink, false).await,
+            "postgres" => deckhand(&s, &sink, true).await,
+            other => panic!("SLACK_BENCH_PARTS: '{other}' is not baseline, sqlite or postgres"),
+        };
+        results.push(measured);
     }
+    summary(&s, &results);
+}
 
-    // 1. Capacity, closed loop.
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let started = Instant::now();
-    let mut workers = Vec::new();
-    for _ in 0..concurrency {
-        let t = target.clone();
-        workers.push(tokio::spawn(async move {
-            let (mut ok, mut failed) = (0usize, 0usize);
-            while Instant::now() < deadline {
-                if t.send().await {
-                    ok += 1;
-                } else {
-                    failed += 1;
-                }
-            }
-            (ok, failed)
-        }));
-    }
-    let (mut ok, mut failed) = (0, 0);
-    for w in workers {
-        let (o, f) = w.await.expect("worker");
-        ok += o;
-        failed += f;
-    }
-    let elapsed = started.elapsed().as_secs_f64();
+async fn baseline(s: &Settings, sink: &Sink) -> Measured {
+    let addr = servers::start_baseline().await;
+    let client = Arc::new(Client::new(
+        format!("http://{addr}/slack/commands"),
+        format!("http://{}/response/bench", sink.addr),
+    ));
+    measure("verify-only baseline", s, &client, None).await
+}
+
+async fn deckhand(s: &Settings, sink: &Sink, postgres: bool) -> Measured {
+    let name = if postgres {
+        "deckhand, PostgreSQL"
+    } else {
+        "deckhand, SQLite"
+    };
+    let db = Db::new(postgres).await;
+    let (running, _config_dir) = servers::start_deckhand(&db, sink).await;
+    let client = Arc::new(Client::new(
+        format!("http://{}/slack/commands", running.addr),
+        format!("http://{}/response/bench", sink.addr),
+    ));
+    let calls_before = sink.calls();
+    let m = measure(name, s, &client, Some(sink)).await;
+    let acked = m.capacity.ok + m.fixed.ok;
     println!(
-        "capacity: {concurrency} concurrent clients, {secs} s: {ok} acks, {:.0} acks/s, {failed} errors",
-        ok as f64 / elapsed
-    );
-    // Let the surface catch up with the backlog of root messages before measuring latency.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-
-    // 2. Fixed rate, open loop.
-    let total = (rate * secs) as usize;
-    let interval = Duration::from_secs_f64(1.0 / rate as f64);
-    let t0 = Instant::now() + Duration::from_millis(50);
-    let mut tasks = Vec::with_capacity(total);
-    for i in 0..total {
-        let scheduled = t0 + interval * i as u32;
-        tokio::time::sleep_until(scheduled.into()).await;
-        let t = target.clone();
-        tasks.push(tokio::spawn(async move {
-            let good = t.send().await;
-            (scheduled.elapsed(), good)
-        }));
-    }
-    let mut latencies = Vec::with_capacity(total);
-    let mut errors = 0;
-    for t in tasks {
-        let (d, good) = t.await.expect("task");
-        latencies.push(d);
-        errors += usize::from(!good);
-    }
-    latencies.sort();
-    println!(
-        "fixed rate: {rate}/s for {secs} s ({total} commands): p50 {}, p90 {}, p99 {}, max {}, {errors} errors",
-        ms(percentile(&latencies, 0.50)),
-        ms(percentile(&latencies, 0.90)),
-        ms(percentile(&latencies, 0.99)),
-        ms(*latencies.last().unwrap_or(&Duration::ZERO)),
-    );
-    let stored: i64 = running
-        .app
-        .store
-        .counts()
-        .await
-        .expect("counts")
-        .iter()
-        .map(|(_, _, n)| n)
-        .sum();
-    println!(
-        "stored requests: {stored} (every acknowledged command is in the store); Slack Web API calls made: {}",
-        fake.calls().len()
+        "  {name}: stored requests {} (acked {acked} + warm-up); Slack Web API calls {}",
+        servers::stored(&running).await,
+        sink.calls() - calls_before
     );
     running.shutdown().await;
+    db.drop_db().await;
+    m
+}
+
+async fn measure(name: &str, s: &Settings, client: &Arc<Client>, sink: Option<&Sink>) -> Measured {
+    println!("{name}:");
+    client.warm_up(50).await;
+    let capacity = load::closed(client, s.concurrency, s.secs).await;
+    println!(
+        "  capacity, {} tasks back to back, {} s: {:.0} acks/s, p50 {}, p99 {}, {} errors",
+        s.concurrency,
+        s.secs,
+        capacity.rate(),
+        ms(capacity.percentile(0.50)),
+        ms(capacity.percentile(0.99)),
+        capacity.errors
+    );
+    // Let the surface post the backlog of root messages before measuring latency.
+    if let Some(sink) = sink {
+        sink.settle(Duration::from_secs(60)).await;
+    }
+    let fixed = load::open(client, s.rate, s.secs).await;
+    println!(
+        "  fixed rate {}/s for {} s, open loop: p50 {}, p99 {}, max {}, {} errors",
+        s.rate,
+        s.secs,
+        ms(fixed.percentile(0.50)),
+        ms(fixed.percentile(0.99)),
+        ms(fixed.max()),
+        fixed.errors
+    );
+    if let Some(sink) = sink {
+        sink.settle(Duration::from_secs(60)).await;
+    }
+    Measured {
+        name: name.to_owned(),
+        capacity,
+        fixed,
+    }
+}
+
+fn summary(s: &Settings, results: &[Measured]) {
+    println!();
+    println!(
+        "| path | acks/s, {} tasks | p50 | p99 | {}/s open loop: p50 | p99 | max | errors |",
+        s.concurrency, s.rate
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for m in results {
+        println!(
+            "| {} | {:.0} | {} | {} | {} | {} | {} | {} |",
+            m.name,
+            m.capacity.rate(),
+            ms(m.capacity.percentile(0.50)),
+            ms(m.capacity.percentile(0.99)),
+            ms(m.fixed.percentile(0.50)),
+            ms(m.fixed.percentile(0.99)),
+            ms(m.fixed.max()),
+            m.capacity.errors + m.fixed.errors
+        );
+    }
+    let Some(base) = results.iter().find(|m| m.name.contains("baseline")) else {
+        return;
+    };
+    for m in results.iter().filter(|m| !m.name.contains("baseline")) {
+        let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64().max(1e-9);
+        println!(
+            "ratio {} / baseline: acks/s {:.3} (1/{:.1}); capacity p99 {:.1}x; fixed-rate p99 {:.1}x",
+            m.name,
+            m.capacity.rate() / base.capacity.rate(),
+            base.capacity.rate() / m.capacity.rate().max(1e-9),
+            ratio(m.capacity.percentile(0.99), base.capacity.percentile(0.99)),
+            ratio(m.fixed.percentile(0.99), base.fixed.percentile(0.99)),
+        );
+    }
 }

@@ -1,0 +1,227 @@
+//! What the slack bench measures against: a Slack Web API sink, the verify-only baseline
+//! handler, and deckhand itself on a fresh SQLite file or PostgreSQL database.
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use async_trait::async_trait;
+use axum::{
+    Router,
+    extract::{Path, State},
+    http::{HeaderMap, StatusCode},
+    routing::post,
+};
+use deckhand::{
+    actions::{Action, ActionContext, ActionError},
+    configuration::Config,
+    slack::verify::{RequestVerifier, SIGNATURE_HEADER, TIMESTAMP_HEADER},
+    startup::{Builder, Running},
+};
+
+use super::slack_fake::{BOT_TOKEN, SIGNING_SECRET, now};
+
+struct Noop;
+
+#[async_trait]
+impl Action for Noop {
+    fn name(&self) -> &'static str {
+        "bench.noop"
+    }
+    async fn run(&self, _ctx: &ActionContext) -> Result<String, ActionError> {
+        Ok("ok".into())
+    }
+}
+
+const SPEC: &str = r#"
+- name: bench
+  help: Stored, waits for an approval
+  pattern: '^bench (?P<env>\S+)$'
+  args:
+    env: { type: name }
+  action: bench.noop
+  allow: [group:developers]
+  approval: { approvers: [group:ops], count: 1, expires: 1h }
+"#;
+
+async fn serve(app: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    addr
+}
+
+/// The Slack Web API as a sink: every method answers `{"ok":true,"ts":"1.1"}` (plus an empty
+/// `usergroups` for usergroups.list) and is only counted, so the sink costs next to nothing.
+#[derive(Clone)]
+pub struct Sink {
+    pub addr: SocketAddr,
+    calls: Arc<AtomicUsize>,
+}
+
+impl Sink {
+    pub async fn start() -> Self {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let app = Router::new()
+            .route("/api/{method}", post(sink_api))
+            .route("/response/{*rest}", post(sink_api))
+            .with_state(calls.clone());
+        Self {
+            addr: serve(app).await,
+            calls,
+        }
+    }
+
+    pub fn calls(&self) -> usize {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    /// Waits until the background posts stop (no new call for 2 s: the outbox polls every
+    /// 250 ms), at most `max`.
+    /// Says so when the posts are still going at `max`.
+    pub async fn settle(&self, max: Duration) {
+        let started = Instant::now();
+        let mut last = self.calls();
+        while started.elapsed() < max {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let now = self.calls();
+            if now == last {
+                return;
+            }
+            last = now;
+        }
+        println!(
+            "  background posts still going after {} s (the bench moves on)",
+            max.as_secs()
+        );
+    }
+}
+
+async fn sink_api(State(calls): State<Arc<AtomicUsize>>, Path(method): Path<String>) -> &'static str {
+    calls.fetch_add(1, Ordering::Relaxed);
+    if method == "usergroups.list" {
+        r#"{"ok":true,"ts":"1.1","usergroups":[]}"#
+    } else {
+        r#"{"ok":true,"ts":"1.1"}"#
+    }
+}
+
+/// The baseline: an axum handler that checks the Slack signature (deckhand's scheme and
+/// verifier: HMAC-SHA256 over `v0:{ts}:{body}`, 5-minute window) and answers 200. No parse,
+/// no write, no posts.
+pub async fn start_baseline() -> SocketAddr {
+    let verifier = Arc::new(RequestVerifier::new(SIGNING_SECRET));
+    let app = Router::new()
+        .route("/slack/commands", post(verify_only))
+        .with_state(verifier);
+    serve(app).await
+}
+
+async fn verify_only(State(v): State<Arc<RequestVerifier>>, headers: HeaderMap, body: String) -> StatusCode {
+    let header = |name| headers.get(name).and_then(|h| h.to_str().ok()).unwrap_or("");
+    match v.verify_signature(header(SIGNATURE_HEADER), header(TIMESTAMP_HEADER), &body) {
+        Ok(()) => StatusCode::OK,
+        Err(_) => StatusCode::UNAUTHORIZED,
+    }
+}
+
+fn pg_admin_url() -> String {
+    std::env::var("DECKHAND_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// Where deckhand stores: a SQLite file in a temporary directory, or a PostgreSQL database
+/// created for the run and dropped by `drop_db`.
+pub enum Db {
+    Sqlite(tempfile::TempDir),
+    Postgres(String),
+}
+
+impl Db {
+    pub async fn new(postgres: bool) -> Self {
+        if !postgres {
+            return Db::Sqlite(tempfile::tempdir().expect("tempdir"));
+        }
+        use sqlx::Connection;
+        let name = format!("deckhand_bench_{}_{}", std::process::id(), now());
+        let mut conn = sqlx::PgConnection::connect(&pg_admin_url())
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL at {} is needed ({e})", pg_admin_url()));
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .expect("create database");
+        Db::Postgres(name)
+    }
+
+    pub fn url(&self) -> String {
+        match self {
+            Db::Sqlite(dir) => format!("sqlite://{}?mode=rwc", dir.path().join("bench.db").display()),
+            Db::Postgres(name) => {
+                let admin = pg_admin_url();
+                let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+                format!("{base}/{name}")
+            }
+        }
+    }
+
+    pub async fn drop_db(self) {
+        if let Db::Postgres(name) = self {
+            use sqlx::Connection;
+            if let Ok(mut c) = sqlx::PgConnection::connect(&pg_admin_url()).await {
+                let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut c).await;
+            }
+        }
+    }
+}
+
+/// Deckhand with Slack on, the Web API pointed at `sink`, storing in `db`.
+pub async fn start_deckhand(db: &Db, sink: &Sink) -> (Running, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("deckhand.toml");
+    let toml = format!(
+        r#"
+[store]
+url = "{}"
+
+[slack]
+bot_token = "{BOT_TOKEN}"
+signing_secret = "{SIGNING_SECRET}"
+api_url = "http://{}/api"
+
+[users.bench]
+groups = ["developers"]
+identities = ["slack:UBENCH"]
+tokens = ["bench-token-0123456789"]
+"#,
+        db.url(),
+        sink.addr
+    );
+    std::fs::write(&path, toml).expect("config");
+    let config = Config::build(Some(&path), std::iter::empty()).expect("config");
+    let running = Builder::new(config)
+        .action(Arc::new(Noop))
+        .specs(vec![("bench.yaml".into(), SPEC.into())])
+        .start("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("deckhand starts");
+    (running, dir)
+}
+
+/// Requests deckhand has stored (every state).
+pub async fn stored(running: &Running) -> i64 {
+    running
+        .app
+        .store
+        .counts()
+        .await
+        .map(|c| c.iter().map(|(_, _, n)| n).sum())
+        .unwrap_or(-1)
+}
