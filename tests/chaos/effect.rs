@@ -111,14 +111,9 @@ pub async fn spawn(config: Config, probe: Arc<Probe>, kube: ::kube::Client) -> T
         .start("127.0.0.1:0".parse().expect("addr"))
         .await
         .expect("a replica starts");
-    let addr = running.addr;
-    TestApp {
-        addr,
-        url: format!("http://{addr}"),
-        running: Some(running),
-        probe,
-        http: reqwest::Client::new(),
-    }
+    let mut app = TestApp::from_running(running);
+    app.probe = probe;
+    app
 }
 
 /// What the test API server saw of each request's effect.

@@ -211,14 +211,9 @@ pub async fn spawn_app_with(config: Config, probe: Arc<actions::Probe>) -> TestA
         .start("127.0.0.1:0".parse().expect("addr"))
         .await
         .expect("app starts");
-    let addr = running.addr;
-    TestApp {
-        addr,
-        url: format!("http://{addr}"),
-        running: Some(running),
-        probe,
-        http: reqwest::Client::new(),
-    }
+    let mut app = TestApp::from_running(running);
+    app.probe = probe;
+    app
 }
 
 pub fn init_tls() {
