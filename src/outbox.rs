@@ -114,7 +114,13 @@ async fn deliver(app: &App, head: Head) -> Result<(), StoreError> {
         }
         return Ok(());
     };
-    let all = store.events(id, 0).await?;
+    // The events from the head on, after the state event in force when the head was stored
+    // (so late events are shown as of their time without reading the whole history).
+    let before = store.state_event_before(id, head.seq).await?;
+    let all: Vec<Event> = before
+        .into_iter()
+        .chain(store.events(id, head.seq - 1).await?)
+        .collect();
     let Some(at) = all.iter().position(|e| e.seq == head.seq) else {
         return Ok(());
     };

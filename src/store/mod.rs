@@ -337,20 +337,21 @@ impl Store {
         .bind(after)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let kind: String = r.try_get("kind")?;
-                let data: Option<String> = r.try_get("data")?;
-                Ok(Event {
-                    request_id: id.clone(),
-                    seq: r.try_get("seq")?,
-                    at: r.try_get("at")?,
-                    kind: EventKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("event kind '{kind}'")))?,
-                    message: r.try_get("message")?,
-                    data: data.and_then(|d| serde_json::from_str(&d).ok()),
-                })
-            })
-            .collect()
+        events_from_rows(id, &rows)
+    }
+
+    /// The last state event of `id` stored before `seq`: the state the request was in when
+    /// event `seq` was stored (the outbox shows late events as of their time).
+    pub async fn state_event_before(&self, id: &RequestId, seq: i64) -> Result<Option<Event>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, at, kind, message, data FROM events WHERE request_id = $1 AND seq < $2 AND kind = 'state' \
+             ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(id.as_str())
+        .bind(seq)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(events_from_rows(id, &rows)?.pop())
     }
 
     /// Records one person's decision and returns how many distinct people approved so far
@@ -656,6 +657,23 @@ async fn audit_tx(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+fn events_from_rows(id: &RequestId, rows: &[AnyRow]) -> Result<Vec<Event>, StoreError> {
+    rows.iter()
+        .map(|r| {
+            let kind: String = r.try_get("kind")?;
+            let data: Option<String> = r.try_get("data")?;
+            Ok(Event {
+                request_id: id.clone(),
+                seq: r.try_get("seq")?,
+                at: r.try_get("at")?,
+                kind: EventKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("event kind '{kind}'")))?,
+                message: r.try_get("message")?,
+                data: data.and_then(|d| serde_json::from_str(&d).ok()),
+            })
+        })
+        .collect()
 }
 
 fn request_from_row(r: &AnyRow) -> Result<RequestRecord, StoreError> {
