@@ -15,7 +15,7 @@ const TIMEOUT: Duration = Duration::from_secs(15);
 #[derive(Debug, thiserror::Error)]
 pub enum RestError {
     #[error("cannot reach Discord: {0}")]
-    Transport(#[from] reqwest::Error),
+    Transport(#[source] reqwest::Error),
     #[error("Discord answered {status} to {method} {path}: {body}")]
     Status {
         method: Method,
@@ -27,6 +27,14 @@ pub enum RestError {
     RateLimited { method: Method, path: String },
     #[error("Discord answered with something that is not a message: {0}")]
     Protocol(String),
+}
+
+/// A transport error without its URL: webhook URLs carry the interaction token, which must
+/// not reach logs or the outbox's recorded errors.
+impl From<reqwest::Error> for RestError {
+    fn from(e: reqwest::Error) -> Self {
+        RestError::Transport(e.without_url())
+    }
 }
 
 impl RestError {
@@ -190,5 +198,22 @@ fn redact(path: &str) -> String {
             format!("/webhooks/{app}/{token}…{tail}")
         }
         None => path.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An unreachable Discord never puts the interaction token (in webhook URLs) into the
+    /// error text that logs and the outbox record.
+    #[tokio::test]
+    async fn transport_errors_leave_the_webhook_token_out() {
+        let rest = Rest::new("http://127.0.0.1:9/api/v10", "bot");
+        let path = "/webhooks/123/SECRET-INTERACTION-TOKEN/messages/@original";
+        let e = rest.call(Method::PATCH, path, Auth::None, None).await.unwrap_err();
+        let said = format!("{e} {e:?}");
+        assert!(matches!(e, RestError::Transport(_)), "{said}");
+        assert!(!said.contains("SECRET-INTERACTION-TOKEN"), "{said}");
     }
 }

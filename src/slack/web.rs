@@ -228,9 +228,11 @@ impl WebApi {
             },
             Body::Bytes(b) => req.header("content-type", "application/octet-stream").body(b.to_vec()),
         };
-        let transport = |source| WebError::Transport {
+        // Without the URL: a response_url is a credential, and errors reach logs and the
+        // outbox's recorded errors.
+        let transport = |source: reqwest::Error| WebError::Transport {
             method: method.into(),
-            source,
+            source: source.without_url(),
         };
         let resp = match req.send().await {
             Ok(r) => r,
@@ -277,5 +279,29 @@ fn slack_ok(method: &str, answer: Value) -> Result<Value, WebError> {
             method: method.into(),
             error: answer["error"].as_str().unwrap_or("unexpected answer").to_owned(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An unreachable response_url (a credential) stays out of the error text, which the
+    /// retry loop logs.
+    #[tokio::test]
+    async fn transport_errors_leave_the_response_url_out() {
+        let config = SlackConfig {
+            retry_for: "1s".parse().unwrap(),
+            ..SlackConfig::default()
+        };
+        let web = WebApi::new(&config);
+        let url = "http://127.0.0.1:9/commands/T1/SECRET-RESPONSE-URL";
+        // One attempt: the error each retry logs, and the one a caller records.
+        let body = serde_json::json!({ "text": "hi" });
+        let (result, _) = web.send_once("response_url", url, None, &Body::Json(&body)).await;
+        let e = result.unwrap_err();
+        let said = format!("{e} {e:?}");
+        assert!(matches!(e, WebError::Transport { .. }), "{said}");
+        assert!(!said.contains("SECRET-RESPONSE-URL"), "{said}");
     }
 }
