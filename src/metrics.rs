@@ -61,8 +61,22 @@ impl Metrics {
 
     /// `counts` are (command, state, n) from the store, so every replica reports the same
     /// totals for the whole installation.
-    pub fn render(&self, counts: &[(String, String, i64)], deliveries: &[(String, String, i64)]) -> String {
+    /// `grouped` is (group commits, requests they stored) on this replica.
+    pub fn render(
+        &self,
+        counts: &[(String, String, i64)],
+        deliveries: &[(String, String, i64)],
+        grouped: (u64, u64),
+    ) -> String {
         let mut out = String::new();
+        out.push_str(
+            "# HELP deckhand_store_group_commits_total Transactions that stored new requests on this replica.\n",
+        );
+        out.push_str("# TYPE deckhand_store_group_commits_total counter\n");
+        let _ = writeln!(out, "deckhand_store_group_commits_total {}", grouped.0);
+        out.push_str("# HELP deckhand_store_grouped_requests_total Requests those transactions stored.\n");
+        out.push_str("# TYPE deckhand_store_grouped_requests_total counter\n");
+        let _ = writeln!(out, "deckhand_store_grouped_requests_total {}", grouped.1);
         out.push_str("# HELP deckhand_deliveries Chat deliveries in the outbox by surface and state (pending, delivered, failed).\n");
         out.push_str("# TYPE deckhand_deliveries gauge\n");
         for (surface, state, n) in deliveries {

@@ -5,6 +5,7 @@
 //! compare-and-set (`UPDATE … WHERE state IN (…)`) inside a transaction that also writes the
 //! event and the audit row, so the three never disagree.
 
+mod insert;
 mod outbox;
 mod records;
 mod replicas;
@@ -35,6 +36,8 @@ pub enum StoreError {
     Dir(String, std::io::Error),
     #[error("stored row is unreadable: {0}")]
     Corrupt(String),
+    #[error("the store is shut down")]
+    Closed,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +49,12 @@ pub enum Backend {
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// Where this store's writes go: the pool itself on PostgreSQL; on SQLite, which has one
+    /// writer at a time, a pool of one connection, so writers queue in order here instead of
+    /// sleeping in SQLite's busy handler (1, 2, 5, 10… ms) and retrying.
+    writer: AnyPool,
     backend: Backend,
+    group: Option<insert::GroupCommit>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -66,21 +74,21 @@ impl Store {
         if backend == Backend::Sqlite {
             prepare_sqlite_file(url).await?;
         }
-        let pool = AnyPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(10))
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
-                        sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect(url)
-            .await?;
-        Ok(Self { pool, backend })
+        let pool = pool_options(backend, max_connections).connect(url).await?;
+        let writer = match backend {
+            Backend::Sqlite => pool_options(backend, 1).connect(url).await?,
+            Backend::Postgres => pool.clone(),
+        };
+        let direct = Self {
+            pool,
+            writer,
+            backend,
+            group: None,
+        };
+        Ok(Self {
+            group: Some(insert::GroupCommit::start(direct.clone())),
+            ..direct
+        })
     }
 
     /// The pool, for feature modules that keep their own tables (proxy links).
@@ -104,14 +112,25 @@ impl Store {
 
     pub async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
+    }
+
+    /// (group commits, requests they stored) since this store was opened (see insert.rs).
+    pub fn group_commits(&self) -> (u64, u64) {
+        self.group.as_ref().map_or((0, 0), insert::GroupCommit::stats)
+    }
+
+    /// The pool writes go through (see `writer`).
+    fn writer(&self) -> &AnyPool {
+        &self.writer
     }
 
     /// SQLite takes the write lock up front so a transaction never fails half-way on an
     /// upgrade; PostgreSQL's row locks do the same job.
     async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
         Ok(match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
+            Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.writer.begin().await?,
         })
     }
 
@@ -119,77 +138,17 @@ impl Store {
     /// idempotency key on the same surface (`false` then, and no events). The first events
     /// (the state, and the approval prompt when it needs one) and the audit row go in the same
     /// transaction; they are returned so the caller can announce them without reading back.
+    /// Concurrent calls share a transaction (group commit, see insert.rs); each returns once
+    /// the commit holding its request is done.
     pub async fn insert_request(
         &self,
         new: &NewRequest,
         actor: Actor<'_>,
     ) -> Result<(RequestRecord, bool, Vec<Event>), StoreError> {
-        let now = now_ms();
-        let id = RequestId::generate();
-        let args = serde_json::to_string(&new.args).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let approval = new
-            .approval
-            .as_ref()
-            .map(serde_json::to_string)
-            .transpose()
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let mut tx = self.begin().await?;
-        let inserted = sqlx::query(AssertSqlSafe(format!(
-            "INSERT INTO requests (id, command, action, text, args, state, requester, surface, channel, thread, surface_data, \
-             idempotency_key, approval, approval_expires_at, created_at, updated_at, requester_groups) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $15, $11, $12, $13, $14, $14, $16) ON CONFLICT DO NOTHING RETURNING {REQUEST_COLUMNS}"
-        )))
-        .bind(id.as_str())
-        .bind(&new.command)
-        .bind(&new.action)
-        .bind(&new.text)
-        .bind(&args)
-        .bind(new.state.as_str())
-        .bind(&new.requester)
-        .bind(new.surface.as_str())
-        .bind(&new.channel)
-        .bind(&new.thread)
-        .bind(&new.idempotency_key)
-        .bind(&approval)
-        .bind(new.approval_expires_at)
-        .bind(now)
-        .bind(new.surface_data.as_ref().map(ToString::to_string))
-        .bind(serde_json::to_string(&new.requester_groups).map_err(|e| StoreError::Corrupt(e.to_string()))?)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(inserted) = inserted else {
-            tx.rollback().await?;
-            let key = new.idempotency_key.as_deref().unwrap_or_default();
-            let row = sqlx::query(AssertSqlSafe(format!(
-                "SELECT {REQUEST_COLUMNS} FROM requests WHERE surface = $1 AND requester = $2 AND idempotency_key = $3"
-            )))
-            .bind(new.surface.as_str())
-            .bind(&new.requester)
-            .bind(key)
-            .fetch_one(&self.pool)
-            .await?;
-            return Ok((request_from_row(&row)?, false, Vec::new()));
-        };
-        let data = serde_json::json!({ "state": new.state.as_str() });
-        let mut events =
-            vec![append_event_tx(&mut tx, &id, EventKind::State, new.state.as_str(), Some(data), now).await?];
-        if let Some((message, data)) = &new.prompt {
-            events.push(append_event_tx(&mut tx, &id, EventKind::Approval, message, Some(data.clone()), now).await?);
+        match &self.group {
+            Some(group) => group.insert(new, actor).await,
+            None => self.insert_one(new, actor).await,
         }
-        audit_tx(
-            &mut tx,
-            actor,
-            Some(&id),
-            "submit",
-            None,
-            Some(new.state),
-            Some(&new.text),
-            now,
-        )
-        .await?;
-        tx.commit().await?;
-        // As inserted: the events just added moved only the event counter.
-        Ok((request_from_row(&inserted)?, true, events))
     }
 
     pub async fn get(&self, id: &RequestId) -> Result<Option<RequestRecord>, StoreError> {
@@ -537,7 +496,7 @@ impl Store {
         sqlx::query("UPDATE requests SET surface_data = $1 WHERE id = $2")
             .bind(data.to_string())
             .bind(id.as_str())
-            .execute(&self.pool)
+            .execute(self.writer())
             .await?;
         Ok(())
     }
@@ -548,7 +507,7 @@ impl Store {
             .bind(until)
             .bind(id.as_str())
             .bind(worker)
-            .execute(&self.pool)
+            .execute(self.writer())
             .await?
             .rows_affected();
         Ok(n == 1)
@@ -714,4 +673,19 @@ fn request_from_row(r: &AnyRow) -> Result<RequestRecord, StoreError> {
         attempts: r.try_get("attempts")?,
         outcome: r.try_get("outcome")?,
     })
+}
+
+fn pool_options(backend: Backend, max_connections: u32) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                if backend == Backend::Sqlite {
+                    sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+                    sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
+                }
+                Ok(())
+            })
+        })
 }

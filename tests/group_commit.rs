@@ -1,0 +1,113 @@
+//! Group commit: chat commands that arrive together are stored in shared transactions, and
+//! each still comes back as its own request with its own events, delivery rows and audit
+//! row; a repeated delivery of the same command (same idempotency key) still returns the
+//! request it first created, even when both copies land in the same batch.
+
+mod support;
+
+use std::{collections::HashMap, sync::Arc};
+
+use deckhand::{app::Invocation, domain::Surface};
+use support::{TestDb, backends, spawn_app};
+
+const COMMANDS: usize = 120;
+const REPEATED: usize = 40;
+
+fn invocation(app: &Arc<deckhand::app::App>, user: &str, key: String) -> Invocation {
+    Invocation {
+        principal: app.directory.user(user).expect("known user"),
+        surface: Surface::Slack,
+        text: "release web".into(),
+        channel: Some("C0DECK".into()),
+        thread: None,
+        surface_data: None,
+        idempotency_key: Some(key),
+    }
+}
+
+fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_commands_share_commits_and_each_gets_its_own_request() {
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let db = TestDb::new(backend).await;
+        let test = spawn_app(&db).await;
+        let app = test.app().clone();
+        // Every key once, and the first REPEATED keys a second time, all at once.
+        let keys: Vec<String> = (0..COMMANDS)
+            .map(|i| format!("trigger-{}", i % (COMMANDS - REPEATED)))
+            .collect();
+        let mut calls = tokio::task::JoinSet::new();
+        for key in keys.clone() {
+            let inv = invocation(&app, "alice", key.clone());
+            let app = app.clone();
+            calls.spawn(async move { (key, app.submit(inv).await) });
+        }
+        let mut by_key: HashMap<String, Vec<(String, bool)>> = HashMap::new();
+        while let Some(done) = calls.join_next().await {
+            let (key, submitted) = done.expect("task");
+            let submitted = submitted.expect("submitted");
+            by_key
+                .entry(key)
+                .or_default()
+                .push((submitted.request.id.as_str().to_owned(), submitted.duplicate));
+        }
+        assert_eq!(by_key.len(), COMMANDS - REPEATED);
+        for (key, answers) in &by_key {
+            let firsts = answers.iter().filter(|(_, dup)| !dup).count();
+            assert_eq!(firsts, 1, "{key}: exactly one call creates the request: {answers:?}");
+            assert!(
+                answers.iter().all(|(id, _)| *id == answers[0].0),
+                "{key}: one request: {answers:?}"
+            );
+        }
+
+        let store = &app.store;
+        let stored = store
+            .list(&deckhand::store::ListFilter {
+                limit: 500,
+                ..Default::default()
+            })
+            .await
+            .expect("list");
+        assert_eq!(stored.len(), COMMANDS - REPEATED, "one row per key");
+        for request in &stored {
+            assert_eq!(request.state.as_str(), "pending_approval");
+            let events = store.events(&request.id, 0).await.expect("events");
+            let kinds: Vec<(i64, &str)> = events.iter().map(|e| (e.seq, e.kind.as_str())).collect();
+            assert_eq!(kinds, [(1, "state"), (2, "approval")], "{}", request.id);
+            let deliveries = store.deliveries(&request.id).await.expect("deliveries");
+            let seqs: Vec<i64> = deliveries.iter().map(|d| d.seq).collect();
+            assert_eq!(seqs, [1, 2], "a delivery row per event of {}", request.id);
+            let audit = store.audit(&request.id).await.expect("audit");
+            assert_eq!(audit.len(), 1, "{}: {audit:?}", request.id);
+            assert_eq!((audit[0].actor.as_str(), audit[0].action.as_str()), ("alice", "submit"));
+        }
+
+        // The commands shared transactions: fewer commits than requests.
+        let metrics = test
+            .http
+            .get(format!("{}/metrics", test.url))
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("body");
+        let commits = metrics_value(&metrics, "deckhand_store_group_commits_total");
+        let grouped = metrics_value(&metrics, "deckhand_store_grouped_requests_total");
+        eprintln!("{grouped} requests in {commits} commits");
+        assert_eq!(grouped, (COMMANDS - REPEATED) as u64, "{metrics}");
+        assert!(commits < grouped, "{commits} commits for {grouped} requests");
+        test.shutdown().await;
+    }
+}
+
+fn metrics_value(text: &str, name: &str) -> u64 {
+    metric(text, &format!("{name} "))
+}
