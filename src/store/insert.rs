@@ -1,137 +1,60 @@
-//! New requests, stored by group commit.
+//! New requests, stored by group commit (see batch.rs).
 //!
 //! Every chat command is acknowledged only after its request, first events, delivery rows
-//! and audit row are committed. One transaction of eight statements per command made that
-//! write 15-20 times the cost of the rest of the request (issue 14). So a single task takes
-//! every request that arrives while the previous batch commits and stores them together: one
-//! multi-row `INSERT` per table and one commit for up to [`MAX_BATCH`] requests. Each caller
-//! still waits for the commit that holds its own request, so an acknowledgement never runs
-//! ahead of durability.
-//!
-//! A batch that fails (a constraint, a serialization error, a lost connection) is rolled
-//! back and its requests are stored one by one, so one bad request cannot fail its
-//! neighbours and each caller gets its own error. A request that another with the same
-//! idempotency key beat is looked up the same way, which is what makes a retried command
-//! return the request it first created.
+//! and audit row are committed. A batch of requests is one multi-row `INSERT` per table and
+//! one commit, instead of eight statements and a commit each. A request that another with
+//! the same idempotency key beat (in the same batch or before) is looked up after the
+//! commit, which is what makes a retried command return the request it first created.
 
-use std::{
-    collections::HashMap,
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
-};
+use std::collections::HashMap;
 
 use sqlx::AssertSqlSafe;
-use tokio::sync::{mpsc, oneshot};
 
-use super::{REQUEST_COLUMNS, Store, StoreError, append_event_tx, audit_tx, outbox, request_from_row};
+use super::{REQUEST_COLUMNS, Store, StoreError, append_event_tx, audit_tx, batch::Batched, outbox, request_from_row};
 use crate::{
     domain::{RequestId, new_token, now_ms},
     store::{Actor, Event, EventKind, NewRequest, RequestRecord},
 };
 
-/// The most requests one transaction stores (18 bound values each, well under SQLite's and
-/// PostgreSQL's limits on bound parameters).
-pub(super) const MAX_BATCH: usize = 64;
-/// Requests that may wait for the batch task before `insert_request` itself waits.
-const QUEUE: usize = 4096;
-
 /// What `insert_request` returns: the stored request, whether this call created it, and the
 /// events stored with it.
 pub(super) type Inserted = (RequestRecord, bool, Vec<Event>);
 
-struct Job {
+/// A request waiting for its group commit.
+pub(super) struct NewJob {
     new: NewRequest,
     who: String,
     surface: String,
-    done: oneshot::Sender<Result<Inserted, StoreError>>,
 }
 
-/// The handle callers use; the batch task ends when the last handle is dropped.
-#[derive(Clone)]
-pub(super) struct GroupCommit {
-    jobs: mpsc::Sender<Job>,
-    stats: Arc<Stats>,
-}
-
-/// Batches committed and the requests they held, for /metrics.
-#[derive(Default)]
-struct Stats {
-    commits: AtomicU64,
-    requests: AtomicU64,
-}
-
-impl GroupCommit {
-    /// Starts the batch task on `store`, which must not itself group (it is the task's own
-    /// path to the database).
-    pub(super) fn start(store: Store) -> Self {
-        let (jobs, rx) = mpsc::channel(QUEUE);
-        let stats = Arc::new(Stats::default());
-        tokio::spawn(run(store, rx, stats.clone()));
-        Self { jobs, stats }
-    }
-
-    /// (transactions committed by the batch task, requests they stored).
-    pub(super) fn stats(&self) -> (u64, u64) {
-        (
-            self.stats.commits.load(Ordering::Relaxed),
-            self.stats.requests.load(Ordering::Relaxed),
-        )
-    }
-
-    pub(super) async fn insert(&self, new: &NewRequest, actor: Actor<'_>) -> Result<Inserted, StoreError> {
-        let (done, answer) = oneshot::channel();
-        let job = Job {
+impl NewJob {
+    pub(super) fn new(new: &NewRequest, actor: Actor<'_>) -> Self {
+        Self {
             new: new.clone(),
             who: actor.who.to_owned(),
             surface: actor.surface.to_owned(),
-            done,
-        };
-        self.jobs.send(job).await.map_err(|_| StoreError::Closed)?;
-        answer.await.map_err(|_| StoreError::Closed)?
-    }
-}
-
-async fn run(store: Store, mut rx: mpsc::Receiver<Job>, stats: Arc<Stats>) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        commit(&store, std::mem::take(&mut batch), &stats).await;
-    }
-}
-
-/// Stores `jobs` in one transaction and answers each; on failure, one by one.
-async fn commit(store: &Store, jobs: Vec<Job>, stats: &Stats) {
-    let results = match insert_batch(store, &jobs).await {
-        Ok(results) => {
-            stats.commits.fetch_add(1, Ordering::Relaxed);
-            let n = results.iter().flatten().count();
-            stats.requests.fetch_add(n as u64, Ordering::Relaxed);
-            results
         }
-        Err(e) => {
-            if jobs.len() > 1 {
-                tracing::debug!(requests = jobs.len(), error = %e, "group commit failed; storing one by one");
-            }
-            vec![None; jobs.len()]
-        }
-    };
-    for (job, stored) in jobs.into_iter().zip(results) {
-        let answer = match stored {
-            Some(stored) => Ok(stored),
-            None => store.insert_one(&job.new, job.actor()).await,
-        };
-        // The caller may have gone (its client hung up); the request is stored either way.
-        let _ = job.done.send(answer);
     }
-}
 
-impl Job {
     fn actor(&self) -> Actor<'_> {
         Actor {
             who: &self.who,
             surface: &self.surface,
         }
+    }
+}
+
+impl Batched for NewJob {
+    type Output = Inserted;
+    /// 18 bound values a request: well under SQLite's and PostgreSQL's limits.
+    const MAX: usize = 64;
+
+    async fn batch(store: &Store, jobs: &[Self]) -> Result<Vec<Option<Inserted>>, StoreError> {
+        insert_batch(store, jobs).await
+    }
+
+    async fn one(store: &Store, job: &Self) -> Result<Inserted, StoreError> {
+        store.insert_one(&job.new, job.actor()).await
     }
 }
 
@@ -177,7 +100,7 @@ fn values(rows: usize, cols: usize) -> String {
 
 /// The batch in one transaction. `None` for a request that was not inserted because one with
 /// its idempotency key exists (the caller looks it up after the commit).
-async fn insert_batch(store: &Store, jobs: &[Job]) -> Result<Vec<Option<Inserted>>, StoreError> {
+async fn insert_batch(store: &Store, jobs: &[NewJob]) -> Result<Vec<Option<Inserted>>, StoreError> {
     let now = now_ms();
     let prepared = jobs
         .iter()
@@ -209,7 +132,7 @@ async fn insert_batch(store: &Store, jobs: &[Job]) -> Result<Vec<Option<Inserted
 
 async fn insert_requests(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    jobs: &[Job],
+    jobs: &[NewJob],
     prepared: &[Prepared],
     now: i64,
 ) -> Result<Vec<RequestRecord>, StoreError> {
@@ -294,11 +217,11 @@ async fn insert_events(tx: &mut sqlx::Transaction<'static, sqlx::Any>, events: &
 /// One `submit` audit row per stored request, and the chat requests' delivery rows.
 async fn insert_audit(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    jobs: &[Job],
+    jobs: &[NewJob],
     stored: &[Option<(RequestRecord, Vec<Event>)>],
     now: i64,
 ) -> Result<(), StoreError> {
-    let rows: Vec<(&Job, &RequestRecord, &[Event])> = jobs
+    let rows: Vec<(&NewJob, &RequestRecord, &[Event])> = jobs
         .iter()
         .zip(stored)
         .filter_map(|(job, s)| s.as_ref().map(|(r, e)| (job, r, e.as_slice())))

@@ -5,6 +5,8 @@
 //! compare-and-set (`UPDATE … WHERE state IN (…)`) inside a transaction that also writes the
 //! event and the audit row, so the three never disagree.
 
+mod batch;
+mod delivery_writes;
 mod insert;
 mod outbox;
 mod records;
@@ -54,7 +56,14 @@ pub struct Store {
     /// sleeping in SQLite's busy handler (1, 2, 5, 10… ms) and retrying.
     writer: AnyPool,
     backend: Backend,
-    group: Option<insert::GroupCommit>,
+    /// The group-commit tasks (see batch.rs); `None` in the tasks' own copy.
+    group: Option<Groups>,
+}
+
+#[derive(Clone)]
+struct Groups {
+    requests: batch::Batcher<insert::NewJob>,
+    deliveries: batch::Batcher<delivery_writes::DeliveryWrite>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -86,7 +95,10 @@ impl Store {
             group: None,
         };
         Ok(Self {
-            group: Some(insert::GroupCommit::start(direct.clone())),
+            group: Some(Groups {
+                requests: batch::Batcher::start(direct.clone()),
+                deliveries: batch::Batcher::start(direct.clone()),
+            }),
             ..direct
         })
     }
@@ -117,7 +129,7 @@ impl Store {
 
     /// (group commits, requests they stored) since this store was opened (see insert.rs).
     pub fn group_commits(&self) -> (u64, u64) {
-        self.group.as_ref().map_or((0, 0), insert::GroupCommit::stats)
+        self.group.as_ref().map_or((0, 0), |g| g.requests.stats())
     }
 
     /// The pool writes go through (see `writer`).
@@ -146,7 +158,7 @@ impl Store {
         actor: Actor<'_>,
     ) -> Result<(RequestRecord, bool, Vec<Event>), StoreError> {
         match &self.group {
-            Some(group) => group.insert(new, actor).await,
+            Some(group) => group.requests.write(insert::NewJob::new(new, actor)).await,
             None => self.insert_one(new, actor).await,
         }
     }

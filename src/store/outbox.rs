@@ -10,7 +10,11 @@
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{Store, StoreError};
+use super::{
+    Store, StoreError,
+    batch::Batched,
+    delivery_writes::{Change, DeliveryWrite},
+};
 use crate::domain::{RequestId, Surface};
 
 /// A row ready to be claimed: the oldest pending event of its request.
@@ -104,6 +108,28 @@ pub(super) async fn insert_many_tx(
 }
 
 impl Store {
+    /// A bookkeeping write, group-committed with others (see delivery_writes.rs).
+    async fn delivery_write(
+        &self,
+        id: &RequestId,
+        first: i64,
+        last: i64,
+        owner: &str,
+        change: Change,
+    ) -> Result<u64, StoreError> {
+        let write = DeliveryWrite {
+            id: id.clone(),
+            first,
+            last,
+            owner: owner.to_owned(),
+            change,
+        };
+        match &self.group {
+            Some(group) => group.deliveries.write(write).await,
+            None => DeliveryWrite::one(self, &write).await,
+        }
+    }
+
     /// Up to `limit` rows that may be claimed now: each the oldest pending row of its
     /// request, due, and not leased.
     pub async fn delivery_heads(&self, now: i64, limit: i64) -> Result<Vec<Head>, StoreError> {
@@ -168,21 +194,8 @@ impl Store {
         now: i64,
         until: i64,
     ) -> Result<bool, StoreError> {
-        let n = sqlx::query(
-            "UPDATE deliveries SET lease_owner = $4, lease_until = $6, attempts = attempts + 1 \
-             WHERE request_id = $1 AND seq BETWEEN $2 AND $3 AND state = 'pending' \
-             AND (lease_until IS NULL OR lease_until < $5)",
-        )
-        .bind(id.as_str())
-        .bind(first)
-        .bind(last)
-        .bind(owner)
-        .bind(now)
-        .bind(until)
-        .execute(self.writer())
-        .await?
-        .rows_affected();
-        Ok(n > 0)
+        let change = Change::Claim { now, until };
+        Ok(self.delivery_write(id, first, last, owner, change).await? > 0)
     }
 
     /// Rows `first..=last` reached their thread.
@@ -195,20 +208,11 @@ impl Store {
         platform_id: Option<&str>,
         now: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE deliveries SET state = 'delivered', delivered_at = $5, platform_id = $6, \
-             lease_owner = NULL, lease_until = NULL, error = NULL \
-             WHERE request_id = $1 AND seq BETWEEN $2 AND $3 AND lease_owner = $4 AND state = 'pending'",
-        )
-        .bind(id.as_str())
-        .bind(first)
-        .bind(last)
-        .bind(owner)
-        .bind(now)
-        .bind(platform_id)
-        .execute(self.writer())
-        .await?;
-        Ok(())
+        let change = Change::Delivered {
+            platform_id: platform_id.map(str::to_owned),
+            now,
+        };
+        self.delivery_write(id, first, last, owner, change).await.map(drop)
     }
 
     /// Rows `first..=last` failed this time: tried again at `retry_at`, or, when `None`,
@@ -223,41 +227,18 @@ impl Store {
         error: &str,
         retry_at: Option<i64>,
     ) -> Result<(), StoreError> {
-        let (state, next) = match retry_at {
-            Some(at) => ("pending", at),
-            None => ("failed", 0),
+        let change = Change::Failed {
+            error: error.to_owned(),
+            retry_at,
         };
-        sqlx::query(
-            "UPDATE deliveries SET state = $5, next_at = CASE WHEN $5 = 'pending' THEN $6 ELSE next_at END, \
-             error = $7, lease_owner = NULL, lease_until = NULL \
-             WHERE request_id = $1 AND seq BETWEEN $2 AND $3 AND lease_owner = $4 AND state = 'pending'",
-        )
-        .bind(id.as_str())
-        .bind(first)
-        .bind(last)
-        .bind(owner)
-        .bind(state)
-        .bind(next)
-        .bind(error)
-        .execute(self.writer())
-        .await?;
-        Ok(())
+        self.delivery_write(id, first, last, owner, change).await.map(drop)
     }
 
     /// Gives a claimed row back untouched, due at `next_at` (a progress line held back so
     /// that a burst is merged).
     pub async fn defer_delivery(&self, id: &RequestId, seq: i64, owner: &str, next_at: i64) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE deliveries SET next_at = $4, attempts = attempts - 1, lease_owner = NULL, lease_until = NULL \
-             WHERE request_id = $1 AND seq = $2 AND lease_owner = $3 AND state = 'pending'",
-        )
-        .bind(id.as_str())
-        .bind(seq)
-        .bind(owner)
-        .bind(next_at)
-        .execute(self.writer())
-        .await?;
-        Ok(())
+        let change = Change::Defer { next_at };
+        self.delivery_write(id, seq, seq, owner, change).await.map(drop)
     }
 
     /// When a progress line of `id` last reached its thread.

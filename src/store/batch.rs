@@ -1,0 +1,120 @@
+//! Group commit: one task per kind of hot write stores, in one transaction, whatever arrived
+//! while its previous transaction committed.
+//!
+//! A commit costs the same for one row as for fifty (a WAL flush on PostgreSQL, the single
+//! writer's turn on SQLite), so under load most of a write's cost was its own transaction
+//! (issue 14). Callers still wait for the commit that holds their write, so nothing is
+//! acknowledged before it is durable. A batch that fails is rolled back and each write is
+//! tried on its own, so one bad write cannot fail its neighbours and every caller gets its
+//! own answer.
+
+use std::{
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Store, StoreError};
+
+/// Writes that may wait for their task before the caller itself waits to hand one over.
+const QUEUE: usize = 4096;
+
+/// A kind of write that can share a transaction with others of its kind.
+pub(super) trait Batched: Send + Sync + Sized + 'static {
+    type Output: Send + 'static;
+    /// The most writes one transaction holds.
+    const MAX: usize;
+
+    /// All of `jobs` in one transaction, committed before this returns. `None` for a job
+    /// that must be tried on its own after the commit (a lost idempotency race, say).
+    fn batch(
+        store: &Store,
+        jobs: &[Self],
+    ) -> impl Future<Output = Result<Vec<Option<Self::Output>>, StoreError>> + Send;
+
+    /// One job in its own transaction.
+    fn one(store: &Store, job: &Self) -> impl Future<Output = Result<Self::Output, StoreError>> + Send;
+}
+
+type Reply<J> = oneshot::Sender<Result<<J as Batched>::Output, StoreError>>;
+
+/// The handle callers use; the task ends when the last handle is dropped.
+pub(super) struct Batcher<J: Batched> {
+    jobs: mpsc::Sender<(J, Reply<J>)>,
+    stats: Arc<Stats>,
+}
+
+impl<J: Batched> Clone for Batcher<J> {
+    fn clone(&self) -> Self {
+        Self {
+            jobs: self.jobs.clone(),
+            stats: self.stats.clone(),
+        }
+    }
+}
+
+/// Transactions committed by a task and the writes they held, for /metrics.
+#[derive(Default)]
+struct Stats {
+    commits: AtomicU64,
+    writes: AtomicU64,
+}
+
+impl<J: Batched> Batcher<J> {
+    /// Starts the task on `store`, which must not itself batch (it is the task's own path
+    /// to the database).
+    pub(super) fn start(store: Store) -> Self {
+        let (jobs, rx) = mpsc::channel(QUEUE);
+        let stats = Arc::new(Stats::default());
+        tokio::spawn(run::<J>(store, rx, stats.clone()));
+        Self { jobs, stats }
+    }
+
+    /// Hands `job` to the task and waits for the commit that holds it.
+    pub(super) async fn write(&self, job: J) -> Result<J::Output, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs.send((job, reply)).await.map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// (transactions committed, writes they held).
+    pub(super) fn stats(&self) -> (u64, u64) {
+        (
+            self.stats.commits.load(Ordering::Relaxed),
+            self.stats.writes.load(Ordering::Relaxed),
+        )
+    }
+}
+
+async fn run<J: Batched>(store: Store, mut rx: mpsc::Receiver<(J, Reply<J>)>, stats: Arc<Stats>) {
+    let mut batch = Vec::with_capacity(J::MAX);
+    while rx.recv_many(&mut batch, J::MAX).await > 0 {
+        let (jobs, replies): (Vec<J>, Vec<Reply<J>>) = std::mem::take(&mut batch).into_iter().unzip();
+        let results = match J::batch(&store, &jobs).await {
+            Ok(results) => {
+                stats.commits.fetch_add(1, Ordering::Relaxed);
+                let n = results.iter().flatten().count();
+                stats.writes.fetch_add(n as u64, Ordering::Relaxed);
+                results
+            }
+            Err(e) => {
+                if jobs.len() > 1 {
+                    tracing::debug!(writes = jobs.len(), error = %e, "group commit failed; writing one by one");
+                }
+                jobs.iter().map(|_| None).collect()
+            }
+        };
+        for ((job, reply), done) in jobs.iter().zip(replies).zip(results) {
+            let answer = match done {
+                Some(out) => Ok(out),
+                None => J::one(&store, job).await,
+            };
+            // The caller may have gone (its client hung up); the write stands either way.
+            let _ = reply.send(answer);
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! The outbox's bookkeeping writes (claim, delivered, failed, deferred), group-committed.
+//!
+//! Every chat post costs two or three of these; written one transaction each they took the
+//! single SQLite writer (or a WAL flush on PostgreSQL) from the acknowledgements they run
+//! beside. Batched (see batch.rs), up to [`DeliveryWrite::MAX`] share a commit. Each is a
+//! compare-and-set on its own rows, so sharing a transaction changes nothing about who wins.
+
+use sqlx::AnyConnection;
+
+use super::{Store, StoreError, batch::Batched};
+use crate::domain::RequestId;
+
+/// One bookkeeping write on rows `first..=last` of a request's deliveries.
+#[derive(Debug, Clone)]
+pub(super) struct DeliveryWrite {
+    pub id: RequestId,
+    pub first: i64,
+    pub last: i64,
+    pub owner: String,
+    pub change: Change,
+}
+
+#[derive(Debug, Clone)]
+pub(super) enum Change {
+    /// Lease the rows until `until` if nobody holds them at `now`, counting an attempt.
+    Claim { now: i64, until: i64 },
+    /// They reached their thread.
+    Delivered { platform_id: Option<String>, now: i64 },
+    /// Try again at `retry_at`, or (`None`) never.
+    Failed { error: String, retry_at: Option<i64> },
+    /// Give the claimed row back untouched, due at `next_at`.
+    Defer { next_at: i64 },
+}
+
+impl DeliveryWrite {
+    /// Runs the write; the number of rows it changed.
+    async fn execute(&self, conn: &mut AnyConnection) -> Result<u64, StoreError> {
+        let id = self.id.as_str();
+        let q = match &self.change {
+            Change::Claim { now, until } => sqlx::query(
+                "UPDATE deliveries SET lease_owner = $4, lease_until = $6, attempts = attempts + 1 \
+                 WHERE request_id = $1 AND seq BETWEEN $2 AND $3 AND state = 'pending' \
+                 AND (lease_until IS NULL OR lease_until < $5)",
+            )
+            .bind(id)
+            .bind(self.first)
+            .bind(self.last)
+            .bind(&self.owner)
+            .bind(*now)
+            .bind(*until),
+            Change::Delivered { platform_id, now } => sqlx::query(
+                "UPDATE deliveries SET state = 'delivered', delivered_at = $5, platform_id = $6, \
+                 lease_owner = NULL, lease_until = NULL, error = NULL \
+                 WHERE request_id = $1 AND seq BETWEEN $2 AND $3 AND lease_owner = $4 AND state = 'pending'",
+            )
+            .bind(id)
+            .bind(self.first)
+            .bind(self.last)
+            .bind(&self.owner)
+            .bind(*now)
+            .bind(platform_id),
+            Change::Failed { error, retry_at } => {
+                let (state, next) = match retry_at {
+                    Some(at) => ("pending", *at),
+                    None => ("failed", 0),
+                };
+                sqlx::query(
+                    "UPDATE deliveries SET state = $5, next_at = CASE WHEN $5 = 'pending' THEN $6 ELSE next_at END, \
+                     error = $7, lease_owner = NULL, lease_until = NULL \
+                     WHERE request_id = $1 AND seq BETWEEN $2 AND $3 AND lease_owner = $4 AND state = 'pending'",
+                )
+                .bind(id)
+                .bind(self.first)
+                .bind(self.last)
+                .bind(&self.owner)
+                .bind(state)
+                .bind(next)
+                .bind(error)
+            }
+            Change::Defer { next_at } => sqlx::query(
+                "UPDATE deliveries SET next_at = $4, attempts = attempts - 1, lease_owner = NULL, lease_until = NULL \
+                 WHERE request_id = $1 AND seq BETWEEN $2 AND $3 AND lease_owner = $5 AND state = 'pending'",
+            )
+            .bind(id)
+            .bind(self.first)
+            .bind(self.last)
+            .bind(*next_at)
+            .bind(&self.owner),
+        };
+        Ok(q.execute(conn).await?.rows_affected())
+    }
+}
+
+impl Batched for DeliveryWrite {
+    type Output = u64;
+    const MAX: usize = 128;
+
+    async fn batch(store: &Store, jobs: &[Self]) -> Result<Vec<Option<u64>>, StoreError> {
+        let mut tx = store.begin().await?;
+        let mut changed = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            changed.push(Some(job.execute(&mut *tx).await?));
+        }
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    async fn one(store: &Store, job: &Self) -> Result<u64, StoreError> {
+        let mut conn = store.writer().acquire().await?;
+        job.execute(&mut *conn).await
+    }
+}
