@@ -99,7 +99,7 @@ impl Batched for DeliveryWrite {
         let mut tx = store.begin().await?;
         let mut changed = Vec::with_capacity(jobs.len());
         for job in jobs {
-            changed.push(Some(job.execute(&mut *tx).await?));
+            changed.push(Some(job.execute(&mut tx).await?));
         }
         tx.commit().await?;
         Ok(changed)
@@ -107,6 +107,6 @@ impl Batched for DeliveryWrite {
 
     async fn one(store: &Store, job: &Self) -> Result<u64, StoreError> {
         let mut conn = store.writer().acquire().await?;
-        job.execute(&mut *conn).await
+        job.execute(&mut conn).await
     }
 }
