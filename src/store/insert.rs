@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use sqlx::AssertSqlSafe;
 
-use super::{REQUEST_COLUMNS, Store, StoreError, append_event_tx, audit_tx, batch::Batched, outbox, request_from_row};
+use super::{REQUEST_COLUMNS, Store, StoreError, batch::Batched, outbox, request_from_row};
 use crate::{
     domain::{RequestId, new_token, now_ms},
     store::{Actor, Event, EventKind, NewRequest, RequestRecord},
@@ -35,13 +35,6 @@ impl NewJob {
             surface: actor.surface.to_owned(),
         }
     }
-
-    fn actor(&self) -> Actor<'_> {
-        Actor {
-            who: &self.who,
-            surface: &self.surface,
-        }
-    }
 }
 
 impl Batched for NewJob {
@@ -53,8 +46,12 @@ impl Batched for NewJob {
         insert_batch(store, jobs).await
     }
 
+    /// A batch of one; a request whose idempotency key was taken is the one that took it.
     async fn one(store: &Store, job: &Self) -> Result<Inserted, StoreError> {
-        store.insert_one(&job.new, job.actor()).await
+        match insert_batch(store, std::slice::from_ref(job)).await?.pop().flatten() {
+            Some(stored) => Ok(stored),
+            None => store.existing(&job.new).await.map(|r| (r, false, Vec::new())),
+        }
     }
 }
 
@@ -256,62 +253,6 @@ async fn insert_audit(
 }
 
 impl Store {
-    /// One request in its own transaction: the path when a batch failed, and for a request
-    /// whose idempotency key was taken.
-    pub(super) async fn insert_one(&self, new: &NewRequest, actor: Actor<'_>) -> Result<Inserted, StoreError> {
-        let now = now_ms();
-        let p = Prepared::new(new)?;
-        let mut tx = self.begin().await?;
-        let inserted = sqlx::query(AssertSqlSafe(format!(
-            "INSERT INTO requests (id, command, action, text, args, state, requester, surface, channel, thread, surface_data, \
-             idempotency_key, approval, approval_expires_at, created_at, updated_at, requester_groups) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $15, $11, $12, $13, $14, $14, $16) ON CONFLICT DO NOTHING RETURNING {REQUEST_COLUMNS}"
-        )))
-        .bind(p.id.as_str())
-        .bind(&new.command)
-        .bind(&new.action)
-        .bind(&new.text)
-        .bind(&p.args)
-        .bind(new.state.as_str())
-        .bind(&new.requester)
-        .bind(new.surface.as_str())
-        .bind(&new.channel)
-        .bind(&new.thread)
-        .bind(&new.idempotency_key)
-        .bind(&p.approval)
-        .bind(new.approval_expires_at)
-        .bind(now)
-        .bind(&p.surface_data)
-        .bind(&p.groups)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(inserted) = inserted else {
-            tx.rollback().await?;
-            return self.existing(new).await.map(|r| (r, false, Vec::new()));
-        };
-        let id = &p.id;
-        let data = serde_json::json!({ "state": new.state.as_str() });
-        let mut events =
-            vec![append_event_tx(&mut tx, id, EventKind::State, new.state.as_str(), Some(data), now).await?];
-        if let Some((message, data)) = &new.prompt {
-            events.push(append_event_tx(&mut tx, id, EventKind::Approval, message, Some(data.clone()), now).await?);
-        }
-        audit_tx(
-            &mut tx,
-            actor,
-            Some(id),
-            "submit",
-            None,
-            Some(new.state),
-            Some(&new.text),
-            now,
-        )
-        .await?;
-        tx.commit().await?;
-        // As inserted: the events just added moved only the event counter.
-        Ok((request_from_row(&inserted)?, true, events))
-    }
-
     /// The request the same requester stored under `new`'s idempotency key on its surface.
     async fn existing(&self, new: &NewRequest) -> Result<RequestRecord, StoreError> {
         let key = new.idempotency_key.as_deref().unwrap_or_default();

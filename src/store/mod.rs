@@ -159,7 +159,7 @@ impl Store {
     ) -> Result<(RequestRecord, bool, Vec<Event>), StoreError> {
         match &self.group {
             Some(group) => group.requests.write(insert::NewJob::new(new, actor)).await,
-            None => self.insert_one(new, actor).await,
+            None => <insert::NewJob as batch::Batched>::one(self, &insert::NewJob::new(new, actor)).await,
         }
     }
 
