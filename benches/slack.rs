@@ -21,7 +21,11 @@
 //!    `SLACK_BENCH_SECS`; latency from each command's scheduled send time (no coordinated
 //!    omission).
 //!
-//! The load generator runs in the same process on the same cores as the server.
+//! 3. wrk (when installed): `SLACK_BENCH_CONCURRENCY` connections, 2 threads, for
+//!    `SLACK_BENCH_SECS`, pre-signed commands (`slack/signed.lua`): requests/s, p50/p99.
+//!
+//! The bench's own generator runs in the same process on the same cores as the server; wrk
+//! runs beside it on the same cores.
 
 #[path = "../tests/support/slack/mod.rs"]
 mod slack_fake;
@@ -30,6 +34,8 @@ mod slack_fake;
 mod load;
 #[path = "slack/servers.rs"]
 mod servers;
+#[path = "slack/wrk.rs"]
+mod wrk;
 
 use std::{sync::Arc, time::Duration};
 
@@ -54,6 +60,7 @@ struct Measured {
     name: String,
     capacity: Outcome,
     fixed: Outcome,
+    wrk: Option<wrk::Wrk>,
 }
 
 fn main() {
@@ -92,7 +99,7 @@ async fn baseline(s: &Settings, sink: &Sink) -> Measured {
         format!("http://{addr}/slack/commands"),
         format!("http://{}/response/bench", sink.addr),
     ));
-    measure("verify-only baseline", s, &client, None).await
+    measure("verify-only baseline", s, &client, sink, false).await
 }
 
 async fn deckhand(s: &Settings, sink: &Sink, postgres: bool) -> Measured {
@@ -108,10 +115,10 @@ async fn deckhand(s: &Settings, sink: &Sink, postgres: bool) -> Measured {
         format!("http://{}/response/bench", sink.addr),
     ));
     let calls_before = sink.calls();
-    let m = measure(name, s, &client, Some(sink)).await;
+    let m = measure(name, s, &client, sink, true).await;
     let acked = m.capacity.ok + m.fixed.ok;
     println!(
-        "  {name}: stored requests {} (acked {acked} + warm-up); Slack Web API calls {}",
+        "  {name}: stored requests {} (acked {acked} by the bench's generator, plus wrk's and the warm-up); Slack Web API calls {}",
         servers::stored(&running).await,
         sink.calls() - calls_before
     );
@@ -120,7 +127,8 @@ async fn deckhand(s: &Settings, sink: &Sink, postgres: bool) -> Measured {
     m
 }
 
-async fn measure(name: &str, s: &Settings, client: &Arc<Client>, sink: Option<&Sink>) -> Measured {
+async fn measure(name: &str, s: &Settings, client: &Arc<Client>, sink: &Sink, posts: bool) -> Measured {
+    let sink = posts.then_some(sink);
     println!("{name}:");
     client.warm_up(50).await;
     let capacity = load::closed(client, s.concurrency, s.secs).await;
@@ -150,11 +158,47 @@ async fn measure(name: &str, s: &Settings, client: &Arc<Client>, sink: Option<&S
     if let Some(sink) = sink {
         sink.settle(Duration::from_secs(60)).await;
     }
+    let wrk = with_wrk(name, s, client).await;
+    if let Some(sink) = sink {
+        sink.settle(Duration::from_secs(60)).await;
+    }
     Measured {
         name: name.to_owned(),
         capacity,
         fixed,
+        wrk,
     }
+}
+
+/// wrk's closed-loop figures, run on a blocking thread so the in-process server keeps its
+/// runtime threads.
+async fn with_wrk(name: &str, s: &Settings, client: &Arc<Client>) -> Option<wrk::Wrk> {
+    if !wrk::available() {
+        println!("  wrk: not installed (apt-get install wrk), skipped");
+        return None;
+    }
+    let (url, response_url) = (client.url.clone(), client.response_url.clone());
+    let (conns, secs) = (s.concurrency, s.secs);
+    let tag = format!("{}.{}", name.len(), slack_fake::now());
+    let w = tokio::task::spawn_blocking(move || wrk::run(&url, &response_url, &tag, 2, conns, secs))
+        .await
+        .expect("wrk thread");
+    println!(
+        "  wrk, {conns} connections, 2 threads, {secs} s: {:.0} acks/s, p50 {}, p99 {}, {} errors{}",
+        w.rate,
+        w.p50,
+        w.p99,
+        w.errors,
+        if w.wraps > 0 {
+            format!(
+                " ({} times a thread ran out of new commands and repeated them)",
+                w.wraps
+            )
+        } else {
+            String::new()
+        }
+    );
+    Some(w)
 }
 
 fn summary(s: &Settings, results: &[Measured]) {
@@ -177,6 +221,19 @@ fn summary(s: &Settings, results: &[Measured]) {
             m.capacity.errors + m.fixed.errors
         );
     }
+    if results.iter().any(|m| m.wrk.is_some()) {
+        println!();
+        println!(
+            "| path | wrk acks/s, {} connections | p50 | p99 | errors |",
+            s.concurrency
+        );
+        println!("|---|---|---|---|---|");
+        for m in results {
+            if let Some(w) = &m.wrk {
+                println!("| {} | {:.0} | {} | {} | {} |", m.name, w.rate, w.p50, w.p99, w.errors);
+            }
+        }
+    }
     let Some(base) = results.iter().find(|m| m.name.contains("baseline")) else {
         return;
     };
@@ -190,5 +247,13 @@ fn summary(s: &Settings, results: &[Measured]) {
             ratio(m.capacity.percentile(0.99), base.capacity.percentile(0.99)),
             ratio(m.fixed.percentile(0.99), base.fixed.percentile(0.99)),
         );
+        if let (Some(w), Some(b)) = (&m.wrk, &base.wrk) {
+            println!(
+                "ratio {} / baseline under wrk: acks/s {:.3} (1/{:.1})",
+                m.name,
+                w.rate / b.rate.max(1e-9),
+                b.rate / w.rate.max(1e-9)
+            );
+        }
     }
 }

@@ -24,8 +24,8 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct Client {
     http: reqwest::Client,
-    url: String,
-    response_url: String,
+    pub url: String,
+    pub response_url: String,
     seq: AtomicUsize,
 }
 

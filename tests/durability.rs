@@ -1,0 +1,270 @@
+//! An acked slash command survives kill -9: deckhand runs as a child process (the release of
+//! this crate's `deckhand serve`), 32 tasks send it signed slash commands that each need an
+//! approval, the process is killed with SIGKILL while they are in flight, and every command
+//! that got its 200 must be in the store with its events and audit row. Then a new process on
+//! the same store takes the same commands again without storing any twice (idempotency holds
+//! across the crash). Both backends.
+
+#[path = "support/slack/mod.rs"]
+mod slack_fake;
+mod support;
+
+use std::{
+    collections::BTreeSet,
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use slack_fake::{FakeSlack, SIGNING_SECRET, command_form, now, signed_headers};
+use sqlx::{AnyPool, Row};
+use support::{Backend, TestDb, backends};
+
+const TASKS: usize = 32;
+/// Kill once at least this many commands were acked (so the kill lands under load).
+const ACKED_BEFORE_KILL: usize = 300;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+struct Deckhand {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Deckhand {
+    async fn start(store_url: &str, slack: &FakeSlack) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("deckhand.toml");
+        // One command that needs an approval and no cluster: the ack is a durable write.
+        std::fs::write(dir.path().join("hold.yaml"), HOLD_SPEC).expect("write spec");
+        std::fs::write(
+            &config,
+            format!(
+                r#"
+[store]
+url = "{store_url}"
+
+[commands]
+dir = "{dir}"
+
+[slack]
+bot_token = "{bot}"
+signing_secret = "{SIGNING_SECRET}"
+api_url = "{api}"
+
+[users.dana]
+groups = ["developers"]
+identities = ["slack:UDANA"]
+tokens = ["dana-token-0123456789"]
+"#,
+                bot = slack_fake::BOT_TOKEN,
+                api = slack.api_url(),
+                dir = dir.path().display(),
+            ),
+        )
+        .expect("write config");
+        let port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_deckhand"))
+            .args(["--config"])
+            .arg(&config)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start deckhand");
+        let url = format!("http://127.0.0.1:{port}");
+        let mut me = Self { child, url, _dir: dir };
+        me.wait_ready().await;
+        me
+    }
+
+    async fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let http = reqwest::Client::new();
+        loop {
+            if let Ok(r) = http.get(format!("{}/readyz", self.url)).send().await
+                && r.status().is_success()
+            {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("deckhand exited before it was ready: {status}");
+            }
+            assert!(Instant::now() < deadline, "deckhand not ready within 30 s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGKILL: no shutdown hook, no flush, no graceful drain.
+    fn kill9(&mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reap");
+    }
+}
+
+impl Drop for Deckhand {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const HOLD_SPEC: &str = r#"
+- name: hold
+  help: Stored, waits for an ops approval
+  pattern: '^hold (?P<env>\S+)$'
+  args:
+    env: { type: name }
+  action: whoami
+  allow: [group:developers]
+  approval: { approvers: [group:ops], count: 1, expires: 1h }
+"#;
+
+/// Sends `hold dur-N` (needs an ops approval, so the ack is a durable write) with
+/// trigger_id `dur.N`; true on 200.
+async fn send(http: &reqwest::Client, url: &str, slack: &FakeSlack, n: usize) -> bool {
+    let body = command_form(
+        "UDANA",
+        "CDUR",
+        &format!("hold dur-{n}"),
+        &format!("dur.{n}"),
+        &slack.response_url("dur"),
+    );
+    let mut req = http
+        .post(format!("{url}/slack/commands"))
+        .header("content-type", "application/x-www-form-urlencoded");
+    for (k, v) in signed_headers(&body, now()) {
+        req = req.header(k, v);
+    }
+    matches!(req.body(body).send().await, Ok(r) if r.status().is_success())
+}
+
+/// What the store holds for trigger `dur.N`: (requests, events, audit rows).
+async fn stored(pool: &AnyPool, n: usize) -> (i64, i64, i64) {
+    let key = format!("slack:dur.{n}");
+    let row = sqlx::query(
+        "SELECT (SELECT COUNT(*) FROM requests WHERE idempotency_key = $1), \
+                (SELECT COUNT(*) FROM events e JOIN requests r ON r.id = e.request_id WHERE r.idempotency_key = $1), \
+                (SELECT COUNT(*) FROM audit a JOIN requests r ON r.id = a.request_id WHERE r.idempotency_key = $1)",
+    )
+    .bind(key)
+    .fetch_one(pool)
+    .await
+    .expect("query the store");
+    (row.get(0), row.get(1), row.get(2))
+}
+
+async fn acked_commands_survive_kill_9(backend: Backend) {
+    support::init_tls();
+    let db = TestDb::new(backend).await;
+    let slack = FakeSlack::start().await;
+    let mut first = Deckhand::start(&db.url, &slack).await;
+
+    let acked = Arc::new(Mutex::new(BTreeSet::new()));
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|_| {
+            let (acked, next, http, url, slack) = (
+                acked.clone(),
+                next.clone(),
+                http.clone(),
+                first.url.clone(),
+                slack.clone(),
+            );
+            tokio::spawn(async move {
+                // Each task sends until its first failure (the kill), at most 60 s.
+                let deadline = Instant::now() + Duration::from_secs(60);
+                while Instant::now() < deadline {
+                    let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if !send(&http, &url, &slack, n).await {
+                        return;
+                    }
+                    acked.lock().unwrap().insert(n);
+                }
+            })
+        })
+        .collect();
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while acked.lock().unwrap().len() < ACKED_BEFORE_KILL {
+        assert!(
+            Instant::now() < deadline,
+            "{backend:?}: not {ACKED_BEFORE_KILL} acks within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    first.kill9();
+    for t in tasks {
+        t.await.expect("sender");
+    }
+    let acked = acked.lock().unwrap().clone();
+    let sent = next.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!(
+        "{backend:?}: {} acked, {} sent when deckhand was killed",
+        acked.len(),
+        sent
+    );
+    assert!(
+        sent > acked.len(),
+        "{backend:?}: some commands were in flight at the kill"
+    );
+
+    sqlx::any::install_default_drivers();
+    let pool = AnyPool::connect(&db.url).await.expect("open the store");
+    let told: Vec<_> = slack.calls_to("response_url").into_iter().take(1).collect();
+    for &n in &acked {
+        let (requests, events, audit) = stored(&pool, n).await;
+        assert_eq!(
+            requests, 1,
+            "{backend:?}: acked command dur.{n} is in the store once (deckhand answered {told:?})"
+        );
+        assert!(events >= 1, "{backend:?}: acked command dur.{n} has its events");
+        assert!(audit >= 1, "{backend:?}: acked command dur.{n} has its audit row");
+    }
+    let before: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM requests")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert!(
+        before >= acked.len() as i64 && before <= sent as i64,
+        "{backend:?}: {before} stored for {} acked of {sent} sent",
+        acked.len()
+    );
+
+    // A new process on the same store: Slack retries every command (acked or not); none is
+    // stored twice, and every one is stored in the end.
+    let second = Deckhand::start(&db.url, &slack).await;
+    for n in 0..sent {
+        assert!(
+            send(&http, &second.url, &slack, n).await,
+            "{backend:?}: the retry of dur.{n} is acked"
+        );
+    }
+    for n in 0..sent {
+        let (requests, _, _) = stored(&pool, n).await;
+        assert_eq!(
+            requests, 1,
+            "{backend:?}: dur.{n} is stored exactly once after the retry"
+        );
+    }
+    pool.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acked_slash_commands_survive_kill_9_and_are_stored_once() {
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        acked_commands_survive_kill_9(backend).await;
+    }
+}
