@@ -12,7 +12,8 @@ function setup(thread)
   table.insert(threads, thread)
 end
 
-local reqs, i, wraps = {}, 0, 0
+local reqs, i = {}, 0
+wraps = 0 -- global: done() reads it through thread:get
 
 function init(args)
   local total = tonumber(os.getenv("SLACK_WRK_THREADS"))
