@@ -9,8 +9,9 @@
 //! /metrics and shown in the request's API view, and the thread goes on with the next event.
 //!
 //! Progress lines are merged from stored rows: a line that arrives within the surface's
-//! progress interval of the last one posted waits in the outbox, and the run of waiting lines
-//! goes as one reply. A crash between merges loses nothing, because nothing waits in memory.
+//! progress interval of the last one shown waits in the outbox, and the run of waiting lines
+//! is shown as its latest line in the status message (one edit). A crash between merges
+//! loses nothing, because nothing waits in memory.
 //!
 //! The one repeat allowed: a call in flight when the process dies is posted again when its
 //! lease runs out, since deckhand cannot know whether the platform got it.
@@ -151,9 +152,8 @@ async fn deliver(app: &App, head: Head) -> Result<(), StoreError> {
             // Another deliverer holds part of the run (it cannot, while we hold its head).
             return Ok(());
         }
-        let lines: Vec<&str> = run.iter().map(|e| e.message.as_str()).collect();
-        let text = surface::merge_progress(&lines);
-        timed(lease, surface.surface(), surface.post_progress(store, &request, &text)).await
+        let latest = run.last().map_or(first.message.as_str(), |e| e.message.as_str());
+        timed(lease, surface.surface(), surface.show_progress(store, &request, latest)).await
     } else {
         last_seq = head.seq;
         let request = surface::as_of(&request, &all, head.seq);

@@ -108,12 +108,13 @@ pub trait ChatSurface: Send + Sync {
     /// (`Store::set_surface_data`), which `request` may predate.
     async fn publish(&self, store: &Store, request: &RequestRecord, event: &Event) -> Result<Shown, SurfaceError>;
 
-    /// Posts progress lines for the thread as one reply: `text` is the merge of every line
-    /// of a run of stored progress events ([`merge_progress`]).
-    async fn post_progress(&self, store: &Store, request: &RequestRecord, text: &str) -> Result<Shown, SurfaceError>;
+    /// Shows the latest progress line of a run of stored progress events in the request's
+    /// status message (edited in place: progress is not worth a notification, so it never
+    /// becomes a thread reply).
+    async fn show_progress(&self, store: &Store, request: &RequestRecord, line: &str) -> Result<Shown, SurfaceError>;
 
-    /// Progress posted to a thread at most this often; the lines that arrive meanwhile
-    /// wait in the outbox and go as one reply.
+    /// The status message is edited for progress at most this often; the lines that arrive
+    /// meanwhile wait in the outbox and only the latest is shown.
     fn progress_interval(&self) -> Duration {
         Duration::ZERO
     }
@@ -153,21 +154,6 @@ pub fn as_of(request: &RequestRecord, events: &[Event], seq: i64) -> RequestReco
     then
 }
 
-/// Lines one merged progress reply lists before it summarises the oldest.
-const MAX_PROGRESS_LINES: usize = 30;
-
-/// Progress lines as one reply; past a limit the oldest are summarised, so a long burst
-/// keeps its latest lines.
-pub fn merge_progress(lines: &[&str]) -> String {
-    let skipped = lines.len().saturating_sub(MAX_PROGRESS_LINES);
-    let mut text = String::new();
-    if skipped > 0 {
-        text.push_str(&format!("({skipped} earlier updates)\n"));
-    }
-    text.push_str(&lines[skipped..].join("\n"));
-    text
-}
-
 /// The chat surfaces deckhand shows requests on, and the outbox's wake-up: every stored
 /// event of a chat request already has its delivery row (`crate::outbox`), so telling the
 /// deliverer to look is all that is left to do here.
@@ -199,20 +185,5 @@ impl Surfaces {
         if self.map.contains_key(&request.surface) {
             self.wake.notify_one();
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::merge_progress;
-
-    #[test]
-    fn long_bursts_keep_the_latest_lines() {
-        let lines: Vec<String> = (0..40).map(|i| format!("line {i}")).collect();
-        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
-        let text = merge_progress(&refs);
-        assert!(text.starts_with("(10 earlier updates)\nline 10\n"), "{text}");
-        assert!(text.ends_with("line 39"));
-        assert_eq!(merge_progress(&["a", "b"]), "a\nb");
     }
 }

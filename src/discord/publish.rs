@@ -1,8 +1,8 @@
 //! The Discord surface: a request's events shown where it was asked.
 //!
 //! Layout: the interaction's original response is the status message, edited in place
-//! (state, then the outcome); approval buttons go in a follow-up of their own, replaced by
-//! who decided; progress and output are follow-ups. Until the interaction token expires
+//! (state, the latest progress line, then the outcome); approval buttons go in a follow-up
+//! of their own, replaced by who decided; output is a follow-up. Until the interaction token expires
 //! everything goes through the interaction webhook; after that (or if Discord refuses the
 //! token) through the channel with the bot token, so long actions lose no message.
 //!
@@ -25,7 +25,7 @@ use super::{
 };
 use crate::{
     command_buttons::CommandButton,
-    domain::{State, Surface, now_ms},
+    domain::{State, Surface, human_duration_ms, now_ms},
     signing::Signer,
     store::{Event, EventKind, RequestRecord, Store},
     surface::{self, ChatSurface, Delivery, Shown, SurfaceError},
@@ -36,6 +36,9 @@ pub const CONTENT_MAX: usize = 2000;
 /// Right after the deferred response, Discord may not know the interaction yet; an edit of
 /// @original that comes back 404 this early is retried rather than taken as expiry.
 const ACK_GRACE_MS: i64 = 5_000;
+/// The status message is edited for progress at most this often (Discord allows about five
+/// edits in five seconds per message; the rest of the lines wait in the outbox).
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
 
 pub struct DiscordSurface {
     pub(super) rest: Rest,
@@ -154,14 +157,18 @@ impl ChatSurface for DiscordSurface {
         result.map(|()| st.original_message_id.clone())
     }
 
-    async fn post_progress(&self, store: &Store, request: &RequestRecord, text: &str) -> Result<Shown, SurfaceError> {
+    async fn show_progress(&self, store: &Store, request: &RequestRecord, line: &str) -> Result<Shown, SurfaceError> {
         let Some((record, mut st)) = self.load(store, request).await? else {
             return Ok(None);
         };
         let before = st.clone();
-        let result = self.post(&mut st, &message_body(&escape(text), None)).await;
+        let result = self.progress(&record, line, &mut st).await;
         self.keep(store, &record, &before, &st).await?;
-        result.map(Some)
+        result.map(|()| st.original_message_id.clone())
+    }
+
+    fn progress_interval(&self) -> Duration {
+        PROGRESS_INTERVAL
     }
 }
 
@@ -253,9 +260,7 @@ impl DiscordSurface {
             _ if let Delivery::Private(audience) = surface::delivery(event) => {
                 self.private(record, event, audience, st).await?;
             }
-            EventKind::Progress => {
-                self.post(st, &message_body(&escape(&event.message), None)).await?;
-            }
+            EventKind::Progress => self.progress(record, &event.message, st).await?,
             EventKind::Output => {
                 let chunks = output_chunks(&event.message);
                 let last = chunks.len().saturating_sub(1);
@@ -269,6 +274,16 @@ impl DiscordSurface {
             }
         }
         Ok(())
+    }
+
+    /// The latest progress line, in the status message: progress is not worth a follow-up.
+    async fn progress(&self, record: &RequestRecord, line: &str, st: &mut DiscordState) -> Result<(), SurfaceError> {
+        let since = record
+            .started_at
+            .map(|t| format!(" for {}", human_duration_ms(now_ms() - t)))
+            .unwrap_or_default();
+        let status = format!("{} running{since}\n{}", state_icon(State::Running), escape(line));
+        self.edit_status(st, &status_text(record, &status)).await
     }
 
     /// Takes the buttons off a request nobody decided on (it expired or was cancelled).

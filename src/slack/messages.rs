@@ -12,7 +12,7 @@ use slack_morphism::prelude::*;
 use super::buttons::{self, Decision};
 use crate::command_buttons::{self, CommandButton};
 use crate::{
-    domain::{RequestId, State, format_ms},
+    domain::{RequestId, State, format_ms, human_duration_ms, now_ms},
     signing::Signer,
     store::RequestRecord,
 };
@@ -29,12 +29,23 @@ pub fn mention(slack_user: Option<&str>, fallback: &str) -> String {
     }
 }
 
-/// `<@U…>: deploy … (request r-…)` and a status line under it; edited in place.
-pub fn root_text(request: &RequestRecord, requester: &str) -> String {
+/// `<@U…>: deploy … (request r-…)` and a status line under it; edited in place. While the
+/// request runs, the status line says for how long and `progress` (the latest progress
+/// line) follows it: progress edits this message instead of filling the thread.
+pub fn root_text(request: &RequestRecord, requester: &str, progress: Option<&str>) -> String {
     let status = match request.state {
         State::PendingApproval => ":hourglass_flowing_sand: waiting for approval".to_owned(),
         State::Queued => ":inbox_tray: queued".to_owned(),
-        State::Running => ":gear: running".to_owned(),
+        State::Running => {
+            let since = request
+                .started_at
+                .map(|t| format!(" for {}", human_duration_ms(now_ms() - t)))
+                .unwrap_or_default();
+            match progress {
+                Some(p) => format!(":gear: running{since}\n{}", escape(&clip(p, 500))),
+                None => format!(":gear: running{since}"),
+            }
+        }
         s => {
             let icon = match s {
                 State::Succeeded => ":white_check_mark:",

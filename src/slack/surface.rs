@@ -58,6 +58,9 @@ pub struct SlackData {
     /// Decisions so far, as lines for the prompt ("approved by @x at ...").
     #[serde(default)]
     pub decisions: Vec<String>,
+    /// The latest progress line, shown in the root message while the request runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<String>,
 }
 
 impl SlackData {
@@ -154,17 +157,10 @@ impl ChatSurface for SlackSurface {
         .await
     }
 
-    async fn post_progress(&self, store: &Store, request: &RequestRecord, text: &str) -> Result<Shown, SurfaceError> {
+    async fn show_progress(&self, store: &Store, request: &RequestRecord, line: &str) -> Result<Shown, SurfaceError> {
         let inner = self.inner.clone();
         self.with_data(store, request, |mut data| async move {
-            let r = async {
-                let root = inner.ensure_root(request, &mut data).await?;
-                inner
-                    .reply(&data.channel, &root, &messages::escape(text))
-                    .await
-                    .map(Some)
-            }
-            .await;
+            let r = inner.progress(request, line, &mut data).await;
             (data, r)
         })
         .await
@@ -202,6 +198,14 @@ impl Inner {
         }
     }
 
+    /// The latest progress line goes into the root message (edited in place), not the thread.
+    async fn progress(&self, request: &RequestRecord, line: &str, data: &mut SlackData) -> Result<Shown, WebError> {
+        let root = self.ensure_root(request, data).await?;
+        data.progress = Some(line.to_owned());
+        self.update_root(request, data, &root).await?;
+        Ok(Some(root))
+    }
+
     /// Shows one event; the ts of the message it posted, or of the thread's root.
     async fn publish(
         &self,
@@ -218,12 +222,7 @@ impl Inner {
         match event.kind {
             EventKind::State => self.on_state(store, request, event, data, &root).await?,
             EventKind::Approval => self.on_approval(request, event, data, &root).await?,
-            EventKind::Progress => {
-                return self
-                    .reply(&data.channel, &root, &messages::escape(&event.message))
-                    .await
-                    .map(Some);
-            }
+            EventKind::Progress => return self.progress(request, &event.message, data).await,
             EventKind::Output => {
                 let buttons = CommandButton::from_data(event.data.as_ref());
                 let mut content = SlackMessageContent::new().with_text(messages::output_text(&event.message));
@@ -293,7 +292,7 @@ impl Inner {
         if let Some(ts) = &data.root_ts {
             return Ok(ts.clone());
         }
-        let text = messages::root_text(request, &self.requester(request, data));
+        let text = messages::root_text(request, &self.requester(request, data), None);
         match self
             .post(&data.channel, None, SlackMessageContent::new().with_text(text))
             .await
@@ -360,10 +359,11 @@ impl Inner {
             }
             data.prompt_open = false;
         }
-        if request.state.is_terminal() {
+        // Success is shown by the root message (and any output by its own reply); a reply
+        // is for what needs someone's attention.
+        if request.state.is_terminal() && request.state != State::Succeeded {
             let outcome = request.outcome.clone().unwrap_or_else(|| event.message.clone());
             let text = match request.state {
-                State::Succeeded => format!(":white_check_mark: Succeeded: {}", messages::escape(&outcome)),
                 State::Failed => format!(":x: Failed: {}", messages::escape(&outcome)),
                 s => format!("{s}: {}", messages::escape(&outcome)),
             };
@@ -442,7 +442,7 @@ impl Inner {
     }
 
     async fn update_root(&self, request: &RequestRecord, data: &SlackData, root: &str) -> Result<(), WebError> {
-        let text = messages::root_text(request, &self.requester(request, data));
+        let text = messages::root_text(request, &self.requester(request, data), data.progress.as_deref());
         self.update(&data.channel, root, SlackMessageContent::new().with_text(text))
             .await
     }

@@ -40,6 +40,8 @@ pub struct Call {
     pub path: String,
     pub body: Value,
     pub authorization: Option<String>,
+    /// When the fake received it.
+    pub at: std::time::Instant,
 }
 
 /// A message as the fake keeps it, edits applied.
@@ -250,6 +252,7 @@ impl FakeDiscord {
                 .get("authorization")
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned),
+            at: std::time::Instant::now(),
         });
         if inner.rate_limit_next > 0 {
             inner.rate_limit_next -= 1;
