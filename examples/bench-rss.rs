@@ -12,7 +12,6 @@
 //!
 //! scripts/bench-rss.sh [COMMANDS]  (builds `deckhand` and this example in release)
 
-#[allow(dead_code)]
 #[path = "../tests/support/slack/mod.rs"]
 mod slack_fake;
 

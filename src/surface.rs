@@ -64,6 +64,66 @@ pub fn private_notice(request: &RequestRecord, audience: Audience, requester: &s
     }
 }
 
+/// What ends a command to post a private answer in the channel instead.
+pub const SHARE_FLAG: &str = "--share";
+/// The key in a chat request's surface data that says its answer is private (each
+/// platform's conversation state has it as a field, so writing that state back keeps it).
+const PRIVATE_ANSWER: &str = "private_answer";
+
+/// Removes a trailing `--share` from `text`; true if it was there.
+pub fn take_share_flag(text: &mut String) -> bool {
+    let trimmed = text.trim_end();
+    match trimmed.strip_suffix(SHARE_FLAG) {
+        Some(rest) if rest.is_empty() || rest.ends_with(char::is_whitespace) => {
+            *text = rest.trim_end().to_owned();
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Marks a chat request's surface data: its answer goes to the person alone.
+pub fn mark_private_answer(surface_data: &mut Option<serde_json::Value>) {
+    if let Some(serde_json::Value::Object(map)) = surface_data {
+        map.insert(PRIVATE_ANSWER.into(), serde_json::Value::Bool(true));
+    }
+}
+
+/// Whether chat answers this request to the person alone: a read-only command (`answer:
+/// private` in its spec) asked without `--share`. No status message, no thread: the output
+/// (or why it failed) goes privately, once.
+pub fn is_private_answer(request: &RequestRecord) -> bool {
+    request
+        .surface_data
+        .as_ref()
+        .and_then(|d| d.get(PRIVATE_ANSWER))
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(false)
+}
+
+/// What a private answer shows for one event.
+pub enum PrivateAnswer<'a> {
+    /// The command's output.
+    Output(&'a Event),
+    /// One line: how it ended, when that is news (a failure, or a success with no output).
+    Line(String),
+    Nothing,
+}
+
+/// The private answer to `event`; `answered` is true once an output was sent, so a
+/// success does not repeat it. The state is the one the event announces (the record may
+/// be newer than the event).
+pub fn private_answer(event: &Event, answered: bool) -> PrivateAnswer<'_> {
+    match (event.kind, announced(event)) {
+        (EventKind::Output, _) => PrivateAnswer::Output(event),
+        (EventKind::State, Some(State::Succeeded)) if answered => PrivateAnswer::Nothing,
+        (EventKind::State, Some(state)) if state.is_terminal() => {
+            PrivateAnswer::Line(format!("{state}: {}", event.message))
+        }
+        _ => PrivateAnswer::Nothing,
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("{surface} refused the update: {message}")]
 pub struct SurfaceError {
@@ -184,6 +244,27 @@ impl Surfaces {
     pub fn deliver(&self, request: &RequestRecord, _event: &Event) {
         if self.map.contains_key(&request.surface) {
             self.wake.notify_one();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::take_share_flag;
+
+    #[test]
+    fn a_trailing_share_flag_is_taken_off() {
+        for (text, rest, shared) in [
+            ("whoami --share", "whoami", true),
+            ("status shop in web   --share  ", "status shop in web", true),
+            ("--share", "", true),
+            ("whoami", "whoami", false),
+            ("logs x in y--share", "logs x in y--share", false),
+            ("deploy --share to web", "deploy --share to web", false),
+        ] {
+            let mut t = text.to_owned();
+            assert_eq!(take_share_flag(&mut t), shared, "{text}");
+            assert_eq!(t, rest, "{text}");
         }
     }
 }

@@ -171,6 +171,13 @@ fn commands_validate_reports_every_problem() {
   pattern: '^status (?P<app>[a-z'
   action: help
   allow: [everyone]
+- name: whoami
+  help: Who you are
+  pattern: '^whoami$'
+  action: whoami
+  allow: [everyone]
+  answer: private
+  approval: { approvers: [group:ops] }
 "#,
     )
     .unwrap();
@@ -189,6 +196,7 @@ fn commands_validate_reports_every_problem() {
         "broken.yaml: command `env create`: approval.when: expected '==', use == or !=",
         "broken.yaml: command `env create`: approval.count: must be at least 1",
         "broken.yaml: command `status`: pattern: is not a valid regex",
+        "broken.yaml: command `whoami`: answer: a private answer cannot wait for an approval",
         "syntax.yaml: yaml:",
     ] {
         assert!(stderr.contains(expected), "missing {expected:?} in:\n{stderr}");

@@ -124,6 +124,7 @@ impl Rig {
         let (id, token) = new_interaction();
         let p = command_payload(&id, &token, &discord_id(user), &[], words, options);
         let (s, v) = self.send(&p).await;
+        self.discord.fake.responded(&token, &v);
         (token, s, v)
     }
 
@@ -482,6 +483,47 @@ async fn approval_buttons_refuse_the_wrong_people_and_show_who_decided() {
         let (_, v) = rig.click("omar", &deny).await;
         assert_eq!(v["type"], 7, "{v}");
         assert!(v["data"]["content"].as_str().expect("c").contains("omar denied"), "{v}");
+        rig.app.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_commands_answer_privately_once() {
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let rig = start(backend, |_| {}).await;
+        let (token, s, v) = rig.command("alice", &["whoami"], &[]).await;
+        assert_eq!(
+            (s, &v),
+            (200, &json!({ "type": 5, "data": { "flags": 64 } })),
+            "an ephemeral deferral"
+        );
+        let rid = rig.only_request().await;
+        rig.app.wait_for_state(&rid, &["succeeded"]).await;
+        let alice = discord_id("alice");
+        rig.discord
+            .fake
+            .wait_until("the answer in the original", |f| {
+                f.original(&token).is_some_and(|m| m.content.contains("You are alice"))
+            })
+            .await;
+        let original = rig.discord.fake.original(&token).expect("original");
+        assert_eq!(
+            original.visible_to.as_deref(),
+            Some(alice.as_str()),
+            "only alice sees it"
+        );
+        // Nothing else: no follow-up, nothing in the channel, the answer not repeated.
+        assert!(rig.discord.fake.posted().is_empty(), "{:#?}", rig.discord.fake.posted());
+        let edits = rig
+            .discord
+            .fake
+            .calls()
+            .into_iter()
+            .filter(|c| c.method == "PATCH")
+            .count();
+        let (_, view) = rig.app.get_as("alice", &format!("/api/v1/requests/{rid}")).await;
+        assert_eq!(edits, 1, "{:#?} {view:#}", rig.discord.fake.calls());
         rig.app.shutdown().await;
     }
 }

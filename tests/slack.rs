@@ -620,13 +620,48 @@ async fn socket_mode_reconnects_after_disconnect_and_dropped_sockets() {
         socket.envelope("env-who", "slash_commands", payload);
         socket.wait_ack("env-who", 3).await;
         assert_eq!(env.slack.calls_to("apps.connections.open").len(), 3);
-        env.slack
-            .wait_for(5, "whoami output in the thread", |cs| {
-                cs.iter().any(|c| {
-                    c.method == "chat.postMessage" && c.body["text"].as_str().unwrap_or_default().contains("alice")
-                })
+        // whoami answers privately, on the command's response_url.
+        assert!(env.ephemeral("t-who").await.contains("alice"));
+        env.app.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn read_only_commands_answer_privately_once_unless_shared() {
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let env = start(backend, Options::default()).await;
+        assert_eq!(env.command("alice", "whoami", "t-me").await.0, 200);
+        let answer = env.ephemeral("t-me").await;
+        assert!(answer.contains("alice") && answer.contains("developers"), "{answer}");
+        let id = env.only_request().await["id"].as_str().unwrap().to_owned();
+        env.app.wait_for_state(&id, &["succeeded"]).await;
+        // Nothing in the channel, and the answer once: no "Succeeded: <same text>".
+        let posted = env.slack.calls_to("chat.postMessage");
+        assert!(posted.is_empty(), "{:#?}", summary(&posted));
+        assert_eq!(env.ephemerals("t-me").len(), 1, "{:#?}", env.ephemerals("t-me"));
+
+        // `--share` posts the same command in the channel.
+        assert_eq!(env.command("alice", "whoami --share", "t-share").await.0, 200);
+        let calls = env
+            .slack
+            .wait_for(10, "the shared answer in the channel and its thread", |cs| {
+                let post = |c: &&Call, thread: bool, text: &str| {
+                    c.method == "chat.postMessage"
+                        && c.body["thread_ts"].is_null() != thread
+                        && c.body["text"].as_str().unwrap_or_default().contains(text)
+                };
+                cs.iter().any(|c| post(&c, false, ": whoami (request"))
+                    && cs.iter().any(|c| post(&c, true, "developers"))
             })
             .await;
+        assert_eq!(
+            calls.iter().filter(|c| c.method == "chat.postMessage").count(),
+            2,
+            "{:#?}",
+            summary(&calls)
+        );
+        assert!(env.ephemerals("t-share").is_empty());
         env.app.shutdown().await;
     }
 }

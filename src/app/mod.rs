@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     actions::{ActionContext, ActionError, ActionRegistry},
     cluster::Cluster,
-    commands::{RouteError, Router},
+    commands::{RouteError, Router, spec::Answer},
     configuration::Config,
     domain::{HumanDuration, RequestId, State, Surface, format_ms, now_ms},
     identity::{Directory, Principal},
@@ -127,6 +127,13 @@ pub struct Submitted {
     pub request: RequestRecord,
     /// True when the key matched an earlier submission and nothing new was created.
     pub duplicate: bool,
+}
+
+impl Submitted {
+    /// Whether chat answers the person alone (see `surface::is_private_answer`).
+    pub fn private_answer(&self) -> bool {
+        crate::surface::is_private_answer(&self.request)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -251,9 +258,13 @@ impl App {
 
     /// The path of one request: route, store (before any acknowledgement), then either wait
     /// for approval, run at once (inline actions) or wake the worker.
-    pub async fn submit(self: &Arc<Self>, inv: Invocation) -> Result<Submitted, AppError> {
+    pub async fn submit(self: &Arc<Self>, mut inv: Invocation) -> Result<Submitted, AppError> {
         let arrived = Instant::now();
+        let shared = crate::surface::take_share_flag(&mut inv.text);
         let routed = self.router.route(&inv.principal, &inv.text)?;
+        if routed.spec.answer == Answer::Private && !shared {
+            crate::surface::mark_private_answer(&mut inv.surface_data);
+        }
         let action = self
             .actions
             .get(&routed.spec.action)

@@ -43,6 +43,20 @@ struct RawSpec {
     allow: Vec<String>,
     #[serde(default)]
     approval: Option<RawApproval>,
+    #[serde(default)]
+    answer: Answer,
+}
+
+/// Where a chat command's answer goes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Answer {
+    /// A status message in the channel with the request's thread (what changes things).
+    #[default]
+    Thread,
+    /// Only the person who asked sees it, and the channel nothing (read-only commands);
+    /// `--share` at the end of the command posts it in the channel instead.
+    Private,
 }
 
 #[derive(Debug, Deserialize)]
@@ -152,6 +166,7 @@ pub struct CommandSpec {
     pub action: String,
     pub allow: Vec<Subject>,
     pub approval: Option<ApprovalRule>,
+    pub answer: Answer,
     pub file: String,
 }
 
@@ -389,6 +404,12 @@ impl Compiler<'_> {
             }
         }
 
+        if raw.answer == Answer::Private && raw.approval.is_some() {
+            self.err(
+                "answer",
+                "a private answer cannot wait for an approval (approvers could not see it); use `answer: thread`",
+            );
+        }
         let approval = raw.approval.map(|a| {
             let when = match a
                 .when
@@ -465,6 +486,7 @@ impl Compiler<'_> {
             action: raw.action,
             allow,
             approval,
+            answer: raw.answer,
             file: self.file.to_owned(),
         })
     }

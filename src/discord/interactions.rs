@@ -189,6 +189,8 @@ impl Endpoint {
             user_id: Some(origin.user_id),
             original_message_id: None,
             approval_message_id: None,
+            private_answer: false,
+            answered: false,
         };
         let inv = Invocation {
             principal: who,
@@ -202,7 +204,10 @@ impl Endpoint {
         match app.submit(inv).await {
             Ok(s) => {
                 tracing::info!(request = %s.request.id, duplicate = s.duplicate, %text, "Discord command stored");
-                reply(DEFERRED_CHANNEL_MESSAGE, None)
+                // A private answer is deferred as ephemeral: the answer edits a message only
+                // the person sees.
+                let data = s.private_answer().then(|| json!({ "flags": EPHEMERAL }));
+                reply(DEFERRED_CHANNEL_MESSAGE, data)
             }
             Err(AppError::Store(e)) => {
                 tracing::error!(error = %e, "could not store a Discord command");

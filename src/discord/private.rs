@@ -24,6 +24,40 @@ use crate::{
 const EPHEMERAL: u64 = 1 << 6;
 
 impl DiscordSurface {
+    /// A read-only command's answer, to the person alone: the deferred response was
+    /// ephemeral, so its original message is theirs; a DM once the token is gone. Never the
+    /// channel.
+    pub(super) async fn answer_privately(&self, event: &Event, st: &mut DiscordState) -> Result<(), SurfaceError> {
+        let (bodies, output) = match surface::private_answer(event, st.answered) {
+            surface::PrivateAnswer::Nothing => return Ok(()),
+            surface::PrivateAnswer::Output(e) => (self.output_bodies(e), true),
+            surface::PrivateAnswer::Line(line) => (vec![message_body(&markup::escape(&line), None)], false),
+        };
+        let sent = self.edit_original(st, &bodies).await? || self.direct(st, &bodies).await;
+        if !sent {
+            return Err(SurfaceError::transient(
+                crate::domain::Surface::Discord,
+                "could not answer the person privately (interaction token gone, no DM possible)",
+            ));
+        }
+        st.answered |= output;
+        Ok(())
+    }
+
+    /// The first body into the (ephemeral) original response, the rest as ephemeral
+    /// follow-ups; false if the token is gone.
+    async fn edit_original(&self, st: &mut DiscordState, bodies: &[Value]) -> Result<bool, SurfaceError> {
+        let Some((first, rest)) = bodies.split_first().filter(|_| st.token_valid()) else {
+            return Ok(false);
+        };
+        let path = format!("/webhooks/{}/{}/messages/@original", st.application_id, st.token);
+        if let Err(e) = self.rest.call(Method::PATCH, &path, Auth::None, Some(first)).await {
+            self.token_failed(st, e)?;
+            return Ok(false);
+        }
+        self.ephemeral(st, rest).await
+    }
+
     /// Sends `event` to the requester alone and says so in the channel.
     pub(super) async fn private(
         &self,

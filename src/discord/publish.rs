@@ -216,6 +216,9 @@ impl DiscordSurface {
         event: &Event,
         st: &mut DiscordState,
     ) -> Result<(), SurfaceError> {
+        if surface::is_private_answer(record) {
+            return self.answer_privately(event, st).await;
+        }
         match event.kind {
             EventKind::State => {
                 let state = announced_state(event, record);

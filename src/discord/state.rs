@@ -32,6 +32,13 @@ pub struct DiscordState {
     /// The message holding the Approve / Deny buttons.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval_message_id: Option<String>,
+    /// Set at submission for a read-only command (`surface::is_private_answer`); kept here
+    /// so writing this state back keeps it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub private_answer: bool,
+    /// A private answer's output was sent (so its success needs no line of its own).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub answered: bool,
 }
 
 impl DiscordState {

@@ -12,7 +12,8 @@ use super::{messages, web::WebApi};
 /// Where the requester can be reached privately, and what to show them.
 pub struct PrivateMessage<'a> {
     pub channel: &'a str,
-    pub thread_ts: &'a str,
+    /// The request's thread, if it has one.
+    pub thread_ts: Option<&'a str>,
     /// The requester's Slack user id, if known.
     pub user: Option<&'a str>,
     pub response_url: Option<&'a str>,
@@ -22,12 +23,14 @@ pub struct PrivateMessage<'a> {
 /// Sends `m` to the requester; true if one of the private routes took it.
 pub async fn send(web: &WebApi, m: PrivateMessage<'_>) -> bool {
     if let Some(user) = m.user {
-        let req = SlackApiChatPostEphemeralRequest::new(
+        let mut req = SlackApiChatPostEphemeralRequest::new(
             SlackChannelId::new(m.channel.to_owned()),
             SlackUserId::new(user.to_owned()),
             m.content.clone(),
-        )
-        .with_thread_ts(SlackTs::new(m.thread_ts.to_owned()));
+        );
+        if let Some(ts) = m.thread_ts {
+            req = req.with_thread_ts(SlackTs::new(ts.to_owned()));
+        }
         match web.call("chat.postEphemeral", &req).await {
             Ok(_) => return true,
             Err(e) => tracing::warn!(error = %e, "chat.postEphemeral refused; trying the response_url"),

@@ -58,6 +58,13 @@ pub struct SlackData {
     /// Decisions so far, as lines for the prompt ("approved by @x at ...").
     #[serde(default)]
     pub decisions: Vec<String>,
+    /// Set at submission for a read-only command (`surface::is_private_answer`); kept here
+    /// so writing this state back keeps it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub private_answer: bool,
+    /// A private answer's output was sent (so its success needs no line of its own).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub answered: bool,
     /// The latest progress line, shown in the root message while the request runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<String>,
@@ -214,6 +221,9 @@ impl Inner {
         event: &Event,
         data: &mut SlackData,
     ) -> Result<Shown, WebError> {
+        if surface::is_private_answer(request) {
+            return self.answer_privately(request, event, data).await;
+        }
         let root = self.ensure_root(request, data).await?;
         if let Delivery::Private(audience) = surface::delivery(event) {
             self.private(request, event, audience, data, &root).await?;
@@ -224,12 +234,9 @@ impl Inner {
             EventKind::Approval => self.on_approval(request, event, data, &root).await?,
             EventKind::Progress => return self.progress(request, &event.message, data).await,
             EventKind::Output => {
-                let buttons = CommandButton::from_data(event.data.as_ref());
-                let mut content = SlackMessageContent::new().with_text(messages::output_text(&event.message));
-                if !buttons.is_empty() {
-                    content = content.with_blocks(messages::output_blocks(&self.signer, &event.message, &buttons));
-                }
-                let ts = self.post(&data.channel, Some(&root), content).await?;
+                let ts = self
+                    .post(&data.channel, Some(&root), self.output_content(event))
+                    .await?;
                 self.upload_attachment(store, event, &data.channel, &root).await?;
                 return Ok(Some(ts));
             }
@@ -246,18 +253,14 @@ impl Inner {
         data: &SlackData,
         root: &str,
     ) -> Result<(), WebError> {
-        let buttons = CommandButton::from_data(event.data.as_ref());
-        let mut content = SlackMessageContent::new().with_text(messages::output_text(&event.message));
-        if !buttons.is_empty() {
-            content = content.with_blocks(messages::output_blocks(&self.signer, &event.message, &buttons));
-        }
+        let content = self.output_content(event);
         let user = data
             .user
             .as_deref()
             .or_else(|| self.slack_ids.get(&request.requester).map(String::as_str));
         let message = private::PrivateMessage {
             channel: &data.channel,
-            thread_ts: root,
+            thread_ts: Some(root),
             user,
             response_url: data.response_url.as_deref(),
             content,
@@ -265,6 +268,54 @@ impl Inner {
         let delivered = private::send(&self.web, message).await;
         let notice = surface::private_notice(request, audience, &self.requester(request, data), delivered);
         self.reply(&data.channel, root, &notice).await.map(|_| ())
+    }
+
+    /// An output event as a message: its text, and its command buttons if it has any.
+    fn output_content(&self, event: &Event) -> SlackMessageContent {
+        let buttons = CommandButton::from_data(event.data.as_ref());
+        let content = SlackMessageContent::new().with_text(messages::output_text(&event.message));
+        if buttons.is_empty() {
+            return content;
+        }
+        content.with_blocks(messages::output_blocks(&self.signer, &event.message, &buttons))
+    }
+
+    /// A read-only command's answer, to the person alone: on the command's response_url
+    /// (Slack's own answer to a slash command), else an ephemeral message in the channel.
+    /// No root message, no thread.
+    async fn answer_privately(
+        &self,
+        request: &RequestRecord,
+        event: &Event,
+        data: &mut SlackData,
+    ) -> Result<Shown, WebError> {
+        let (content, output) = match surface::private_answer(event, data.answered) {
+            surface::PrivateAnswer::Nothing => return Ok(None),
+            surface::PrivateAnswer::Output(e) => (self.output_content(e), true),
+            surface::PrivateAnswer::Line(line) => {
+                (SlackMessageContent::new().with_text(messages::escape(&line)), false)
+            }
+        };
+        let user = data
+            .user
+            .as_deref()
+            .or_else(|| self.slack_ids.get(&request.requester).map(String::as_str));
+        let message = private::PrivateMessage {
+            channel: &data.channel,
+            thread_ts: None,
+            // The response_url first: it needs the bot in no channel.
+            user: user.filter(|_| data.response_url.is_none()),
+            response_url: data.response_url.as_deref(),
+            content,
+        };
+        if !private::send(&self.web, message).await {
+            return Err(WebError::Api {
+                method: "response_url".into(),
+                error: "could not answer the person privately".into(),
+            });
+        }
+        data.answered |= output;
+        Ok(None)
     }
 
     /// Uploads the file an output event announces (a load test's chart) into the thread.

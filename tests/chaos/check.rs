@@ -173,10 +173,33 @@ fn any_retried(view: &Value) -> bool {
         .is_some_and(|d| d.iter().any(|x| x["attempts"].as_i64() > Some(1)))
 }
 
+/// Read-only commands among the chaos traffic: their specs say `answer: private`, so
+/// they answer the person alone and show nothing in the channel.
+fn answers_privately(view: &Value) -> bool {
+    ["help", "whoami"].contains(&view["request"]["command"].as_str().unwrap_or_default())
+}
+
+/// A private answer left nothing in the channel: no root, no thread (its deliveries are
+/// checked as delivered like any other).
+fn nothing_public(id: &str, public: usize) -> Vec<String> {
+    match public {
+        0 => Vec::new(),
+        n => vec![format!("{id}: a private answer put {n} message(s) in the channel")],
+    }
+}
+
 /// The Slack thread of request `view`: one root, the replies in order, the root's last
 /// edit showing the final state.
 pub fn slack_thread(view: &Value, calls: &[slack_fake::Call]) -> Vec<String> {
     let id = view["request"]["id"].as_str().unwrap_or_default();
+    if answers_privately(view) {
+        let tag = format!("(request {id})");
+        let public = calls
+            .iter()
+            .filter(|c| c.method == "chat.postMessage" && c.body["text"].as_str().is_some_and(|t| t.contains(&tag)))
+            .count();
+        return nothing_public(id, public);
+    }
     let state = view["request"]["state"].as_str().unwrap_or_default();
     let tag = format!("(request {id})");
     let roots: Vec<String> = calls
@@ -224,6 +247,9 @@ pub fn discord_thread(view: &Value, calls: &[discord_fake::Call]) -> Vec<String>
             && c.path.ends_with("/messages/@original")
             && c.body["content"].as_str().is_some_and(|t| t.starts_with(&tag))
     };
+    if answers_privately(view) {
+        return nothing_public(id, calls.iter().filter(status).count());
+    }
     let Some(original) = calls.iter().rev().find(status) else {
         return vec![format!("{id}: no status message in Discord")];
     };

@@ -83,6 +83,8 @@ struct Inner {
     token_users: HashMap<String, String>,
     /// DM channel id -> its recipient
     dm_channels: HashMap<String, String>,
+    /// token -> the flags of the interaction's initial (deferred) response
+    response_flags: HashMap<String, u64>,
 }
 
 #[derive(Clone, Default)]
@@ -163,6 +165,13 @@ impl FakeDiscord {
         let mut inner = self.lock();
         inner.issued.insert(token.to_owned(), Instant::now());
         inner.token_users.insert(token.to_owned(), user.to_owned());
+    }
+
+    /// Records the interaction's initial response, as Discord keeps it: a deferred response
+    /// with the EPHEMERAL flag makes the original message visible to the sender alone.
+    pub fn responded(&self, token: &str, response: &Value) {
+        let flags = response["data"]["flags"].as_u64().unwrap_or(0);
+        self.lock().response_flags.insert(token.to_owned(), flags);
     }
 
     /// Messages only `user` sees (ephemeral follow-ups to them, DMs to them), in order.
@@ -446,6 +455,10 @@ async fn edit_webhook_message(
                 // The deferred response created it; its id appears with the first edit.
                 let id = FakeDiscord::new_id(&mut inner);
                 inner.originals.insert(token.clone(), id.clone());
+                let flags = inner.response_flags.get(&token).copied().unwrap_or(0);
+                let visible_to = (flags & EPHEMERAL != 0)
+                    .then(|| inner.token_users.get(&token).cloned())
+                    .flatten();
                 inner.messages.insert(
                     id.clone(),
                     Message {
@@ -453,6 +466,8 @@ async fn edit_webhook_message(
                         channel_id: CHANNEL_ID.into(),
                         token: token.clone(),
                         components: json!([]),
+                        flags,
+                        visible_to,
                         ..Default::default()
                     },
                 );
