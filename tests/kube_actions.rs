@@ -547,3 +547,63 @@ async fn the_cli_follows_a_deploy_live() {
         env.app.shutdown().await;
     }
 }
+
+/// A namespace someone else made is refused at submission with a message that says why,
+/// not as a missing permission, and nothing reaches it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_namespace_deckhand_did_not_create_is_refused_before_any_write() {
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let env = start_on(backend, |_| {}).await;
+        let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(env.kube.client());
+        let foreign = serde_json::from_value(serde_json::json!({
+            "metadata": { "name": "payments", "labels": { "team": "payments" } }
+        }))
+        .expect("namespace");
+        namespaces
+            .create(&Default::default(), &foreign)
+            .await
+            .expect("an admin's namespace");
+        let calls = env.kube.api_calls().len();
+
+        let said = "'payments' is not an environment deckhand created; \
+                    deckhand only acts in its own environments (see env list)";
+        for text in [
+            "deploy nginx:1.27 to payments",
+            "deploy image=nginx:1.27 env=payments replicas=2",
+            "status web in payments",
+            "logs web in payments",
+            "scale web in payments to 2",
+            "env extend payments 2h",
+            "env delete payments",
+        ] {
+            let (status, v) = env.app.submit_as("alice", text).await;
+            assert_eq!(
+                (status, v["error"]["message"].as_str()),
+                (422, Some(said)),
+                "{text}: {v}"
+            );
+        }
+
+        // Only reads reached the API server (its own controllers may still touch the namespace).
+        let writes: Vec<_> = env.kube.api_calls()[calls..]
+            .iter()
+            .filter(|(method, _)| method != "GET")
+            .cloned()
+            .collect();
+        assert!(writes.is_empty(), "{writes:?}");
+        assert!(env.kube.list_objects("deployments", Some("payments")).is_empty());
+        let ns = env.kube.get_object("/api/v1/namespaces/payments").expect("still there");
+        assert!(
+            ns["metadata"]["labels"].get("app.kubernetes.io/managed-by").is_none(),
+            "{ns}"
+        );
+        let (_, mine) = env.app.get_as("alice", "/api/v1/requests").await;
+        assert_eq!(
+            mine["requests"].as_array().map(Vec::len),
+            Some(0),
+            "nothing stored: {mine}"
+        );
+        env.app.shutdown().await;
+    }
+}

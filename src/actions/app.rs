@@ -181,6 +181,10 @@ impl Action for Status {
     fn rerunnable(&self) -> bool {
         true
     }
+    /// Reading is refused too in a namespace deckhand did not create.
+    fn target_env(&self) -> Option<&'static str> {
+        Some("env")
+    }
     async fn run(&self, ctx: &ActionContext) -> Result<String, ActionError> {
         let (env, app) = (env_arg(&ctx.request.args)?, app_arg(&ctx.request.args)?);
         let text = ctx.app.cluster.app_status(env.as_str(), app.as_str()).await?;
@@ -202,6 +206,10 @@ impl Action for Logs {
     }
     fn rerunnable(&self) -> bool {
         true
+    }
+    /// Reading is refused too in a namespace deckhand did not create.
+    fn target_env(&self) -> Option<&'static str> {
+        Some("env")
     }
     async fn run(&self, ctx: &ActionContext) -> Result<String, ActionError> {
         let args = &ctx.request.args;

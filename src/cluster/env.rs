@@ -53,13 +53,13 @@ impl Cluster {
         Ok(ns.as_ref().map(EnvInfo::from_namespace))
     }
 
-    /// The environment `name`, refusing namespaces deckhand did not create.
+    /// The environment `name`, refusing namespaces deckhand did not create (no
+    /// `managed-by: deckhand` label). Every action naming an environment comes through here
+    /// before it writes anything.
     pub async fn managed_environment(&self, name: &str) -> Result<EnvInfo, ClusterError> {
         match self.environment(name).await? {
             Some(e) if e.managed => Ok(e),
-            Some(_) => Err(ClusterError::Forbidden(format!(
-                "namespace {name} exists but was not created by deckhand, so deckhand leaves it alone"
-            ))),
+            Some(_) => Err(ClusterError::NotAnEnvironment(name.to_owned())),
             None => Err(ClusterError::NoEnvironment(name.to_owned())),
         }
     }

@@ -42,6 +42,9 @@ pub enum ClusterError {
     NotFound(String),
     #[error("there is no environment {0}; create it with `env create {0}`")]
     NoEnvironment(String),
+    /// A namespace without deckhand's label: someone else's, so deckhand does not touch it.
+    #[error("'{0}' is not an environment deckhand created; deckhand only acts in its own environments (see env list)")]
+    NotAnEnvironment(String),
     #[error("quota {quota} is exhausted: {message}")]
     QuotaExceeded { quota: String, message: String },
     #[error("conflict: {0}; try again")]

@@ -16,8 +16,8 @@ pub struct Args(BTreeMap<String, String>);
 #[error("argument `{0}` is missing or invalid: {1}")]
 pub struct ArgAccessError(pub String, pub String);
 
-/// Checks `raw` against `kind` and returns its canonical form.
-pub fn parse_value(kind: &ArgType, raw: &str) -> Result<String, String> {
+/// Checks `raw`, given for the argument `name`, against `kind` and returns its canonical form.
+pub fn parse_value(name: &str, kind: &ArgType, raw: &str) -> Result<String, String> {
     match kind {
         ArgType::Name => Name::parse(raw).map(|n| n.to_string()).map_err(|e| e.to_string()),
         ArgType::Duration => raw
@@ -30,13 +30,12 @@ pub fn parse_value(kind: &ArgType, raw: &str) -> Result<String, String> {
             Ok(n) => Err(format!("{n} is out of range: use a whole number from {min} to {max}")),
             Err(_) => Err(format!("'{raw}' is not a whole number: use one from {min} to {max}")),
         },
-        ArgType::Enum(values) | ArgType::Tier(values) => {
-            if values.iter().any(|v| v == raw) {
-                Ok(raw.to_owned())
-            } else {
-                Err(format!("'{raw}' is not allowed: use one of {}", values.join(", ")))
-            }
-        }
+        ArgType::Enum(values) | ArgType::Tier(values) if values.iter().any(|v| v == raw) => Ok(raw.to_owned()),
+        ArgType::Enum(values) => Err(format!(
+            "'{raw}' is not a valid {name}; use one of {}",
+            values.join(", ")
+        )),
+        ArgType::Tier(values) => Err(format!("'{raw}' is not a tier; use one of {}", values.join(", "))),
         ArgType::RequestId => RequestId::parse(raw)
             .map(|id| id.to_string())
             .ok_or_else(|| format!("'{raw}' is not a request id: they look like r-3kq8m2xz7d")),

@@ -2,6 +2,7 @@
 
 pub mod args;
 pub mod condition;
+pub mod keyed;
 pub mod router;
 pub mod spec;
 

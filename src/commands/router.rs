@@ -5,7 +5,8 @@ use std::{collections::BTreeMap, collections::HashMap, sync::Arc};
 
 use super::{
     args::{Args, parse_value},
-    spec::{ApprovalPolicy, CommandSpec},
+    keyed,
+    spec::{ApprovalPolicy, ArgType, CommandSpec},
 };
 use crate::{domain::Surface, identity::Principal};
 
@@ -48,18 +49,21 @@ pub enum RouteError {
         command: String,
         allowed: String,
     },
-    #[error("`{command}` needs different arguments. Usage: {usage}{}", examples_line(.examples))]
+    #[error("`{command}` needs different arguments. Usage: {usage}{}{}", keyed_line(*.keyed), examples_line(.examples))]
     Usage {
         command: String,
         usage: String,
         examples: Vec<String>,
+        /// Whether the command takes arguments, so the usage says they may go by name.
+        keyed: bool,
     },
-    #[error("`{command}`: argument `{arg}`: {message}. Usage: {usage}")]
+    #[error("`{command}`: {arg}: {message}. Usage: {usage}{}", keyed_line(*.keyed))]
     Arg {
         command: String,
         arg: String,
         message: String,
         usage: String,
+        keyed: bool,
     },
 }
 
@@ -83,6 +87,17 @@ fn did_you_mean(s: &[String]) -> String {
             " Did you mean one of: {}?",
             many.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")
         ),
+    }
+}
+
+/// Said once wherever a usage is shown: any argument may go by name.
+pub const KEYED_NOTE: &str = "any argument may also be given as name=value, in any order";
+
+fn keyed_line(keyed: bool) -> String {
+    if keyed {
+        format!(" ({KEYED_NOTE})")
+    } else {
+        String::new()
     }
 }
 
@@ -177,29 +192,7 @@ impl Router {
                     .join(", "),
             });
         }
-        let Some(caps) = spec.pattern.captures(&text) else {
-            return Err(RouteError::Usage {
-                command: spec.name.clone(),
-                usage: spec.usage.clone(),
-                examples: spec.examples.clone(),
-            });
-        };
-        let mut args = Args::default();
-        for a in &spec.args {
-            let raw = caps.name(&a.name).map(|m| m.as_str()).filter(|s| !s.is_empty());
-            let arg_err = |message: String| RouteError::Arg {
-                command: spec.name.clone(),
-                arg: a.name.clone(),
-                message,
-                usage: spec.usage.clone(),
-            };
-            match (raw, &a.default) {
-                (Some(v), _) => args.insert(&a.name, parse_value(&a.kind, v).map_err(arg_err)?),
-                (None, Some(d)) => args.insert(&a.name, d.clone()),
-                (None, None) if a.optional => {}
-                (None, None) => return Err(arg_err(format!("is required ({})", a.kind.allowed()))),
-            }
-        }
+        let args = bind(spec, &text)?;
         Ok(Routed {
             spec: spec.clone(),
             args,
@@ -252,7 +245,7 @@ impl Router {
         };
         let mut out = format!("{}\n\nUsage: {}\n", spec.help, spec.usage);
         if !spec.args.is_empty() {
-            out.push_str("\nArguments:\n");
+            out.push_str(&format!("\nArguments ({KEYED_NOTE}):\n"));
             for a in &spec.args {
                 let default = a
                     .default
@@ -290,6 +283,91 @@ impl Router {
     }
 }
 
+/// Binds `spec`'s arguments from `text` (which starts with the command's name): as typed
+/// when the pattern takes it so, else with `name=value` tokens taken out first.
+fn bind(spec: &CommandSpec, text: &str) -> Result<Args, RouteError> {
+    let typed = spec
+        .pattern
+        .captures(text)
+        .map(|caps| collect(spec, &caps, &BTreeMap::new()));
+    if let Some(Ok(args)) = typed {
+        return Ok(args);
+    }
+    let split = keyed::split(spec, text).map_err(|(key, message)| arg_error(spec, &key, message))?;
+    match typed {
+        // Matched as typed but a value is wrong, and nothing went by name: that value's error.
+        Some(Err(e)) if split.keyed.is_empty() => Err(e),
+        _ => bind_split(spec, &split),
+    }
+}
+
+fn bind_split(spec: &CommandSpec, split: &keyed::Split) -> Result<Args, RouteError> {
+    let named: Vec<&str> = split.keyed.keys().map(String::as_str).collect();
+    // Positional words fill their places as usual; a place also given by name is an error.
+    if let Some(caps) = spec.pattern.captures(&split.rest) {
+        return match named.iter().find(|k| caps.name(k).is_some_and(|m| !m.is_empty())) {
+            Some(key) => Err(arg_error(spec, key, keyed::twice(key))),
+            None => collect(spec, &caps, &split.keyed),
+        };
+    }
+    // Places given by name are left out of the pattern, with their keywords (` to `).
+    if let Some(caps) = keyed::rewritten(spec, &named, &[]).and_then(|re| re.captures(&split.rest)) {
+        return collect(spec, &caps, &split.keyed);
+    }
+    // A value the pattern does not list: let validation say which are allowed.
+    let listed: Vec<&str> = spec
+        .args
+        .iter()
+        .filter(|a| matches!(a.kind, ArgType::Enum(_) | ArgType::Tier(_)) && !split.keyed.contains_key(&a.name))
+        .map(|a| a.name.as_str())
+        .collect();
+    if !listed.is_empty()
+        && let Some(caps) = keyed::rewritten(spec, &named, &listed).and_then(|re| re.captures(&split.rest))
+    {
+        return collect(spec, &caps, &split.keyed);
+    }
+    Err(RouteError::Usage {
+        command: spec.name.clone(),
+        usage: spec.usage.clone(),
+        examples: spec.examples.clone(),
+        keyed: !spec.args.is_empty(),
+    })
+}
+
+/// Each argument from the match, else from `keyed`, else its default; typed and checked.
+fn collect(
+    spec: &CommandSpec,
+    caps: &regex::Captures<'_>,
+    keyed: &BTreeMap<String, String>,
+) -> Result<Args, RouteError> {
+    let mut args = Args::default();
+    for a in &spec.args {
+        let raw = caps
+            .name(&a.name)
+            .map(|m| m.as_str())
+            .filter(|s| !s.is_empty())
+            .or_else(|| keyed.get(&a.name).map(String::as_str));
+        let arg_err = |message: String| arg_error(spec, &a.name, message);
+        match (raw, &a.default) {
+            (Some(v), _) => args.insert(&a.name, parse_value(&a.name, &a.kind, v).map_err(arg_err)?),
+            (None, Some(d)) => args.insert(&a.name, d.clone()),
+            (None, None) if a.optional => {}
+            (None, None) => return Err(arg_err(format!("is required ({})", a.kind.allowed()))),
+        }
+    }
+    Ok(args)
+}
+
+fn arg_error(spec: &CommandSpec, arg: &str, message: String) -> RouteError {
+    RouteError::Arg {
+        command: spec.name.clone(),
+        arg: arg.to_owned(),
+        message,
+        usage: spec.usage.clone(),
+        keyed: !spec.args.is_empty(),
+    }
+}
+
 /// Edit distance over bytes, counting a swap of two neighbours as one edit ("hepl" is one
 /// away from "help"); command names are ASCII.
 pub fn edit_distance(a: &str, b: &str) -> usize {
@@ -311,4 +389,158 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
         }
     }
     d[a.len()][b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use regex::Regex;
+
+    use super::*;
+    use crate::{commands::spec, configuration::Config};
+
+    /// The shipped specs for environments, apps and the core commands.
+    fn router() -> Router {
+        let config = Config::defaults().expect("defaults");
+        let sources: Vec<(String, String)> = spec::BUILTIN
+            .iter()
+            .filter(|(f, _)| ["commands/core.yaml", "commands/env.yaml", "commands/app.yaml"].contains(f))
+            .map(|(f, t)| (f.to_string(), t.to_string()))
+            .collect();
+        let action = Regex::new(r"action: (\S+)").expect("regex");
+        let actions: HashMap<String, Vec<String>> = sources
+            .iter()
+            .flat_map(|(_, t)| action.captures_iter(t).map(|c| c[1].to_owned()).collect::<Vec<_>>())
+            .map(|a| (a, vec!["tier".into(), "owner".into(), "mine".into()]))
+            .collect();
+        let ctx = spec::SpecContext {
+            actions: &actions,
+            config: &config,
+        };
+        Router::new(spec::compile_sources(sources, &ctx).expect("shipped specs compile"))
+    }
+
+    fn dev() -> Principal {
+        Principal {
+            user: "ana".into(),
+            groups: ["developers".to_owned()].into(),
+        }
+    }
+
+    fn args_of(r: &Router, text: &str) -> BTreeMap<String, String> {
+        r.route(&dev(), text)
+            .unwrap_or_else(|e| panic!("{text}: {e}"))
+            .args
+            .as_map()
+            .clone()
+    }
+
+    fn error_of(r: &Router, text: &str) -> String {
+        match r.route(&dev(), text) {
+            Ok(routed) => panic!("{text}: routed to {:?}", routed.args),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn arguments_go_by_name_in_any_order() {
+        let r = router();
+        let positional = args_of(&r, "env create checkout stage 2d");
+        assert_eq!(positional.get("tier").map(String::as_str), Some("stage"));
+        for text in [
+            "env create checkout tier=stage ttl=2d",
+            "env create checkout ttl=2d tier=stage",
+            "env create checkout stage ttl=2d",
+            "env create checkout 2d tier=stage",
+            "env create ttl=2d name=checkout tier=stage",
+            "env create tier=stage checkout 2d",
+        ] {
+            assert_eq!(args_of(&r, text), positional, "{text}");
+        }
+        // Keywords in the pattern go with their argument.
+        let deploy = args_of(&r, "deploy nginx:1.27 to web as shop replicas=2");
+        for text in [
+            "deploy replicas=2 nginx:1.27 to web as shop",
+            "deploy env=web image=nginx:1.27 app=shop replicas=2",
+            "deploy nginx:1.27 app=shop to web replicas=2",
+        ] {
+            assert_eq!(args_of(&r, text), deploy, "{text}");
+        }
+        assert_eq!(args_of(&r, "scale shop in web replicas=3")["replicas"], "3");
+        assert_eq!(args_of(&r, "logs shop in web lines=5 since=10m")["since"], "10m");
+        assert_eq!(args_of(&r, "env list scope=team")["scope"], "team");
+    }
+
+    #[test]
+    fn named_arguments_are_checked_like_positional_ones() {
+        let r = router();
+        let cases = [
+            (
+                "env create checkout colour=blue",
+                "colour: is not an argument of this command; it takes name, tier, ttl",
+            ),
+            (
+                "whoami me=1",
+                "me: is not an argument of this command, which takes none",
+            ),
+            ("env create checkout tier=stage tier=prod", "tier: is given twice"),
+            ("env create checkout stage tier=prod", "tier: is given twice"),
+            ("env create checkout name=other", "name: is given twice"),
+            ("env create checkout ttl=forever", "ttl: "),
+            ("env create checkout tier=", "tier: needs a value after `tier=`"),
+            ("deploy nginx:1.27 to web replicas=0", "replicas: 0 is out of range"),
+        ];
+        for (text, said) in cases {
+            let e = error_of(&r, text);
+            assert!(e.contains(said) && e.contains("Usage: "), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn listed_values_are_named_when_one_is_wrong() {
+        let r = router();
+        let cases = [
+            (
+                "env create checkout gold",
+                "tier: 'gold' is not a tier; use one of dev, prod, stage",
+            ),
+            (
+                "env create checkout tier=gold",
+                "tier: 'gold' is not a tier; use one of dev, prod, stage",
+            ),
+            (
+                "env create checkout Gold 2d",
+                "tier: 'Gold' is not a tier; use one of dev, prod, stage",
+            ),
+            (
+                "env list everyone",
+                "scope: 'everyone' is not a valid scope; use one of mine, team, all",
+            ),
+            (
+                "requests scope=some",
+                "scope: 'some' is not a valid scope; use one of mine, pending, all",
+            ),
+            (
+                "requests old",
+                "scope: 'old' is not a valid scope; use one of mine, pending, all",
+            ),
+        ];
+        for (text, said) in cases {
+            let e = error_of(&r, text);
+            assert!(e.contains(said), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn usage_and_help_mention_names_once() {
+        let r = router();
+        let e = error_of(&r, "env create");
+        assert_eq!(e.matches("name=value").count(), 1, "{e}");
+        assert!(e.contains("Usage: env create <name> [tier] [ttl]"), "{e}");
+        let help = r.help_for(&dev(), "env create").expect("help");
+        assert_eq!(help.matches("name=value").count(), 1, "{help}");
+        let plain = error_of(&r, "whoami now");
+        assert!(!plain.contains("name=value"), "{plain}");
+    }
 }

@@ -525,7 +525,7 @@ impl Compiler<'_> {
             }
         };
         if let Some(d) = &a.default
-            && let Err(e) = super::args::parse_value(&kind, d)
+            && let Err(e) = super::args::parse_value(name, &kind, d)
         {
             self.err(format!("{field}.default"), e);
             return None;
