@@ -7,7 +7,7 @@ mod cluster;
 mod kube_fake;
 mod support;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cluster::{messages, outcome, start_on, state};
 use support::backends;
@@ -173,32 +173,104 @@ async fn deploy_watches_the_rollout_to_success() {
     }
 }
 
+/// The shipped stall timer (90 s) and a deadline past it, so only fast failure can end a
+/// broken deploy within 20 s.
+fn shipped_stall_timer(c: &mut deckhand::configuration::Config) {
+    c.kubernetes.stall_after = "90s".parse().expect("duration");
+    c.kubernetes.rollout_deadline = "120s".parse().expect("duration");
+}
+
+/// Submits `text` as alice and waits for it to end, at most `limit` from the submission;
+/// returns the request view and how long it took.
+async fn ends_within(env: &cluster::Env, text: &str, limit: Duration) -> (serde_json::Value, Duration) {
+    let submitted = Instant::now();
+    let (status, v) = env.app.submit_as("alice", text).await;
+    assert_eq!(status, 201, "{text}: {v}");
+    let id = v["request"]["id"].as_str().expect("request id").to_owned();
+    loop {
+        let (_, v) = env.app.get_as("alice", &format!("/api/v1/requests/{id}")).await;
+        if ["succeeded", "failed", "cancelled"].contains(&state(&v)) {
+            return (v, submitted.elapsed());
+        }
+        assert!(
+            submitted.elapsed() < limit,
+            "{text}: still {} after {limit:?}: {v:#}",
+            state(&v)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_bad_image_fails_with_a_diagnosis() {
+async fn a_missing_image_fails_the_deploy_within_20s_and_says_why() {
     for backend in backends() {
         eprintln!("-- {backend:?}");
-        let env = start_on(backend, |_| {}).await;
-        env.run("alice", "env create broken").await;
-        let done = env
-            .run("alice", "deploy ghcr.io/acme/does-not-exist:1.0 to broken as api")
-            .await;
+        let env = start_on(backend, shipped_stall_timer).await;
+        assert_eq!(state(&env.run("alice", "env create pulls").await), "succeeded");
+        let (done, took) = ends_within(&env, "deploy nginx:does-not-exist to pulls", Duration::from_secs(20)).await;
         assert_eq!(state(&done), "failed", "{done:#}");
         let why = outcome(&done);
         assert!(
-            why.starts_with("rollout of api in broken failed: pods are stuck in ImagePullBackOff"),
+            why.starts_with(
+                "rollout of nginx in pulls failed: image \"nginx:does-not-exist\" could not be pulled for container nginx (pod nginx-"
+            ),
             "{why}"
         );
-        assert!(why.contains("\n  pod api-") && why.contains("last events:"), "{why}");
-
-        let done = env
-            .run("alice", "deploy ghcr.io/acme/crashloop:2.0 to broken as worker")
-            .await;
-        let why = outcome(&done);
-        assert_eq!(state(&done), "failed");
+        // The registry's answer, from the pod's status or the kubelet's warning.
         assert!(
-            why.contains("CrashLoopBackOff") && why.contains("last log lines"),
+            why.contains("ErrImagePull") || why.contains("ImagePullBackOff"),
             "{why}"
         );
+        assert!(
+            why.contains("failed to resolve reference \"docker.io/library/nginx:does-not-exist\"")
+                && why.ends_with(": not found"),
+            "{why}"
+        );
+        assert!(
+            !why.contains("last events:") && why.lines().count() == 1,
+            "one line, not an event dump: {why}"
+        );
+        eprintln!("failed after {took:?}:\n{why}");
+
+        // The broken pods of that deploy do not fail the deploy that replaces them.
+        let fixed = env.run("alice", "deploy nginx:1.27 to pulls").await;
+        assert_eq!(state(&fixed), "succeeded", "{fixed:#}");
+        env.app.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_crash_loop_fails_the_deploy_after_the_second_restart() {
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let env = start_on(backend, shipped_stall_timer).await;
+        assert_eq!(state(&env.run("alice", "env create crashes").await), "succeeded");
+        let (done, took) = ends_within(
+            &env,
+            "deploy ghcr.io/acme/crashloop:2.0 to crashes as worker",
+            Duration::from_secs(20),
+        )
+        .await;
+        assert_eq!(state(&done), "failed", "{done:#}");
+        let why = outcome(&done);
+        assert!(
+            why.starts_with("rollout of worker in crashes failed: container worker (pod worker-"),
+            "{why}"
+        );
+        assert!(
+            why.contains("image \"ghcr.io/acme/crashloop:2.0\") is in CrashLoopBackOff after 2 restarts; it last ended with exit code 1 (Error)"),
+            "{why}"
+        );
+        assert!(
+            why.contains("\nlast log lines (worker-") && why.ends_with("\n  panic: config missing DATABASE_URL"),
+            "{why}"
+        );
+        // It failed on what the cluster showed: the pod's second restart.
+        let pods = env.kube.list_objects("pods", Some("crashes"));
+        let cs = &pods[0]["status"]["containerStatuses"][0];
+        assert!(cs["restartCount"].as_i64() >= Some(2), "{cs:#}");
+        assert_eq!(cs["lastState"]["terminated"]["exitCode"], 1, "{cs:#}");
+        eprintln!("failed after {took:?}:\n{why}");
         env.app.shutdown().await;
     }
 }
@@ -543,7 +615,11 @@ async fn the_cli_follows_a_deploy_live() {
             .await
             .unwrap();
         assert_eq!(o.status.code(), Some(1), "a failed rollout exits 1");
-        assert!(String::from_utf8_lossy(&o.stderr).contains("ImagePullBackOff"));
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            stderr.contains("image \"ghcr.io/acme/does-not-exist:1\" could not be pulled"),
+            "{stderr}"
+        );
         env.app.shutdown().await;
     }
 }

@@ -1,4 +1,11 @@
 //! Watching a rollout to its end, and explaining it when it does not get there.
+//!
+//! Most trouble gets the stall timer (`stall_after`): a pod stuck that long fails the
+//! rollout. Two kinds are known not to fix themselves, so they fail it at once, naming the
+//! container: an image that cannot be pulled (a missing tag must not cost a user 90 s), and
+//! a container that keeps crashing. Only the rollout's new pods count, told apart by the
+//! pod-template-hash of the Deployment's current ReplicaSet: the broken pods of an earlier
+//! deploy must not fail the deploy that fixes them.
 
 use std::{
     collections::HashMap,
@@ -7,8 +14,8 @@ use std::{
 
 use futures_util::StreamExt;
 use k8s_openapi::api::{
-    apps::v1::Deployment,
-    core::v1::{Event, Pod},
+    apps::v1::{Deployment, ReplicaSet},
+    core::v1::{ContainerStatus, Event, Pod},
 };
 use kube::{
     Api,
@@ -17,7 +24,7 @@ use kube::{
 };
 use tokio_util::sync::CancellationToken;
 
-use super::{APP_NAME, Cluster, ClusterError};
+use super::{APP_NAME, Cluster, ClusterError, workload::REVISION};
 
 /// Waiting reasons that do not fix themselves quickly.
 const STUCK: &[&str] = &[
@@ -29,6 +36,36 @@ const STUCK: &[&str] = &[
     "InvalidImageName",
     "RunContainerError",
 ];
+
+/// Waiting reasons of a container whose image cannot be pulled.
+const PULL_FAILURES: &[&str] = &["ErrImagePull", "ImagePullBackOff", "InvalidImageName"];
+
+/// Words of a pull error that no retry cures (a missing tag or repository, no access, a
+/// malformed name), lower-cased.
+const HOPELESS_PULL: &[&str] = &[
+    "not found",
+    "notfound",
+    "manifest unknown",
+    "pull access denied",
+    "unauthorized",
+    "invalid reference format",
+];
+
+/// How long any other pull failure may last before the rollout fails: one kubelet retry
+/// (its first back-off is 10 s) gets a chance to cure a registry hiccup.
+const PULL_GRACE: Duration = Duration::from_secs(15);
+
+/// A container in CrashLoopBackOff fails the rollout once it has been restarted this often.
+const CRASH_RESTARTS: i32 = 2;
+
+/// The label that ties pods to their ReplicaSet's template.
+const TEMPLATE_HASH: &str = "pod-template-hash";
+
+/// The longest piece of cluster text quoted in a failure, in characters.
+const QUOTE_MAX: usize = 300;
+
+/// Log lines shown for a crashing container.
+const CRASH_LOG_LINES: i64 = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RolloutError {
@@ -81,6 +118,193 @@ fn stuck_reason(p: &Pod) -> Option<(String, String)> {
     })
 }
 
+/// A container of a pod that will not get better by waiting.
+#[derive(Debug, Clone, PartialEq)]
+struct Blocked {
+    pod: String,
+    /// The pod's pod-template-hash: which ReplicaSet it belongs to.
+    hash: String,
+    container: String,
+    image: String,
+    why: Why,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Why {
+    /// The image cannot be pulled: the waiting reason and its message.
+    Pull { reason: String, message: String },
+    /// CrashLoopBackOff after `restarts` restarts, with the last termination's details.
+    Crash {
+        restarts: i32,
+        exit_code: Option<i32>,
+        reason: String,
+        message: String,
+    },
+}
+
+impl Why {
+    /// Whether the rollout should fail on it, `seen_for` after it was first seen.
+    fn fails_after(&self, seen_for: Duration) -> bool {
+        match self {
+            Why::Pull { reason, message } => hopeless_pull(reason, message) || seen_for >= PULL_GRACE,
+            Why::Crash { .. } => true,
+        }
+    }
+}
+
+fn hopeless_pull(reason: &str, message: &str) -> bool {
+    let message = message.to_lowercase();
+    reason == "InvalidImageName" || HOPELESS_PULL.iter().any(|w| message.contains(w))
+}
+
+/// What blocks one of the pod's containers (init containers first), if anything does.
+fn blocked(p: &Pod) -> Option<Blocked> {
+    if p.metadata.deletion_timestamp.is_some() {
+        return None;
+    }
+    let status = p.status.as_ref()?;
+    let mut statuses = status
+        .init_container_statuses
+        .iter()
+        .flatten()
+        .chain(status.container_statuses.iter().flatten());
+    let (cs, why) = statuses.find_map(|cs| blocked_why(cs).map(|why| (cs, why)))?;
+    let spec_image = p.spec.as_ref().and_then(|s| {
+        s.init_containers
+            .iter()
+            .flatten()
+            .chain(&s.containers)
+            .find(|c| c.name == cs.name)
+            .and_then(|c| c.image.clone())
+    });
+    let labels = p.metadata.labels.as_ref();
+    Some(Blocked {
+        pod: p.metadata.name.clone().unwrap_or_default(),
+        hash: labels.and_then(|l| l.get(TEMPLATE_HASH)).cloned().unwrap_or_default(),
+        container: cs.name.clone(),
+        image: spec_image.unwrap_or_else(|| cs.image.clone()),
+        why,
+    })
+}
+
+fn blocked_why(cs: &ContainerStatus) -> Option<Why> {
+    let waiting = cs.state.as_ref()?.waiting.as_ref()?;
+    let reason = waiting.reason.clone()?;
+    let message = waiting.message.clone().unwrap_or_default();
+    if PULL_FAILURES.contains(&reason.as_str()) {
+        return Some(Why::Pull { reason, message });
+    }
+    if reason != "CrashLoopBackOff" || cs.restart_count < CRASH_RESTARTS {
+        return None;
+    }
+    let last = cs.last_state.as_ref().and_then(|s| s.terminated.as_ref());
+    Some(Why::Crash {
+        restarts: cs.restart_count,
+        exit_code: last.map(|t| t.exit_code),
+        reason: last.and_then(|t| t.reason.clone()).unwrap_or_default(),
+        message: last.and_then(|t| t.message.clone()).unwrap_or_default(),
+    })
+}
+
+/// What the watch knows about the app's pods between events.
+#[derive(Default)]
+struct PodWatch {
+    /// Pods in a `STUCK` reason, with when that was first seen: the stall timer.
+    stuck: HashMap<String, (String, String, Instant)>,
+    /// Pods with a blocked container, with when that was first seen.
+    blocked: HashMap<String, (Blocked, Instant)>,
+    /// The Deployment's revision once it has seen the watched generation.
+    revision: Option<String>,
+    /// The revision whose ReplicaSet was looked up, and that ReplicaSet's pod-template-hash.
+    looked_up: Option<String>,
+    new_hash: Option<String>,
+}
+
+impl PodWatch {
+    fn update(&mut self, p: &Pod) {
+        let name = p.metadata.name.clone().unwrap_or_default();
+        match stuck_reason(p) {
+            Some((reason, message)) if p.metadata.deletion_timestamp.is_none() => {
+                self.stuck
+                    .entry(name.clone())
+                    .or_insert_with(|| (reason, message, Instant::now()));
+            }
+            _ => {
+                self.stuck.remove(&name);
+            }
+        }
+        match blocked(p) {
+            Some(b) => {
+                // The first sighting starts the grace; later ones bring the newest words.
+                let since = self.blocked.get(&name).map_or_else(Instant::now, |(_, since)| *since);
+                self.blocked.insert(name, (b, since));
+            }
+            None => {
+                self.blocked.remove(&name);
+            }
+        }
+    }
+
+    fn set_revision(&mut self, revision: Option<String>) {
+        if revision != self.revision {
+            self.revision = revision;
+            self.new_hash = None;
+        }
+    }
+
+    fn stall_at(&self, after: Duration) -> Option<Instant> {
+        self.stuck.values().map(|(_, _, since)| *since + after).min()
+    }
+
+    fn stall_reason(&self) -> (String, String) {
+        self.stuck
+            .values()
+            .min_by_key(|(_, _, since)| *since)
+            .map(|(r, m, _)| (r.clone(), m.clone()))
+            .unwrap_or_default()
+    }
+
+    fn new_pods(&self) -> impl Iterator<Item = &(Blocked, Instant)> {
+        self.blocked
+            .values()
+            .filter(|(b, _)| self.new_hash.as_ref().is_some_and(|h| *h == b.hash))
+    }
+
+    /// When the first pull failure of a new pod runs out of grace.
+    fn grace_at(&self) -> Option<Instant> {
+        self.new_pods()
+            .filter(|(b, _)| matches!(b.why, Why::Pull { .. }))
+            .map(|(_, since)| *since + PULL_GRACE)
+            .min()
+    }
+
+    /// The new pod's container the rollout fails on now, the longest blocked first.
+    fn due(&self, now: Instant) -> Option<&Blocked> {
+        self.new_pods()
+            .filter(|(b, since)| b.why.fails_after(now.saturating_duration_since(*since)))
+            .min_by_key(|(b, since)| (*since, b.pod.clone()))
+            .map(|(b, _)| b)
+    }
+}
+
+/// Whether a pull failure's status message says why. A back-off message before Kubernetes
+/// 1.31 only repeats the image (`Back-off pulling image "x"`); then the kubelet's warning
+/// event has the registry's words.
+fn says_why(message: &str) -> bool {
+    let bare_back_off = message.starts_with("Back-off pulling image") && !message.contains("\": ");
+    !message.is_empty() && !bare_back_off
+}
+
+fn revision_of(d: &Deployment) -> Option<String> {
+    d.metadata.annotations.as_ref()?.get(REVISION).cloned()
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    if let Some(at) = at {
+        tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
+    }
+}
+
 impl Cluster {
     /// Follows the Deployment and its pods through watches until it is Available, fails,
     /// stalls or runs out of time. `progress` gets a line whenever the counts change.
@@ -102,28 +326,24 @@ impl Cluster {
         let mut pod_events = watcher(pods, by_label).default_backoff().touched_objects().boxed();
 
         let deadline = tokio::time::Instant::now() + w.deadline;
-        let mut stuck_since: HashMap<String, (String, String, Instant)> = HashMap::new();
+        let mut pod_watch = PodWatch::default();
         let mut last_line = String::new();
         loop {
-            let stall_at = stuck_since
-                .values()
-                .map(|(_, _, since)| tokio::time::Instant::from_std(*since + w.stall_after))
-                .min();
+            let stall_at = pod_watch.stall_at(w.stall_after);
+            let grace_at = pod_watch.grace_at();
             tokio::select! {
                 _ = cancel.cancelled() => return Err(RolloutError::Cancelled),
                 _ = tokio::time::sleep_until(deadline) => {
                     let why = format!("not available after {}s", w.deadline.as_secs());
                     return Err(RolloutError::Failed(self.diagnose(w.namespace, w.app, &why).await));
                 }
-                _ = async { tokio::time::sleep_until(stall_at.unwrap_or(deadline)).await }, if stall_at.is_some() => {
-                    let (reason, message) = stuck_since
-                        .values()
-                        .min_by_key(|(_, _, since)| *since)
-                        .map(|(r, m, _)| (r.clone(), m.clone()))
-                        .unwrap_or_default();
+                _ = sleep_until(stall_at), if stall_at.is_some() => {
+                    let (reason, message) = pod_watch.stall_reason();
                     let why = format!("pods are stuck in {reason}: {message}");
                     return Err(RolloutError::Failed(self.diagnose(w.namespace, w.app, &why).await));
                 }
+                // Falls through to the check below.
+                _ = sleep_until(grace_at), if grace_at.is_some() => {}
                 ev = deploy_events.next() => {
                     let d = match ev {
                         Some(Ok(d)) => d,
@@ -135,6 +355,7 @@ impl Cluster {
                     if observed < w.generation {
                         continue;
                     }
+                    pod_watch.set_revision(revision_of(&d));
                     let (line, done, failure) = replicas_line(&d);
                     if let Some(message) = failure {
                         let err = match super::quota_name(&message) {
@@ -153,17 +374,138 @@ impl Cluster {
                 }
                 ev = pod_events.next() => {
                     if let Some(Ok(p)) = ev {
-                        let name = p.metadata.name.clone().unwrap_or_default();
-                        match stuck_reason(&p) {
-                            Some((reason, message)) if p.metadata.deletion_timestamp.is_none() => {
-                                stuck_since.entry(name).or_insert_with(|| (reason, message, Instant::now()));
-                            }
-                            _ => { stuck_since.remove(&name); }
-                        }
+                        pod_watch.update(&p);
                     }
                 }
             }
+            if let Some(why) = self.blocked_rollout(&w, &mut pod_watch).await {
+                return Err(RolloutError::Failed(why));
+            }
         }
+    }
+
+    /// The failure for a new pod's container that will not get better, if there is one.
+    async fn blocked_rollout(&self, w: &Watch<'_>, pods: &mut PodWatch) -> Option<String> {
+        if pods.blocked.is_empty() {
+            return None;
+        }
+        if pods.new_hash.is_none() && pods.looked_up != pods.revision {
+            let revision = pods.revision.clone()?;
+            pods.new_hash = self.new_pod_hash(w.namespace, w.app, &revision).await;
+            pods.looked_up = Some(revision);
+        }
+        let b = pods.due(Instant::now())?.clone();
+        let head = format!("rollout of {} in {} failed: ", w.app, w.namespace);
+        let body = match &b.why {
+            Why::Pull { reason, message } => self.explain_pull(w.namespace, &b, reason, message).await,
+            Why::Crash { .. } => self.explain_crash(w.namespace, &b).await,
+        };
+        Some(head + &body)
+    }
+
+    /// The pod-template-hash of the app's ReplicaSet at `revision`: the rollout's new pods
+    /// carry it. None when it cannot be told (then only the stall timer applies).
+    async fn new_pod_hash(&self, ns: &str, app: &str, revision: &str) -> Option<String> {
+        let client = self.client().await.ok()?;
+        let lp = ListParams::default().labels(&format!("{APP_NAME}={app}"));
+        let sets = Api::<ReplicaSet>::namespaced(client, ns).list(&lp).await.ok()?;
+        sets.items.into_iter().find_map(|rs| {
+            let owned = rs
+                .metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|o| o.kind == "Deployment" && o.name == app);
+            let at = rs.metadata.annotations.as_ref().and_then(|a| a.get(REVISION));
+            if !owned || at.map(String::as_str) != Some(revision) {
+                return None;
+            }
+            rs.metadata.labels?.remove(TEMPLATE_HASH)
+        })
+    }
+
+    async fn explain_pull(&self, ns: &str, b: &Blocked, reason: &str, message: &str) -> String {
+        let detail = match says_why(message) {
+            true => message.to_owned(),
+            false => self
+                .pull_warning(ns, &b.pod)
+                .await
+                .unwrap_or_else(|| message.to_owned()),
+        };
+        let mut out = format!(
+            "image \"{}\" could not be pulled for container {} (pod {}, {reason})",
+            quote(&b.image),
+            quote(&b.container),
+            b.pod
+        );
+        if !detail.is_empty() {
+            out.push_str(&format!(": {}", quote(&detail)));
+        }
+        out
+    }
+
+    /// The message of the kubelet's newest pull or inspect warning about `pod` (not the bare
+    /// "Error: ErrImagePull" ones).
+    async fn pull_warning(&self, ns: &str, pod: &str) -> Option<String> {
+        let client = self.client().await.ok()?;
+        let lp = ListParams::default().fields(&format!("involvedObject.name={pod}"));
+        let events = Api::<Event>::namespaced(client, ns).list(&lp).await.ok()?.items;
+        events
+            .into_iter()
+            .filter(|e| e.type_.as_deref() == Some("Warning"))
+            .filter(|e| matches!(e.reason.as_deref(), Some("Failed" | "InspectFailed")))
+            .filter(|e| e.message.as_deref().is_some_and(|m| !m.starts_with("Error: ")))
+            .max_by_key(event_time)?
+            .message
+    }
+
+    async fn explain_crash(&self, ns: &str, b: &Blocked) -> String {
+        let Why::Crash {
+            restarts,
+            exit_code,
+            reason,
+            message,
+        } = &b.why
+        else {
+            return String::new();
+        };
+        let exit = match exit_code {
+            Some(code) => format!("exit code {code}"),
+            None => "an unknown exit code".to_owned(),
+        };
+        let mut out = format!(
+            "container {} (pod {}, image \"{}\") is in CrashLoopBackOff after {restarts} restarts; it last ended with {exit}",
+            quote(&b.container),
+            b.pod,
+            quote(&b.image)
+        );
+        if !reason.is_empty() {
+            out.push_str(&format!(" ({})", quote(reason)));
+        }
+        if !message.is_empty() {
+            out.push_str(&format!(": {}", quote(message)));
+        }
+        if let Some(logs) = self.tail_logs(ns, &b.pod, Some(&b.container), CRASH_LOG_LINES).await {
+            out.push_str(&format!("\nlast log lines ({}):", b.pod));
+            for l in logs.lines() {
+                out.push_str(&format!("\n  {}", quote(l)));
+            }
+        }
+        out
+    }
+
+    /// The last `lines` lines of a pod's log (of a crashed container: its last run), capped
+    /// and redacted; None when there are none or they cannot be read.
+    async fn tail_logs(&self, ns: &str, pod: &str, container: Option<&str>, lines: i64) -> Option<String> {
+        let client = self.client().await.ok()?;
+        let lp = LogParams {
+            container: container.map(str::to_owned),
+            tail_lines: Some(lines),
+            limit_bytes: Some(4096),
+            ..Default::default()
+        };
+        let logs = Api::<Pod>::namespaced(client, ns).logs(pod, &lp).await.ok()?;
+        (!logs.trim().is_empty()).then(|| redact(logs.trim_end()))
     }
 
     /// What a person needs to fix a rollout: each pod's state, the last events and the last
@@ -194,19 +536,12 @@ impl Cluster {
                         .any(|c| c.restart_count > 0 || c.state.as_ref().is_some_and(|s| s.running.is_some()))
                 })
         });
-        if let Some(name) = with_logs.and_then(|p| p.metadata.name.clone()) {
-            let lp = LogParams {
-                tail_lines: Some(10),
-                limit_bytes: Some(4096),
-                ..Default::default()
-            };
-            if let Ok(logs) = pods.logs(&name, &lp).await
-                && !logs.trim().is_empty()
-            {
-                out.push_str(&format!("\nlast log lines ({name}):"));
-                for l in redact(&logs).lines() {
-                    out.push_str(&format!("\n  {l}"));
-                }
+        if let Some(name) = with_logs.and_then(|p| p.metadata.name.clone())
+            && let Some(logs) = self.tail_logs(ns, &name, None, 10).await
+        {
+            out.push_str(&format!("\nlast log lines ({name}):"));
+            for l in logs.lines() {
+                out.push_str(&format!("\n  {l}"));
             }
         }
         out
@@ -259,14 +594,7 @@ pub async fn recent_events(client: &kube::Client, ns: &str, about: impl Fn(&str)
         .into_iter()
         .filter(|e| e.involved_object.name.as_deref().is_some_and(&about))
         .collect();
-    let when = |e: &Event| {
-        e.last_timestamp
-            .as_ref()
-            .map(|t| t.0)
-            .or(e.event_time.as_ref().map(|t| t.0))
-            .or(e.metadata.creation_timestamp.as_ref().map(|t| t.0))
-    };
-    events.sort_by_key(when);
+    events.sort_by_key(event_time);
     let skip = events.len().saturating_sub(limit);
     events
         .iter()
@@ -282,6 +610,28 @@ pub async fn recent_events(client: &kube::Client, ns: &str, about: impl Fn(&str)
             )
         })
         .collect()
+}
+
+fn event_time(e: &Event) -> Option<jiff::Timestamp> {
+    e.last_timestamp
+        .as_ref()
+        .map(|t| t.0)
+        .or(e.event_time.as_ref().map(|t| t.0))
+        .or(e.metadata.creation_timestamp.as_ref().map(|t| t.0))
+}
+
+/// Cluster text fit to quote in one line of a failure: control characters (newlines too)
+/// become spaces, and past `QUOTE_MAX` characters it is cut with an ellipsis.
+fn quote(text: &str) -> String {
+    let flat: String = text
+        .trim()
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    match flat.char_indices().nth(QUOTE_MAX) {
+        Some((cut, _)) => format!("{}…", &flat[..cut]),
+        None => flat,
+    }
 }
 
 /// Hides values that look like credentials (`password=...`, `token: ...`, bearer tokens)
@@ -307,7 +657,94 @@ pub fn redact(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::{PULL_GRACE, Why, blocked, quote, redact};
+
+    fn pod(status: serde_json::Value) -> k8s_openapi::api::core::v1::Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": "web-5d8f-x1", "labels": {"pod-template-hash": "5d8f"}},
+            "spec": {"containers": [{"name": "web", "image": "nginx:does-not-exist"}]},
+            "status": {"containerStatuses": [status]},
+        }))
+        .expect("a pod")
+    }
+
+    fn status(state: serde_json::Value, restarts: i32, last: serde_json::Value) -> serde_json::Value {
+        json!({"name": "web", "image": "nginx:does-not-exist", "imageID": "", "ready": false,
+               "restartCount": restarts, "state": state, "lastState": last})
+    }
+
+    #[test]
+    fn pull_failures_are_blocked_and_missing_images_fail_at_once() {
+        let missing = "rpc error: code = NotFound desc = failed to resolve reference: not found";
+        let p = pod(status(
+            json!({"waiting": {"reason": "ErrImagePull", "message": missing}}),
+            0,
+            json!({}),
+        ));
+        let b = blocked(&p).expect("blocked");
+        assert_eq!(
+            (b.pod.as_str(), b.hash.as_str(), b.container.as_str()),
+            ("web-5d8f-x1", "5d8f", "web")
+        );
+        assert_eq!(b.image, "nginx:does-not-exist");
+        assert!(b.why.fails_after(Duration::ZERO), "{b:?}");
+
+        // A back-off with no words of its own waits out the grace for a retry.
+        let back_off =
+            json!({"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image \"nginx:1\""}});
+        let b = blocked(&pod(status(back_off, 0, json!({})))).expect("blocked");
+        assert!(!b.why.fails_after(Duration::from_secs(1)));
+        assert!(b.why.fails_after(PULL_GRACE));
+
+        let invalid = json!({"waiting": {"reason": "InvalidImageName", "message": "couldn't parse image name"}});
+        assert!(
+            blocked(&pod(status(invalid, 0, json!({}))))
+                .unwrap()
+                .why
+                .fails_after(Duration::ZERO)
+        );
+        let creating = json!({"waiting": {"reason": "ContainerCreating"}});
+        assert_eq!(blocked(&pod(status(creating, 0, json!({})))), None);
+    }
+
+    #[test]
+    fn a_crash_loop_blocks_from_the_second_restart() {
+        let waiting = json!({"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 10s"}});
+        let last = json!({"terminated": {"exitCode": 137, "reason": "OOMKilled"}});
+        assert_eq!(blocked(&pod(status(waiting.clone(), 1, last.clone()))), None);
+        let b = blocked(&pod(status(waiting, 2, last))).expect("blocked");
+        assert_eq!(
+            b.why,
+            Why::Crash {
+                restarts: 2,
+                exit_code: Some(137),
+                reason: "OOMKilled".into(),
+                message: String::new()
+            }
+        );
+    }
+
+    #[test]
+    fn a_bare_back_off_message_does_not_say_why() {
+        assert!(!super::says_why("Back-off pulling image \"nginx:1\""));
+        assert!(!super::says_why(""));
+        assert!(super::says_why(
+            "Back-off pulling image \"nginx:1\": ErrImagePull: failed to resolve reference: not found"
+        ));
+        assert!(super::says_why("rpc error: code = NotFound desc = not found"));
+    }
+
+    #[test]
+    fn quotes_are_one_line_and_short() {
+        assert_eq!(quote(" a\nb\u{1b}[31m "), "a b [31m");
+        let long = quote(&"é".repeat(1000));
+        assert_eq!(long.chars().count(), super::QUOTE_MAX + 1);
+        assert!(long.ends_with('…'));
+    }
 
     #[test]
     fn redacts_credentials() {

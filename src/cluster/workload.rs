@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::{APP_NAME, Cluster, ClusterError, rollout};
 
-const REVISION: &str = "deployment.kubernetes.io/revision";
+pub(super) const REVISION: &str = "deployment.kubernetes.io/revision";
 
 impl Cluster {
     pub async fn deployment(&self, ns: &str, app: &str) -> Result<Deployment, ClusterError> {

@@ -14,20 +14,23 @@ use super::resources::{self, ResourceDef};
 use super::store::{self, State};
 use super::util;
 
-/// Images whose pulls fail (pods sit in ImagePullBackOff).
+/// Images the registry does not have: pulls fail (ErrImagePull, then ImagePullBackOff).
 pub fn is_bad_image(image: &str) -> bool {
     image.contains("does-not-exist") || image.contains("badimage")
 }
 
-/// Images whose containers exit at once (CrashLoopBackOff).
+/// Images whose containers exit 1 at once (restarted with back-off: CrashLoopBackOff).
 pub fn is_crash_image(image: &str) -> bool {
     image.contains("crashloop")
 }
 
 /// How many steps a Job's pod runs before it succeeds.
 const JOB_RUN_STEPS: u32 = 2;
-/// A crashing container restarts every this many steps.
-const CRASH_RESTART_STEPS: u32 = 3;
+/// Steps between a failed pull and the next try (the kubelet's image back-off, scaled down).
+const PULL_BACKOFF_STEPS: u32 = 30;
+/// Steps of a crashed container's first back-off (10 s on a kubelet); it doubles with each
+/// restart.
+const CRASH_BACKOFF_STEPS: u32 = 3;
 
 fn rd(group: &str, plural: &str) -> &'static ResourceDef {
     resources::by_plural(group, plural).expect("resource is in the static table")
@@ -763,6 +766,230 @@ fn log(st: &mut State, pod: &Value, line: String) {
     st.pod_logs.entry(uid(pod)).or_default().push((util::now(), line));
 }
 
+/// An image reference as containerd resolves it: `nginx:1` is `docker.io/library/nginx:1`.
+fn full_reference(image: &str) -> String {
+    let first = image.split('/').next().unwrap_or_default();
+    let named = if !image.contains('/') {
+        format!("docker.io/library/{image}")
+    } else if first.contains('.') || first.contains(':') || first == "localhost" {
+        image.to_string()
+    } else {
+        format!("docker.io/{image}")
+    };
+    let last = named.rsplit('/').next().unwrap_or_default();
+    if last.contains(':') || last.contains('@') {
+        named
+    } else {
+        format!("{named}:latest")
+    }
+}
+
+/// What containerd answers for a tag the registry does not have.
+fn pull_error(image: &str) -> String {
+    let full = full_reference(image);
+    format!(
+        "rpc error: code = NotFound desc = failed to pull and unpack image \"{full}\": failed to resolve reference \"{full}\": {full}: not found"
+    )
+}
+
+/// The pod with its missing-image containers waiting for `reason` (the others not started).
+fn with_pull_status(pod: &Value, mut p: Value, containers: &[Value], reason: &str) -> Value {
+    let statuses: Vec<Value> = containers
+        .iter()
+        .map(|c| {
+            let img = util::str_at(c, "image");
+            let waiting = match (is_bad_image(img), reason) {
+                (true, "ErrImagePull") => json!({"waiting": {"reason": reason, "message": pull_error(img)}}),
+                (true, _) => {
+                    json!({"waiting": {"reason": reason, "message": format!("Back-off pulling image \"{img}\"")}})
+                }
+                (false, _) => json!({"waiting": {"reason": "PodInitializing"}}),
+            };
+            container_status(c, waiting, false, 0, None)
+        })
+        .collect();
+    let names: Vec<&str> = containers.iter().map(|c| util::str_at(c, "name")).collect();
+    let msg = format!("containers with unready status: [{}]", names.join(" "));
+    util::set_path(&mut p, "status.containerStatuses", json!(statuses));
+    util::set_path(
+        &mut p,
+        "status.conditions",
+        pod_conditions(pod, true, true, false, "ContainersNotReady", &msg),
+    );
+    p
+}
+
+/// A kubelet pulling an image the registry does not have: a try fails (ErrImagePull, with
+/// the registry's answer in the status and a Failed warning), the next pass backs off
+/// (ImagePullBackOff), and after `PULL_BACKOFF_STEPS` it tries again.
+fn pull_missing(st: &mut State, pod: &Value, p: Value, containers: &[Value], bad: &Value, ticks: u32) {
+    let image = util::str_at(bad, "image").to_string();
+    let cname = util::str_at(bad, "name").to_string();
+    let now_reason = util::str_at(&status_of(pod, &cname), "state.waiting.reason").to_string();
+    let id = uid(pod);
+    let back_off = format!("Back-off pulling image \"{image}\"");
+    match Some(now_reason.as_str()) {
+        Some("ErrImagePull") => {
+            let saved = st.update(pods(), with_pull_status(pod, p, containers, "ImagePullBackOff"));
+            st.event(&saved, "Normal", "BackOff", &back_off, "kubelet");
+            st.event(&saved, "Warning", "Failed", "Error: ImagePullBackOff", "kubelet");
+            st.ticks.insert(id, 0);
+        }
+        Some("ImagePullBackOff") if ticks < PULL_BACKOFF_STEPS => {
+            // Keep the back-off events fresh (their count grows) like a real kubelet.
+            st.event(pod, "Normal", "BackOff", &back_off, "kubelet");
+        }
+        _ => {
+            let saved = st.update(pods(), with_pull_status(pod, p, containers, "ErrImagePull"));
+            st.event(
+                &saved,
+                "Normal",
+                "Pulling",
+                &format!("Pulling image \"{image}\""),
+                "kubelet",
+            );
+            let failed = format!("Failed to pull image \"{image}\": {}", pull_error(&image));
+            st.event(&saved, "Warning", "Failed", &failed, "kubelet");
+            st.event(&saved, "Warning", "Failed", "Error: ErrImagePull", "kubelet");
+            st.ticks.insert(id, 0);
+        }
+    }
+}
+
+/// A container whose process exits 1 at once, as a kubelet shows it: Running, then
+/// Terminated (Error); restarted at once the first time, then CrashLoopBackOff with a
+/// back-off that doubles with each restart (restartCount counts the restarts). A Job pod
+/// that may not restart fails instead.
+#[allow(clippy::too_many_arguments)]
+fn crash_loop(
+    st: &mut State,
+    pod: &Value,
+    mut p: Value,
+    containers: &[Value],
+    crash: &Value,
+    ticks: u32,
+    first_start: bool,
+    job_fails: bool,
+) {
+    let cname = util::str_at(crash, "name").to_string();
+    let image = util::str_at(crash, "image").to_string();
+    let old = status_of(pod, &cname);
+    let restarts = util::i64_at(&old, "restartCount").unwrap_or(0);
+    let now = util::fmt_time(util::now());
+    let id = uid(pod);
+    let running = json!({"running": {"startedAt": now}});
+    let (state, restarts, last) = if first_start {
+        log(st, pod, format!("starting {image}"));
+        st.ticks.insert(id, 0);
+        (running, 0, None)
+    } else if util::path(&old, "state.running").is_some() {
+        log(st, pod, "panic: config missing DATABASE_URL".to_string());
+        let started = util::path(&old, "state.running.startedAt")
+            .cloned()
+            .unwrap_or(json!(now));
+        let t = crash_exit(&cname, started);
+        if job_fails {
+            fail_job_pod(st, pod, p, containers, t);
+            return;
+        }
+        (t, restarts, util::path(&old, "lastState").cloned())
+    } else {
+        let backoff = if util::path(&old, "state.terminated").is_some() {
+            0
+        } else {
+            CRASH_BACKOFF_STEPS << (restarts.clamp(1, 5) - 1)
+        };
+        if ticks < backoff {
+            st.event(pod, "Warning", "BackOff", &crash_back_off(pod, &cname), "kubelet");
+            return;
+        }
+        // Restarted, and out again before the next pass.
+        for (reason, msg) in [
+            (
+                "Pulled",
+                format!("Container image \"{image}\" already present on machine"),
+            ),
+            ("Created", format!("Created container: {cname}")),
+            ("Started", format!("Started container {cname}")),
+        ] {
+            st.event(pod, "Normal", reason, &msg, "kubelet");
+        }
+        log(st, pod, format!("starting {image}"));
+        log(st, pod, "panic: config missing DATABASE_URL".to_string());
+        let restarts = restarts + 1;
+        let secs = 10 << (restarts.clamp(1, 6) - 1);
+        let waiting = json!({"waiting": {
+            "reason": "CrashLoopBackOff",
+            "message": format!("back-off {secs}s restarting failed container={cname} pod={}_{}({id})", name_of(pod), ns_of(pod)),
+        }});
+        st.ticks.insert(id.clone(), 0);
+        (waiting, restarts, Some(crash_exit(&cname, json!(now))))
+    };
+    let statuses: Vec<Value> = containers
+        .iter()
+        .map(|c| {
+            if util::str_at(c, "name") == cname {
+                container_status(c, state.clone(), false, restarts, last.clone())
+            } else {
+                container_status(c, json!({"running": {"startedAt": now}}), true, 0, None)
+            }
+        })
+        .collect();
+    util::set_path(&mut p, "status.phase", json!("Running"));
+    util::set_path(&mut p, "status.containerStatuses", json!(statuses));
+    let msg = format!("containers with unready status: [{cname}]");
+    let conds = pod_conditions(pod, true, true, false, "ContainersNotReady", &msg);
+    util::set_path(&mut p, "status.conditions", conds);
+    let saved = st.update(pods(), p);
+    if state.get("waiting").is_some() {
+        st.event(&saved, "Warning", "BackOff", &crash_back_off(pod, &cname), "kubelet");
+    }
+}
+
+fn crash_back_off(pod: &Value, cname: &str) -> String {
+    let (name, ns, id) = (name_of(pod), ns_of(pod), uid(pod));
+    format!("Back-off restarting failed container {cname} in pod {name}_{ns}({id})")
+}
+
+/// The container's status as the pod has it now (Null if none).
+fn status_of(pod: &Value, cname: &str) -> Value {
+    util::path(pod, "status.containerStatuses")
+        .and_then(Value::as_array)
+        .and_then(|a| a.iter().find(|s| util::str_at(s, "name") == cname))
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+fn name_of(o: &Value) -> &str {
+    util::str_at(o, "metadata.name")
+}
+
+fn ns_of(o: &Value) -> &str {
+    util::str_at(o, "metadata.namespace")
+}
+
+fn crash_exit(cname: &str, started: Value) -> Value {
+    json!({"terminated": {
+        "exitCode": 1,
+        "reason": "Error",
+        "startedAt": started,
+        "finishedAt": util::fmt_time(util::now()),
+        "containerID": format!("containerd://{:064x}", util::fnv32(cname)),
+    }})
+}
+
+fn fail_job_pod(st: &mut State, pod: &Value, mut p: Value, containers: &[Value], terminated: Value) {
+    let statuses: Vec<Value> = containers
+        .iter()
+        .map(|c| container_status(c, terminated.clone(), false, 0, None))
+        .collect();
+    util::set_path(&mut p, "status.phase", json!("Failed"));
+    util::set_path(&mut p, "status.containerStatuses", json!(statuses));
+    let conds = pod_conditions(pod, true, true, false, "PodFailed", "");
+    util::set_path(&mut p, "status.conditions", conds);
+    st.update(pods(), p);
+}
+
 /// Moves each pod one step: schedule -> pull -> run (or fail to pull, or crash), and for Job
 /// pods, run -> succeed.
 fn kubelet(st: &mut State) {
@@ -825,55 +1052,14 @@ fn kubelet(st: &mut State) {
         let now = util::fmt_time(util::now());
 
         if let Some(bad) = bad {
-            let image = util::str_at(bad, "image").to_string();
-            let already = was(bad, "state.waiting.reason") == Some(json!("ImagePullBackOff"));
-            if !already {
-                let statuses: Vec<Value> = containers
-                    .iter()
-                    .map(|c| {
-                        let img = util::str_at(c, "image");
-                        let waiting = if is_bad_image(img) {
-                            json!({"waiting": {"reason": "ImagePullBackOff", "message": format!("Back-off pulling image \"{img}\"")}})
-                        } else {
-                            json!({"waiting": {"reason": "PodInitializing"}})
-                        };
-                        container_status(c, waiting, false, 0, None)
-                    })
-                    .collect();
-                util::set_path(&mut p, "status.containerStatuses", json!(statuses));
-                let conds = pod_conditions(&pod, true, true, false, "ContainersNotReady", &not_ready_msg);
-                util::set_path(&mut p, "status.conditions", conds);
-                let saved = st.update(pods(), p);
-                let pull = format!("Pulling image \"{image}\"");
-                st.event(&saved, "Normal", "Pulling", &pull, "kubelet");
-                let failed = format!(
-                    "Failed to pull image \"{image}\": rpc error: code = NotFound desc = failed to pull and unpack image \"{image}\": failed to resolve reference \"{image}\": {image}: not found"
-                );
-                st.event(&saved, "Warning", "Failed", &failed, "kubelet");
-                st.event(&saved, "Warning", "Failed", "Error: ErrImagePull", "kubelet");
-                st.event(
-                    &saved,
-                    "Normal",
-                    "BackOff",
-                    &format!("Back-off pulling image \"{image}\""),
-                    "kubelet",
-                );
-                st.event(&saved, "Warning", "Failed", "Error: ImagePullBackOff", "kubelet");
-            } else {
-                // Keep the back-off events fresh (their count grows) like a real kubelet.
-                st.event(
-                    &pod,
-                    "Normal",
-                    "BackOff",
-                    &format!("Back-off pulling image \"{image}\""),
-                    "kubelet",
-                );
-            }
+            pull_missing(st, &pod, p, &containers, bad, ticks);
             continue;
         }
 
         let started_before = old_statuses.iter().any(|s| {
-            s.get("state").is_some_and(|x| x.get("running").is_some()) || s.get("restartCount") != Some(&json!(0))
+            s.get("state")
+                .is_some_and(|x| x.get("running").is_some() || x.get("terminated").is_some())
+                || s.get("restartCount") != Some(&json!(0))
         });
         let first_start = !started_before
             && containers
@@ -914,52 +1100,8 @@ fn kubelet(st: &mut State) {
         }
 
         if let Some(crash) = crash {
-            let image = util::str_at(crash, "image").to_string();
-            let cname = util::str_at(crash, "name").to_string();
-            let restarts = was(crash, "restartCount").and_then(|v| v.as_i64()).unwrap_or(0);
-            let restart_now = first_start || ticks % CRASH_RESTART_STEPS == 0;
-            if !restart_now {
-                continue;
-            }
-            log(st, &pod, format!("starting {image}"));
-            log(st, &pod, "panic: config missing DATABASE_URL".to_string());
-            let terminated = json!({"terminated": {"exitCode": 1, "reason": "Error", "startedAt": now, "finishedAt": now, "containerID": format!("containerd://{:064x}", util::fnv32(&cname))}});
-            if is_job && restart_never {
-                let statuses: Vec<Value> = containers
-                    .iter()
-                    .map(|c| container_status(c, terminated.clone(), false, 0, None))
-                    .collect();
-                util::set_path(&mut p, "status.phase", json!("Failed"));
-                util::set_path(&mut p, "status.containerStatuses", json!(statuses));
-                let conds = pod_conditions(&pod, true, true, false, "PodFailed", "");
-                util::set_path(&mut p, "status.conditions", conds);
-                st.update(pods(), p);
-                continue;
-            }
-            let restarts = if first_start { restarts } else { restarts + 1 };
-            let uid_s = id.clone();
-            let statuses: Vec<Value> = containers
-                .iter()
-                .map(|c| {
-                    if util::str_at(c, "name") == cname {
-                        let waiting = json!({"waiting": {
-                            "reason": "CrashLoopBackOff",
-                            "message": format!("back-off 10s restarting failed container={cname} pod={name}_{ns}({uid_s})"),
-                        }});
-                        container_status(c, waiting, false, restarts, Some(terminated.clone()))
-                    } else {
-                        container_status(c, json!({"running": {"startedAt": now}}), true, 0, None)
-                    }
-                })
-                .collect();
-            util::set_path(&mut p, "status.phase", json!("Running"));
-            util::set_path(&mut p, "status.containerStatuses", json!(statuses));
-            let msg = format!("containers with unready status: [{cname}]");
-            let conds = pod_conditions(&pod, true, true, false, "ContainersNotReady", &msg);
-            util::set_path(&mut p, "status.conditions", conds);
-            let saved = st.update(pods(), p);
-            let backoff = format!("Back-off restarting failed container {cname} in pod {name}_{ns}({id})");
-            st.event(&saved, "Warning", "BackOff", &backoff, "kubelet");
+            let job_fails = is_job && restart_never;
+            crash_loop(st, &pod, p, &containers, crash, ticks, first_start, job_fails);
             continue;
         }
 

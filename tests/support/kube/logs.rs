@@ -50,7 +50,8 @@ pub(super) fn pod_logs(st: &State, pod: &Value, params: &Params) -> Result<Strin
             .filter(|r| !r.is_empty())
             .unwrap_or_else(|| "ContainerCreating".into());
         let shown = match reason.as_str() {
-            "ImagePullBackOff" | "ErrImagePull" => "trying and failing to pull image".to_string(),
+            "ErrImagePull" => "image can't be pulled".to_string(),
+            "ImagePullBackOff" => "trying and failing to pull image".to_string(),
             r => r.to_string(),
         };
         return Err(ApiError::bad_request(format!(

@@ -10,8 +10,10 @@
 //! k8s.forbid("delete", "namespaces");        // RBAC-style 403 from now on
 //! ```
 //!
-//! Failure modes are chosen by image name: `does-not-exist`/`badimage` pull forever
-//! (ImagePullBackOff), `crashloop` crashes (CrashLoopBackOff, with logs).
+//! Failure modes are chosen by image name, with the statuses and kubelet events a cluster
+//! shows: `does-not-exist`/`badimage` are missing from the registry (ErrImagePull, then
+//! ImagePullBackOff, retried forever), `crashloop` exits 1 at once (restarted with a growing
+//! back-off in CrashLoopBackOff, with logs).
 //!
 //! Included both as `support::kube` and via `#[path]`, so only relative paths are used inside,
 //! and the kube crate is always named `::kube`.
