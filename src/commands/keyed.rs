@@ -198,6 +198,7 @@ mod tests {
             action: String::new(),
             allow: Vec::new(),
             approval: None,
+            answer: Default::default(),
             file: String::new(),
         }
     }
