@@ -128,7 +128,8 @@ enum Command {
     /// Send HTTP load to a URL and report latency percentiles, status codes and errors.
     Loadgen(crate::loadgen_cli::LoadgenArgs),
     /// Run a load test in an environment (the `loadtest` command); with --wait, print its
-    /// table and exit 1 when a threshold fails, for pipelines.
+    /// table and exit 0 (passed), 1 (a threshold failed) or 2 (could not run), for pipelines.
+    #[command(after_help = crate::loadgen_cli::EXIT_CODES_HELP)]
     Loadtest {
         #[command(flatten)]
         test: crate::loadgen_cli::LoadtestArgs,
@@ -304,7 +305,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Loadgen(args) => crate::loadgen_cli::loadgen(args).await,
         Command::Loadtest { test, client } => {
             let json = client.output == Output::Json;
-            crate::loadgen_cli::loadtest(&client.client()?, &test, json).await
+            let run = async { crate::loadgen_cli::loadtest(&client.client()?, &test, json).await };
+            Ok(crate::loadgen_cli::loadtest_exit(run).await)
         }
         Command::Run { text, no_wait, client } => run(&client, &text.join(" "), no_wait).await,
         Command::Shell { app, env, client } => {

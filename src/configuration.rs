@@ -312,26 +312,16 @@ impl Config {
         let mut from_env = BTreeMap::new();
         for (var, raw) in env {
             let Some(key) = env_key(&var) else { continue };
-            set_path(&mut root, &key, env_value(&raw)).map_err(|message| ConfigError::Key {
+            let value = env_value(&raw);
+            set_path(&mut root, &key, value.clone()).map_err(|message| ConfigError::Key {
                 key: key.join("."),
                 origin: format!(" (from {var})"),
                 message,
             })?;
-            from_env.insert(key.join("."), var);
+            let typed = !value.is_str();
+            from_env.insert(key.join("."), EnvSetting { var, key, raw, typed });
         }
-        let config: Config = serde_path_to_error::deserialize(toml::Value::Table(root)).map_err(|e| {
-            let key = e.path().to_string();
-            let origin = from_env
-                .iter()
-                .find(|(k, _)| key.starts_with(k.as_str()) || k.starts_with(&key))
-                .map(|(_, var)| format!(" (from {var})"))
-                .unwrap_or_default();
-            ConfigError::Key {
-                key,
-                origin,
-                message: e.into_inner().to_string(),
-            }
-        })?;
+        let config = deserialize(root, &mut from_env)?;
         config.validate()?;
         Ok(config)
     }
@@ -522,6 +512,42 @@ fn set_path(root: &mut toml::Table, key: &[String], value: toml::Value) -> Resul
     Ok(())
 }
 
+/// A key set from the environment: the variable, and whether its text was read as TOML.
+struct EnvSetting {
+    var: String,
+    key: Vec<String>,
+    raw: String,
+    typed: bool,
+}
+
+/// Deserializes the merged table. The environment has no types, so `1187654321098765432`
+/// for a string key (an id) was read as a number: when a key set from the environment is
+/// refused for its type, its text is tried as a string before the error stands.
+fn deserialize(mut root: toml::Table, from_env: &mut BTreeMap<String, EnvSetting>) -> Result<Config, ConfigError> {
+    loop {
+        let e = match serde_path_to_error::deserialize(toml::Value::Table(root.clone())) {
+            Ok(config) => return Ok(config),
+            Err(e) => e,
+        };
+        let key = e.path().to_string();
+        let message = e.into_inner().to_string();
+        if message.starts_with("invalid type")
+            && let Some(setting) = from_env.get_mut(&key).filter(|s| s.typed)
+        {
+            setting.typed = false;
+            set_path(&mut root, &setting.key, toml::Value::String(setting.raw.clone()))
+                .map_err(|m| ConfigError::key(key.clone(), m))?;
+            continue;
+        }
+        let origin = from_env
+            .iter()
+            .find(|(k, _)| key.starts_with(k.as_str()) || k.starts_with(&key))
+            .map(|(_, s)| format!(" (from {})", s.var))
+            .unwrap_or_default();
+        return Err(ConfigError::Key { key, origin, message });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -558,6 +584,31 @@ mod tests {
         assert_eq!(c.server.listen.port(), 9000);
         assert_eq!(c.worker.concurrency, 9);
         assert_eq!(c.store.effective_url(), "postgres://x@h/db");
+    }
+
+    #[test]
+    fn digits_from_the_environment_stay_text_for_string_keys() {
+        let c = Config::build(
+            None,
+            env(&[
+                ("DECKHAND_DISCORD__APPLICATION_ID", "1187654321098765432"),
+                ("DECKHAND_KUBERNETES__CONTEXT", "2024"),
+                ("DECKHAND_WORKER__CONCURRENCY", "12"),
+                ("DECKHAND_APPS__REPLICAS", "3"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.discord.application_id, "1187654321098765432");
+        assert_eq!(c.kubernetes.context, "2024");
+        assert_eq!((c.worker.concurrency, c.apps.replicas), (12, 3));
+        // A number key still refuses text, naming the variable.
+        let e = Config::build(None, env(&[("DECKHAND_WORKER__CONCURRENCY", "many")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("worker.concurrency") && e.contains("DECKHAND_WORKER__CONCURRENCY"),
+            "{e}"
+        );
     }
 
     #[test]

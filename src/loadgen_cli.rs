@@ -78,10 +78,40 @@ pub async fn loadgen(args: LoadgenArgs) -> anyhow::Result<u8> {
     };
     // A closed pipe (`| head`) is the reader's choice, not an error worth a panic.
     let mut out = std::io::stdout().lock();
-    match writeln!(out, "{text}").and_then(|()| out.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
-        _ => Ok(0),
+    if let Err(e) = writeln!(out, "{text}").and_then(|()| out.flush())
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        return Err(e.into());
     }
+    // The report is printed either way (a pod's log carries it to `loadtest`); a run in
+    // which nothing succeeded says so and fails, so a script does not read it as a result.
+    match all_failed(&report) {
+        Some(why) => {
+            eprintln!("error: {why}");
+            Ok(1)
+        }
+        None => Ok(0),
+    }
+}
+
+/// Why the run measured nothing but failures, when every request failed.
+fn all_failed(report: &loadgen::Report) -> Option<String> {
+    let total = report.total();
+    if total == 0 || report.error_count() < total {
+        return None;
+    }
+    let kinds = report.errors.iter().map(|(k, n)| format!("{} {n}", k.as_str()));
+    let statuses = report
+        .status
+        .iter()
+        .filter(|(s, _)| **s >= 400)
+        .map(|(s, n)| format!("HTTP {s} {n}"));
+    let by_kind: Vec<String> = kinds.chain(statuses).collect();
+    Some(format!(
+        "all {total} requests to {} failed ({}); is the target up and the URL right?",
+        report.url,
+        by_kind.join(", ")
+    ))
 }
 
 /// `deckhand loadtest`: the chat command's arguments as flags.
@@ -104,8 +134,8 @@ pub struct LoadtestArgs {
     /// A pass/fail limit: p99<300ms, max<2s, errors<1%, rate>=450; repeat for more.
     #[arg(long = "threshold")]
     thresholds: Vec<String>,
-    /// Follow the test to its end, print the table and exit 1 when it fails (a threshold
-    /// or the test itself), 0 when it passes. Without it, print the request id and return.
+    /// Follow the test to its end, print the table and exit by its outcome (see Exit codes
+    /// below). Without it, print the request id and return.
     #[arg(long)]
     wait: bool,
     /// With --wait, also save the chart (PNG) to this file.
@@ -134,7 +164,34 @@ impl LoadtestArgs {
     }
 }
 
-/// Exit codes: 0 passed, 1 failed (a threshold or the test), 3 denied/expired/cancelled.
+/// Exit codes of `deckhand loadtest`, which pipelines gate on: only 1 means the test ran
+/// and measured a failure, so a retry-or-alert step can tell a slow app from a broken run.
+pub mod exit {
+    pub const PASSED: u8 = 0;
+    pub const THRESHOLD_FAILED: u8 = 1;
+    pub const NOT_RUN: u8 = 2;
+}
+
+/// The exit codes as `deckhand loadtest --help` shows them.
+pub const EXIT_CODES_HELP: &str = "\
+Exit codes (with --wait):
+  0  the test ran and every threshold passed
+  1  the test ran and a threshold failed
+  2  the test could not run: the command was refused, denied, cancelled or expired, it failed
+     before a result (pods, cluster), or deckhand could not be reached (also without --wait)";
+
+/// `deckhand loadtest`'s exit code: an error means the test never ran to a result.
+pub async fn loadtest_exit(run: impl Future<Output = anyhow::Result<u8>>) -> u8 {
+    match run.await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {}", crate::cli::safe(&format!("{e:#}")));
+            exit::NOT_RUN
+        }
+    }
+}
+
+/// Submits the test; with `--wait` follows it and returns its [`exit`] code.
 pub async fn loadtest(client: &deckhand::client::Client, args: &LoadtestArgs, json: bool) -> anyhow::Result<u8> {
     let text = args.command_text()?;
     let submitted = client.submit(&text).await?;
@@ -191,17 +248,19 @@ pub async fn loadtest(client: &deckhand::client::Client, args: &LoadtestArgs, js
         (None, true) => writeln!(out, "{}", request["request"])?,
         (None, false) => {}
     }
-    if state != "succeeded" {
-        eprintln!(
-            "error: {} ({state})",
-            request["request"]["outcome"]
-                .as_str()
-                .unwrap_or("the load test did not pass")
-        );
+    let threshold_failed = result.is_some_and(|e| e["data"]["verdict"]["passed"] == false);
+    let code = match state.as_str() {
+        "succeeded" => exit::PASSED,
+        "failed" if threshold_failed => exit::THRESHOLD_FAILED,
+        _ => exit::NOT_RUN,
+    };
+    if code != exit::PASSED {
+        let outcome = request["request"]["outcome"].as_str().unwrap_or("no outcome given");
+        let what = match code {
+            exit::THRESHOLD_FAILED => "",
+            _ => "the load test could not run: ",
+        };
+        eprintln!("error: {what}{} ({state})", crate::cli::safe(outcome));
     }
-    Ok(match state.as_str() {
-        "succeeded" => 0,
-        "failed" => 1,
-        _ => 3,
-    })
+    Ok(code)
 }

@@ -156,6 +156,9 @@ impl Builder {
             }
         });
         tracing::info!(%addr, backend = ?app.store.backend(), "deckhand listening");
+        for line in surface_lines(&app.config, addr) {
+            tracing::info!("{line}");
+        }
         Ok(Running {
             addr,
             app,
@@ -168,6 +171,32 @@ impl Builder {
             _lock: lock,
         })
     }
+}
+
+/// What this process serves, one line each, for the startup log: a chat app pointed at the
+/// wrong path, or a surface left off by a missing secret, shows there instead of as silence.
+/// The paths are those `crate::http::router` mounts.
+pub fn surface_lines(config: &Config, addr: SocketAddr) -> Vec<String> {
+    let base = format!("http://{addr}");
+    let slack = &config.slack;
+    let slack = match (slack.enabled(), slack.socket_mode) {
+        (false, _) => "slack disabled (slack.bot_token is not set)".to_owned(),
+        (true, true) => {
+            "slack enabled: slash commands and interactivity over Socket Mode (no HTTP endpoints)".to_owned()
+        }
+        (true, false) => {
+            format!("slack enabled: slash commands and interactivity at {base}/slack/commands, /slack/interactions")
+        }
+    };
+    let discord = match config.discord.enabled() {
+        true => format!("discord enabled: interactions at {base}/discord/interactions"),
+        false => "discord disabled (discord.public_key is not set)".to_owned(),
+    };
+    vec![
+        format!("API at {base}/api/v1/requests; health at /healthz, /readyz; metrics at /metrics"),
+        slack,
+        discord,
+    ]
 }
 
 pub struct Running {
@@ -222,5 +251,42 @@ impl Running {
         let _ = self.links.await;
         let _ = self.listener.await;
         self.app.store.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn startup_lines_name_each_surface_and_where_it_listens() {
+        let addr: SocketAddr = "0.0.0.0:9000".parse().unwrap();
+        let mut config = Config::defaults().unwrap();
+        let lines = surface_lines(&config, addr);
+        assert_eq!(
+            lines[1..],
+            [
+                "slack disabled (slack.bot_token is not set)",
+                "discord disabled (discord.public_key is not set)"
+            ]
+        );
+        assert!(
+            lines[0].starts_with("API at http://0.0.0.0:9000/api/v1/requests"),
+            "{lines:?}"
+        );
+
+        config.slack.bot_token = "xoxb-1".into();
+        config.discord.public_key = "ab".repeat(32);
+        let lines = surface_lines(&config, addr);
+        assert_eq!(
+            lines[1..],
+            [
+                "slack enabled: slash commands and interactivity at http://0.0.0.0:9000/slack/commands, /slack/interactions",
+                "discord enabled: interactions at http://0.0.0.0:9000/discord/interactions"
+            ]
+        );
+        assert!(lines.iter().all(|l| !l.contains("xoxb-1")), "no secrets: {lines:?}");
+        config.slack.socket_mode = true;
+        assert!(surface_lines(&config, addr)[1].contains("over Socket Mode (no HTTP endpoints)"));
     }
 }

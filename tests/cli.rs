@@ -4,7 +4,8 @@ mod support;
 
 use std::process::Output;
 
-use support::{Backend, TestApp, TestDb, backends, spawn_app, token};
+use deckhand::startup::Builder;
+use support::{Backend, TestApp, TestDb, backends, spawn_app, test_config, token};
 
 /// Runs the real binary as `user` against `app`, off the async runtime.
 async fn deckhand(app: &TestApp, user: &str, args: &[&str]) -> Output {
@@ -349,5 +350,185 @@ async fn a_closed_pipe_ends_the_client_quietly() {
         .await
         .expect("join");
         assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+/// `loadtest` bound to the counting test action, always waiting for one ops approval: the
+/// CLI's side of a load test without a cluster.
+const LOADTEST_STAND_IN: &str = r#"
+- name: loadtest
+  help: Stand-in for the load test, waiting for ops
+  pattern: '^loadtest (?P<target>\S+) in (?P<env>\S+) rate=(?P<rate>\S+) duration=(?P<duration>\S+)$'
+  args:
+    target: { type: text }
+    env: { type: name }
+    rate: { type: int, min: 1, max: 100 }
+    duration: { type: duration }
+  action: test.count
+  allow: [group:developers]
+  approval: { approvers: [group:ops], count: 1, expires: 1h }
+"#;
+
+async fn spawn_with_loadtest(db: &TestDb) -> TestApp {
+    support::init_tls();
+    let probe = std::sync::Arc::new(support::actions::Probe::default());
+    let mut specs = support::test_specs();
+    specs.push(("tests/loadtest.yaml".into(), LOADTEST_STAND_IN.into()));
+    let running = support::actions::register(Builder::new(test_config(&db.url)), &probe)
+        .specs(specs)
+        .start("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("app starts");
+    TestApp::from_running(running)
+}
+
+/// `deckhand loadtest shop --env lt ... --wait` as alice, in the background.
+fn loadtest_in_background(app: &TestApp) -> tokio::task::JoinHandle<Output> {
+    let (url, token) = (app.url.clone(), token("alice"));
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_deckhand"))
+            .args([
+                "loadtest",
+                "shop",
+                "--env",
+                "lt",
+                "--rate",
+                "5",
+                "--duration",
+                "1s",
+                "--wait",
+            ])
+            .env("DECKHAND_URL", url)
+            .env("DECKHAND_TOKEN", token)
+            .env_remove("DECKHAND_OUTPUT")
+            .output()
+            .expect("run deckhand")
+    })
+}
+
+/// The id of the load test waiting for approval, once the CLI has submitted it.
+async fn pending_loadtest(app: &TestApp) -> String {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (_, v) = app.get_as(support::ADMIN, "/api/v1/requests?scope=pending").await;
+        let found = v["requests"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r["text"].as_str().is_some_and(|t| t.starts_with("loadtest shop in lt")));
+        if let Some(r) = found {
+            return r["id"].as_str().expect("id").to_owned();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no pending load test: {v}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+async fn finished(cli: tokio::task::JoinHandle<Output>) -> (i32, String, String) {
+    let o = tokio::time::timeout(std::time::Duration::from_secs(30), cli)
+        .await
+        .expect("the CLI returns once the request ends")
+        .expect("join");
+    out(&o)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn loadtest_exits_2_when_the_test_could_not_run_and_0_when_it_passed() {
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let db = TestDb::new(backend).await;
+        let app = spawn_with_loadtest(&db).await;
+
+        let cli = loadtest_in_background(&app);
+        let id = pending_loadtest(&app).await;
+        let (status, v) = app
+            .post_as(
+                "omar",
+                &format!("/api/v1/requests/{id}/deny"),
+                serde_json::json!({ "reason": "freeze" }),
+            )
+            .await;
+        assert_eq!(status, 200, "{v}");
+        let (code, _, stderr) = finished(cli).await;
+        assert_eq!(code, 2, "a denied test did not run: {stderr}");
+        assert!(
+            stderr.contains("the load test could not run") && stderr.contains("denied"),
+            "{stderr}"
+        );
+
+        let cli = loadtest_in_background(&app);
+        let id = pending_loadtest(&app).await;
+        assert_eq!(app.approve("olga", &id).await.0, 200);
+        let (code, _, stderr) = finished(cli).await;
+        assert_eq!(code, 0, "{stderr}");
+        app.shutdown().await;
+    }
+}
+
+#[test]
+fn loadtest_exits_2_when_deckhand_cannot_be_reached_and_documents_its_exit_codes() {
+    let loadtest = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_deckhand"))
+            .args([
+                "loadtest",
+                "shop",
+                "--env",
+                "lt",
+                "--rate",
+                "5",
+                "--duration",
+                "1s",
+                "--wait",
+            ])
+            .args(extra)
+            .env_remove("DECKHAND_URL")
+            .env_remove("DECKHAND_TOKEN")
+            .output()
+            .unwrap()
+    };
+    let o = loadtest(&["--url", "http://127.0.0.1:9", "--token", "whatever-token-1234"]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("cannot reach deckhand at http://127.0.0.1:9"),
+        "{stderr}"
+    );
+    let o = loadtest(&[]);
+    assert_eq!(o.status.code(), Some(2), "no token, no test");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("set DECKHAND_TOKEN"));
+
+    let help = loadtest(&["--help"]);
+    let help = String::from_utf8_lossy(&help.stdout);
+    for line in [
+        "0  the test ran and every threshold passed",
+        "1  the test ran and a threshold failed",
+        "2  the test could not run",
+    ] {
+        assert!(help.contains(line), "{help}");
+    }
+}
+
+#[test]
+fn client_commands_take_url_and_token_from_the_environment() {
+    for command in [
+        "deny", "approve", "cancel", "request", "requests", "output", "run", "loadtest", "shell",
+    ] {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_deckhand"))
+            .args([command, "--help"])
+            .env("DECKHAND_TOKEN", "secret-token-never-shown")
+            .env_remove("DECKHAND_URL")
+            .output()
+            .unwrap();
+        let help = String::from_utf8_lossy(&o.stdout);
+        let usage = help.lines().find(|l| l.starts_with("Usage:")).expect("usage line");
+        assert!(
+            !usage.contains("--url") && !usage.contains("--token"),
+            "{command}: {usage}"
+        );
+        assert!(
+            help.contains("[env: DECKHAND_TOKEN]") && help.contains("[env: DECKHAND_URL"),
+            "{command}: {help}"
+        );
+        assert!(!help.contains("secret-token-never-shown"), "{command}: {help}");
     }
 }

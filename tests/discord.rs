@@ -487,6 +487,87 @@ async fn approval_buttons_refuse_the_wrong_people_and_show_who_decided() {
     }
 }
 
+/// Removes the fields at these JSON pointers (`/member/deaf`) from a payload.
+fn without(mut payload: Value, pointers: &[&str]) -> Value {
+    for p in pointers {
+        let (parent, field) = p.rsplit_once('/').expect("pointer");
+        let removed = payload
+            .pointer_mut(parent)
+            .and_then(Value::as_object_mut)
+            .and_then(|o| o.remove(field));
+        assert!(removed.is_some(), "the fixture has {p}");
+    }
+    payload
+}
+
+/// Fields Discord documents as optional, or leaves out of some interactions.
+const OPTIONAL_EVERYWHERE: &[&str] = &[
+    "/entitlements",
+    "/locale",
+    "/app_permissions",
+    "/channel",
+    "/member/deaf",
+    "/member/mute",
+    "/member/flags",
+    "/member/joined_at",
+    "/member/pending",
+    "/member/permissions",
+    "/member/premium_since",
+    "/member/avatar",
+    "/member/nick",
+    "/member/user/discriminator",
+    "/member/user/global_name",
+    "/member/user/avatar",
+    "/member/user/public_flags",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interactions_without_optional_fields_are_accepted() {
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let rig = start(backend, |_| {}).await;
+        let (id, token) = new_interaction();
+        let options = [
+            ("image", json!("ghcr.io/acme/shop:1.2")),
+            ("env", json!("shop")),
+            ("tier", json!("prod")),
+        ];
+        let p = command_payload(&id, &token, &discord_id("alice"), &[], &["deploy"], &options);
+        let mut fields = OPTIONAL_EVERYWHERE.to_vec();
+        fields.push("/guild_locale");
+        let (s, v) = rig.send(&without(p, &fields)).await;
+        assert_eq!((s, v), (200, json!({ "type": 5 })), "deferred, not refused");
+        let rid = rig.only_request().await;
+        let (_, approve, _) = approval_buttons(&rig).await;
+
+        let (id, token) = new_interaction();
+        let click = component_payload(&id, &token, &discord_id("olga"), &[], &approve);
+        let mut fields = OPTIONAL_EVERYWHERE.to_vec();
+        fields.extend([
+            "/message/timestamp",
+            "/message/edited_timestamp",
+            "/message/tts",
+            "/message/mention_everyone",
+            "/message/mentions",
+            "/message/mention_roles",
+            "/message/attachments",
+            "/message/embeds",
+            "/message/pinned",
+            "/message/flags",
+            "/message/components",
+            "/message/channel_id",
+        ]);
+        let (s, v) = rig.send(&without(click, &fields)).await;
+        assert_eq!((s, v["type"].as_u64()), (200, Some(7)), "{v}");
+        assert!(
+            v["data"]["content"].as_str().expect("c").contains("olga approved"),
+            "{v}"
+        );
+        rig.app.wait_for_state(&rid, &["succeeded"]).await;
+        rig.app.shutdown().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_only_commands_answer_privately_once() {
     for backend in backends() {

@@ -320,3 +320,42 @@ fn the_cli_prints_json_that_parses_and_explains_bad_input() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("'soon' is not a duration"));
 }
+
+#[test]
+fn the_cli_fails_when_every_request_failed() {
+    let bin = env!("CARGO_BIN_EXE_deckhand");
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let url = format!("http://{closed}/");
+    let run = |extra: &[&str]| {
+        Command::new(bin)
+            .args([
+                "loadgen",
+                "--url",
+                &url,
+                "--rate",
+                "10",
+                "--duration",
+                "1s",
+                "--timeout",
+                "2s",
+            ])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = run(&[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("error: all 10 requests to {url} failed (connect 10)")),
+        "{stderr}"
+    );
+    // The report is still printed: a pod's log carries it to `loadtest`.
+    let out = run(&["--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let r: Report = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((r.responses(), r.failed_requests()), (0, 10));
+}

@@ -436,7 +436,7 @@ fn the_cli_gate_exits_by_the_verdict() {
                 .contains("has no attachment a-nope")
         );
         let typo = gate(&["p99 > 1s"], &[]);
-        assert_eq!(typo.status.code(), Some(1));
+        assert_eq!(typo.status.code(), Some(2), "a typo: the test did not run");
         assert!(String::from_utf8_lossy(&typo.stderr).contains("is not a threshold"));
         rt.block_on(env.app.shutdown());
     }

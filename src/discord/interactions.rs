@@ -273,14 +273,44 @@ impl Endpoint {
     }
 }
 
-/// An interaction payload as serenity's model. serenity 0.12.5 insists on
-/// `attachment_size_limit`, which Discord only started sending in 2025 (and the shared
-/// fixtures do not carry); it is filled in when missing so older shapes still decode.
+/// An interaction payload as serenity's model. serenity 0.12.5 insists on fields Discord
+/// leaves out of some interactions or documents as optional: `attachment_size_limit` (only
+/// sent since 2025), `entitlements`, `locale`, a member's `deaf`/`mute`/`flags` (absent
+/// from interaction members), the clicked message's `timestamp` and flags (ephemeral and
+/// partial messages). deckhand reads none of them, so missing ones get neutral values
+/// instead of failing the whole interaction with a 400.
 pub fn decode_interaction(mut raw: Value) -> Result<Interaction, serde_json::Error> {
-    if let Some(obj) = raw.as_object_mut() {
-        obj.entry("attachment_size_limit").or_insert(json!(0));
+    let channel_id = raw.get("channel_id").or_else(|| raw.pointer("/channel/id")).cloned();
+    fill(
+        Some(&mut raw),
+        json!({ "attachment_size_limit": 0, "entitlements": [], "locale": "", "version": 1 }),
+    );
+    if let (Some(obj), Some(id)) = (raw.as_object_mut(), &channel_id) {
+        obj.entry("channel_id").or_insert(id.clone());
     }
+    fill(
+        raw.get_mut("member"),
+        json!({ "deaf": false, "mute": false, "flags": 0, "roles": [] }),
+    );
+    let mut message_defaults = json!({
+        "content": "", "timestamp": "1970-01-01T00:00:00Z", "tts": false,
+        "mention_everyone": false, "mentions": [], "mention_roles": [], "attachments": [],
+        "embeds": [], "pinned": false, "type": 0,
+    });
+    if let Some(id) = channel_id {
+        message_defaults["channel_id"] = id;
+    }
+    fill(raw.get_mut("message"), message_defaults);
     serde_json::from_value(raw)
+}
+
+/// Adds each field of `defaults` that `object` lacks; anything but two objects is left alone.
+fn fill(object: Option<&mut Value>, defaults: Value) {
+    if let (Some(Value::Object(object)), Value::Object(defaults)) = (object, defaults) {
+        for (key, value) in defaults {
+            object.entry(key).or_insert(value);
+        }
+    }
 }
 
 fn bad_request(message: &str) -> Response {

@@ -269,9 +269,10 @@ impl Cluster {
     }
 }
 
-/// The summary is the last line of a succeeded pod's log that reads as a report.
+/// The summary is the last line of a finished pod's log that reads as a report. `deckhand
+/// loadgen` prints it and then exits 1 when every request failed, so a Failed pod may have one.
 fn pod_result(pod: &str, phase: &str, log: &str) -> PodResult {
-    if phase == "Succeeded"
+    if matches!(phase, "Succeeded" | "Failed")
         && let Some(report) = log
             .lines()
             .rev()
@@ -336,5 +337,21 @@ mod tests {
             PodResult::Report(_) => panic!("a failed pod has no report"),
         }
         assert!(matches!(pod_result("p", "Succeeded", "done"), PodResult::Failed { .. }));
+    }
+
+    #[test]
+    fn a_failed_pod_that_printed_its_report_counts_it() {
+        use crate::loadgen::{ErrorKind, Mode, report::Recorder};
+        let mut r = Recorder::new();
+        r.error(Duration::ZERO, ErrorKind::Connect);
+        let report = r.into_report("http://shop/", "GET", Mode::rate(1.0).unwrap(), Duration::from_secs(1));
+        let log = format!(
+            "{}\nerror: all 1 requests to http://shop/ failed (connect 1)",
+            serde_json::to_string(&report).unwrap()
+        );
+        match pod_result("p", "Failed", &log) {
+            PodResult::Report(r) => assert_eq!(r.failed_requests(), 1),
+            PodResult::Failed { why, .. } => panic!("the report was lost: {why}"),
+        }
     }
 }
