@@ -105,6 +105,9 @@ async fn discord_command(
         .await
         .expect("POST interaction");
     assert_eq!(resp.status(), 200);
+    // As Discord does: an ephemeral deferral makes the original the sender's alone.
+    let answer: Value = resp.json().await.unwrap_or(Value::Null);
+    discord.fake.responded(&token, &answer);
 }
 
 /// Everything a Slack channel reads: the text and blocks of posts and edits.
@@ -126,7 +129,14 @@ async fn slack_channel_and_disguised_link_arrive_inert() {
     for backend in backends() {
         eprintln!("-- {backend:?}");
         let (env, slack) = with_slack(backend, false).await;
-        slack_command(&env, &slack, "alice", "help x <!channel> <https://evil|Approve>").await;
+        // `--share`: help answers privately unless shared, and the channel is what is at stake.
+        slack_command(
+            &env,
+            &slack,
+            "alice",
+            "help x <!channel> <https://evil|Approve> --share",
+        )
+        .await;
         let failed = |cs: &[Call]| {
             cs.iter().any(|c| {
                 c.method == "chat.postMessage" && c.body["text"].as_str().is_some_and(|t| t.contains("Failed"))
@@ -170,12 +180,15 @@ async fn discord_everyone_mention_arrives_inert() {
             &[("command", json!(typed))],
         )
         .await;
+        // `help` answers privately: the failure reaches alice alone.
+        let alice = discord_id("alice");
         discord
             .fake
-            .wait_until("the status message says it failed", |f| {
-                f.public().iter().any(|m| m.content.contains("failed"))
+            .wait_until("alice is told it failed", |f| {
+                f.private_to(&alice).iter().any(|m| m.content.contains("failed"))
             })
             .await;
+        assert!(discord.fake.public().is_empty(), "{:#?}", discord.fake.public());
         let sent: Vec<_> = discord
             .fake
             .calls()
