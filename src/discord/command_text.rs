@@ -11,7 +11,11 @@ use std::collections::BTreeMap;
 use regex_syntax::hir::{Class, Hir, HirKind};
 use serenity::model::application::{CommandDataOption, CommandDataOptionValue};
 
-use crate::commands::{CommandSpec, Router, spec::ArgType};
+use super::command_tree::SHARE_OPTION;
+use crate::commands::{
+    CommandSpec, Router,
+    spec::{Answer, ArgType},
+};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TextError {
@@ -65,12 +69,19 @@ pub fn flatten(options: &[CommandDataOption]) -> Result<(Vec<String>, BTreeMap<S
 /// The command text for `options` of the top-level command, e.g. `deploy nginx:1.27 to web
 /// replicas=2`, ready for `App::submit`.
 pub fn command_text(router: &Router, options: &[CommandDataOption]) -> Result<String, TextError> {
-    let (words, values) = flatten(options)?;
+    let (words, mut values) = flatten(options)?;
     let name = words.join(" ");
     let spec = router
         .get(&name)
         .ok_or_else(|| TextError::UnknownCommand(name.clone()))?;
-    render(spec, &values)
+    // The `share` option of a read-only command is the text's `--share` flag.
+    let share = spec.answer == Answer::Private && values.remove(SHARE_OPTION).is_some_and(|v| v == "true");
+    let text = render(spec, &values)?;
+    Ok(if share {
+        format!("{text} {}", crate::surface::SHARE_FLAG)
+    } else {
+        text
+    })
 }
 
 /// Renders `spec`'s pattern with `values` (argument name -> value).

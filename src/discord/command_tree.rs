@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::commands::{
     CommandSpec, Router,
-    spec::{ArgSpec, ArgType},
+    spec::{Answer, ArgSpec, ArgType},
 };
 
 /// Discord's limits for application commands (developer docs, "Application Commands").
@@ -33,6 +33,9 @@ const SUB_COMMAND: u8 = 1;
 const SUB_COMMAND_GROUP: u8 = 2;
 const STRING: u8 = 3;
 const INTEGER: u8 = 4;
+const BOOLEAN: u8 = 5;
+/// The boolean option a read-only command has: true posts its answer in the channel.
+pub const SHARE_OPTION: &str = "share";
 
 #[derive(Debug, Clone, Serialize)]
 pub struct AppCommand {
@@ -206,6 +209,10 @@ fn spec_subcommand(spec: &CommandSpec, problems: &mut Vec<String>) -> CommandOpt
     }
     let mut sub = option(SUB_COMMAND, word, &spec.help);
     let mut options: Vec<CommandOption> = spec.args.iter().map(|a| arg_option(a, problems)).collect();
+    if spec.answer == Answer::Private {
+        // Read-only commands answer the person alone; this posts the answer in the channel.
+        options.push(option(BOOLEAN, SHARE_OPTION, "post the answer in the channel"));
+    }
     // Discord wants required options before optional ones; the order of the rest stays.
     options.sort_by_key(|o| !o.required);
     if options.len() > limits::OPTIONS_MAX {

@@ -719,7 +719,13 @@ pub fn command_payload(
     let leaf: Vec<Value> = options
         .iter()
         .map(|(name, v)| {
-            let kind = if v.is_i64() { 4 } else { 3 };
+            let kind = if v.is_i64() {
+                4
+            } else if v.is_boolean() {
+                5
+            } else {
+                3
+            };
             json!({ "name": name, "type": kind, "value": v })
         })
         .collect();
