@@ -44,7 +44,7 @@ fn main() -> anyhow::Result<()> {
         .transpose()
         .context("COMMANDS must be a number")?
         .unwrap_or(100_000);
-    let bin = std::env::var("DECKHAND_BIN").unwrap_or_else(|_| "target/release/deckhand".into());
+    let bin = std::env::var("RSS_BENCH_BIN").unwrap_or_else(|_| "target/release/deckhand".into());
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async {
         let sink = Sink::start().await;

@@ -8,4 +8,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet --bin deckhand --example bench-rss
 target="${CARGO_TARGET_DIR:-target}"
-DECKHAND_BIN="$target/release/deckhand" exec "$target/release/examples/bench-rss" "${1:-100000}"
+RSS_BENCH_BIN="$target/release/deckhand" exec "$target/release/examples/bench-rss" "${1:-100000}"
