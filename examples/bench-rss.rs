@@ -90,14 +90,31 @@ fn rss(pid: u32) -> anyhow::Result<(f64, f64)> {
     Ok((field("VmRSS:")?, field("VmHWM:")?))
 }
 
+/// The benchmark's command, as in benches/slack: stored, waits for an approval (so every
+/// command is a durable write), and needs no cluster.
+const SPEC: &str = r#"
+- name: bench
+  help: Stored, waits for an approval
+  pattern: '^bench (?P<env>\S+)$'
+  args:
+    env: { type: name }
+  action: whoami
+  allow: [group:developers]
+  approval: { approvers: [group:ops], count: 1, expires: 1h }
+"#;
+
 async fn start(bin: &str, db: &Db, sink: &Sink, dir: &std::path::Path) -> anyhow::Result<(Child9, String)> {
     let config = dir.join("deckhand.toml");
+    std::fs::write(dir.join("bench.yaml"), SPEC)?;
     std::fs::write(
         &config,
         format!(
             r#"
 [store]
 url = "{}"
+
+[commands]
+dir = "{}"
 
 [slack]
 bot_token = "{}"
@@ -110,6 +127,7 @@ identities = ["slack:UBENCH"]
 tokens = ["bench-token-0123456789"]
 "#,
             db.url(),
+            dir.display(),
             slack_fake::BOT_TOKEN,
             slack_fake::SIGNING_SECRET,
             sink.addr
@@ -144,6 +162,7 @@ async fn measure(bin: &str, sink: &Sink, postgres: bool, commands: usize) -> any
     let db = Db::new(postgres).await;
     let dir = tempfile::tempdir()?;
     let (child, url) = start(bin, &db, sink, dir.path()).await?;
+    let calls_before = sink.calls();
     let pid = child.0.id();
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (idle, _) = rss(pid)?;
@@ -175,7 +194,11 @@ async fn measure(bin: &str, sink: &Sink, postgres: bool, commands: usize) -> any
         "  {commands} commands in {:.1} s, {errors} errors",
         started.elapsed().as_secs_f64()
     );
-    sink.settle(Duration::from_secs(300)).await;
+    sink.settle(Duration::from_secs(600)).await;
+    println!(
+        "  Slack Web API calls: {} (the root message and the approval prompt of each command)",
+        sink.calls() - calls_before
+    );
     let (loaded, peak) = rss(pid)?;
     println!("  after the commands and their posts: {loaded:.1} MiB (peak {peak:.1} MiB)");
     tokio::time::sleep(Duration::from_secs(10)).await;
