@@ -198,6 +198,13 @@ impl Inner {
         }
     }
 
+    /// The requester's Slack user id: the one who typed the command, else their identity.
+    fn requester_id<'a>(&'a self, request: &RequestRecord, data: &'a SlackData) -> Option<&'a str> {
+        data.user
+            .as_deref()
+            .or_else(|| self.slack_ids.get(&request.requester).map(String::as_str))
+    }
+
     fn requester(&self, request: &RequestRecord, data: &SlackData) -> String {
         match &data.user {
             Some(u) => format!("<@{u}>"),
@@ -254,10 +261,7 @@ impl Inner {
         root: &str,
     ) -> Result<(), WebError> {
         let content = self.output_content(event);
-        let user = data
-            .user
-            .as_deref()
-            .or_else(|| self.slack_ids.get(&request.requester).map(String::as_str));
+        let user = self.requester_id(request, data);
         let message = private::PrivateMessage {
             channel: &data.channel,
             thread_ts: Some(root),
@@ -296,10 +300,7 @@ impl Inner {
                 (SlackMessageContent::new().with_text(messages::escape(&line)), false)
             }
         };
-        let user = data
-            .user
-            .as_deref()
-            .or_else(|| self.slack_ids.get(&request.requester).map(String::as_str));
+        let user = self.requester_id(request, data);
         let message = private::PrivateMessage {
             channel: &data.channel,
             thread_ts: None,
