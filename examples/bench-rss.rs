@@ -90,49 +90,9 @@ fn rss(pid: u32) -> anyhow::Result<(f64, f64)> {
     Ok((field("VmRSS:")?, field("VmHWM:")?))
 }
 
-/// The benchmark's command, as in benches/slack: stored, waits for an approval (so every
-/// command is a durable write), and needs no cluster.
-const SPEC: &str = r#"
-- name: bench
-  help: Stored, waits for an approval
-  pattern: '^bench (?P<env>\S+)$'
-  args:
-    env: { type: name }
-  action: whoami
-  allow: [group:developers]
-  approval: { approvers: [group:ops], count: 1, expires: 1h }
-"#;
-
 async fn start(bin: &str, db: &Db, sink: &Sink, dir: &std::path::Path) -> anyhow::Result<(Child9, String)> {
-    let config = dir.join("deckhand.toml");
-    std::fs::write(dir.join("bench.yaml"), SPEC)?;
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[store]
-url = "{}"
-
-[commands]
-dir = "{}"
-
-[slack]
-bot_token = "{}"
-signing_secret = "{}"
-api_url = "http://{}/api"
-
-[users.bench]
-groups = ["developers"]
-identities = ["slack:UBENCH"]
-tokens = ["bench-token-0123456789"]
-"#,
-            db.url(),
-            dir.display(),
-            slack_fake::BOT_TOKEN,
-            slack_fake::SIGNING_SECRET,
-            sink.addr
-        ),
-    )?;
+    // The slack bench's configuration and command (stored, waiting for an approval).
+    let config = servers::write_config(dir, db, sink);
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let child = Child9(
         Command::new(bin)

@@ -382,22 +382,25 @@ async fn spawn_with_loadtest(db: &TestDb) -> TestApp {
     TestApp::from_running(running)
 }
 
+/// The CLI load test the exit-code tests run.
+const LOADTEST_ARGS: &[&str] = &[
+    "loadtest",
+    "shop",
+    "--env",
+    "lt",
+    "--rate",
+    "5",
+    "--duration",
+    "1s",
+    "--wait",
+];
+
 /// `deckhand loadtest shop --env lt ... --wait` as alice, in the background.
 fn loadtest_in_background(app: &TestApp) -> tokio::task::JoinHandle<Output> {
     let (url, token) = (app.url.clone(), token("alice"));
     tokio::task::spawn_blocking(move || {
         std::process::Command::new(env!("CARGO_BIN_EXE_deckhand"))
-            .args([
-                "loadtest",
-                "shop",
-                "--env",
-                "lt",
-                "--rate",
-                "5",
-                "--duration",
-                "1s",
-                "--wait",
-            ])
+            .args(LOADTEST_ARGS)
             .env("DECKHAND_URL", url)
             .env("DECKHAND_TOKEN", token)
             .env_remove("DECKHAND_OUTPUT")
@@ -469,17 +472,7 @@ async fn loadtest_exits_2_when_the_test_could_not_run_and_0_when_it_passed() {
 fn loadtest_exits_2_when_deckhand_cannot_be_reached_and_documents_its_exit_codes() {
     let loadtest = |extra: &[&str]| {
         std::process::Command::new(env!("CARGO_BIN_EXE_deckhand"))
-            .args([
-                "loadtest",
-                "shop",
-                "--env",
-                "lt",
-                "--rate",
-                "5",
-                "--duration",
-                "1s",
-                "--wait",
-            ])
+            .args(LOADTEST_ARGS)
             .args(extra)
             .env_remove("DECKHAND_URL")
             .env_remove("DECKHAND_TOKEN")

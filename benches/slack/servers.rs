@@ -10,7 +10,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use async_trait::async_trait;
 use axum::{
     Router,
     extract::{Path, State},
@@ -18,7 +17,6 @@ use axum::{
     routing::post,
 };
 use deckhand::{
-    actions::{Action, ActionContext, ActionError},
     configuration::Config,
     slack::verify::{RequestVerifier, SIGNATURE_HEADER, TIMESTAMP_HEADER},
     startup::{Builder, Running},
@@ -26,25 +24,15 @@ use deckhand::{
 
 use super::slack_fake::{BOT_TOKEN, SIGNING_SECRET, now};
 
-struct Noop;
-
-#[async_trait]
-impl Action for Noop {
-    fn name(&self) -> &'static str {
-        "bench.noop"
-    }
-    async fn run(&self, _ctx: &ActionContext) -> Result<String, ActionError> {
-        Ok("ok".into())
-    }
-}
-
+/// The bench's one command: stored, waits for an approval (so every command is a durable
+/// write that the worker never runs), and needs no cluster.
 const SPEC: &str = r#"
 - name: bench
   help: Stored, waits for an approval
   pattern: '^bench (?P<env>\S+)$'
   args:
     env: { type: name }
-  action: bench.noop
+  action: whoami
   allow: [group:developers]
   approval: { approvers: [group:ops], count: 1, expires: 1h }
 "#;
@@ -182,14 +170,18 @@ impl Db {
     }
 }
 
-/// Deckhand with Slack on, the Web API pointed at `sink`, storing in `db`.
-pub async fn start_deckhand(db: &Db, sink: &Sink) -> (Running, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("deckhand.toml");
+/// Writes deckhand's configuration into `dir` (with the bench command as the only spec):
+/// Slack on, the Web API pointed at `sink`, storing in `db`. The path of the TOML.
+pub fn write_config(dir: &std::path::Path, db: &Db, sink: &Sink) -> std::path::PathBuf {
+    std::fs::write(dir.join("bench.yaml"), SPEC).expect("spec");
+    let path = dir.join("deckhand.toml");
     let toml = format!(
         r#"
 [store]
 url = "{}"
+
+[commands]
+dir = "{}"
 
 [slack]
 bot_token = "{BOT_TOKEN}"
@@ -202,13 +194,18 @@ identities = ["slack:UBENCH"]
 tokens = ["bench-token-0123456789"]
 "#,
         db.url(),
+        dir.display(),
         sink.addr
     );
     std::fs::write(&path, toml).expect("config");
-    let config = Config::build(Some(&path), std::iter::empty()).expect("config");
+    path
+}
+
+/// Deckhand in this process with the configuration above.
+pub async fn start_deckhand(db: &Db, sink: &Sink) -> (Running, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = Config::build(Some(&write_config(dir.path(), db, sink)), std::iter::empty()).expect("config");
     let running = Builder::new(config)
-        .action(Arc::new(Noop))
-        .specs(vec![("bench.yaml".into(), SPEC.into())])
         .start("127.0.0.1:0".parse().expect("addr"))
         .await
         .expect("deckhand starts");
