@@ -49,6 +49,10 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
     let mut tasks = JoinSet::new();
     let busy = Arc::new(std::sync::Mutex::new(HashSet::new()));
     loop {
+        // Finished deliveries are joined here, all of them: a JoinSet keeps a finished
+        // task (its future's memory) until it is joined, and joining one per wake-up let
+        // tens of thousands pile up under a burst (issue 14's memory figures).
+        while tasks.try_join_next().is_some() {}
         match app.store.delivery_heads(now_ms(), 64).await {
             Ok(heads) => {
                 for head in heads {

@@ -31,6 +31,8 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
                 tracing::warn!(error = %e, "could not move on decided requests");
             }
         }
+        // Join every finished run (a JoinSet holds a finished task until joined).
+        while tasks.try_join_next().is_some() {}
         claim_available(&app, &slots, &mut tasks).await;
         tokio::select! {
             _ = shutdown.cancelled() => break,
