@@ -12,6 +12,7 @@ pub mod attachments;
 pub mod client;
 pub mod cluster;
 pub mod command_buttons;
+pub mod command_builder;
 pub mod commands;
 pub mod configuration;
 pub mod discord;
