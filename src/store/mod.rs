@@ -367,7 +367,7 @@ impl Store {
             Some(r) => format!("{approver} {verb}: {r}"),
             None => format!("{approver} {verb}"),
         };
-        let data = serde_json::json!({ "approver": approver, "decision": decision, "approvals": count, "reason": reason });
+        let data = serde_json::json!({ "approver": approver, "decision": decision, "approvals": count });
         let event = append_event_tx(&mut tx, id, EventKind::Approval, &message, Some(data), now).await?;
         audit_tx(
             &mut tx,
