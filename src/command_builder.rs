@@ -69,10 +69,7 @@ pub fn fields(spec: &CommandSpec) -> Vec<Field> {
 
 /// The commands `who` may run, as (name, help), in definition order.
 pub fn commands(router: &Router, who: &Principal) -> Vec<(String, String)> {
-    router
-        .visible(who)
-        .map(|s| (s.name.clone(), s.help.clone()))
-        .collect()
+    router.visible(who).map(|s| (s.name.clone(), s.help.clone())).collect()
 }
 
 /// Why a filled form is not a command yet.
@@ -147,7 +144,10 @@ mod tests {
         assert_eq!(names, ["name", "tier", "ttl"]);
         let tier = &fields(spec)[1];
         assert!(tier.optional);
-        assert_eq!(tier.select(100, 75), Some(&["dev".to_owned(), "prod".into(), "stage".into()][..]));
+        assert_eq!(
+            tier.select(100, 75),
+            Some(&["dev".to_owned(), "prod".into(), "stage".into()][..])
+        );
         assert_eq!(tier.select(2, 75), None, "more values than a select holds: free text");
         let form = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
             pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
@@ -156,7 +156,10 @@ mod tests {
             text(spec, &form(&[("name", "preview-1"), ("tier", "prod"), ("ttl", "2d")])),
             Ok("env create preview-1 prod 2d".into())
         );
-        assert_eq!(text(spec, &form(&[("name", "p"), ("tier", " ")])), Ok("env create p".into()));
+        assert_eq!(
+            text(spec, &form(&[("name", "p"), ("tier", " ")])),
+            Ok("env create p".into())
+        );
         let Err(BuildError::Fields(errors)) = text(spec, &form(&[("tier", "gold"), ("ttl", "soon")])) else {
             panic!("bad fields accepted");
         };

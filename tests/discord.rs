@@ -126,8 +126,14 @@ impl Rig {
     /// Submits the modal `custom_id` with `inputs` as `user`.
     async fn submit_modal(&self, user: &str, custom_id: &str, inputs: &[(&str, &str)]) -> (u16, Value) {
         let (id, token) = new_interaction();
-        self.send(&discord_fake::modal_submit_payload(&id, &token, &discord_id(user), custom_id, inputs))
-            .await
+        self.send(&discord_fake::modal_submit_payload(
+            &id,
+            &token,
+            &discord_id(user),
+            custom_id,
+            inputs,
+        ))
+        .await
     }
 
     /// `/deckhand <words> <options>` by `user`; returns (interaction token, status, answer).
@@ -500,7 +506,10 @@ async fn approval_buttons_refuse_the_wrong_people_and_show_who_decided() {
         assert_eq!(v["type"], 9, "{v}");
         assert_eq!(v["data"]["custom_id"], deny.as_str());
         let input = &v["data"]["components"][0]["components"][0];
-        assert_eq!((input["custom_id"].as_str(), input["required"].as_bool()), (Some("reason"), Some(true)));
+        assert_eq!(
+            (input["custom_id"].as_str(), input["required"].as_bool()),
+            (Some("reason"), Some(true))
+        );
         let release = rig
             .all_requests()
             .await
@@ -513,7 +522,10 @@ async fn approval_buttons_refuse_the_wrong_people_and_show_who_decided() {
         let parsed = deckhand::domain::RequestId::parse(&rid).expect("id");
         let forged = deckhand::discord::buttons::custom_id(&other, deckhand::discord::buttons::Decision::Deny, &parsed);
         let (_, v) = rig.submit_modal("omar", &forged, &[("reason", "forged")]).await;
-        assert!(is_ephemeral(&v) && v.to_string().contains("not made by this deckhand"), "{v}");
+        assert!(
+            is_ephemeral(&v) && v.to_string().contains("not made by this deckhand"),
+            "{v}"
+        );
         let (_, state) = rig.app.get_as(support::ADMIN, &format!("/api/v1/requests/{rid}")).await;
         assert_eq!(state["request"]["state"], "pending_approval");
         assert_eq!(state["approvals"], json!([]));
@@ -1307,7 +1319,9 @@ fn the_fake_refuses_answers_over_discords_limits() {
     long["data"]["custom_id"] = json!("x".repeat(101));
     assert!(!check_response(&long).is_empty(), "custom_id over 100");
     let select = |n: usize| {
-        let options: Vec<Value> = (0..n).map(|i| json!({ "label": i.to_string(), "value": i.to_string() })).collect();
+        let options: Vec<Value> = (0..n)
+            .map(|i| json!({ "label": i.to_string(), "value": i.to_string() }))
+            .collect();
         json!({ "type": 4, "data": { "content": "pick", "components": [{ "type": 1, "components": [{ "type": 3, "custom_id": "s", "options": options }] }] } })
     };
     assert!(check_response(&select(25)).is_empty());

@@ -219,8 +219,12 @@ impl Env {
         assert_eq!(self.click(user, "deny", deny, tag).await, 200);
         let form = self.modal("views.open", opened + 1).await;
         assert_eq!(form["callback_id"], "deckhand_deny");
-        self.interact(&view_submission(&slack_id(user), &form, json!({ "reason": typed(reason) })))
-            .await
+        self.interact(&view_submission(
+            &slack_id(user),
+            &form,
+            json!({ "reason": typed(reason) }),
+        ))
+        .await
     }
 
     async fn requests(&self) -> Vec<Value> {
@@ -873,15 +877,19 @@ async fn unauthorised_and_forged_clicks_change_nothing_and_deny_replaces_the_but
         );
         // An ops person denies, saying why: buttons replaced by who, when and why; root shows it.
         assert_eq!(
-            env.deny_with_reason("otto", &deny, "change freeze until Monday", "c-otto").await,
+            env.deny_with_reason("otto", &deny, "change freeze until Monday", "c-otto")
+                .await,
             (200, Value::Null)
         );
         env.app.wait_for_state(&id, &["denied"]).await;
         let calls = env
             .slack
             .wait_for(5, "the prompt showing the denial", |cs| {
-                cs.iter()
-                    .any(|c| c.method == "chat.update" && c.body["blocks"].to_string().contains("Denied by <@UOTTO>") && c.body["blocks"].to_string().contains("change freeze until Monday"))
+                cs.iter().any(|c| {
+                    c.method == "chat.update"
+                        && c.body["blocks"].to_string().contains("Denied by <@UOTTO>")
+                        && c.body["blocks"].to_string().contains("change freeze until Monday")
+                })
             })
             .await;
         let decided = calls
@@ -1435,8 +1443,12 @@ async fn the_builder_submits_env_create_as_if_typed_and_deny_asks_why() {
         let view = env.modal("views.open", 1).await;
         let commands = select_values(&view, 0);
         assert!(commands.contains(&"env create".to_owned()), "{commands:?}");
-        let option = &view["blocks"][0]["elements"][0]["options"][commands.iter().position(|c| c == "env create").unwrap()];
-        assert_eq!(option["description"]["text"], "Create an environment with the platform's defaults");
+        let option =
+            &view["blocks"][0]["elements"][0]["options"][commands.iter().position(|c| c == "env create").unwrap()];
+        assert_eq!(
+            option["description"]["text"],
+            "Create an environment with the platform's defaults"
+        );
         assert!(env.requests().await.is_empty());
 
         // Picking env create shows its fields, typed by the spec.
@@ -1447,7 +1459,12 @@ async fn the_builder_submits_env_create_as_if_typed_and_deny_asks_why() {
         assert_eq!(input_block(&view, "arg:name")["optional"], false);
         let tier = input_block(&view, "arg:tier");
         assert_eq!(tier["element"]["type"], "static_select");
-        let tiers: Vec<&str> = tier["element"]["options"].as_array().unwrap().iter().map(|o| o["value"].as_str().unwrap()).collect();
+        let tiers: Vec<&str> = tier["element"]["options"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["value"].as_str().unwrap())
+            .collect();
         assert!(tiers.contains(&"prod") && tiers.contains(&"dev"), "{tiers:?}");
         assert_eq!(input_block(&view, "arg:ttl")["optional"], true);
 
@@ -1456,15 +1473,24 @@ async fn the_builder_submits_env_create_as_if_typed_and_deny_asks_why() {
         let (status, answer) = env.interact(&view_submission(&slack_id("alice"), &view, bad)).await;
         assert_eq!(status, 200);
         assert_eq!(answer["response_action"], "errors", "{answer:#}");
-        assert!(answer["errors"]["arg:name"].is_string() && answer["errors"]["arg:ttl"].is_string(), "{answer:#}");
+        assert!(
+            answer["errors"]["arg:name"].is_string() && answer["errors"]["arg:ttl"].is_string(),
+            "{answer:#}"
+        );
         assert!(answer["errors"]["arg:tier"].is_null());
         assert!(env.requests().await.is_empty());
 
         // A forged form (metadata deckhand did not sign) is refused and stores nothing.
         let mut forged = view.clone();
-        forged["private_metadata"] = json!(view["private_metadata"].as_str().unwrap().replacen("env create", "app delete", 1));
+        forged["private_metadata"] = json!(view["private_metadata"].as_str().unwrap().replacen(
+            "env create",
+            "app delete",
+            1
+        ));
         let good = json!({ "arg:name": typed("preview-1"), "arg:tier": picked("prod"), "arg:ttl": typed("2d") });
-        let (_, answer) = env.interact(&view_submission(&slack_id("alice"), &forged, good.clone())).await;
+        let (_, answer) = env
+            .interact(&view_submission(&slack_id("alice"), &forged, good.clone()))
+            .await;
         assert!(answer.to_string().contains("did not make this form"), "{answer:#}");
         assert!(env.requests().await.is_empty());
 
@@ -1477,38 +1503,68 @@ async fn the_builder_submits_env_create_as_if_typed_and_deny_asks_why() {
         assert_eq!(request["requester"], "alice");
         let (_, deny, prompt) = env.prompt().await;
         assert_eq!(prompt.body["channel"], CHANNEL);
-        assert_eq!(env.command("alice", "env create preview-2 prod 2d", "t-typed").await.0, 200);
+        assert_eq!(
+            env.command("alice", "env create preview-2 prod 2d", "t-typed").await.0,
+            200
+        );
         let rs = env.requests().await;
         let typed_request = rs.iter().find(|r| r["text"] == "env create preview-2 prod 2d").unwrap();
-        for key in ["state", "requester", "surface", "action", "command", "channel", "approval"] {
+        for key in [
+            "state",
+            "requester",
+            "surface",
+            "action",
+            "command",
+            "channel",
+            "approval",
+        ] {
             assert_eq!(typed_request[key], request[key], "{key}");
         }
 
         // Deny asks why: an empty reason stays in the form; a forged form changes nothing.
         let id = request["id"].as_str().unwrap().to_owned();
         let (_, answer) = env.deny_with_reason("otto", &deny, "  ", "d-empty").await;
-        assert!(answer["errors"]["reason"].as_str().unwrap().contains("reason"), "{answer:#}");
+        assert!(
+            answer["errors"]["reason"].as_str().unwrap().contains("reason"),
+            "{answer:#}"
+        );
         let form = env.slack.last_view().unwrap();
         let other = deckhand::signing::Signer::new(b"another key");
         let rid = deckhand::domain::RequestId::parse(&id).unwrap();
         let mut forged = form.clone();
-        forged["private_metadata"] = json!(deckhand::slack::buttons::value(&other, deckhand::slack::buttons::Decision::Deny, &rid));
+        forged["private_metadata"] = json!(deckhand::slack::buttons::value(
+            &other,
+            deckhand::slack::buttons::Decision::Deny,
+            &rid
+        ));
         let (_, answer) = env
-            .interact(&view_submission(&slack_id("otto"), &forged, json!({ "reason": typed("forged") })))
+            .interact(&view_submission(
+                &slack_id("otto"),
+                &forged,
+                json!({ "reason": typed("forged") }),
+            ))
             .await;
-        assert!(answer["errors"]["reason"].as_str().unwrap().contains("did not make this form"));
+        assert!(
+            answer["errors"]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("did not make this form")
+        );
         let (_, v) = env.app.get_as(ADMIN, &format!("/api/v1/requests/{id}")).await;
         assert_eq!(v["request"]["state"], "pending_approval");
         assert_eq!(v["approvals"], json!([]), "no decision recorded");
 
-        let (status, answer) = env.deny_with_reason("otto", &deny, "use the stage tier", "d-otto").await;
+        let (status, answer) = env
+            .deny_with_reason("otto", &deny, "use the stage tier", "d-otto")
+            .await;
         assert_eq!((status, answer), (200, Value::Null));
         let done = env.app.wait_for_state(&id, &["denied"]).await;
         assert_eq!(done["approvals"][0]["reason"], "use the stage tier", "{done:#}");
         env.slack
             .wait_for(5, "the thread showing the reason", |cs| {
                 cs.iter().any(|c| {
-                    c.method == "chat.update" && c.body["blocks"].to_string().contains("Denied by <@UOTTO>")
+                    c.method == "chat.update"
+                        && c.body["blocks"].to_string().contains("Denied by <@UOTTO>")
                         && c.body["blocks"].to_string().contains("use the stage tier")
                 })
             })
@@ -1552,12 +1608,22 @@ async fn the_builder_fits_slacks_limits_with_more_commands_and_values_than_a_sel
     assert_eq!(env.interact(&pick).await.0, 200);
     let view = env.modal("views.update", 1).await;
     let size = input_block(&view, "arg:size");
-    assert_eq!(size["element"]["type"], "plain_text_input", "150 values: typed, listed in the hint");
+    assert_eq!(
+        size["element"]["type"], "plain_text_input",
+        "150 values: typed, listed in the hint"
+    );
     assert!(size["hint"]["text"].as_str().unwrap().contains("v149"));
     let (_, answer) = env
-        .interact(&view_submission(&slack_id("alice"), &view, json!({ "arg:size": typed("v999") })))
+        .interact(&view_submission(
+            &slack_id("alice"),
+            &view,
+            json!({ "arg:size": typed("v999") }),
+        ))
         .await;
-    assert!(answer["errors"]["arg:size"].as_str().unwrap().contains("v0"), "{answer:#}");
+    assert!(
+        answer["errors"]["arg:size"].as_str().unwrap().contains("v0"),
+        "{answer:#}"
+    );
     env.app.shutdown().await;
 }
 
@@ -1573,11 +1639,28 @@ async fn the_fakes_views_refuse_what_slack_refuses() {
         async move { web.call("views.open", &body).await.map_err(|e| e.to_string()) }
     };
     slack.issue_trigger("t1");
-    let opened = open("t1", modal(json!([section.clone()]))).await.expect("a good modal opens");
-    assert!(open("t1", modal(json!([section.clone()]))).await.unwrap_err().contains("exchanged_trigger_id"));
-    assert!(open("never", modal(json!([]))).await.unwrap_err().contains("invalid_trigger_id"));
+    let opened = open("t1", modal(json!([section.clone()])))
+        .await
+        .expect("a good modal opens");
+    assert!(
+        open("t1", modal(json!([section.clone()])))
+            .await
+            .unwrap_err()
+            .contains("exchanged_trigger_id")
+    );
+    assert!(
+        open("never", modal(json!([])))
+            .await
+            .unwrap_err()
+            .contains("invalid_trigger_id")
+    );
     slack.issue_trigger_at("old", Instant::now() - Duration::from_secs(4));
-    assert!(open("old", modal(json!([]))).await.unwrap_err().contains("expired_trigger_id"));
+    assert!(
+        open("old", modal(json!([])))
+            .await
+            .unwrap_err()
+            .contains("expired_trigger_id")
+    );
     let select = |n: usize, len: usize| {
         let options: Vec<Value> = (0..n)
             .map(|i| json!({ "text": { "type": "plain_text", "text": format!("{i}{}", "x".repeat(len)) }, "value": i.to_string() }))
@@ -1607,6 +1690,14 @@ async fn the_fakes_views_refuse_what_slack_refuses() {
     // views.update needs an open view and its current hash.
     let id = opened["view"]["id"].clone();
     let update = |hash: Value| json!({ "view_id": id, "hash": hash, "view": modal(json!([])) });
-    assert!(web.call("views.update", &update(json!("stale"))).await.unwrap_err().to_string().contains("hash_conflict"));
-    web.call("views.update", &update(opened["view"]["hash"].clone())).await.expect("current hash");
+    assert!(
+        web.call("views.update", &update(json!("stale")))
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("hash_conflict")
+    );
+    web.call("views.update", &update(opened["view"]["hash"].clone()))
+        .await
+        .expect("current hash");
 }

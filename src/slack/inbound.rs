@@ -198,7 +198,7 @@ pub async fn command(app: &Arc<App>, inbound: &Inbound, cmd: SlackCommandEvent) 
             app,
             inbound,
             &principal,
-            &cmd.trigger_id.to_string(),
+            cmd.trigger_id.as_ref(),
             (&channel, &user, &response_url),
         )
         .await

@@ -4,11 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::{
-    command_builder::Field,
-    commands::CommandSpec,
-    store::RequestRecord,
-};
+use crate::{command_builder::Field, commands::CommandSpec, store::RequestRecord};
 
 /// Slack's limits (Block Kit reference: view, select menu and option objects).
 pub const TITLE_MAX: usize = 24;
@@ -112,14 +108,12 @@ fn input(field: &Field) -> Value {
 }
 
 /// The builder: the command selects and, once one is chosen, an input per argument.
-pub fn builder(
-    commands: &[(String, String)],
-    chosen: Option<(&CommandSpec, &[Field])>,
-    metadata: &str,
-) -> Value {
+pub fn builder(commands: &[(String, String)], chosen: Option<(&CommandSpec, &[Field])>, metadata: &str) -> Value {
     let mut blocks = command_selects(commands, chosen.map(|(s, _)| s.name.as_str()));
     if commands.is_empty() {
-        blocks.push(json!({ "type": "section", "text": plain("You may not run any deckhand command yet.", SECTION_TEXT_MAX) }));
+        blocks.push(
+            json!({ "type": "section", "text": plain("You may not run any deckhand command yet.", SECTION_TEXT_MAX) }),
+        );
     }
     let mut view = json!({
         "type": "modal",

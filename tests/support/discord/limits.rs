@@ -35,7 +35,10 @@ pub fn check_response(response: &Value) -> Vec<String> {
     let mut errors = Vec::new();
     let data = &response["data"];
     if response["type"] == 9 {
-        if data["title"].as_str().is_none_or(|t| t.is_empty() || t.chars().count() > 45) {
+        if data["title"]
+            .as_str()
+            .is_none_or(|t| t.is_empty() || t.chars().count() > 45)
+        {
             errors.push("data.title: must be 1 to 45 in length".into());
         }
         if data["custom_id"].as_str().is_none_or(str::is_empty) {
@@ -46,7 +49,10 @@ pub fn check_response(response: &Value) -> Vec<String> {
             errors.push(format!("data.components: a modal has 1 to 5 rows, not {}", rows.len()));
         }
         for (i, r) in rows.iter().enumerate() {
-            if r["components"].as_array().is_none_or(|c| c.len() != 1 || c[0]["type"] != 4) {
+            if r["components"]
+                .as_array()
+                .is_none_or(|c| c.len() != 1 || c[0]["type"] != 4)
+            {
                 errors.push(format!("data.components[{i}]: one text input per row"));
             }
         }

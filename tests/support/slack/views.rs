@@ -29,11 +29,32 @@ pub struct Views {
 }
 
 const BLOCKS: &[&str] = &[
-    "actions", "context", "divider", "file", "header", "image", "input", "section", "video", "rich_text",
+    "actions",
+    "context",
+    "divider",
+    "file",
+    "header",
+    "image",
+    "input",
+    "section",
+    "video",
+    "rich_text",
 ];
 const ELEMENTS: &[&str] = &[
-    "button", "checkboxes", "datepicker", "datetimepicker", "email_text_input", "image", "multi_static_select",
-    "number_input", "overflow", "plain_text_input", "radio_buttons", "static_select", "timepicker", "url_text_input",
+    "button",
+    "checkboxes",
+    "datepicker",
+    "datetimepicker",
+    "email_text_input",
+    "image",
+    "multi_static_select",
+    "number_input",
+    "overflow",
+    "plain_text_input",
+    "radio_buttons",
+    "static_select",
+    "timepicker",
+    "url_text_input",
 ];
 
 fn chars(v: &Value) -> usize {
