@@ -11,6 +11,7 @@ pub mod app;
 pub mod attachments;
 pub mod client;
 pub mod cluster;
+pub mod command_builder;
 pub mod command_buttons;
 pub mod commands;
 pub mod configuration;

@@ -116,7 +116,24 @@ impl Rig {
         let body = payload.to_string();
         let ts = unix_now().to_string();
         let sig = self.signer.sign(&ts, body.as_bytes());
-        self.post_raw(&body, &ts, Some(&sig)).await
+        let (status, answer) = self.post_raw(&body, &ts, Some(&sig)).await;
+        // Discord refuses an answer over its limits; so does every test.
+        let refused = discord_fake::limits::check_response(&answer);
+        assert!(refused.is_empty(), "Discord would refuse {answer:#}: {refused:?}");
+        (status, answer)
+    }
+
+    /// Submits the modal `custom_id` with `inputs` as `user`.
+    async fn submit_modal(&self, user: &str, custom_id: &str, inputs: &[(&str, &str)]) -> (u16, Value) {
+        let (id, token) = new_interaction();
+        self.send(&discord_fake::modal_submit_payload(
+            &id,
+            &token,
+            &discord_id(user),
+            custom_id,
+            inputs,
+        ))
+        .await
     }
 
     /// `/deckhand <words> <options>` by `user`; returns (interaction token, status, answer).
@@ -484,9 +501,42 @@ async fn approval_buttons_refuse_the_wrong_people_and_show_who_decided() {
             .as_str()
             .expect("deny")
             .to_owned();
+        // Deny asks why: a modal carrying the signed Deny id and a required reason.
         let (_, v) = rig.click("omar", &deny).await;
+        assert_eq!(v["type"], 9, "{v}");
+        assert_eq!(v["data"]["custom_id"], deny.as_str());
+        let input = &v["data"]["components"][0]["components"][0];
+        assert_eq!(
+            (input["custom_id"].as_str(), input["required"].as_bool()),
+            (Some("reason"), Some(true))
+        );
+        let release = rig
+            .all_requests()
+            .await
+            .into_iter()
+            .find(|r| r["text"].as_str().is_some_and(|t| t.contains("release shop")))
+            .expect("release request");
+        let rid = release["id"].as_str().expect("id").to_owned();
+        // A forged submission (another key's signature) is refused and changes nothing.
+        let other = deckhand::signing::Signer::new(b"another key");
+        let parsed = deckhand::domain::RequestId::parse(&rid).expect("id");
+        let forged = deckhand::discord::buttons::custom_id(&other, deckhand::discord::buttons::Decision::Deny, &parsed);
+        let (_, v) = rig.submit_modal("omar", &forged, &[("reason", "forged")]).await;
+        assert!(
+            is_ephemeral(&v) && v.to_string().contains("not made by this deckhand"),
+            "{v}"
+        );
+        let (_, state) = rig.app.get_as(support::ADMIN, &format!("/api/v1/requests/{rid}")).await;
+        assert_eq!(state["request"]["state"], "pending_approval");
+        assert_eq!(state["approvals"], json!([]));
+        // The real form: denied with the reason, shown on the approval message and stored.
+        let (_, v) = rig.submit_modal("omar", &deny, &[("reason", "wrong image tag")]).await;
         assert_eq!(v["type"], 7, "{v}");
-        assert!(v["data"]["content"].as_str().expect("c").contains("omar denied"), "{v}");
+        let content = v["data"]["content"].as_str().expect("c");
+        assert!(content.contains("omar denied: wrong image tag"), "{v}");
+        assert_eq!(v["data"]["components"], json!([]));
+        let done = rig.app.wait_for_state(&rid, &["denied"]).await;
+        assert_eq!(done["approvals"][0]["reason"], "wrong image tag", "{done:#}");
         rig.app.shutdown().await;
     }
 }
@@ -1256,4 +1306,24 @@ async fn the_close_button_on_a_proxy_link_closes_it() {
         assert_eq!(rig.all_requests().await.len(), 4, "nothing else ran");
         rig.app.shutdown().await;
     }
+}
+
+#[test]
+fn the_fake_refuses_answers_over_discords_limits() {
+    use discord_fake::limits::check_response;
+    let text_row = |i: usize| json!({ "type": 1, "components": [{ "type": 4, "custom_id": format!("f{i}"), "style": 1, "label": "x" }] });
+    let modal = |rows: usize| json!({ "type": 9, "data": { "custom_id": "m", "title": "t", "components": (0..rows).map(text_row).collect::<Vec<_>>() } });
+    assert!(check_response(&modal(5)).is_empty());
+    assert!(!check_response(&modal(6)).is_empty(), "six rows");
+    let mut long = modal(1);
+    long["data"]["custom_id"] = json!("x".repeat(101));
+    assert!(!check_response(&long).is_empty(), "custom_id over 100");
+    let select = |n: usize| {
+        let options: Vec<Value> = (0..n)
+            .map(|i| json!({ "label": i.to_string(), "value": i.to_string() }))
+            .collect();
+        json!({ "type": 4, "data": { "content": "pick", "components": [{ "type": 1, "components": [{ "type": 3, "custom_id": "s", "options": options }] }] } })
+    };
+    assert!(check_response(&select(25)).is_empty());
+    assert!(!check_response(&select(26)).is_empty(), "26 options");
 }

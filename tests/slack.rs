@@ -23,7 +23,7 @@ use kube_fake::KubeTestServer;
 use serde_json::{Value, json};
 use slack_fake::{
     APP_TOKEN, BOT_TOKEN, Call, FakeSlack, SIGNING_SECRET, SocketServer, block_actions, command_form, interaction_form,
-    now, signed_headers, summary,
+    now, picked, signed_headers, summary, typed, view_action, view_submission,
 };
 use support::{ADMIN, Backend, TestApp, TestDb, backends, slack_id, test_config};
 
@@ -81,6 +81,8 @@ struct Options {
     kube: bool,
     socket: bool,
     edit: Option<ConfigEdit>,
+    /// More command specs, next to the test specs.
+    specs: Vec<(String, String)>,
 }
 
 async fn start(backend: Backend, opts: Options) -> Env {
@@ -116,6 +118,7 @@ async fn start(backend: Backend, opts: Options) -> Env {
     if !opts.kube {
         let mut specs = support::test_specs();
         specs.push(("tests/chatty.yaml".into(), CHATTY_SPEC.into()));
+        specs.extend(opts.specs);
         builder = support::actions::register(builder, &probe)
             .action(Arc::new(Chatty))
             .specs(specs);
@@ -159,6 +162,7 @@ impl Env {
 
     /// A signed slash command from `user`; the response_url is named after the trigger.
     async fn command(&self, user: &str, text: &str, trigger: &str) -> (u16, Duration) {
+        self.slack.issue_trigger(trigger);
         let body = command_form(
             &slack_id(user),
             CHANNEL,
@@ -170,10 +174,57 @@ impl Env {
     }
 
     async fn click(&self, user: &str, action_id: &str, value: &str, tag: &str) -> u16 {
-        let payload = block_actions(&slack_id(user), action_id, value, &self.slack.response_url(tag));
+        let mut payload = block_actions(&slack_id(user), action_id, value, &self.slack.response_url(tag));
+        let trigger = format!("trigger-{tag}");
+        self.slack.issue_trigger(&trigger);
+        payload["trigger_id"] = json!(trigger);
         self.post_signed("/slack/interactions", &interaction_form(&payload))
             .await
             .0
+    }
+
+    /// A signed interactivity payload; Slack's status and the body deckhand answered with.
+    async fn interact(&self, payload: &Value) -> (u16, Value) {
+        let body = interaction_form(payload);
+        let mut req = self
+            .app
+            .http
+            .post(format!("{}/slack/interactions", self.app.url))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.clone());
+        for (k, v) in signed_headers(&body, now()) {
+            req = req.header(k, v);
+        }
+        let resp = req.send().await.expect("POST");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Waits for the `n`-th call to `method` (views.open, views.update) and returns the
+    /// modal Slack then shows.
+    async fn modal(&self, method: &str, n: usize) -> Value {
+        self.slack
+            .wait_for(5, &format!("{method} #{n}"), |cs| {
+                cs.iter().filter(|c| c.method == method).count() >= n
+            })
+            .await;
+        self.slack.last_view().expect("an open modal")
+    }
+
+    /// Deny as `user`: the click opens the form, the form is sent with `reason`; returns
+    /// deckhand's answer to the submission.
+    async fn deny_with_reason(&self, user: &str, deny: &str, reason: &str, tag: &str) -> (u16, Value) {
+        let opened = self.slack.calls_to("views.open").len();
+        assert_eq!(self.click(user, "deny", deny, tag).await, 200);
+        let form = self.modal("views.open", opened + 1).await;
+        assert_eq!(form["callback_id"], "deckhand_deny");
+        self.interact(&view_submission(
+            &slack_id(user),
+            &form,
+            json!({ "reason": typed(reason) }),
+        ))
+        .await
     }
 
     async fn requests(&self) -> Vec<Value> {
@@ -824,14 +875,21 @@ async fn unauthorised_and_forged_clicks_change_nothing_and_deny_replaces_the_but
             "nothing but explanations: {:#?}",
             summary(&env.slack.calls())
         );
-        // An ops person denies: buttons replaced by who and when; root shows it.
-        assert_eq!(env.click("otto", "deny", &deny, "c-otto").await, 200);
+        // An ops person denies, saying why: buttons replaced by who, when and why; root shows it.
+        assert_eq!(
+            env.deny_with_reason("otto", &deny, "change freeze until Monday", "c-otto")
+                .await,
+            (200, Value::Null)
+        );
         env.app.wait_for_state(&id, &["denied"]).await;
         let calls = env
             .slack
             .wait_for(5, "the prompt showing the denial", |cs| {
-                cs.iter()
-                    .any(|c| c.method == "chat.update" && c.body["blocks"].to_string().contains("Denied by <@UOTTO>"))
+                cs.iter().any(|c| {
+                    c.method == "chat.update"
+                        && c.body["blocks"].to_string().contains("Denied by <@UOTTO>")
+                        && c.body["blocks"].to_string().contains("change freeze until Monday")
+                })
             })
             .await;
         let decided = calls
@@ -1342,4 +1400,304 @@ async fn service_prompt_shows_class_sizes_and_env_and_no_slack_message_carries_a
         }
         env.app.shutdown().await;
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Modals: the command builder and the Deny reason
+
+/// The first static_select of a modal's blocks, and its option values.
+fn select_values(view: &Value, block: usize) -> Vec<String> {
+    let e = &view["blocks"][block]["elements"][0];
+    assert_eq!(e["type"], "static_select", "{view:#}");
+    e["options"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["value"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn input_block<'a>(view: &'a Value, block_id: &str) -> &'a Value {
+    view["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["block_id"] == block_id)
+        .unwrap_or_else(|| panic!("no block {block_id}: {view:#}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_builder_submits_env_create_as_if_typed_and_deny_asks_why() {
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let env = start(
+            backend,
+            Options {
+                kube: true,
+                ..Default::default()
+            },
+        )
+        .await;
+        // A bare /deckhand opens the builder, nothing is stored or posted.
+        assert_eq!(env.command("alice", "", "t-build").await.0, 200);
+        let view = env.modal("views.open", 1).await;
+        let commands = select_values(&view, 0);
+        assert!(commands.contains(&"env create".to_owned()), "{commands:?}");
+        let option =
+            &view["blocks"][0]["elements"][0]["options"][commands.iter().position(|c| c == "env create").unwrap()];
+        assert_eq!(
+            option["description"]["text"],
+            "Create an environment with the platform's defaults"
+        );
+        assert!(env.requests().await.is_empty());
+
+        // Picking env create shows its fields, typed by the spec.
+        let pick = view_action(&slack_id("alice"), &view, "deckhand_command_0", "env create", "t-pick");
+        assert_eq!(env.interact(&pick).await.0, 200);
+        let view = env.modal("views.update", 1).await;
+        assert_eq!(input_block(&view, "arg:name")["element"]["type"], "plain_text_input");
+        assert_eq!(input_block(&view, "arg:name")["optional"], false);
+        let tier = input_block(&view, "arg:tier");
+        assert_eq!(tier["element"]["type"], "static_select");
+        let tiers: Vec<&str> = tier["element"]["options"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["value"].as_str().unwrap())
+            .collect();
+        assert!(tiers.contains(&"prod") && tiers.contains(&"dev"), "{tiers:?}");
+        assert_eq!(input_block(&view, "arg:ttl")["optional"], true);
+
+        // A bad value stays in the form, on its field; nothing is stored.
+        let bad = json!({ "arg:name": typed("Not A Name"), "arg:tier": picked("prod"), "arg:ttl": typed("soon") });
+        let (status, answer) = env.interact(&view_submission(&slack_id("alice"), &view, bad)).await;
+        assert_eq!(status, 200);
+        assert_eq!(answer["response_action"], "errors", "{answer:#}");
+        assert!(
+            answer["errors"]["arg:name"].is_string() && answer["errors"]["arg:ttl"].is_string(),
+            "{answer:#}"
+        );
+        assert!(answer["errors"]["arg:tier"].is_null());
+        assert!(env.requests().await.is_empty());
+
+        // A forged form (metadata deckhand did not sign) is refused and stores nothing.
+        let mut forged = view.clone();
+        forged["private_metadata"] = json!(view["private_metadata"].as_str().unwrap().replacen(
+            "env create",
+            "app delete",
+            1
+        ));
+        let good = json!({ "arg:name": typed("preview-1"), "arg:tier": picked("prod"), "arg:ttl": typed("2d") });
+        let (_, answer) = env
+            .interact(&view_submission(&slack_id("alice"), &forged, good.clone()))
+            .await;
+        assert!(answer.to_string().contains("did not make this form"), "{answer:#}");
+        assert!(env.requests().await.is_empty());
+
+        // Filled in: stored and shown exactly as the typed command would be.
+        let (status, answer) = env.interact(&view_submission(&slack_id("alice"), &view, good)).await;
+        assert_eq!((status, answer), (200, Value::Null));
+        let request = env.only_request().await;
+        assert_eq!(request["text"], "env create preview-1 prod 2d");
+        assert_eq!(request["state"], "pending_approval");
+        assert_eq!(request["requester"], "alice");
+        let (_, deny, prompt) = env.prompt().await;
+        assert_eq!(prompt.body["channel"], CHANNEL);
+        assert_eq!(
+            env.command("alice", "env create preview-2 prod 2d", "t-typed").await.0,
+            200
+        );
+        let rs = env.requests().await;
+        let typed_request = rs.iter().find(|r| r["text"] == "env create preview-2 prod 2d").unwrap();
+        for key in [
+            "state",
+            "requester",
+            "surface",
+            "action",
+            "command",
+            "channel",
+            "approval",
+        ] {
+            assert_eq!(typed_request[key], request[key], "{key}");
+        }
+
+        // Deny asks why: an empty reason stays in the form; a forged form changes nothing.
+        let id = request["id"].as_str().unwrap().to_owned();
+        let (_, answer) = env.deny_with_reason("otto", &deny, "  ", "d-empty").await;
+        assert!(
+            answer["errors"]["reason"].as_str().unwrap().contains("reason"),
+            "{answer:#}"
+        );
+        let form = env.slack.last_view().unwrap();
+        let other = deckhand::signing::Signer::new(b"another key");
+        let rid = deckhand::domain::RequestId::parse(&id).unwrap();
+        let mut forged = form.clone();
+        forged["private_metadata"] = json!(deckhand::slack::buttons::value(
+            &other,
+            deckhand::slack::buttons::Decision::Deny,
+            &rid
+        ));
+        let (_, answer) = env
+            .interact(&view_submission(
+                &slack_id("otto"),
+                &forged,
+                json!({ "reason": typed("forged") }),
+            ))
+            .await;
+        assert!(
+            answer["errors"]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("did not make this form")
+        );
+        let (_, v) = env.app.get_as(ADMIN, &format!("/api/v1/requests/{id}")).await;
+        assert_eq!(v["request"]["state"], "pending_approval");
+        assert_eq!(v["approvals"], json!([]), "no decision recorded");
+
+        let (status, answer) = env
+            .deny_with_reason("otto", &deny, "use the stage tier", "d-otto")
+            .await;
+        assert_eq!((status, answer), (200, Value::Null));
+        let done = env.app.wait_for_state(&id, &["denied"]).await;
+        assert_eq!(done["approvals"][0]["reason"], "use the stage tier", "{done:#}");
+        env.slack
+            .wait_for(5, "the thread showing the reason", |cs| {
+                cs.iter().any(|c| {
+                    c.method == "chat.update"
+                        && c.body["blocks"].to_string().contains("Denied by <@UOTTO>")
+                        && c.body["blocks"].to_string().contains("use the stage tier")
+                })
+            })
+            .await;
+        env.app.shutdown().await;
+    }
+}
+
+/// 120 commands and an enum of 150 values: more than one select holds.
+fn many_specs() -> String {
+    let values: Vec<String> = (0..150).map(|i| format!("v{i}")).collect();
+    let mut yaml = format!(
+        "- name: big\n  help: An enum too long for a select\n  pattern: '^big (?P<size>\\S+)$'\n  args:\n    size: {{ type: enum, values: [{}] }}\n  action: test.chatty\n  allow: [group:developers]\n",
+        values.join(", ")
+    );
+    for i in 0..120 {
+        yaml.push_str(&format!(
+            "- name: many{i}\n  help: Command number {i}\n  pattern: '^many{i}$'\n  action: test.chatty\n  allow: [group:developers]\n"
+        ));
+    }
+    yaml
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_builder_fits_slacks_limits_with_more_commands_and_values_than_a_select_holds() {
+    let env = start(
+        Backend::Sqlite,
+        Options {
+            specs: vec![("tests/many.yaml".into(), many_specs())],
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(env.command("alice", "", "t-many").await.0, 200);
+    let view = env.modal("views.open", 1).await;
+    let first = select_values(&view, 0);
+    let second = select_values(&view, 1);
+    assert_eq!(first.len(), 100);
+    assert!(second.contains(&"many119".to_owned()), "the rest in a second select");
+    let pick = view_action(&slack_id("alice"), &view, "deckhand_command_0", "big", "t-big");
+    assert_eq!(env.interact(&pick).await.0, 200);
+    let view = env.modal("views.update", 1).await;
+    let size = input_block(&view, "arg:size");
+    assert_eq!(
+        size["element"]["type"], "plain_text_input",
+        "150 values: typed, listed in the hint"
+    );
+    assert!(size["hint"]["text"].as_str().unwrap().contains("v149"));
+    let (_, answer) = env
+        .interact(&view_submission(
+            &slack_id("alice"),
+            &view,
+            json!({ "arg:size": typed("v999") }),
+        ))
+        .await;
+    assert!(
+        answer["errors"]["arg:size"].as_str().unwrap().contains("v0"),
+        "{answer:#}"
+    );
+    env.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_fakes_views_refuse_what_slack_refuses() {
+    let slack = FakeSlack::start().await;
+    let web = WebApi::new(&slack_config(&slack));
+    let modal = |blocks: Value| json!({ "type": "modal", "title": { "type": "plain_text", "text": "deckhand" }, "blocks": blocks });
+    let section = json!({ "type": "section", "text": { "type": "plain_text", "text": "hi" } });
+    let open = |trigger: &str, view: Value| {
+        let web = web.clone();
+        let body = json!({ "trigger_id": trigger, "view": view });
+        async move { web.call("views.open", &body).await.map_err(|e| e.to_string()) }
+    };
+    slack.issue_trigger("t1");
+    let opened = open("t1", modal(json!([section.clone()])))
+        .await
+        .expect("a good modal opens");
+    assert!(
+        open("t1", modal(json!([section.clone()])))
+            .await
+            .unwrap_err()
+            .contains("exchanged_trigger_id")
+    );
+    assert!(
+        open("never", modal(json!([])))
+            .await
+            .unwrap_err()
+            .contains("invalid_trigger_id")
+    );
+    slack.issue_trigger_at("old", Instant::now() - Duration::from_secs(4));
+    assert!(
+        open("old", modal(json!([])))
+            .await
+            .unwrap_err()
+            .contains("expired_trigger_id")
+    );
+    let select = |n: usize, len: usize| {
+        let options: Vec<Value> = (0..n)
+            .map(|i| json!({ "text": { "type": "plain_text", "text": format!("{i}{}", "x".repeat(len)) }, "value": i.to_string() }))
+            .collect();
+        json!([{ "type": "actions", "elements": [{ "type": "static_select", "action_id": "a", "options": options }] }])
+    };
+    let mut long_title = modal(json!([]));
+    long_title["title"]["text"] = json!("x".repeat(25));
+    let too_many_blocks = modal(Value::Array(vec![section.clone(); 101]));
+    for (i, bad) in [
+        modal(json!([{ "type": "carousel" }])),
+        long_title,
+        too_many_blocks,
+        modal(select(101, 1)),
+        modal(select(1, 75)),
+        modal(json!([{ "type": "input", "label": { "type": "plain_text", "text": "x" }, "element": { "type": "plain_text_input" } }])),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let trigger = format!("bad-{i}");
+        slack.issue_trigger(&trigger);
+        assert!(open(&trigger, bad).await.unwrap_err().contains("invalid_arguments"), "case {i}");
+    }
+    slack.issue_trigger("fine");
+    open("fine", modal(select(100, 70))).await.expect("at the limits");
+    // views.update needs an open view and its current hash.
+    let id = opened["view"]["id"].clone();
+    let update = |hash: Value| json!({ "view_id": id, "hash": hash, "view": modal(json!([])) });
+    assert!(
+        web.call("views.update", &update(json!("stale")))
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("hash_conflict")
+    );
+    web.call("views.update", &update(opened["view"]["hash"].clone()))
+        .await
+        .expect("current hash");
 }

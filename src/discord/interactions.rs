@@ -1,4 +1,5 @@
-//! POST /discord/interactions: verify, decode, then PING, slash commands and button clicks.
+//! POST /discord/interactions: verify, decode, then PING, slash commands, button clicks and
+//! modal submissions (the Deny reason, modals.rs).
 //!
 //! Everything that is refused before the signature checks out gets 401 and touches nothing;
 //! a signed body that is not an interaction gets 400. Slash commands are stored through
@@ -35,10 +36,8 @@ use crate::{
 const PONG: u8 = 1;
 const CHANNEL_MESSAGE: u8 = 4;
 const DEFERRED_CHANNEL_MESSAGE: u8 = 5;
-const UPDATE_MESSAGE: u8 = 7;
+pub(super) const UPDATE_MESSAGE: u8 = 7;
 const EPHEMERAL: u64 = 1 << 6;
-/// Why a denial from the button has no typed reason.
-const BUTTON_DENY_REASON: &str = "denied with the Deny button in Discord";
 
 /// Where an interaction came from, which is where its request's messages go.
 struct Origin {
@@ -78,7 +77,7 @@ pub struct Endpoint {
     pub command: String,
 }
 
-fn reply(kind: u8, data: Option<Value>) -> Response {
+pub(super) fn reply(kind: u8, data: Option<Value>) -> Response {
     let mut body = json!({ "type": kind });
     if let Some(d) = data {
         body["data"] = d;
@@ -87,18 +86,18 @@ fn reply(kind: u8, data: Option<Value>) -> Response {
 }
 
 /// A message only the person who clicked or typed sees.
-fn ephemeral(text: &str) -> Response {
+pub(super) fn ephemeral(text: &str) -> Response {
     let mut data = message_body(text, None);
     data["flags"] = json!(EPHEMERAL);
     reply(CHANNEL_MESSAGE, Some(data))
 }
 
-fn principal(app: &App, user: UserId, roles: &[RoleId]) -> Option<Principal> {
+pub(super) fn principal(app: &App, user: UserId, roles: &[RoleId]) -> Option<Principal> {
     let roles: Vec<String> = roles.iter().map(|r| format!("discord-role:{r}")).collect();
     app.directory.by_identity(&format!("discord:{user}"), &roles)
 }
 
-fn stranger(user: UserId) -> Response {
+pub(super) fn stranger(user: UserId) -> Response {
     ephemeral(&format!(
         "Sorry, deckhand does not know you yet, so it cannot act for you. Ask a deckhand admin to add `discord:{user}` to your user's identities."
     ))
@@ -139,6 +138,7 @@ impl Endpoint {
         match interaction {
             Interaction::Command(c) => self.command(&app, c).await,
             Interaction::Component(c) => self.component(&app, c).await,
+            Interaction::Modal(m) => super::modals::submitted(&app, m).await,
             other => {
                 tracing::info!(kind = ?other.kind(), "ignoring an interaction type deckhand does not use");
                 bad_request("this interaction type is not used by deckhand")
@@ -260,10 +260,8 @@ impl Endpoint {
                 }
                 Err(e) => return ephemeral(&super::markup::inert(&e.to_string())),
             },
-            Decision::Deny => match app.deny(&id, &who, BUTTON_DENY_REASON, surface).await {
-                Ok(r) => (r, format!("🚫 {} denied: {BUTTON_DENY_REASON}", who.user), true),
-                Err(e) => return ephemeral(&super::markup::inert(&e.to_string())),
-            },
+            // Deny asks why first (a modal); its submission denies (modals.rs).
+            Decision::Deny => return super::modals::ask_reason(app, &who, &id, &ci.data.custom_id).await,
         };
         tracing::info!(request = %id, user = %who.user, ?decision, "Discord button decision");
         let content = format!("{} ({}): {line}", super::markup::escape(&request.text), request.id);

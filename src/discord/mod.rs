@@ -16,6 +16,7 @@ pub mod command_tree;
 mod config;
 mod interactions;
 mod markup;
+mod modals;
 mod private;
 mod publish;
 pub mod rest;

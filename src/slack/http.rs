@@ -14,6 +14,7 @@ use axum::{
 
 use super::{
     inbound::{self, Inbound, InboundError},
+    modals,
     verify::{Delivery, RequestVerifier},
 };
 use crate::{app::App, configuration::Config};
@@ -90,8 +91,8 @@ async fn interactions(
         Ok(v) => v,
         Err(e) => return rejected(e),
     };
-    let event = match inbound::parse_interaction_form(form) {
-        Ok(e) => e,
+    let raw = match modals::payload(form) {
+        Ok(v) => v,
         Err(e) => return failed(e),
     };
     if delivery == Delivery::Retry {
@@ -99,6 +100,18 @@ async fn interactions(
         // explanation the person got the first time.
         return StatusCode::OK.into_response();
     }
+    // Modals answer in the response body (field errors keep the form open).
+    if let Some(answer) = modals::interaction(&app, &http.inbound, &raw).await {
+        return match answer {
+            Ok(Some(body)) => axum::Json(body).into_response(),
+            Ok(None) => StatusCode::OK.into_response(),
+            Err(e) => failed(e),
+        };
+    }
+    let event = match serde_json::from_value(raw) {
+        Ok(e) => e,
+        Err(e) => return failed(InboundError::Malformed(e.to_string())),
+    };
     match inbound::interaction(&app, &http.inbound, event).await {
         Ok(()) => StatusCode::OK.into_response(),
         Err(e) => failed(e),

@@ -122,7 +122,7 @@ impl Inbound {
 
     /// The deckhand person behind a Slack user id, with the deckhand groups their Slack
     /// user groups map to.
-    async fn principal(&self, app: &App, user_id: &str) -> Option<Principal> {
+    pub(super) async fn principal(&self, app: &App, user_id: &str) -> Option<Principal> {
         let chat_groups = if self.use_groups {
             self.user_groups(user_id).await
         } else {
@@ -155,7 +155,7 @@ impl Inbound {
 
     /// An ephemeral note for the person, on its own task so the acknowledgement waits
     /// for nothing.
-    fn tell(&self, response_url: Option<&str>, text: String) {
+    pub(super) fn tell(&self, response_url: Option<&str>, text: String) {
         let Some(url) = response_url.map(str::to_owned) else {
             tracing::info!(%text, "no response_url to answer on");
             return;
@@ -169,7 +169,7 @@ impl Inbound {
     }
 }
 
-fn unknown_user(user_id: &str) -> String {
+pub(super) fn unknown_user(user_id: &str) -> String {
     format!(
         "Sorry, deckhand does not know you yet, so it cannot run commands for you. Ask the platform ops team to add `slack:{user_id}` to the `identities` of your user in deckhand's configuration (or your Slack user group to a deckhand group)."
     )
@@ -185,13 +185,31 @@ pub async fn command(app: &Arc<App>, inbound: &Inbound, cmd: SlackCommandEvent) 
         inbound.tell(Some(&response_url), unknown_user(&user));
         return Ok(());
     };
+    let channel = cmd.channel_id.to_string();
     let text = cmd
         .text
         .as_deref()
         .map(|t| messages::unescape(t.trim()))
-        .filter(|t| !t.is_empty())
-        .unwrap_or_else(|| "help".to_owned());
-    let channel = cmd.channel_id.to_string();
+        .filter(|t| !t.is_empty());
+    let text = match text {
+        Some(t) => t,
+        // A bare `/deckhand` opens the command builder; `help` if Slack will not show it.
+        None => match super::modals::open_builder(
+            app,
+            inbound,
+            &principal,
+            cmd.trigger_id.as_ref(),
+            (&channel, &user, &response_url),
+        )
+        .await
+        {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not open the command builder; answering with help");
+                "help".to_owned()
+            }
+        },
+    };
     let inv = Invocation {
         principal,
         surface: Surface::Slack,
@@ -257,16 +275,18 @@ async fn block_actions(
             reply(unknown_user(&user));
             continue;
         };
-        let result = match decision {
-            Decision::Approve => app
-                .approve(&id, &principal, "slack")
-                .await
-                .map(|a| (a.request.state == State::PendingApproval).then(|| a.to_string())),
-            Decision::Deny => app
-                .deny(&id, &principal, "denied with the Deny button in Slack", "slack")
-                .await
-                .map(|_| None),
-        };
+        if decision == Decision::Deny {
+            // Deny asks why first (a modal); the submission denies.
+            let trigger = ev.trigger_id.to_string();
+            if let Some(text) = super::modals::ask_reason(app, inbound, &principal, &id, value, &trigger).await? {
+                reply(text);
+            }
+            continue;
+        }
+        let result = app
+            .approve(&id, &principal, "slack")
+            .await
+            .map(|a| (a.request.state == State::PendingApproval).then(|| a.to_string()));
         match result {
             Ok(Some(partial)) => reply(format!("Your approval counts. {partial}.")),
             Ok(None) => {}

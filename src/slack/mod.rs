@@ -4,7 +4,8 @@
 //! - `routes`: POST /slack/commands and /slack/interactions (HTTP transport);
 //! - `spawn`: the Socket Mode connection (the other transport);
 //! - `surface`: the `ChatSurface` that reports requests back into their thread;
-//! - `manifest`: the app manifest for `deckhand slack manifest`.
+//! - `manifest`: the app manifest for `deckhand slack manifest`;
+//! - `modals`/`views`: the command builder and the Deny reason form.
 
 pub mod buttons;
 mod config;
@@ -12,10 +13,12 @@ mod http;
 pub mod inbound;
 mod manifest;
 pub mod messages;
+mod modals;
 mod private;
 pub mod socket;
 mod surface;
 pub mod verify;
+mod views;
 pub mod web;
 
 use std::sync::Arc;

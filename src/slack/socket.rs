@@ -13,7 +13,10 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
-use super::inbound::{self, Inbound, InboundError};
+use super::{
+    inbound::{self, Inbound, InboundError},
+    modals,
+};
 use crate::app::App;
 
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -124,8 +127,11 @@ enum Frame {
     Other,
 }
 
-fn ack(envelope_id: &str) -> String {
-    json!({ "envelope_id": envelope_id }).to_string()
+fn ack(envelope_id: &str, payload: Option<Value>) -> String {
+    match payload {
+        Some(p) => json!({ "envelope_id": envelope_id, "payload": p }).to_string(),
+        None => json!({ "envelope_id": envelope_id }).to_string(),
+    }
 }
 
 fn on_frame(app: &Arc<App>, inbound: &Arc<Inbound>, text: &str, acks: &mpsc::UnboundedSender<String>) -> Frame {
@@ -147,14 +153,19 @@ fn on_frame(app: &Arc<App>, inbound: &Arc<Inbound>, text: &str, acks: &mpsc::Unb
     // slack-morphism's envelope models are not exported without its hyper feature; the
     // envelope is two fields, the payloads are its models.
     tokio::spawn(async move {
+        let mut response = None;
         let result = match kind.as_str() {
             "slash_commands" => match serde_json::from_value::<SlackCommandEvent>(v["payload"].take()) {
                 Ok(ev) => inbound::command(&app, &inbound, ev).await,
                 Err(e) => Err(InboundError::Malformed(e.to_string())),
             },
-            "interactive" => match serde_json::from_value::<SlackInteractionEvent>(v["payload"].take()) {
-                Ok(ev) => inbound::interaction(&app, &inbound, ev).await,
-                Err(e) => Err(InboundError::Malformed(e.to_string())),
+            "interactive" => match modals::interaction(&app, &inbound, &v["payload"]).await {
+                // A modal's answer (field errors) rides on the acknowledgement.
+                Some(answer) => answer.map(|body| response = body),
+                None => match serde_json::from_value::<SlackInteractionEvent>(v["payload"].take()) {
+                    Ok(ev) => inbound::interaction(&app, &inbound, ev).await,
+                    Err(e) => Err(InboundError::Malformed(e.to_string())),
+                },
             },
             // Events API and anything newer: nothing to do, but acknowledge so Slack does
             // not keep redelivering it.
@@ -169,7 +180,7 @@ fn on_frame(app: &Arc<App>, inbound: &Arc<Inbound>, text: &str, acks: &mpsc::Unb
                 return;
             }
         }
-        let _ = acks.send(ack(&envelope));
+        let _ = acks.send(ack(&envelope, response));
     });
     Frame::Other
 }

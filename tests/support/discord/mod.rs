@@ -10,6 +10,8 @@
 //! cannot post an ephemeral channel message (400, as Discord answers unknown flags).
 #![allow(dead_code)]
 
+pub mod limits;
+
 use std::{
     collections::HashMap,
     net::SocketAddr,
@@ -749,5 +751,18 @@ pub fn component_payload(id: &str, token: &str, user_id: &str, roles: &[&str], c
     payload["id"] = json!(id);
     payload["token"] = json!(token);
     payload["member"] = member(user_id, roles);
+    payload
+}
+
+/// A modal submission (type 5) of the modal `custom_id` with text inputs (custom_id, value),
+/// from a message component, as Discord sends it.
+pub fn modal_submit_payload(id: &str, token: &str, user_id: &str, custom_id: &str, inputs: &[(&str, &str)]) -> Value {
+    let mut payload = component_payload(id, token, user_id, &[], custom_id);
+    payload["type"] = json!(5);
+    let rows: Vec<Value> = inputs
+        .iter()
+        .map(|(name, value)| json!({ "type": 1, "components": [{ "type": 4, "custom_id": name, "value": value }] }))
+        .collect();
+    payload["data"] = json!({ "custom_id": custom_id, "components": rows });
     payload
 }

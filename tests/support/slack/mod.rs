@@ -5,8 +5,11 @@
 //! `chat.postEphemeral` is checked as Slack checks it: `channel`, `user` and `text` or
 //! `blocks` are required, the token needs `chat:write`, and the user must be a member of
 //! the channel (when the test set the channel's members). What each user was shown
-//! privately is kept per user ([`FakeSlack::ephemerals_to`]).
+//! privately is kept per user ([`FakeSlack::ephemerals_to`]). Modals (views.open,
+//! views.update) are checked as Slack checks them: see `views`.
 #![allow(dead_code)]
+
+mod views;
 
 use std::{
     collections::VecDeque,
@@ -62,6 +65,7 @@ struct Inner {
     scopes: Option<Vec<String>>,
     /// channel -> its members, for the channels the test described.
     members: std::collections::HashMap<String, Vec<String>>,
+    views: views::Views,
 }
 
 /// The scopes deckhand's manifest asks for.
@@ -192,6 +196,25 @@ impl FakeSlack {
 
     pub fn uploads(&self) -> Vec<(String, Vec<u8>)> {
         self.inner.lock().unwrap().uploads.clone()
+    }
+
+    /// Slack handing out `trigger_id` now (with a slash command or a click).
+    pub fn issue_trigger(&self, trigger_id: &str) {
+        self.issue_trigger_at(trigger_id, std::time::Instant::now());
+    }
+
+    pub fn issue_trigger_at(&self, trigger_id: &str, at: std::time::Instant) {
+        self.inner.lock().unwrap().views.issue(trigger_id, at);
+    }
+
+    /// An open modal as Slack holds it (with its id, hash and state), and its hash.
+    pub fn view(&self, id: &str) -> Option<(Value, String)> {
+        self.inner.lock().unwrap().views.get(id)
+    }
+
+    /// The modal the last successful views.open or views.update showed.
+    pub fn last_view(&self) -> Option<Value> {
+        self.inner.lock().unwrap().views.last()
     }
 
     pub fn clear(&self) {
@@ -381,6 +404,8 @@ async fn api(State(fake): State<FakeSlack>, Path(method): Path<String>, headers:
                 .collect();
             json!({ "ok": true, "usergroups": groups })
         }
+        "views.open" => fake.inner.lock().unwrap().views.open(&body),
+        "views.update" => fake.inner.lock().unwrap().views.update(&body),
         "apps.connections.open" => match fake.inner.lock().unwrap().socket_url.clone() {
             Some(url) => json!({ "ok": true, "url": url }),
             None => json!({ "ok": false, "error": "socket_mode_not_enabled" }),
@@ -602,4 +627,49 @@ pub fn block_actions(user_id: &str, action_id: &str, value: &str, response_url: 
 /// `payload=<urlencoded json>`, the interactivity body.
 pub fn interaction_form(payload: &Value) -> String {
     serde_urlencoded::to_string([("payload", payload.to_string())]).expect("form")
+}
+
+/// A choice in a modal's select (`block_actions` from a view), as Slack sends it.
+pub fn view_action(user_id: &str, view: &Value, action_id: &str, selected: &str, trigger_id: &str) -> Value {
+    json!({
+        "type": "block_actions",
+        "user": { "id": user_id, "username": user_id.to_lowercase(), "team_id": "T0001" },
+        "api_app_id": "A123456",
+        "token": "gIkuvaNzQIHg97ATvDxqgjtO",
+        "container": { "type": "view", "view_id": view["id"] },
+        "trigger_id": trigger_id,
+        "team": { "id": "T0001", "domain": "example" },
+        "view": view,
+        "actions": [{
+            "type": "static_select", "action_id": action_id, "block_id": "command-0",
+            "selected_option": { "text": { "type": "plain_text", "text": selected }, "value": selected },
+            "action_ts": "1700000100.123456"
+        }]
+    })
+}
+
+/// A modal's submission with `values` (block_id -> {"value": {...}}), as Slack sends it.
+pub fn view_submission(user_id: &str, view: &Value, values: Value) -> Value {
+    let mut view = view.clone();
+    view["state"] = json!({ "values": values });
+    json!({
+        "type": "view_submission",
+        "team": { "id": "T0001", "domain": "example" },
+        "user": { "id": user_id, "username": user_id.to_lowercase(), "team_id": "T0001" },
+        "api_app_id": "A123456",
+        "token": "gIkuvaNzQIHg97ATvDxqgjtO",
+        "trigger_id": "12466734323.1395872398.view-submission",
+        "view": view,
+        "response_urls": []
+    })
+}
+
+/// A text input's state in a view submission.
+pub fn typed(text: &str) -> Value {
+    json!({ "value": { "type": "plain_text_input", "value": text } })
+}
+
+/// A static select's state in a view submission.
+pub fn picked(value: &str) -> Value {
+    json!({ "value": { "type": "static_select", "selected_option": { "value": value, "text": { "type": "plain_text", "text": value } } } })
 }
