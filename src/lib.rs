@@ -9,12 +9,14 @@
 pub mod actions;
 pub mod app;
 pub mod attachments;
+pub mod chat;
 pub mod client;
 pub mod cluster;
 pub mod command_buttons;
 pub mod commands;
 pub mod configuration;
 pub mod discord;
+pub mod events;
 pub mod domain;
 pub mod http;
 pub mod identity;

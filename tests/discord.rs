@@ -347,7 +347,7 @@ async fn role_ids_map_to_groups() {
         let (s, v) = rig.send(&p).await;
         assert_eq!((s, v["type"].as_u64()), (200, Some(7)), "{v}");
         assert!(
-            v["data"]["content"].as_str().expect("c").contains("eve approved"),
+            v["data"]["content"].as_str().expect("c").contains(&decided("eve", "approved")),
             "{v}"
         );
         let rid = rig.only_request().await;
@@ -438,7 +438,7 @@ async fn approval_buttons_refuse_the_wrong_people_and_show_who_decided() {
         assert_eq!((s, v["type"].as_u64()), (200, Some(7)), "{v}");
         assert_eq!(v["data"]["components"], json!([]), "buttons replaced");
         assert!(
-            v["data"]["content"].as_str().expect("c").contains("olga approved"),
+            v["data"]["content"].as_str().expect("c").contains(&decided("olga", "approved")),
             "{v}"
         );
         rig.app.wait_for_state(&rid, &["succeeded"]).await;
@@ -446,7 +446,7 @@ async fn approval_buttons_refuse_the_wrong_people_and_show_who_decided() {
             .fake
             .wait_until("buttons message shows the decision", |f| {
                 f.message(&msg)
-                    .is_some_and(|m| m.content.contains("olga approved") && m.components == json!([]))
+                    .is_some_and(|m| m.content.contains(&decided("olga", "approved")) && m.components == json!([]))
             })
             .await;
         rig.discord
@@ -486,7 +486,7 @@ async fn approval_buttons_refuse_the_wrong_people_and_show_who_decided() {
             .to_owned();
         let (_, v) = rig.click("omar", &deny).await;
         assert_eq!(v["type"], 7, "{v}");
-        assert!(v["data"]["content"].as_str().expect("c").contains("omar denied"), "{v}");
+        assert!(v["data"]["content"].as_str().expect("c").contains(&decided("omar", "denied")), "{v}");
         rig.app.shutdown().await;
     }
 }
@@ -564,7 +564,7 @@ async fn interactions_without_optional_fields_are_accepted() {
         let (s, v) = rig.send(&without(click, &fields)).await;
         assert_eq!((s, v["type"].as_u64()), (200, Some(7)), "{v}");
         assert!(
-            v["data"]["content"].as_str().expect("c").contains("olga approved"),
+            v["data"]["content"].as_str().expect("c").contains(&decided("olga", "approved")),
             "{v}"
         );
         rig.app.wait_for_state(&rid, &["succeeded"]).await;
@@ -771,7 +771,7 @@ async fn end_to_end_prod_deploy_from_discord_runs_on_the_cluster() {
         let fake = &rig.discord.fake;
         assert!(
             fake.message(&msg)
-                .is_some_and(|m| m.components == json!([]) && m.content.contains("otto approved")),
+                .is_some_and(|m| m.components == json!([]) && m.content.contains(&decided("otto", "approved"))),
             "{:?}",
             fake.message(&msg)
         );
@@ -1256,4 +1256,9 @@ async fn the_close_button_on_a_proxy_link_closes_it() {
         assert_eq!(rig.all_requests().await.len(), 4, "nothing else ran");
         rig.app.shutdown().await;
     }
+}
+
+/// How a decision names who decided: as a mention (it pings no one: `allowed_mentions`).
+fn decided(user: &str, verb: &str) -> String {
+    format!("<@{}> {verb}", discord_id(user))
 }

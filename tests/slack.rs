@@ -495,7 +495,7 @@ async fn prod_deploy_end_to_end_over_http() {
             .expect("prompt updated");
         let blocks = decided.body["blocks"].to_string();
         assert!(!blocks.contains("\"actions\""), "buttons gone: {blocks}");
-        assert!(blocks.contains("Approved by <@UOMAR> at 20"), "{blocks}");
+        assert!(blocks.contains("✅ <@UOMAR> approved (1 of 1)"), "{blocks}");
         assert!(
             env.ephemerals("c-omar").is_empty(),
             "a successful click needs no explanation"
@@ -831,12 +831,12 @@ async fn unauthorised_and_forged_clicks_change_nothing_and_deny_replaces_the_but
             .slack
             .wait_for(5, "the prompt showing the denial", |cs| {
                 cs.iter()
-                    .any(|c| c.method == "chat.update" && c.body["blocks"].to_string().contains("Denied by <@UOTTO>"))
+                    .any(|c| c.method == "chat.update" && c.body["blocks"].to_string().contains("🚫 <@UOTTO> denied"))
             })
             .await;
         let decided = calls
             .iter()
-            .find(|c| c.method == "chat.update" && c.body["blocks"].to_string().contains("Denied by"))
+            .find(|c| c.method == "chat.update" && c.body["blocks"].to_string().contains("denied"))
             .unwrap();
         assert!(!decided.body["blocks"].to_string().contains("\"actions\""));
         assert_eq!(decided.body["channel"], prompt.body["channel"]);
@@ -900,7 +900,7 @@ async fn two_approvals_keep_the_buttons_until_the_second_and_approvals_channel_g
                 cs.iter()
                     .filter(|c| {
                         let b = c.body["blocks"].to_string();
-                        c.method == "chat.update" && b.contains("Approved by <@UOMAR>") && !b.contains("\"actions\"")
+                        c.method == "chat.update" && b.contains("✅ <@UOMAR> approved (2 of 2)") && !b.contains("\"actions\"")
                     })
                     .count()
                     == 2

@@ -22,12 +22,18 @@ use serenity::model::{
 use super::{
     buttons::{self, Decision},
     command_text,
+    markup::DiscordMarkup,
     publish::{message_body, truncate},
     state::DiscordState,
     verify::InteractionVerifier,
 };
 use crate::{
-    app::{App, AppError, Invocation},
+    app::{App, Invocation},
+    chat::{
+        submit::{self, Submission},
+        text,
+    },
+    events,
     domain::{State, Surface, now_ms},
     identity::Principal,
 };
@@ -76,6 +82,8 @@ pub struct Endpoint {
     pub max_skew: Duration,
     pub token_lifetime: Duration,
     pub command: String,
+    /// deckhand users as Discord users, for naming who decided.
+    pub mentions: crate::chat::Mentions,
 }
 
 fn reply(kind: u8, data: Option<Value>) -> Response {
@@ -99,9 +107,7 @@ fn principal(app: &App, user: UserId, roles: &[RoleId]) -> Option<Principal> {
 }
 
 fn stranger(user: UserId) -> Response {
-    ephemeral(&format!(
-        "Sorry, deckhand does not know you yet, so it cannot act for you. Ask a deckhand admin to add `discord:{user}` to your user's identities."
-    ))
+    ephemeral(&text::unknown_user(&format!("discord:{user}"), "your Discord role"))
 }
 
 fn unix_now() -> u64 {
@@ -201,19 +207,19 @@ impl Endpoint {
             surface_data: serde_json::to_value(&state).ok(),
             idempotency_key: Some(origin.interaction_id),
         };
-        match app.submit(inv).await {
-            Ok(s) => {
+        match submit::submit(app, inv).await {
+            Ok(Submission::Stored(s)) => {
                 tracing::info!(request = %s.request.id, duplicate = s.duplicate, %text, "Discord command stored");
                 // A private answer is deferred as ephemeral: the answer edits a message only
                 // the person sees.
                 let data = s.private_answer().then(|| json!({ "flags": EPHEMERAL }));
                 reply(DEFERRED_CHANNEL_MESSAGE, data)
             }
-            Err(AppError::Store(e)) => {
+            Ok(Submission::Refused(why)) => ephemeral(&super::markup::inert(&why)),
+            Err(e) => {
                 tracing::error!(error = %e, "could not store a Discord command");
                 ephemeral("deckhand could not store your request just now; please try again.")
             }
-            Err(e) => ephemeral(&super::markup::inert(&e.to_string())),
         }
     }
 
@@ -251,22 +257,33 @@ impl Endpoint {
             return stranger(ci.user.id);
         };
         let surface = Surface::Discord.as_str();
-        let (request, line, done) = match decision {
-            Decision::Approve => match app.approve(&id, &who, surface).await {
-                Ok(a) => {
-                    let line = format!("✅ {} approved ({} of {})", who.user, a.approvals, a.needed);
-                    let done = a.request.state != State::PendingApproval;
-                    (a.request, line, done)
-                }
-                Err(e) => return ephemeral(&super::markup::inert(&e.to_string())),
-            },
-            Decision::Deny => match app.deny(&id, &who, BUTTON_DENY_REASON, surface).await {
-                Ok(r) => (r, format!("🚫 {} denied: {BUTTON_DENY_REASON}", who.user), true),
-                Err(e) => return ephemeral(&super::markup::inert(&e.to_string())),
-            },
+        let decided = match decision {
+            Decision::Approve => app.approve(&id, &who, surface).await.map(|a| {
+                let done = a.request.state != State::PendingApproval;
+                (a.request, a.approvals, a.needed, None, done)
+            }),
+            Decision::Deny => app
+                .deny(&id, &who, BUTTON_DENY_REASON, surface)
+                .await
+                .map(|r| (r, 0, 1, Some(BUTTON_DENY_REASON.to_owned()), true)),
+        };
+        let (request, approvals, needed, reason, done) = match decided.map_err(submit::explain) {
+            Ok(d) => d,
+            Err(Ok(why)) => return ephemeral(&super::markup::inert(&why)),
+            Err(Err(e)) => {
+                tracing::error!(error = %e, "could not store a Discord decision");
+                return ephemeral("deckhand could not store your decision just now; please try again.");
+            }
         };
         tracing::info!(request = %id, user = %who.user, ?decision, "Discord button decision");
-        let content = format!("{} ({}): {line}", super::markup::escape(&request.text), request.id);
+        let d = events::Decision {
+            approver: who.user.clone(),
+            decision,
+            reason,
+            approvals,
+            needed: Some(needed),
+        };
+        let content = super::prompts::decision_content(&DiscordMarkup(&self.mentions), &request, &d, needed);
         let row = [buttons::approval_row(&app.signer, &request.id)];
         let components: &[_] = if done { &[] } else { &row };
         reply(UPDATE_MESSAGE, Some(message_body(&content, Some(components))))

@@ -13,6 +13,7 @@ pub mod inbound;
 mod manifest;
 pub mod messages;
 mod private;
+mod prompts;
 pub mod socket;
 mod surface;
 pub mod verify;
