@@ -10,8 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::{
-    attachments::AttachmentRef, command_buttons::CommandButton, domain::State, store::EventKind,
-    visibility::Audience,
+    attachments::AttachmentRef, command_buttons::CommandButton, domain::State, store::EventKind, visibility::Audience,
 };
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

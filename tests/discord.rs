@@ -347,7 +347,10 @@ async fn role_ids_map_to_groups() {
         let (s, v) = rig.send(&p).await;
         assert_eq!((s, v["type"].as_u64()), (200, Some(7)), "{v}");
         assert!(
-            v["data"]["content"].as_str().expect("c").contains(&decided("eve", "approved")),
+            v["data"]["content"]
+                .as_str()
+                .expect("c")
+                .contains(&decided("eve", "approved")),
             "{v}"
         );
         let rid = rig.only_request().await;
@@ -438,7 +441,10 @@ async fn approval_buttons_refuse_the_wrong_people_and_show_who_decided() {
         assert_eq!((s, v["type"].as_u64()), (200, Some(7)), "{v}");
         assert_eq!(v["data"]["components"], json!([]), "buttons replaced");
         assert!(
-            v["data"]["content"].as_str().expect("c").contains(&decided("olga", "approved")),
+            v["data"]["content"]
+                .as_str()
+                .expect("c")
+                .contains(&decided("olga", "approved")),
             "{v}"
         );
         rig.app.wait_for_state(&rid, &["succeeded"]).await;
@@ -486,7 +492,13 @@ async fn approval_buttons_refuse_the_wrong_people_and_show_who_decided() {
             .to_owned();
         let (_, v) = rig.click("omar", &deny).await;
         assert_eq!(v["type"], 7, "{v}");
-        assert!(v["data"]["content"].as_str().expect("c").contains(&decided("omar", "denied")), "{v}");
+        assert!(
+            v["data"]["content"]
+                .as_str()
+                .expect("c")
+                .contains(&decided("omar", "denied")),
+            "{v}"
+        );
         rig.app.shutdown().await;
     }
 }
@@ -564,7 +576,10 @@ async fn interactions_without_optional_fields_are_accepted() {
         let (s, v) = rig.send(&without(click, &fields)).await;
         assert_eq!((s, v["type"].as_u64()), (200, Some(7)), "{v}");
         assert!(
-            v["data"]["content"].as_str().expect("c").contains(&decided("olga", "approved")),
+            v["data"]["content"]
+                .as_str()
+                .expect("c")
+                .contains(&decided("olga", "approved")),
             "{v}"
         );
         rig.app.wait_for_state(&rid, &["succeeded"]).await;

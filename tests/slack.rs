@@ -900,7 +900,9 @@ async fn two_approvals_keep_the_buttons_until_the_second_and_approvals_channel_g
                 cs.iter()
                     .filter(|c| {
                         let b = c.body["blocks"].to_string();
-                        c.method == "chat.update" && b.contains("✅ <@UOMAR> approved (2 of 2)") && !b.contains("\"actions\"")
+                        c.method == "chat.update"
+                            && b.contains("✅ <@UOMAR> approved (2 of 2)")
+                            && !b.contains("\"actions\"")
                     })
                     .count()
                     == 2

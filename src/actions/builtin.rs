@@ -69,8 +69,11 @@ impl Action for WhoAmI {
             groups.join(", ")
         };
         let text = format!("You are {} ({groups}), via {}.", p.user, ctx.request.surface);
-        ctx.output(&text, crate::events::Output::fields(serde_json::to_value(p).unwrap_or_default()))
-            .await?;
+        ctx.output(
+            &text,
+            crate::events::Output::fields(serde_json::to_value(p).unwrap_or_default()),
+        )
+        .await?;
         Ok(text)
     }
 }
@@ -143,7 +146,8 @@ impl Action for Requests {
             format!("{title}:\n{}", lines.join("\n"))
         };
         let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
-        ctx.output(text, crate::events::Output::fields(serde_json::json!({ "ids": ids }))).await?;
+        ctx.output(text, crate::events::Output::fields(serde_json::json!({ "ids": ids })))
+            .await?;
         Ok(format!("{} request(s)", records.len()))
     }
 }

@@ -285,8 +285,11 @@ impl Action for List {
             ));
         }
         let names: Vec<&str> = envs.iter().map(|e| e.name.as_str()).collect();
-        ctx.output(text.trim_end(), crate::events::Output::fields(serde_json::json!({ "environments": names })))
-            .await?;
+        ctx.output(
+            text.trim_end(),
+            crate::events::Output::fields(serde_json::json!({ "environments": names })),
+        )
+        .await?;
         Ok(format!("{} environment(s)", envs.len()))
     }
 }
@@ -411,7 +414,13 @@ pub async fn reap(app: &Arc<App>) -> Result<(usize, usize), ClusterError> {
             continue;
         };
         if let Ok(Some(request)) = app.store.get(&id).await
-            && let Err(e) = app.emit(&request, &message, crate::events::EventData::Progress(Default::default())).await
+            && let Err(e) = app
+                .emit(
+                    &request,
+                    &message,
+                    crate::events::EventData::Progress(Default::default()),
+                )
+                .await
         {
             tracing::warn!(error = %e, "could not record a reaper message");
         }

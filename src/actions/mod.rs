@@ -37,8 +37,8 @@ pub fn register_all(registry: &mut ActionRegistry) {
 use crate::{
     app::{App, AppError},
     commands::{Args, args::ArgAccessError},
-    identity::Principal,
     events::{EventData, Output, Progress},
+    identity::Principal,
     store::{RequestRecord, StoreError},
 };
 

@@ -272,7 +272,11 @@ impl Action for List {
         } else {
             lines.join("\n")
         };
-        ctx.output(text, crate::events::Output::fields(serde_json::json!({ "links": data }))).await?;
+        ctx.output(
+            text,
+            crate::events::Output::fields(serde_json::json!({ "links": data })),
+        )
+        .await?;
         Ok(format!("{} proxy links, {open} open", found.len()))
     }
 }

@@ -17,8 +17,8 @@ use crate::{
     cluster::Cluster,
     commands::{RouteError, Router, spec::Answer},
     configuration::Config,
-    events::{ApprovalRequest, EventData},
     domain::{HumanDuration, RequestId, State, Surface, format_ms, now_ms},
+    events::{ApprovalRequest, EventData},
     identity::{Directory, Principal},
     metrics::Metrics,
     signing::Signer,
@@ -291,12 +291,15 @@ impl App {
             State::Queued
         };
         let approval_expires_at = approval.as_ref().map(|a| now_ms() + a.expires.as_millis_i64());
-        let prompt = approval
-            .as_ref()
-            .map(|policy| {
-                let rule = routed.approval_rule_text();
-                approval_prompt(policy, rule, approval_expires_at, action.approval_detail(self, &routed.args))
-            });
+        let prompt = approval.as_ref().map(|policy| {
+            let rule = routed.approval_rule_text();
+            approval_prompt(
+                policy,
+                rule,
+                approval_expires_at,
+                action.approval_detail(self, &routed.args),
+            )
+        });
         let new = NewRequest {
             command: routed.spec.name.clone(),
             action: routed.spec.action.clone(),

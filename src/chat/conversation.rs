@@ -13,7 +13,10 @@ use crate::{
 
 /// The request and its conversation state, read fresh; `None` when there is no such request
 /// or it is not this platform's conversation.
-pub async fn load<T: DeserializeOwned>(store: &Store, id: &RequestId) -> Result<Option<(RequestRecord, T)>, StoreError> {
+pub async fn load<T: DeserializeOwned>(
+    store: &Store,
+    id: &RequestId,
+) -> Result<Option<(RequestRecord, T)>, StoreError> {
     let Some(record) = store.get(id).await? else {
         return Ok(None);
     };

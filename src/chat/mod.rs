@@ -87,3 +87,38 @@ impl Mentions {
         (users, groups)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{discord::markup::DiscordMarkup, slack::messages::SlackMarkup};
+
+    fn mentions() -> Mentions {
+        Mentions {
+            users: HashMap::from([("olga".into(), "UOLGA".into())]),
+            groups: HashMap::from([
+                ("ops".into(), "S0OPS".into()),
+                ("sre".into(), "1000000000000000777".into()),
+            ]),
+        }
+    }
+
+    #[test]
+    fn approvers_are_mentioned_where_the_platform_knows_them() {
+        let m = mentions();
+        let slack = SlackMarkup(&m);
+        assert_eq!(slack.approver("group:ops"), "<!subteam^S0OPS>");
+        assert_eq!(slack.approver("group:dev"), "group:dev");
+        assert_eq!(slack.approver("user:olga"), "<@UOLGA>");
+        assert_eq!(slack.approver("group:<!here>"), "group:&lt;!here&gt;");
+        let discord = DiscordMarkup(&m);
+        assert_eq!(discord.approver("group:sre"), "<@&1000000000000000777>");
+        // Not a Discord id: named, never put into a mention.
+        assert_eq!(discord.approver("group:ops"), "group:ops");
+        let (users, groups) = m.approver_ids(&["group:sre".into(), "user:olga".into(), "everyone".into()]);
+        assert_eq!(
+            (users, groups),
+            (vec!["UOLGA".to_owned()], vec!["1000000000000000777".to_owned()])
+        );
+    }
+}

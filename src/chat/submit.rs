@@ -13,14 +13,14 @@ use crate::{
 /// What came of a submission.
 #[derive(Debug)]
 pub enum Submission {
-    Stored(Submitted),
+    Stored(Box<Submitted>),
     /// The reply for the person: why nothing was done.
     Refused(String),
 }
 
 pub async fn submit(app: &Arc<App>, inv: Invocation) -> Result<Submission, StoreError> {
     match app.submit(inv).await {
-        Ok(s) => Ok(Submission::Stored(s)),
+        Ok(s) => Ok(Submission::Stored(Box::new(s))),
         Err(e) => explain(e).map(Submission::Refused),
     }
 }

@@ -12,11 +12,7 @@ use crate::{
 pub fn decision_summary(m: &dyn Markup, d: &Decision, needed: u32) -> String {
     let who = m.user(&d.approver);
     match d.decision {
-        Verdict::Approve => format!(
-            "✅ {who} approved ({} of {})",
-            d.approvals,
-            d.needed.unwrap_or(needed)
-        ),
+        Verdict::Approve => format!("✅ {who} approved ({} of {})", d.approvals, d.needed.unwrap_or(needed)),
         Verdict::Deny => match d.reason.as_deref().filter(|r| !r.is_empty()) {
             Some(r) => format!("🚫 {who} denied: {}", m.escape(r)),
             None => format!("🚫 {who} denied"),
@@ -117,7 +113,10 @@ mod tests {
 
     #[test]
     fn decisions_read_as_lines() {
-        assert_eq!(decision_summary(&Plain, &decision(true, 1, None), 9), "✅ @olga approved (1 of 2)");
+        assert_eq!(
+            decision_summary(&Plain, &decision(true, 1, None), 9),
+            "✅ @olga approved (1 of 2)"
+        );
         assert_eq!(
             decision_summary(&Plain, &decision(false, 0, Some("<not now>")), 2),
             "🚫 @olga denied: &lt;not now>"
@@ -126,14 +125,22 @@ mod tests {
             closed_summary(&Plain, State::Expired, None).as_deref(),
             Some("⌛ expired: nobody decided in time")
         );
-        assert_eq!(closed_summary(&Plain, State::Cancelled, Some("cancelled")).as_deref(), Some("✖️ cancelled"));
+        assert_eq!(
+            closed_summary(&Plain, State::Cancelled, Some("cancelled")).as_deref(),
+            Some("✖️ cancelled")
+        );
         assert_eq!(closed_summary(&Plain, State::Queued, None), None);
     }
 
     #[test]
     fn the_prompt_names_approvers_rule_and_expiry() {
         let ask = ApprovalRequest {
-            approvers: vec!["group:ops".into(), "group:dev".into(), "user:olga".into(), "everyone".into()],
+            approvers: vec![
+                "group:ops".into(),
+                "group:dev".into(),
+                "user:olga".into(),
+                "everyone".into(),
+            ],
             count: 2,
             rule: Some("tier is prod".into()),
             expires_at: Some(0),

@@ -270,7 +270,10 @@ mod tests {
         for (cond, words) in [
             ("tier == 'prod'", "tier is prod"),
             ("tier != 'dev'", "tier is not dev"),
-            ("tier in ['stage', 'prod'] and requester != 'alice'", "tier is one of stage, prod and requester is not alice"),
+            (
+                "tier in ['stage', 'prod'] and requester != 'alice'",
+                "tier is one of stage, prod and requester is not alice",
+            ),
             ("not (tier == 'a' or tier == 'b')", "not (tier is a or tier is b)"),
         ] {
             assert_eq!(Condition::parse(cond).unwrap().to_string(), words, "{cond}");

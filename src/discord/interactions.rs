@@ -33,8 +33,8 @@ use crate::{
         submit::{self, Submission},
         text,
     },
-    events,
     domain::{State, Surface, now_ms},
+    events,
     identity::Principal,
 };
 

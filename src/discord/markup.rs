@@ -23,7 +23,10 @@ impl crate::chat::Markup for DiscordMarkup<'_> {
     }
 
     fn group(&self, name: &str) -> Option<String> {
-        self.0.group_id(name).filter(|id| is_snowflake(id)).map(|id| format!("<@&{id}>"))
+        self.0
+            .group_id(name)
+            .filter(|id| is_snowflake(id))
+            .map(|id| format!("<@&{id}>"))
     }
 }
 

@@ -15,7 +15,7 @@ pub mod command_text;
 pub mod command_tree;
 mod config;
 mod interactions;
-mod markup;
+pub mod markup;
 mod private;
 mod prompts;
 mod publish;

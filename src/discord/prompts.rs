@@ -122,7 +122,8 @@ pub fn prompt(
         text::prompt_lines(m, ask).join("\n")
     );
     let (users, roles) = m.0.approver_ids(&ask.approvers);
-    let keep = |ids: Vec<String>| -> Vec<String> { ids.into_iter().filter(|i| super::markup::is_snowflake(i)).collect() };
+    let keep =
+        |ids: Vec<String>| -> Vec<String> { ids.into_iter().filter(|i| super::markup::is_snowflake(i)).collect() };
     let row = [buttons::approval_row(signer, &record.id)];
     prompt_body(&content, Some(&row), &keep(users), &keep(roles))
 }

@@ -6,8 +6,9 @@ use std::str::FromStr;
 use serde_json::{Map, Value};
 
 use super::{ApprovalRequest, Decision, EventData, Output, Progress, StateChange, Verdict};
-use crate::{attachments::AttachmentRef, command_buttons::CommandButton, domain::State, store::EventKind,
-    visibility::Audience};
+use crate::{
+    attachments::AttachmentRef, command_buttons::CommandButton, domain::State, store::EventKind, visibility::Audience,
+};
 
 pub(super) fn map(kind: EventKind, message: &str, value: Option<Value>) -> EventData {
     let mut fields = match value {
@@ -77,7 +78,11 @@ fn prompt(fields: &Map<String, Value>) -> EventData {
 /// `{"approver": …, "decision": "approve"|"deny", "approvals": n}`; the reason was only in
 /// the message ("omar denied: not now").
 fn decision(message: &str, fields: &Map<String, Value>) -> EventData {
-    let approver = fields.get("approver").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let approver = fields
+        .get("approver")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
     let approve = fields.get("decision").and_then(Value::as_str) == Some("approve");
     let reason = (!approve)
         .then(|| message.strip_prefix(&format!("{approver} denied: ")))

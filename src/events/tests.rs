@@ -50,7 +50,11 @@ fn output_keeps_the_action_fields_at_the_top_level() {
 #[test]
 fn rows_from_before_the_tag_still_load() {
     assert_eq!(
-        load(EventKind::State, "failed", json!({"state": "failed", "outcome": "boom"})),
+        load(
+            EventKind::State,
+            "failed",
+            json!({"state": "failed", "outcome": "boom"})
+        ),
         EventData::state(State::Failed, Some("boom".into()), None)
     );
     // Older still: only the message named the state.
@@ -59,7 +63,11 @@ fn rows_from_before_the_tag_still_load() {
         EventData::state(State::Queued, None, Some("approved (1 of 1); queued".into()))
     );
     assert_eq!(
-        load(EventKind::Approval, "Waiting", json!({"approvers": ["group:ops"], "count": 2, "detail": null})),
+        load(
+            EventKind::Approval,
+            "Waiting",
+            json!({"approvers": ["group:ops"], "count": 2, "detail": null})
+        ),
         EventData::ApprovalRequested(ApprovalRequest {
             approvers: vec!["group:ops".into()],
             count: 2,

@@ -10,13 +10,7 @@ use axum::{
 };
 
 use super::{ApiError, auth::Caller};
-use crate::{
-    app::App,
-    attachments::Attachments,
-    domain::RequestId,
-    identity::Principal,
-    visibility::Audience,
-};
+use crate::{app::App, attachments::Attachments, domain::RequestId, identity::Principal, visibility::Audience};
 
 /// A file is as private as the event that announced it; someone outside that event's
 /// audience is told there is no such file, as for a guessed name.

@@ -346,7 +346,12 @@ impl Inner {
         }
     }
 
-    pub(super) async fn update_root(&self, request: &RequestRecord, data: &SlackData, root: &str) -> Result<(), WebError> {
+    pub(super) async fn update_root(
+        &self,
+        request: &RequestRecord,
+        data: &SlackData,
+        root: &str,
+    ) -> Result<(), WebError> {
         let text = messages::root_text(request, &self.requester(request, data), data.progress.as_deref());
         self.update(&data.channel, root, SlackMessageContent::new().with_text(text))
             .await
