@@ -12,7 +12,7 @@ use crate::{
     store::StoreError,
 };
 
-/// What an event's `data.attachment` holds.
+/// What an output event's `attachment` holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttachmentRef {
     pub id: String,
@@ -20,13 +20,6 @@ pub struct AttachmentRef {
     pub content_type: String,
     pub title: String,
     pub bytes: usize,
-}
-
-impl AttachmentRef {
-    /// The attachment an event announces, if any.
-    pub fn of_event(data: Option<&serde_json::Value>) -> Option<Self> {
-        serde_json::from_value(data?.get("attachment")?.clone()).ok()
-    }
 }
 
 #[derive(Clone)]

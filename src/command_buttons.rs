@@ -7,7 +7,6 @@
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::signing::Signer;
 
@@ -31,18 +30,6 @@ impl CommandButton {
             command,
             danger: true,
         }
-    }
-
-    /// The buttons an event's data carries under `buttons`; anything malformed is skipped.
-    pub fn from_data(data: Option<&Value>) -> Vec<CommandButton> {
-        data.and_then(|d| d.get("buttons"))
-            .and_then(Value::as_array)
-            .map(|bs| {
-                bs.iter()
-                    .filter_map(|b| serde_json::from_value(b.clone()).ok())
-                    .collect()
-            })
-            .unwrap_or_default()
     }
 }
 
@@ -83,18 +70,5 @@ mod tests {
         assert_eq!(verify(&s, "slack", &other), None, "the command cannot be swapped");
         assert_eq!(verify(&s, "slack", "nonsense"), None);
         assert_eq!(verify(&s, "slack", "!!.x"), None);
-    }
-
-    #[test]
-    fn buttons_are_read_from_event_data() {
-        let data = serde_json::json!({"buttons": [
-            {"label": "Close link", "command": "proxy close px-1", "danger": true},
-            {"label": "broken"},
-        ]});
-        assert_eq!(
-            CommandButton::from_data(Some(&data)),
-            vec![CommandButton::danger("Close link", "proxy close px-1".into())]
-        );
-        assert!(CommandButton::from_data(None).is_empty());
     }
 }

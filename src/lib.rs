@@ -9,6 +9,7 @@
 pub mod actions;
 pub mod app;
 pub mod attachments;
+pub mod chat;
 pub mod client;
 pub mod cluster;
 pub mod command_builder;
@@ -17,6 +18,7 @@ pub mod commands;
 pub mod configuration;
 pub mod discord;
 pub mod domain;
+pub mod events;
 pub mod http;
 pub mod identity;
 pub mod loadgen;

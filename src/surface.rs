@@ -7,7 +7,7 @@
 //! thread is read by everyone in the channel, so a proxy or shell link or exec output never
 //! goes there (see `crate::visibility`).
 
-use std::{collections::HashMap, str::FromStr, sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use tokio::sync::Notify;
@@ -180,24 +180,9 @@ pub trait ChatSurface: Send + Sync {
     }
 }
 
-/// The state a state event announces: its typed `data.state`; for events stored before
-/// that was written, the message names it ("queued", or "approved (1 of 1); queued").
+/// The state a state event announces (its typed data; see `crate::events`).
 pub fn announced(event: &Event) -> Option<State> {
-    if event.kind != EventKind::State {
-        return None;
-    }
-    let typed = event
-        .data
-        .as_ref()
-        .and_then(|d| d.get("state"))
-        .and_then(|s| s.as_str());
-    if let Some(s) = typed {
-        return State::from_str(s).ok();
-    }
-    let m = event.message.as_str();
-    State::from_str(m)
-        .or_else(|_| State::from_str(m.rsplit("; ").next().unwrap_or(m)))
-        .ok()
+    event.data.announced()
 }
 
 /// The request as it stood when event `seq` was stored, for showing that event late (after

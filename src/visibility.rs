@@ -2,9 +2,9 @@
 //! command, the API (detail, list, event stream, output, attachments), the CLI and the chat
 //! surfaces.
 //!
-//! An action marks an event private by putting its [`Audience`] in the event's data
-//! (`"private": "requester"` or `"private": "approvers"`; the older `true` means the
-//! requester). Private events carry what belongs to one person: a proxy or shell link with
+//! An action marks its output private with an [`Audience`] (`events::Output::to`), stored
+//! in the event's data as `"private": "requester"` or `"private": "approvers"` (the older
+//! `true` means the requester). Private events carry what belongs to one person: a proxy or shell link with
 //! its token, exec output that may hold credentials. Everyone else sees that the event
 //! exists, never what it says; chat surfaces send it to the requester privately (a Slack
 //! ephemeral message, a Discord ephemeral follow-up) and never into the channel thread.
@@ -12,6 +12,7 @@
 //! Outcomes (the one line a request ends with) are shown to everyone, so they never carry a
 //! private value: actions return "link p-… opened", not the link.
 
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
 use crate::{
@@ -20,8 +21,11 @@ use crate::{
 };
 
 /// Who may read a private event besides deckhand's operators (who read the database).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Stored as the output's `"private"` field: `"requester"` or `"approvers"` (rows from
+/// older builds may hold `true`, read as the requester).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Audience {
+    #[default]
     Everyone,
     /// Only the person who asked.
     Requester,
@@ -30,47 +34,17 @@ pub enum Audience {
     Approvers,
 }
 
-const KEY: &str = "private";
-
 impl Audience {
-    /// The audience an event's data declares.
-    pub fn of(data: Option<&Value>) -> Self {
-        match data.and_then(|d| d.get(KEY)) {
-            Some(Value::Bool(true)) => Audience::Requester,
-            Some(Value::String(s)) if s == "requester" => Audience::Requester,
-            Some(Value::String(s)) if s == "approvers" => Audience::Approvers,
-            // Anything else that claims privacy is read as the strictest.
-            Some(Value::String(_)) => Audience::Requester,
-            _ => Audience::Everyone,
-        }
-    }
-
     pub fn of_event(event: &Event) -> Self {
-        Self::of(event.data.as_ref())
+        event.data.audience()
     }
 
     pub fn is_private(self) -> bool {
         self != Audience::Everyone
     }
 
-    /// Marks `data` (an object, or nothing) as meant for this audience.
-    pub fn mark(self, data: Option<Value>) -> Option<Value> {
-        let tag = match self {
-            Audience::Everyone => return data,
-            Audience::Requester => "requester",
-            Audience::Approvers => "approvers",
-        };
-        let mut data = match data {
-            Some(Value::Object(m)) => m,
-            Some(other) => {
-                let mut m = serde_json::Map::new();
-                m.insert("value".into(), other);
-                m
-            }
-            None => serde_json::Map::new(),
-        };
-        data.insert(KEY.into(), Value::String(tag.into()));
-        Some(Value::Object(data))
+    pub fn is_everyone(&self) -> bool {
+        *self == Audience::Everyone
     }
 
     /// Whether `reader` may read what is meant for this audience on `request`.
@@ -95,7 +69,7 @@ pub fn event_for(mut event: Event, reader: &Principal, request: &RequestRecord) 
             "(private: only {} can read this; it was sent to them directly)",
             request.requester
         );
-        event.data = None;
+        event.data = event.data.redacted();
     }
     event
 }
@@ -105,32 +79,41 @@ pub fn events_for(events: Vec<Event>, reader: &Principal, request: &RequestRecor
     events.into_iter().map(|e| event_for(e, reader, request)).collect()
 }
 
+impl Serialize for Audience {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Audience::Everyone => s.serialize_bool(false),
+            Audience::Requester => s.serialize_str("requester"),
+            Audience::Approvers => s.serialize_str("approvers"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Audience {
+    /// Anything that claims privacy but is not understood is read as the strictest.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(match Value::deserialize(d)? {
+            Value::Bool(true) => Audience::Requester,
+            Value::String(s) if s == "approvers" => Audience::Approvers,
+            Value::String(_) => Audience::Requester,
+            _ => Audience::Everyone,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
 
     #[test]
-    fn audiences_read_from_data() {
-        assert_eq!(Audience::of(None), Audience::Everyone);
-        assert_eq!(Audience::of(Some(&json!({"x": 1}))), Audience::Everyone);
-        assert_eq!(Audience::of(Some(&json!({"private": true}))), Audience::Requester);
-        assert_eq!(
-            Audience::of(Some(&json!({"private": "approvers"}))),
-            Audience::Approvers
-        );
-        assert_eq!(Audience::of(Some(&json!({"private": "???"}))), Audience::Requester);
-        assert_eq!(Audience::of(Some(&json!({"private": false}))), Audience::Everyone);
-    }
-
-    #[test]
-    fn marking_keeps_the_data() {
-        let d = Audience::Approvers.mark(Some(json!({"stdout": "x"}))).unwrap();
-        assert_eq!(d, json!({"stdout": "x", "private": "approvers"}));
-        assert_eq!(Audience::Everyone.mark(None), None);
-        assert_eq!(
-            Audience::of(Audience::Requester.mark(None).as_ref()),
-            Audience::Requester
-        );
+    fn audiences_read_from_json() {
+        let of = |v: Value| serde_json::from_value::<Audience>(v).unwrap();
+        assert_eq!(of(json!(null)), Audience::Everyone);
+        assert_eq!(of(json!(true)), Audience::Requester);
+        assert_eq!(of(json!("approvers")), Audience::Approvers);
+        assert_eq!(of(json!("???")), Audience::Requester);
+        assert_eq!(of(json!(false)), Audience::Everyone);
+        assert_eq!(serde_json::to_value(Audience::Approvers).unwrap(), json!("approvers"));
     }
 }

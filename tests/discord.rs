@@ -364,7 +364,10 @@ async fn role_ids_map_to_groups() {
         let (s, v) = rig.send(&p).await;
         assert_eq!((s, v["type"].as_u64()), (200, Some(7)), "{v}");
         assert!(
-            v["data"]["content"].as_str().expect("c").contains("eve approved"),
+            v["data"]["content"]
+                .as_str()
+                .expect("c")
+                .contains(&decided("eve", "approved")),
             "{v}"
         );
         let rid = rig.only_request().await;
@@ -455,7 +458,10 @@ async fn approval_buttons_refuse_the_wrong_people_and_show_who_decided() {
         assert_eq!((s, v["type"].as_u64()), (200, Some(7)), "{v}");
         assert_eq!(v["data"]["components"], json!([]), "buttons replaced");
         assert!(
-            v["data"]["content"].as_str().expect("c").contains("olga approved"),
+            v["data"]["content"]
+                .as_str()
+                .expect("c")
+                .contains(&decided("olga", "approved")),
             "{v}"
         );
         rig.app.wait_for_state(&rid, &["succeeded"]).await;
@@ -463,7 +469,7 @@ async fn approval_buttons_refuse_the_wrong_people_and_show_who_decided() {
             .fake
             .wait_until("buttons message shows the decision", |f| {
                 f.message(&msg)
-                    .is_some_and(|m| m.content.contains("olga approved") && m.components == json!([]))
+                    .is_some_and(|m| m.content.contains(&decided("olga", "approved")) && m.components == json!([]))
             })
             .await;
         rig.discord
@@ -533,7 +539,10 @@ async fn approval_buttons_refuse_the_wrong_people_and_show_who_decided() {
         let (_, v) = rig.submit_modal("omar", &deny, &[("reason", "wrong image tag")]).await;
         assert_eq!(v["type"], 7, "{v}");
         let content = v["data"]["content"].as_str().expect("c");
-        assert!(content.contains("omar denied: wrong image tag"), "{v}");
+        assert!(
+            content.contains(&format!("{}: wrong image tag", decided("omar", "denied"))),
+            "{v}"
+        );
         assert_eq!(v["data"]["components"], json!([]));
         let done = rig.app.wait_for_state(&rid, &["denied"]).await;
         assert_eq!(done["approvals"][0]["reason"], "wrong image tag", "{done:#}");
@@ -614,7 +623,10 @@ async fn interactions_without_optional_fields_are_accepted() {
         let (s, v) = rig.send(&without(click, &fields)).await;
         assert_eq!((s, v["type"].as_u64()), (200, Some(7)), "{v}");
         assert!(
-            v["data"]["content"].as_str().expect("c").contains("olga approved"),
+            v["data"]["content"]
+                .as_str()
+                .expect("c")
+                .contains(&decided("olga", "approved")),
             "{v}"
         );
         rig.app.wait_for_state(&rid, &["succeeded"]).await;
@@ -821,7 +833,7 @@ async fn end_to_end_prod_deploy_from_discord_runs_on_the_cluster() {
         let fake = &rig.discord.fake;
         assert!(
             fake.message(&msg)
-                .is_some_and(|m| m.components == json!([]) && m.content.contains("otto approved")),
+                .is_some_and(|m| m.components == json!([]) && m.content.contains(&decided("otto", "approved"))),
             "{:?}",
             fake.message(&msg)
         );
@@ -1326,4 +1338,9 @@ fn the_fake_refuses_answers_over_discords_limits() {
     };
     assert!(check_response(&select(25)).is_empty());
     assert!(!check_response(&select(26)).is_empty(), "26 options");
+}
+
+/// How a decision names who decided: as a mention (it pings no one: `allowed_mentions`).
+fn decided(user: &str, verb: &str) -> String {
+    format!("<@{}> {verb}", discord_id(user))
 }

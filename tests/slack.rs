@@ -546,7 +546,7 @@ async fn prod_deploy_end_to_end_over_http() {
             .expect("prompt updated");
         let blocks = decided.body["blocks"].to_string();
         assert!(!blocks.contains("\"actions\""), "buttons gone: {blocks}");
-        assert!(blocks.contains("Approved by <@UOMAR> at 20"), "{blocks}");
+        assert!(blocks.contains("✅ <@UOMAR> approved (1 of 1)"), "{blocks}");
         assert!(
             env.ephemerals("c-omar").is_empty(),
             "a successful click needs no explanation"
@@ -887,14 +887,14 @@ async fn unauthorised_and_forged_clicks_change_nothing_and_deny_replaces_the_but
             .wait_for(5, "the prompt showing the denial", |cs| {
                 cs.iter().any(|c| {
                     c.method == "chat.update"
-                        && c.body["blocks"].to_string().contains("Denied by <@UOTTO>")
+                        && c.body["blocks"].to_string().contains("🚫 <@UOTTO> denied")
                         && c.body["blocks"].to_string().contains("change freeze until Monday")
                 })
             })
             .await;
         let decided = calls
             .iter()
-            .find(|c| c.method == "chat.update" && c.body["blocks"].to_string().contains("Denied by"))
+            .find(|c| c.method == "chat.update" && c.body["blocks"].to_string().contains("denied"))
             .unwrap();
         assert!(!decided.body["blocks"].to_string().contains("\"actions\""));
         assert_eq!(decided.body["channel"], prompt.body["channel"]);
@@ -958,7 +958,9 @@ async fn two_approvals_keep_the_buttons_until_the_second_and_approvals_channel_g
                 cs.iter()
                     .filter(|c| {
                         let b = c.body["blocks"].to_string();
-                        c.method == "chat.update" && b.contains("Approved by <@UOMAR>") && !b.contains("\"actions\"")
+                        c.method == "chat.update"
+                            && b.contains("✅ <@UOMAR> approved (2 of 2)")
+                            && !b.contains("\"actions\"")
                     })
                     .count()
                     == 2
@@ -1564,7 +1566,9 @@ async fn the_builder_submits_env_create_as_if_typed_and_deny_asks_why() {
             .wait_for(5, "the thread showing the reason", |cs| {
                 cs.iter().any(|c| {
                     c.method == "chat.update"
-                        && c.body["blocks"].to_string().contains("Denied by <@UOTTO>")
+                        && c.body["blocks"]
+                            .to_string()
+                            .contains("🚫 <@UOTTO> denied: use the stage tier")
                         && c.body["blocks"].to_string().contains("use the stage tier")
                 })
             })

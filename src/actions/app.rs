@@ -189,7 +189,7 @@ impl Action for Status {
         let (env, app) = (env_arg(&ctx.request.args)?, app_arg(&ctx.request.args)?);
         let text = ctx.app.cluster.app_status(env.as_str(), app.as_str()).await?;
         let first = text.lines().next().unwrap_or_default().to_owned();
-        ctx.output(text, None).await?;
+        ctx.output(text, crate::events::Output::default()).await?;
         Ok(first)
     }
 }
@@ -222,7 +222,7 @@ impl Action for Logs {
             .cluster
             .app_logs(env.as_str(), app.as_str(), since, lines, k.log_bytes)
             .await?;
-        ctx.output(text, None).await?;
+        ctx.output(text, crate::events::Output::default()).await?;
         Ok(format!("logs of {app} in {env}"))
     }
 }

@@ -42,7 +42,7 @@ impl Action for Help {
                 .map_err(|e| ActionError::Failed(e.to_string()))?,
             None => router.help_index(&ctx.principal),
         };
-        ctx.output(text, None).await?;
+        ctx.output(text, crate::events::Output::default()).await?;
         Ok("help shown".into())
     }
 }
@@ -69,8 +69,11 @@ impl Action for WhoAmI {
             groups.join(", ")
         };
         let text = format!("You are {} ({groups}), via {}.", p.user, ctx.request.surface);
-        ctx.output(&text, Some(serde_json::to_value(p).unwrap_or_default()))
-            .await?;
+        ctx.output(
+            &text,
+            crate::events::Output::fields(serde_json::to_value(p).unwrap_or_default()),
+        )
+        .await?;
         Ok(text)
     }
 }
@@ -143,7 +146,8 @@ impl Action for Requests {
             format!("{title}:\n{}", lines.join("\n"))
         };
         let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
-        ctx.output(text, Some(serde_json::json!({ "ids": ids }))).await?;
+        ctx.output(text, crate::events::Output::fields(serde_json::json!({ "ids": ids })))
+            .await?;
         Ok(format!("{} request(s)", records.len()))
     }
 }
@@ -173,7 +177,7 @@ impl Action for ShowRequest {
         for e in &events {
             text.push_str(&format!("  {} {:<8} {}\n", format_ms(e.at), e.kind.as_str(), e.message));
         }
-        ctx.output(text.trim_end(), None).await?;
+        ctx.output(text.trim_end(), crate::events::Output::default()).await?;
         Ok(format!("{} is {}", id, record.state))
     }
 }

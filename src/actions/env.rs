@@ -22,7 +22,6 @@ use crate::{
     commands::Args,
     domain::{HumanDuration, Name, RequestId},
     identity::Principal,
-    store::EventKind,
 };
 
 pub fn register(registry: &mut ActionRegistry) {
@@ -260,7 +259,7 @@ impl Action for List {
         envs.sort_by(|a, b| a.name.cmp(&b.name));
         if envs.is_empty() {
             let text = format!("No environments ({scope}). Create one with `env create <name>`.");
-            ctx.output(&text, None).await?;
+            ctx.output(&text, crate::events::Output::default()).await?;
             return Ok("0 environments".into());
         }
         let mut text = format!(
@@ -286,8 +285,11 @@ impl Action for List {
             ));
         }
         let names: Vec<&str> = envs.iter().map(|e| e.name.as_str()).collect();
-        ctx.output(text.trim_end(), Some(serde_json::json!({ "environments": names })))
-            .await?;
+        ctx.output(
+            text.trim_end(),
+            crate::events::Output::fields(serde_json::json!({ "environments": names })),
+        )
+        .await?;
         Ok(format!("{} environment(s)", envs.len()))
     }
 }
@@ -412,7 +414,13 @@ pub async fn reap(app: &Arc<App>) -> Result<(usize, usize), ClusterError> {
             continue;
         };
         if let Ok(Some(request)) = app.store.get(&id).await
-            && let Err(e) = app.emit(&request, EventKind::Progress, &message, None).await
+            && let Err(e) = app
+                .emit(
+                    &request,
+                    &message,
+                    crate::events::EventData::Progress(Default::default()),
+                )
+                .await
         {
             tracing::warn!(error = %e, "could not record a reaper message");
         }

@@ -138,7 +138,7 @@ impl Action for Exec {
         });
         ctx.output(
             render(&command, &out.pod, &exit_line, &stdout, &stderr),
-            crate::visibility::Audience::Approvers.mark(Some(data)),
+            crate::events::Output::fields(data).to(crate::visibility::Audience::Approvers),
         )
         .await?;
         match code {

@@ -285,7 +285,7 @@ impl Run {
         let stop = CommandButton::danger("Cancel test", format!("cancel {}", ctx.request.id));
         ctx.output(
             format!("`cancel {}` stops the test and deletes its Job", ctx.request.id),
-            Some(json!({ "buttons": [stop] })),
+            crate::events::Output::default().button(stop),
         )
         .await?;
         let limit = cfg.start_timeout.as_duration() + job.duration + job.timeout + Duration::from_secs(30);
@@ -482,9 +482,9 @@ impl Action for Run {
             "verdict": verdict,
             "previous": previous.as_ref().map(|p| p.request_id.clone()),
             "report": report,
-            "attachment": attachment,
         });
-        ctx.output(table, Some(data)).await?;
+        ctx.output(table, crate::events::Output::fields(data).attach(attachment))
+            .await?;
         let line = format!(
             "{:.1}/s, p99 {}, errors {:.2}%",
             report.achieved_rate(),

@@ -37,8 +37,9 @@ pub fn register_all(registry: &mut ActionRegistry) {
 use crate::{
     app::{App, AppError},
     commands::{Args, args::ArgAccessError},
+    events::{EventData, Output, Progress},
     identity::Principal,
-    store::{EventKind, RequestRecord, StoreError},
+    store::{RequestRecord, StoreError},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -126,15 +127,15 @@ impl ActionContext {
     /// A progress line: stored, then pushed to the surface the request came from.
     pub async fn progress(&self, message: impl Into<String>) -> Result<(), ActionError> {
         self.app
-            .emit(&self.request, EventKind::Progress, &message.into(), None)
+            .emit(&self.request, &message.into(), EventData::Progress(Progress::default()))
             .await?;
         Ok(())
     }
 
     /// Longer output meant to be read in full (lists, help, logs).
-    pub async fn output(&self, message: impl Into<String>, data: Option<serde_json::Value>) -> Result<(), ActionError> {
+    pub async fn output(&self, message: impl Into<String>, data: Output) -> Result<(), ActionError> {
         self.app
-            .emit(&self.request, EventKind::Output, &message.into(), data)
+            .emit(&self.request, &message.into(), EventData::Output(data))
             .await?;
         Ok(())
     }

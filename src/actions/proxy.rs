@@ -135,17 +135,19 @@ impl Action for Open {
         let close = CommandButton::danger("Close link", format!("proxy close {}", link.id));
         let data = serde_json::json!({
             "id": link.id, "url": url, "env": link.env, "service": link.service,
-            "port": link.port, "expires_at": link.expires_at, "buttons": [close],
-            // The URL is the credential: through the API only the requester reads it.
-            "private": true,
+            "port": link.port, "expires_at": link.expires_at,
         });
+        // The URL is the credential: through the API only the requester reads it.
+        let data = crate::events::Output::fields(data)
+            .button(close)
+            .to(crate::visibility::Audience::Requester);
         ctx.output(
             format!(
                 "{url}\nforwards to {app}:{port} in {env} until {}; close it with `proxy close {}`",
                 format_ms(link.expires_at),
                 link.id
             ),
-            Some(data),
+            data,
         )
         .await?;
         // The outcome is in every listing, so it names the link but does not carry it.
@@ -270,7 +272,11 @@ impl Action for List {
         } else {
             lines.join("\n")
         };
-        ctx.output(text, Some(serde_json::json!({ "links": data }))).await?;
+        ctx.output(
+            text,
+            crate::events::Output::fields(serde_json::json!({ "links": data })),
+        )
+        .await?;
         Ok(format!("{} proxy links, {open} open", found.len()))
     }
 }

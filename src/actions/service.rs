@@ -580,7 +580,7 @@ impl Action for List {
         if found.is_empty() {
             ctx.output(
                 format!("No services{where_}. `service classes` shows what can be provisioned."),
-                None,
+                crate::events::Output::default(),
             )
             .await?;
             return Ok(format!("no services{where_}"));
@@ -617,7 +617,11 @@ impl Action for List {
             rows.push(json!({ "name": name, "class": f.class, "env": ns, "ready": f.ready(class), "params": f.params, "endpoint": endpoint, "bound": apps }));
         }
         let count = lines.len();
-        ctx.output(lines.join("\n"), Some(json!({ "services": rows }))).await?;
+        ctx.output(
+            lines.join("\n"),
+            crate::events::Output::fields(json!({ "services": rows })),
+        )
+        .await?;
         Ok(format!("{count} service(s){where_}"))
     }
 }
@@ -727,7 +731,8 @@ impl Action for ClassList {
                 text.push_str(&format!("  {line}\n"));
             }
         }
-        ctx.output(text.trim_end().to_owned(), None).await?;
+        ctx.output(text.trim_end().to_owned(), crate::events::Output::default())
+            .await?;
         Ok(format!("{} service class(es)", catalog.len()))
     }
 }

@@ -87,7 +87,7 @@ impl Action for Shell {
                 session.requester,
                 format_ms(session.expires_at),
             ),
-            crate::visibility::Audience::Requester.mark(Some(json!({
+            crate::events::Output::fields(json!({
                 "shell": {
                     "id": session.id,
                     "url": url,
@@ -99,7 +99,8 @@ impl Action for Shell {
                     "expires_at": session.expires_at,
                     "recorded": record,
                 }
-            }))),
+            }))
+            .to(crate::visibility::Audience::Requester),
         )
         .await?;
         // The outcome is read by everyone who can list requests: the link stays out of it.

@@ -63,7 +63,11 @@ impl App {
     ) -> Result<Approved, AppError> {
         let request = self.check_decision(id, who).await?;
         let needed = request.approval.as_ref().map_or(1, |p| p.count);
-        let Some((approvals, event)) = self.store.record_decision(id, &who.user, true, None, surface).await? else {
+        let Some((approvals, event)) = self
+            .store
+            .record_decision(id, &who.user, true, None, surface, needed)
+            .await?
+        else {
             return Err(AppError::AlreadyDecided(id.clone()));
         };
         self.announce(&request, &event);
@@ -121,9 +125,10 @@ impl App {
             return Err(AppError::ReasonRequired);
         }
         let request = self.check_decision(id, who).await?;
+        let needed = request.approval.as_ref().map_or(1, |p| p.count);
         let Some((_, event)) = self
             .store
-            .record_decision(id, &who.user, false, Some(reason), surface)
+            .record_decision(id, &who.user, false, Some(reason), surface, needed)
             .await?
         else {
             return Err(AppError::AlreadyDecided(id.clone()));

@@ -18,10 +18,11 @@ use crate::{
     commands::{RouteError, Router, spec::Answer},
     configuration::Config,
     domain::{HumanDuration, RequestId, State, Surface, format_ms, now_ms},
+    events::{ApprovalRequest, EventData},
     identity::{Directory, Principal},
     metrics::Metrics,
     signing::Signer,
-    store::{Actor, Event, EventKind, NewRequest, Patch, RequestRecord, Store, StoreError},
+    store::{Actor, Event, NewRequest, Patch, RequestRecord, Store, StoreError},
     surface::Surfaces,
 };
 
@@ -37,18 +38,26 @@ const FACTS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 /// typed data the surfaces build their buttons from.
 fn approval_prompt(
     policy: &crate::commands::ApprovalPolicy,
+    rule: Option<String>,
     expires_at: Option<i64>,
     detail: Option<String>,
-) -> (String, serde_json::Value) {
+) -> (String, ApprovalRequest) {
     let approvers: Vec<String> = policy.approvers.iter().map(ToString::to_string).collect();
     let message = format!(
-        "Waiting for approval by {} of {} (expires {}){}",
+        "Waiting for approval by {} of {}{} (expires {}){}",
         policy.count,
         approvers.join(", "),
+        rule.as_deref().map(|r| format!(" because {r}")).unwrap_or_default(),
         expires_at.map(format_ms).unwrap_or_default(),
         detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default()
     );
-    let data = serde_json::json!({ "approvers": approvers, "count": policy.count, "detail": detail });
+    let data = ApprovalRequest {
+        approvers,
+        count: policy.count,
+        rule,
+        expires_at,
+        detail,
+    };
     (message, data)
 }
 
@@ -218,14 +227,8 @@ impl App {
     }
 
     /// Stores an event, tells local streams, and hands it to the request's surface.
-    pub async fn emit(
-        &self,
-        request: &RequestRecord,
-        kind: EventKind,
-        message: &str,
-        data: Option<serde_json::Value>,
-    ) -> Result<Event, StoreError> {
-        let event = self.store.append_event(&request.id, kind, message, data).await?;
+    pub async fn emit(&self, request: &RequestRecord, message: &str, data: EventData) -> Result<Event, StoreError> {
+        let event = self.store.append_event(&request.id, message, data).await?;
         self.announce(request, &event);
         Ok(event)
     }
@@ -288,9 +291,15 @@ impl App {
             State::Queued
         };
         let approval_expires_at = approval.as_ref().map(|a| now_ms() + a.expires.as_millis_i64());
-        let prompt = approval
-            .as_ref()
-            .map(|policy| approval_prompt(policy, approval_expires_at, action.approval_detail(self, &routed.args)));
+        let prompt = approval.as_ref().map(|policy| {
+            let rule = routed.approval_rule_text();
+            approval_prompt(
+                policy,
+                rule,
+                approval_expires_at,
+                action.approval_detail(self, &routed.args),
+            )
+        });
         let new = NewRequest {
             command: routed.spec.name.clone(),
             action: routed.spec.action.clone(),

@@ -225,6 +225,27 @@ impl Condition {
     }
 }
 
+/// The condition in words, for people deciding on a request: `tier == 'prod'` reads
+/// "tier is prod".
+impl std::fmt::Display for Condition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let grouped = |c: &Condition| match c {
+            Condition::And(..) | Condition::Or(..) => format!("({c})"),
+            _ => c.to_string(),
+        };
+        match self {
+            Condition::Const(true) => f.write_str("always"),
+            Condition::Const(false) => f.write_str("never"),
+            Condition::Eq(v, lit) => write!(f, "{v} is {lit}"),
+            Condition::Ne(v, lit) => write!(f, "{v} is not {lit}"),
+            Condition::In(v, lits) => write!(f, "{v} is one of {}", lits.join(", ")),
+            Condition::Not(c) => write!(f, "not {}", grouped(c)),
+            Condition::And(a, b) => write!(f, "{} and {}", grouped(a), grouped(b)),
+            Condition::Or(a, b) => write!(f, "{} or {}", grouped(a), grouped(b)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,6 +263,21 @@ mod tests {
         assert!(!c.eval(&vars(&[])));
         assert!(Condition::parse("tier != 'prod'").unwrap().eval(&vars(&[])));
         assert_eq!(c.variables(), vec!["tier", "tier", "replicas"]);
+    }
+
+    #[test]
+    fn reads_as_words() {
+        for (cond, words) in [
+            ("tier == 'prod'", "tier is prod"),
+            ("tier != 'dev'", "tier is not dev"),
+            (
+                "tier in ['stage', 'prod'] and requester != 'alice'",
+                "tier is one of stage, prod and requester is not alice",
+            ),
+            ("not (tier == 'a' or tier == 'b')", "not (tier is a or tier is b)"),
+        ] {
+            assert_eq!(Condition::parse(cond).unwrap().to_string(), words, "{cond}");
+        }
     }
 
     #[test]

@@ -33,6 +33,13 @@ impl Routed {
         vars.insert("surface".into(), surface.to_string());
         rule.when.eval(&vars).then(|| rule.policy.clone())
     }
+
+    /// The spec's approval condition in words ("tier is prod"), for the approval prompt;
+    /// `None` when the rule applies always.
+    pub fn approval_rule_text(&self) -> Option<String> {
+        let rule = self.spec.approval.as_ref()?;
+        (!matches!(rule.when, super::condition::Condition::Const(true))).then(|| rule.when.to_string())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

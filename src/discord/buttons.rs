@@ -1,12 +1,15 @@
-//! Approve / Deny buttons. Their custom_id carries the request id and a deckhand signature,
-//! so a click is only honoured on a button deckhand made for that request and that decision.
+//! Approve / Deny buttons. Their custom_id carries the request id and deckhand's signature
+//! (`crate::chat::buttons`), so a click is only honoured on a button deckhand made for that
+//! request and that decision.
 
 use serenity::{
     builder::{CreateActionRow, CreateButton},
     model::application::ButtonStyle,
 };
 
+pub use crate::events::Verdict as Decision;
 use crate::{
+    chat::buttons as signed,
     command_buttons::{self, CommandButton},
     domain::RequestId,
     signing::Signer,
@@ -14,32 +17,19 @@ use crate::{
 
 /// Discord's limit for custom_id.
 pub const CUSTOM_ID_MAX: usize = 100;
-const SIGNATURE_LEN: usize = 22;
 const PREFIX: &str = "dh";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
-    Approve,
-    Deny,
-}
-
-impl Decision {
-    fn code(self) -> &'static str {
-        match self {
-            Decision::Approve => "a",
-            Decision::Deny => "d",
-        }
+fn code(decision: Decision) -> &'static str {
+    match decision {
+        Decision::Approve => "a",
+        Decision::Deny => "d",
     }
 }
 
-/// What was signed: the decision is part of it, so an Approve id cannot be turned into Deny.
-fn message(decision: Decision, id: &RequestId) -> String {
-    format!("discord:{}:{id}", decision.code())
-}
-
+/// `dh:a:r-abc:SIGNATURE`: an encoding of the shared signature (`crate::chat::buttons`).
 pub fn custom_id(signer: &Signer, decision: Decision, id: &RequestId) -> String {
-    let sig = signer.sign(&message(decision, id), SIGNATURE_LEN);
-    let s = format!("{PREFIX}:{}:{id}:{sig}", decision.code());
+    let sig = signed::sign(signer, "discord", decision, id);
+    let s = format!("{PREFIX}:{}:{id}:{sig}", code(decision));
     debug_assert!(s.len() <= CUSTOM_ID_MAX);
     s
 }
@@ -57,7 +47,7 @@ pub fn parse(signer: &Signer, custom_id: &str) -> Option<(Decision, RequestId)> 
     };
     let id = RequestId::parse(parts.next()?)?;
     let sig = parts.next()?;
-    signer.verify(&message(decision, &id), sig).then_some((decision, id))
+    signed::verify(signer, "discord", decision, &id, sig).then_some((decision, id))
 }
 
 pub fn approval_row(signer: &Signer, id: &RequestId) -> CreateActionRow {

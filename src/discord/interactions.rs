@@ -23,13 +23,19 @@ use serenity::model::{
 use super::{
     buttons::{self, Decision},
     command_text,
+    markup::DiscordMarkup,
     publish::{message_body, truncate},
     state::DiscordState,
     verify::InteractionVerifier,
 };
 use crate::{
-    app::{App, AppError, Invocation},
+    app::{App, Invocation},
+    chat::{
+        submit::{self, Submission},
+        text,
+    },
     domain::{State, Surface, now_ms},
+    events,
     identity::Principal,
 };
 
@@ -75,6 +81,8 @@ pub struct Endpoint {
     pub max_skew: Duration,
     pub token_lifetime: Duration,
     pub command: String,
+    /// deckhand users as Discord users, for naming who decided.
+    pub mentions: crate::chat::Mentions,
 }
 
 pub(super) fn reply(kind: u8, data: Option<Value>) -> Response {
@@ -98,9 +106,7 @@ pub(super) fn principal(app: &App, user: UserId, roles: &[RoleId]) -> Option<Pri
 }
 
 pub(super) fn stranger(user: UserId) -> Response {
-    ephemeral(&format!(
-        "Sorry, deckhand does not know you yet, so it cannot act for you. Ask a deckhand admin to add `discord:{user}` to your user's identities."
-    ))
+    ephemeral(&text::unknown_user(&format!("discord:{user}"), "your Discord role"))
 }
 
 fn unix_now() -> u64 {
@@ -138,7 +144,7 @@ impl Endpoint {
         match interaction {
             Interaction::Command(c) => self.command(&app, c).await,
             Interaction::Component(c) => self.component(&app, c).await,
-            Interaction::Modal(m) => super::modals::submitted(&app, m).await,
+            Interaction::Modal(m) => super::modals::submitted(&app, &self.mentions, m).await,
             other => {
                 tracing::info!(kind = ?other.kind(), "ignoring an interaction type deckhand does not use");
                 bad_request("this interaction type is not used by deckhand")
@@ -201,19 +207,19 @@ impl Endpoint {
             surface_data: serde_json::to_value(&state).ok(),
             idempotency_key: Some(origin.interaction_id),
         };
-        match app.submit(inv).await {
-            Ok(s) => {
+        match submit::submit(app, inv).await {
+            Ok(Submission::Stored(s)) => {
                 tracing::info!(request = %s.request.id, duplicate = s.duplicate, %text, "Discord command stored");
                 // A private answer is deferred as ephemeral: the answer edits a message only
                 // the person sees.
                 let data = s.private_answer().then(|| json!({ "flags": EPHEMERAL }));
                 reply(DEFERRED_CHANNEL_MESSAGE, data)
             }
-            Err(AppError::Store(e)) => {
+            Ok(Submission::Refused(why)) => ephemeral(&super::markup::inert(&why)),
+            Err(e) => {
                 tracing::error!(error = %e, "could not store a Discord command");
                 ephemeral("deckhand could not store your request just now; please try again.")
             }
-            Err(e) => ephemeral(&super::markup::inert(&e.to_string())),
         }
     }
 
@@ -251,20 +257,31 @@ impl Endpoint {
             return stranger(ci.user.id);
         };
         let surface = Surface::Discord.as_str();
-        let (request, line, done) = match decision {
-            Decision::Approve => match app.approve(&id, &who, surface).await {
-                Ok(a) => {
-                    let line = format!("✅ {} approved ({} of {})", who.user, a.approvals, a.needed);
-                    let done = a.request.state != State::PendingApproval;
-                    (a.request, line, done)
-                }
-                Err(e) => return ephemeral(&super::markup::inert(&e.to_string())),
-            },
+        let decided = match decision {
+            Decision::Approve => app.approve(&id, &who, surface).await.map(|a| {
+                let done = a.request.state != State::PendingApproval;
+                (a.request, a.approvals, a.needed, None, done)
+            }),
             // Deny asks why first (a modal); its submission denies (modals.rs).
             Decision::Deny => return super::modals::ask_reason(app, &who, &id, &ci.data.custom_id).await,
         };
+        let (request, approvals, needed, reason, done) = match decided.map_err(submit::explain) {
+            Ok(d) => d,
+            Err(Ok(why)) => return ephemeral(&super::markup::inert(&why)),
+            Err(Err(e)) => {
+                tracing::error!(error = %e, "could not store a Discord decision");
+                return ephemeral("deckhand could not store your decision just now; please try again.");
+            }
+        };
         tracing::info!(request = %id, user = %who.user, ?decision, "Discord button decision");
-        let content = format!("{} ({}): {line}", super::markup::escape(&request.text), request.id);
+        let d = events::Decision {
+            approver: who.user.clone(),
+            decision,
+            reason,
+            approvals,
+            needed: Some(needed),
+        };
+        let content = super::prompts::decision_content(&DiscordMarkup(&self.mentions), &request, &d, needed);
         let row = [buttons::approval_row(&app.signer, &request.id)];
         let components: &[_] = if done { &[] } else { &row };
         reply(UPDATE_MESSAGE, Some(message_body(&content, Some(components))))

@@ -5,6 +5,36 @@
 //! also carry `allowed_mentions: {"parse": []}` (see `publish::message_body`), so even text
 //! that slipped through pings no one.
 
+/// How Discord writes what deckhand says on every platform (`crate::chat`): `<@id>` for
+/// people, `<@&id>` for a deckhand group mapped to a Discord role. A mention pings only
+/// when the message's `allowed_mentions` lists it (`publish::prompt_body`).
+pub struct DiscordMarkup<'a>(pub &'a crate::chat::Mentions);
+
+impl crate::chat::Markup for DiscordMarkup<'_> {
+    fn escape(&self, text: &str) -> String {
+        escape(text)
+    }
+
+    fn user(&self, name: &str) -> String {
+        match self.0.user_id(name).filter(|id| is_snowflake(id)) {
+            Some(id) => format!("<@{id}>"),
+            None => escape(name),
+        }
+    }
+
+    fn group(&self, name: &str) -> Option<String> {
+        self.0
+            .group_id(name)
+            .filter(|id| is_snowflake(id))
+            .map(|id| format!("<@&{id}>"))
+    }
+}
+
+/// Whether `id` is a Discord id (digits), safe to put in a mention as it is.
+pub fn is_snowflake(id: &str) -> bool {
+    !id.is_empty() && id.chars().all(|c| c.is_ascii_digit())
+}
+
 /// The characters escaped: markdown emphasis, code, spoilers, quotes and headings,
 /// mentions and masked links.
 const SPECIAL: &[char] = &['\\', '*', '_', '~', '`', '|', '>', '<', '@', '#', '[', ']'];

@@ -15,9 +15,10 @@ pub mod command_text;
 pub mod command_tree;
 mod config;
 mod interactions;
-mod markup;
+pub mod markup;
 mod modals;
 mod private;
+mod prompts;
 mod publish;
 pub mod rest;
 pub mod state;
@@ -71,6 +72,7 @@ pub fn routes(config: &Config) -> axum::Router<Arc<App>> {
         max_skew: d.max_clock_skew.as_duration(),
         token_lifetime: d.token_lifetime.as_duration(),
         command: d.command.clone(),
+        mentions: crate::chat::Mentions::from_config(config, "discord", "discord-role"),
     });
     axum::Router::new().route(
         "/discord/interactions",
@@ -88,7 +90,8 @@ pub fn surface(config: &Config, signer: &Signer) -> Option<Arc<dyn ChatSurface>>
         return None;
     }
     let rest = rest::Rest::new(&d.api_base, &d.bot_token);
-    Some(Arc::new(DiscordSurface::new(rest, signer.clone())))
+    let mentions = crate::chat::Mentions::from_config(config, "discord", "discord-role");
+    Some(Arc::new(DiscordSurface::new(rest, signer.clone(), mentions)))
 }
 
 /// Background work started with the server: none, the endpoint is HTTP only.

@@ -19,12 +19,14 @@ use serenity::{
 use super::{
     buttons::{self, Decision},
     interactions::{UPDATE_MESSAGE, ephemeral, principal, reply, stranger},
-    markup,
+    markup::{self, DiscordMarkup},
     publish::{message_body, truncate},
 };
 use crate::{
     app::App,
+    chat::{Mentions, submit},
     domain::{RequestId, Surface},
+    events,
     identity::Principal,
 };
 
@@ -73,7 +75,7 @@ fn input(mi: &ModalInteraction, name: &str) -> Option<String> {
 }
 
 /// A submitted Deny form: denies with its reason and updates the approval message.
-pub async fn submitted(app: &Arc<App>, mi: ModalInteraction) -> Response {
+pub async fn submitted(app: &Arc<App>, mentions: &Mentions, mi: ModalInteraction) -> Response {
     let Some((Decision::Deny, id)) = buttons::parse(&app.signer, &mi.data.custom_id) else {
         tracing::warn!(custom_id = %truncate(&mi.data.custom_id, 100), "a modal deckhand did not sign");
         return ephemeral("This form was not made by this deckhand (or has been changed), so nothing was done.");
@@ -83,13 +85,27 @@ pub async fn submitted(app: &Arc<App>, mi: ModalInteraction) -> Response {
         return stranger(mi.user.id);
     };
     let reason = input(&mi, REASON_INPUT).unwrap_or_default();
-    let request = match app.deny(&id, &who, &reason, Surface::Discord.as_str()).await {
+    let request = match app
+        .deny(&id, &who, &reason, Surface::Discord.as_str())
+        .await
+        .map_err(submit::explain)
+    {
         Ok(r) => r,
-        Err(e) => return ephemeral(&markup::inert(&e.to_string())),
+        Err(Ok(why)) => return ephemeral(&markup::inert(&why)),
+        Err(Err(e)) => {
+            tracing::error!(error = %e, "could not store a Discord denial");
+            return ephemeral("deckhand could not store your decision just now; please try again.");
+        }
     };
     tracing::info!(request = %id, user = %who.user, "Discord denial with a reason");
-    let line = format!("🚫 {} denied: {}", who.user, markup::escape(reason.trim()));
-    let content = format!("{} ({}): {line}", markup::escape(&request.text), request.id);
+    let d = events::Decision {
+        approver: who.user.clone(),
+        decision: Decision::Deny,
+        reason: Some(reason.trim().to_owned()),
+        approvals: 0,
+        needed: Some(1),
+    };
+    let content = super::prompts::decision_content(&DiscordMarkup(mentions), &request, &d, 1);
     let no_buttons: &[CreateActionRow] = &[];
     reply(UPDATE_MESSAGE, Some(message_body(&content, Some(no_buttons))))
 }

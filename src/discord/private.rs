@@ -14,7 +14,6 @@ use super::{
     state::DiscordState,
 };
 use crate::{
-    command_buttons::CommandButton,
     store::{Event, RequestRecord},
     surface::{self, SurfaceError},
     visibility::Audience,
@@ -81,7 +80,7 @@ impl DiscordSurface {
     fn output_bodies(&self, event: &Event) -> Vec<Value> {
         let chunks = output_chunks(&event.message);
         let last = chunks.len().saturating_sub(1);
-        let row = buttons::command_row(&self.signer, &CommandButton::from_data(event.data.as_ref()));
+        let row = buttons::command_row(&self.signer, event.data.buttons());
         chunks
             .iter()
             .enumerate()

@@ -24,10 +24,11 @@ use super::{
     state::DiscordState,
 };
 use crate::{
-    command_buttons::CommandButton,
+    chat::Mentions,
     domain::{State, Surface, human_duration_ms, now_ms},
+    events::EventData,
     signing::Signer,
-    store::{Event, EventKind, RequestRecord, Store},
+    store::{Event, RequestRecord, Store},
     surface::{self, ChatSurface, Delivery, Shown, SurfaceError},
 };
 
@@ -43,16 +44,18 @@ const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
 pub struct DiscordSurface {
     pub(super) rest: Rest,
     pub(super) signer: Signer,
+    /// deckhand users and groups as Discord users and roles, for mentions.
+    pub(super) mentions: Mentions,
 }
 
 impl DiscordSurface {
-    pub fn new(rest: Rest, signer: Signer) -> Self {
-        Self { rest, signer }
+    pub fn new(rest: Rest, signer: Signer, mentions: Mentions) -> Self {
+        Self { rest, signer, mentions }
     }
 }
 
 /// A failure worth retrying later (the store, an outage).
-fn err(message: impl ToString) -> SurfaceError {
+pub(super) fn err(message: impl ToString) -> SurfaceError {
     SurfaceError::transient(Surface::Discord, message)
 }
 
@@ -63,6 +66,14 @@ fn refused(e: RestError) -> SurfaceError {
     } else {
         SurfaceError::transient(Surface::Discord, e)
     }
+}
+
+/// A message that may ping the people and roles named (an approval prompt mentions its
+/// approvers); everything else in it stays inert.
+pub fn prompt_body(content: &str, components: Option<&[CreateActionRow]>, users: &[String], roles: &[String]) -> Value {
+    let mut body = message_body(content, components);
+    body["allowed_mentions"] = json!({ "parse": [], "users": users, "roles": roles });
+    body
 }
 
 /// A message body; `components: Some(vec![])` removes buttons, `None` leaves them.
@@ -113,7 +124,7 @@ pub(super) fn output_chunks(text: &str) -> Vec<String> {
         .collect()
 }
 
-fn state_icon(state: State) -> &'static str {
+pub(super) fn state_icon(state: State) -> &'static str {
     match state {
         State::PendingApproval => "⏳",
         State::Queued => "🕒",
@@ -126,13 +137,8 @@ fn state_icon(state: State) -> &'static str {
     }
 }
 
-/// The state a state event announces (the record's, as of the event, otherwise).
-fn announced_state(event: &Event, record: &RequestRecord) -> State {
-    surface::announced(event).unwrap_or(record.state)
-}
-
 /// The status message: `line` is already Discord text; the request's own text is escaped.
-fn status_text(record: &RequestRecord, line: &str) -> String {
+pub(super) fn status_text(record: &RequestRecord, line: &str) -> String {
     format!(
         "**{}** {} (asked by {})\n{line}",
         record.id,
@@ -219,55 +225,18 @@ impl DiscordSurface {
         if surface::is_private_answer(record) {
             return self.answer_privately(event, st).await;
         }
-        match event.kind {
-            EventKind::State => {
-                let state = announced_state(event, record);
-                let name = state.as_str().replace('_', " ");
-                // "running" says it all; outcomes and "approved (1 of 1); queued" add to it.
-                let line = if event.message == state.as_str() {
-                    format!("{} {name}", state_icon(state))
-                } else {
-                    format!("{} {name}: {}", state_icon(state), escape(&event.message))
-                };
-                self.edit_status(st, &status_text(record, &line)).await?;
-                if matches!(state, State::Expired | State::Cancelled) {
-                    let line = format!("{} {}", state_icon(state), escape(&event.message));
-                    self.close_buttons(store, record, st, &line).await?;
-                }
-            }
-            EventKind::Approval if event.data.as_ref().is_some_and(|d| d.get("approvers").is_some()) => {
-                let line = format!("{} {}", state_icon(State::PendingApproval), escape(&event.message));
-                self.edit_status(st, &status_text(record, &line)).await?;
-                let content = format!(
-                    "{} asks to run {} ({}). {}",
-                    escape(&record.requester),
-                    escape(&record.text),
-                    record.id,
-                    escape(&event.message)
-                );
-                let row = [buttons::approval_row(&self.signer, &record.id)];
-                let id = self.post(st, &message_body(&content, Some(&row))).await?;
-                st.approval_message_id = Some(id);
-            }
-            EventKind::Approval => {
-                let content = decision_text(record, event);
-                let decided = decision_final(record, event);
-                let Some(id) = st.approval_message_id.clone() else {
-                    self.post(st, &message_body(&content, None)).await?;
-                    return Ok(());
-                };
-                let row = [buttons::approval_row(&self.signer, &record.id)];
-                let components: &[CreateActionRow] = if decided { &[] } else { &row };
-                self.edit(st, &id, &message_body(&content, Some(components))).await?;
-            }
+        match &event.data {
+            EventData::State(change) => self.on_state(store, record, change, st).await?,
+            EventData::ApprovalRequested(ask) => self.on_prompt(record, ask, st).await?,
+            EventData::Decision(d) => self.on_decision(record, d, st).await?,
             _ if let Delivery::Private(audience) = surface::delivery(event) => {
                 self.private(record, event, audience, st).await?;
             }
-            EventKind::Progress => self.progress(record, &event.message, st).await?,
-            EventKind::Output => {
+            EventData::Progress(_) => self.progress(record, &event.message, st).await?,
+            EventData::Output(out) => {
                 let chunks = output_chunks(&event.message);
                 let last = chunks.len().saturating_sub(1);
-                let row = buttons::command_row(&self.signer, &CommandButton::from_data(event.data.as_ref()));
+                let row = buttons::command_row(&self.signer, &out.buttons);
                 for (i, chunk) in chunks.iter().enumerate() {
                     // Buttons go under the last part of the output.
                     let components = row.as_ref().filter(|_| i == last).map(std::slice::from_ref);
@@ -289,29 +258,8 @@ impl DiscordSurface {
         self.edit_status(st, &status_text(record, &status)).await
     }
 
-    /// Takes the buttons off a request nobody decided on (it expired or was cancelled).
-    async fn close_buttons(
-        &self,
-        store: &Store,
-        record: &RequestRecord,
-        st: &mut DiscordState,
-        line: &str,
-    ) -> Result<(), SurfaceError> {
-        let Some(id) = st.approval_message_id.clone() else {
-            return Ok(());
-        };
-        let decisions = store.approvals(&record.id).await.map_err(err)?;
-        let needed = record.approval.as_ref().map_or(1, |p| p.count) as usize;
-        let approvals = decisions.iter().filter(|d| d.decision == "approve").count();
-        if approvals >= needed || decisions.iter().any(|d| d.decision == "deny") {
-            return Ok(()); // the message already says who decided
-        }
-        let content = format!("{} ({}): {line}", escape(&record.text), record.id);
-        self.edit(st, &id, &message_body(&content, Some(&[]))).await
-    }
-
     /// Edits the status message (the interaction's original response).
-    async fn edit_status(&self, st: &mut DiscordState, content: &str) -> Result<(), SurfaceError> {
+    pub(super) async fn edit_status(&self, st: &mut DiscordState, content: &str) -> Result<(), SurfaceError> {
         let body = message_body(content, None);
         if st.token_valid() {
             let path = format!("/webhooks/{}/{}/messages/@original", st.application_id, st.token);
@@ -362,7 +310,7 @@ impl DiscordSurface {
     /// Posts the file an output event announces (a load test's chart), like `post`: as a
     /// follow-up while the interaction token lasts, in the channel after.
     async fn post_attachment(&self, store: &Store, st: &mut DiscordState, event: &Event) -> Result<(), SurfaceError> {
-        let Some(file) = crate::attachments::AttachmentRef::of_event(event.data.as_ref()) else {
+        let Some(file) = event.data.attachment() else {
             return Ok(());
         };
         let Some(bytes) = crate::attachments::Attachments::new(store.pool().clone())
@@ -400,7 +348,7 @@ impl DiscordSurface {
     }
 
     /// Edits a message deckhand posted for this request.
-    async fn edit(&self, st: &mut DiscordState, message: &str, body: &Value) -> Result<(), SurfaceError> {
+    pub(super) async fn edit(&self, st: &mut DiscordState, message: &str, body: &Value) -> Result<(), SurfaceError> {
         if st.token_valid() {
             let path = format!("/webhooks/{}/{}/messages/{message}", st.application_id, st.token);
             match self.rest.call(Method::PATCH, &path, Auth::None, Some(body)).await {
@@ -457,33 +405,4 @@ impl DiscordSurface {
 
 pub(super) fn message_id(msg: &Value) -> Option<String> {
     msg.get("id").and_then(Value::as_str).map(str::to_owned)
-}
-
-/// "✅ olga approved (1 of 1)" or "🚫 olga denied: not now".
-pub fn decision_text(record: &RequestRecord, event: &Event) -> String {
-    let data = event.data.clone().unwrap_or(Value::Null);
-    let needed = record.approval.as_ref().map_or(1, |p| p.count);
-    if data["decision"] == "deny" {
-        format!(
-            "{} ({}): 🚫 {}",
-            escape(&record.text),
-            record.id,
-            escape(&event.message)
-        )
-    } else {
-        let approvals = data["approvals"].as_i64().unwrap_or(1);
-        format!(
-            "{} ({}): ✅ {} ({approvals} of {needed})",
-            escape(&record.text),
-            record.id,
-            escape(&event.message)
-        )
-    }
-}
-
-/// Whether the decision in `event` settles the request (no more buttons needed).
-pub fn decision_final(record: &RequestRecord, event: &Event) -> bool {
-    let data = event.data.clone().unwrap_or(Value::Null);
-    let needed = i64::from(record.approval.as_ref().map_or(1, |p| p.count));
-    data["decision"] == "deny" || data["approvals"].as_i64().unwrap_or(0) >= needed
 }

@@ -20,7 +20,7 @@ use super::{auth::Caller, error::ApiError};
 use crate::{
     app::{App, Invocation},
     domain::{RequestId, State as ReqState, Surface},
-    store::{Event, EventKind, ListFilter, RequestRecord},
+    store::{Event, ListFilter, RequestRecord},
 };
 
 fn parse_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
@@ -210,13 +210,15 @@ pub async fn output(
     let events = events
         .into_iter()
         .map(|e| crate::visibility::event_for(e, &who, &request));
-    for e in events.filter(|e| e.kind == EventKind::Output) {
-        let data = e.data.as_ref();
+    for e in events {
+        let crate::events::EventData::Output(out) = &e.data else {
+            continue;
+        };
         let kept: Vec<&str> = streams
             .iter()
-            .filter_map(|s| data.and_then(|d| d.get(*s)).and_then(serde_json::Value::as_str))
+            .filter_map(|s| out.fields.get(*s).and_then(serde_json::Value::as_str))
             .collect();
-        if data.is_some_and(|d| d.get("stdout").is_some()) {
+        if out.fields.contains_key("stdout") {
             kept.iter().for_each(|k| text.push_str(k));
         } else if q.stream.is_none() {
             text.push_str(&e.message);

@@ -10,13 +10,7 @@ use axum::{
 };
 
 use super::{ApiError, auth::Caller};
-use crate::{
-    app::App,
-    attachments::{AttachmentRef, Attachments},
-    domain::RequestId,
-    identity::Principal,
-    visibility::Audience,
-};
+use crate::{app::App, attachments::Attachments, domain::RequestId, identity::Principal, visibility::Audience};
 
 /// A file is as private as the event that announced it; someone outside that event's
 /// audience is told there is no such file, as for a guessed name.
@@ -30,7 +24,7 @@ async fn may_read(app: &App, who: &Principal, id: &str, file: &str) -> Result<bo
     let events = app.store.events(&id, 0).await.map_err(crate::app::AppError::from)?;
     let announced = events
         .iter()
-        .find(|e| AttachmentRef::of_event(e.data.as_ref()).is_some_and(|a| a.id == file));
+        .find(|e| e.data.attachment().is_some_and(|a| a.id == file));
     Ok(announced.is_none_or(|e| Audience::of_event(e).admits(who, &request)))
 }
 

@@ -1,33 +1,8 @@
-//! Values deckhand puts on Approve / Deny buttons: the decision and the request id, signed
-//! with the service's key, so a click is honoured only on a button deckhand made.
+//! Approve / Deny buttons in Slack: the action_id names the decision and the value is
+//! `approve.r-abc.SIGNATURE`, an encoding of the shared signature in `crate::chat::buttons`.
 
-use crate::{domain::RequestId, signing::Signer};
-
-/// 22 characters of HMAC (128 bits), like every other deckhand button signature.
-const SIG_LEN: usize = 22;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
-    Approve,
-    Deny,
-}
-
-impl Decision {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Decision::Approve => "approve",
-            Decision::Deny => "deny",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "approve" => Some(Decision::Approve),
-            "deny" => Some(Decision::Deny),
-            _ => None,
-        }
-    }
-}
+pub use crate::events::Verdict as Decision;
+use crate::{chat::buttons as signed, domain::RequestId, signing::Signer};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ButtonError {
@@ -37,16 +12,12 @@ pub enum ButtonError {
     Malformed,
 }
 
-fn message(decision: Decision, id: &RequestId) -> String {
-    format!("slack:{}:{id}", decision.as_str())
-}
-
 /// `approve.r-abc.SIGNATURE`
 pub fn value(signer: &Signer, decision: Decision, id: &RequestId) -> String {
     format!(
         "{}.{id}.{}",
         decision.as_str(),
-        signer.sign(&message(decision, id), SIG_LEN)
+        signed::sign(signer, "slack", decision, id)
     )
 }
 
@@ -59,10 +30,7 @@ pub fn parse(signer: &Signer, action_id: &str, value: &str) -> Result<(Decision,
     };
     let decision = Decision::parse(d).ok_or(ButtonError::Malformed)?;
     let id = RequestId::parse(id).ok_or(ButtonError::Malformed)?;
-    if Decision::parse(action_id) != Some(decision) {
-        return Err(ButtonError::Forged);
-    }
-    if sig.len() != SIG_LEN || !signer.verify(&message(decision, &id), sig) {
+    if Decision::parse(action_id) != Some(decision) || !signed::verify(signer, "slack", decision, &id, sig) {
         return Err(ButtonError::Forged);
     }
     Ok((decision, id))

@@ -16,7 +16,11 @@ use super::{
     web::WebApi,
 };
 use crate::{
-    app::{App, AppError, Invocation},
+    app::{App, Invocation},
+    chat::{
+        submit::{self, Submission},
+        text,
+    },
     command_buttons,
     domain::{State, Surface},
     identity::Principal,
@@ -170,9 +174,7 @@ impl Inbound {
 }
 
 pub(super) fn unknown_user(user_id: &str) -> String {
-    format!(
-        "Sorry, deckhand does not know you yet, so it cannot run commands for you. Ask the platform ops team to add `slack:{user_id}` to the `identities` of your user in deckhand's configuration (or your Slack user group to a deckhand group)."
-    )
+    crate::chat::text::unknown_user(&format!("slack:{user_id}"), "your Slack user group")
 }
 
 /// A slash command: identify, route and store (that is the idempotent part, keyed on the
@@ -219,17 +221,17 @@ pub async fn command(app: &Arc<App>, inbound: &Inbound, cmd: SlackCommandEvent) 
         surface_data: Some(initial_data(&channel, &user, &response_url)),
         idempotency_key: Some(format!("slack:{}", cmd.trigger_id)),
     };
-    match app.submit(inv).await {
-        Ok(s) => {
+    match submit::submit(app, inv).await {
+        Ok(Submission::Stored(s)) => {
             tracing::info!(request = %s.request.id, duplicate = s.duplicate, "Slack command stored");
             Ok(())
         }
-        Err(AppError::Store(e)) => Err(InboundError::Store(e.to_string())),
-        Err(e) => {
-            // Refusals and argument errors: only the person sees them; nothing changed.
-            inbound.tell(Some(&response_url), e.to_string());
+        // Refusals and argument errors: only the person sees them; nothing changed.
+        Ok(Submission::Refused(why)) => {
+            inbound.tell(Some(&response_url), why);
             Ok(())
         }
+        Err(e) => Err(InboundError::Store(e.to_string())),
     }
 }
 
@@ -267,7 +269,7 @@ async fn block_actions(
             Ok(v) => v,
             Err(e @ (ButtonError::Forged | ButtonError::Malformed)) => {
                 tracing::warn!(slack_user = %user, %action_id, error = %e, "refused a button click");
-                reply("deckhand did not make this button (or it was altered), so nothing was done.".into());
+                reply(text::FORGED_BUTTON.into());
                 continue;
             }
         };
@@ -287,12 +289,12 @@ async fn block_actions(
             .approve(&id, &principal, "slack")
             .await
             .map(|a| (a.request.state == State::PendingApproval).then(|| a.to_string()));
-        match result {
+        match result.map_err(submit::explain) {
             Ok(Some(partial)) => reply(format!("Your approval counts. {partial}.")),
             Ok(None) => {}
-            Err(AppError::Store(e)) => return Err(InboundError::Store(e.to_string())),
             // Not an approver, already decided, expired...: explain, change nothing.
-            Err(e) => reply(e.to_string()),
+            Err(Ok(why)) => reply(why),
+            Err(Err(e)) => return Err(InboundError::Store(e.to_string())),
         }
     }
     Ok(())
@@ -311,7 +313,7 @@ async fn run_button(
     let reply = |text: String| inbound.tell(response_url.as_deref(), text);
     let Some(text) = command_buttons::verify(&app.signer, "slack", value) else {
         tracing::warn!(slack_user = %user, "refused a command button deckhand did not sign");
-        reply("deckhand did not make this button (or it was altered), so nothing was done.".into());
+        reply(text::FORGED_BUTTON.into());
         return Ok(());
     };
     let Some(principal) = inbound.principal(app, user).await else {
@@ -334,16 +336,16 @@ async fn run_button(
         )),
         idempotency_key: Some(format!("slack:{}", ev.trigger_id)),
     };
-    match app.submit(inv).await {
-        Ok(s) => {
+    match submit::submit(app, inv).await {
+        Ok(Submission::Stored(s)) => {
             tracing::info!(request = %s.request.id, duplicate = s.duplicate, "Slack command button stored");
             Ok(())
         }
-        Err(AppError::Store(e)) => Err(InboundError::Store(e.to_string())),
-        Err(e) => {
-            reply(e.to_string());
+        Ok(Submission::Refused(why)) => {
+            reply(why);
             Ok(())
         }
+        Err(e) => Err(InboundError::Store(e.to_string())),
     }
 }
 

@@ -12,7 +12,8 @@ use slack_morphism::prelude::*;
 use super::buttons::{self, Decision};
 use crate::command_buttons::{self, CommandButton};
 use crate::{
-    domain::{RequestId, State, format_ms, human_duration_ms, now_ms},
+    chat::{Markup, Mentions},
+    domain::{RequestId, State, human_duration_ms, now_ms},
     signing::Signer,
     store::RequestRecord,
 };
@@ -96,25 +97,40 @@ pub fn output_text(message: &str) -> String {
     }
 }
 
-/// The text of an approval prompt: who asks for what, where, and who may decide.
-pub fn approval_summary(request: &RequestRecord, requester: &str, approvers: &[String], count: u64) -> String {
+/// How Slack writes what deckhand says on every platform (`crate::chat`): `<@U…>` for
+/// people, `<!subteam^S…>` for a deckhand group mapped to a Slack user group.
+pub struct SlackMarkup<'a>(pub &'a Mentions);
+
+impl Markup for SlackMarkup<'_> {
+    fn escape(&self, text: &str) -> String {
+        escape(text)
+    }
+
+    fn user(&self, name: &str) -> String {
+        mention(self.0.user_id(name), name)
+    }
+
+    fn group(&self, name: &str) -> Option<String> {
+        self.0.group_id(name).map(|id| format!("<!subteam^{}>", escape(id)))
+    }
+}
+
+/// The text of an approval prompt: who asks for what, where, then who may decide, which
+/// rule asked and when it expires (`chat::text::prompt_lines`, already mrkdwn).
+pub fn approval_summary(request: &RequestRecord, requester: &str, lines: &[String]) -> String {
     let target = request
         .args
         .get("env")
         .or_else(|| request.args.get("name"))
         .map(|e| format!(" in `{}`", escape(e)))
         .unwrap_or_default();
-    let expires = request
-        .approval_expires_at
-        .map(|t| format!("\nExpires {}.", format_ms(t)))
-        .unwrap_or_default();
     clip(
         &format!(
-            "*Approval needed* for {}: {requester} asks to run `{}` ({}{target}).\nNeeds {count} of {}.{expires}",
+            "*Approval needed* for {}: {requester} asks to run `{}` ({}{target}).\n{}",
             request.id,
             escape(&request.text),
             request.action,
-            escape(&approvers.join(", ")),
+            lines.join("\n"),
         ),
         MAX_SECTION,
     )
@@ -166,6 +182,15 @@ pub fn output_blocks(signer: &Signer, message: &str, buttons: &[CommandButton]) 
         section(&clip(&output_text(message), MAX_SECTION)),
         SlackActionsBlock::new(elements).into(),
     ]
+}
+
+/// An output as a message: its text, and its command buttons as blocks if it has any.
+pub fn output_content(signer: &Signer, message: &str, buttons: &[CommandButton]) -> SlackMessageContent {
+    let content = SlackMessageContent::new().with_text(output_text(message));
+    if buttons.is_empty() {
+        return content;
+    }
+    content.with_blocks(output_blocks(signer, message, buttons))
 }
 
 /// The action_id prefix of command buttons.

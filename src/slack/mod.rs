@@ -15,6 +15,7 @@ mod manifest;
 pub mod messages;
 mod modals;
 mod private;
+mod prompts;
 pub mod socket;
 mod surface;
 pub mod verify;

@@ -5,7 +5,7 @@
 //! kept with the request through `Store::set_surface_data` and read back from the store on
 //! every event: the record handed to `publish` may predate the latest write.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use super::{
     config::SlackConfig,
@@ -13,9 +13,9 @@ use super::{
     web::{WebApi, WebError},
 };
 use crate::{
-    command_buttons::CommandButton,
+    chat::{Markup, Mentions, conversation},
     configuration::Config,
-    domain::{State, Surface, format_ms},
+    domain::Surface,
     signing::Signer,
     store::{Event, EventKind, RequestRecord, Store},
     surface::{self, ChatSurface, Delivery, Shown, SurfaceError},
@@ -37,7 +37,7 @@ pub struct Posted {
 }
 
 /// The per-request Slack state kept in the store (`surface_data`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SlackData {
     pub channel: String,
     /// The Slack user who asked.
@@ -55,7 +55,7 @@ pub struct SlackData {
     /// True while the prompts still show buttons.
     #[serde(default)]
     pub prompt_open: bool,
-    /// Decisions so far, as lines for the prompt ("approved by @x at ...").
+    /// Decisions so far, as lines for the prompt ("✅ @x approved (1 of 2)").
     #[serde(default)]
     pub decisions: Vec<String>,
     /// Set at submission for a read-only command (`surface::is_private_answer`); kept here
@@ -80,33 +80,26 @@ pub struct SlackSurface {
     inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(super) struct Inner {
     web: WebApi,
-    signer: Signer,
-    approvals_channel: Option<String>,
+    pub(super) signer: Signer,
+    pub(super) approvals_channel: Option<String>,
     progress_interval: Duration,
-    /// deckhand user name -> Slack user id, for naming approvers.
-    slack_ids: HashMap<String, String>,
+    /// deckhand users and groups as Slack users and user groups, for mentions.
+    mentions: Mentions,
 }
 
 impl SlackSurface {
     pub fn new(config: &Config, signer: &Signer) -> Self {
         let slack: &SlackConfig = &config.slack;
-        let slack_ids = config
-            .users
-            .iter()
-            .filter_map(|(name, user)| {
-                let id = user.identities.iter().find_map(|i| i.strip_prefix("slack:"))?;
-                Some((name.to_string(), id.to_owned()))
-            })
-            .collect();
+        let mentions = Mentions::from_config(config, "slack", "slack-group");
         Self {
             inner: Arc::new(Inner {
                 web: WebApi::new(slack),
                 signer: signer.clone(),
                 approvals_channel: Some(slack.approvals_channel.clone()).filter(|c| !c.is_empty()),
                 progress_interval: Duration::from_millis(slack.progress_interval_ms),
-                slack_ids,
+                mentions,
             }),
         }
     }
@@ -134,17 +127,18 @@ impl SlackSurface {
         F: FnOnce(SlackData) -> Fut,
         Fut: std::future::Future<Output = (SlackData, Result<Shown, WebError>)>,
     {
-        let current = store.get(&request.id).await.map_err(unstored)?;
-        let Some(data) = current.as_ref().and_then(SlackData::read) else {
+        let Some((_, data)) = conversation::load::<SlackData>(store, &request.id)
+            .await
+            .map_err(unstored)?
+        else {
             // Not a Slack conversation (or from an older build); nothing to show.
             return Ok(None);
         };
-        let before = serde_json::to_value(&data).unwrap_or(Value::Null);
+        let before = data.clone();
         let (data, result) = show(data).await;
-        let after = serde_json::to_value(&data).unwrap_or(Value::Null);
-        if after != before {
-            store.set_surface_data(&request.id, &after).await.map_err(unstored)?;
-        }
+        conversation::save_if_changed(store, &request.id, &before, &data)
+            .await
+            .map_err(unstored)?;
         result.map_err(refused)
     }
 }
@@ -180,32 +174,21 @@ impl ChatSurface for SlackSurface {
 
 impl Inner {
     fn name(&self, user: &str) -> String {
-        messages::mention(self.slack_ids.get(user).map(String::as_str), user)
+        self.markup().user(user)
     }
 
-    /// "Approved by @x at T" / "Denied by @y at T: reason".
-    fn decision_line(&self, r: &crate::store::ApprovalRecord) -> String {
-        let when = format_ms(r.at);
-        if r.decision == "approve" {
-            format!(":white_check_mark: Approved by {} at {when}", self.name(&r.approver))
-        } else {
-            let reason = r
-                .reason
-                .as_deref()
-                .map(|x| format!(": {}", messages::escape(x)))
-                .unwrap_or_default();
-            format!(":no_entry: Denied by {} at {when}{reason}", self.name(&r.approver))
-        }
+    pub(super) fn markup(&self) -> messages::SlackMarkup<'_> {
+        messages::SlackMarkup(&self.mentions)
     }
 
     /// The requester's Slack user id: the one who typed the command, else their identity.
     fn requester_id<'a>(&'a self, request: &RequestRecord, data: &'a SlackData) -> Option<&'a str> {
         data.user
             .as_deref()
-            .or_else(|| self.slack_ids.get(&request.requester).map(String::as_str))
+            .or_else(|| self.mentions.user_id(&request.requester))
     }
 
-    fn requester(&self, request: &RequestRecord, data: &SlackData) -> String {
+    pub(super) fn requester(&self, request: &RequestRecord, data: &SlackData) -> String {
         match &data.user {
             Some(u) => format!("<@{u}>"),
             None => self.name(&request.requester),
@@ -276,12 +259,7 @@ impl Inner {
 
     /// An output event as a message: its text, and its command buttons if it has any.
     fn output_content(&self, event: &Event) -> SlackMessageContent {
-        let buttons = CommandButton::from_data(event.data.as_ref());
-        let content = SlackMessageContent::new().with_text(messages::output_text(&event.message));
-        if buttons.is_empty() {
-            return content;
-        }
-        content.with_blocks(messages::output_blocks(&self.signer, &event.message, &buttons))
+        messages::output_content(&self.signer, &event.message, event.data.buttons())
     }
 
     /// A read-only command's answer, to the person alone: on the command's response_url
@@ -321,7 +299,7 @@ impl Inner {
 
     /// Uploads the file an output event announces (a load test's chart) into the thread.
     async fn upload_attachment(&self, store: &Store, event: &Event, channel: &str, root: &str) -> Result<(), WebError> {
-        let Some(file) = crate::attachments::AttachmentRef::of_event(event.data.as_ref()) else {
+        let Some(file) = event.data.attachment() else {
             return Ok(());
         };
         match crate::attachments::Attachments::new(store.pool().clone())
@@ -368,139 +346,19 @@ impl Inner {
         }
     }
 
-    async fn on_state(
-        &self,
-        store: &Store,
-        request: &RequestRecord,
-        event: &Event,
-        data: &mut SlackData,
-        root: &str,
-    ) -> Result<(), WebError> {
-        self.update_root(request, data, root).await?;
-        if data.prompt_open && request.state != State::PendingApproval {
-            // Who decided comes from the store's approvals table, the one complete list:
-            // decisions made on another surface or replica are there even when this
-            // thread never saw their events.
-            let decided: Vec<String> = match store.approvals(&request.id).await {
-                Ok(records) => records.iter().map(|r| self.decision_line(r)).collect(),
-                Err(e) => {
-                    tracing::warn!(request = %request.id, error = %e, "could not read decisions");
-                    data.decisions.clone()
-                }
-            };
-            let line = match request.state {
-                State::Expired => format!(
-                    ":alarm_clock: Expired at {}: nobody decided in time",
-                    format_ms(event.at)
-                ),
-                State::Cancelled if decided.is_empty() => format!(
-                    ":heavy_minus_sign: {} at {}",
-                    messages::escape(request.outcome.as_deref().unwrap_or("cancelled")),
-                    format_ms(event.at)
-                ),
-                _ if decided.is_empty() => format!("{} at {}", request.state, format_ms(event.at)),
-                _ => decided.join("\n"),
-            };
-            let summary = data.prompt_summary.clone().unwrap_or_default();
-            let blocks = messages::decided_blocks(&summary, &line);
-            for p in data.prompts.clone() {
-                let content = SlackMessageContent::new()
-                    .with_text(summary.clone())
-                    .with_blocks(blocks.clone());
-                self.update(&p.channel, &p.ts, content).await?;
-            }
-            data.prompt_open = false;
-        }
-        // Success is shown by the root message (and any output by its own reply); a reply
-        // is for what needs someone's attention.
-        if request.state.is_terminal() && request.state != State::Succeeded {
-            let outcome = request.outcome.clone().unwrap_or_else(|| event.message.clone());
-            let text = match request.state {
-                State::Failed => format!(":x: Failed: {}", messages::escape(&outcome)),
-                s => format!("{s}: {}", messages::escape(&outcome)),
-            };
-            self.reply(&data.channel, root, &messages::clip(&text, 35_000)).await?;
-        }
-        Ok(())
-    }
-
-    async fn on_approval(
+    pub(super) async fn update_root(
         &self,
         request: &RequestRecord,
-        event: &Event,
-        data: &mut SlackData,
+        data: &SlackData,
         root: &str,
     ) -> Result<(), WebError> {
-        let d = event.data.clone().unwrap_or(Value::Null);
-        if let Some(approvers) = d["approvers"].as_array() {
-            // The request is waiting: post the prompt (once), in the thread and the
-            // approvals channel.
-            self.update_root(request, data, root).await?;
-            if !data.prompts.is_empty() {
-                return Ok(());
-            }
-            let approvers: Vec<String> = approvers.iter().filter_map(|a| a.as_str().map(str::to_owned)).collect();
-            let count = d["count"].as_u64().unwrap_or(1);
-            let mut summary = messages::approval_summary(request, &self.requester(request, data), &approvers, count);
-            if let Some(detail) = d["detail"].as_str() {
-                summary = format!("{summary}\n{}", messages::escape(detail));
-            }
-            let blocks = messages::approval_blocks(&self.signer, &request.id, &summary, None);
-            let content = SlackMessageContent::new()
-                .with_text(summary.clone())
-                .with_blocks(blocks);
-            let ts = self.post(&data.channel, Some(root), content.clone()).await?;
-            data.prompts.push(Posted {
-                channel: data.channel.clone(),
-                ts,
-            });
-            if let Some(ch) = self.approvals_channel.clone().filter(|c| *c != data.channel) {
-                let ts = self.post(&ch, None, content).await?;
-                data.prompts.push(Posted { channel: ch, ts });
-            }
-            data.prompt_summary = Some(summary);
-            data.prompt_open = true;
-            return Ok(());
-        }
-        if let Some(approver) = d["approver"].as_str() {
-            let approve = d["decision"].as_str() == Some("approve");
-            let when = format_ms(event.at);
-            let line = if approve {
-                format!(":white_check_mark: Approved by {} at {when}", self.name(approver))
-            } else {
-                let reason = d["reason"]
-                    .as_str()
-                    .map(|r| format!(": {}", messages::escape(r)))
-                    .unwrap_or_default();
-                format!(":no_entry: Denied by {} at {when}{reason}", self.name(approver))
-            };
-            data.decisions.push(line);
-            let needed = request.approval.as_ref().map_or(1, |p| u64::from(p.count));
-            let approvals = d["approvals"].as_u64().unwrap_or(0);
-            // More approvals to come: keep the buttons, show who approved so far.
-            if approve && approvals < needed && data.prompt_open {
-                let summary = data.prompt_summary.clone().unwrap_or_default();
-                let progress = format!("{} ({approvals} of {needed})", data.decisions.join("\n"));
-                let blocks = messages::approval_blocks(&self.signer, &request.id, &summary, Some(&progress));
-                for p in data.prompts.clone() {
-                    let content = SlackMessageContent::new()
-                        .with_text(summary.clone())
-                        .with_blocks(blocks.clone());
-                    self.update(&p.channel, &p.ts, content).await?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    async fn update_root(&self, request: &RequestRecord, data: &SlackData, root: &str) -> Result<(), WebError> {
         let text = messages::root_text(request, &self.requester(request, data), data.progress.as_deref());
         self.update(&data.channel, root, SlackMessageContent::new().with_text(text))
             .await
     }
 
     /// Posts `text` in the thread; the reply's ts.
-    async fn reply(&self, channel: &str, root: &str, text: &str) -> Result<String, WebError> {
+    pub(super) async fn reply(&self, channel: &str, root: &str, text: &str) -> Result<String, WebError> {
         self.post(
             channel,
             Some(root),
@@ -509,7 +367,7 @@ impl Inner {
         .await
     }
 
-    async fn post(
+    pub(super) async fn post(
         &self,
         channel: &str,
         thread: Option<&str>,
@@ -526,7 +384,7 @@ impl Inner {
         })
     }
 
-    async fn update(&self, channel: &str, ts: &str, content: SlackMessageContent) -> Result<(), WebError> {
+    pub(super) async fn update(&self, channel: &str, ts: &str, content: SlackMessageContent) -> Result<(), WebError> {
         let req = SlackApiChatUpdateRequest::new(
             SlackChannelId::new(channel.to_owned()),
             content,

@@ -13,6 +13,7 @@ use sqlx::AssertSqlSafe;
 use super::{REQUEST_COLUMNS, Store, StoreError, batch::Batched, outbox, request_from_row};
 use crate::{
     domain::{RequestId, new_token, now_ms},
+    events::EventData,
     store::{Actor, Event, EventKind, NewRequest, RequestRecord},
 };
 
@@ -175,7 +176,7 @@ fn first_events(new: &NewRequest, id: &RequestId, now: i64) -> Vec<Event> {
         at: now,
         kind: EventKind::State,
         message: new.state.as_str().to_owned(),
-        data: Some(serde_json::json!({ "state": new.state.as_str() })),
+        data: EventData::state(new.state, None, None),
     };
     let prompt = new.prompt.as_ref().map(|(message, data)| Event {
         request_id: id.clone(),
@@ -183,7 +184,7 @@ fn first_events(new: &NewRequest, id: &RequestId, now: i64) -> Vec<Event> {
         at: now,
         kind: EventKind::Approval,
         message: message.clone(),
-        data: Some(data.clone()),
+        data: EventData::ApprovalRequested(data.clone()),
     });
     std::iter::once(state).chain(prompt).collect()
 }
@@ -205,7 +206,7 @@ async fn insert_events(tx: &mut sqlx::Transaction<'static, sqlx::Any>, events: &
             .bind(e.at)
             .bind(e.kind.as_str())
             .bind(&e.message)
-            .bind(e.data.as_ref().map(ToString::to_string));
+            .bind(Some(serialize(&e.data)?));
     }
     q.execute(&mut **tx).await?;
     Ok(())
@@ -266,4 +267,9 @@ impl Store {
         .await?;
         request_from_row(&row)
     }
+}
+
+/// An event's data as stored in the `data` column.
+pub(super) fn serialize(data: &EventData) -> Result<String, StoreError> {
+    serde_json::to_string(data).map_err(|e| StoreError::Corrupt(format!("event data: {e}")))
 }

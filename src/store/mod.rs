@@ -26,6 +26,7 @@ pub use replicas::{ReplicaError, ReplicaLock, listen_for_work};
 use crate::{
     commands::ApprovalPolicy,
     domain::{RequestId, State, Surface, new_token, now_ms},
+    events::{Decision, EventData, Verdict},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -266,11 +267,9 @@ impl Store {
         let record = request_from_row(&row)?;
         // Typed: the state this event announces (and the outcome, when it ends the request),
         // so whoever shows the event later need not parse its message.
-        let data = Some(match patch.outcome.as_ref() {
-            Some(o) => serde_json::json!({ "state": to.as_str(), "outcome": o }),
-            None => serde_json::json!({ "state": to.as_str() }),
-        });
-        let event = append_event_tx(&mut tx, id, EventKind::State, message, data, now).await?;
+        let why = (message != to.as_str() && Some(message) != patch.outcome.as_deref()).then(|| message.to_owned());
+        let data = EventData::state(to, patch.outcome.clone(), why);
+        let event = append_event_tx(&mut tx, id, message, data, now).await?;
         let from_state = if from.len() == 1 { Some(from[0]) } else { None };
         audit_tx(
             &mut tx,
@@ -287,15 +286,9 @@ impl Store {
         Ok(Some((record, event)))
     }
 
-    pub async fn append_event(
-        &self,
-        id: &RequestId,
-        kind: EventKind,
-        message: &str,
-        data: Option<serde_json::Value>,
-    ) -> Result<Event, StoreError> {
+    pub async fn append_event(&self, id: &RequestId, message: &str, data: EventData) -> Result<Event, StoreError> {
         let mut tx = self.begin().await?;
-        let ev = append_event_tx(&mut tx, id, kind, message, data, now_ms()).await?;
+        let ev = append_event_tx(&mut tx, id, message, data, now_ms()).await?;
         tx.commit().await?;
         Ok(ev)
     }
@@ -334,6 +327,7 @@ impl Store {
         approve: bool,
         reason: Option<&str>,
         surface: &str,
+        needed: u32,
     ) -> Result<Option<(i64, Event)>, StoreError> {
         let now = now_ms();
         let decision = if approve { "approve" } else { "deny" };
@@ -367,8 +361,14 @@ impl Store {
             Some(r) => format!("{approver} {verb}: {r}"),
             None => format!("{approver} {verb}"),
         };
-        let data = serde_json::json!({ "approver": approver, "decision": decision, "approvals": count });
-        let event = append_event_tx(&mut tx, id, EventKind::Approval, &message, Some(data), now).await?;
+        let data = EventData::Decision(Decision {
+            approver: approver.to_owned(),
+            decision: if approve { Verdict::Approve } else { Verdict::Deny },
+            reason: reason.map(str::to_owned),
+            approvals: count,
+            needed: Some(needed),
+        });
+        let event = append_event_tx(&mut tx, id, &message, data, now).await?;
         audit_tx(
             &mut tx,
             Actor { who: approver, surface },
@@ -568,11 +568,11 @@ async fn prepare_sqlite_file(url: &str) -> Result<(), StoreError> {
 async fn append_event_tx(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     id: &RequestId,
-    kind: EventKind,
     message: &str,
-    data: Option<serde_json::Value>,
+    data: EventData,
     now: i64,
 ) -> Result<Event, StoreError> {
+    let kind = data.kind();
     let row = sqlx::query("UPDATE requests SET event_seq = event_seq + 1 WHERE id = $1 RETURNING event_seq, surface")
         .bind(id.as_str())
         .fetch_one(&mut **tx)
@@ -585,7 +585,7 @@ async fn append_event_tx(
         .bind(now)
         .bind(kind.as_str())
         .bind(message)
-        .bind(data.as_ref().map(ToString::to_string))
+        .bind(Some(insert::serialize(&data)?))
         .execute(&mut **tx)
         .await?;
     if let Some(surface) = Surface::from_str(&surface).ok().filter(|s| outbox::delivers(*s)) {
@@ -635,13 +635,15 @@ fn events_from_rows(id: &RequestId, rows: &[AnyRow]) -> Result<Vec<Event>, Store
         .map(|r| {
             let kind: String = r.try_get("kind")?;
             let data: Option<String> = r.try_get("data")?;
+            let kind = EventKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("event kind '{kind}'")))?;
+            let message: String = r.try_get("message")?;
             Ok(Event {
                 request_id: id.clone(),
                 seq: r.try_get("seq")?,
                 at: r.try_get("at")?,
-                kind: EventKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("event kind '{kind}'")))?,
-                message: r.try_get("message")?,
-                data: data.and_then(|d| serde_json::from_str(&d).ok()),
+                kind,
+                data: EventData::load(kind, &message, data.as_deref()),
+                message,
             })
         })
         .collect()

@@ -5,6 +5,7 @@ use serde::Serialize;
 use crate::{
     commands::{ApprovalPolicy, Args},
     domain::{RequestId, State, Surface},
+    events::{ApprovalRequest, EventData},
 };
 
 #[derive(Debug, Clone, Serialize)]
@@ -57,7 +58,7 @@ pub struct NewRequest {
     pub approval_expires_at: Option<i64>,
     /// The approval prompt (message, data), stored with the request so a request never
     /// waits for approval without one.
-    pub prompt: Option<(String, serde_json::Value)>,
+    pub prompt: Option<(String, ApprovalRequest)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -101,8 +102,8 @@ pub struct Event {
     pub at: i64,
     pub kind: EventKind,
     pub message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub data: Option<serde_json::Value>,
+    /// What the event carries, typed (see `crate::events`).
+    pub data: EventData,
 }
 
 #[derive(Debug, Clone, Serialize)]
