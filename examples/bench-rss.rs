@@ -49,7 +49,12 @@ fn main() -> anyhow::Result<()> {
     rt.block_on(async {
         let sink = Sink::start().await;
         let mut rows = Vec::new();
+        // An optional second argument runs one store only: `sqlite` or `postgres`.
+        let only = std::env::args().nth(2);
         for postgres in [false, true] {
+            if only.as_deref().is_some_and(|o| o != if postgres { "postgres" } else { "sqlite" }) {
+                continue;
+            }
             rows.push(measure(&bin, &sink, postgres, commands).await?);
         }
         println!();

@@ -12,7 +12,11 @@ mod outbox;
 mod records;
 mod replicas;
 
-use std::{str::FromStr, sync::Once, time::Duration};
+use std::{
+    str::FromStr,
+    sync::{Arc, Once},
+    time::Duration,
+};
 
 use sqlx::{
     AnyPool, AssertSqlSafe, Row,
@@ -59,6 +63,9 @@ pub struct Store {
     backend: Backend,
     /// The group-commit tasks (see batch.rs); `None` in the tasks' own copy.
     group: Option<Groups>,
+    /// When this store last refreshed the outbox table's planner statistics (ms; see
+    /// `delivery_heads`).
+    analyzed_at: Arc<std::sync::atomic::AtomicI64>,
 }
 
 #[derive(Clone)]
@@ -94,6 +101,7 @@ impl Store {
             writer,
             backend,
             group: None,
+            analyzed_at: Arc::default(),
         };
         Ok(Self {
             group: Some(Groups {
