@@ -52,7 +52,10 @@ fn main() -> anyhow::Result<()> {
         // An optional second argument runs one store only: `sqlite` or `postgres`.
         let only = std::env::args().nth(2);
         for postgres in [false, true] {
-            if only.as_deref().is_some_and(|o| o != if postgres { "postgres" } else { "sqlite" }) {
+            if only
+                .as_deref()
+                .is_some_and(|o| o != if postgres { "postgres" } else { "sqlite" })
+            {
                 continue;
             }
             rows.push(measure(&bin, &sink, postgres, commands).await?);
