@@ -10,7 +10,7 @@ mod discord_fake;
 mod kube_fake;
 mod support;
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use deckhand::{configuration::Config, startup::Builder};
 use discord_fake::{
@@ -202,7 +202,9 @@ async fn a_built_env_create_is_stored_and_answered_as_if_typed() {
         let form = modal["data"]["custom_id"].as_str().expect("form id").to_owned();
 
         // A bad field is named, privately, and nothing is stored.
-        let (_, bad) = rig.submit("alice", &form, &[("name", "Bad_Name"), ("ttl", "soon")]).await;
+        let (_, bad) = rig
+            .submit("alice", &form, &[("name", "Bad_Name"), ("ttl", "soon")])
+            .await;
         assert!(is_ephemeral(&bad), "{bad:#}");
         let said = bad["data"]["content"].as_str().unwrap_or_default();
         assert!(said.contains("**name**") && said.contains("**ttl**"), "{said}");
@@ -215,7 +217,11 @@ async fn a_built_env_create_is_stored_and_answered_as_if_typed() {
             .command(
                 "alice",
                 &["env", "create"],
-                &[("name", json!("preview-2")), ("tier", json!("dev")), ("ttl", json!("2d"))],
+                &[
+                    ("name", json!("preview-2")),
+                    ("tier", json!("dev")),
+                    ("ttl", json!("2d")),
+                ],
             )
             .await;
         assert_eq!(answer, typed_answer, "the same deferral as a typed command");
@@ -260,10 +266,20 @@ async fn forged_or_someone_elses_builder_steps_change_nothing() {
         // bob submits alice's form; someone edits the command in the id; an unsigned id.
         let forged = form.replacen("env create", "env delete", 1);
         assert_ne!(forged, form);
-        for (who, id) in [("bob", form.as_str()), ("alice", &forged), ("alice", "dh:b:menv create:AAAAAAAAAAAAAAAAAAAAAA")] {
+        for (who, id) in [
+            ("bob", form.as_str()),
+            ("alice", &forged),
+            ("alice", "dh:b:menv create:AAAAAAAAAAAAAAAAAAAAAA"),
+        ] {
             let (_, v) = rig.submit(who, id, &fill).await;
             assert!(is_ephemeral(&v), "{v:#}");
-            assert!(v["data"]["content"].as_str().unwrap_or_default().contains("nothing was done"), "{v:#}");
+            assert!(
+                v["data"]["content"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("nothing was done"),
+                "{v:#}"
+            );
         }
         // bob picking in alice's list gets no form either.
         let v = rig.pick("bob", &select, "env create").await;
@@ -315,8 +331,13 @@ async fn more_commands_than_one_message_holds_are_paged_and_reachable() {
     let modal = rig.pick("alice", &select_for(&second, "g5 c24"), "g5 c24").await;
     assert_eq!(labels(&modal).len(), 5, "{modal:#}");
     let form = modal["data"]["custom_id"].as_str().expect("form").to_owned();
-    let (_, bad) = rig.submit("alice", &form, &[("a", "x"), ("b", "y"), ("+more", "zz=1")]).await;
-    assert!(bad["data"]["content"].as_str().unwrap_or_default().contains("**zz**"), "{bad:#}");
+    let (_, bad) = rig
+        .submit("alice", &form, &[("a", "x"), ("b", "y"), ("+more", "zz=1")])
+        .await;
+    assert!(
+        bad["data"]["content"].as_str().unwrap_or_default().contains("**zz**"),
+        "{bad:#}"
+    );
     let (_, v) = rig
         .submit("alice", &form, &[("a", "x"), ("b", "y"), ("+more", "e=five\nf=six")])
         .await;
@@ -333,7 +354,8 @@ fn the_fake_refuses_selects_and_inputs_over_discords_limits() {
     use discord_fake::limits::check_response;
     let message = |row: Value| json!({ "type": 4, "data": { "content": "x", "components": [row] } });
     let option = |label: &str| json!({ "label": label, "value": "v" });
-    let select = |options: Vec<Value>| json!({ "type": 1, "components": [{ "type": 3, "custom_id": "s", "options": options }] });
+    let select =
+        |options: Vec<Value>| json!({ "type": 1, "components": [{ "type": 3, "custom_id": "s", "options": options }] });
     assert!(check_response(&message(select(vec![option("ok")]))).is_empty());
     assert!(!check_response(&message(select(vec![option(&"x".repeat(101))]))).is_empty());
     let mut two = select(vec![option("ok")]);

@@ -267,7 +267,10 @@ mod tests {
         assert_eq!(names(&rest), ["f2", "f4", "f6"]);
         assert_eq!(
             more_values("a=1\nb = two words\nand more\n\n"),
-            Ok(vec![("a".into(), "1".into()), ("b".into(), "two words and more".into())])
+            Ok(vec![
+                ("a".into(), "1".into()),
+                ("b".into(), "two words and more".into())
+            ])
         );
         assert!(more_values("oops").is_err());
     }

@@ -285,7 +285,11 @@ pub fn build(router: &Router, command: &str) -> Result<AppCommand, TreeErrors> {
     if owner.contains_key(BUILDER) {
         tracing::warn!("a command spec is named `{BUILDER}`; Discord users get no `/{command} {BUILDER}` form");
     } else {
-        top.push(option(SUB_COMMAND, BUILDER, "Pick a command and fill in its arguments in a form"));
+        top.push(option(
+            SUB_COMMAND,
+            BUILDER,
+            "Pick a command and fill in its arguments in a form",
+        ));
     }
     for g in top.iter().filter(|o| o.kind == SUB_COMMAND_GROUP) {
         if g.options.len() > limits::OPTIONS_MAX {

@@ -35,7 +35,10 @@ fn check_select(errors: &mut Vec<String>, at: &str, c: &Value) {
 }
 
 fn check_text_input(errors: &mut Vec<String>, at: &str, c: &Value) {
-    if c["label"].as_str().is_none_or(|l| l.is_empty() || l.chars().count() > 45) {
+    if c["label"]
+        .as_str()
+        .is_none_or(|l| l.is_empty() || l.chars().count() > 45)
+    {
         errors.push(format!("{at}.label: must be 1 to 45 in length"));
     }
     if !matches!(c["style"].as_u64(), Some(1 | 2)) {
@@ -110,7 +113,9 @@ pub fn check_response(response: &Value) -> Vec<String> {
     }
     let rows = data["components"].as_array().map_or(0, Vec::len);
     if rows > 5 {
-        errors.push(format!("data.components: a message or modal has at most 5 rows, not {rows}"));
+        errors.push(format!(
+            "data.components: a message or modal has at most 5 rows, not {rows}"
+        ));
     }
     let custom_ids: Vec<&str> = data["components"]
         .as_array()
