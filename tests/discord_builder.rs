@@ -236,7 +236,7 @@ async fn a_built_env_create_is_stored_and_answered_as_if_typed() {
         let (built_id, built_req) = find("preview-1");
         let (typed_id, typed_req) = find("preview-2");
         assert_eq!(built_req["text"], "env create preview-1 dev 2d");
-        for key in ["requester", "surface", "command", "channel", "state"] {
+        for key in ["requester", "surface", "command", "channel"] {
             assert_eq!(built_req[key], typed_req[key], "{key}");
         }
         rig.app.wait_for_state(&built_id, &["succeeded"]).await;
