@@ -310,43 +310,46 @@ fn many_specs() -> Vec<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn more_commands_than_one_message_holds_are_paged_and_reachable() {
-    let rig = start(Backend::Sqlite, Some(many_specs())).await;
-    let first = rig.command("alice", &["build"], &[]).await.1;
-    assert!(is_ephemeral(&first), "{first:#}");
-    let on_first: Vec<String> = selects(&first).into_iter().flat_map(|(_, v)| v).collect();
-    assert_eq!(on_first.len(), 100, "four selects of 25, then the page buttons");
-    let next = first["data"]["components"][4]["components"]
-        .as_array()
-        .and_then(|b| b.iter().find(|b| b["label"] == "Next"))
-        .and_then(|b| b["custom_id"].as_str())
-        .expect("a Next button")
-        .to_owned();
-    let second = rig.click("alice", &next).await;
-    assert_eq!(second["type"], 7, "the list is updated in place: {second:#}");
-    let on_second: Vec<String> = selects(&second).into_iter().flat_map(|(_, v)| v).collect();
-    assert_eq!(on_second.len(), 50);
-    assert!(on_second.iter().all(|c| !on_first.contains(c)));
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let rig = start(backend, Some(many_specs())).await;
+        let first = rig.command("alice", &["build"], &[]).await.1;
+        assert!(is_ephemeral(&first), "{first:#}");
+        let on_first: Vec<String> = selects(&first).into_iter().flat_map(|(_, v)| v).collect();
+        assert_eq!(on_first.len(), 100, "four selects of 25, then the page buttons");
+        let next = first["data"]["components"][4]["components"]
+            .as_array()
+            .and_then(|b| b.iter().find(|b| b["label"] == "Next"))
+            .and_then(|b| b["custom_id"].as_str())
+            .expect("a Next button")
+            .to_owned();
+        let second = rig.click("alice", &next).await;
+        assert_eq!(second["type"], 7, "the list is updated in place: {second:#}");
+        let on_second: Vec<String> = selects(&second).into_iter().flat_map(|(_, v)| v).collect();
+        assert_eq!(on_second.len(), 50);
+        assert!(on_second.iter().all(|c| !on_first.contains(c)));
 
-    // The last command, with six arguments: four inputs of their own and one for the rest.
-    let modal = rig.pick("alice", &select_for(&second, "g5 c24"), "g5 c24").await;
-    assert_eq!(labels(&modal).len(), 5, "{modal:#}");
-    let form = modal["data"]["custom_id"].as_str().expect("form").to_owned();
-    let (_, bad) = rig
-        .submit("alice", &form, &[("a", "x"), ("b", "y"), ("+more", "zz=1")])
-        .await;
-    assert!(
-        bad["data"]["content"].as_str().unwrap_or_default().contains("**zz**"),
-        "{bad:#}"
-    );
-    let (_, v) = rig
-        .submit("alice", &form, &[("a", "x"), ("b", "y"), ("+more", "e=five\nf=six")])
-        .await;
-    assert_eq!(v["type"], 5, "{v:#}");
-    let requests = rig.requests().await;
-    assert_eq!(requests.len(), 1, "{requests:#?}");
-    // The optional c and d got inputs of their own (left empty).
-    assert_eq!(requests[0]["text"], "g5 c24 x y five six");
-    rig.app.shutdown().await;
+        // The last command, with six arguments: four inputs of their own and one for the rest.
+        let modal = rig.pick("alice", &select_for(&second, "g5 c24"), "g5 c24").await;
+        assert_eq!(labels(&modal).len(), 5, "{modal:#}");
+        let form = modal["data"]["custom_id"].as_str().expect("form").to_owned();
+        let (_, bad) = rig
+            .submit("alice", &form, &[("a", "x"), ("b", "y"), ("+more", "zz=1")])
+            .await;
+        assert!(
+            bad["data"]["content"].as_str().unwrap_or_default().contains("**zz**"),
+            "{bad:#}"
+        );
+        let (_, v) = rig
+            .submit("alice", &form, &[("a", "x"), ("b", "y"), ("+more", "e=five\nf=six")])
+            .await;
+        assert_eq!(v["type"], 5, "{v:#}");
+        let requests = rig.requests().await;
+        assert_eq!(requests.len(), 1, "{requests:#?}");
+        // The optional c and d got inputs of their own (left empty).
+        assert_eq!(requests[0]["text"], "g5 c24 x y five six");
+        rig.app.shutdown().await;
+    }
 }
 
 #[test]
