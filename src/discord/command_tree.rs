@@ -1,6 +1,7 @@
 //! The application command tree registered with Discord, built from the command specs:
 //! one top-level command (`/deckhand`), a subcommand per one-word spec, a subcommand group
-//! per first word of the others, and typed options per argument.
+//! per first word of the others, and typed options per argument; plus `build`, which opens
+//! the command builder (builder.rs).
 //!
 //! Serialised with serde structs of our own rather than serenity's builders: those take
 //! integer bounds as `u64`, which cannot say `min: -5`, and the limits below are easier to
@@ -36,6 +37,9 @@ const INTEGER: u8 = 4;
 const BOOLEAN: u8 = 5;
 /// The boolean option a read-only command has: true posts its answer in the channel.
 pub const SHARE_OPTION: &str = "share";
+/// The subcommand that opens the command builder (builder.rs); Discord cannot invoke the
+/// top-level command bare when it has subcommands. A spec of that name takes precedence.
+pub const BUILDER: &str = "build";
 
 #[derive(Debug, Clone, Serialize)]
 pub struct AppCommand {
@@ -277,6 +281,15 @@ pub fn build(router: &Router, command: &str) -> Result<AppCommand, TreeErrors> {
             spec: spec.name.clone(),
             message,
         }));
+    }
+    if owner.contains_key(BUILDER) {
+        tracing::warn!("a command spec is named `{BUILDER}`; Discord users get no `/{command} {BUILDER}` form");
+    } else {
+        top.push(option(
+            SUB_COMMAND,
+            BUILDER,
+            "Pick a command and fill in its arguments in a form",
+        ));
     }
     for g in top.iter().filter(|o| o.kind == SUB_COMMAND_GROUP) {
         if g.options.len() > limits::OPTIONS_MAX {

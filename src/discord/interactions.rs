@@ -1,5 +1,5 @@
 //! POST /discord/interactions: verify, decode, then PING, slash commands, button clicks and
-//! modal submissions (the Deny reason, modals.rs).
+//! modal submissions (the Deny reason, modals.rs; the command builder, builder.rs).
 //!
 //! Everything that is refused before the signature checks out gets 401 and touches nothing;
 //! a signed body that is not an interaction gets 400. Slash commands are stored through
@@ -21,6 +21,7 @@ use serenity::model::{
 };
 
 use super::{
+    builder,
     buttons::{self, Decision},
     command_text,
     markup::DiscordMarkup,
@@ -40,13 +41,13 @@ use crate::{
 };
 
 const PONG: u8 = 1;
-const CHANNEL_MESSAGE: u8 = 4;
+pub(super) const CHANNEL_MESSAGE: u8 = 4;
 const DEFERRED_CHANNEL_MESSAGE: u8 = 5;
 pub(super) const UPDATE_MESSAGE: u8 = 7;
-const EPHEMERAL: u64 = 1 << 6;
+pub(super) const EPHEMERAL: u64 = 1 << 6;
 
 /// Where an interaction came from, which is where its request's messages go.
-struct Origin {
+pub(super) struct Origin {
     interaction_id: String,
     application_id: String,
     token: String,
@@ -57,7 +58,7 @@ struct Origin {
 }
 
 impl Origin {
-    fn new(
+    pub(super) fn new(
         interaction: impl ToString,
         application: impl ToString,
         token: &str,
@@ -144,6 +145,7 @@ impl Endpoint {
         match interaction {
             Interaction::Command(c) => self.command(&app, c).await,
             Interaction::Component(c) => self.component(&app, c).await,
+            Interaction::Modal(m) if builder::is_builder(&m.data.custom_id) => builder::submitted(self, &app, m).await,
             Interaction::Modal(m) => super::modals::submitted(&app, &self.mentions, m).await,
             other => {
                 tracing::info!(kind = ?other.kind(), "ignoring an interaction type deckhand does not use");
@@ -163,6 +165,9 @@ impl Endpoint {
         let Some(who) = principal(app, ci.user.id, &roles) else {
             return stranger(ci.user.id);
         };
+        if builder::is_opened_by(&app.router, &ci.data.options) {
+            return builder::open(app, &who, ci.user.id);
+        }
         let text = match command_text::command_text(&app.router, &ci.data.options) {
             Ok(t) => t,
             Err(e) => return ephemeral(&super::markup::inert(&e.to_string())),
@@ -180,7 +185,7 @@ impl Endpoint {
 
     /// Stores the command (idempotent on the interaction id) and answers with a deferred
     /// message the surface fills in.
-    async fn submit(&self, app: &Arc<App>, who: Principal, text: String, origin: Origin) -> Response {
+    pub(super) async fn submit(&self, app: &Arc<App>, who: Principal, text: String, origin: Origin) -> Response {
         let now = now_ms();
         let lifetime = i64::try_from(self.token_lifetime.as_millis()).unwrap_or(i64::MAX);
         // Stop using the token a little before Discord does, so no call races its expiry.
@@ -245,6 +250,9 @@ impl Endpoint {
     }
 
     async fn component(&self, app: &Arc<App>, ci: ComponentInteraction) -> Response {
+        if builder::is_builder(&ci.data.custom_id) {
+            return builder::component(self, app, ci).await;
+        }
         if buttons::is_command(&ci.data.custom_id) {
             return self.run_button(app, ci).await;
         }

@@ -5,11 +5,14 @@
 //! - `interactions`: the HTTP endpoint (PING, slash commands, button clicks);
 //! - `command_text`: slash-command options back into the router's command text;
 //! - `command_tree`: the registered command tree built from the specs, within Discord's limits;
+//! - `builder`, `builder_form`: `/deckhand build`, the command builder (a select, then a modal);
 //! - `buttons`: signed Approve / Deny custom_ids;
 //! - `publish`: the `ChatSurface` that shows a request's events;
 //! - `state`: per-request Discord data kept in the store;
 //! - `rest`: Discord's REST API, with rate limits waited out.
 
+mod builder;
+mod builder_form;
 pub mod buttons;
 pub mod command_text;
 pub mod command_tree;
