@@ -9,6 +9,7 @@
 
 pub mod buttons;
 pub mod conversation;
+pub mod links;
 pub mod submit;
 pub mod text;
 
