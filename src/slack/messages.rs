@@ -129,7 +129,8 @@ pub fn approval_summary(request: &RequestRecord, requester: &str, lines: &[Strin
         &format!(
             "*Approval needed* for {}: {requester} asks to run `{}` ({}{target}).\n{}",
             request.id,
-            escape(&request.text),
+            // A backtick in the text would end the code span and let the rest format.
+            escape(&request.text.replace('`', "ˋ")),
             request.action,
             lines.join("\n"),
         ),
