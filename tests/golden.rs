@@ -322,3 +322,21 @@ fn diff(expected: &str, actual: &str) -> String {
 fn the_diff_shows_what_changed() {
     assert_eq!(diff("a\nb\nc", "a\nx\nc"), "+ x\n- b\n");
 }
+
+#[path = "support/discord/limits.rs"]
+#[allow(dead_code)]
+mod discord_limits;
+
+#[test]
+fn discord_takes_the_rendered_link_buttons_and_the_fake_refuses_broken_ones() {
+    let bodies = discord("output_links");
+    for body in bodies.as_array().unwrap() {
+        assert_eq!(discord_limits::check_message(body), Vec::<String>::new(), "{body}");
+    }
+    let mut broken = bodies[0].clone();
+    broken["components"][0]["components"][0]["custom_id"] = json!("x");
+    assert!(!discord_limits::check_message(&broken).is_empty(), "a link button with a custom_id");
+    let mut long = bodies[0].clone();
+    long["components"][0]["components"][0]["label"] = json!("x".repeat(81));
+    assert!(!discord_limits::check_message(&long).is_empty(), "a label over 80");
+}
