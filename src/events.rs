@@ -11,7 +11,10 @@ use serde_json::{Map, Value};
 
 use crate::{
     attachments::AttachmentRef,
-    command_buttons::{CommandButton, LinkButton}, domain::State, store::EventKind, visibility::Audience,
+    command_buttons::{CommandButton, LinkButton},
+    domain::State,
+    store::EventKind,
+    visibility::Audience,
 };
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1264,7 +1264,11 @@ async fn the_close_button_on_a_proxy_link_closes_it() {
             .expect("link message");
         // The link is a link button (it opens the URL), not text in the code block.
         let open = message.components[0]["components"][0].clone();
-        assert_eq!((open["type"].clone(), open["style"].clone()), (json!(2), json!(5)), "{open}");
+        assert_eq!(
+            (open["type"].clone(), open["style"].clone()),
+            (json!(2), json!(5)),
+            "{open}"
+        );
         assert!(open["url"].as_str().expect("url").contains("/p/"), "{open}");
         assert!(open.get("custom_id").is_none(), "{open}");
         assert!(!message.content.contains("/p/"), "{}", message.content);

@@ -130,7 +130,9 @@ fn output(kind: &str) -> (String, EventData) {
         ),
         _ => (
             "load test running: 20 workers, 50/s".into(),
-            EventData::Output(Output::default().button(CommandButton::danger("Cancel test", "loadtest cancel r-1".into()))),
+            EventData::Output(
+                Output::default().button(CommandButton::danger("Cancel test", "loadtest cancel r-1".into())),
+            ),
         ),
     }
 }
@@ -141,9 +143,7 @@ fn slack(kind: &str) -> Value {
     let markup = SlackMarkup(&m);
     let signer = signer();
     let requester = "<@U0ALICE>";
-    let root = |r: &RequestRecord, progress: Option<&str>| {
-        json!({ "text": smessages::root_text(r, requester, progress, T0 + 572_000) })
-    };
+    let root = |r: &RequestRecord, progress: Option<&str>| json!({ "text": smessages::root_text(r, requester, progress, T0 + 572_000) });
     let state = |r: RequestRecord, data: EventData| {
         let reply = smessages::state_reply(&r, &data).map(|t| json!({ "text": t }));
         json!({ "root": root(&r, None), "reply": reply })
@@ -155,7 +155,10 @@ fn slack(kind: &str) -> Value {
     let r = request(State::PendingApproval);
     let value = |c| serde_json::to_value(c).unwrap();
     match kind {
-        "state_pending" => state(request(State::PendingApproval), EventData::state(State::PendingApproval, None, None)),
+        "state_pending" => state(
+            request(State::PendingApproval),
+            EventData::state(State::PendingApproval, None, None),
+        ),
         "state_running" => state(request(State::Running), EventData::state(State::Running, None, None)),
         "state_succeeded" => state(
             finished(State::Succeeded, NASTY),
@@ -178,11 +181,18 @@ fn slack(kind: &str) -> Value {
             let line = text::closed_summary(&markup, State::Expired, None).unwrap();
             value(smessages::decided_content(&summary(), &line))
         }
-        "progress" => json!({ "root": root(&request(State::Running), Some(&format!("rollout 7/12 updated, 5 available {NASTY}"))) }),
+        "progress" => {
+            json!({ "root": root(&request(State::Running), Some(&format!("rollout 7/12 updated, 5 available {NASTY}"))) })
+        }
         "private_notice" => json!({ "text": surface::private_notice(&r, Audience::Requester, requester, true) }),
         out => {
             let (message, data) = output(out);
-            value(smessages::output_content(&signer, &message, data.buttons(), data.links()))
+            value(smessages::output_content(
+                &signer,
+                &message,
+                data.buttons(),
+                data.links(),
+            ))
         }
     }
 }
@@ -266,7 +276,9 @@ fn discord_messages_match_their_golden_files() {
 }
 
 fn check(platform: &str, render: fn(&str) -> Value) {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(platform);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(platform);
     let update = std::env::var_os("UPDATE_GOLDEN").is_some();
     let mut failures = Vec::new();
     for kind in KINDS {
@@ -335,7 +347,10 @@ fn discord_takes_the_rendered_link_buttons_and_the_fake_refuses_broken_ones() {
     }
     let mut broken = bodies[0].clone();
     broken["components"][0]["components"][0]["custom_id"] = json!("x");
-    assert!(!discord_limits::check_message(&broken).is_empty(), "a link button with a custom_id");
+    assert!(
+        !discord_limits::check_message(&broken).is_empty(),
+        "a link button with a custom_id"
+    );
     let mut long = bodies[0].clone();
     long["components"][0]["components"][0]["label"] = json!("x".repeat(81));
     assert!(!discord_limits::check_message(&long).is_empty(), "a label over 80");

@@ -1719,9 +1719,11 @@ async fn the_fakes_views_refuse_what_slack_refuses() {
 
 #[test]
 fn the_fake_refuses_buttons_slack_refuses() {
-    let button = |text: &str, url: &str| json!([{ "type": "actions", "elements": [
-        { "type": "button", "action_id": "link-0", "text": { "type": "plain_text", "text": text }, "url": url }
-    ]}]);
+    let button = |text: &str, url: &str| {
+        json!([{ "type": "actions", "elements": [
+            { "type": "button", "action_id": "link-0", "text": { "type": "plain_text", "text": text }, "url": url }
+        ]}])
+    };
     assert_eq!(slack_fake::invalid_blocks(&button("Open link", "https://x/p/t/")), None);
     assert!(slack_fake::invalid_blocks(&button(&"x".repeat(76), "https://x/")).is_some());
     assert!(slack_fake::invalid_blocks(&button("Open", &format!("https://x/{}", "a".repeat(3000)))).is_some());

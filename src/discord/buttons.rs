@@ -7,8 +7,8 @@ use serenity::{
     model::application::ButtonStyle,
 };
 
-pub use crate::events::Verdict as Decision;
 use super::render::LABEL_MAX;
+pub use crate::events::Verdict as Decision;
 use crate::{
     chat::{buttons as signed, links as chat_links},
     command_buttons::{self, CommandButton, LinkButton},
@@ -83,7 +83,11 @@ pub fn output_row(signer: &Signer, buttons: &[CommandButton], links: &[&LinkButt
         } else {
             ButtonStyle::Secondary
         };
-        Some(CreateButton::new(id).label(chat_links::label(&b.label, LABEL_MAX)).style(style))
+        Some(
+            CreateButton::new(id)
+                .label(chat_links::label(&b.label, LABEL_MAX))
+                .style(style),
+        )
     });
     let made: Vec<CreateButton> = links.chain(commands).take(ROW_MAX).collect();
     (!made.is_empty()).then_some(CreateActionRow::Buttons(made))

@@ -169,10 +169,11 @@ pub fn approval_blocks(signer: &Signer, id: &RequestId, summary: &str, progress:
 pub fn output_blocks(signer: &Signer, body: &str, buttons: &[CommandButton], shown: &[&LinkButton]) -> Vec<SlackBlock> {
     let links = shown.iter().enumerate().filter_map(|(i, l)| link_button(i, l));
     let commands = buttons.iter().enumerate().map(|(i, b)| {
-        let mut button = SlackBlockButtonElement::new(SlackBlockPlainTextOnly::from(links::label(&b.label, BUTTON_TEXT_MAX)))
-            // Unique within the block, as Slack requires; the prefix is what is matched.
-            .with_action_id(SlackActionId::new(format!("{RUN_ACTION}{i}")))
-            .with_value(command_buttons::sign(signer, "slack", &b.command));
+        let mut button =
+            SlackBlockButtonElement::new(SlackBlockPlainTextOnly::from(links::label(&b.label, BUTTON_TEXT_MAX)))
+                // Unique within the block, as Slack requires; the prefix is what is matched.
+                .with_action_id(SlackActionId::new(format!("{RUN_ACTION}{i}")))
+                .with_value(command_buttons::sign(signer, "slack", &b.command));
         if b.danger {
             button = button.with_style(SlackBlockButtonStyle::Danger);
         }
@@ -199,10 +200,13 @@ fn link_button(i: usize, link: &LinkButton) -> Option<SlackActionBlockElement> {
     }
     let url = reqwest::Url::parse(&link.url).ok()?;
     Some(
-        SlackBlockButtonElement::new(SlackBlockPlainTextOnly::from(links::label(&link.label, BUTTON_TEXT_MAX)))
-            .with_action_id(SlackActionId::new(format!("{LINK_ACTION}{i}")))
-            .with_url(url)
-            .into(),
+        SlackBlockButtonElement::new(SlackBlockPlainTextOnly::from(links::label(
+            &link.label,
+            BUTTON_TEXT_MAX,
+        )))
+        .with_action_id(SlackActionId::new(format!("{LINK_ACTION}{i}")))
+        .with_url(url)
+        .into(),
     )
 }
 

@@ -259,12 +259,7 @@ impl Inner {
 
     /// An output event as a message: its text, and its command buttons if it has any.
     fn output_content(&self, event: &Event) -> SlackMessageContent {
-        messages::output_content(
-            &self.signer,
-            &event.message,
-            event.data.buttons(),
-            event.data.links(),
-        )
+        messages::output_content(&self.signer, &event.message, event.data.buttons(), event.data.links())
     }
 
     /// A read-only command's answer, to the person alone: on the command's response_url

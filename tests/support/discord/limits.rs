@@ -25,7 +25,9 @@ fn check_component(errors: &mut Vec<String>, at: &str, c: &Value) {
         Some(2) => {
             let link = c["style"] == 5;
             if link != c["url"].is_string() || link == c["custom_id"].is_string() {
-                errors.push(format!("{at}: a link button has a url and no custom_id, others the reverse"));
+                errors.push(format!(
+                    "{at}: a link button has a url and no custom_id, others the reverse"
+                ));
             }
             if c["label"].as_str().is_some_and(|l| l.chars().count() > 80) {
                 errors.push(format!("{at}.label: must be 80 or fewer in length"));

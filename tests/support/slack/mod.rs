@@ -329,7 +329,9 @@ pub fn invalid_blocks(blocks: &Value) -> Option<String> {
         let len = |k: &str| e[k].as_str().map(|s| s.chars().count());
         let text = e["text"]["text"].as_str().map_or(0, |t| t.chars().count());
         if text == 0 || text > 75 {
-            return Some(format!("must be less than 76 characters [json-pointer:/text/text] ({text})"));
+            return Some(format!(
+                "must be less than 76 characters [json-pointer:/text/text] ({text})"
+            ));
         }
         if len("url").is_some_and(|n| n > 3000) {
             return Some("must be less than 3001 characters [json-pointer:/url]".into());
