@@ -33,6 +33,24 @@ impl CommandButton {
     }
 }
 
+/// A link an action hands out (a proxy or shell link): chat shows it as a link button (a
+/// Slack button with `url`, a Discord link button), never as text in a code block, where
+/// it could not be clicked. Opening it runs nothing in deckhand, so it carries no signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkButton {
+    pub label: String,
+    pub url: String,
+}
+
+impl LinkButton {
+    pub fn new(label: &str, url: &str) -> Self {
+        Self {
+            label: label.to_owned(),
+            url: url.to_owned(),
+        }
+    }
+}
+
 /// What is signed: the surface is part of it, so a Slack value does not work on Discord.
 fn message(surface: &str, command: &str) -> String {
     format!("{surface}:run:{command}")

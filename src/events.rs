@@ -10,7 +10,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::{
-    attachments::AttachmentRef, command_buttons::CommandButton, domain::State, store::EventKind, visibility::Audience,
+    attachments::AttachmentRef,
+    command_buttons::{CommandButton, LinkButton},
+    domain::State,
+    store::EventKind,
+    visibility::Audience,
 };
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -90,6 +94,10 @@ impl Decision {
 pub struct Output {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub buttons: Vec<CommandButton>,
+    /// Links to open, shown as link buttons (`link_buttons`: the action's own fields may
+    /// use `links`, as `proxy list` does).
+    #[serde(default, rename = "link_buttons", skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<LinkButton>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attachment: Option<AttachmentRef>,
     #[serde(default, skip_serializing_if = "Audience::is_everyone")]
@@ -120,6 +128,11 @@ impl Output {
 
     pub fn button(mut self, button: CommandButton) -> Self {
         self.buttons.push(button);
+        self
+    }
+
+    pub fn link(mut self, link: LinkButton) -> Self {
+        self.links.push(link);
         self
     }
 
@@ -180,6 +193,14 @@ impl EventData {
     pub fn buttons(&self) -> &[CommandButton] {
         match self {
             EventData::Output(o) => &o.buttons,
+            _ => &[],
+        }
+    }
+
+    /// The links an output hands out.
+    pub fn links(&self) -> &[LinkButton] {
+        match self {
+            EventData::Output(o) => &o.links,
             _ => &[],
         }
     }

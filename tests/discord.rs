@@ -1263,13 +1263,24 @@ async fn the_close_button_on_a_proxy_link_closes_it() {
             .into_iter()
             .find(|m| m.components.to_string().contains("Close link"))
             .expect("link message");
-        assert!(message.content.contains("/p/"), "{}", message.content);
+        // The link is a link button (it opens the URL), not text in the code block.
+        let open = message.components[0]["components"][0].clone();
+        assert_eq!(
+            (open["type"].clone(), open["style"].clone()),
+            (json!(2), json!(5)),
+            "{open}"
+        );
+        assert!(open["url"].as_str().expect("url").contains("/p/"), "{open}");
+        assert!(open.get("custom_id").is_none(), "{open}");
+        assert!(!message.content.contains("/p/"), "{}", message.content);
         // The link is a credential: only alice sees it, the channel only hears that it was sent.
         assert_eq!(message.flags, discord_fake::EPHEMERAL, "an ephemeral follow-up");
         assert_eq!(message.visible_to.as_deref(), Some(discord_id("alice").as_str()));
         let public = rig.discord.fake.public();
         assert!(
-            public.iter().all(|m| !m.content.contains("/p/")),
+            public
+                .iter()
+                .all(|m| !m.content.contains("/p/") && !m.components.to_string().contains("/p/")),
             "the link is in a channel message: {public:#?}"
         );
         // The channel's line is written by the same outbox, possibly a beat after the link.
@@ -1279,7 +1290,7 @@ async fn the_close_button_on_a_proxy_link_closes_it() {
                 f.public().iter().any(|m| m.content.contains("sent privately"))
             })
             .await;
-        let button = message.components[0]["components"][0].clone();
+        let button = message.components[0]["components"][1].clone();
         assert_eq!(button["label"], "Close link");
         assert_eq!(button["style"], 4, "danger");
         let custom_id = button["custom_id"].as_str().expect("custom_id").to_owned();

@@ -1266,18 +1266,28 @@ async fn the_close_button_on_a_proxy_link_closes_it() {
             "{:?}",
             message.body
         );
-        let button = message.body["blocks"]
+        let elements: Vec<Value> = message.body["blocks"]
             .as_array()
             .unwrap()
             .iter()
             .flat_map(|b| b["elements"].as_array().cloned().unwrap_or_default())
-            .find(|e| e["text"]["text"] == "Close link")
-            .unwrap();
+            .collect();
+        // The link is a button that opens it, and a real link in the text, not in a code block.
+        let open = elements.iter().find(|e| e["text"]["text"] == "Open link").unwrap();
+        assert!(open["url"].as_str().unwrap().contains("/p/"), "{open}");
+        assert!(open["action_id"].is_string(), "{open}");
+        let text = message.body["text"].as_str().unwrap();
+        assert!(text.starts_with("<http") && !text.contains("```"), "{text}");
+        let button = elements.iter().find(|e| e["text"]["text"] == "Close link").unwrap();
         assert_eq!(button["style"], "danger");
         let (action_id, value) = (
             button["action_id"].as_str().unwrap().to_owned(),
             button["value"].as_str().unwrap().to_owned(),
         );
+
+        // Opening the link: Slack still sends the click; it is acked and nothing is said.
+        let link_action = open["action_id"].as_str().unwrap().to_owned();
+        assert_eq!(env.click("alice", &link_action, "", "c-link").await, 200);
 
         // Someone without deckhand access clicks: nothing happens, they are told why.
         assert_eq!(env.click("eve", &action_id, &value, "c-eve").await, 200);
@@ -1288,6 +1298,7 @@ async fn the_close_button_on_a_proxy_link_closes_it() {
         let forged = format!("{}.{}", "ZW52IGRlbGV0ZSBzaG9w", value.split_once('.').unwrap().1);
         assert_eq!(env.click("bob", &action_id, &forged, "c-forged").await, 200);
         assert!(env.ephemeral("c-forged").await.contains("did not make this button"));
+        assert!(env.ephemerals("c-link").is_empty(), "{:?}", env.ephemerals("c-link"));
 
         // bob clicks it: `proxy close <id>` runs as bob, and the link is closed.
         assert_eq!(env.click("bob", &action_id, &value, "c-bob").await, 200);
@@ -1704,4 +1715,16 @@ async fn the_fakes_views_refuse_what_slack_refuses() {
     web.call("views.update", &update(opened["view"]["hash"].clone()))
         .await
         .expect("current hash");
+}
+
+#[test]
+fn the_fake_refuses_buttons_slack_refuses() {
+    let button = |text: &str, url: &str| {
+        json!([{ "type": "actions", "elements": [
+            { "type": "button", "action_id": "link-0", "text": { "type": "plain_text", "text": text }, "url": url }
+        ]}])
+    };
+    assert_eq!(slack_fake::invalid_blocks(&button("Open link", "https://x/p/t/")), None);
+    assert!(slack_fake::invalid_blocks(&button(&"x".repeat(76), "https://x/")).is_some());
+    assert!(slack_fake::invalid_blocks(&button("Open", &format!("https://x/{}", "a".repeat(3000)))).is_some());
 }

@@ -139,6 +139,7 @@ impl Action for Open {
         });
         // The URL is the credential: through the API only the requester reads it.
         let data = crate::events::Output::fields(data)
+            .link(crate::command_buttons::LinkButton::new("Open link", &url))
             .button(close)
             .to(crate::visibility::Audience::Requester);
         ctx.output(

@@ -100,6 +100,7 @@ impl Action for Shell {
                     "recorded": record,
                 }
             }))
+            .link(crate::command_buttons::LinkButton::new("Open shell", &url))
             .to(crate::visibility::Audience::Requester),
         )
         .await?;

@@ -9,6 +9,7 @@
 
 pub mod buttons;
 pub mod conversation;
+pub mod links;
 pub mod submit;
 pub mod text;
 
@@ -45,6 +46,17 @@ pub struct Mentions {
 }
 
 impl Mentions {
+    /// From (deckhand name, platform id) pairs: users, then groups.
+    pub fn new(
+        users: impl IntoIterator<Item = (String, String)>,
+        groups: impl IntoIterator<Item = (String, String)>,
+    ) -> Self {
+        Self {
+            users: users.into_iter().collect(),
+            groups: groups.into_iter().collect(),
+        }
+    }
+
     /// `user_prefix` and `group_prefix` without the colon: `"slack"`, `"slack-group"`.
     pub fn from_config(config: &Config, user_prefix: &str, group_prefix: &str) -> Self {
         let find = |ids: &[String], prefix: &str| {

@@ -7,10 +7,11 @@ use serenity::{
     model::application::ButtonStyle,
 };
 
+use super::render::LABEL_MAX;
 pub use crate::events::Verdict as Decision;
 use crate::{
-    chat::buttons as signed,
-    command_buttons::{self, CommandButton},
+    chat::{buttons as signed, links as chat_links},
+    command_buttons::{self, CommandButton, LinkButton},
     domain::RequestId,
     signing::Signer,
 };
@@ -64,27 +65,36 @@ pub fn approval_row(signer: &Signer, id: &RequestId) -> CreateActionRow {
 /// The custom_id prefix of command buttons (Close link...).
 const RUN_PREFIX: &str = "dh:r:";
 
-/// Command buttons as one row; a button whose signed command does not fit Discord's
-/// custom_id limit is left off (the command still works typed).
-pub fn command_row(signer: &Signer, buttons: &[CommandButton]) -> Option<CreateActionRow> {
-    let made: Vec<CreateButton> = buttons
+/// Link buttons (style 5: they open their URL, Discord sends deckhand nothing) then command
+/// buttons, as one row of at most five; a command button whose signed command does not fit
+/// Discord's custom_id limit is left off (the command still works typed).
+pub fn output_row(signer: &Signer, buttons: &[CommandButton], links: &[&LinkButton]) -> Option<CreateActionRow> {
+    let links = links
         .iter()
-        .filter_map(|b| {
-            let id = format!("{RUN_PREFIX}{}", command_buttons::sign(signer, "discord", &b.command));
-            if id.len() > CUSTOM_ID_MAX {
-                tracing::warn!(command = %b.command, "command too long for a Discord button; not offered");
-                return None;
-            }
-            let style = if b.danger {
-                ButtonStyle::Danger
-            } else {
-                ButtonStyle::Secondary
-            };
-            Some(CreateButton::new(id).label(b.label.clone()).style(style))
-        })
-        .collect();
+        .map(|l| CreateButton::new_link(l.url.clone()).label(chat_links::label(&l.label, LABEL_MAX)));
+    let commands = buttons.iter().filter_map(|b| {
+        let id = format!("{RUN_PREFIX}{}", command_buttons::sign(signer, "discord", &b.command));
+        if id.len() > CUSTOM_ID_MAX {
+            tracing::warn!(command = %b.command, "command too long for a Discord button; not offered");
+            return None;
+        }
+        let style = if b.danger {
+            ButtonStyle::Danger
+        } else {
+            ButtonStyle::Secondary
+        };
+        Some(
+            CreateButton::new(id)
+                .label(chat_links::label(&b.label, LABEL_MAX))
+                .style(style),
+        )
+    });
+    let made: Vec<CreateButton> = links.chain(commands).take(ROW_MAX).collect();
     (!made.is_empty()).then_some(CreateActionRow::Buttons(made))
 }
+
+/// Buttons in one action row.
+const ROW_MAX: usize = 5;
 
 /// The command of a command button deckhand signed; `None` for anything else.
 pub fn parse_command(signer: &Signer, custom_id: &str) -> Option<String> {

@@ -2,12 +2,12 @@
 //! progress from the cluster). Every character Discord reads as markdown or as the start of
 //! a mention (`@everyone`, `<@id>`, `<#id>`, `<@&id>`, `</cmd:id>`, `<t:…>`) or a masked link
 //! (`[label](url)`) is backslash-escaped, so it shows as typed and does nothing. Messages
-//! also carry `allowed_mentions: {"parse": []}` (see `publish::message_body`), so even text
+//! also carry `allowed_mentions: {"parse": []}` (see `render::message_body`), so even text
 //! that slipped through pings no one.
 
 /// How Discord writes what deckhand says on every platform (`crate::chat`): `<@id>` for
 /// people, `<@&id>` for a deckhand group mapped to a Discord role. A mention pings only
-/// when the message's `allowed_mentions` lists it (`publish::prompt_body`).
+/// when the message's `allowed_mentions` lists it (`render::prompt_body`).
 pub struct DiscordMarkup<'a>(pub &'a crate::chat::Mentions);
 
 impl crate::chat::Markup for DiscordMarkup<'_> {

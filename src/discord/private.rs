@@ -8,8 +8,9 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::{
-    buttons, markup,
-    publish::{DiscordSurface, message_body, message_id, output_chunks},
+    markup,
+    publish::{DiscordSurface, message_id},
+    render::{self, message_body},
     rest::Auth,
     state::DiscordState,
 };
@@ -78,17 +79,7 @@ impl DiscordSurface {
 
     /// The output as message bodies, its buttons under the last one.
     fn output_bodies(&self, event: &Event) -> Vec<Value> {
-        let chunks = output_chunks(&event.message);
-        let last = chunks.len().saturating_sub(1);
-        let row = buttons::command_row(&self.signer, event.data.buttons());
-        chunks
-            .iter()
-            .enumerate()
-            .map(|(i, chunk)| {
-                let components = row.as_ref().filter(|_| i == last).map(std::slice::from_ref);
-                message_body(chunk, components)
-            })
-            .collect()
+        render::output_bodies(&self.signer, &event.message, &event.data)
     }
 
     /// Ephemeral follow-ups on the interaction; false if the token is gone.

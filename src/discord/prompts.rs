@@ -8,7 +8,8 @@ use serenity::builder::CreateActionRow;
 use super::{
     buttons,
     markup::{DiscordMarkup, escape},
-    publish::{DiscordSurface, err, message_body, prompt_body, state_icon, status_text},
+    publish::{DiscordSurface, err},
+    render::{self, message_body, prompt_body, state_icon, status_text},
     state::DiscordState,
 };
 use crate::{
@@ -32,13 +33,8 @@ impl DiscordSurface {
         st: &mut DiscordState,
     ) -> Result<(), SurfaceError> {
         let state = change.state;
-        let name = state.as_str().replace('_', " ");
-        // "running" says it all; outcomes and "approved (1 of 1); queued" add to it.
-        let line = match change.why.as_deref().or(change.outcome.as_deref()) {
-            Some(said) => format!("{} {name}: {}", state_icon(state), escape(said)),
-            None => format!("{} {name}", state_icon(state)),
-        };
-        self.edit_status(st, &status_text(record, &line)).await?;
+        self.edit_status(st, &status_text(record, &render::state_line(change)))
+            .await?;
         if let Some(line) = text::closed_summary(&self.markup(), state, change.outcome.as_deref()) {
             self.close_buttons(store, record, st, &line).await?;
         }
@@ -68,19 +64,13 @@ impl DiscordSurface {
         st: &mut DiscordState,
     ) -> Result<(), SurfaceError> {
         let needed = record.approval.as_ref().map_or(1, |p| p.count);
-        let content = decision_content(&self.markup(), record, d, needed);
         let Some(id) = st.approval_message_id.clone() else {
+            let content = decision_content(&self.markup(), record, d, needed);
             self.post(st, &message_body(&content, None)).await?;
             return Ok(());
         };
-        let settles = Decision {
-            needed: d.needed.or(Some(needed)),
-            ..d.clone()
-        }
-        .settles();
-        let row = [buttons::approval_row(&self.signer, &record.id)];
-        let components: &[CreateActionRow] = if settles { &[] } else { &row };
-        self.edit(st, &id, &message_body(&content, Some(components))).await
+        let body = decision_body(&self.markup(), &self.signer, record, d, needed);
+        self.edit(st, &id, &body).await
     }
 
     /// Takes the buttons off a request nobody decided on (it expired or was cancelled).
@@ -99,8 +89,7 @@ impl DiscordSurface {
         if decisions.iter().any(Decision::settles) {
             return Ok(()); // the message already says who decided
         }
-        let content = format!("{} ({}): {line}", escape(&record.text), record.id);
-        self.edit(st, &id, &message_body(&content, Some(&[]))).await
+        self.edit(st, &id, &closed_body(record, line)).await
     }
 }
 
@@ -126,6 +115,32 @@ pub fn prompt(
         |ids: Vec<String>| -> Vec<String> { ids.into_iter().filter(|i| super::markup::is_snowflake(i)).collect() };
     let row = [buttons::approval_row(signer, &record.id)];
     prompt_body(&content, Some(&row), &keep(users), &keep(roles))
+}
+
+/// The prompt after a decision: who decided; the buttons stay until one settles it.
+pub fn decision_body(
+    m: &DiscordMarkup<'_>,
+    signer: &crate::signing::Signer,
+    record: &RequestRecord,
+    d: &Decision,
+    needed: u32,
+) -> serde_json::Value {
+    let content = decision_content(m, record, d, needed);
+    let settles = Decision {
+        needed: d.needed.or(Some(needed)),
+        ..d.clone()
+    }
+    .settles();
+    let row = [buttons::approval_row(signer, &record.id)];
+    let components: &[CreateActionRow] = if settles { &[] } else { &row };
+    message_body(&content, Some(components))
+}
+
+/// The prompt of a request nobody decided on, buttons gone: `line` says why (expired,
+/// cancelled; already Discord text).
+pub fn closed_body(record: &RequestRecord, line: &str) -> serde_json::Value {
+    let content = format!("{} ({}): {line}", escape(&record.text), record.id);
+    message_body(&content, Some(&[]))
 }
 
 /// "deploy shop (r-…): ✅ olga approved (1 of 2)".

@@ -14,26 +14,24 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use reqwest::Method;
-use serde_json::{Value, json};
-use serenity::builder::CreateActionRow;
-
+use serde_json::Value;
+// Re-exported for the interaction handlers, which build their answers with them.
+pub(super) use super::render::{message_body, truncate};
 use super::{
-    buttons,
     markup::escape,
+    render,
     rest::{Auth, Rest, RestError},
     state::DiscordState,
 };
 use crate::{
     chat::Mentions,
-    domain::{State, Surface, human_duration_ms, now_ms},
+    domain::{Surface, now_ms},
     events::EventData,
     signing::Signer,
     store::{Event, RequestRecord, Store},
     surface::{self, ChatSurface, Delivery, Shown, SurfaceError},
 };
 
-/// Discord's limit for a message's content.
-pub const CONTENT_MAX: usize = 2000;
 /// Right after the deferred response, Discord may not know the interaction yet; an edit of
 /// @original that comes back 404 this early is retried rather than taken as expiry.
 const ACK_GRACE_MS: i64 = 5_000;
@@ -66,85 +64,6 @@ fn refused(e: RestError) -> SurfaceError {
     } else {
         SurfaceError::transient(Surface::Discord, e)
     }
-}
-
-/// A message that may ping the people and roles named (an approval prompt mentions its
-/// approvers); everything else in it stays inert.
-pub fn prompt_body(content: &str, components: Option<&[CreateActionRow]>, users: &[String], roles: &[String]) -> Value {
-    let mut body = message_body(content, components);
-    body["allowed_mentions"] = json!({ "parse": [], "users": users, "roles": roles });
-    body
-}
-
-/// A message body; `components: Some(vec![])` removes buttons, `None` leaves them.
-pub fn message_body(content: &str, components: Option<&[CreateActionRow]>) -> Value {
-    let mut body = json!({
-        "content": truncate(content, CONTENT_MAX),
-        // Text from commands and outcomes must never ping anyone.
-        "allowed_mentions": { "parse": [] },
-    });
-    if let Some(c) = components {
-        body["components"] = serde_json::to_value(c).unwrap_or_else(|_| json!([]));
-    }
-    body
-}
-
-pub fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_owned();
-    }
-    let mut t: String = s.chars().take(max - 1).collect();
-    t.push('…');
-    t
-}
-
-/// Long output in code blocks of at most CONTENT_MAX characters, split on line ends.
-pub(super) fn output_chunks(text: &str) -> Vec<String> {
-    const WRAP: usize = 8; // "```\n" + "\n```"
-    let room = CONTENT_MAX - WRAP;
-    let mut chunks = Vec::new();
-    let mut cur = String::new();
-    for line in text.lines() {
-        let line = truncate(line, room);
-        if cur.chars().count() + line.chars().count() + 1 > room && !cur.is_empty() {
-            chunks.push(std::mem::take(&mut cur));
-        }
-        if !cur.is_empty() {
-            cur.push('\n');
-        }
-        cur.push_str(&line);
-    }
-    if !cur.is_empty() || chunks.is_empty() {
-        chunks.push(cur);
-    }
-    // Backticks inside would close the block early.
-    chunks
-        .into_iter()
-        .map(|c| format!("```\n{}\n```", c.replace("```", "ˋˋˋ")))
-        .collect()
-}
-
-pub(super) fn state_icon(state: State) -> &'static str {
-    match state {
-        State::PendingApproval => "⏳",
-        State::Queued => "🕒",
-        State::Running => "⚙️",
-        State::Succeeded => "✅",
-        State::Failed => "❌",
-        State::Denied => "🚫",
-        State::Expired => "⌛",
-        State::Cancelled => "✖️",
-    }
-}
-
-/// The status message: `line` is already Discord text; the request's own text is escaped.
-pub(super) fn status_text(record: &RequestRecord, line: &str) -> String {
-    format!(
-        "**{}** {} (asked by {})\n{line}",
-        record.id,
-        escape(&record.text),
-        escape(&record.requester)
-    )
 }
 
 #[async_trait]
@@ -233,14 +152,9 @@ impl DiscordSurface {
                 self.private(record, event, audience, st).await?;
             }
             EventData::Progress(_) => self.progress(record, &event.message, st).await?,
-            EventData::Output(out) => {
-                let chunks = output_chunks(&event.message);
-                let last = chunks.len().saturating_sub(1);
-                let row = buttons::command_row(&self.signer, &out.buttons);
-                for (i, chunk) in chunks.iter().enumerate() {
-                    // Buttons go under the last part of the output.
-                    let components = row.as_ref().filter(|_| i == last).map(std::slice::from_ref);
-                    self.post(st, &message_body(chunk, components)).await?;
+            EventData::Output(_) => {
+                for body in render::output_bodies(&self.signer, &event.message, &event.data) {
+                    self.post(st, &body).await?;
                 }
                 self.post_attachment(store, st, event).await?;
             }
@@ -250,12 +164,8 @@ impl DiscordSurface {
 
     /// The latest progress line, in the status message: progress is not worth a follow-up.
     async fn progress(&self, record: &RequestRecord, line: &str, st: &mut DiscordState) -> Result<(), SurfaceError> {
-        let since = record
-            .started_at
-            .map(|t| format!(" for {}", human_duration_ms(now_ms() - t)))
-            .unwrap_or_default();
-        let status = format!("{} running{since}\n{}", state_icon(State::Running), escape(line));
-        self.edit_status(st, &status_text(record, &status)).await
+        self.edit_status(st, &render::progress_status(record, line, now_ms()))
+            .await
     }
 
     /// Edits the status message (the interaction's original response).

@@ -32,6 +32,8 @@ pub(super) fn map(kind: EventKind, message: &str, value: Option<Value>) -> Event
                 .and_then(|a| serde_json::from_value::<AttachmentRef>(a).ok());
             EventData::Output(Output {
                 buttons,
+                // Legacy rows predate link buttons: their links stay in the text.
+                links: Vec::new(),
                 attachment,
                 private,
                 fields,

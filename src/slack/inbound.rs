@@ -261,6 +261,10 @@ async fn block_actions(
     for action in ev.actions.iter().flatten() {
         let action_id = action.action_id.to_string();
         let value = action.value.as_deref().unwrap_or_default();
+        if action_id.starts_with(messages::LINK_ACTION) {
+            // A link button: the browser opened the link; Slack only wants the click acked.
+            continue;
+        }
         if action_id.starts_with(messages::RUN_ACTION) {
             run_button(app, inbound, &ev, &user, value).await?;
             continue;

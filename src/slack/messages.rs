@@ -10,10 +10,10 @@
 use slack_morphism::prelude::*;
 
 use super::buttons::{self, Decision};
-use crate::command_buttons::{self, CommandButton};
+use crate::command_buttons::{self, CommandButton, LinkButton};
 use crate::{
-    chat::{Markup, Mentions},
-    domain::{RequestId, State, human_duration_ms, now_ms},
+    chat::{Markup, Mentions, links},
+    domain::{RequestId, State, human_duration_ms},
     signing::Signer,
     store::RequestRecord,
 };
@@ -31,16 +31,17 @@ pub fn mention(slack_user: Option<&str>, fallback: &str) -> String {
 }
 
 /// `<@U…>: deploy … (request r-…)` and a status line under it; edited in place. While the
-/// request runs, the status line says for how long and `progress` (the latest progress
-/// line) follows it: progress edits this message instead of filling the thread.
-pub fn root_text(request: &RequestRecord, requester: &str, progress: Option<&str>) -> String {
+/// request runs, the status line says for how long (until `now`, Unix ms) and `progress`
+/// (the latest progress line) follows it: progress edits this message instead of filling
+/// the thread.
+pub fn root_text(request: &RequestRecord, requester: &str, progress: Option<&str>, now: i64) -> String {
     let status = match request.state {
         State::PendingApproval => ":hourglass_flowing_sand: waiting for approval".to_owned(),
         State::Queued => ":inbox_tray: queued".to_owned(),
         State::Running => {
             let since = request
                 .started_at
-                .map(|t| format!(" for {}", human_duration_ms(now_ms() - t)))
+                .map(|t| format!(" for {}", human_duration_ms(now - t)))
                 .unwrap_or_default();
             match progress {
                 Some(p) => format!(":gear: running{since}\n{}", escape(&clip(p, 500))),
@@ -128,7 +129,8 @@ pub fn approval_summary(request: &RequestRecord, requester: &str, lines: &[Strin
         &format!(
             "*Approval needed* for {}: {requester} asks to run `{}` ({}{target}).\n{}",
             request.id,
-            escape(&request.text),
+            // A backtick in the text would end the code span and let the rest format.
+            escape(&request.text.replace('`', "ˋ")),
             request.action,
             lines.join("\n"),
         ),
@@ -161,44 +163,113 @@ pub fn approval_blocks(signer: &Signer, id: &RequestId, summary: &str, progress:
     blocks
 }
 
-/// Output with buttons under it (Close link...); clicking one runs its command as the
-/// person who clicked.
-pub fn output_blocks(signer: &Signer, message: &str, buttons: &[CommandButton]) -> Vec<SlackBlock> {
-    let elements = buttons
-        .iter()
-        .enumerate()
-        .map(|(i, b)| {
-            let mut button = SlackBlockButtonElement::new(SlackBlockPlainTextOnly::from(b.label.as_str()))
+/// Output with buttons under it: links to open (a button with `url`; Slack still sends the
+/// click, which deckhand acknowledges and ignores), then command buttons (Close link...),
+/// which run their command as the person who clicked.
+pub fn output_blocks(signer: &Signer, body: &str, buttons: &[CommandButton], shown: &[&LinkButton]) -> Vec<SlackBlock> {
+    let links = shown.iter().enumerate().filter_map(|(i, l)| link_button(i, l));
+    let commands = buttons.iter().enumerate().map(|(i, b)| {
+        let mut button =
+            SlackBlockButtonElement::new(SlackBlockPlainTextOnly::from(links::label(&b.label, BUTTON_TEXT_MAX)))
                 // Unique within the block, as Slack requires; the prefix is what is matched.
                 .with_action_id(SlackActionId::new(format!("{RUN_ACTION}{i}")))
                 .with_value(command_buttons::sign(signer, "slack", &b.command));
-            if b.danger {
-                button = button.with_style(SlackBlockButtonStyle::Danger);
-            }
-            SlackActionBlockElement::from(button)
-        })
-        .collect();
-    vec![
-        section(&clip(&output_text(message), MAX_SECTION)),
-        SlackActionsBlock::new(elements).into(),
-    ]
+        if b.danger {
+            button = button.with_style(SlackBlockButtonStyle::Danger);
+        }
+        SlackActionBlockElement::from(button)
+    });
+    let mut blocks = Vec::new();
+    if !body.trim().is_empty() {
+        blocks.push(section(&clip(&output_text(body), MAX_SECTION)));
+    }
+    blocks.push(SlackActionsBlock::new(links.chain(commands).collect()).into());
+    blocks
 }
 
-/// An output as a message: its text, and its command buttons as blocks if it has any.
-pub fn output_content(signer: &Signer, message: &str, buttons: &[CommandButton]) -> SlackMessageContent {
-    let content = SlackMessageContent::new().with_text(output_text(message));
-    if buttons.is_empty() {
+/// Slack's limits for a button: its text, its url.
+const BUTTON_TEXT_MAX: usize = 75;
+const URL_MAX: usize = 3000;
+/// The action_id prefix of link buttons (clicks on them are acknowledged, nothing more).
+pub const LINK_ACTION: &str = "link-";
+
+/// A link as a button that opens it; `None` when Slack would refuse it as one.
+fn link_button(i: usize, link: &LinkButton) -> Option<SlackActionBlockElement> {
+    if link.url.chars().count() > URL_MAX {
+        return None;
+    }
+    let url = reqwest::Url::parse(&link.url).ok()?;
+    Some(
+        SlackBlockButtonElement::new(SlackBlockPlainTextOnly::from(links::label(
+            &link.label,
+            BUTTON_TEXT_MAX,
+        )))
+        .with_action_id(SlackActionId::new(format!("{LINK_ACTION}{i}")))
+        .with_url(url)
+        .into(),
+    )
+}
+
+/// An output as a message: its text, with its links as real `<url|label>` links above it
+/// (the text is what notifications and old clients show), and its links and command
+/// buttons as blocks if it has any. A link shown as a button leaves the text's code block.
+pub fn output_content(
+    signer: &Signer,
+    message: &str,
+    buttons: &[CommandButton],
+    links: &[LinkButton],
+) -> SlackMessageContent {
+    let shown: Vec<&LinkButton> = links.iter().filter(|l| link_button(0, l).is_some()).collect();
+    let body = links::without(message, &shown);
+    let mut lines: Vec<String> = shown
+        .iter()
+        .map(|l| format!("<{}|{}>", escape(&l.url), escape(&l.label.replace('|', "/"))))
+        .collect();
+    if !body.trim().is_empty() || shown.is_empty() {
+        lines.push(output_text(&body));
+    }
+    let content = SlackMessageContent::new().with_text(lines.join("\n"));
+    if buttons.is_empty() && shown.is_empty() {
         return content;
     }
-    content.with_blocks(output_blocks(signer, message, buttons))
+    content.with_blocks(output_blocks(signer, &body, buttons, &shown))
+}
+
+/// The thread reply for a state event, if it deserves one: a request that ended other than
+/// well (failed, denied, expired, cancelled), with why. Success is shown by the root message.
+pub fn state_reply(request: &RequestRecord, data: &crate::events::EventData) -> Option<String> {
+    if !request.state.is_terminal() || request.state == State::Succeeded {
+        return None;
+    }
+    let said = match data {
+        crate::events::EventData::State(s) => s.outcome.clone().or_else(|| s.why.clone()),
+        _ => None,
+    };
+    let outcome = said
+        .or_else(|| request.outcome.clone())
+        .unwrap_or_else(|| request.state.to_string());
+    let text = match request.state {
+        State::Failed => format!(":x: Failed: {}", escape(&outcome)),
+        s => format!("{s}: {}", escape(&outcome)),
+    };
+    Some(clip(&text, MAX_TEXT))
+}
+
+/// An approval prompt as a message: the summary as its text, the blocks with the buttons.
+pub fn prompt_content(signer: &Signer, id: &RequestId, summary: &str, progress: Option<&str>) -> SlackMessageContent {
+    SlackMessageContent::new()
+        .with_text(summary.to_owned())
+        .with_blocks(approval_blocks(signer, id, summary, progress))
 }
 
 /// The action_id prefix of command buttons.
 pub const RUN_ACTION: &str = "run-";
 
-/// The prompt after the decision: the buttons are gone, who decided and when is there.
-pub fn decided_blocks(summary: &str, decided: &str) -> Vec<SlackBlock> {
-    vec![section(summary), context(decided)]
+/// The prompt after the decision: the buttons are gone, who decided is there.
+pub fn decided_content(summary: &str, decided: &str) -> SlackMessageContent {
+    SlackMessageContent::new()
+        .with_text(summary.to_owned())
+        .with_blocks(vec![section(summary), context(decided)])
 }
 
 fn section(text: &str) -> SlackBlock {

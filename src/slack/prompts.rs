@@ -29,25 +29,14 @@ impl Inner {
         if data.prompt_open && request.state != State::PendingApproval {
             let line = self.closing_line(store, request, data).await;
             let summary = data.prompt_summary.clone().unwrap_or_default();
-            self.update_prompts(data, &summary, messages::decided_blocks(&summary, &line))
+            self.update_prompts(data, messages::decided_content(&summary, &line))
                 .await?;
             data.prompt_open = false;
         }
         // Success is shown by the root message (and any output by its own reply); a reply
         // is for what needs someone's attention.
-        if request.state.is_terminal() && request.state != State::Succeeded {
-            let outcome = match &event.data {
-                EventData::State(s) => s.outcome.clone().or_else(|| s.why.clone()),
-                _ => None,
-            };
-            let outcome = outcome
-                .or_else(|| request.outcome.clone())
-                .unwrap_or_else(|| request.state.to_string());
-            let text = match request.state {
-                State::Failed => format!(":x: Failed: {}", messages::escape(&outcome)),
-                s => format!("{s}: {}", messages::escape(&outcome)),
-            };
-            self.reply(&data.channel, root, &messages::clip(&text, 35_000)).await?;
+        if let Some(text) = messages::state_reply(request, &event.data) {
+            self.reply(&data.channel, root, &text).await?;
         }
         Ok(())
     }
@@ -103,10 +92,7 @@ impl Inner {
         }
         let lines = text::prompt_lines(&self.markup(), ask);
         let summary = messages::approval_summary(request, &self.requester(request, data), &lines);
-        let blocks = messages::approval_blocks(&self.signer, &request.id, &summary, None);
-        let content = SlackMessageContent::new()
-            .with_text(summary.clone())
-            .with_blocks(blocks);
+        let content = messages::prompt_content(&self.signer, &request.id, &summary, None);
         let ts = self.post(&data.channel, Some(root), content.clone()).await?;
         data.prompts.push(Posted {
             channel: data.channel.clone(),
@@ -136,21 +122,13 @@ impl Inner {
         }
         let summary = data.prompt_summary.clone().unwrap_or_default();
         let progress = data.decisions.join("\n");
-        let blocks = messages::approval_blocks(&self.signer, &request.id, &summary, Some(&progress));
-        self.update_prompts(data, &summary, blocks).await
+        let content = messages::prompt_content(&self.signer, &request.id, &summary, Some(&progress));
+        self.update_prompts(data, content).await
     }
 
-    async fn update_prompts(
-        &self,
-        data: &SlackData,
-        summary: &str,
-        blocks: Vec<slack_morphism::prelude::SlackBlock>,
-    ) -> Result<(), WebError> {
+    async fn update_prompts(&self, data: &SlackData, content: SlackMessageContent) -> Result<(), WebError> {
         for p in data.prompts.clone() {
-            let content = SlackMessageContent::new()
-                .with_text(summary.to_owned())
-                .with_blocks(blocks.clone());
-            self.update(&p.channel, &p.ts, content).await?;
+            self.update(&p.channel, &p.ts, content.clone()).await?;
         }
         Ok(())
     }

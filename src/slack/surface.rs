@@ -15,7 +15,7 @@ use super::{
 use crate::{
     chat::{Markup, Mentions, conversation},
     configuration::Config,
-    domain::Surface,
+    domain::{Surface, now_ms},
     signing::Signer,
     store::{Event, EventKind, RequestRecord, Store},
     surface::{self, ChatSurface, Delivery, Shown, SurfaceError},
@@ -259,7 +259,7 @@ impl Inner {
 
     /// An output event as a message: its text, and its command buttons if it has any.
     fn output_content(&self, event: &Event) -> SlackMessageContent {
-        messages::output_content(&self.signer, &event.message, event.data.buttons())
+        messages::output_content(&self.signer, &event.message, event.data.buttons(), event.data.links())
     }
 
     /// A read-only command's answer, to the person alone: on the command's response_url
@@ -322,7 +322,7 @@ impl Inner {
         if let Some(ts) = &data.root_ts {
             return Ok(ts.clone());
         }
-        let text = messages::root_text(request, &self.requester(request, data), None);
+        let text = messages::root_text(request, &self.requester(request, data), None, now_ms());
         match self
             .post(&data.channel, None, SlackMessageContent::new().with_text(text))
             .await
@@ -352,7 +352,12 @@ impl Inner {
         data: &SlackData,
         root: &str,
     ) -> Result<(), WebError> {
-        let text = messages::root_text(request, &self.requester(request, data), data.progress.as_deref());
+        let text = messages::root_text(
+            request,
+            &self.requester(request, data),
+            data.progress.as_deref(),
+            now_ms(),
+        );
         self.update(&data.channel, root, SlackMessageContent::new().with_text(text))
             .await
     }

@@ -271,7 +271,10 @@ async fn discord_proxy_link_goes_ephemeral_to_requester_only() {
         discord
             .fake
             .wait_until("the link, privately to alice", |f| {
-                f.private_to(&alice).iter().any(|m| m.content.contains("/p/"))
+                // A link button (style 5) carries it, not the text.
+                f.private_to(&alice)
+                    .iter()
+                    .any(|m| m.components.to_string().contains("/p/"))
             })
             .await;
         discord
@@ -284,7 +287,9 @@ async fn discord_proxy_link_goes_ephemeral_to_requester_only() {
         assert!(link.iter().all(|m| m.flags == discord_fake::EPHEMERAL), "{link:#?}");
         let public = discord.fake.public();
         assert!(
-            public.iter().all(|m| !m.content.contains("/p/")),
+            public
+                .iter()
+                .all(|m| !m.content.contains("/p/") && !m.components.to_string().contains("/p/")),
             "the link is in a channel message: {public:#?}"
         );
         env.app.shutdown().await;

@@ -75,10 +75,35 @@ fn check_component(errors: &mut Vec<String>, at: &str, c: &Value) {
                 check_component(errors, &format!("{at}.components[{i}]"), x);
             }
         }
+        // A link button (style 5) opens its url: it has no custom_id; other buttons are
+        // the reverse. Labels are at most 80 characters, urls at most 512.
+        Some(2) => {
+            let link = c["style"] == 5;
+            if link != c["url"].is_string() || link == c["custom_id"].is_string() {
+                errors.push(format!(
+                    "{at}: a link button has a url and no custom_id, others the reverse"
+                ));
+            }
+            if c["label"].as_str().is_some_and(|l| l.chars().count() > 80) {
+                errors.push(format!("{at}.label: must be 80 or fewer in length"));
+            }
+            if c["url"].as_str().is_some_and(|u| u.chars().count() > 512) {
+                errors.push(format!("{at}.url: must be 512 or fewer in length"));
+            }
+        }
         Some(3) => check_select(errors, at, c),
         Some(4) => check_text_input(errors, at, c),
         _ => {}
     }
+}
+
+/// Discord's objections to a message's components (a post or an edit).
+pub fn check_message(body: &Value) -> Vec<String> {
+    let mut errors = Vec::new();
+    for (i, c) in body["components"].as_array().into_iter().flatten().enumerate() {
+        check_component(&mut errors, &format!("components[{i}]"), c);
+    }
+    errors
 }
 
 /// Discord's objections to an interaction response, empty when it would take it.

@@ -378,6 +378,12 @@ fn flags_of(body: &Value, allowed: u64) -> Result<u64, &'static str> {
     Ok(flags)
 }
 
+/// 400 with Discord's objections when a message's components break its rules.
+fn refuse_components(body: &Value) -> Option<Response> {
+    let errors = limits::check_message(body);
+    (!errors.is_empty()).then(|| invalid_form("components", &errors.join("; ")))
+}
+
 fn apply(m: &mut Message, body: &Value) {
     if let Some(a) = body.get("allowed_mentions") {
         m.allowed_mentions = a.clone();
@@ -397,6 +403,9 @@ async fn followup(
     body: Bytes,
 ) -> Response {
     let body = parse(&body);
+    if let Some(r) = refuse_components(&body) {
+        return r;
+    }
     if let Some(r) = f.enter(
         "POST",
         format!("/webhooks/{app}/{token}"),
@@ -440,6 +449,9 @@ async fn edit_webhook_message(
     body: Bytes,
 ) -> Response {
     let body = parse(&body);
+    if let Some(r) = refuse_components(&body) {
+        return r;
+    }
     if let Some(r) = f.enter(
         "PATCH",
         format!("/webhooks/{app}/{token}/messages/{id}"),
@@ -497,6 +509,9 @@ async fn channel_post(
     body: Bytes,
 ) -> Response {
     let body = parse(&body);
+    if let Some(r) = refuse_components(&body) {
+        return r;
+    }
     if let Some(r) = f.enter("POST", format!("/channels/{channel}/messages"), &headers, &body, None) {
         return r;
     }
@@ -531,6 +546,9 @@ async fn channel_post(
 /// same recipient, as Discord does.
 async fn open_dm(State(f): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     let body = parse(&body);
+    if let Some(r) = refuse_components(&body) {
+        return r;
+    }
     if let Some(r) = f.enter("POST", "/users/@me/channels".into(), &headers, &body, None) {
         return r;
     }
@@ -576,6 +594,9 @@ async fn channel_edit(
     body: Bytes,
 ) -> Response {
     let body = parse(&body);
+    if let Some(r) = refuse_components(&body) {
+        return r;
+    }
     if let Some(r) = f.enter(
         "PATCH",
         format!("/channels/{channel}/messages/{id}"),

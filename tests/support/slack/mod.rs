@@ -292,6 +292,11 @@ impl FakeSlack {
                 );
             }
         }
+        if matches!(method, "chat.postMessage" | "chat.postEphemeral" | "chat.update")
+            && let Some(why) = invalid_blocks(&body["blocks"])
+        {
+            return Some(json!({ "ok": false, "error": "invalid_blocks", "errors": [why] }));
+        }
         if method != "chat.postEphemeral" {
             return None;
         }
@@ -310,6 +315,32 @@ impl FakeSlack {
             _ => None,
         }
     }
+}
+
+/// Slack's objection to a message's blocks, if it has one: a button's text is 1 to 75
+/// characters, its url at most 3,000, its action_id at most 255 and its value at most 2,000.
+pub fn invalid_blocks(blocks: &Value) -> Option<String> {
+    let elements = blocks
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|b| b["elements"].as_array().cloned().unwrap_or_default());
+    for e in elements.filter(|e| e["type"] == "button") {
+        let len = |k: &str| e[k].as_str().map(|s| s.chars().count());
+        let text = e["text"]["text"].as_str().map_or(0, |t| t.chars().count());
+        if text == 0 || text > 75 {
+            return Some(format!(
+                "must be less than 76 characters [json-pointer:/text/text] ({text})"
+            ));
+        }
+        if len("url").is_some_and(|n| n > 3000) {
+            return Some("must be less than 3001 characters [json-pointer:/url]".into());
+        }
+        if len("action_id").is_some_and(|n| n > 255) || len("value").is_some_and(|n| n > 2000) {
+            return Some("action_id or value too long".into());
+        }
+    }
+    None
 }
 
 /// Method and text of each call, for failure messages.
@@ -424,7 +455,11 @@ async fn response_url(
     if let Some(r) = fake.limited_now("response_url") {
         return r;
     }
-    fake.record("response_url", &rest, parse_body(&headers, &body));
+    let body = parse_body(&headers, &body);
+    if let Some(why) = invalid_blocks(&body["blocks"]) {
+        return (axum::http::StatusCode::BAD_REQUEST, why).into_response();
+    }
+    fake.record("response_url", &rest, body);
     "ok".into_response()
 }
 
