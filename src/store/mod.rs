@@ -521,6 +521,28 @@ impl Store {
         Ok(())
     }
 
+    /// Replaces the surface data only if it is still `before` (compare-and-set on the
+    /// stored JSON text, which every writer produces with `Value::to_string`); false when
+    /// another writer got there first (nothing is changed then).
+    pub async fn swap_surface_data(
+        &self,
+        id: &RequestId,
+        before: Option<&serde_json::Value>,
+        after: &serde_json::Value,
+    ) -> Result<bool, StoreError> {
+        let n = sqlx::query(
+            "UPDATE requests SET surface_data = $1 WHERE id = $2 \
+             AND ((surface_data IS NULL AND $3 IS NULL) OR surface_data = $3)",
+        )
+        .bind(after.to_string())
+        .bind(id.as_str())
+        .bind(before.map(ToString::to_string))
+        .execute(self.writer())
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
     /// Extends this worker's lease; `false` if the request is no longer its to run.
     pub async fn renew_lease(&self, id: &RequestId, worker: &str, until: i64) -> Result<bool, StoreError> {
         let n = sqlx::query("UPDATE requests SET lease_until = $1 WHERE id = $2 AND state = 'running' AND worker = $3")

@@ -1,0 +1,65 @@
+//! A chat conversation's state is written by compare-and-set: a writer holding a stale copy
+//! changes nothing by itself, and `chat::conversation::save_if_changed` lays its own changes
+//! over the fresh state, so two writers' changes are both kept. SQLite and PostgreSQL.
+
+mod support;
+
+use deckhand::{app::Invocation, chat::conversation, domain::Surface};
+use serde_json::{Value, json};
+use support::{TestDb, backends, spawn_app};
+
+#[tokio::test]
+async fn stale_writers_change_nothing_and_merged_writes_keep_both_changes() {
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let db = TestDb::new(backend).await;
+        let test = spawn_app(&db).await;
+        let app = test.app().clone();
+        let first = json!({ "channel": "C0DECK", "ts": null, "answered": false });
+        let submitted = app
+            .submit(Invocation {
+                principal: app.directory.user("alice").expect("alice"),
+                surface: Surface::Slack,
+                text: "release web".into(),
+                channel: Some("C0DECK".into()),
+                thread: None,
+                surface_data: Some(first.clone()),
+                idempotency_key: Some("conversation-1".into()),
+            })
+            .await
+            .expect("submitted");
+        let id = submitted.request.id;
+        let stored = |v: Option<Value>| v.expect("surface data");
+
+        // Another writer marks the answer given.
+        let answered = json!({ "channel": "C0DECK", "ts": null, "answered": true });
+        assert!(
+            app.store
+                .swap_surface_data(&id, Some(&first), &answered)
+                .await
+                .expect("swap")
+        );
+        // A writer still holding `first` is refused and changes nothing.
+        let stale = json!({ "channel": "C0DECK", "ts": "1.1", "answered": false });
+        assert!(
+            !app.store
+                .swap_surface_data(&id, Some(&first), &stale)
+                .await
+                .expect("swap")
+        );
+        let now = app.store.get(&id).await.expect("get").expect("request");
+        assert_eq!(stored(now.surface_data), answered);
+
+        // Through the chat layer, the stale writer's own change (the message ts) lands over
+        // the fresh state, and the other writer's `answered` stays.
+        conversation::save_if_changed(&app.store, &id, &first, &stale)
+            .await
+            .expect("save");
+        let now = app.store.get(&id).await.expect("get").expect("request");
+        assert_eq!(
+            stored(now.surface_data),
+            json!({ "channel": "C0DECK", "ts": "1.1", "answered": true })
+        );
+        test.shutdown().await;
+    }
+}
