@@ -128,10 +128,9 @@ impl DiscordSurface {
         before: &DiscordState,
         st: &DiscordState,
     ) -> Result<(), SurfaceError> {
-        if st != before {
-            st.save(store, &record.id).await.map_err(err)?;
-        }
-        Ok(())
+        crate::chat::conversation::save_if_changed(store, &record.id, before, st)
+            .await
+            .map_err(err)
     }
 
     async fn show(

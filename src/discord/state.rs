@@ -55,9 +55,4 @@ impl DiscordState {
             .surface_data
             .and_then(|v| serde_json::from_value::<DiscordState>(v).ok()))
     }
-
-    pub async fn save(&self, store: &Store, id: &RequestId) -> Result<(), StoreError> {
-        let value = serde_json::to_value(self).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        store.set_surface_data(id, &value).await
-    }
 }

@@ -358,16 +358,20 @@ pub fn parse_command(form: &str) -> Result<SlackCommandEvent, InboundError> {
     serde_urlencoded::from_str(form).map_err(|e| InboundError::Malformed(e.to_string()))
 }
 
-/// Decodes an interactivity form body (`payload=<json>`).
-pub fn parse_interaction_form(form: &str) -> Result<SlackInteractionEvent, InboundError> {
+/// The `payload` field of an interactivity form body (`payload=<json>`), as text.
+pub(super) fn payload_field(form: &str) -> Result<String, InboundError> {
     let fields: Vec<(String, String)> =
         serde_urlencoded::from_str(form).map_err(|e| InboundError::Malformed(e.to_string()))?;
-    let payload = fields
+    fields
         .into_iter()
         .find(|(k, _)| k == "payload")
         .map(|(_, v)| v)
-        .ok_or_else(|| InboundError::Malformed("no payload field".into()))?;
-    parse_interaction(&payload)
+        .ok_or_else(|| InboundError::Malformed("no payload field".into()))
+}
+
+/// Decodes an interactivity form body (`payload=<json>`).
+pub fn parse_interaction_form(form: &str) -> Result<SlackInteractionEvent, InboundError> {
+    parse_interaction(&payload_field(form)?)
 }
 
 #[cfg(test)]

@@ -117,13 +117,7 @@ pub async fn ask_reason(
 
 /// The interactivity payload in a form body (`payload=<json>`), as JSON.
 pub fn payload(form: &str) -> Result<Value, InboundError> {
-    let fields: Vec<(String, String)> =
-        serde_urlencoded::from_str(form).map_err(|e| InboundError::Malformed(e.to_string()))?;
-    let raw = fields
-        .into_iter()
-        .find(|(k, _)| k == "payload")
-        .map(|(_, v)| v)
-        .ok_or_else(|| InboundError::Malformed("no payload field".into()))?;
+    let raw = super::inbound::payload_field(form)?;
     serde_json::from_str(&raw).map_err(|e| InboundError::Malformed(e.to_string()))
 }
 
