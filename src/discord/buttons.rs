@@ -48,7 +48,13 @@ pub fn parse(signer: &Signer, custom_id: &str) -> Option<(Decision, RequestId)> 
     };
     let id = RequestId::parse(parts.next()?)?;
     let sig = parts.next()?;
-    signed::verify(signer, "discord", decision, &id, sig).then_some((decision, id))
+    (signed::verify(signer, "discord", decision, &id, sig) || legacy(signer, decision, &id, sig)).then_some((decision, id))
+}
+
+/// Buttons posted before the shared signature (`discord:a:ID` rather than `discord:approve:ID`)
+/// still sit in channels awaiting a decision: they stay valid, with the same length check.
+fn legacy(signer: &Signer, decision: Decision, id: &RequestId, sig: &str) -> bool {
+    sig.len() == signed::SIG_LEN && signer.verify(&format!("discord:{}:{id}", code(decision)), sig)
 }
 
 pub fn approval_row(signer: &Signer, id: &RequestId) -> CreateActionRow {
@@ -104,4 +110,29 @@ pub fn parse_command(signer: &Signer, custom_id: &str) -> Option<String> {
 /// Whether a custom_id is a command button's (signed or not).
 pub fn is_command(custom_id: &str) -> bool {
     custom_id.starts_with(RUN_PREFIX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buttons_signed_before_the_shared_signature_still_decide() {
+        let signer = Signer::new(b"key");
+        let id = RequestId::generate();
+        let old = |code: &str, sig_len: usize| {
+            let sig = signer.sign(&format!("discord:{code}:{id}"), sig_len);
+            format!("{PREFIX}:{code}:{id}:{sig}")
+        };
+        assert_eq!(parse(&signer, &old("a", 22)), Some((Decision::Approve, id.clone())));
+        assert_eq!(parse(&signer, &old("d", 22)), Some((Decision::Deny, id.clone())));
+        // An old Approve cannot be turned into Deny, nor shortened, nor made with another key.
+        let approve = old("a", 22);
+        assert_eq!(parse(&signer, &approve.replacen(":a:", ":d:", 1)), None);
+        assert_eq!(parse(&signer, &old("a", 8)), None);
+        assert_eq!(parse(&Signer::new(b"other"), &approve), None);
+        // New buttons parse as before.
+        let new = custom_id(&signer, Decision::Approve, &id);
+        assert_eq!(parse(&signer, &new), Some((Decision::Approve, id)));
+    }
 }
