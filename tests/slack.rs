@@ -477,6 +477,13 @@ async fn prod_deploy_end_to_end_over_http() {
         assert_eq!(root.body["channel"], CHANNEL);
         let root_ts = root.ts.clone().unwrap();
         assert_eq!(prompt.body["thread_ts"], root_ts, "the prompt is in the thread");
+        // Waiting costs the status message and the prompt: nothing re-sends the unchanged
+        // status (the state event and the prompt each used to edit it with the same text).
+        assert!(
+            !calls.iter().any(|c| c.method == "chat.update" && c.body["ts"] == root_ts),
+            "{:#?}",
+            summary(&calls)
+        );
         let summary_text = prompt.body["blocks"][0]["text"]["text"].as_str().unwrap();
         assert!(
             summary_text.contains("payments") && summary_text.contains("group:ops"),

@@ -195,10 +195,20 @@ tokens = ["bench-token-0123456789"]
 "#,
         db.url(),
         dir.display(),
-        sink.addr
+        api_addr(sink)
     );
     std::fs::write(&path, toml).expect("config");
     path
+}
+
+/// Where deckhand's Web API calls go: the sink, or with `SLACK_BENCH_NO_POSTS=1` a closed port
+/// (every post fails at once and backs off), to see what the ack costs without the outbox's work.
+fn api_addr(sink: &Sink) -> String {
+    if std::env::var("SLACK_BENCH_NO_POSTS").is_ok_and(|v| v == "1") {
+        "127.0.0.1:9".to_owned()
+    } else {
+        sink.addr.to_string()
+    }
 }
 
 /// Deckhand in this process with the configuration above.

@@ -10,6 +10,7 @@
 pub mod buttons;
 pub mod conversation;
 pub mod links;
+pub mod shown;
 pub mod submit;
 pub mod text;
 

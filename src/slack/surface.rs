@@ -13,7 +13,7 @@ use super::{
     web::{WebApi, WebError},
 };
 use crate::{
-    chat::{Markup, Mentions, conversation},
+    chat::{Markup, Mentions, conversation, shown},
     configuration::Config,
     domain::{Surface, now_ms},
     signing::Signer,
@@ -68,7 +68,12 @@ pub struct SlackData {
     /// The latest progress line, shown in the root message while the request runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<String>,
+    /// The root message's text as last posted or edited (`chat::shown`): an edit that would
+    /// show the same text is skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_shown: Option<String>,
 }
+
 
 impl SlackData {
     pub fn read(request: &RequestRecord) -> Option<Self> {
@@ -323,12 +328,14 @@ impl Inner {
             return Ok(ts.clone());
         }
         let text = messages::root_text(request, &self.requester(request, data), None, now_ms());
+        let shown = shown::digest(&text);
         match self
             .post(&data.channel, None, SlackMessageContent::new().with_text(text))
             .await
         {
             Ok(ts) => {
                 data.root_ts = Some(ts.clone());
+                data.root_shown = Some(shown);
                 Ok(ts)
             }
             Err(e) => {
@@ -349,7 +356,7 @@ impl Inner {
     pub(super) async fn update_root(
         &self,
         request: &RequestRecord,
-        data: &SlackData,
+        data: &mut SlackData,
         root: &str,
     ) -> Result<(), WebError> {
         let text = messages::root_text(
@@ -358,8 +365,14 @@ impl Inner {
             data.progress.as_deref(),
             now_ms(),
         );
+        if shown::unchanged(data.root_shown.as_deref(), &text) {
+            return Ok(());
+        }
+        let shown = shown::digest(&text);
         self.update(&data.channel, root, SlackMessageContent::new().with_text(text))
-            .await
+            .await?;
+        data.root_shown = Some(shown);
+        Ok(())
     }
 
     /// Posts `text` in the thread; the reply's ts.

@@ -11,6 +11,7 @@ mod insert;
 mod outbox;
 mod records;
 mod replicas;
+mod surface_writes;
 
 use std::{
     str::FromStr,
@@ -72,6 +73,7 @@ pub struct Store {
 struct Groups {
     requests: batch::Batcher<insert::NewJob>,
     deliveries: batch::Batcher<delivery_writes::DeliveryWrite>,
+    surfaces: batch::Batcher<surface_writes::SurfaceSwap>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -107,6 +109,7 @@ impl Store {
             group: Some(Groups {
                 requests: batch::Batcher::start(direct.clone()),
                 deliveries: batch::Batcher::start(direct.clone()),
+                surfaces: batch::Batcher::start(direct.clone()),
             }),
             ..direct
         })
@@ -530,17 +533,15 @@ impl Store {
         before: Option<&serde_json::Value>,
         after: &serde_json::Value,
     ) -> Result<bool, StoreError> {
-        let n = sqlx::query(
-            "UPDATE requests SET surface_data = $1 WHERE id = $2 \
-             AND ((surface_data IS NULL AND $3 IS NULL) OR surface_data = $3)",
-        )
-        .bind(after.to_string())
-        .bind(id.as_str())
-        .bind(before.map(ToString::to_string))
-        .execute(self.writer())
-        .await?
-        .rows_affected();
-        Ok(n == 1)
+        let swap = surface_writes::SurfaceSwap {
+            id: id.clone(),
+            before: before.map(ToString::to_string),
+            after: after.to_string(),
+        };
+        match &self.group {
+            Some(group) => group.surfaces.write(swap).await,
+            None => swap.execute(&mut *self.writer().acquire().await?).await,
+        }
     }
 
     /// Extends this worker's lease; `false` if the request is no longer its to run.
