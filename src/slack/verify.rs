@@ -3,7 +3,7 @@
 //! request cannot be replayed inside that window.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     sync::{Arc, Mutex},
 };
 
@@ -52,7 +52,52 @@ type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 pub struct RequestVerifier {
     inner: SlackEventSignatureVerifier,
     clock: Clock,
-    seen: Arc<Mutex<HashMap<String, i64>>>,
+    seen: Arc<Mutex<Seen>>,
+}
+
+/// Signatures handled within the replay window, oldest first. Each is kept as 128 bits of
+/// its HMAC (the signature was verified first, so those bits are the MAC's, not a chooser's),
+/// and expired ones are dropped from the front as time moves on: O(1) a request. Scanning the
+/// whole map once it held over 1,024 entries, as before, cost every command a pass over the
+/// last ten minutes' signatures (issue 14's profile).
+#[derive(Default)]
+struct Seen {
+    at: HashMap<u128, i64>,
+    order: VecDeque<(i64, u128)>,
+}
+
+impl Seen {
+    /// Records `key` at `now`; false if it was already there.
+    fn insert(&mut self, key: u128, now: i64) -> bool {
+        while let Some(&(at, old)) = self.order.front() {
+            if now - at <= MAX_SKEW_SECS * 2 {
+                break;
+            }
+            self.order.pop_front();
+            if self.at.get(&old) == Some(&at) {
+                self.at.remove(&old);
+            }
+        }
+        if self.at.contains_key(&key) {
+            return false;
+        }
+        self.at.insert(key, now);
+        self.order.push_back((now, key));
+        true
+    }
+}
+
+/// 128 bits of a verified `v0=<64 hex>` signature; any other shape (none passes the check)
+/// is hashed whole.
+fn replay_key(signature: &str) -> u128 {
+    signature
+        .get(3..35)
+        .and_then(|hex| u128::from_str_radix(hex, 16).ok())
+        .unwrap_or_else(|| {
+            use sha2::Digest;
+            let d = sha2::Sha256::digest(signature.as_bytes());
+            u128::from_be_bytes(d[..16].try_into().unwrap_or_default())
+        })
 }
 
 impl std::fmt::Debug for RequestVerifier {
@@ -120,10 +165,7 @@ impl RequestVerifier {
         let Ok(mut seen) = self.seen.lock() else {
             return true;
         };
-        if seen.len() > 1024 {
-            seen.retain(|_, at| now - *at <= MAX_SKEW_SECS * 2);
-        }
-        seen.insert(signature.to_owned(), now).is_none()
+        seen.insert(replay_key(signature), now)
     }
 }
 
@@ -198,6 +240,26 @@ mod tests {
             RequestVerifier::new(SECRET).verify_signature(SIG, TS, BODY),
             Err(VerifyError::Stale)
         );
+    }
+
+    #[test]
+    fn the_replay_memory_forgets_only_what_the_window_refuses_anyway() {
+        let mut seen = Seen::default();
+        let (a, b) = (replay_key(SIG), replay_key(&format!("v0={:064x}", 1)));
+        assert_ne!(a, b);
+        assert!(seen.insert(a, 1000));
+        assert!(!seen.insert(a, 1000 + MAX_SKEW_SECS * 2), "still within the window");
+        assert!(seen.insert(b, 1000 + MAX_SKEW_SECS * 2));
+        // Past the window (where the timestamp check refuses a replay) `a` is forgotten, `b` kept.
+        assert!(seen.insert(a, 1001 + MAX_SKEW_SECS * 2));
+        assert!(!seen.insert(b, 1001 + MAX_SKEW_SECS * 2));
+        assert_eq!((seen.at.len(), seen.order.len()), (2, 2));
+        // Thousands of entries cost no scan: the front is dropped as time moves on.
+        for i in 0..5000_u128 {
+            assert!(seen.insert(i << 64, 5000));
+        }
+        assert!(seen.insert(1, 5000 + MAX_SKEW_SECS * 2 + 1));
+        assert_eq!(seen.at.len(), 1);
     }
 
     #[test]
