@@ -18,6 +18,8 @@ use deckhand::{
 };
 use serde_json::Value;
 
+use crate::printable::safe;
+
 #[derive(Parser)]
 #[command(
     name = "deckhand",
@@ -463,45 +465,6 @@ fn validate_services(mut config: Config, dir: Option<PathBuf>) -> anyhow::Result
     }
 }
 
-/// Server text as a terminal may show it: control characters and escape sequences (colour,
-/// cursor moves, window titles, OSC 8 links) that a request's text or a pod's output could
-/// carry are dropped; newlines and tabs stay.
-pub fn safe(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\n' | '\t' => out.push(c),
-            // ESC starts a sequence: CSI (`ESC [` ... final byte) or OSC (`ESC ]` ... BEL/ST);
-            // drop it whole so its parameters do not show up as text either.
-            '\u{1b}' => match chars.peek() {
-                Some('[') => {
-                    chars.next();
-                    for p in chars.by_ref() {
-                        if ('\u{40}'..='\u{7e}').contains(&p) {
-                            break;
-                        }
-                    }
-                }
-                Some(']') => {
-                    chars.next();
-                    while let Some(p) = chars.next() {
-                        if p == '\u{7}' || (p == '\u{1b}' && chars.next_if_eq(&'\\').is_some()) {
-                            break;
-                        }
-                    }
-                }
-                _ => {
-                    chars.next();
-                }
-            },
-            c if c.is_control() => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 fn print_result(args: &ClientArgs, v: &Value, text: &str) {
     if args.output == Output::Json {
         println!("{v}");
@@ -638,16 +601,5 @@ impl Spinner {
         if let Some(tx) = &self.stop {
             let _ = tx.send(true);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::safe;
-
-    #[test]
-    fn server_text_loses_terminal_control_sequences() {
-        let evil = "ok\u{1b}[2J\u{1b}]0;pwned\u{7}\u{1b}]8;;https://evil\u{1b}\\click\u{1b}]8;;\u{1b}\\ \u{9b}31m\r\u{8}done\n\tnext";
-        assert_eq!(safe(evil), "okclick 31mdone\n\tnext");
     }
 }

@@ -6,6 +6,8 @@ use anyhow::Context;
 use clap::Args;
 use deckhand::loadgen::{self, Mode, Plan, Target};
 
+use crate::printable::safe;
+
 #[derive(Args)]
 #[command(group(clap::ArgGroup::new("model").required(true).args(["rate", "concurrency"])))]
 pub struct LoadgenArgs {
@@ -185,7 +187,7 @@ pub async fn loadtest_exit(run: impl Future<Output = anyhow::Result<u8>>) -> u8 
     match run.await {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {}", crate::cli::safe(&format!("{e:#}")));
+            eprintln!("error: {}", safe(&format!("{e:#}")));
             exit::NOT_RUN
         }
     }
@@ -195,7 +197,7 @@ pub async fn loadtest_exit(run: impl Future<Output = anyhow::Result<u8>>) -> u8 
 pub async fn loadtest(client: &deckhand::client::Client, args: &LoadtestArgs, json: bool) -> anyhow::Result<u8> {
     let text = args.command_text()?;
     let submitted = client.submit(&text).await?;
-    let id = submitted["request"]["id"].as_str().unwrap_or_default().to_owned();
+    let id = safe(submitted["request"]["id"].as_str().unwrap_or_default());
     if !args.wait {
         println!("{id}");
         return Ok(0);
@@ -209,7 +211,7 @@ pub async fn loadtest(client: &deckhand::client::Client, args: &LoadtestArgs, js
             .follow(&id, last_seq, |e| {
                 last_seq = e["seq"].as_i64().unwrap_or(last_seq);
                 if e["kind"] != "output" {
-                    eprintln!("  {}", e["message"].as_str().unwrap_or_default());
+                    eprintln!("  {}", safe(e["message"].as_str().unwrap_or_default()));
                 }
             })
             .await?;
@@ -244,7 +246,7 @@ pub async fn loadtest(client: &deckhand::client::Client, args: &LoadtestArgs, js
             data["request"] = request["request"].clone();
             writeln!(out, "{data}")?;
         }
-        (Some(e), false) => writeln!(out, "{}", e["message"].as_str().unwrap_or_default())?,
+        (Some(e), false) => writeln!(out, "{}", safe(e["message"].as_str().unwrap_or_default()))?,
         (None, true) => writeln!(out, "{}", request["request"])?,
         (None, false) => {}
     }
@@ -260,7 +262,7 @@ pub async fn loadtest(client: &deckhand::client::Client, args: &LoadtestArgs, js
             exit::THRESHOLD_FAILED => "",
             _ => "the load test could not run: ",
         };
-        eprintln!("error: {what}{} ({state})", crate::cli::safe(outcome));
+        eprintln!("error: {what}{} ({state})", safe(outcome));
     }
     Ok(code)
 }

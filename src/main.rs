@@ -1,5 +1,6 @@
 mod cli;
 mod loadgen_cli;
+mod printable;
 mod terminal;
 
 fn main() -> std::process::ExitCode {

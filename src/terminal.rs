@@ -20,6 +20,8 @@ use serde_json::Value;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest, http::HeaderValue};
 
+use crate::printable::safe;
+
 /// Exit codes besides the shell's own.
 const FAILED: u8 = 1;
 const NOT_DONE: u8 = 3;
@@ -55,7 +57,7 @@ pub async fn shell(api_base: &str, token: &str, app: &str, env: &str) -> anyhow:
     let client = Client::new(api_base, token);
     let submitted = client.submit(&format!("shell {app} in {env}")).await?;
     let mut request = submitted["request"].clone();
-    let id = request["id"].as_str().unwrap_or_default().to_owned();
+    let id = safe(request["id"].as_str().unwrap_or_default());
     let mut found = None;
     let mut last_seq = 0;
     for e in submitted["events"].as_array().into_iter().flatten() {
@@ -82,11 +84,14 @@ pub async fn shell(api_base: &str, token: &str, app: &str, env: &str) -> anyhow:
     match request["state"].as_str().unwrap_or_default() {
         "succeeded" => {}
         "failed" => {
-            eprintln!("error: {}", request["outcome"].as_str().unwrap_or("the request failed"));
+            eprintln!(
+                "error: {}",
+                safe(request["outcome"].as_str().unwrap_or("the request failed"))
+            );
             return Ok(FAILED);
         }
         other => {
-            eprintln!("{id} {other}: no shell");
+            eprintln!("{id} {}: no shell", safe(other));
             return Ok(NOT_DONE);
         }
     }
@@ -97,7 +102,7 @@ pub async fn shell(api_base: &str, token: &str, app: &str, env: &str) -> anyhow:
     let url = socket_url(api_base, announced)?;
     eprintln!(
         "connecting to pod {} of {app} in {env}{}",
-        shell["pod"].as_str().unwrap_or("?"),
+        safe(shell["pod"].as_str().unwrap_or("?")),
         if shell["recorded"] == true {
             " (the lines you type are recorded)"
         } else {
@@ -109,11 +114,11 @@ pub async fn shell(api_base: &str, token: &str, app: &str, env: &str) -> anyhow:
 
 /// Prints a request's progress on stderr; stdout belongs to the remote terminal.
 fn note(e: &Value) {
-    let msg = e["message"].as_str().unwrap_or_default();
+    let msg = safe(e["message"].as_str().unwrap_or_default());
     match e["kind"].as_str() {
         // The link itself is for the browser; this CLI opens it.
         Some("output") if shell_data(e).is_some() => {}
-        Some("state") => eprintln!("{} {msg}", e["request_id"].as_str().unwrap_or_default()),
+        Some("state") => eprintln!("{} {msg}", safe(e["request_id"].as_str().unwrap_or_default())),
         _ if !msg.is_empty() => eprintln!("  {msg}"),
         _ => {}
     }

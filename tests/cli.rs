@@ -2,6 +2,9 @@
 
 mod support;
 
+#[path = "cli/server_text.rs"]
+mod server_text;
+
 use std::process::Output;
 
 use deckhand::startup::Builder;

@@ -49,7 +49,8 @@ async fn on_deckhands_origin(app: &App, req: Request) -> Response {
     let Some((token, path)) = split(req.uri()) else {
         return no_such_link();
     };
-    let scope = Scope::Path(format!("{}/p/{token}", origin::public_path(&app.config.server)));
+    let path_prefix = format!("{}/p/{token}", origin::public_path(&app.config.server));
+    let scope = Scope::on_deckhands_origin(path_prefix, &token);
     forward(app, &token, path, scope, req).await
 }
 
@@ -160,7 +161,7 @@ async fn pass(app: &App, link: &Link, path: &str, scope: &Scope, mut req: Reques
     let (parts, body) = req.into_parts();
     let mut upstream = axum::http::Request::builder().method(parts.method).uri(&target);
     if let Some(h) = upstream.headers_mut() {
-        headers::to_upstream(&parts.headers, h);
+        headers::to_upstream(&parts.headers, h, scope);
         if let Some(protocol) = &upgrade {
             h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
             h.insert(header::UPGRADE, protocol.clone());

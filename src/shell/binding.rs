@@ -96,8 +96,16 @@ pub(super) async fn check_socket(app: &App, headers: &HeaderMap, session: &Sessi
     }
 }
 
-/// Whether `origin` is deckhand's public origin or the origin of the host the request came
-/// to (a test or a port-forward reaches deckhand under another address).
+/// Whether `origin` is deckhand's public origin (`server.public_url`), or, for a request
+/// that came to a loopback address (`deckhand serve` on a laptop, `kubectl port-forward`,
+/// the tests), the origin of that address.
+///
+/// The Host header alone is not trusted: a browser lets no page forge it, but DNS
+/// rebinding does the next best thing. A page on `evil.example`, whose name the attacker
+/// points at deckhand's address, sends `Host: evil.example` and `Origin: http://evil.example`
+/// which agree with each other. Behind a reverse proxy `public_url` is the only origin
+/// deckhand's pages are served from, so it is the only one accepted; a loopback address is
+/// one no other site's name can claim.
 fn same_origin(origin: &str, public_url: &str, host: Option<&str>) -> bool {
     let public = public_url.trim_end_matches('/');
     let public_origin = public
@@ -106,10 +114,21 @@ fn same_origin(origin: &str, public_url: &str, host: Option<&str>) -> bool {
     if public_origin.is_some_and(|p| p.eq_ignore_ascii_case(origin)) {
         return true;
     }
-    let Some(host) = host else { return false };
+    let Some(host) = host.filter(|h| is_loopback(h)) else {
+        return false;
+    };
     ["http://", "https://"]
         .iter()
         .any(|scheme| origin.eq_ignore_ascii_case(&format!("{scheme}{host}")))
+}
+
+/// Whether a Host header (`name[:port]`, `[v6]:port`) names a loopback address.
+fn is_loopback(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 fn unavailable() -> Refusal {
@@ -136,5 +155,15 @@ mod tests {
         assert!(same_origin("http://127.0.0.1:9000", public, Some("127.0.0.1:9000")));
         assert!(!same_origin("http://127.0.0.1:9001", public, Some("127.0.0.1:9000")));
         assert!(!same_origin("null", public, Some("127.0.0.1:9000")));
+        assert!(same_origin("http://localhost:9000", public, Some("localhost:9000")));
+        assert!(same_origin("http://[::1]:9000", public, Some("[::1]:9000")));
+        // DNS rebinding: the attacker's name, pointed at deckhand, in both headers.
+        assert!(!same_origin("http://evil.example", public, Some("evil.example")));
+        assert!(!same_origin("https://10.0.0.5:8080", public, Some("10.0.0.5:8080")));
+        assert!(!same_origin(
+            "http://127.0.0.1.evil.example",
+            public,
+            Some("127.0.0.1.evil.example")
+        ));
     }
 }

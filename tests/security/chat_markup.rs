@@ -18,9 +18,9 @@ use crate::{
     support::{Backend, backends, discord_id, slack_id},
 };
 
-const CHANNEL: &str = "C2147483705";
+pub(super) const CHANNEL: &str = "C2147483705";
 
-async fn with_slack(backend: Backend, kube: bool) -> (Env, FakeSlack) {
+pub(super) async fn with_slack(backend: Backend, kube: bool) -> (Env, FakeSlack) {
     let slack = FakeSlack::start().await;
     let api_url = slack.api_url();
     let env = cluster::start_on(backend, |c| {
@@ -38,7 +38,7 @@ async fn with_slack(backend: Backend, kube: bool) -> (Env, FakeSlack) {
     (env, slack)
 }
 
-async fn with_discord(backend: Backend, kube: bool) -> (Env, FakeDiscordServer, InteractionSigner) {
+pub(super) async fn with_discord(backend: Backend, kube: bool) -> (Env, FakeDiscordServer, InteractionSigner) {
     let discord = FakeDiscordServer::start().await;
     let signer = InteractionSigner::generate();
     let (key, base) = (signer.public_key_hex(), discord.api_base());
@@ -65,8 +65,13 @@ async fn deploy_shop(env: &Env) {
 /// A signed `/deckhand <text>` from `user`, as Slack posts it (Slack escapes `&`, `<`, `>`
 /// in what the person typed).
 async fn slack_command(env: &Env, slack: &FakeSlack, user: &str, typed: &str) {
+    slack_command_with(env, slack, user, typed, "t-1").await;
+}
+
+/// As [`slack_command`], with its own trigger (and response_url named after it).
+pub(super) async fn slack_command_with(env: &Env, slack: &FakeSlack, user: &str, typed: &str, trigger: &str) {
     let text = typed.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
-    let body = slack_fake::command_form(&slack_id(user), CHANNEL, &text, "t-1", &slack.response_url("t-1"));
+    let body = slack_fake::command_form(&slack_id(user), CHANNEL, &text, trigger, &slack.response_url(trigger));
     let mut req = env
         .app
         .http
@@ -81,7 +86,7 @@ async fn slack_command(env: &Env, slack: &FakeSlack, user: &str, typed: &str) {
 }
 
 /// A signed `/deckhand <words> <options>` interaction from `user`, as Discord posts it.
-async fn discord_command(
+pub(super) async fn discord_command(
     env: &Env,
     discord: &FakeDiscordServer,
     signer: &InteractionSigner,
@@ -111,7 +116,7 @@ async fn discord_command(
 }
 
 /// Everything a Slack channel reads: the text and blocks of posts and edits.
-fn slack_public_text(slack: &FakeSlack) -> Vec<String> {
+pub(super) fn slack_public_text(slack: &FakeSlack) -> Vec<String> {
     slack
         .public_messages()
         .iter()

@@ -134,7 +134,7 @@ async fn numeric_and_ip_hosts_count_as_outside() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn userinfo_counts_as_outside() {
+async fn userinfo_target_is_refused_with_422() {
     for store in backends() {
         eprintln!("-- {store:?}");
         let env = start(store).await;

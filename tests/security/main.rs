@@ -15,6 +15,7 @@ mod slack_fake;
 mod support;
 
 mod chat_markup;
+mod chat_privacy;
 mod environments;
 mod loadtest_targets;
 mod privacy;

@@ -139,3 +139,150 @@ async fn surface_data_never_leaves_deckhand() {
         }
     }
 }
+
+/// alice's prod environment `pay` (approved by olga) with `shop` deployed (approved by omar).
+async fn start_prod(backend: Backend) -> Env {
+    let env = cluster::start_on(backend, |_| {}).await;
+    for text in ["env create pay prod", "deploy ghcr.io/acme/shop:1.0 to pay port=8080"] {
+        let asked = env.run("alice", text).await;
+        assert_eq!(state(&asked), "pending_approval", "{text}: {asked:#}");
+        approved(&env, &id(&asked)).await;
+    }
+    env
+}
+
+/// omar approves request `rid`; returns its view once it ended.
+async fn approved(env: &Env, rid: &str) -> Value {
+    let (status, v) = env.app.approve("omar", rid).await;
+    assert_eq!(status, 200, "{v}");
+    let done = env.app.wait_for_state(rid, &["succeeded", "failed"]).await;
+    assert_eq!(state(&done), "succeeded", "{done:#}");
+    done
+}
+
+/// Issue 12, item 1, as it was found: ops approved alice's prod proxy link, and eve (in no
+/// group) read it with `request <id>`. Neither `request` nor any API path shows it to eve
+/// or to bob.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn eve_cannot_read_alices_proxy_link_with_request() {
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let env = start_prod(backend).await;
+        let asked = env.run("alice", "proxy open shop in pay").await;
+        assert_eq!(state(&asked), "pending_approval", "{asked:#}");
+        let rid = id(&asked);
+        approved(&env, &rid).await;
+
+        let mine = text_of(&env, "alice", &format!("/api/v1/requests/{rid}")).await;
+        assert!(mine.contains("/p/"), "alice gets her link: {mine}");
+
+        let shown = env.run("eve", &format!("request {rid}")).await;
+        assert_eq!(state(&shown), "succeeded", "eve may look at the request: {shown:#}");
+        assert!(
+            !shown.to_string().contains("/p/"),
+            "`request` shows eve the link: {shown:#}"
+        );
+        assert!(shown.to_string().contains("private"), "{shown:#}");
+        for user in ["eve", "bob"] {
+            for path in [
+                format!("/api/v1/requests/{rid}"),
+                format!("/api/v1/requests/{rid}/events"),
+                "/api/v1/requests?scope=all".to_owned(),
+            ] {
+                let body = text_of(&env, user, &path).await;
+                assert!(body.contains(&rid), "{user} {path}: {body}");
+                assert!(!body.contains("/p/"), "{path} shows {user} alice's link: {body}");
+            }
+        }
+        env.app.shutdown().await;
+    }
+}
+
+/// A file announced by a private event is as private as the event: another user is told
+/// there is no such file, the requester downloads it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn eve_cannot_download_alices_private_attachment() {
+    use deckhand::{
+        attachments::Attachments,
+        domain::RequestId,
+        events::{EventData, Output},
+        visibility::Audience,
+    };
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let env = cluster::start_on(backend, |_| {}).await;
+        let rid = id(&env.run("alice", "whoami").await);
+        let app = env.app.app();
+        let record = app
+            .store
+            .get(&RequestId::parse(&rid).expect("id"))
+            .await
+            .expect("read")
+            .expect("stored");
+        let file = Attachments::new(app.store.pool().clone())
+            .put(&rid, "dump.txt", "text/plain", "dump", MARKER.as_bytes())
+            .await
+            .expect("stored file");
+        let output = Output {
+            attachment: Some(file.clone()),
+            ..Output::default()
+        }
+        .to(Audience::Requester);
+        app.emit(&record, "a file for alice", EventData::Output(output))
+            .await
+            .expect("event");
+
+        let path = format!("/api/v1/requests/{rid}/attachments/{}", file.id);
+        let get = |user: &'static str| {
+            env.app
+                .http
+                .get(format!("{}{path}", env.app.url))
+                .bearer_auth(crate::support::token(user))
+                .send()
+        };
+        let r = get("alice").await.expect("GET");
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.text().await.unwrap(), MARKER);
+        for user in ["eve", "bob", "omar"] {
+            let r = get(user).await.expect("GET");
+            assert_eq!(r.status(), 404, "{user} got alice's file");
+            let body = r.text().await.unwrap();
+            assert!(!body.contains(MARKER), "{user}: {body}");
+        }
+        env.app.shutdown().await;
+    }
+}
+
+/// Exec output in prod is for the requester and the approvers, who vouched for the command:
+/// omar (ops, an approver of alice's prod exec) reads it through the API; bob (a developer,
+/// no approver) does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn approvers_read_alices_prod_exec_output_and_bob_does_not() {
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let env = start_prod(backend).await;
+        let asked = env.run("alice", &format!("exec shop in pay -- echo {MARKER}")).await;
+        assert_eq!(state(&asked), "pending_approval", "{asked:#}");
+        let rid = id(&asked);
+        approved(&env, &rid).await;
+        let printed = format!("{MARKER}\n");
+        for user in ["alice", "omar", "olga"] {
+            let out = text_of(&env, user, &format!("/api/v1/requests/{rid}/output")).await;
+            assert!(out.contains(&printed), "{user} may read the output: {out}");
+            let detail = text_of(&env, user, &format!("/api/v1/requests/{rid}")).await;
+            assert!(detail.contains("\"stdout\""), "{user}: {detail}");
+        }
+        for user in ["bob", "eve"] {
+            for path in [
+                format!("/api/v1/requests/{rid}/output"),
+                format!("/api/v1/requests/{rid}"),
+                format!("/api/v1/requests/{rid}/events"),
+            ] {
+                let body = text_of(&env, user, &path).await;
+                assert!(!body.contains(&printed), "{path} shows {user} the output: {body}");
+                assert!(!body.contains("\"stdout\""), "{path} shows {user} the output: {body}");
+            }
+        }
+        env.app.shutdown().await;
+    }
+}

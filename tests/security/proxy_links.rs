@@ -142,6 +142,30 @@ fn values(r: &reqwest::Response, name: &str) -> Vec<String> {
         .collect()
 }
 
+/// The cookie prefix of a link on deckhand's origin, read from what its app's login set:
+/// `dhl-` and 10 hex digits, the same for every cookie of the link.
+fn link_prefix(set_cookies: &[String]) -> String {
+    let first = set_cookies.first().expect("the app set cookies");
+    let prefix = &first[..first.find('-').expect("dhl-") + 12];
+    assert!(
+        prefix.starts_with("dhl-") && prefix.ends_with('-') && prefix[4..14].bytes().all(|b| b.is_ascii_hexdigit()),
+        "{first}"
+    );
+    prefix.to_owned()
+}
+
+/// What the app behind `url` received as its Cookie header when the browser sent `cookie`.
+async fn cookie_seen(url: &str, cookie: &str) -> Value {
+    let r = reqwest::Client::new()
+        .get(format!("{url}whoami"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json::<Value>().await.unwrap()["headers"]["cookie"].clone()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn proxied_app_cookie_is_scoped_to_its_link() {
     for backend in backends() {
@@ -152,17 +176,22 @@ async fn proxied_app_cookie_is_scoped_to_its_link() {
         let (_, token, url) = open_path_link(&env, &public).await;
         let r = reqwest::get(format!("{url}login")).await.unwrap();
         assert_eq!(r.status(), 200);
+        let set = values(&r, "set-cookie");
+        let p = link_prefix(&set);
         assert_eq!(
-            values(&r, "set-cookie"),
+            set,
             [
-                format!("sid=s1; Path=/deckhand/p/{token}/; HttpOnly"),
-                format!("pref=p1; Path=/deckhand/p/{token}/settings; Secure"),
-                "plain=1".to_owned(),
+                format!("{p}sid=s1; Path=/deckhand/p/{token}/; HttpOnly"),
+                format!("{p}pref=p1; Path=/deckhand/p/{token}/settings; Secure"),
+                format!("{p}plain=1"),
             ],
             "cookies stay under the link's path (the browser's default path is inside it too), \
-         and no Domain widens them"
+         carry the link's name prefix, and no Domain widens them"
         );
         assert_eq!(r.text().await.unwrap(), "welcome");
+        // The browser sends them back as set; the app gets them under the names it chose.
+        let got = cookie_seen(&url, &format!("{p}sid=s1; {p}plain=1")).await;
+        assert_eq!(got, json!(["sid=s1; plain=1"]));
         env.app.shutdown().await;
     }
 }
@@ -173,21 +202,52 @@ async fn deckhand_cookies_never_reach_the_proxied_app() {
         eprintln!("-- {backend:?}");
         let env = start_path_based(backend, PUBLIC).await;
         let (_, _, url) = open_path_link(&env, PUBLIC).await;
-        let http = reqwest::Client::new();
-        let seen = |cookie: &'static str| {
-            let http = http.clone();
-            let url = format!("{url}whoami");
-            async move {
-                let r = http.get(url).header("cookie", cookie).send().await.unwrap();
-                assert_eq!(r.status(), 200);
-                r.json::<Value>().await.unwrap()["headers"]["cookie"].clone()
-            }
-        };
-        let got =
-            seen("deckhand_shell=sh-secret; theme=dark; deckhand_session=sess; __Host-deckhand_csrf=c; b=2").await;
-        assert_eq!(got, json!(["theme=dark; b=2"]), "only the app's own cookies arrive");
-        let got = seen("deckhand_shell=sh-secret").await;
+        let p = link_prefix(&values(
+            &reqwest::get(format!("{url}login")).await.unwrap(),
+            "set-cookie",
+        ));
+        let got = cookie_seen(
+            &url,
+            &format!(
+                "deckhand_shell=sh-secret; {p}theme=dark; deckhand_session=sess; __Host-deckhand_csrf=c; \
+                 b=2; {p}b=3"
+            ),
+        )
+        .await;
+        assert_eq!(
+            got,
+            json!(["theme=dark; b=3"]),
+            "only the cookies this link's app set arrive; nothing deckhand (or anyone else) set"
+        );
+        let got = cookie_seen(&url, "deckhand_shell=sh-secret; theme=dark").await;
         assert_eq!(got, Value::Null, "no Cookie header when nothing is left");
+        env.app.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn another_apps_cookie_never_reaches_this_link() {
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let env = start_path_based(backend, PUBLIC).await;
+        let (_, _, mine) = open_path_link(&env, PUBLIC).await;
+        let (_, _, other) = open_path_link(&env, PUBLIC).await;
+        let login =
+            |url: String| async move { values(&reqwest::get(format!("{url}login")).await.unwrap(), "set-cookie") };
+        let (p_mine, p_other) = (
+            link_prefix(&login(mine.clone()).await),
+            link_prefix(&login(other.clone()).await),
+        );
+        assert_ne!(p_mine, p_other, "each link names its cookies differently");
+
+        // The other link's page sets cookies for the whole origin with document.cookie (which
+        // Path scoping cannot stop: `Path=/` covers every link), some named like this link's
+        // own, and the browser sends them along with this link's own session.
+        let sent = format!("sid=stolen-by-other; {p_other}sid=s-other; {p_mine}sid=s-mine; {p_other}track=1");
+        let got = cookie_seen(&mine, &sent).await;
+        assert_eq!(got, json!(["sid=s-mine"]), "this link's app sees only its own session");
+        let got = cookie_seen(&other, &sent).await;
+        assert_eq!(got, json!(["sid=s-other; track=1"]), "and the other app only its own");
         env.app.shutdown().await;
     }
 }

@@ -43,8 +43,22 @@ async fn load(env: &Env, path: &str, cookie: Option<&str>) -> (u16, Option<Strin
 /// Opens the socket as a browser would; the refusal's status and text, or `Ok` after the
 /// shell answered and exited.
 async fn socket(env: &Env, path: &str, origin: Option<&str>, cookie: Option<&str>) -> Result<(), (u16, String)> {
+    socket_to(env, path, None, origin, cookie).await
+}
+
+/// As [`socket`], with the Host header `host` instead of deckhand's address.
+async fn socket_to(
+    env: &Env,
+    path: &str,
+    host: Option<&str>,
+    origin: Option<&str>,
+    cookie: Option<&str>,
+) -> Result<(), (u16, String)> {
     let url = format!("{}{path}/ws", env.app.url.replacen("http://", "ws://", 1));
     let mut req = url.into_client_request().unwrap();
+    if let Some(h) = host {
+        req.headers_mut().insert("host", h.parse().unwrap());
+    }
     if let Some(o) = origin {
         req.headers_mut().insert("origin", o.parse().unwrap());
     }
@@ -129,6 +143,42 @@ async fn shell_socket_refuses_foreign_origin() {
         socket(&env, &path, Some(&env.app.url.clone()), Some(&cookie))
             .await
             .expect("alice's own page opens her shell");
+        env.app.shutdown().await;
+    }
+}
+
+/// DNS rebinding: a page on a name the attacker points at deckhand's address sends Host and
+/// Origin that agree with each other. Only `server.public_url`'s origin (or a loopback
+/// address's, which no other site's name can claim) opens a shell.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shell_socket_refuses_a_rebound_host_origin() {
+    for backend in backends() {
+        let (env, path, _) = alices_link(backend).await;
+        let (_, set, _) = load(&env, &path, None).await;
+        // Even with alice's cookie (the Origin check stands on its own).
+        let cookie = set.expect("cookie").split(';').next().unwrap().to_owned();
+        let port = env.app.addr.port();
+        for host in [format!("evil.example:{port}"), format!("10.0.0.5:{port}")] {
+            let origin = format!("http://{host}");
+            let (status, text) = socket_to(&env, &path, Some(&host), Some(&origin), Some(&cookie))
+                .await
+                .unwrap_err();
+            assert_eq!(status, 403, "{host}: {text}");
+            assert!(text.contains("deckhand's own page"), "{text}");
+        }
+        // deckhand's public origin is accepted whatever Host the reverse proxy passes on.
+        let public = env.app.app().config.server.public_url.clone();
+        let rest = &public[public.find("://").expect("a URL") + 3..];
+        let public = &public[..public.len() - rest.len() + rest.find('/').unwrap_or(rest.len())];
+        socket_to(
+            &env,
+            &path,
+            Some(&format!("internal-name:{port}")),
+            Some(public),
+            Some(&cookie),
+        )
+        .await
+        .expect("alice's page on deckhand's public origin opens her shell");
         env.app.shutdown().await;
     }
 }
