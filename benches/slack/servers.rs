@@ -94,6 +94,11 @@ impl Sink {
 
 async fn sink_api(State(calls): State<Arc<AtomicUsize>>, Path(method): Path<String>) -> &'static str {
     calls.fetch_add(1, Ordering::Relaxed);
+    // `SLACK_BENCH_NO_POSTS=1`: a Slack that never answers, so the outbox's slots wait and
+    // the run shows what the acknowledgements cost without the posts beside them.
+    if std::env::var("SLACK_BENCH_NO_POSTS").is_ok_and(|v| v == "1") {
+        std::future::pending::<()>().await;
+    }
     if method == "usergroups.list" {
         r#"{"ok":true,"ts":"1.1","usergroups":[]}"#
     } else {
@@ -195,20 +200,10 @@ tokens = ["bench-token-0123456789"]
 "#,
         db.url(),
         dir.display(),
-        api_addr(sink)
+        sink.addr
     );
     std::fs::write(&path, toml).expect("config");
     path
-}
-
-/// Where deckhand's Web API calls go: the sink, or with `SLACK_BENCH_NO_POSTS=1` a closed port
-/// (every post fails at once and backs off), to see what the ack costs without the outbox's work.
-fn api_addr(sink: &Sink) -> String {
-    if std::env::var("SLACK_BENCH_NO_POSTS").is_ok_and(|v| v == "1") {
-        "127.0.0.1:9".to_owned()
-    } else {
-        sink.addr.to_string()
-    }
 }
 
 /// Deckhand in this process with the configuration above.
