@@ -480,7 +480,9 @@ async fn prod_deploy_end_to_end_over_http() {
         // Waiting costs the status message and the prompt: nothing re-sends the unchanged
         // status (the state event and the prompt each used to edit it with the same text).
         assert!(
-            !calls.iter().any(|c| c.method == "chat.update" && c.body["ts"] == root_ts),
+            !calls
+                .iter()
+                .any(|c| c.method == "chat.update" && c.body["ts"] == root_ts),
             "{:#?}",
             summary(&calls)
         );

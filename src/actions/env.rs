@@ -379,10 +379,8 @@ pub async fn reap(app: &Arc<App>) -> Result<(usize, usize), ClusterError> {
             continue;
         };
         let message = if expires <= now {
-            let client = app.cluster.client().await?;
-            let api = kube::Api::<Namespace>::all(client);
-            match api.delete(&env.name, &kube::api::DeleteParams::background()).await {
-                Ok(_) => {}
+            match app.cluster.start_namespace_delete(&env.name).await {
+                Ok(()) => {}
                 Err(e) => {
                     tracing::warn!(env = %env.name, error = %e, "reaper could not delete an expired environment");
                     continue;

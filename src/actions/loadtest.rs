@@ -11,8 +11,6 @@
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
-use k8s_openapi::api::core::v1::Service;
-use kube::Api;
 use serde_json::json;
 
 use super::{Action, ActionContext, ActionError, ActionRegistry, env::env_facts};
@@ -185,14 +183,7 @@ async fn resolve(ctx: &ActionContext, ask: &Ask) -> Result<String, ActionError> 
     };
     let ns = ask.env.as_str();
     let what = format!("service {name} in {ns}");
-    let svc = match ctx
-        .app
-        .cluster
-        .call(&what, |c| async move {
-            Api::<Service>::namespaced(c, ns).get(name.as_str()).await
-        })
-        .await
-    {
+    let svc = match ctx.app.cluster.service(ns, name.as_str()).await {
         Ok(svc) => svc,
         Err(crate::cluster::ClusterError::NotFound(_)) => {
             return Err(bad(format!(

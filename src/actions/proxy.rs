@@ -4,8 +4,6 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use k8s_openapi::api::core::v1::Service;
-use kube::Api;
 
 use super::{Action, ActionContext, ActionError, ActionRegistry};
 use crate::{
@@ -42,15 +40,7 @@ impl Open {
     /// The Service's port to use: the one asked for if the Service has it, else its first.
     async fn port(ctx: &ActionContext, env: &str, app: &str, asked: Option<i64>) -> Result<i64, ActionError> {
         let what = format!("service {app} in {env}");
-        let (ns, name) = (env.to_owned(), app.to_owned());
-        let svc = ctx
-            .app
-            .cluster
-            .call(&what, |c| {
-                let (api, name) = (Api::<Service>::namespaced(c, &ns), name.clone());
-                async move { api.get(&name).await }
-            })
-            .await?;
+        let svc = ctx.app.cluster.service(env, app).await?;
         let ports: Vec<i64> = svc
             .spec
             .and_then(|s| s.ports)

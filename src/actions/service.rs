@@ -13,10 +13,7 @@ use std::{
 
 use async_trait::async_trait;
 use k8s_openapi::api::{apps::v1::Deployment, core::v1::ServiceAccount};
-use kube::{
-    Api,
-    api::{ApiResource, ListParams},
-};
+use kube::api::ApiResource;
 use serde_json::{Value, json};
 
 use super::{Action, ActionContext, ActionError, ActionRegistry, app::watch, env::env_facts, with_progress};
@@ -162,31 +159,18 @@ async fn find_one(app: &App, catalog: &Catalog, env: &str, name: &str) -> Result
 
 /// Deployments in `env` bound to `service`.
 async fn dependents(app: &App, env: &str, service: &str) -> Result<Vec<String>, ActionError> {
-    let lp = ListParams::default().labels(&format!("{BOUND_PREFIX}{service}"));
     let list = app
         .cluster
-        .call("deployments", |c| {
-            let lp = lp.clone();
-            async move { Api::<Deployment>::namespaced(c, env).list(&lp).await }
-        })
+        .deployments(Some(env), &format!("{BOUND_PREFIX}{service}"))
         .await?;
-    Ok(list.items.into_iter().filter_map(|d| d.metadata.name).collect())
+    Ok(list.into_iter().filter_map(|d| d.metadata.name).collect())
 }
 
 /// (environment, service) -> the apps bound to it, in `ns` or everywhere.
 async fn bindings(app: &App, ns: Option<&str>) -> Result<BTreeMap<(String, String), Vec<String>>, ActionError> {
-    let list = app
-        .cluster
-        .call("deployments", |c| async move {
-            let api: Api<Deployment> = match ns {
-                Some(ns) => Api::namespaced(c, ns),
-                None => Api::all(c),
-            };
-            api.list(&ListParams::default()).await
-        })
-        .await?;
+    let list = app.cluster.deployments(ns, "").await?;
     let mut out: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
-    for d in list.items {
+    for d in list {
         let (Some(app_name), Some(env)) = (d.metadata.name, d.metadata.namespace) else {
             continue;
         };

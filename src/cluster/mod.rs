@@ -1,10 +1,13 @@
 //! The Kubernetes boundary: a lazily built kube client, errors people can act on, and
 //! retries for what is worth retrying. Everything goes through kube-rs; no kubectl.
 
+pub mod attach;
 pub mod custom;
 pub mod egress;
 pub mod env;
 pub mod exec;
+pub mod load_job;
+mod lookups;
 pub mod objects;
 mod passthrough;
 pub mod rollout;

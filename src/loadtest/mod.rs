@@ -2,7 +2,8 @@
 //! generator in an environment, the stored results and the table posted to the thread.
 //! The action itself (`loadtest.run`) is in `actions/loadtest.rs`.
 
-pub mod job;
+/// The load-test Job in the cluster (in src/cluster/, like every Kubernetes call).
+pub use crate::cluster::load_job as job;
 pub mod results;
 pub mod summary;
 pub mod target;

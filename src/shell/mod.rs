@@ -13,7 +13,6 @@
 //! the client goes away. Start, end and exit are audited; tiers with `record_shell` keep
 //! the lines typed.
 
-mod attach;
 mod binding;
 mod check;
 mod live;

@@ -28,11 +28,14 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     Ending, Recorder, Session, Sessions,
-    attach::attach,
     check::{Refusal, open_session},
     protocol::{ClientMessage, ServerMessage},
 };
-use crate::{app::App, cluster::exec::Exit, domain::HumanDuration};
+use crate::{
+    app::App,
+    cluster::{attach::attach, exec::Exit},
+    domain::HumanDuration,
+};
 
 /// Keeps idle sessions alive through load balancers that drop silent connections.
 const PING_EVERY: Duration = Duration::from_secs(30);

@@ -74,7 +74,6 @@ pub struct SlackData {
     pub root_shown: Option<String>,
 }
 
-
 impl SlackData {
     pub fn read(request: &RequestRecord) -> Option<Self> {
         serde_json::from_value(request.surface_data.clone()?).ok()

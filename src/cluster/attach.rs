@@ -1,13 +1,14 @@
-//! Attaching to a pod with a terminal: kube exec with tty and stdin, no stderr (a terminal
-//! has one output stream), and the terminal-size channel for resizes.
+//! Attaching to a pod with a terminal for a browser shell (src/shell/): kube exec with tty
+//! and stdin, no stderr (a terminal has one output stream), and the terminal-size channel
+//! for resizes. Here because only src/cluster/ talks to Kubernetes.
 
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::{Api, api::AttachParams, api::AttachedProcess};
 
-use super::Session;
 use crate::cluster::{Cluster, ClusterError};
+use crate::shell::Session;
 
 /// How long connecting to the kubelet may take before the person is told.
 const ATTACH_TIMEOUT: Duration = Duration::from_secs(30);

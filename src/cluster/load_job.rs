@@ -13,7 +13,7 @@ use kube::{
 };
 use serde_json::json;
 
-use super::LoadtestConfig;
+use crate::loadtest::LoadtestConfig;
 use crate::{
     cluster::{APP_NAME, Cluster, ClusterError, MANAGED_BY, MANAGER, REQUEST},
     domain::RequestId,
