@@ -59,3 +59,36 @@ impl Cluster {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// The boundary the README states: outside src/cluster/ no file builds a `kube::Api`,
+    /// takes a kube client, or runs a watcher (kube's types, such as `ApiResource`, are fine).
+    #[test]
+    fn only_src_cluster_talks_to_kubernetes() {
+        fn walk(dir: &Path, found: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).expect("src is readable").flatten() {
+                let path = entry.path();
+                if path.ends_with("cluster") {
+                    continue;
+                }
+                if path.is_dir() {
+                    walk(&path, found);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    let text = std::fs::read_to_string(&path).unwrap_or_default();
+                    for (n, line) in text.lines().enumerate() {
+                        let calls = ["Api::<", "Api<", "kube::Api", "kube::Client", "use kube::{", "watcher("];
+                        if calls.iter().any(|c| line.contains(c)) || line.trim() == "Api," {
+                            found.push(format!("{}:{}: {}", path.display(), n + 1, line.trim()));
+                        }
+                    }
+                }
+            }
+        }
+        let mut found = Vec::new();
+        walk(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut found);
+        assert!(found.is_empty(), "Kubernetes calls outside src/cluster/:\n{}", found.join("\n"));
+    }
+}
