@@ -887,7 +887,13 @@ async fn unauthorised_and_forged_clicks_change_nothing_and_deny_replaces_the_but
             (200, Value::Null)
         );
         let denied = env.app.wait_for_state(&id, &["denied"]).await;
-        assert_eq!(denied["approvals"].as_array().map_or(0, Vec::len), 0, "{denied:#}");
+        let decisions: Vec<(&str, &str)> = denied["approvals"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|a| (a["approver"].as_str().unwrap_or(""), a["decision"].as_str().unwrap_or("")))
+            .collect();
+        assert_eq!(decisions, [("otto", "deny")], "only otto's denial was recorded: {denied:#}");
         let calls = env
             .slack
             .wait_for(5, "the prompt showing the denial", |cs| {
