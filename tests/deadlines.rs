@@ -160,7 +160,10 @@ async fn discord_deferred_reply_at_once(backend: Backend) {
     assert_eq!(resp.status(), 200);
     let v: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(v["type"], 5, "a deferred reply: {v}");
-    assert!(took < Duration::from_millis(1000), "{backend:?}: Discord waited {took:?}");
+    assert!(
+        took < Duration::from_millis(1000),
+        "{backend:?}: Discord waited {took:?}"
+    );
 
     wait_outcome(&app, "slow answer ready").await;
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -1411,7 +1411,10 @@ async fn a_dropped_server_is_unreachable_even_over_kept_alive_connections() {
     let e = loop {
         match ns_api.get("default").await {
             Err(e) => break e,
-            Ok(_) => assert!(std::time::Instant::now() < deadline, "still answered {WAIT:?} after the drop"),
+            Ok(_) => assert!(
+                std::time::Instant::now() < deadline,
+                "still answered {WAIT:?} after the drop"
+            ),
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     };

@@ -132,7 +132,10 @@ async fn graceful_shutdown_drains_running_work() {
         let fresh = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while fresh.get(format!("{}/healthz", app.url)).send().await.is_ok() {
-            assert!(std::time::Instant::now() < deadline, "{backend:?}: the server never stopped taking connections");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{backend:?}: the server never stopped taking connections"
+            );
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         probe.release.notify_one();

@@ -891,9 +891,18 @@ async fn unauthorised_and_forged_clicks_change_nothing_and_deny_replaces_the_but
             .as_array()
             .into_iter()
             .flatten()
-            .map(|a| (a["approver"].as_str().unwrap_or(""), a["decision"].as_str().unwrap_or("")))
+            .map(|a| {
+                (
+                    a["approver"].as_str().unwrap_or(""),
+                    a["decision"].as_str().unwrap_or(""),
+                )
+            })
             .collect();
-        assert_eq!(decisions, [("otto", "deny")], "only otto's denial was recorded: {denied:#}");
+        assert_eq!(
+            decisions,
+            [("otto", "deny")],
+            "only otto's denial was recorded: {denied:#}"
+        );
         let calls = env
             .slack
             .wait_for(5, "the prompt showing the denial", |cs| {

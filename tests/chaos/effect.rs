@@ -205,7 +205,11 @@ pub fn check(view: &Value, effects: &Effects, runs: Option<usize>) -> Option<Str
     let fine = match (state, runs) {
         ("succeeded", Some(runs)) => {
             let said = outcome.starts_with("created ") || (posts > 1 && outcome.ends_with(" was already there"));
-            let once = if tries == 1 { posts == 1 && runs == 1 } else { posts >= 1 && posts <= runs && runs <= tries };
+            let once = if tries == 1 {
+                posts == 1 && runs == 1
+            } else {
+                posts >= 1 && posts <= runs && runs <= tries
+            };
             objects == 1 && once && attempts == tries as i64 && said
         }
         (state, None) => objects == 0 && posts == 0 && crate::terminal(state),
