@@ -3,10 +3,10 @@
 
 mod support;
 
-use std::{sync::atomic::Ordering, time::Duration};
+use std::sync::atomic::Ordering;
 
 use futures_util::future::join_all;
-use support::{Backend, TestApp, TestDb, backends, spawn_app};
+use support::{ADMIN, Backend, TestApp, TestDb, backends, spawn_app};
 
 async fn each_backend<F, Fut>(f: F)
 where
@@ -150,8 +150,10 @@ async fn denial_needs_a_reason_and_stops_the_request() {
         // Too late to approve now.
         let (s, v) = app.approve("olga", &id).await;
         assert_eq!((s, v["error"]["code"].as_str()), (409, Some("wrong_state")), "{v}");
-        // A settle window: the denied request must never run.
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Denied, never claimed (the store's count), and a denied request can no longer be
+        // claimed: it never ran and never will.
+        let (_, denied) = app.get_as(ADMIN, &format!("/api/v1/requests/{id}")).await;
+        assert_eq!(denied["request"]["attempts"], 0, "{backend:?}: {denied:#}");
         assert_eq!(app.probe.count("shop"), 0);
         // The chat command does the same as the endpoint.
         let (_, v) = app.submit_as("alice", "deploy nginx:1.27 to cart tier=prod").await;
@@ -202,9 +204,10 @@ async fn twenty_concurrent_approvals_execute_once() {
                 statuses.iter().all(|s| *s == 200 || *s == 409),
                 "{backend:?}: {statuses:?}"
             );
-            app.wait_for_state(&id, &["succeeded"]).await;
-            // A settle window: a second execution would have to come after this point.
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            let done = app.wait_for_state(&id, &["succeeded"]).await;
+            // A run needs a claim, and a succeeded request can no longer be claimed: claimed
+            // once (the store's count) means no second execution is under way or to come.
+            assert_eq!(done["request"]["attempts"], 1, "{backend:?}: {done:#}");
             assert_eq!(
                 app.probe.count(&env),
                 1,

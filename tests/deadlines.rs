@@ -123,9 +123,15 @@ async fn a_slow_inline_command_is_acknowledged_in_time_on_slack() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_slow_inline_command_gets_discords_deferred_reply_at_once() {
+    for backend in backends() {
+        discord_deferred_reply_at_once(backend).await;
+    }
+}
+
+async fn discord_deferred_reply_at_once(backend: Backend) {
     let discord = FakeDiscordServer::start().await;
     let signer = InteractionSigner::generate();
-    let db = TestDb::new(Backend::Sqlite).await;
+    let db = TestDb::new(backend).await;
     let mut config = test_config(&db.url);
     config.discord.public_key = signer.public_key_hex();
     config.discord.application_id = APPLICATION_ID.into();
@@ -154,7 +160,10 @@ async fn a_slow_inline_command_gets_discords_deferred_reply_at_once() {
     assert_eq!(resp.status(), 200);
     let v: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(v["type"], 5, "a deferred reply: {v}");
-    assert!(took < Duration::from_millis(1000), "Discord waited {took:?}");
+    assert!(
+        took < Duration::from_millis(1000),
+        "{backend:?}: Discord waited {took:?}"
+    );
 
     wait_outcome(&app, "slow answer ready").await;
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -164,7 +173,7 @@ async fn a_slow_inline_command_gets_discords_deferred_reply_at_once() {
         .iter()
         .any(|m| m.content.contains("slow answer ready"))
     {
-        assert!(Instant::now() < deadline, "{:#?}", discord.fake.public());
+        assert!(Instant::now() < deadline, "{backend:?}: {:#?}", discord.fake.public());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     app.shutdown().await;
@@ -172,14 +181,16 @@ async fn a_slow_inline_command_gets_discords_deferred_reply_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_api_waits_for_an_inline_answer_within_its_budget() {
-    let db = TestDb::new(Backend::Sqlite).await;
-    let app = start(test_config(&db.url)).await;
-    let (status, v) = app.submit_as("alice", "slowpoke").await;
-    assert_eq!(status, 201);
-    assert_eq!(
-        v["request"]["state"], "succeeded",
-        "the answer is in the response: {v:#}"
-    );
-    assert_eq!(v["request"]["outcome"], "slow answer ready");
-    app.shutdown().await;
+    for backend in backends() {
+        let db = TestDb::new(backend).await;
+        let app = start(test_config(&db.url)).await;
+        let (status, v) = app.submit_as("alice", "slowpoke").await;
+        assert_eq!(status, 201, "{backend:?}: {v}");
+        assert_eq!(
+            v["request"]["state"], "succeeded",
+            "{backend:?}: the answer is in the response: {v:#}"
+        );
+        assert_eq!(v["request"]["outcome"], "slow answer ready");
+        app.shutdown().await;
+    }
 }

@@ -242,3 +242,36 @@ async fn an_outage_longer_than_retry_for_fails_the_deliveries() {
         app.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_api_view_shows_the_slack_ts_of_each_delivered_message() {
+    for backend in backends() {
+        let slack = FakeSlack::start().await;
+        let db = TestDb::new(backend).await;
+        let app = start(config(&db, &slack, |_| {})).await;
+        let id = slash(&app, &slack, "deploy web:1 to dev4").await;
+        app.wait_for_state(&id, &["succeeded"]).await;
+        let d = wait_deliveries(&app, &id, "every delivery", |d| all_in(d, "delivered")).await;
+        let calls = slack.calls();
+        let tag = format!("(request {id})");
+        let root = calls
+            .iter()
+            .find(|c| {
+                c.method == "chat.postMessage"
+                    && c.body["thread_ts"].is_null()
+                    && c.body["text"].as_str().is_some_and(|t| t.contains(&tag))
+            })
+            .and_then(|c| c.ts.clone())
+            .unwrap_or_else(|| panic!("{backend:?}: no root message: {:#?}", slack_fake::summary(&calls)));
+        // The first event posted the root message: its delivery records Slack's ts for it.
+        assert_eq!(d[0]["platform_id"], root.as_str(), "{backend:?}: {d:#?}");
+        // Every ts shown is one Slack gave.
+        let given: Vec<&str> = calls.iter().filter_map(|c| c.ts.as_deref()).collect();
+        for x in &d {
+            if let Some(ts) = x["platform_id"].as_str() {
+                assert!(given.contains(&ts), "{backend:?}: {ts} is no ts Slack gave: {d:#?}");
+            }
+        }
+        app.shutdown().await;
+    }
+}

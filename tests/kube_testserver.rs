@@ -1406,8 +1406,18 @@ async fn a_dropped_server_is_unreachable_even_over_kept_alive_connections() {
     // The open watch ends, and new requests fail to connect instead of being answered.
     let ended = tokio::time::timeout(WAIT, async { while let Ok(Some(_)) = watch.try_next().await {} }).await;
     assert!(ended.is_ok(), "watch still open after the server was dropped");
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let e = ns_api.get("default").await.unwrap_err();
+    // The listener goes with the server's task: poll until a request fails, then check how.
+    let deadline = std::time::Instant::now() + WAIT;
+    let e = loop {
+        match ns_api.get("default").await {
+            Err(e) => break e,
+            Ok(_) => assert!(
+                std::time::Instant::now() < deadline,
+                "still answered {WAIT:?} after the drop"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
     assert!(
         !matches!(e, kube::Error::Api(_)),
         "expected a transport error, got {e:?}"

@@ -626,7 +626,11 @@ async fn results_and_attachments_are_stored_on_both_backends() {
                 })
                 .await
                 .unwrap();
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            // Distinct times: the next run is stored once the clock (ms) has moved past this one.
+            let stored_by = deckhand::domain::now_ms();
+            while deckhand::domain::now_ms() <= stored_by {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
         }
         let previous = results.previous("lt", "shop", "r-third").await.unwrap().unwrap();
         assert_eq!(previous.request_id, "r-second", "{backend:?}");

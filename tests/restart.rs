@@ -127,8 +127,17 @@ async fn graceful_shutdown_drains_running_work() {
         let id = deckhand::domain::RequestId::parse(&id_of(&v)).unwrap();
         // Ask for shutdown, then let the action finish while the server drains.
         token.cancel();
-        // Let the drain begin before the action finishes (nothing outside shows that it did).
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        // The drain has begun once the server takes no new connection (a fresh client: a
+        // pooled connection could outlive the listener); then the action may finish.
+        let fresh = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while fresh.get(format!("{}/healthz", app.url)).send().await.is_ok() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{backend:?}: the server never stopped taking connections"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
         probe.release.notify_one();
         app.shutdown().await;
         let store = deckhand::store::Store::connect(&db.url, 1).await.unwrap();
@@ -159,9 +168,10 @@ async fn redelivered_submission_creates_one_request() {
             .await
             .unwrap();
         assert_eq!(resp.status().as_u16(), 200);
-        app.wait_for_state(&id_of(&a), &["succeeded"]).await;
-        // A settle window: a second execution would have to come after this point.
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let done = app.wait_for_state(&id_of(&a), &["succeeded"]).await;
+        // A run needs a claim, and a succeeded request can no longer be claimed: claimed
+        // once (the store's count) means no second execution is under way or to come.
+        assert_eq!(done["request"]["attempts"], 1, "{backend:?}: {done:#}");
         assert_eq!(app.probe.count("once"), 1, "{backend:?}");
         let (_, list) = app.get_as("alice", "/api/v1/requests?scope=mine").await;
         assert_eq!(list["requests"].as_array().unwrap().len(), 1, "{list}");

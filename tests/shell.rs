@@ -217,9 +217,10 @@ async fn cli_shell_runs_commands_resizes_passes_ctrl_c_and_exits_with_the_shell_
         // Ctrl-C goes to the pod as a byte and interrupts what runs there, not the CLI.
         pty.type_keys("sleep 30\r");
         let at = pty.expect(at, "sleep 30\r\n").await;
-        // The echo shows the line was typed; give the pod's `sleep` a moment to start (nothing
-        // on the terminal says it did).
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // The pod's shell echoes a line once it has read it and starts `sleep` before it reads
+        // anything more (tests/support/kube/exec.rs), so the Ctrl-C typed after the echo
+        // reaches the running `sleep`; the prompt coming back long before 30 s shows it
+        // interrupted it.
         pty.type_keys("\x03");
         let at = pty.expect(at, "^C\r\n$ ").await;
         assert!(child.try_wait().unwrap().is_none(), "Ctrl-C did not stop the CLI");
@@ -319,8 +320,7 @@ async fn prod_shell_waits_for_ops_and_records_what_is_typed() {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
-        // A settle window: no link may appear while the request waits.
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // A link is made by the action, which runs only once approved: none while it waits.
         assert!(
             sessions(&env).of_request(&id).await.unwrap().is_empty(),
             "no link before approval"

@@ -37,6 +37,10 @@ pub struct DeliveryRecord {
     pub delivered_at: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The message the platform made of it: Slack's `ts`, Discord's message id (when the
+    /// platform answers with one; edits of an existing message may not).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform_id: Option<String>,
 }
 
 /// Whether `surface` shows events in a chat thread (and so needs delivery rows).
@@ -290,7 +294,7 @@ impl Store {
     /// The deliveries of one request, in order.
     pub async fn deliveries(&self, id: &RequestId) -> Result<Vec<DeliveryRecord>, StoreError> {
         let rows = sqlx::query(
-            "SELECT seq, surface, state, attempts, delivered_at, error FROM deliveries WHERE request_id = $1 ORDER BY seq",
+            "SELECT seq, surface, state, attempts, delivered_at, error, platform_id FROM deliveries WHERE request_id = $1 ORDER BY seq",
         )
         .bind(id.as_str())
         .fetch_all(self.pool())
@@ -304,6 +308,7 @@ impl Store {
                     attempts: r.try_get("attempts")?,
                     delivered_at: r.try_get("delivered_at")?,
                     error: r.try_get("error")?,
+                    platform_id: r.try_get("platform_id")?,
                 })
             })
             .collect()

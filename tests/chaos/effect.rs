@@ -175,27 +175,51 @@ impl Effects {
     }
 }
 
+/// How many times the store says request `view` was started: once, plus once per takeover
+/// (a `resuming` event: its replica died while it ran and recovery queued it again).
+pub fn tries(view: &Value) -> usize {
+    let resumes = view["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["message"].as_str().is_some_and(|m| m.starts_with("resuming")))
+        .count();
+    1 + resumes
+}
+
 /// Exactly once, as the test API server saw it: a deploy that succeeded left exactly one
-/// object, created by at least one POST and by no more POSTs than the action ran (a rerun
-/// after a takeover repeats it, answered 409: the name is taken); its outcome says it
-/// created it when it POSTed once. Any other request has neither.
+/// object, and made exactly one create unless the store shows it was taken over after a
+/// kill (`tries`): each takeover may repeat the create once (answered 409: the name is
+/// taken). The store's own count of starts (`attempts`) and the action's runs agree with
+/// that, so two replicas running one request without a kill (a broken claim) fails here
+/// even though the second create cannot make a second object. Its outcome says it created
+/// the object when it POSTed once. Any other request has neither object nor create, and
+/// every request has ended.
 pub fn check(view: &Value, effects: &Effects, runs: Option<usize>) -> Option<String> {
     let r = &view["request"];
     let (id, state) = (r["id"].as_str().unwrap_or(""), r["state"].as_str().unwrap_or(""));
     let outcome = r["outcome"].as_str().unwrap_or_default();
     let (objects, posts) = effects.counts(id);
+    let tries = tries(view);
+    let attempts = r["attempts"].as_i64().unwrap_or(-1);
     let fine = match (state, runs) {
         ("succeeded", Some(runs)) => {
             let said = outcome.starts_with("created ") || (posts > 1 && outcome.ends_with(" was already there"));
-            objects == 1 && posts >= 1 && posts <= runs && said
+            let once = if tries == 1 {
+                posts == 1 && runs == 1
+            } else {
+                posts >= 1 && posts <= runs && runs <= tries
+            };
+            objects == 1 && once && attempts == tries as i64 && said
         }
-        (_, None) => objects == 0 && posts == 0,
+        (state, None) => objects == 0 && posts == 0 && crate::terminal(state),
         _ => false,
     };
     (!fine).then(|| {
         format!(
-            "{id} ({}) ended {state} ({outcome:?}): {objects} objects, {posts} creates in the test API server, action run {runs:?} times",
-            r["text"]
+            "{id} ({}) ended {state} ({outcome:?}): {objects} objects, {posts} creates in the test API server, action run {runs:?} times, started {attempts} times, {} takeovers",
+            r["text"],
+            tries - 1
         )
     })
 }

@@ -102,6 +102,7 @@ impl Rig {
         if let Some(app) = apps[slot].take() {
             app.kill().await;
         }
+        // The downtime is a scenario parameter (drawn per kill), not a wait for a condition.
         tokio::time::sleep(pause).await;
         let app = effect::spawn(self.config.clone(), self.probe.clone(), self.kube.client()).await;
         self.urls.lock().expect("urls")[slot] = Some(app.url.clone());
