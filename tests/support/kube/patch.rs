@@ -25,7 +25,7 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
 
 /// The key by which a list field's items are merged (the `patchMergeKey` of the Kubernetes
 /// types the actions touch); None means the list is replaced as a whole.
-fn merge_key(field: &str, sample: Option<&Value>) -> Option<&'static str> {
+pub(super) fn merge_key(field: &str, sample: Option<&Value>) -> Option<&'static str> {
     Some(match field {
         "containers" | "initContainers" | "ephemeralContainers" | "volumes" | "env" | "imagePullSecrets" => "name",
         "volumeMounts" => "mountPath",
