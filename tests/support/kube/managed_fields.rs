@@ -472,15 +472,24 @@ pub fn record_apply(
             remove_at(merged, p);
         }
     }
-    list.retain(|e| !e.is(manager, "Apply", None));
-    list.push(Entry {
-        manager: manager.to_string(),
-        operation: "Apply".into(),
-        api_version: api_version.to_string(),
-        time: now(),
-        subresource: None,
-        fields: mine,
-    });
+    // An apply that owns what it owned before keeps its entry (and time) as it was, so a
+    // repeated apply writes nothing.
+    match list.iter_mut().find(|e| e.is(manager, "Apply", None)) {
+        Some(e) if e.fields == mine && e.api_version == api_version => {}
+        Some(e) => {
+            e.fields = mine;
+            e.api_version = api_version.to_string();
+            e.time = now();
+        }
+        None => list.push(Entry {
+            manager: manager.to_string(),
+            operation: "Apply".into(),
+            api_version: api_version.to_string(),
+            time: now(),
+            subresource: None,
+            fields: mine,
+        }),
+    }
     store(merged, list);
     Ok(())
 }

@@ -216,7 +216,6 @@ impl State {
         meta.insert("uid".into(), json!(uid));
         meta.insert("resourceVersion".into(), json!(rv.to_string()));
         meta.insert("creationTimestamp".into(), json!(util::fmt_time(util::now())));
-        meta.remove("managedFields");
         if has_generation {
             meta.insert("generation".into(), json!(1));
         } else {
@@ -257,7 +256,13 @@ impl State {
                 }
             }
         }
-        util::obj_mut(&mut obj, "metadata").remove("managedFields");
+        // Field ownership is kept by the API layer (managed_fields.rs); a writer that does not
+        // carry it (a controller building an object afresh) leaves it as it was.
+        if util::path(&obj, "metadata.managedFields").is_none()
+            && let Some(m) = util::path(&old, "metadata.managedFields").cloned()
+        {
+            util::obj_mut(&mut obj, "metadata").insert("managedFields".into(), m);
+        }
         if obj == old {
             return old;
         }
