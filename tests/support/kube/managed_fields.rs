@@ -493,3 +493,22 @@ pub fn record_apply(
     store(merged, list);
     Ok(())
 }
+
+impl super::KubeTestServer {
+    /// A strategic merge patch of the object at `api_path` by field manager `manager` (a
+    /// person's `kubectl edit`, say), through the API like any client; panics unless 2xx.
+    pub async fn patch_as(&self, manager: &str, api_path: &str, patch: &Value) -> Value {
+        let req = axum::http::Request::builder()
+            .method(axum::http::Method::PATCH)
+            .uri(format!("{api_path}?fieldManager={manager}"))
+            .header(axum::http::header::CONTENT_TYPE, "application/strategic-merge-patch+json")
+            .body(patch.to_string().into_bytes())
+            .expect("a valid request");
+        let text = self
+            .client()
+            .request_text(req)
+            .await
+            .unwrap_or_else(|e| panic!("PATCH {api_path} as {manager}: {e}"));
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+}
