@@ -169,6 +169,7 @@ async fn server_side_apply_refuses_unknown_fields_whatever_the_directive() {
         let a = raw(&k8s, Method::PATCH, &path, APPLY, &d.to_string()).await;
         // A real server answers this with a 500 (kubernetes/kubernetes#122480), same text.
         assert_eq!(a.code, 500, "{}", a.body);
+        assert!(a.body.get("reason").is_none(), "{}", a.body);
         assert_eq!(
             a.body["message"],
             r#"failed to create typed patch object (default/web; apps/v1, Kind=Deployment): .spec.template.spec.containers[name="app"].bogus: field not declared in schema"#
