@@ -72,40 +72,101 @@ async fn strict_field_validation_refuses_unknown_and_duplicate_fields_with_the_r
     let k8s = KubeTestServer::start().await;
     k8s.set_paused(true); // the PUT below carries the resourceVersion it created
     let cm = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c1"},"data":{"k":"v"},"bogusField":3}"#;
-    let a = raw(&k8s, Method::POST, &format!("{CM_PATH}?fieldValidation=Strict"), JSON, cm).await;
+    let a = raw(
+        &k8s,
+        Method::POST,
+        &format!("{CM_PATH}?fieldValidation=Strict"),
+        JSON,
+        cm,
+    )
+    .await;
     assert_eq!(a.code, 400, "{}", a.body);
     assert_eq!(a.body["reason"], "BadRequest");
     assert_eq!(
         a.body["message"],
         r#"ConfigMap in version "v1" cannot be handled as a ConfigMap: strict decoding error: unknown field "bogusField""#
     );
-    assert!(k8s.object("configmaps", "default", "c1").is_none(), "a refused create stores nothing");
+    assert!(
+        k8s.object("configmaps", "default", "c1").is_none(),
+        "a refused create stores nothing"
+    );
 
     // Nested fields are named by their path, list items by index.
     let mut d = deployment("web", 1);
     d["spec"]["bogusField"] = json!(true);
     d["spec"]["template"]["spec"]["containers"][0]["imagePullPolcy"] = json!("Always");
-    let a = raw(&k8s, Method::POST, &format!("{DEPLOY_PATH}?fieldValidation=Strict"), JSON, &d.to_string()).await;
+    let a = raw(
+        &k8s,
+        Method::POST,
+        &format!("{DEPLOY_PATH}?fieldValidation=Strict"),
+        JSON,
+        &d.to_string(),
+    )
+    .await;
     assert_eq!(a.code, 400, "{}", a.body);
     let message = a.body["message"].as_str().unwrap();
-    assert!(message.starts_with("Deployment in version \"v1\" cannot be handled as a Deployment: strict decoding error: "), "{message}");
+    assert!(
+        message.starts_with("Deployment in version \"v1\" cannot be handled as a Deployment: strict decoding error: "),
+        "{message}"
+    );
     assert!(message.contains(r#"unknown field "spec.bogusField""#), "{message}");
-    assert!(message.contains(r#"unknown field "spec.template.spec.containers[0].imagePullPolcy""#), "{message}");
+    assert!(
+        message.contains(r#"unknown field "spec.template.spec.containers[0].imagePullPolcy""#),
+        "{message}"
+    );
 
     // Duplicate keys, which serde_json alone would silently collapse.
     let dup = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c2"},"data":{"a":"1","a":"2"}}"#;
-    let a = raw(&k8s, Method::POST, &format!("{CM_PATH}?fieldValidation=Strict"), JSON, dup).await;
+    let a = raw(
+        &k8s,
+        Method::POST,
+        &format!("{CM_PATH}?fieldValidation=Strict"),
+        JSON,
+        dup,
+    )
+    .await;
     assert_eq!(a.code, 400, "{}", a.body);
-    assert!(a.body["message"].as_str().unwrap().ends_with(r#"strict decoding error: duplicate field "data.a""#), "{}", a.body);
+    assert!(
+        a.body["message"]
+            .as_str()
+            .unwrap()
+            .ends_with(r#"strict decoding error: duplicate field "data.a""#),
+        "{}",
+        a.body
+    );
 
     // Update and patch are held to the same rule.
-    let ok = raw(&k8s, Method::POST, &format!("{DEPLOY_PATH}?fieldValidation=Strict"), JSON, &deployment("web", 1).to_string()).await;
+    let ok = raw(
+        &k8s,
+        Method::POST,
+        &format!("{DEPLOY_PATH}?fieldValidation=Strict"),
+        JSON,
+        &deployment("web", 1).to_string(),
+    )
+    .await;
     assert_eq!(ok.code, 201, "{}", ok.body);
     let mut put = ok.body.clone();
     put["spec"]["replicaz"] = json!(3);
-    let a = raw(&k8s, Method::PUT, &format!("{DEPLOY_PATH}/web?fieldValidation=Strict"), JSON, &put.to_string()).await;
-    assert_eq!((a.code, a.body["reason"].as_str()), (400, Some("BadRequest")), "{}", a.body);
-    assert!(a.body["message"].as_str().unwrap().ends_with(r#"strict decoding error: unknown field "spec.replicaz""#));
+    let a = raw(
+        &k8s,
+        Method::PUT,
+        &format!("{DEPLOY_PATH}/web?fieldValidation=Strict"),
+        JSON,
+        &put.to_string(),
+    )
+    .await;
+    assert_eq!(
+        (a.code, a.body["reason"].as_str()),
+        (400, Some("BadRequest")),
+        "{}",
+        a.body
+    );
+    assert!(
+        a.body["message"]
+            .as_str()
+            .unwrap()
+            .ends_with(r#"strict decoding error: unknown field "spec.replicaz""#)
+    );
     let a = raw(
         &k8s,
         Method::PATCH,
@@ -115,12 +176,22 @@ async fn strict_field_validation_refuses_unknown_and_duplicate_fields_with_the_r
     )
     .await;
     assert_eq!(a.code, 400, "{}", a.body);
-    assert_eq!(a.body["message"], r#"strict decoding error: unknown field "spec.bogusField""#);
+    assert_eq!(
+        a.body["message"],
+        r#"strict decoding error: unknown field "spec.bogusField""#
+    );
     let stored = k8s.object("deployments", "default", "web").unwrap();
     assert!(stored["spec"].get("bogusField").is_none() && stored["spec"].get("replicaz").is_none());
 
     // An unknown directive is the real 422 on the options.
-    let a = raw(&k8s, Method::POST, &format!("{CM_PATH}?fieldValidation=strict"), JSON, cm).await;
+    let a = raw(
+        &k8s,
+        Method::POST,
+        &format!("{CM_PATH}?fieldValidation=strict"),
+        JSON,
+        cm,
+    )
+    .await;
     assert_eq!(a.code, 422, "{}", a.body);
     assert_eq!(
         a.body["message"],
@@ -142,16 +213,35 @@ async fn warn_is_the_default_and_drops_unknown_fields_with_a_warning_header_igno
 
     // Duplicates: a warning, and the last value wins.
     let dup = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"d"},"data":{"a":"1","a":"2"}}"#;
-    let a = raw(&k8s, Method::POST, &format!("{CM_PATH}?fieldValidation=Warn"), JSON, dup).await;
+    let a = raw(
+        &k8s,
+        Method::POST,
+        &format!("{CM_PATH}?fieldValidation=Warn"),
+        JSON,
+        dup,
+    )
+    .await;
     assert_eq!(a.code, 201);
     assert_eq!(a.warnings, vec![r#"299 - "duplicate field \"data.a\"""#.to_string()]);
     assert_eq!(k8s.object("configmaps", "default", "d").unwrap()["data"]["a"], "2");
 
     let quiet = cm.replace("\"w\"", "\"i\"");
-    let a = raw(&k8s, Method::POST, &format!("{CM_PATH}?fieldValidation=Ignore"), JSON, &quiet).await;
+    let a = raw(
+        &k8s,
+        Method::POST,
+        &format!("{CM_PATH}?fieldValidation=Ignore"),
+        JSON,
+        &quiet,
+    )
+    .await;
     assert_eq!(a.code, 201);
     assert!(a.warnings.is_empty(), "{:?}", a.warnings);
-    assert!(k8s.object("configmaps", "default", "i").unwrap().get("bogusField").is_none());
+    assert!(
+        k8s.object("configmaps", "default", "i")
+            .unwrap()
+            .get("bogusField")
+            .is_none()
+    );
 
     // kube-rs sends no directive: the product's own creates get Warn.
     let cms: Api<ConfigMap> = Api::namespaced(k8s.client(), "default");
@@ -179,9 +269,28 @@ async fn server_side_apply_refuses_unknown_fields_whatever_the_directive() {
 
     // Duplicates in an apply follow the directive.
     let dup = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"},"data":{"a":"1","a":"2"}}"#;
-    let a = raw(&k8s, Method::PATCH, &format!("{CM_PATH}/c?fieldManager=m&fieldValidation=Strict"), APPLY, dup).await;
-    assert_eq!((a.code, a.body["reason"].as_str()), (400, Some("BadRequest")), "{}", a.body);
-    assert!(a.body["message"].as_str().unwrap().contains(r#"duplicate field "data.a""#), "{}", a.body);
+    let a = raw(
+        &k8s,
+        Method::PATCH,
+        &format!("{CM_PATH}/c?fieldManager=m&fieldValidation=Strict"),
+        APPLY,
+        dup,
+    )
+    .await;
+    assert_eq!(
+        (a.code, a.body["reason"].as_str()),
+        (400, Some("BadRequest")),
+        "{}",
+        a.body
+    );
+    assert!(
+        a.body["message"]
+            .as_str()
+            .unwrap()
+            .contains(r#"duplicate field "data.a""#),
+        "{}",
+        a.body
+    );
     let a = raw(&k8s, Method::PATCH, &format!("{CM_PATH}/c?fieldManager=m"), APPLY, dup).await;
     assert_eq!(a.code, 201, "{}", a.body);
     assert_eq!(a.warnings, vec![r#"299 - "duplicate field \"data.a\"""#.to_string()]);
@@ -194,7 +303,12 @@ fn managers(obj: &Value) -> Vec<(String, String)> {
         .as_array()
         .into_iter()
         .flatten()
-        .map(|e| (e["manager"].as_str().unwrap().to_string(), e["operation"].as_str().unwrap().to_string()))
+        .map(|e| {
+            (
+                e["manager"].as_str().unwrap().to_string(),
+                e["operation"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     v.sort();
     v
@@ -213,8 +327,12 @@ async fn apply_records_owned_fields_in_the_real_fields_v1_form() {
     let k8s = KubeTestServer::start().await;
     let cms: Api<ConfigMap> = Api::namespaced(k8s.client(), "default");
     let cm: ConfigMap =
-        serde_json::from_value(json!({"metadata": {"name": "c", "labels": {"team": "a"}}, "data": {"k": "v"}})).unwrap();
-    let applied = cms.patch("c", &PatchParams::apply("deckhand"), &Patch::Apply(&cm)).await.unwrap();
+        serde_json::from_value(json!({"metadata": {"name": "c", "labels": {"team": "a"}}, "data": {"k": "v"}}))
+            .unwrap();
+    let applied = cms
+        .patch("c", &PatchParams::apply("deckhand"), &Patch::Apply(&cm))
+        .await
+        .unwrap();
     let mf = applied.metadata.managed_fields.unwrap();
     assert_eq!(mf.len(), 1);
     assert_eq!(mf[0].manager.as_deref(), Some("deckhand"));
@@ -233,24 +351,55 @@ async fn apply_conflicts_name_the_other_manager_and_field_and_force_takes_owners
     let k8s = KubeTestServer::start().await;
     k8s.set_paused(true);
     let path = |manager: &str, extra: &str| format!("{DEPLOY_PATH}/web?fieldManager={manager}{extra}");
-    let a = raw(&k8s, Method::PATCH, &path("A", ""), APPLY, &deployment("web", 2).to_string()).await;
+    let a = raw(
+        &k8s,
+        Method::PATCH,
+        &path("A", ""),
+        APPLY,
+        &deployment("web", 2).to_string(),
+    )
+    .await;
     assert_eq!(a.code, 201, "{}", a.body);
 
     // B changes A's replicas: 409 naming A (an applier) and the field.
-    let b = raw(&k8s, Method::PATCH, &path("B", ""), APPLY, &deployment("web", 3).to_string()).await;
+    let b = raw(
+        &k8s,
+        Method::PATCH,
+        &path("B", ""),
+        APPLY,
+        &deployment("web", 3).to_string(),
+    )
+    .await;
     assert_eq!(b.code, 409, "{}", b.body);
     assert_eq!(b.body["reason"], "Conflict");
-    assert_eq!(b.body["message"], r#"Apply failed with 1 conflict: conflict with "A": .spec.replicas"#);
+    assert_eq!(
+        b.body["message"],
+        r#"Apply failed with 1 conflict: conflict with "A": .spec.replicas"#
+    );
     assert_eq!(
         b.body["details"]["causes"],
         json!([{"reason": "FieldManagerConflict", "message": "conflict with \"A\"", "field": ".spec.replicas"}])
     );
-    assert_eq!(k8s.object("deployments", "default", "web").unwrap()["spec"]["replicas"], 2);
+    assert_eq!(
+        k8s.object("deployments", "default", "web").unwrap()["spec"]["replicas"],
+        2
+    );
 
     // The same values are shared, not a conflict.
-    let same = raw(&k8s, Method::PATCH, &path("B", ""), APPLY, &deployment("web", 2).to_string()).await;
+    let same = raw(
+        &k8s,
+        Method::PATCH,
+        &path("B", ""),
+        APPLY,
+        &deployment("web", 2).to_string(),
+    )
+    .await;
     assert_eq!(same.code, 200, "{}", same.body);
-    assert!(owns_replicas(&same.body, "A") && owns_replicas(&same.body, "B"), "{}", same.body);
+    assert!(
+        owns_replicas(&same.body, "A") && owns_replicas(&same.body, "B"),
+        "{}",
+        same.body
+    );
 
     // An update by another manager takes the field; a later apply conflicts with the updater,
     // named with its apiVersion as a real server does.
@@ -264,8 +413,19 @@ async fn apply_conflicts_name_the_other_manager_and_field_and_force_takes_owners
     .await;
     assert_eq!(edit.code, 200, "{}", edit.body);
     assert!(owns_replicas(&edit.body, "kubectl-edit"));
-    assert!(!owns_replicas(&edit.body, "A") && !owns_replicas(&edit.body, "B"), "{}", edit.body);
-    let c = raw(&k8s, Method::PATCH, &path("A", ""), APPLY, &deployment("web", 5).to_string()).await;
+    assert!(
+        !owns_replicas(&edit.body, "A") && !owns_replicas(&edit.body, "B"),
+        "{}",
+        edit.body
+    );
+    let c = raw(
+        &k8s,
+        Method::PATCH,
+        &path("A", ""),
+        APPLY,
+        &deployment("web", 5).to_string(),
+    )
+    .await;
     assert_eq!(c.code, 409, "{}", c.body);
     assert_eq!(
         c.body["message"],
@@ -307,15 +467,26 @@ async fn a_field_stays_while_another_manager_owns_it() {
     let k8s = KubeTestServer::start().await;
     k8s.set_paused(true);
     let cms: Api<ConfigMap> = Api::namespaced(k8s.client(), "default");
-    let both: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "c"}, "data": {"a": "1", "b": "2"}})).unwrap();
+    let both: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "c"}, "data": {"a": "1", "b": "2"}})).unwrap();
     let only_a: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "c"}, "data": {"a": "1"}})).unwrap();
-    cms.patch("c", &PatchParams::apply("one"), &Patch::Apply(&both)).await.unwrap();
-    cms.patch("c", &PatchParams::apply("two"), &Patch::Apply(&both)).await.unwrap();
+    cms.patch("c", &PatchParams::apply("one"), &Patch::Apply(&both))
+        .await
+        .unwrap();
+    cms.patch("c", &PatchParams::apply("two"), &Patch::Apply(&both))
+        .await
+        .unwrap();
     // "one" stops applying b: "two" still owns it, so it stays.
-    let kept = cms.patch("c", &PatchParams::apply("one"), &Patch::Apply(&only_a)).await.unwrap();
+    let kept = cms
+        .patch("c", &PatchParams::apply("one"), &Patch::Apply(&only_a))
+        .await
+        .unwrap();
     assert_eq!(kept.data.unwrap().get("b").map(String::as_str), Some("2"));
     // "two" stops too: nobody owns b any more and it goes.
-    let gone = cms.patch("c", &PatchParams::apply("two"), &Patch::Apply(&only_a)).await.unwrap();
+    let gone = cms
+        .patch("c", &PatchParams::apply("two"), &Patch::Apply(&only_a))
+        .await
+        .unwrap();
     assert!(!gone.data.unwrap().contains_key("b"));
 }
 
@@ -376,29 +547,48 @@ async fn dry_run_validates_and_answers_but_stores_nothing_and_sends_no_event() {
     assert_eq!(patched.spec.replicas, Some(8));
     // (kube-rs's create above made its user agent the owner of replicas: force.)
     let applied = deploys
-        .patch("live", &PatchParams::apply("deckhand").force().dry_run(), &Patch::Apply(deployment("live", 9)))
+        .patch(
+            "live",
+            &PatchParams::apply("deckhand").force().dry_run(),
+            &Patch::Apply(deployment("live", 9)),
+        )
         .await
         .unwrap();
     assert_eq!(applied.spec.replicas, Some(9));
     let applied_new = deploys
-        .patch("other", &PatchParams::apply("deckhand").dry_run(), &Patch::Apply(deployment("other", 1)))
+        .patch(
+            "other",
+            &PatchParams::apply("deckhand").dry_run(),
+            &Patch::Apply(deployment("other", 1)),
+        )
         .await
         .unwrap();
     assert_eq!(applied_new.metadata.name.as_deref(), Some("other"));
     assert!(k8s.object("deployments", "default", "other").is_none());
 
     // delete (kube-rs puts dryRun in the DeleteOptions body): the answer a delete gives.
-    let answer = deploys.delete("live", &DeleteParams::default().dry_run()).await.unwrap();
+    let answer = deploys
+        .delete("live", &DeleteParams::default().dry_run())
+        .await
+        .unwrap();
     assert!(answer.is_right(), "a Deployment delete answers with a Status");
     let answer = pods.delete("p", &DeleteParams::default().dry_run()).await.unwrap();
     assert_eq!(answer.left().unwrap().metadata.name.as_deref(), Some("p"));
 
     assert_eq!(k8s.resource_version(), rv, "nothing was written");
-    assert_eq!(k8s.object("deployments", "default", "live").unwrap()["spec"]["replicas"], 1);
+    assert_eq!(
+        k8s.object("deployments", "default", "live").unwrap()["spec"]["replicas"],
+        1
+    );
     assert!(k8s.object("pods", "default", "p").is_some());
     let quiet = tokio::time::timeout(Duration::from_millis(300), events.next()).await;
     assert!(
-        !matches!(quiet, Ok(Some(Ok(WatchEvent::Added(_) | WatchEvent::Modified(_) | WatchEvent::Deleted(_))))),
+        !matches!(
+            quiet,
+            Ok(Some(Ok(WatchEvent::Added(_)
+                | WatchEvent::Modified(_)
+                | WatchEvent::Deleted(_))))
+        ),
         "no watch event: {quiet:?}"
     );
 }
@@ -420,8 +610,16 @@ async fn an_unknown_dry_run_value_is_refused_and_nothing_happens() {
     assert_eq!(a.code, 201);
     let a = raw(&k8s, Method::DELETE, &format!("{CM_PATH}/c?dryRun=yes"), JSON, "").await;
     assert_eq!(a.code, 422, "{}", a.body);
-    assert!(a.body["message"].as_str().unwrap().starts_with("DeleteOptions.meta.k8s.io"));
-    assert!(k8s.object("configmaps", "default", "c").is_some(), "a refused delete deletes nothing");
+    assert!(
+        a.body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("DeleteOptions.meta.k8s.io")
+    );
+    assert!(
+        k8s.object("configmaps", "default", "c").is_some(),
+        "a refused delete deletes nothing"
+    );
 }
 
 // kubectl --------------------------------------------------------------------------------------
@@ -462,7 +660,10 @@ async fn real_kubectl_meets_strict_validation_conflicts_and_server_dry_run() {
     // kubectl asks for Strict: client-side and server-side apply are both refused.
     let (code, _, err) = kubectl(kc, &["apply", "-f", f]).await;
     assert_ne!(code, 0);
-    assert!(err.contains(r#"strict decoding error: unknown field "bogusField""#), "{err}");
+    assert!(
+        err.contains(r#"strict decoding error: unknown field "bogusField""#),
+        "{err}"
+    );
     let (code, _, err) = kubectl(kc, &["apply", "--server-side", "-f", f]).await;
     assert_ne!(code, 0);
     assert!(err.contains(".bogusField: field not declared in schema"), "{err}");
@@ -470,7 +671,12 @@ async fn real_kubectl_meets_strict_validation_conflicts_and_server_dry_run() {
     // --validate=false sends Ignore for create: stored without the field.
     let (code, out, err) = kubectl(kc, &["create", "--validate=false", "-f", f]).await;
     assert_eq!(code, 0, "{out}{err}");
-    assert!(k8s.object("configmaps", "default", "bogus").unwrap().get("bogusField").is_none());
+    assert!(
+        k8s.object("configmaps", "default", "bogus")
+            .unwrap()
+            .get("bogusField")
+            .is_none()
+    );
 
     // Server-side apply conflicts as kubectl reports them, and --force-conflicts.
     let deploy = dir.path().join("deploy.yaml");
@@ -490,9 +696,22 @@ async fn real_kubectl_meets_strict_validation_conflicts_and_server_dry_run() {
     write(3);
     let (code, _, err) = kubectl(kc, &["apply", "--server-side", "--field-manager=B", "-f", d]).await;
     assert_ne!(code, 0);
-    assert!(err.contains(r#"Apply failed with 1 conflict: conflict with "A": .spec.replicas"#), "{err}");
-    let (code, out, err) =
-        kubectl(kc, &["apply", "--server-side", "--field-manager=B", "--force-conflicts", "-f", d]).await;
+    assert!(
+        err.contains(r#"Apply failed with 1 conflict: conflict with "A": .spec.replicas"#),
+        "{err}"
+    );
+    let (code, out, err) = kubectl(
+        kc,
+        &[
+            "apply",
+            "--server-side",
+            "--field-manager=B",
+            "--force-conflicts",
+            "-f",
+            d,
+        ],
+    )
+    .await;
     assert_eq!(code, 0, "{out}{err}");
     let stored = k8s.object("deployments", "default", "web").unwrap();
     assert_eq!(stored["spec"]["replicas"], 3);
@@ -501,7 +720,13 @@ async fn real_kubectl_meets_strict_validation_conflicts_and_server_dry_run() {
     // --dry-run=server: answered, not stored. (From a file: `kubectl create deployment`
     // sends protobuf, which this server does not read yet.)
     let dry = dir.path().join("dry.yaml");
-    std::fs::write(&dry, std::fs::read_to_string(&deploy).unwrap().replace("name: web", "name: dry")).unwrap();
+    std::fs::write(
+        &dry,
+        std::fs::read_to_string(&deploy)
+            .unwrap()
+            .replace("name: web", "name: dry"),
+    )
+    .unwrap();
     let (code, out, err) = kubectl(
         kc,
         &["create", "-f", dry.to_str().unwrap(), "--dry-run=server", "-o", "json"],

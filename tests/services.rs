@@ -159,7 +159,12 @@ async fn provision_bind_and_delete_a_database_without_leaking_its_secret() {
             .as_array()
             .map(|m| {
                 m.iter()
-                    .map(|f| (f["manager"].as_str().unwrap_or(""), f["operation"].as_str().unwrap_or("")))
+                    .map(|f| {
+                        (
+                            f["manager"].as_str().unwrap_or(""),
+                            f["operation"].as_str().unwrap_or(""),
+                        )
+                    })
                     .collect()
             })
             .unwrap_or_default();
@@ -176,7 +181,11 @@ async fn provision_bind_and_delete_a_database_without_leaking_its_secret() {
             {"name": "shop", "env": [{"name": "PGDATABASE", "value": "legacy"}]}
         ]}}}});
         env.kube
-            .patch_as("kubectl-edit", "/apis/apps/v1/namespaces/checkout/deployments/shop", &by_hand)
+            .patch_as(
+                "kubectl-edit",
+                "/apis/apps/v1/namespaces/checkout/deployments/shop",
+                &by_hand,
+            )
             .await;
         let refused = env.run("alice", "service bind orders-db to shop in checkout").await;
         assert_eq!(state(&refused), "failed", "{refused:#}");
@@ -188,12 +197,19 @@ async fn provision_bind_and_delete_a_database_without_leaking_its_secret() {
              remove them or bind under other names"
         );
         let d = env.object("deployments", "checkout", "shop");
-        assert_eq!(d["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"], "legacy", "{d:#}");
+        assert_eq!(
+            d["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"], "legacy",
+            "{d:#}"
+        );
         let removed = json!({"spec": {"template": {"spec": {"containers": [
             {"name": "shop", "env": [{"name": "PGDATABASE", "$patch": "delete"}]}
         ]}}}});
         env.kube
-            .patch_as("kubectl-edit", "/apis/apps/v1/namespaces/checkout/deployments/shop", &removed)
+            .patch_as(
+                "kubectl-edit",
+                "/apis/apps/v1/namespaces/checkout/deployments/shop",
+                &removed,
+            )
             .await;
 
         // Binding: the Secret's keys as variables, the IAM role on a ServiceAccount, a rollout.

@@ -359,8 +359,18 @@ fn dispatch(
             }
             let (obj, dups) = parse_body_dups(body, headers)?;
             let mut obj = check_body(rd, obj, &ns, None)?;
-            fv::enforce(rd, &mut obj, &dups, fv::directive(params, options_kind)?, Wording::Decode)?;
-            managed_fields::record_create(&mut obj, &managed_fields::manager_of(params, headers), &rd.api_version());
+            fv::enforce(
+                rd,
+                &mut obj,
+                &dups,
+                fv::directive(params, options_kind)?,
+                Wording::Decode,
+            )?;
+            managed_fields::record_create(
+                &mut obj,
+                &managed_fields::manager_of(params, headers),
+                &rd.api_version(),
+            );
             let created = create(&mut st, rd, obj, dry_run(params))?;
             Ok(Reply::Json(201, created))
         }
@@ -389,7 +399,13 @@ fn dispatch(
                 _ => {
                     let mut new = check_body(rd, new, &ns, Some(&name))?;
                     check_rv(rd, &name, &old, &new)?;
-                    fv::enforce(rd, &mut new, &dups, fv::directive(params, options_kind)?, Wording::Decode)?;
+                    fv::enforce(
+                        rd,
+                        &mut new,
+                        &dups,
+                        fv::directive(params, options_kind)?,
+                        Wording::Decode,
+                    )?;
                     let owner = Some((manager.as_str(), None));
                     update(&mut st, rd, &old, new, false, dry_run(params), owner)?
                 }
@@ -817,7 +833,10 @@ fn patch_object(
             }
             let mut o = check_body(rd, o, &ns, Some(&name))?;
             fv::enforce(rd, &mut o, &dups, directive, Wording::Patch)?;
-            Ok(Reply::Json(200, update(st, rd, &old, o, false, dry, Some((&manager, None)))?))
+            Ok(Reply::Json(
+                200,
+                update(st, rd, &old, o, false, dry, Some((&manager, None)))?,
+            ))
         }
     }
 }

@@ -178,7 +178,7 @@ fn pe_key(pe: &Pe) -> String {
     }
 }
 
-fn child<'a>(m: &'a mut Map<String, Value>, k: String) -> &'a mut Map<String, Value> {
+fn child(m: &mut Map<String, Value>, k: String) -> &mut Map<String, Value> {
     let e = m.entry(k).or_insert_with(|| Value::Object(Map::new()));
     if !e.is_object() {
         *e = Value::Object(Map::new());
@@ -501,7 +501,10 @@ impl super::KubeTestServer {
         let req = axum::http::Request::builder()
             .method(axum::http::Method::PATCH)
             .uri(format!("{api_path}?fieldManager={manager}"))
-            .header(axum::http::header::CONTENT_TYPE, "application/strategic-merge-patch+json")
+            .header(
+                axum::http::header::CONTENT_TYPE,
+                "application/strategic-merge-patch+json",
+            )
             .body(patch.to_string().into_bytes())
             .expect("a valid request");
         let text = self
