@@ -154,11 +154,63 @@ async fn provision_bind_and_delete_a_database_without_leaking_its_secret() {
         assert_eq!(labels["deckhand.dev/class"], "postgres");
         assert_eq!(labels["deckhand.dev/owner"], "alice");
         assert_eq!(labels["deckhand.dev/request"], asked["request"]["id"]);
-        let managers: Vec<&str> = claim["metadata"]["managedFields"]
+        // The claim is deckhand's by server-side apply, field by field.
+        let managers: Vec<(&str, &str)> = claim["metadata"]["managedFields"]
             .as_array()
-            .map(|m| m.iter().filter_map(|f| f["manager"].as_str()).collect())
+            .map(|m| {
+                m.iter()
+                    .map(|f| {
+                        (
+                            f["manager"].as_str().unwrap_or(""),
+                            f["operation"].as_str().unwrap_or(""),
+                        )
+                    })
+                    .collect()
+            })
             .unwrap_or_default();
-        assert!(managers.is_empty() || managers.contains(&"deckhand"), "{managers:?}");
+        assert_eq!(managers, vec![("deckhand", "Apply")], "{claim:#}");
+        assert!(
+            claim["metadata"]["managedFields"][0]["fieldsV1"]["f:spec"]["f:parameters"]
+                .get("f:storageGB")
+                .is_some(),
+            "{claim:#}"
+        );
+
+        // A variable someone set by hand is a conflict the binding reports, not takes over.
+        let by_hand = json!({"spec": {"template": {"spec": {"containers": [
+            {"name": "shop", "env": [{"name": "PGDATABASE", "value": "legacy"}]}
+        ]}}}});
+        env.kube
+            .patch_as(
+                "kubectl-edit",
+                "/apis/apps/v1/namespaces/checkout/deployments/shop",
+                &by_hand,
+            )
+            .await;
+        let refused = env.run("alice", "service bind orders-db to shop in checkout").await;
+        assert_eq!(state(&refused), "failed", "{refused:#}");
+        assert_eq!(
+            outcome(&refused),
+            "shop already sets some of these variables another way (Apply failed with 1 conflict: \
+             conflict with \"kubectl-edit\" using apps/v1: \
+             .spec.template.spec.containers[name=\"shop\"].env[name=\"PGDATABASE\"].value); \
+             remove them or bind under other names"
+        );
+        let d = env.object("deployments", "checkout", "shop");
+        assert_eq!(
+            d["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"], "legacy",
+            "{d:#}"
+        );
+        let removed = json!({"spec": {"template": {"spec": {"containers": [
+            {"name": "shop", "env": [{"name": "PGDATABASE", "$patch": "delete"}]}
+        ]}}}});
+        env.kube
+            .patch_as(
+                "kubectl-edit",
+                "/apis/apps/v1/namespaces/checkout/deployments/shop",
+                &removed,
+            )
+            .await;
 
         // Binding: the Secret's keys as variables, the IAM role on a ServiceAccount, a rollout.
         let bound = env.run("alice", "service bind orders-db to shop in checkout").await;

@@ -12,6 +12,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::admission;
+use super::field_validation::{self as fv, Wording};
+use super::managed_fields;
 use super::patch;
 use super::resources::{self, ResourceDef};
 use super::selectors::{FieldSelector, LabelSelector};
@@ -211,12 +213,21 @@ async fn handle(
         Ok(t) => t,
         Err(e) => return error_response(&e),
     };
-    match dispatch(&shared, &method, &headers, &body, &params, &target) {
+    fv::take_warnings();
+    let reply = dispatch(&shared, &method, &headers, &body, &params, &target);
+    let warnings = fv::take_warnings();
+    let mut response = match reply {
         Ok(Reply::Json(code, v)) => json_response(code, &v),
         Ok(Reply::Text(t)) => text_response(t),
         Ok(Reply::Watch) => watch::watch(shared.clone(), &target, &params, wants_table(&headers)),
         Err(e) => error_response(&e),
+    };
+    for w in warnings {
+        if let Ok(v) = HeaderValue::from_str(&fv::warning_header(&w)) {
+            response.headers_mut().append(header::WARNING, v);
+        }
     }
+    response
 }
 
 fn discovery(shared: &Arc<Shared>, path: &str) -> Option<Response> {
@@ -304,6 +315,16 @@ fn dispatch(
             &name,
         ));
     }
+    let options_kind = match verb {
+        "create" => "CreateOptions",
+        "update" => "UpdateOptions",
+        "patch" => "PatchOptions",
+        _ => "",
+    };
+    if !options_kind.is_empty() {
+        super::dry_run::requested(params, options_kind)?;
+        fv::directive(params, options_kind)?;
+    }
     match verb {
         "get" => {
             let obj = st
@@ -336,13 +357,26 @@ fn dispatch(
                     "the server does not allow this method on the requested resource",
                 ));
             }
-            let obj = parse_body(body, headers)?;
-            let obj = check_body(rd, obj, &ns, None)?;
+            let (obj, dups) = parse_body_dups(body, headers)?;
+            let mut obj = check_body(rd, obj, &ns, None)?;
+            fv::enforce(
+                rd,
+                &mut obj,
+                &dups,
+                fv::directive(params, options_kind)?,
+                Wording::Decode,
+            )?;
+            managed_fields::record_create(
+                &mut obj,
+                &managed_fields::manager_of(params, headers),
+                &rd.api_version(),
+            );
             let created = create(&mut st, rd, obj, dry_run(params))?;
             Ok(Reply::Json(201, created))
         }
         "update" => {
-            let new = parse_body(body, headers)?;
+            let (new, dups) = parse_body_dups(body, headers)?;
+            let manager = managed_fields::manager_of(params, headers);
             let old = st
                 .get(rd, &ns, &name)
                 .cloned()
@@ -353,29 +387,39 @@ fn dispatch(
                     check_rv(rd, &name, &old, &new)?;
                     let mut o = old.clone();
                     util::set_path(&mut o, "spec.replicas", json!(replicas));
-                    let saved = update(&mut st, rd, &old, o, false, dry_run(params))?;
+                    let owner = Some((manager.as_str(), Some("scale")));
+                    let saved = update(&mut st, rd, &old, o, false, dry_run(params), owner)?;
                     return Ok(Reply::Json(200, scale_of(&saved)));
                 }
                 Some("status") => {
                     let new = check_body(rd, new, &ns, Some(&name))?;
                     check_rv(rd, &name, &old, &new)?;
-                    update(&mut st, rd, &old, new, true, dry_run(params))?
+                    update(&mut st, rd, &old, new, true, dry_run(params), None)?
                 }
                 _ => {
-                    let new = check_body(rd, new, &ns, Some(&name))?;
+                    let mut new = check_body(rd, new, &ns, Some(&name))?;
                     check_rv(rd, &name, &old, &new)?;
-                    update(&mut st, rd, &old, new, false, dry_run(params))?
+                    fv::enforce(
+                        rd,
+                        &mut new,
+                        &dups,
+                        fv::directive(params, options_kind)?,
+                        Wording::Decode,
+                    )?;
+                    let owner = Some((manager.as_str(), None));
+                    update(&mut st, rd, &old, new, false, dry_run(params), owner)?
                 }
             };
             Ok(Reply::Json(200, updated))
         }
         "patch" => patch_object(&mut st, rd, t, headers, body, params),
         "delete" => {
+            let opts: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+            let dry = super::dry_run::requested_delete(params, &opts)?;
             let old = st
                 .get(rd, &ns, &name)
                 .cloned()
                 .ok_or_else(|| ApiError::not_found(rd, &name))?;
-            let opts: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
             if let Some(want) = util::path(&opts, "preconditions.resourceVersion").and_then(Value::as_str)
                 && want != util::str_at(&old, "metadata.resourceVersion")
             {
@@ -409,14 +453,16 @@ fn dispatch(
                         .map(str::to_string)
                 })
                 .unwrap_or_default();
-            delete(&mut st, rd, old, &policy, dry_run(params)).map(|v| Reply::Json(200, v))
+            delete(&mut st, rd, old, &policy, dry).map(|v| Reply::Json(200, v))
         }
         "deletecollection" => {
+            let opts: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+            let dry = super::dry_run::requested_delete(params, &opts)?;
             let items = select(&st, rd, t.namespace.as_deref(), params)?;
             let rv = st.current_rv();
             let mut deleted = Vec::new();
             for obj in items {
-                if !dry_run(params) {
+                if !dry {
                     let (ons, oname) = store::ns_name(&obj);
                     st.delete(rd, &ons, &oname);
                 }
@@ -487,6 +533,11 @@ fn scale_of(obj: &Value) -> Value {
 
 /// Bodies are JSON; YAML is accepted as well (apply-patch is nominally YAML).
 fn parse_body(body: &Bytes, headers: &HeaderMap) -> Result<Value, ApiError> {
+    parse_body_dups(body, headers).map(|(v, _)| v)
+}
+
+/// The body and the paths of its duplicate JSON keys (for field validation).
+fn parse_body_dups(body: &Bytes, headers: &HeaderMap) -> Result<(Value, Vec<String>), ApiError> {
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -494,9 +545,10 @@ fn parse_body(body: &Bytes, headers: &HeaderMap) -> Result<Value, ApiError> {
     if ct.contains("protobuf") {
         return Err(ApiError::unsupported_media_type(ct));
     }
-    match serde_json::from_slice::<Value>(body) {
+    match fv::parse_json(body) {
         Ok(v) => Ok(v),
         Err(json_err) => yaml_serde::from_slice::<Value>(body)
+            .map(|v| (v, Vec::new()))
             .map_err(|_| ApiError::bad_request(format!("the body of the request could not be decoded: {json_err}"))),
     }
 }
@@ -552,8 +604,13 @@ fn check_rv(rd: &ResourceDef, name: &str, old: &Value, new: &Value) -> Result<()
 
 /// Create through admission; shared by POST and server-side apply of a new object.
 pub fn create(st: &mut State, rd: &ResourceDef, mut obj: Value, dry_run: bool) -> Result<Value, ApiError> {
+    // Field ownership is computed by the caller (managed_fields.rs); the rest is the server's.
+    let managed = util::path(&obj, "metadata.managedFields").cloned();
     admission::strip_system_fields(&mut obj);
-    let obj = admission::prepare_create(st, rd, obj)?;
+    let mut obj = admission::prepare_create(st, rd, obj)?;
+    if let Some(m) = managed {
+        util::set_path(&mut obj, "metadata.managedFields", m);
+    }
     let (ns, name) = store::ns_name(&obj);
     if st.get(rd, &ns, &name).is_some() {
         return Err(ApiError::already_exists(rd, &name));
@@ -564,6 +621,8 @@ pub fn create(st: &mut State, rd: &ResourceDef, mut obj: Value, dry_run: bool) -
     Ok(st.create(rd, obj))
 }
 
+/// Update through admission; `owner` (field manager, subresource) takes ownership of the
+/// fields the update changes (managed_fields.rs).
 fn update(
     st: &mut State,
     rd: &ResourceDef,
@@ -571,8 +630,12 @@ fn update(
     new: Value,
     status_only: bool,
     dry_run: bool,
+    owner: Option<(&str, Option<&str>)>,
 ) -> Result<Value, ApiError> {
-    let obj = admission::prepare_update(rd, old, new, status_only)?;
+    let mut obj = admission::prepare_update(rd, old, new, status_only)?;
+    if let Some((manager, sub)) = owner {
+        managed_fields::record_update(old, &mut obj, manager, &rd.api_version(), sub);
+    }
     if dry_run {
         return Ok(obj);
     }
@@ -602,6 +665,10 @@ fn delete(st: &mut State, rd: &ResourceDef, old: Value, policy: &str, dry_run: b
         return Ok(st.update(rd, o));
     }
     if dry_run {
+        // The answer the real delete would give, with nothing removed.
+        if rd.kind == "Pod" {
+            return Ok(old);
+        }
         return Ok(status::success_status(rd, &name, util::str_at(&old, "metadata.uid")));
     }
     if policy == "Orphan" {
@@ -665,8 +732,9 @@ fn patch_object(
         .to_string();
     let ns = t.namespace.clone().unwrap_or_default();
     let name = t.name.clone().unwrap_or_default();
-    let patch_body = parse_body(body, headers)?;
+    let (patch_body, dups) = parse_body_dups(body, headers)?;
     let dry = dry_run(params);
+    let directive = fv::directive(params, "PatchOptions")?;
     let old = st.get(rd, &ns, &name).cloned();
 
     // An apply that creates the object is authorized a second time, as `create`
@@ -699,30 +767,26 @@ fn patch_object(
                 "apiVersion and kind must be set in an apply patch",
             ));
         }
-        let key = (rd.key(), ns.clone(), name.clone(), manager);
+        fv::enforce_apply(rd, &applied, &ns, &name, &dups, directive)?;
+        let force = is_true(params, "force");
         let Some(old) = old else {
-            let created = create(st, rd, applied.clone(), dry)?;
-            if !dry {
-                admission::strip_system_fields(&mut applied);
-                st.applied.insert(key, applied);
-            }
+            admission::strip_system_fields(&mut applied);
+            let mut obj = applied.clone();
+            managed_fields::record_apply(None, &mut obj, &applied, &manager, &rd.api_version(), force)?;
+            let created = create(st, rd, obj, dry)?;
             return Ok(Reply::Json(201, created));
         };
         check_rv(rd, &name, &old, &applied)?;
         admission::strip_system_fields(&mut applied);
         let mut merged = old.clone();
-        if let Some(prev) = st.applied.get(&key) {
-            patch::remove_absent(&mut merged, prev, &applied);
-        }
         patch::strategic_merge(&mut merged, &applied);
-        let saved = update(st, rd, &old, merged, false, dry)?;
-        if !dry {
-            st.applied.insert(key, applied);
-        }
+        managed_fields::record_apply(Some(&old), &mut merged, &applied, &manager, &rd.api_version(), force)?;
+        let saved = update(st, rd, &old, merged, false, dry, None)?;
         return Ok(Reply::Json(200, saved));
     }
 
     let old = old.ok_or_else(|| ApiError::not_found(rd, &name))?;
+    let manager = managed_fields::manager_of(params, headers);
     let apply = |target: &mut Value| -> Result<(), ApiError> {
         match ct.as_str() {
             "application/merge-patch+json" => {
@@ -750,14 +814,14 @@ fn patch_object(
                 "spec.replicas",
                 json!(util::i64_at(&scale, "spec.replicas").unwrap_or(0)),
             );
-            let saved = update(st, rd, &old, o, false, dry)?;
+            let saved = update(st, rd, &old, o, false, dry, Some((&manager, Some("scale"))))?;
             Ok(Reply::Json(200, scale_of(&saved)))
         }
         Some("status") => {
             let mut o = old.clone();
             apply(&mut o)?;
             check_rv(rd, &name, &old, &o)?;
-            Ok(Reply::Json(200, update(st, rd, &old, o, true, dry)?))
+            Ok(Reply::Json(200, update(st, rd, &old, o, true, dry, None)?))
         }
         Some(_) => Err(ApiError::method_not_allowed("this subresource cannot be patched")),
         None => {
@@ -767,8 +831,12 @@ fn patch_object(
             if util::str_at(&o, "metadata.resourceVersion") != util::str_at(&old, "metadata.resourceVersion") {
                 return Err(ApiError::stale(rd, &name));
             }
-            let o = check_body(rd, o, &ns, Some(&name))?;
-            Ok(Reply::Json(200, update(st, rd, &old, o, false, dry)?))
+            let mut o = check_body(rd, o, &ns, Some(&name))?;
+            fv::enforce(rd, &mut o, &dups, directive, Wording::Patch)?;
+            Ok(Reply::Json(
+                200,
+                update(st, rd, &old, o, false, dry, Some((&manager, None)))?,
+            ))
         }
     }
 }
@@ -789,7 +857,7 @@ fn apply_subresource(
         if let Some(r) = util::i64_at(&body, "spec.replicas") {
             util::set_path(&mut o, "spec.replicas", json!(r));
         }
-        let saved = update(st, rd, &old, o, false, dry)?;
+        let saved = update(st, rd, &old, o, false, dry, None)?;
         return Ok(Reply::Json(200, scale_of(&saved)));
     }
     let mut o = old.clone();
@@ -798,5 +866,5 @@ fn apply_subresource(
         patch::strategic_merge(&mut merged_status, s);
         util::set_path(&mut o, "status", merged_status);
     }
-    Ok(Reply::Json(200, update(st, rd, &old, o, true, dry)?))
+    Ok(Reply::Json(200, update(st, rd, &old, o, true, dry, None)?))
 }

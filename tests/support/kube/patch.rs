@@ -1,5 +1,6 @@
 //! Patch flavours: JSON merge patch (RFC 7386), strategic merge patch (lists of named things
-//! merged by key), JSON patch (RFC 6902), and the merge used for server-side apply.
+//! merged by key), JSON patch (RFC 6902), and the merge used for server-side apply (whose field
+//! ownership is in managed_fields.rs).
 
 use serde_json::{Map, Value};
 
@@ -25,7 +26,7 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
 
 /// The key by which a list field's items are merged (the `patchMergeKey` of the Kubernetes
 /// types the actions touch); None means the list is replaced as a whole.
-fn merge_key(field: &str, sample: Option<&Value>) -> Option<&'static str> {
+pub(super) fn merge_key(field: &str, sample: Option<&Value>) -> Option<&'static str> {
     Some(match field {
         "containers" | "initContainers" | "ephemeralContainers" | "volumes" | "env" | "imagePullSecrets" => "name",
         "volumeMounts" => "mountPath",
@@ -147,43 +148,6 @@ fn merge_list(existing: &mut Vec<Value>, items: &[Value], key: &str) {
             (None, true) => {}
             (Some(i), false) => strategic_merge(&mut existing[i], item),
             (None, false) => existing.push(strip_directives(item.clone())),
-        }
-    }
-}
-
-/// Removes from `existing` what the same field manager applied last time (`prev`) but no
-/// longer applies (`next`): the part of server-side apply's field ownership that matters to
-/// an idempotent client (dropping an env var or an annotation from the manifest removes it).
-pub fn remove_absent(existing: &mut Value, prev: &Value, next: &Value) {
-    let (Value::Object(e), Value::Object(p)) = (existing, prev) else {
-        return;
-    };
-    for (k, pv) in p {
-        let nv = next.get(k);
-        match nv {
-            None | Some(Value::Null) => {
-                e.remove(k);
-            }
-            Some(nv) => match (e.get_mut(k), pv, nv) {
-                (Some(ev @ Value::Object(_)), Value::Object(_), Value::Object(_)) => remove_absent(ev, pv, nv),
-                (Some(Value::Array(ea)), Value::Array(pa), Value::Array(na)) => {
-                    let Some(mk) = merge_key(k, pa.first().or(na.first())) else {
-                        continue;
-                    };
-                    for pi in pa {
-                        let Some(id) = pi.get(mk) else { continue };
-                        match na.iter().find(|ni| ni.get(mk) == Some(id)) {
-                            None => ea.retain(|ei| ei.get(mk) != Some(id)),
-                            Some(ni) => {
-                                if let Some(ei) = ea.iter_mut().find(|ei| ei.get(mk) == Some(id)) {
-                                    remove_absent(ei, pi, ni);
-                                }
-                            }
-                        }
-                    }
-                }
-                _ => {}
-            },
         }
     }
 }

@@ -74,8 +74,6 @@ pub struct State {
     pub log_overrides: Vec<(String, String, String)>,
     /// Log lines written by the fake kubelet, per pod uid.
     pub pod_logs: HashMap<String, Vec<(jiff::Timestamp, String)>>,
-    /// Last object applied per (key, namespace, name, field manager), for apply removals.
-    pub applied: HashMap<(String, String, String, String), Value>,
     /// Controller bookkeeping per object uid (ticks spent in the current phase).
     pub ticks: HashMap<String, u32>,
     pub next_ip: u32,
@@ -109,7 +107,6 @@ impl State {
             paused: false,
             log_overrides: Vec::new(),
             pod_logs: HashMap::new(),
-            applied: HashMap::new(),
             ticks: HashMap::new(),
             next_ip: 10,
             server_address: String::new(),
@@ -216,7 +213,6 @@ impl State {
         meta.insert("uid".into(), json!(uid));
         meta.insert("resourceVersion".into(), json!(rv.to_string()));
         meta.insert("creationTimestamp".into(), json!(util::fmt_time(util::now())));
-        meta.remove("managedFields");
         if has_generation {
             meta.insert("generation".into(), json!(1));
         } else {
@@ -257,7 +253,13 @@ impl State {
                 }
             }
         }
-        util::obj_mut(&mut obj, "metadata").remove("managedFields");
+        // Field ownership is kept by the API layer (managed_fields.rs); a writer that does not
+        // carry it (a controller building an object afresh) leaves it as it was.
+        if util::path(&obj, "metadata.managedFields").is_none()
+            && let Some(m) = util::path(&old, "metadata.managedFields").cloned()
+        {
+            util::obj_mut(&mut obj, "metadata").insert("managedFields".into(), m);
+        }
         if obj == old {
             return old;
         }
@@ -288,8 +290,6 @@ impl State {
         util::obj_mut(&mut obj, "metadata").insert("resourceVersion".into(), json!(rv.to_string()));
         let uid = util::str_at(&obj, "metadata.uid").to_string();
         self.ticks.remove(&uid);
-        self.applied
-            .retain(|(k, ns, n, _), _| !(k == &rd.key() && ns == namespace && n == name));
         self.record(rd, "DELETED", obj.clone(), None);
         Some(obj)
     }
