@@ -89,6 +89,10 @@ mod tests {
         }
         let mut found = Vec::new();
         walk(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut found);
-        assert!(found.is_empty(), "Kubernetes calls outside src/cluster/:\n{}", found.join("\n"));
+        assert!(
+            found.is_empty(),
+            "Kubernetes calls outside src/cluster/:\n{}",
+            found.join("\n")
+        );
     }
 }
