@@ -688,6 +688,36 @@ async fn read_only_commands_answer_privately_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_answer_shows_its_output_once_and_the_status_says_finished() {
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let rig = start(backend, |_| {}).await;
+        for (command, output) in [("whoami", "You are alice"), ("help", "env create")] {
+            let (token, _, v) = rig.command("alice", &[command], &[("share", json!(true))]).await;
+            assert_eq!(v, json!({ "type": 5 }), "a public deferral");
+            rig.discord
+                .fake
+                .wait_until("the status says finished", |f| {
+                    f.original(&token).is_some_and(|m| m.content.contains("✅ finished in "))
+                })
+                .await;
+            let original = rig.discord.fake.original(&token).expect("original");
+            assert!(!original.content.contains(output), "{}", original.content);
+            let shown: Vec<String> = rig
+                .discord
+                .fake
+                .public()
+                .into_iter()
+                .filter(|m| m.content.contains(output))
+                .map(|m| m.content)
+                .collect();
+            assert_eq!(shown.len(), 1, "{command}: the output once, in the follow-up: {shown:#?}");
+        }
+        rig.app.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_action_outliving_the_token_still_delivers_every_message() {
     for backend in backends() {
         eprintln!("-- {backend:?}");
