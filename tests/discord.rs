@@ -679,7 +679,7 @@ async fn read_only_commands_answer_privately_once() {
             .fake
             .wait_until("the shared answer in the channel", |f| {
                 f.original(&token)
-                    .is_some_and(|m| m.visible_to.is_none() && m.content.contains("succeeded"))
+                    .is_some_and(|m| m.visible_to.is_none() && m.content.contains("✅ finished in "))
                     && f.public().iter().any(|m| m.content.contains("You are alice"))
             })
             .await;
@@ -692,7 +692,7 @@ async fn a_shared_answer_shows_its_output_once_and_the_status_says_finished() {
     for backend in backends() {
         eprintln!("-- {backend:?}");
         let rig = start(backend, |_| {}).await;
-        for (command, output) in [("whoami", "You are alice"), ("help", "env create")] {
+        for (command, output) in [("whoami", "You are alice"), ("help", "Commands you can run")] {
             let (token, _, v) = rig.command("alice", &[command], &[("share", json!(true))]).await;
             assert_eq!(v, json!({ "type": 5 }), "a public deferral");
             rig.discord

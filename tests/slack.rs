@@ -743,7 +743,7 @@ async fn a_shared_answer_shows_its_output_once_and_the_status_says_finished() {
     for backend in backends() {
         eprintln!("-- {backend:?}");
         let env = start(backend, Options::default()).await;
-        for (command, output) in [("whoami", "You are alice"), ("help", "env create")] {
+        for (command, output) in [("whoami", "You are alice"), ("help", "Commands you can run")] {
             env.slack.clear();
             let trigger = format!("t-{command}");
             assert_eq!(env.command("alice", &format!("{command} --share"), &trigger).await.0, 200);
