@@ -698,7 +698,8 @@ async fn a_shared_answer_shows_its_output_once_and_the_status_says_finished() {
             rig.discord
                 .fake
                 .wait_until("the status says finished", |f| {
-                    f.original(&token).is_some_and(|m| m.content.contains("✅ finished in "))
+                    f.original(&token)
+                        .is_some_and(|m| m.content.contains("✅ finished in "))
                 })
                 .await;
             let original = rig.discord.fake.original(&token).expect("original");
@@ -711,7 +712,11 @@ async fn a_shared_answer_shows_its_output_once_and_the_status_says_finished() {
                 .filter(|m| m.content.contains(output))
                 .map(|m| m.content)
                 .collect();
-            assert_eq!(shown.len(), 1, "{command}: the output once, in the follow-up: {shown:#?}");
+            assert_eq!(
+                shown.len(),
+                1,
+                "{command}: the output once, in the follow-up: {shown:#?}"
+            );
         }
         rig.app.shutdown().await;
     }

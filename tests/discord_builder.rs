@@ -182,7 +182,12 @@ fn buttons(answer: &Value) -> Vec<(String, String)> {
         .flatten()
         .flat_map(|row| row["components"].as_array().cloned().unwrap_or_default())
         .filter(|c| c["type"] == 2)
-        .map(|c| (c["label"].as_str().unwrap_or_default().to_owned(), c["custom_id"].as_str().unwrap_or_default().to_owned()))
+        .map(|c| {
+            (
+                c["label"].as_str().unwrap_or_default().to_owned(),
+                c["custom_id"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
         .collect()
 }
 
@@ -194,7 +199,10 @@ fn input_values(modal: &Value) -> Vec<(String, String)> {
         .flatten()
         .map(|r| {
             let i = &r["components"][0];
-            (i["custom_id"].as_str().unwrap_or_default().to_owned(), i["value"].as_str().unwrap_or_default().to_owned())
+            (
+                i["custom_id"].as_str().unwrap_or_default().to_owned(),
+                i["value"].as_str().unwrap_or_default().to_owned(),
+            )
         })
         .collect()
 }
@@ -495,7 +503,10 @@ async fn a_command_without_arguments_asks_first_unless_it_is_read_only() {
         assert!(buttons(&cancelled).is_empty(), "no buttons left: {cancelled:#}");
         let bobs = rig.click("bob", &choices[0].1).await;
         assert!(
-            bobs["data"]["content"].as_str().unwrap_or_default().contains("nothing was done"),
+            bobs["data"]["content"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("nothing was done"),
             "{bobs:#}"
         );
         assert!(rig.requests().await.is_empty(), "neither Cancel nor bob ran it");

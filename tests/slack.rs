@@ -746,23 +746,29 @@ async fn a_shared_answer_shows_its_output_once_and_the_status_says_finished() {
         for (command, output) in [("whoami", "You are alice"), ("help", "Commands you can run")] {
             env.slack.clear();
             let trigger = format!("t-{command}");
-            assert_eq!(env.command("alice", &format!("{command} --share"), &trigger).await.0, 200);
+            assert_eq!(
+                env.command("alice", &format!("{command} --share"), &trigger).await.0,
+                200
+            );
             let calls = env
                 .slack
                 .wait_for(10, "the root says finished", |cs| {
                     cs.iter().any(|c| {
                         c.method == "chat.update"
-                            && c.body["text"].as_str().unwrap_or_default().contains(":white_check_mark: finished in ")
+                            && c.body["text"]
+                                .as_str()
+                                .unwrap_or_default()
+                                .contains(":white_check_mark: finished in ")
                     })
                 })
                 .await;
             let messages = final_messages(&calls);
-            let with_output: Vec<&Value> = messages
-                .values()
-                .filter(|m| m.to_string().contains(output))
-                .collect();
+            let with_output: Vec<&Value> = messages.values().filter(|m| m.to_string().contains(output)).collect();
             assert_eq!(with_output.len(), 1, "{command}: {messages:#?}");
-            assert!(!with_output[0]["thread_ts"].is_null(), "the output is the reply: {messages:#?}");
+            assert!(
+                !with_output[0]["thread_ts"].is_null(),
+                "the output is the reply: {messages:#?}"
+            );
             let root = messages
                 .values()
                 .find(|m| m["thread_ts"].is_null())
@@ -1817,14 +1823,24 @@ async fn the_builder_and_deny_with_a_reason_work_over_socket_mode() {
         let view = env.modal("views.open", 1).await;
         assert!(select_values(&view, 0).contains(&"env create".to_owned()), "{view:#}");
         env.slack.issue_trigger("t-sock-pick");
-        let pick = view_action(&slack_id("alice"), &view, "deckhand_command_0", "env create", "t-sock-pick");
+        let pick = view_action(
+            &slack_id("alice"),
+            &view,
+            "deckhand_command_0",
+            "env create",
+            "t-sock-pick",
+        );
         socket.envelope("env-pick", "interactive", pick);
         socket.wait_ack("env-pick", 3).await;
         let view = env.modal("views.update", 1).await;
 
         // A bad value: the errors ride on the acknowledgement, nothing is stored.
         let bad = json!({ "arg:name": typed("Not A Name"), "arg:tier": picked("prod"), "arg:ttl": typed("2d") });
-        socket.envelope("env-bad", "interactive", view_submission(&slack_id("alice"), &view, bad));
+        socket.envelope(
+            "env-bad",
+            "interactive",
+            view_submission(&slack_id("alice"), &view, bad),
+        );
         socket.wait_ack("env-bad", 3).await;
         let answer = socket.ack_payload("env-bad");
         assert_eq!(answer["response_action"], "errors", "{answer:#}");
@@ -1833,7 +1849,11 @@ async fn the_builder_and_deny_with_a_reason_work_over_socket_mode() {
 
         // Filled in: stored, its message in the channel.
         let good = json!({ "arg:name": typed("preview-9"), "arg:tier": picked("prod"), "arg:ttl": typed("2d") });
-        socket.envelope("env-good", "interactive", view_submission(&slack_id("alice"), &view, good));
+        socket.envelope(
+            "env-good",
+            "interactive",
+            view_submission(&slack_id("alice"), &view, good),
+        );
         socket.wait_ack("env-good", 3).await;
         assert_eq!(socket.ack_payload("env-good"), Value::Null, "the modal closes");
         let request = env.only_slack_request().await;
@@ -1847,7 +1867,10 @@ async fn the_builder_and_deny_with_a_reason_work_over_socket_mode() {
                 cs.iter().any(|c| {
                     c.method == "chat.postMessage"
                         && c.body["channel"] == CHANNEL
-                        && c.body["text"].as_str().unwrap_or_default().contains("env create preview-9")
+                        && c.body["text"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .contains("env create preview-9")
                 })
             })
             .await;
@@ -1866,10 +1889,17 @@ async fn the_builder_and_deny_with_a_reason_work_over_socket_mode() {
         socket.wait_ack("env-deny-empty", 3).await;
         let answer = socket.ack_payload("env-deny-empty");
         assert!(
-            answer["errors"]["reason"].as_str().unwrap_or_default().contains("reason"),
+            answer["errors"]["reason"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("reason"),
             "{answer:#}"
         );
-        let why = view_submission(&slack_id("otto"), &form, json!({ "reason": typed("use the stage tier") }));
+        let why = view_submission(
+            &slack_id("otto"),
+            &form,
+            json!({ "reason": typed("use the stage tier") }),
+        );
         socket.envelope("env-deny-why", "interactive", why);
         socket.wait_ack("env-deny-why", 3).await;
         assert_eq!(socket.ack_payload("env-deny-why"), Value::Null, "the modal closes");

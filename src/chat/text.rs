@@ -14,7 +14,10 @@ use crate::{
 /// again (`whoami`), which the status would otherwise repeat.
 pub fn finished(request: &crate::store::RequestRecord, now: i64) -> String {
     match request.started_at {
-        Some(start) => format!("finished in {}", human_duration_ms(request.finished_at.unwrap_or(now) - start)),
+        Some(start) => format!(
+            "finished in {}",
+            human_duration_ms(request.finished_at.unwrap_or(now) - start)
+        ),
         None => "finished".to_owned(),
     }
 }

@@ -123,7 +123,10 @@ pub async fn component(endpoint: &Endpoint, app: &Arc<App>, ci: ComponentInterac
         _ => BTreeMap::new(),
     };
     match form::custom_id(&app.signer, &user, &Token::Form(spec.name.clone())) {
-        Some(id) => reply(MODAL, Some(builder_fix::prefill(form::form(&spec, &fields, &id), &entered))),
+        Some(id) => reply(
+            MODAL,
+            Some(builder_fix::prefill(form::form(&spec, &fields, &id), &entered)),
+        ),
         None => ephemeral(&markup::inert(&format!(
             "`{}` has too long a name for a Discord form; type it with `/{}`.",
             spec.name, endpoint.command
@@ -148,7 +151,11 @@ fn confirm(app: &App, endpoint: &Endpoint, user: &str, command: &str) -> Respons
         )));
     };
     let question = format!("Run `/{} {command}`?", endpoint.command);
-    private_message(UPDATE_MESSAGE, &question, vec![json!({ "type": 1, "components": [run, cancel] })])
+    private_message(
+        UPDATE_MESSAGE,
+        &question,
+        vec![json!({ "type": 1, "components": [run, cancel] })],
+    )
 }
 
 fn cancelled() -> Response {
@@ -199,12 +206,21 @@ fn explain(e: &BuildError, command: &str) -> String {
             .join("\n"),
         BuildError::Command(why) => format!("- {}", markup::inert(why)),
     };
-    format!("Nothing was submitted. Fix this with the button below (what you entered is kept), or start over with `/{command} build`:\n{what}")
+    format!(
+        "Nothing was submitted. Fix this with the button below (what you entered is kept), or start over with `/{command} build`:\n{what}"
+    )
 }
 
 /// The private answer to a form with mistakes: what is wrong, what was entered, and a
 /// "Fix it" button reopening the form with it.
-fn mistakes(app: &App, endpoint: &Endpoint, user: &str, spec: &CommandSpec, e: &BuildError, entered: &BTreeMap<String, String>) -> Response {
+fn mistakes(
+    app: &App,
+    endpoint: &Endpoint,
+    user: &str,
+    spec: &CommandSpec,
+    e: &BuildError,
+    entered: &BTreeMap<String, String>,
+) -> Response {
     let (embed, dropped) = builder_fix::carried(entered);
     let mut content = explain(e, &endpoint.command);
     if !dropped.is_empty() {
@@ -213,7 +229,9 @@ fn mistakes(app: &App, endpoint: &Endpoint, user: &str, spec: &CommandSpec, e: &
             dropped.iter().map(|d| markup::escape(d)).collect::<Vec<_>>().join(", ")
         ));
     }
-    let rows: Vec<serde_json::Value> = builder_fix::fix_row(&app.signer, user, &spec.name).into_iter().collect();
+    let rows: Vec<serde_json::Value> = builder_fix::fix_row(&app.signer, user, &spec.name)
+        .into_iter()
+        .collect();
     let mut data = message_body(&content, None);
     data["components"] = json!(rows);
     data["embeds"] = json!([embed]);

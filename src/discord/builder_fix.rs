@@ -75,7 +75,10 @@ pub fn entered(message: &Message) -> BTreeMap<String, String> {
     let mut values: BTreeMap<String, String> = BTreeMap::new();
     let embed = message.embeds.iter().find(|e| e.title.as_deref() == Some(EMBED_TITLE));
     for f in embed.into_iter().flat_map(|e| e.fields.iter()) {
-        values.entry(input_name(&f.name).to_owned()).or_default().push_str(&f.value);
+        values
+            .entry(input_name(&f.name).to_owned())
+            .or_default()
+            .push_str(&f.value);
     }
     values
 }
@@ -133,7 +136,11 @@ mod tests {
         assert!(dropped.is_empty());
         let fields = embed["fields"].as_array().expect("fields");
         assert_eq!(fields.len(), 4, "the long one in three pieces: {embed:#}");
-        assert!(fields.iter().all(|f| f["value"].as_str().is_some_and(|v| v.chars().count() <= 1024)));
+        assert!(
+            fields
+                .iter()
+                .all(|f| f["value"].as_str().is_some_and(|v| v.chars().count() <= 1024))
+        );
         let back = entered(&message(embed));
         assert_eq!(back.get("name").map(String::as_str), Some("Bad_Name"));
         assert_eq!(back.get(MORE_INPUT), entered_now.get(MORE_INPUT));

@@ -260,11 +260,15 @@ pub fn more_values(text: &str) -> Result<Vec<(String, String)>, String> {
             Some(_) => {
                 // The quoted text may run past this line: read from the whole remainder.
                 let from = line.len() - value.len() + 1;
-                let (v, used) = unquote(&rest[from..]).ok_or_else(|| format!("the value of `{key}` has no closing `\"`"))?;
+                let (v, used) =
+                    unquote(&rest[from..]).ok_or_else(|| format!("the value of `{key}` has no closing `\"`"))?;
                 let tail = &rest[from + used..];
                 let (line_end, after) = tail.split_once('\n').unwrap_or((tail, ""));
                 if !line_end.trim().is_empty() {
-                    return Err(format!("`{}` follows the closing quote of `{key}`", truncate(line_end.trim(), 60)));
+                    return Err(format!(
+                        "`{}` follows the closing quote of `{key}`",
+                        truncate(line_end.trim(), 60)
+                    ));
                 }
                 pairs.push((key.to_owned(), v));
                 closed = true;
@@ -349,7 +353,11 @@ mod tests {
         let pairs = |text: &str| more_values(text).unwrap_or_else(|e| panic!("{text}: {e}"));
         let kv = |k: &str, v: &str| (k.to_owned(), v.to_owned());
         assert_eq!(pairs("env=FOO=1"), [kv("env", "FOO=1")]);
-        assert_eq!(pairs("e=a=b\nFOO=2"), [kv("e", "a=b FOO=2")], "FOO=2 is no argument name");
+        assert_eq!(
+            pairs("e=a=b\nFOO=2"),
+            [kv("e", "a=b FOO=2")],
+            "FOO=2 is no argument name"
+        );
         assert_eq!(
             pairs("note=\"  two\nlines, e=x \\\"q\\\" \\\\ \"  \nf=six"),
             [kv("note", "  two\nlines, e=x \"q\" \\ "), kv("f", "six")]

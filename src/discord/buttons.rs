@@ -48,7 +48,8 @@ pub fn parse(signer: &Signer, custom_id: &str) -> Option<(Decision, RequestId)> 
     };
     let id = RequestId::parse(parts.next()?)?;
     let sig = parts.next()?;
-    (signed::verify(signer, "discord", decision, &id, sig) || legacy(signer, decision, &id, sig)).then_some((decision, id))
+    (signed::verify(signer, "discord", decision, &id, sig) || legacy(signer, decision, &id, sig))
+        .then_some((decision, id))
 }
 
 /// Buttons posted before the shared signature (`discord:a:ID` rather than `discord:approve:ID`)

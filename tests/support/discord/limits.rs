@@ -184,7 +184,9 @@ fn check_embeds(errors: &mut Vec<String>, data: &Value) {
                 errors.push(format!("data.embeds[{i}].fields[{j}].name: must be 1 to 256 in length"));
             }
             if value == 0 || value > 1024 {
-                errors.push(format!("data.embeds[{i}].fields[{j}].value: must be 1 to 1024 in length"));
+                errors.push(format!(
+                    "data.embeds[{i}].fields[{j}].value: must be 1 to 1024 in length"
+                ));
             }
             total += name + value;
         }

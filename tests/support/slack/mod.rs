@@ -562,7 +562,13 @@ impl SocketServer {
 
     /// What the acknowledgement of `envelope_id` answered (`Null` when nothing).
     pub fn ack_payload(&self, envelope_id: &str) -> Value {
-        self.state.lock().unwrap().ack_payloads.get(envelope_id).cloned().unwrap_or(Value::Null)
+        self.state
+            .lock()
+            .unwrap()
+            .ack_payloads
+            .get(envelope_id)
+            .cloned()
+            .unwrap_or(Value::Null)
     }
 
     /// Waits for connection number `n` (1-based) to be up.
