@@ -679,10 +679,45 @@ async fn read_only_commands_answer_privately_once() {
             .fake
             .wait_until("the shared answer in the channel", |f| {
                 f.original(&token)
-                    .is_some_and(|m| m.visible_to.is_none() && m.content.contains("succeeded"))
+                    .is_some_and(|m| m.visible_to.is_none() && m.content.contains("✅ finished in "))
                     && f.public().iter().any(|m| m.content.contains("You are alice"))
             })
             .await;
+        rig.app.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_answer_shows_its_output_once_and_the_status_says_finished() {
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let rig = start(backend, |_| {}).await;
+        for (command, output) in [("whoami", "You are alice"), ("help", "Commands you can run")] {
+            let (token, _, v) = rig.command("alice", &[command], &[("share", json!(true))]).await;
+            assert_eq!(v, json!({ "type": 5 }), "a public deferral");
+            rig.discord
+                .fake
+                .wait_until("the status says finished", |f| {
+                    f.original(&token)
+                        .is_some_and(|m| m.content.contains("✅ finished in "))
+                })
+                .await;
+            let original = rig.discord.fake.original(&token).expect("original");
+            assert!(!original.content.contains(output), "{}", original.content);
+            let shown: Vec<String> = rig
+                .discord
+                .fake
+                .public()
+                .into_iter()
+                .filter(|m| m.content.contains(output))
+                .map(|m| m.content)
+                .collect();
+            assert_eq!(
+                shown.len(),
+                1,
+                "{command}: the output once, in the follow-up: {shown:#?}"
+            );
+        }
         rig.app.shutdown().await;
     }
 }

@@ -107,6 +107,19 @@ impl Rig {
         self.send(&p).await
     }
 
+    /// A click on `custom_id`, a component of the message whose body deckhand sent as
+    /// `message` (Discord hands the whole message over with the click, ephemeral ones too).
+    async fn click_on(&self, user: &str, custom_id: &str, message: &Value) -> Value {
+        let (id, token) = new_interaction();
+        let mut p = component_payload(&id, &token, &discord_id(user), &[], custom_id);
+        for key in ["content", "embeds", "components", "flags"] {
+            if !message[key].is_null() {
+                p["message"][key] = message[key].clone();
+            }
+        }
+        self.send(&p).await
+    }
+
     async fn click(&self, user: &str, custom_id: &str) -> Value {
         let (id, token) = new_interaction();
         self.send(&component_payload(&id, &token, &discord_id(user), &[], custom_id))
@@ -161,6 +174,39 @@ fn labels(modal: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The buttons of an answer: (label, custom_id).
+fn buttons(answer: &Value) -> Vec<(String, String)> {
+    answer["data"]["components"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|row| row["components"].as_array().cloned().unwrap_or_default())
+        .filter(|c| c["type"] == 2)
+        .map(|c| {
+            (
+                c["label"].as_str().unwrap_or_default().to_owned(),
+                c["custom_id"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The text inputs of a modal: (custom_id, value shown, empty when none).
+fn input_values(modal: &Value) -> Vec<(String, String)> {
+    modal["data"]["components"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            let i = &r["components"][0];
+            (
+                i["custom_id"].as_str().unwrap_or_default().to_owned(),
+                i["value"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
 fn is_ephemeral(v: &Value) -> bool {
     v["type"] == 4 && v["data"]["flags"] == 64
 }
@@ -209,6 +255,23 @@ async fn a_built_env_create_is_stored_and_answered_as_if_typed() {
         let said = bad["data"]["content"].as_str().unwrap_or_default();
         assert!(said.contains("**name**") && said.contains("**ttl**"), "{said}");
         assert!(rig.requests().await.is_empty(), "nothing stored for a bad form");
+
+        // "Fix it" reopens the form holding what was typed; only for alice.
+        let fix = buttons(&bad)
+            .into_iter()
+            .find(|(label, _)| label == "Fix it")
+            .unwrap_or_else(|| panic!("a Fix it button: {bad:#}"))
+            .1;
+        let refused = rig.click_on("bob", &fix, &bad["data"]).await;
+        assert!(is_ephemeral(&refused), "bob gets no form: {refused:#}");
+        let again = rig.click_on("alice", &fix, &bad["data"]).await;
+        assert_eq!(again["type"], 9, "the form again: {again:#}");
+        assert_eq!(again["data"]["custom_id"], form.as_str(), "the same form");
+        assert_eq!(
+            input_values(&again),
+            [("name", "Bad_Name"), ("tier", "dev"), ("ttl", "soon")].map(|(k, v)| (k.to_owned(), v.to_owned())),
+            "what alice typed is still there (tier keeps its default)"
+        );
 
         let (built, answer) = rig
             .submit("alice", &form, &[("name", "preview-1"), ("tier", "dev"), ("ttl", "2d")])
@@ -385,4 +448,121 @@ fn the_fake_refuses_selects_and_inputs_over_discords_limits() {
         .collect();
     let six = json!({ "type": 4, "data": { "content": "x", "components": rows } });
     assert!(!check_response(&six).is_empty(), "six rows");
+}
+
+/// Commands without arguments (one changing things, one read-only) and one whose sixth
+/// argument is free text, for the confirmation and "Other arguments".
+fn small_specs() -> Vec<(String, String)> {
+    let yaml = r#"
+- name: restart all
+  help: restarts everything
+  pattern: '^restart all$'
+  action: whoami
+  allow: [everyone]
+- name: me
+  help: who am I
+  pattern: '^me$'
+  action: whoami
+  answer: private
+  allow: [everyone]
+- name: note
+  help: a note with five names and a text
+  pattern: '^note (?P<a>\S+) (?P<b>\S+) (?P<c>\S+) (?P<d>\S+) (?P<e>\S+)(?: (?P<f>.+))?$'
+  args:
+    a: { type: name }
+    b: { type: name }
+    c: { type: name }
+    d: { type: name }
+    e: { type: name }
+    f: { type: text, optional: true }
+  action: whoami
+  allow: [everyone]
+"#;
+    vec![("commands/small.yaml".into(), yaml.to_owned())]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_without_arguments_asks_first_unless_it_is_read_only() {
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let rig = start(backend, Some(small_specs())).await;
+        let list = rig.command("alice", &["build"], &[]).await.1;
+        let select = select_for(&list, "restart all");
+        let asked = rig.pick("alice", &select, "restart all").await;
+        assert_eq!(asked["type"], 7, "the list becomes the question: {asked:#}");
+        assert!(is_ephemeral(&json!({ "type": 4, "data": asked["data"] })), "{asked:#}");
+        assert_eq!(asked["data"]["content"], "Run `/deckhand restart all`?");
+        let choices = buttons(&asked);
+        let labels: Vec<&str> = choices.iter().map(|(l, _)| l.as_str()).collect();
+        assert_eq!(labels, ["Run", "Cancel"]);
+        assert!(rig.requests().await.is_empty(), "nothing runs on the pick");
+
+        // Cancel: nothing runs; bob cannot click alice's Run; alice's Run runs it once.
+        let cancelled = rig.click("alice", &choices[1].1).await;
+        assert_eq!(cancelled["type"], 7, "{cancelled:#}");
+        assert!(buttons(&cancelled).is_empty(), "no buttons left: {cancelled:#}");
+        let bobs = rig.click("bob", &choices[0].1).await;
+        assert!(
+            bobs["data"]["content"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("nothing was done"),
+            "{bobs:#}"
+        );
+        assert!(rig.requests().await.is_empty(), "neither Cancel nor bob ran it");
+        let run = rig.click("alice", &choices[0].1).await;
+        assert_eq!(run["type"], 5, "deferred like a typed command: {run:#}");
+        let requests = rig.requests().await;
+        assert_eq!(requests.len(), 1, "{requests:#?}");
+        assert_eq!(requests[0]["text"], "restart all");
+
+        // A read-only one runs when picked, privately.
+        let me = rig.pick("alice", &select_for(&list, "me"), "me").await;
+        assert_eq!(me["type"], 5, "{me:#}");
+        assert_eq!(me["data"]["flags"], 64, "private: {me:#}");
+        assert_eq!(rig.requests().await.len(), 2);
+        rig.app.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_arguments_keep_equals_signs_and_quoted_text() {
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let rig = start(backend, Some(small_specs())).await;
+        let list = rig.command("alice", &["build"], &[]).await.1;
+        let modal = rig.pick("alice", &select_for(&list, "note"), "note").await;
+        let form = modal["data"]["custom_id"].as_str().expect("form").to_owned();
+        let names = [("a", "n1"), ("b", "n2"), ("c", "n3"), ("d", "n4")];
+        let fill = |more: &'static str| {
+            let mut v = names.to_vec();
+            v.push(("+more", more));
+            v
+        };
+        let (_, v) = rig.submit("alice", &form, &fill("e=n5\nf=x=1=2 and y=3")).await;
+        assert_eq!(v["type"], 5, "{v:#}");
+        let (_, v) = rig
+            .submit("alice", &form, &fill("f=\"  quoted\nlines=ok \\\"q\\\"\"\ne=n5"))
+            .await;
+        assert_eq!(v["type"], 5, "{v:#}");
+        let (_, bad) = rig.submit("alice", &form, &fill("e=n5\nf=\"unclosed")).await;
+        let said = bad["data"]["content"].as_str().unwrap_or_default();
+        assert!(said.contains("closing"), "{said}");
+        let mut texts: Vec<String> = rig
+            .requests()
+            .await
+            .iter()
+            .filter_map(|r| r["text"].as_str().map(str::to_owned))
+            .collect();
+        texts.sort();
+        assert_eq!(
+            texts,
+            [
+                // Spaces and line breaks collapse as in typed text.
+                "note n1 n2 n3 n4 n5 quoted lines=ok \"q\"",
+                "note n1 n2 n3 n4 n5 x=1=2 and y=3"
+            ]
+        );
+        rig.app.shutdown().await;
+    }
 }

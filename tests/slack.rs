@@ -726,6 +726,69 @@ async fn read_only_commands_answer_privately_once_unless_shared() {
     }
 }
 
+/// Every message in the channel as it reads now (a post with its edits applied), by ts.
+fn final_messages(calls: &[Call]) -> std::collections::BTreeMap<String, Value> {
+    let mut messages = std::collections::BTreeMap::new();
+    for c in calls {
+        match c.method.as_str() {
+            "chat.postMessage" => {
+                if let Some(ts) = &c.ts {
+                    messages.insert(ts.clone(), c.body.clone());
+                }
+            }
+            "chat.update" => {
+                if let Some(ts) = c.body["ts"].as_str() {
+                    messages.insert(ts.to_owned(), c.body.clone());
+                }
+            }
+            _ => {}
+        }
+    }
+    messages
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_shared_answer_shows_its_output_once_and_the_status_says_finished() {
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let env = start(backend, Options::default()).await;
+        for (command, output) in [("whoami", "You are alice"), ("help", "Commands you can run")] {
+            env.slack.clear();
+            let trigger = format!("t-{command}");
+            assert_eq!(
+                env.command("alice", &format!("{command} --share"), &trigger).await.0,
+                200
+            );
+            let calls = env
+                .slack
+                .wait_for(10, "the root says finished", |cs| {
+                    cs.iter().any(|c| {
+                        c.method == "chat.update"
+                            && c.body["text"]
+                                .as_str()
+                                .unwrap_or_default()
+                                .contains(":white_check_mark: finished in ")
+                    })
+                })
+                .await;
+            let messages = final_messages(&calls);
+            let with_output: Vec<&Value> = messages.values().filter(|m| m.to_string().contains(output)).collect();
+            assert_eq!(with_output.len(), 1, "{command}: {messages:#?}");
+            assert!(
+                !with_output[0]["thread_ts"].is_null(),
+                "the output is the reply: {messages:#?}"
+            );
+            let root = messages
+                .values()
+                .find(|m| m["thread_ts"].is_null())
+                .expect("a root message");
+            let root = root["text"].as_str().unwrap_or_default();
+            assert!(root.contains(&format!("{command} (request")), "{root}");
+        }
+        env.app.shutdown().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redelivery_and_double_click_each_run_once() {
     for backend in backends() {
@@ -1759,4 +1822,128 @@ fn the_fake_refuses_buttons_slack_refuses() {
     assert_eq!(slack_fake::invalid_blocks(&button("Open link", "https://x/p/t/")), None);
     assert!(slack_fake::invalid_blocks(&button(&"x".repeat(76), "https://x/")).is_some());
     assert!(slack_fake::invalid_blocks(&button("Open", &format!("https://x/{}", "a".repeat(3000)))).is_some());
+}
+
+/// A slash command's form as the JSON payload of a Socket Mode envelope.
+fn socket_command(user: &str, text: &str, trigger: &str, response_url: &str) -> Value {
+    let form = command_form(&slack_id(user), CHANNEL, text, trigger, response_url);
+    let fields: Vec<(String, String)> = serde_urlencoded::from_str(&form).unwrap();
+    Value::Object(fields.into_iter().map(|(k, v)| (k, Value::String(v))).collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_builder_and_deny_with_a_reason_work_over_socket_mode() {
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let env = start(
+            backend,
+            Options {
+                kube: true,
+                socket: true,
+                ..Default::default()
+            },
+        )
+        .await;
+        let socket = env.socket.as_ref().unwrap();
+        socket.wait_connections(1, 10).await;
+
+        // A bare /deckhand over the socket opens the builder.
+        env.slack.issue_trigger("t-sock-build");
+        let open = socket_command("alice", "", "t-sock-build", &env.slack.response_url("t-sock-build"));
+        socket.envelope("env-build", "slash_commands", open);
+        socket.wait_ack("env-build", 3).await;
+        let view = env.modal("views.open", 1).await;
+        assert!(select_values(&view, 0).contains(&"env create".to_owned()), "{view:#}");
+        env.slack.issue_trigger("t-sock-pick");
+        let pick = view_action(
+            &slack_id("alice"),
+            &view,
+            "deckhand_command_0",
+            "env create",
+            "t-sock-pick",
+        );
+        socket.envelope("env-pick", "interactive", pick);
+        socket.wait_ack("env-pick", 3).await;
+        let view = env.modal("views.update", 1).await;
+
+        // A bad value: the errors ride on the acknowledgement, nothing is stored.
+        let bad = json!({ "arg:name": typed("Not A Name"), "arg:tier": picked("prod"), "arg:ttl": typed("2d") });
+        socket.envelope(
+            "env-bad",
+            "interactive",
+            view_submission(&slack_id("alice"), &view, bad),
+        );
+        socket.wait_ack("env-bad", 3).await;
+        let answer = socket.ack_payload("env-bad");
+        assert_eq!(answer["response_action"], "errors", "{answer:#}");
+        assert!(answer["errors"]["arg:name"].is_string(), "{answer:#}");
+        assert!(env.requests().await.is_empty());
+
+        // Filled in: stored, its message in the channel.
+        let good = json!({ "arg:name": typed("preview-9"), "arg:tier": picked("prod"), "arg:ttl": typed("2d") });
+        socket.envelope(
+            "env-good",
+            "interactive",
+            view_submission(&slack_id("alice"), &view, good),
+        );
+        socket.wait_ack("env-good", 3).await;
+        assert_eq!(socket.ack_payload("env-good"), Value::Null, "the modal closes");
+        let request = env.only_slack_request().await;
+        assert_eq!(request["text"], "env create preview-9 prod 2d");
+        assert_eq!(request["state"], "pending_approval");
+        let id = request["id"].as_str().unwrap().to_owned();
+        let (_, deny, prompt) = env.prompt().await;
+        assert_eq!(prompt.body["channel"], CHANNEL);
+        env.slack
+            .wait_for(5, "the request's message in the channel", |cs| {
+                cs.iter().any(|c| {
+                    c.method == "chat.postMessage"
+                        && c.body["channel"] == CHANNEL
+                        && c.body["text"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .contains("env create preview-9")
+                })
+            })
+            .await;
+
+        // Deny over the socket: the click opens the reason form, an empty reason stays in
+        // it, a reason denies the request and shows in the thread.
+        let mut click = block_actions(&slack_id("otto"), "deny", &deny, &env.slack.response_url("d-sock"));
+        env.slack.issue_trigger("trigger-d-sock");
+        click["trigger_id"] = json!("trigger-d-sock");
+        socket.envelope("env-deny", "interactive", click);
+        socket.wait_ack("env-deny", 3).await;
+        let form = env.modal("views.open", 2).await;
+        assert_eq!(form["callback_id"], "deckhand_deny");
+        let empty = view_submission(&slack_id("otto"), &form, json!({ "reason": typed(" ") }));
+        socket.envelope("env-deny-empty", "interactive", empty);
+        socket.wait_ack("env-deny-empty", 3).await;
+        let answer = socket.ack_payload("env-deny-empty");
+        assert!(
+            answer["errors"]["reason"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("reason"),
+            "{answer:#}"
+        );
+        let why = view_submission(
+            &slack_id("otto"),
+            &form,
+            json!({ "reason": typed("use the stage tier") }),
+        );
+        socket.envelope("env-deny-why", "interactive", why);
+        socket.wait_ack("env-deny-why", 3).await;
+        assert_eq!(socket.ack_payload("env-deny-why"), Value::Null, "the modal closes");
+        let done = env.app.wait_for_state(&id, &["denied"]).await;
+        assert_eq!(done["approvals"][0]["reason"], "use the stage tier", "{done:#}");
+        env.slack
+            .wait_for(5, "the thread showing the reason", |cs| {
+                cs.iter().any(|c| {
+                    c.method == "chat.update" && c.body["blocks"].to_string().contains("denied: use the stage tier")
+                })
+            })
+            .await;
+        env.app.shutdown().await;
+    }
 }

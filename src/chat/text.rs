@@ -3,10 +3,30 @@
 
 use super::Markup;
 use crate::{
-    domain::{State, format_ms},
+    domain::{State, format_ms, human_duration_ms},
     events::{ApprovalRequest, Decision, Verdict},
     store::ApprovalRecord,
 };
+
+/// The status of a request that succeeded once its output is in the thread: "finished in
+/// 2s" (from start to finish; until `now`, Unix ms, when the record predates the finish).
+/// The outcome is left out: the output reply says it, and an outcome is often the output
+/// again (`whoami`), which the status would otherwise repeat.
+pub fn finished(request: &crate::store::RequestRecord, now: i64) -> String {
+    match request.started_at {
+        Some(start) => format!(
+            "finished in {}",
+            human_duration_ms(request.finished_at.unwrap_or(now) - start)
+        ),
+        None => "finished".to_owned(),
+    }
+}
+
+/// Whether the status message shows `finished` instead of the outcome: a success whose
+/// output went to the thread.
+pub fn shows_finished(state: State, output_shown: bool) -> bool {
+    state == State::Succeeded && output_shown
+}
 
 /// "✅ olga approved (1 of 2)" or "🚫 olga denied: not now".
 pub fn decision_summary(m: &dyn Markup, d: &Decision, needed: u32) -> String {

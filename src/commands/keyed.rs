@@ -32,7 +32,7 @@ pub fn split(spec: &CommandSpec, text: &str) -> Result<Split, KeyError> {
         keyed: BTreeMap::new(),
     };
     for token in tail.split(' ').filter(|t| !t.is_empty()) {
-        let Some((key, value)) = token.split_once('=').filter(|(k, _)| is_key(k)) else {
+        let Some((key, value)) = key_value(token) else {
             push_word(&mut out.rest, token);
             continue;
         };
@@ -51,6 +51,16 @@ pub fn split(spec: &CommandSpec, text: &str) -> Result<Split, KeyError> {
         }
     }
     Ok(out)
+}
+
+/// A `name=value` token as the router reads one: split at the first `=` (so the value may
+/// hold more of them), the name a possible argument name (lowercase, digits, `_`, `-`;
+/// spaces around it dropped). `None` when it is not one (`FOO=1` is a word).
+pub fn key_value(token: &str) -> Option<(&str, &str)> {
+    token
+        .split_once('=')
+        .map(|(k, v)| (k.trim(), v))
+        .filter(|(k, _)| is_key(k))
 }
 
 pub fn twice(key: &str) -> String {

@@ -2,8 +2,16 @@
 //! bare) answers privately with selects of the commands the person may run; picking one
 //! opens a modal with an input per argument, and its submission becomes the command text
 //! (`crate::command_builder`) that goes through `Endpoint::submit` exactly like a typed
-//! command: same authorization, approval path and answer. A command without arguments runs
-//! when picked.
+//! command: same authorization, approval path and answer.
+//!
+//! A command without arguments has no form to stop a slip of the mouse, so picking one that
+//! changes something asks first ("Run `/deckhand x`?" with Run and Cancel). A read-only one
+//! (`answer: private` in its spec: help, whoami, status...) runs when picked: its answer is
+//! private and changes nothing, so a wrong pick costs one glance, and a question before it
+//! would only be a second click every time.
+//!
+//! A form with a mistake comes back as a private message naming each one, with a "Fix it"
+//! button that reopens the form holding what was typed (builder_fix.rs).
 //!
 //! Every step is checked against the signed custom_id (builder_form.rs) for the user who
 //! sends it: anything deckhand did not sign for them is refused and changes nothing.
@@ -21,6 +29,7 @@ use serenity::model::{
 };
 
 use super::{
+    builder_fix,
     builder_form::{self as form, MORE_INPUT, Token},
     command_tree::BUILDER,
     interactions::{
@@ -32,7 +41,7 @@ use super::{
 use crate::{
     app::App,
     command_builder::{self, BuildError},
-    commands::{CommandSpec, Router},
+    commands::{CommandSpec, Router, spec::Answer},
     identity::Principal,
 };
 
@@ -85,14 +94,20 @@ pub async fn component(endpoint: &Endpoint, app: &Arc<App>, ci: ComponentInterac
     };
     let picked = match (&token, &ci.data.kind) {
         (Token::Page(n), _) => return page(app, &who, ci.user.id, *n, UPDATE_MESSAGE),
+        (Token::Cancel, _) => return cancelled(),
         (Token::Select(_), ComponentInteractionDataKind::StringSelect { values }) => values.first().cloned(),
+        (Token::Fix(name) | Token::Run(name), _) => Some(name.clone()),
         _ => None,
     };
     let Some(spec) = picked.and_then(|p| app.router.visible(&who).find(|s| s.name == p).cloned()) else {
         return ephemeral("That is not a command you may run; pick another one.");
     };
     let fields = command_builder::fields(&spec);
+    let user = ci.user.id.to_string();
     if fields.is_empty() {
+        if spec.answer != Answer::Private && !matches!(token, Token::Run(_)) {
+            return confirm(app, endpoint, &user, &spec.name);
+        }
         let origin = Origin::new(
             ci.id,
             ci.application_id,
@@ -103,13 +118,48 @@ pub async fn component(endpoint: &Endpoint, app: &Arc<App>, ci: ComponentInterac
         );
         return endpoint.submit(app, who, spec.name.clone(), origin).await;
     }
-    match form::custom_id(&app.signer, &ci.user.id.to_string(), &Token::Form(spec.name.clone())) {
-        Some(id) => reply(MODAL, Some(form::form(&spec, &fields, &id))),
+    let entered = match token {
+        Token::Fix(_) => builder_fix::entered(&ci.message),
+        _ => BTreeMap::new(),
+    };
+    match form::custom_id(&app.signer, &user, &Token::Form(spec.name.clone())) {
+        Some(id) => reply(
+            MODAL,
+            Some(builder_fix::prefill(form::form(&spec, &fields, &id), &entered)),
+        ),
         None => ephemeral(&markup::inert(&format!(
             "`{}` has too long a name for a Discord form; type it with `/{}`.",
             spec.name, endpoint.command
         ))),
     }
+}
+
+/// The pick of a command without arguments that changes something: the list becomes a
+/// question with Run and Cancel, signed for `user`.
+fn confirm(app: &App, endpoint: &Endpoint, user: &str, command: &str) -> Response {
+    let button = |label: &str, style: u8, t: Token| {
+        form::custom_id(&app.signer, user, &t)
+            .map(|id| json!({ "type": 2, "style": style, "label": label, "custom_id": id }))
+    };
+    let (Some(run), Some(cancel)) = (
+        button("Run", 1, Token::Run(command.to_owned())),
+        button("Cancel", 2, Token::Cancel),
+    ) else {
+        return ephemeral(&markup::inert(&format!(
+            "`{command}` has too long a name for a Discord button; type it with `/{}`.",
+            endpoint.command
+        )));
+    };
+    let question = format!("Run `/{} {command}`?", endpoint.command);
+    private_message(
+        UPDATE_MESSAGE,
+        &question,
+        vec![json!({ "type": 1, "components": [run, cancel] })],
+    )
+}
+
+fn cancelled() -> Response {
+    private_message(UPDATE_MESSAGE, "Cancelled; nothing was run.", Vec::new())
 }
 
 /// Every text input of a submitted modal, by custom_id.
@@ -156,7 +206,37 @@ fn explain(e: &BuildError, command: &str) -> String {
             .join("\n"),
         BuildError::Command(why) => format!("- {}", markup::inert(why)),
     };
-    format!("Nothing was submitted. Fix this and try `/{command} build` again:\n{what}")
+    format!(
+        "Nothing was submitted. Fix this with the button below (what you entered is kept), or start over with `/{command} build`:\n{what}"
+    )
+}
+
+/// The private answer to a form with mistakes: what is wrong, what was entered, and a
+/// "Fix it" button reopening the form with it.
+fn mistakes(
+    app: &App,
+    endpoint: &Endpoint,
+    user: &str,
+    spec: &CommandSpec,
+    e: &BuildError,
+    entered: &BTreeMap<String, String>,
+) -> Response {
+    let (embed, dropped) = builder_fix::carried(entered);
+    let mut content = explain(e, &endpoint.command);
+    if !dropped.is_empty() {
+        content.push_str(&format!(
+            "\n(Too long to keep here, type again: {}.)",
+            dropped.iter().map(|d| markup::escape(d)).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    let rows: Vec<serde_json::Value> = builder_fix::fix_row(&app.signer, user, &spec.name)
+        .into_iter()
+        .collect();
+    let mut data = message_body(&content, None);
+    data["components"] = json!(rows);
+    data["embeds"] = json!([embed]);
+    data["flags"] = json!(EPHEMERAL);
+    reply(CHANNEL_MESSAGE, Some(data))
 }
 
 /// A submitted builder form: its command text, submitted as if typed.
@@ -173,9 +253,10 @@ pub async fn submitted(endpoint: &Endpoint, app: &Arc<App>, mi: ModalInteraction
     let Some(who) = principal(app, mi.user.id, &roles) else {
         return stranger(mi.user.id);
     };
-    let text = match values(&spec, inputs(&mi)).and_then(|v| command_builder::text(&spec, &v)) {
+    let entered = inputs(&mi);
+    let text = match values(&spec, entered.clone()).and_then(|v| command_builder::text(&spec, &v)) {
         Ok(t) => t,
-        Err(e) => return ephemeral(&explain(&e, &endpoint.command)),
+        Err(e) => return mistakes(app, endpoint, &mi.user.id.to_string(), &spec, &e, &entered),
     };
     tracing::info!(command = %spec.name, user = %who.user, "Discord builder form submitted");
     let origin = Origin::new(

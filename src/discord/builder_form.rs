@@ -11,7 +11,11 @@
 use serde_json::{Value, json};
 
 use super::publish::truncate;
-use crate::{command_builder::Field, commands::CommandSpec, signing::Signer};
+use crate::{
+    command_builder::Field,
+    commands::{CommandSpec, keyed::key_value},
+    signing::Signer,
+};
 
 pub const PREFIX: &str = "dh:b:";
 const SIG_LEN: usize = 22;
@@ -37,6 +41,12 @@ pub enum Token {
     Page(usize),
     /// The form (modal) of the named command.
     Form(String),
+    /// The button that reopens the named command's form with what was entered.
+    Fix(String),
+    /// The button that runs the named command (one without arguments) after all.
+    Run(String),
+    /// The button that drops a confirmation.
+    Cancel,
 }
 
 fn encode(t: &Token) -> String {
@@ -44,6 +54,9 @@ fn encode(t: &Token) -> String {
         Token::Select(n) => format!("s{n}"),
         Token::Page(n) => format!("p{n}"),
         Token::Form(name) => format!("m{name}"),
+        Token::Fix(name) => format!("f{name}"),
+        Token::Run(name) => format!("r{name}"),
+        Token::Cancel => "x".to_owned(),
     }
 }
 
@@ -53,6 +66,9 @@ fn decode(s: &str) -> Option<Token> {
         "s" => rest.parse().ok().map(Token::Select),
         "p" => rest.parse().ok().map(Token::Page),
         "m" if !rest.is_empty() => Some(Token::Form(rest.to_owned())),
+        "f" if !rest.is_empty() => Some(Token::Fix(rest.to_owned())),
+        "r" if !rest.is_empty() => Some(Token::Run(rest.to_owned())),
+        "x" if rest.is_empty() => Some(Token::Cancel),
         _ => None,
     }
 }
@@ -214,23 +230,80 @@ pub fn form(spec: &CommandSpec, fields: &[Field], custom_id: &str) -> Value {
     })
 }
 
-/// The `name=value` lines of the `MORE_INPUT` input. A line without `=` continues the value
-/// before it (a text argument over several lines); `Err` names what cannot be read.
+/// The `name=value` lines of the `MORE_INPUT` input, each read as the router reads a typed
+/// `name=value` token (`commands::keyed::key_value`: split at the first `=`, so a value may
+/// hold `=`). A value in double quotes is taken as it is, over several lines if need be,
+/// `\"` and `\\` standing for `"` and `\`; without quotes a line that is not `name=value`
+/// continues the value before it (a long text over several lines). `Err` names what cannot
+/// be read.
 pub fn more_values(text: &str) -> Result<Vec<(String, String)>, String> {
     let mut pairs: Vec<(String, String)> = Vec::new();
-    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        match (line.split_once('='), pairs.last_mut()) {
-            (Some((k, v)), _) if !k.trim().is_empty() && !k.trim().contains(' ') => {
-                pairs.push((k.trim().to_owned(), v.trim().to_owned()));
+    // Whether the last value was quoted: a quoted value is complete.
+    let mut closed = false;
+    let mut rest = text;
+    while let Some(start) = rest.find(|c: char| !c.is_whitespace()) {
+        rest = &rest[start..];
+        let (line, after) = rest.split_once('\n').unwrap_or((rest, ""));
+        let Some((key, value)) = key_value(line) else {
+            match pairs.last_mut() {
+                Some((_, v)) if !closed => {
+                    v.push(' ');
+                    v.push_str(line.trim());
+                }
+                _ => return Err(format!("`{}` is not name=value", truncate(line.trim(), 60))),
             }
-            (_, Some((_, v))) => {
-                v.push(' ');
-                v.push_str(line);
+            rest = after;
+            continue;
+        };
+        let value = value.trim_start();
+        match value.strip_prefix('"') {
+            Some(_) => {
+                // The quoted text may run past this line: read from the whole remainder.
+                let from = line.len() - value.len() + 1;
+                let (v, used) =
+                    unquote(&rest[from..]).ok_or_else(|| format!("the value of `{key}` has no closing `\"`"))?;
+                let tail = &rest[from + used..];
+                let (line_end, after) = tail.split_once('\n').unwrap_or((tail, ""));
+                if !line_end.trim().is_empty() {
+                    return Err(format!(
+                        "`{}` follows the closing quote of `{key}`",
+                        truncate(line_end.trim(), 60)
+                    ));
+                }
+                pairs.push((key.to_owned(), v));
+                closed = true;
+                rest = after;
             }
-            (_, None) => return Err(format!("`{}` is not name=value", truncate(line, 60))),
+            None => {
+                pairs.push((key.to_owned(), value.trim_end().to_owned()));
+                closed = false;
+                rest = after;
+            }
         }
     }
     Ok(pairs)
+}
+
+/// The text of a quoted value up to its closing quote (`s` starts after the opening one),
+/// and how many bytes of `s` that took, closing quote included.
+fn unquote(s: &str) -> Option<(String, usize)> {
+    let mut out = String::new();
+    let mut chars = s.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' => return Some((out, i + 1)),
+            '\\' => match chars.next() {
+                Some((_, e @ ('"' | '\\'))) => out.push(e),
+                Some((_, e)) => {
+                    out.push('\\');
+                    out.push(e);
+                }
+                None => return None,
+            },
+            c => out.push(c),
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -273,6 +346,26 @@ mod tests {
             ])
         );
         assert!(more_values("oops").is_err());
+    }
+
+    #[test]
+    fn other_arguments_split_at_the_first_equals_and_take_quotes() {
+        let pairs = |text: &str| more_values(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        let kv = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+        assert_eq!(pairs("env=FOO=1"), [kv("env", "FOO=1")]);
+        assert_eq!(
+            pairs("e=a=b\nFOO=2"),
+            [kv("e", "a=b FOO=2")],
+            "FOO=2 is no argument name"
+        );
+        assert_eq!(
+            pairs("note=\"  two\nlines, e=x \\\"q\\\" \\\\ \"  \nf=six"),
+            [kv("note", "  two\nlines, e=x \"q\" \\ "), kv("f", "six")]
+        );
+        assert_eq!(pairs("a=\"\""), [kv("a", "")]);
+        assert!(more_values("a=\"open").unwrap_err().contains("closing"));
+        assert!(more_values("a=\"x\" y").unwrap_err().contains("`y`"));
+        assert!(more_values("a=\"x\"\nmore").is_err(), "a quoted value is complete");
     }
 
     #[test]

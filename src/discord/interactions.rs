@@ -202,6 +202,7 @@ impl Endpoint {
             approval_message_id: None,
             private_answer: false,
             answered: false,
+            output_shown: false,
         };
         let inv = Invocation {
             principal: who,

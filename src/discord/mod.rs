@@ -12,6 +12,7 @@
 //! - `rest`: Discord's REST API, with rate limits waited out.
 
 mod builder;
+mod builder_fix;
 mod builder_form;
 pub mod buttons;
 pub mod command_text;

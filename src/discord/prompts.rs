@@ -14,7 +14,7 @@ use super::{
 };
 use crate::{
     chat::text,
-    domain::State,
+    domain::{State, now_ms},
     events::{ApprovalRequest, Decision, StateChange},
     store::{RequestRecord, Store},
     surface::SurfaceError,
@@ -33,8 +33,12 @@ impl DiscordSurface {
         st: &mut DiscordState,
     ) -> Result<(), SurfaceError> {
         let state = change.state;
-        self.edit_status(st, &status_text(record, &render::state_line(change)))
-            .await?;
+        let line = if text::shows_finished(state, st.output_shown) {
+            format!("{} {}", state_icon(state), text::finished(record, now_ms()))
+        } else {
+            render::state_line(change)
+        };
+        self.edit_status(st, &status_text(record, &line)).await?;
         if let Some(line) = text::closed_summary(&self.markup(), state, change.outcome.as_deref()) {
             self.close_buttons(store, record, st, &line).await?;
         }

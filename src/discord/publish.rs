@@ -155,6 +155,7 @@ impl DiscordSurface {
                 for body in render::output_bodies(&self.signer, &event.message, &event.data) {
                     self.post(st, &body).await?;
                 }
+                st.output_shown = true;
                 self.post_attachment(store, st, event).await?;
             }
         }

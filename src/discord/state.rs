@@ -39,6 +39,10 @@ pub struct DiscordState {
     /// A private answer's output was sent (so its success needs no line of its own).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub answered: bool,
+    /// An output was posted as a follow-up: a success's status message says "finished" and
+    /// leaves the output to the follow-up (`chat::text::finished`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub output_shown: bool,
 }
 
 impl DiscordState {

@@ -61,11 +61,22 @@ pub fn root_text(request: &RequestRecord, requester: &str, progress: Option<&str
             }
         }
     };
+    root_with(request, requester, &status)
+}
+
+fn root_with(request: &RequestRecord, requester: &str, status: &str) -> String {
     format!(
         "{requester}: {} (request {})\n{status}",
         escape(&request.text),
         request.id
     )
+}
+
+/// The root message of a success whose output is in the thread: "finished in 2s", the
+/// output left to the reply (`chat::text::finished`).
+pub fn root_finished(request: &RequestRecord, requester: &str, now: i64) -> String {
+    let status = format!(":white_check_mark: {}", crate::chat::text::finished(request, now));
+    root_with(request, requester, &status)
 }
 
 /// Escapes the three characters Slack treats as markup in message text.

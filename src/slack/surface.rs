@@ -65,6 +65,10 @@ pub struct SlackData {
     /// A private answer's output was sent (so its success needs no line of its own).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub answered: bool,
+    /// An output was posted in the thread: a success's root message says "finished" and
+    /// leaves the output to the reply (`chat::text::finished`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub output_shown: bool,
     /// The latest progress line, shown in the root message while the request runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<String>,
@@ -231,6 +235,7 @@ impl Inner {
                 let ts = self
                     .post(&data.channel, Some(&root), self.output_content(event))
                     .await?;
+                data.output_shown = true;
                 self.upload_attachment(store, event, &data.channel, &root).await?;
                 return Ok(Some(ts));
             }
@@ -358,12 +363,12 @@ impl Inner {
         data: &mut SlackData,
         root: &str,
     ) -> Result<(), WebError> {
-        let text = messages::root_text(
-            request,
-            &self.requester(request, data),
-            data.progress.as_deref(),
-            now_ms(),
-        );
+        let requester = self.requester(request, data);
+        let text = if crate::chat::text::shows_finished(request.state, data.output_shown) {
+            messages::root_finished(request, &requester, now_ms())
+        } else {
+            messages::root_text(request, &requester, data.progress.as_deref(), now_ms())
+        };
         if shown::unchanged(data.root_shown.as_deref(), &text) {
             return Ok(());
         }

@@ -155,5 +155,43 @@ pub fn check_response(response: &Value) -> Vec<String> {
     for (i, c) in data["components"].as_array().into_iter().flatten().enumerate() {
         check_component(&mut errors, &format!("data.components[{i}]"), c);
     }
+    check_embeds(&mut errors, data);
     errors
+}
+
+/// Discord's embed limits (developer docs, "Embed Limits"): at most 10 embeds, a title at most
+/// 256 characters, at most 25 fields, a field's name 1 to 256 and its value 1 to 1024, and
+/// 6000 characters over all the embeds of a message.
+fn check_embeds(errors: &mut Vec<String>, data: &Value) {
+    let embeds = data["embeds"].as_array().cloned().unwrap_or_default();
+    if embeds.len() > 10 {
+        errors.push(format!("data.embeds: at most 10, not {}", embeds.len()));
+    }
+    let len = |v: &Value| v.as_str().map_or(0, |s| s.chars().count());
+    let mut total = 0;
+    for (i, e) in embeds.iter().enumerate() {
+        if len(&e["title"]) > 256 {
+            errors.push(format!("data.embeds[{i}].title: must be 256 or fewer in length"));
+        }
+        total += len(&e["title"]) + len(&e["description"]);
+        let fields = e["fields"].as_array().cloned().unwrap_or_default();
+        if fields.len() > 25 {
+            errors.push(format!("data.embeds[{i}].fields: at most 25, not {}", fields.len()));
+        }
+        for (j, f) in fields.iter().enumerate() {
+            let (name, value) = (len(&f["name"]), len(&f["value"]));
+            if name == 0 || name > 256 {
+                errors.push(format!("data.embeds[{i}].fields[{j}].name: must be 1 to 256 in length"));
+            }
+            if value == 0 || value > 1024 {
+                errors.push(format!(
+                    "data.embeds[{i}].fields[{j}].value: must be 1 to 1024 in length"
+                ));
+            }
+            total += name + value;
+        }
+    }
+    if total > 6000 {
+        errors.push(format!("data.embeds: {total} characters in all, at most 6000"));
+    }
 }

@@ -319,6 +319,8 @@ impl FakeSlack {
 
 /// Slack's objection to a message's blocks, if it has one: a button's text is 1 to 75
 /// characters, its url at most 3,000, its action_id at most 255 and its value at most 2,000.
+/// (https://docs.slack.dev/reference/block-kit/block-elements/button-element, checked
+/// December 2026.)
 pub fn invalid_blocks(blocks: &Value) -> Option<String> {
     let elements = blocks
         .as_array()
@@ -482,6 +484,8 @@ struct SocketState {
     connections: usize,
     current: Option<mpsc::UnboundedSender<Option<String>>>,
     acks: Vec<String>,
+    /// The `payload` an acknowledgement carried (a modal's answer), by envelope id.
+    ack_payloads: std::collections::HashMap<String, Value>,
 }
 
 impl SocketServer {
@@ -524,7 +528,12 @@ impl SocketServer {
                                     if let Ok(v) = serde_json::from_str::<Value>(t.as_str())
                                         && let Some(id) = v["envelope_id"].as_str()
                                     {
-                                        st.lock().unwrap().acks.push(id.to_owned());
+                                        let mut s = st.lock().unwrap();
+                                        s.acks.push(id.to_owned());
+                                        if !v["payload"].is_null() {
+                                            s.ack_payloads.insert(id.to_owned(), v["payload"].clone());
+                                        }
+                                        drop(s);
                                         ch.notify_waiters();
                                     }
                                 }
@@ -549,6 +558,17 @@ impl SocketServer {
 
     pub fn acks(&self) -> Vec<String> {
         self.state.lock().unwrap().acks.clone()
+    }
+
+    /// What the acknowledgement of `envelope_id` answered (`Null` when nothing).
+    pub fn ack_payload(&self, envelope_id: &str) -> Value {
+        self.state
+            .lock()
+            .unwrap()
+            .ack_payloads
+            .get(envelope_id)
+            .cloned()
+            .unwrap_or(Value::Null)
     }
 
     /// Waits for connection number `n` (1-based) to be up.

@@ -3,10 +3,18 @@
 //! takes the id of an open view (and, when given, its current hash); both refuse a view over
 //! Block Kit's limits or with block or element types Slack does not know.
 //!
-//! Limits (Block Kit reference): title, submit and close ≤ 24 characters, ≤ 100 blocks,
-//! private_metadata ≤ 3000, callback_id/block_id/action_id ≤ 255, a static_select 1–100
-//! options of text ≤ 75 and value ≤ 150 characters, input labels and hints ≤ 2000, an input
-//! block requires the view to have a submit button.
+//! Limits, checked against Slack's reference (December 2026):
+//! - https://docs.slack.dev/reference/views/modal-views: title, submit and close ≤ 24
+//!   characters, ≤ 100 blocks, private_metadata ≤ 3000, callback_id ≤ 255; an input block
+//!   requires the view to have a submit button.
+//! - https://docs.slack.dev/reference/block-kit/blocks/input-block: label and hint ≤ 2000,
+//!   block_id ≤ 255.
+//! - https://docs.slack.dev/reference/block-kit/block-elements/select-menu-element: a
+//!   static_select has 1–100 options, a placeholder ≤ 150, an action_id ≤ 255.
+//! - https://docs.slack.dev/reference/block-kit/composition-objects/option-object: option
+//!   text and description ≤ 75, value ≤ 150 characters.
+//! - https://docs.slack.dev/reference/block-kit/block-elements/plain-text-input-element:
+//!   max_length ≤ 3000, placeholder ≤ 150.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -81,6 +89,7 @@ fn check_element(errors: &mut Vec<String>, at: &str, e: &Value) {
     if chars(&e["action_id"]) > 255 {
         errors.push(format!("{at}.action_id: must be less than 256 characters"));
     }
+    check_text(errors, &format!("{at}.placeholder"), &e["placeholder"], 150);
     if kind == "plain_text_input" && e["max_length"].as_u64().is_some_and(|m| m > 3000) {
         errors.push(format!("{at}.max_length: must be at most 3000"));
     }
