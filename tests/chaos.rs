@@ -1,27 +1,30 @@
 //! Chaos: deckhand replicas killed (as a crash would) and restarted at random points while
-//! Slack, Discord and API traffic flows: instant commands, deploys, and approval-gated
-//! deploys approved by a double click that reaches both replicas at once. The same test runs
-//! with two replicas on PostgreSQL and with one on SQLite, 200 requests and three kills each.
+//! Slack, Discord and API traffic flows: instant commands, the chaos effect, real deploys,
+//! and approval-gated ones approved by a double click that reaches both replicas at once.
+//! The same test runs with two replicas on PostgreSQL and with one on SQLite, 200 requests
+//! and three kills each.
 //!
-//! What it asserts, per request (chaos/effect.rs, chaos/check.rs):
-//! - exactly once: each deploy creates a ConfigMap named from its request id in the
-//!   Kubernetes test API server the replicas share. A deploy that succeeded left exactly one
-//!   object and made exactly one create; only when the store shows a takeover (a `resuming`
-//!   event: its replica died while it ran) may it have made one more create per takeover,
-//!   and the request's `attempts` must equal 1 + takeovers. So two replicas running one
-//!   request without a kill fails the test, though the second create cannot make a second
-//!   object (it is answered 409). Nothing else created any;
+//! What it asserts, per request (chaos/effect.rs, chaos/deploy.rs, chaos/check.rs):
+//! - exactly once, counted in the Kubernetes test API server the replicas share:
+//!   - the chaos effect (`effect IMAGE to ENV`, the test action `chaos.effect`) creates a
+//!     ConfigMap named from its request id: its effect is one countable create per run. One
+//!     that succeeded left exactly one object and made exactly one create; only when the
+//!     store shows a takeover (a `resuming` event: its replica died while it ran) may it have
+//!     made one more create per takeover, and the request's `attempts` must equal
+//!     1 + takeovers. So two replicas running one request without a kill fails the test,
+//!     though the second create cannot make a second object (it is answered 409);
+//!   - the real `deploy` (every eighth request, a third of them to prod, so gated) goes to
+//!     environments deckhand created through its own API before the traffic (so they carry
+//!     its labels and tiers). One that succeeded made exactly one server-side apply of its
+//!     Deployment (one more per takeover, as above) and left it rolled out;
+//!   - nothing else created an effect or applied a Deployment;
 //! - every stored event reached its thread once and in order (a repeat only for the call in
 //!   flight at a crash);
 //! - no request is left stuck: every request, instant ones too, ends, and every delivery is
 //!   delivered, within a deadline, or the test fails naming them.
 //!
-//! Deploys are the test action `chaos.effect`, not the built-in `deploy` (server-side apply
-//! of a Deployment plus a rollout watch): its effect is one countable create per run, which
-//! is what "exactly once" needs, and its runs are counted in-process.
-//!
 //! The kill is in-process (`Running::kill`), not SIGKILL of a child process: the chaos
-//! deploy is a test action registered through `Builder::action`, which a `deckhand serve`
+//! effect is a test action registered through `Builder::action`, which a `deckhand serve`
 //! child does not have (tests/durability.rs and examples/bench-recovery kill real
 //! processes). For what is asserted here it acts as a crash: it aborts the worker, whose
 //! dropped JoinSet aborts every action run and its lease heartbeat; the outbox, whose
@@ -40,6 +43,8 @@
 
 #[path = "chaos/check.rs"]
 mod check;
+#[path = "chaos/deploy.rs"]
+mod deploy;
 #[path = "support/discord/mod.rs"]
 mod discord_fake;
 #[path = "chaos/effect.rs"]
@@ -172,7 +177,7 @@ async fn settled(rig: &Rig, deadline: Duration) -> Vec<Value> {
 
 /// Each job is one request; its effect happened exactly once in the test API server
 /// (`effect::check`); a double click approved once.
-fn check_requests(rig: &Rig, jobs: &[Job], views: &[Value]) -> Vec<String> {
+fn check_requests(rig: &Rig, jobs: &[Job], setup: &[String], views: &[Value]) -> Vec<String> {
     let mut problems = Vec::new();
     let mut by_text: HashMap<(String, String), usize> = HashMap::new();
     for v in views {
@@ -191,6 +196,9 @@ fn check_requests(rig: &Rig, jobs: &[Job], views: &[Value]) -> Vec<String> {
             Via::Api => "api",
         };
         *wanted.entry((surface.to_owned(), job.text())).or_default() += 1;
+    }
+    for text in setup {
+        *wanted.entry(("api".to_owned(), text.clone())).or_default() += 1;
     }
     if by_text != wanted {
         let mut diff: Vec<String> = wanted
@@ -214,11 +222,22 @@ fn check_requests(rig: &Rig, jobs: &[Job], views: &[Value]) -> Vec<String> {
             .into_iter()
             .map(|s| format!("the test API server has {s}, of no stored request")),
     );
+    let applies = deploy::Applies::of(&rig.kube);
+    problems.extend(
+        applies
+            .strays(views)
+            .into_iter()
+            .map(|s| format!("the test API server saw {s}")),
+    );
     for v in views {
         let r = &v["request"];
         let id = r["id"].as_str().unwrap_or("");
-        let runs = r["args"]["env"].as_str().map(|e| rig.probe.count(e));
-        problems.extend(effect::check(v, &effects, runs));
+        if deploy::is_deploy(v) {
+            problems.extend(deploy::check(v, &applies, &rig.kube));
+        } else {
+            let runs = r["args"]["env"].as_str().map(|e| rig.probe.count(e));
+            problems.extend(effect::check(v, &effects, runs));
+        }
         let approvals = v["approvals"].as_array().map_or(0, Vec::len);
         if r["approval"].is_object() && approvals != 1 {
             problems.push(format!("{id}: {approvals} approvals recorded for a double click"));
@@ -256,6 +275,7 @@ async fn run_chaos(backend: Backend, replicas: usize, requests: usize) {
     let began = Instant::now();
     let mut rng = Rng::new(seed);
     let rig = Rig::start(backend, replicas).await;
+    let setup = deploy::environments(&rig).await;
     let jobs: Vec<Job> = (1..=requests).map(|n| Job::random(n, &mut rng, replicas)).collect();
     storm(&rig, &mut rng, &jobs, 3).await;
     let views = settled(&rig, Duration::from_secs(60)).await;
@@ -264,14 +284,20 @@ async fn run_chaos(backend: Backend, replicas: usize, requests: usize) {
         .flat_map(|v| v["deliveries"].as_array().cloned().unwrap_or_default())
         .filter(|d| d["attempts"].as_i64() > Some(1))
         .count();
-    let gated = jobs.iter().filter(|j| j.kind == Kind::Gated).count();
+    let gated = jobs.iter().filter(|j| j.kind.gated()).count();
+    let deploys = jobs
+        .iter()
+        .filter(|j| matches!(j.kind, Kind::Deploy | Kind::GatedDeploy))
+        .count();
     println!(
-        "{backend:?}: {} requests ({gated} approval-gated), {retried} deliveries retried, {}, {:?}",
+        "{backend:?}: {} requests ({gated} approval-gated, {deploys} real deploys, {} setup), {retried} deliveries retried, {}, {}, {:?}",
         views.len(),
+        setup.len(),
         effect::Effects::of(&rig.kube).summary(),
+        deploy::Applies::of(&rig.kube).summary(),
         began.elapsed()
     );
-    let mut problems = check_requests(&rig, &jobs, &views);
+    let mut problems = check_requests(&rig, &jobs, &setup, &views);
     problems.extend(check_threads(&rig, &views));
     rig.shutdown().await;
     assert!(

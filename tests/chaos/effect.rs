@@ -1,4 +1,4 @@
-//! The chaos tests' deploy and its effect in the cluster: `deploy IMAGE to ENV` runs
+//! The chaos tests' countable effect in the cluster: `effect IMAGE to ENV` runs
 //! `chaos.effect`, which creates one ConfigMap, `effect-<request id>`, in the Kubernetes test
 //! API server the replicas share. The action is rerunnable, so a request whose replica died
 //! mid-run is run again after the takeover; the object's name comes from the request id, so
@@ -27,9 +27,9 @@ const NAMESPACE: &str = "default";
 const CONFIGMAPS: &str = "/api/v1/namespaces/default/configmaps";
 
 const SPECS: &str = r#"
-- name: deploy
-  help: Chaos deploy whose effect is one ConfigMap in the cluster per request
-  pattern: '^deploy (?P<image>\S+) to (?P<env>\S+)(?: tier=(?P<tier>\S+))?$'
+- name: effect
+  help: Chaos action whose effect is one ConfigMap in the cluster per request
+  pattern: '^effect (?P<image>\S+) to (?P<env>\S+)(?: tier=(?P<tier>\S+))?$'
   args:
     image: { type: image }
     env: { type: name }
@@ -91,13 +91,22 @@ impl Action for Effect {
     }
 }
 
-/// Starts a replica: the core commands plus the chaos deploy, its effect in `kube`.
+/// Starts a replica: the core, env and app commands (the real `deploy`) plus the chaos
+/// effect, which creates its ConfigMap through `kube`.
 pub async fn spawn(config: Config, probe: Arc<Probe>, kube: ::kube::Client) -> TestApp {
     support::init_tls();
     let specs = vec![
         (
             "commands/core.yaml".into(),
             include_str!("../../commands/core.yaml").into(),
+        ),
+        (
+            "commands/env.yaml".into(),
+            include_str!("../../commands/env.yaml").into(),
+        ),
+        (
+            "commands/app.yaml".into(),
+            include_str!("../../commands/app.yaml").into(),
         ),
         ("tests/chaos.yaml".into(), SPECS.into()),
     ];
@@ -187,7 +196,7 @@ pub fn tries(view: &Value) -> usize {
     1 + resumes
 }
 
-/// Exactly once, as the test API server saw it: a deploy that succeeded left exactly one
+/// Exactly once, as the test API server saw it: an effect that succeeded left exactly one
 /// object, and made exactly one create unless the store shows it was taken over after a
 /// kill (`tries`): each takeover may repeat the create once (answered 409: the name is
 /// taken). The store's own count of starts (`attempts`) and the action's runs agree with

@@ -31,7 +31,7 @@ pub struct Rig {
     pub discord: FakeDiscordServer,
     pub signer: InteractionSigner,
     pub probe: Arc<Probe>,
-    /// The cluster every replica's deploys create their effect in.
+    /// The cluster every replica's effects and deploys go to.
     pub kube: KubeTestServer,
     pub config: Config,
     pub http: reqwest::Client,
@@ -70,8 +70,12 @@ impl Rig {
         let discord = FakeDiscordServer::start().await;
         let signer = InteractionSigner::generate();
         let kube = KubeTestServer::start().await;
+        // Quick rollouts; deckhand may do what the shipped ClusterRole grants, no more.
+        kube.set_step(Duration::from_millis(15));
+        kube.authorize_with(include_str!("../../deploy/clusterrole.yaml"));
         let mut config = config(&db, &slack, &discord, &signer);
         config.kubernetes.url = kube.url();
+        config.kubernetes.rollout_deadline = "30s".parse().expect("duration");
         let probe = Arc::new(Probe::default());
         let mut apps = Vec::new();
         for _ in 0..replicas {

@@ -1,6 +1,6 @@
-//! The chaos tests' traffic: requests from Slack, Discord and the API, instant ones, plain
-//! deploys and approval-gated deploys approved by a double click that reaches two replicas
-//! at the same moment.
+//! The chaos tests' traffic: requests from Slack, Discord and the API, instant ones, the
+//! chaos effect and real deploys, each at once or approval-gated (approved by a double click
+//! that reaches two replicas at the same moment).
 
 use std::{
     sync::Arc,
@@ -10,6 +10,7 @@ use std::{
 use serde_json::{Value, json};
 
 use crate::{
+    deploy,
     discord_fake::{command_payload, component_payload, new_interaction},
     rig::{Rig, SLACK_CHANNEL},
     slack_fake::{block_actions, command_form, interaction_form},
@@ -47,10 +48,21 @@ pub enum Via {
 pub enum Kind {
     Help,
     Whoami,
-    /// `deploy` to a dev env: runs at once (test.count, one env per request).
-    Deploy,
-    /// `deploy ... tier=prod`: waits for one ops approval.
+    /// `effect` in a dev tier: runs at once (chaos.effect: one ConfigMap per request).
+    Effect,
+    /// `effect ... tier=prod`: waits for one ops approval.
     Gated,
+    /// The real `deploy` to the requester's own dev environment: runs at once.
+    Deploy,
+    /// The real `deploy` to the prod environment: waits for one ops approval.
+    GatedDeploy,
+}
+
+impl Kind {
+    /// Waits for an approval (approved by a double click).
+    pub fn gated(self) -> bool {
+        matches!(self, Kind::Gated | Kind::GatedDeploy)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -64,16 +76,19 @@ pub struct Job {
 }
 
 impl Job {
+    /// Every eighth request is a real deploy (25 of 200), every third of those to prod.
     pub fn random(n: usize, rng: &mut Rng, replicas: usize) -> Job {
         let via = match rng.below(10) {
             0..=3 => Via::Slack,
             4..=7 => Via::Discord,
             _ => Via::Api,
         };
-        let kind = match rng.below(20) {
-            0..=3 => Kind::Help,
-            4..=6 => Kind::Whoami,
-            7..=12 => Kind::Deploy,
+        let kind = match (n % 8, n % 24, rng.below(20)) {
+            (0, 0, _) => Kind::GatedDeploy,
+            (0, _, _) => Kind::Deploy,
+            (_, _, 0..=3) => Kind::Help,
+            (_, _, 4..=6) => Kind::Whoami,
+            (_, _, 7..=12) => Kind::Effect,
             _ => Kind::Gated,
         };
         let slot = rng.below(replicas as u64) as usize;
@@ -87,17 +102,29 @@ impl Job {
         }
     }
 
-    /// The env a deploy counts in (one per request).
+    /// The env an effect counts in (one per request), or the environment a deploy goes to.
     pub fn env(&self) -> String {
-        format!("c{}", self.n)
+        match self.kind {
+            Kind::Deploy => deploy::dev_env(self.user, self.n),
+            Kind::GatedDeploy => deploy::PROD_ENV.into(),
+            _ => format!("c{}", self.n),
+        }
+    }
+
+    /// The app (Deployment) a real deploy makes: one per job.
+    fn app(&self) -> String {
+        format!("w{}", self.n)
     }
 
     pub fn text(&self) -> String {
         match self.kind {
             Kind::Help => "help".into(),
             Kind::Whoami => "whoami".into(),
-            Kind::Deploy => format!("deploy nginx:1.27 to {}", self.env()),
-            Kind::Gated => format!("deploy nginx:1.27 to {} tier=prod", self.env()),
+            Kind::Effect => format!("effect nginx:1.27 to {}", self.env()),
+            Kind::Gated => format!("effect nginx:1.27 to {} tier=prod", self.env()),
+            Kind::Deploy | Kind::GatedDeploy => {
+                format!("deploy nginx:1.27 to {} as {} replicas=1", self.env(), self.app())
+            }
         }
     }
 
@@ -106,9 +133,14 @@ impl Job {
         match self.kind {
             Kind::Help => ("help", vec![]),
             Kind::Whoami => ("whoami", vec![]),
-            Kind::Deploy => ("deploy", options),
+            Kind::Effect => ("effect", options),
             Kind::Gated => {
                 options.push(("tier", json!("prod")));
+                ("effect", options)
+            }
+            Kind::Deploy | Kind::GatedDeploy => {
+                options.push(("app", json!(self.app())));
+                options.push(("replicas", json!(1)));
                 ("deploy", options)
             }
         }
@@ -140,7 +172,7 @@ pub async fn run(rig: Arc<Rig>, job: Job) {
             v["request"]["id"].as_str().map(str::to_owned)
         }
     };
-    if job.kind != Kind::Gated {
+    if !job.kind.gated() {
         return;
     }
     let approver = job.approver();

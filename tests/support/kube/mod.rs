@@ -59,6 +59,8 @@ use self::store::{Fault, State};
 pub struct KubeTestServer {
     shared: Arc<Shared>,
     addr: SocketAddr,
+    /// The path of every server-side apply (PATCH with application/apply-patch+yaml), in order.
+    applies: Arc<std::sync::Mutex<Vec<String>>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -75,7 +77,8 @@ impl KubeTestServer {
         let mut state = State::new();
         state.server_address = addr.to_string();
         let shared = Arc::new(Shared::new(state));
-        let app = api::router(shared.clone());
+        let applies = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let app = api::router(shared.clone()).layer(apply_counter(applies.clone()));
         // Graceful shutdown on drop closes idle keep-alive connections too, so a client that
         // outlives the server sees a dead cluster rather than a zombie one.
         let mut stop = shared.shutdown.subscribe();
@@ -95,6 +98,7 @@ impl KubeTestServer {
         Ok(KubeTestServer {
             shared,
             addr,
+            applies,
             tasks: vec![server, controllers],
         })
     }
@@ -243,6 +247,12 @@ impl KubeTestServer {
             .collect()
     }
 
+    /// The path of every server-side apply request so far (PATCH with
+    /// `application/apply-patch+yaml`, whatever it was answered), in arrival order.
+    pub fn applies(&self) -> Vec<String> {
+        self.applies.lock().expect("applies").clone()
+    }
+
     pub fn reset_requests(&self) {
         self.shared.lock().requests.clear();
     }
@@ -363,6 +373,23 @@ impl Drop for KubeTestServer {
             t.abort();
         }
     }
+}
+
+/// Records the path of each server-side apply before the API handles it.
+fn apply_counter(
+    applies: Arc<std::sync::Mutex<Vec<String>>>,
+) -> tower::util::MapRequestLayer<impl Fn(axum::extract::Request) -> axum::extract::Request + Clone> {
+    tower::util::MapRequestLayer::new(move |req: axum::extract::Request| {
+        let apply = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.starts_with("application/apply-patch"));
+        if req.method() == axum::http::Method::PATCH && apply {
+            applies.lock().expect("applies").push(req.uri().path().to_owned());
+        }
+        req
+    })
 }
 
 async fn controller_loop(shared: Arc<Shared>) {
