@@ -16,6 +16,14 @@ pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 /// Environment variables the CLI reads itself; they are not configuration keys.
 const CLIENT_VARS: &[&str] = &["DECKHAND_CONFIG", "DECKHAND_URL", "DECKHAND_TOKEN", "DECKHAND_OUTPUT"];
 
+/// The test suite's and benchmarks' own variables (`scripts/test` exports some of them, and
+/// the tests run `deckhand` as a child process with them set); not configuration keys.
+fn suite_var(var: &str) -> bool {
+    var.starts_with("DECKHAND_TEST_")
+        || var.starts_with("DECKHAND_BENCH_")
+        || matches!(var, "DECKHAND_KUBECTL_TESTS" | "DECKHAND_BROWSER_TESTS")
+}
+
 /// Named maps an overlay replaces whole instead of merging into.
 const REPLACED_WHOLE: &[&str] = &["tiers", "groups", "users"];
 
@@ -475,7 +483,7 @@ fn env_key(var: &str) -> Option<Vec<String>> {
     match var {
         "DATABASE_URL" => return Some(vec!["store".into(), "url".into()]),
         "DECKHAND_LISTEN" => return Some(vec!["server".into(), "listen".into()]),
-        v if CLIENT_VARS.contains(&v) => return None,
+        v if CLIENT_VARS.contains(&v) || suite_var(v) => return None,
         _ => {}
     }
     let rest = var.strip_prefix("DECKHAND_")?;
@@ -577,6 +585,8 @@ mod tests {
                 ("DECKHAND_WORKER__CONCURRENCY", "9"),
                 ("DATABASE_URL", "postgres://x@h/db"),
                 ("DECKHAND_TOKEN", "ignored"),
+                ("DECKHAND_TEST_PG_URL", "postgres://tests-own@h/db"),
+                ("DECKHAND_KUBECTL_TESTS", "off"),
                 ("PATH", "/bin"),
             ]),
         )

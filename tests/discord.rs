@@ -433,6 +433,16 @@ async fn approval_buttons_refuse_the_wrong_people_and_show_who_decided() {
         let (msg, approve, deny) = approval_buttons(&rig).await;
         assert!(approve.len() <= 100 && approve.contains(&rid), "{approve}");
         assert_ne!(approve, deny);
+        // The waiting status is shown once: the approval prompt does not re-send it unchanged.
+        let status_edits: Vec<String> = rig
+            .discord
+            .fake
+            .calls()
+            .iter()
+            .filter(|c| c.method == "PATCH" && c.path.ends_with("/messages/@original"))
+            .map(|c| c.body["content"].to_string())
+            .collect();
+        assert_eq!(status_edits.len(), 1, "{status_edits:#?}");
 
         // The requester, an outsider, a forged id and a developer: ephemeral, nothing changes.
         for (who, custom_id) in [

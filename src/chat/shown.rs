@@ -1,7 +1,8 @@
 //! What a status message shows now, as a short digest kept in the conversation state, so an
 //! edit that would show the same text is skipped. A waiting request's state event and its
 //! approval prompt each refresh the status message; without this, both re-send an unchanged
-//! text (on Slack, two of every four Web API calls for a command that needs approval).
+//! text (on Slack, two of every four Web API calls for a command that needs approval). Slack
+//! keeps it as `SlackData::root_shown`, Discord as `DiscordState::status_shown`.
 
 use sha2::Digest;
 

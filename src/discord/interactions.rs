@@ -203,6 +203,7 @@ impl Endpoint {
             private_answer: false,
             answered: false,
             output_shown: false,
+            status_shown: None,
         };
         let inv = Invocation {
             principal: who,

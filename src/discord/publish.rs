@@ -170,6 +170,15 @@ impl DiscordSurface {
 
     /// Edits the status message (the interaction's original response).
     pub(super) async fn edit_status(&self, st: &mut DiscordState, content: &str) -> Result<(), SurfaceError> {
+        if st.original_message_id.is_some() && crate::chat::shown::unchanged(st.status_shown.as_deref(), content) {
+            return Ok(());
+        }
+        self.write_status(st, content).await?;
+        st.status_shown = Some(crate::chat::shown::digest(content));
+        Ok(())
+    }
+
+    async fn write_status(&self, st: &mut DiscordState, content: &str) -> Result<(), SurfaceError> {
         let body = message_body(content, None);
         if st.token_valid() {
             let path = format!("/webhooks/{}/{}/messages/@original", st.application_id, st.token);

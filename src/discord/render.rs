@@ -104,7 +104,11 @@ pub fn status_text(record: &RequestRecord, line: &str) -> String {
 /// A state change as the status message's line: "❌ failed: image not found".
 pub fn state_line(change: &StateChange) -> String {
     let state = change.state;
-    let name = state.as_str().replace('_', " ");
+    // The same words as the prompt's status (and Slack's), so the prompt needs no edit.
+    let name = match state {
+        State::PendingApproval => "waiting for approval".to_owned(),
+        _ => state.as_str().replace('_', " "),
+    };
     // "running" says it all; outcomes and "approved (1 of 1); queued" add to it.
     match change.why.as_deref().or(change.outcome.as_deref()) {
         Some(said) => format!("{} {name}: {}", state_icon(state), escape(said)),

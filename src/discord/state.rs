@@ -43,6 +43,10 @@ pub struct DiscordState {
     /// leaves the output to the follow-up (`chat::text::finished`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub output_shown: bool,
+    /// The status message's text as last shown (`chat::shown`): an edit that would show the
+    /// same text is skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_shown: Option<String>,
 }
 
 impl DiscordState {
