@@ -7,7 +7,7 @@
 
 use sqlx::AnyConnection;
 
-use super::{Store, StoreError, batch::Batched};
+use super::{StoreError, batch::OneStatement};
 use crate::domain::RequestId;
 
 /// One bookkeeping write on rows `first..=last` of a request's deliveries.
@@ -34,7 +34,7 @@ pub(super) enum Change {
 
 impl DeliveryWrite {
     /// Runs the write; the number of rows it changed.
-    async fn execute(&self, conn: &mut AnyConnection) -> Result<u64, StoreError> {
+    async fn run(&self, conn: &mut AnyConnection) -> Result<u64, StoreError> {
         let id = self.id.as_str();
         let q = match &self.change {
             Change::Claim { now, until } => sqlx::query(
@@ -91,22 +91,11 @@ impl DeliveryWrite {
     }
 }
 
-impl Batched for DeliveryWrite {
+impl OneStatement for DeliveryWrite {
     type Output = u64;
     const MAX: usize = 128;
 
-    async fn batch(store: &Store, jobs: &[Self]) -> Result<Vec<Option<u64>>, StoreError> {
-        let mut tx = store.begin().await?;
-        let mut changed = Vec::with_capacity(jobs.len());
-        for job in jobs {
-            changed.push(Some(job.execute(&mut tx).await?));
-        }
-        tx.commit().await?;
-        Ok(changed)
-    }
-
-    async fn one(store: &Store, job: &Self) -> Result<u64, StoreError> {
-        let mut conn = store.writer().acquire().await?;
-        job.execute(&mut conn).await
+    async fn execute(&self, conn: &mut AnyConnection) -> Result<u64, StoreError> {
+        self.run(conn).await
     }
 }

@@ -540,7 +540,7 @@ impl Store {
         };
         match &self.group {
             Some(group) => group.surfaces.write(swap).await,
-            None => swap.execute(&mut *self.writer().acquire().await?).await,
+            None => <surface_writes::SurfaceSwap as batch::Batched>::one(self, &swap).await,
         }
     }
 

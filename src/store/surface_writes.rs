@@ -9,7 +9,7 @@
 
 use sqlx::AnyConnection;
 
-use super::{Store, StoreError, batch::Batched};
+use super::{StoreError, batch::OneStatement};
 use crate::domain::RequestId;
 
 /// Replace `id`'s surface data with `after` if it is still `before` (JSON text).
@@ -22,7 +22,7 @@ pub(super) struct SurfaceSwap {
 
 impl SurfaceSwap {
     /// Runs the compare-and-set; whether it won.
-    pub(super) async fn execute(&self, conn: &mut AnyConnection) -> Result<bool, StoreError> {
+    pub(super) async fn run(&self, conn: &mut AnyConnection) -> Result<bool, StoreError> {
         let n = sqlx::query(
             "UPDATE requests SET surface_data = $1 WHERE id = $2 \
              AND ((surface_data IS NULL AND $3 IS NULL) OR surface_data = $3)",
@@ -37,22 +37,11 @@ impl SurfaceSwap {
     }
 }
 
-impl Batched for SurfaceSwap {
+impl OneStatement for SurfaceSwap {
     type Output = bool;
     const MAX: usize = 128;
 
-    async fn batch(store: &Store, jobs: &[Self]) -> Result<Vec<Option<bool>>, StoreError> {
-        let mut tx = store.begin().await?;
-        let mut won = Vec::with_capacity(jobs.len());
-        for job in jobs {
-            won.push(Some(job.execute(&mut tx).await?));
-        }
-        tx.commit().await?;
-        Ok(won)
-    }
-
-    async fn one(store: &Store, job: &Self) -> Result<bool, StoreError> {
-        let mut conn = store.writer().acquire().await?;
-        job.execute(&mut conn).await
+    async fn execute(&self, conn: &mut AnyConnection) -> Result<bool, StoreError> {
+        self.run(conn).await
     }
 }
