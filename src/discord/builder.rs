@@ -33,7 +33,7 @@ use super::{
     builder_form::{self as form, MORE_INPUT, Token},
     command_tree::BUILDER,
     interactions::{
-        CHANNEL_MESSAGE, EPHEMERAL, Endpoint, Origin, UPDATE_MESSAGE, ephemeral, principal, reply, stranger,
+        CHANNEL_MESSAGE, EPHEMERAL, Endpoint, UPDATE_MESSAGE, ephemeral, origin_of, principal, reply, stranger,
     },
     markup,
     publish::{message_body, truncate},
@@ -108,14 +108,7 @@ pub async fn component(endpoint: &Endpoint, app: &Arc<App>, ci: ComponentInterac
         if spec.answer != Answer::Private && !matches!(token, Token::Run(_)) {
             return confirm(app, endpoint, &user, &spec.name);
         }
-        let origin = Origin::new(
-            ci.id,
-            ci.application_id,
-            &ci.token,
-            ci.channel_id,
-            ci.guild_id,
-            ci.user.id,
-        );
+        let origin = origin_of!(ci);
         return endpoint.submit(app, who, spec.name.clone(), origin).await;
     }
     let entered = match token {
@@ -259,13 +252,6 @@ pub async fn submitted(endpoint: &Endpoint, app: &Arc<App>, mi: ModalInteraction
         Err(e) => return mistakes(app, endpoint, &mi.user.id.to_string(), &spec, &e, &entered),
     };
     tracing::info!(command = %spec.name, user = %who.user, "Discord builder form submitted");
-    let origin = Origin::new(
-        mi.id,
-        mi.application_id,
-        &mi.token,
-        mi.channel_id,
-        mi.guild_id,
-        mi.user.id,
-    );
+    let origin = origin_of!(mi);
     endpoint.submit(app, who, text, origin).await
 }

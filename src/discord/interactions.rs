@@ -57,6 +57,22 @@ pub(super) struct Origin {
     user_id: String,
 }
 
+/// The origin of any serenity interaction (command, component or modal submit): they name
+/// these fields alike but share no type, so one macro instead of a copy per kind.
+macro_rules! origin_of {
+    ($i:expr) => {
+        $crate::discord::interactions::Origin::new(
+            $i.id,
+            $i.application_id,
+            &$i.token,
+            $i.channel_id,
+            $i.guild_id,
+            $i.user.id,
+        )
+    };
+}
+pub(super) use origin_of;
+
 impl Origin {
     pub(super) fn new(
         interaction: impl ToString,
@@ -172,14 +188,7 @@ impl Endpoint {
             Ok(t) => t,
             Err(e) => return ephemeral(&super::markup::inert(&e.to_string())),
         };
-        let origin = Origin::new(
-            ci.id,
-            ci.application_id,
-            &ci.token,
-            ci.channel_id,
-            ci.guild_id,
-            ci.user.id,
-        );
+        let origin = origin_of!(ci);
         self.submit(app, who, text, origin).await
     }
 
@@ -240,14 +249,7 @@ impl Endpoint {
         let Some(who) = principal(app, ci.user.id, &roles) else {
             return stranger(ci.user.id);
         };
-        let origin = Origin::new(
-            ci.id,
-            ci.application_id,
-            &ci.token,
-            ci.channel_id,
-            ci.guild_id,
-            ci.user.id,
-        );
+        let origin = origin_of!(ci);
         self.submit(app, who, text, origin).await
     }
 
