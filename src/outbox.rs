@@ -33,6 +33,8 @@ use crate::{
 const POLL: Duration = Duration::from_millis(250);
 /// Requests delivered at the same time by one replica (each in order).
 const CONCURRENCY: usize = 16;
+/// Rows claimed by one poll.
+const HEADS: i64 = 64;
 /// Progress lines merged into one reply at most.
 const MAX_RUN: i64 = 200;
 /// How long a row for a surface this replica does not have waits before it is looked at again.
@@ -53,7 +55,7 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
         // task (its future's memory) until it is joined, and joining one per wake-up let
         // tens of thousands pile up under a burst (issue 14's memory figures).
         while tasks.try_join_next().is_some() {}
-        match app.store.delivery_heads(now_ms(), 64).await {
+        match claim_heads(&app).await {
             Ok(heads) => {
                 for head in heads {
                     if !busy
@@ -61,6 +63,11 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
                         .unwrap_or_else(|p| p.into_inner())
                         .insert(head.request_id.clone())
                     {
+                        // Its previous row is still being finished here: give this one back.
+                        let owner = app.worker_id.as_str();
+                        if let Err(e) = app.store.defer_delivery(&head.request_id, head.seq, owner, now_ms()).await {
+                            tracing::warn!(request = %head.request_id, error = %e, "could not give a delivery back");
+                        }
                         continue;
                     }
                     let Ok(permit) = slots.clone().acquire_owned().await else {
@@ -94,14 +101,28 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
     tasks.abort_all();
 }
 
-/// One attempt at the oldest pending row of a request (and, for progress, the run of
-/// progress rows after it).
+/// The rows this replica delivers next, claimed (leased) in one write.
+async fn claim_heads(app: &App) -> Result<Vec<Head>, StoreError> {
+    let (now, until) = lease_from_now(app);
+    app.store
+        .claim_heads(now, HEADS, app.worker_id.as_str(), until)
+        .await
+}
+
+/// Now, and when a lease taken now runs out.
+fn lease_from_now(app: &App) -> (i64, i64) {
+    let lease = app.config.delivery.lease.as_duration();
+    let now = now_ms();
+    (now, now + i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2))
+}
+
+/// One attempt at the oldest pending row of a request, claimed for this replica with the
+/// poll that found it (and, for progress, the run of progress rows after it).
 async fn deliver(app: &App, head: Head) -> Result<(), StoreError> {
     let store = &app.store;
     let owner = app.worker_id.as_str();
     let lease = app.config.delivery.lease.as_duration();
-    let now = now_ms();
-    let until = now + i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2);
+    let (now, until) = lease_from_now(app);
     let id = &head.request_id;
     let Some(request) = store.get(id).await? else {
         return Ok(());
@@ -109,15 +130,9 @@ async fn deliver(app: &App, head: Head) -> Result<(), StoreError> {
     let Some(surface) = app.surfaces.get(request.surface).cloned() else {
         // Not configured on this replica: another one (or a later start) posts it; look
         // again in a while rather than at every poll.
-        if store
-            .claim_deliveries(id, head.seq, head.seq, owner, now, until)
-            .await?
-        {
-            store
-                .defer_delivery(id, head.seq, owner, now + UNCONFIGURED_RETRY_MS)
-                .await?;
-        }
-        return Ok(());
+        return store
+            .defer_delivery(id, head.seq, owner, now + UNCONFIGURED_RETRY_MS)
+            .await;
     };
     // The events from the head on, after the state event in force when the head was stored
     // (so late events are shown as of their time without reading the whole history).
@@ -131,12 +146,6 @@ async fn deliver(app: &App, head: Head) -> Result<(), StoreError> {
     };
     let events = &all[at..];
     let first = &events[0];
-    if !store
-        .claim_deliveries(id, head.seq, head.seq, owner, now, until)
-        .await?
-    {
-        return Ok(());
-    }
     let last_seq;
     let attempt = if is_thread_progress(first) {
         let run = match hold_progress(store, &request, surface.as_ref()).await? {

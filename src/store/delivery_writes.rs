@@ -7,7 +7,7 @@
 
 use sqlx::AnyConnection;
 
-use super::{StoreError, batch::OneStatement};
+use super::StoreError;
 use crate::domain::RequestId;
 
 /// One bookkeeping write on rows `first..=last` of a request's deliveries.
@@ -34,7 +34,7 @@ pub(super) enum Change {
 
 impl DeliveryWrite {
     /// Runs the write; the number of rows it changed.
-    async fn run(&self, conn: &mut AnyConnection) -> Result<u64, StoreError> {
+    pub(super) async fn run(&self, conn: &mut AnyConnection) -> Result<u64, StoreError> {
         let id = self.id.as_str();
         let q = match &self.change {
             Change::Claim { now, until } => sqlx::query(
@@ -88,14 +88,5 @@ impl DeliveryWrite {
             .bind(&self.owner),
         };
         Ok(q.execute(conn).await?.rows_affected())
-    }
-}
-
-impl OneStatement for DeliveryWrite {
-    type Output = u64;
-    const MAX: usize = 128;
-
-    async fn execute(&self, conn: &mut AnyConnection) -> Result<u64, StoreError> {
-        self.run(conn).await
     }
 }

@@ -100,12 +100,42 @@ fn values(rows: usize, cols: usize) -> String {
 /// its idempotency key exists (the caller looks it up after the commit).
 async fn insert_batch(store: &Store, jobs: &[NewJob]) -> Result<Vec<Option<Inserted>>, StoreError> {
     let now = now_ms();
+    let mut tx = store.begin().await?;
+    let mut stored = Vec::with_capacity(jobs.len());
+    for chunk in chunks(jobs) {
+        stored.extend(insert_chunk(&mut tx, chunk, now).await?);
+    }
+    tx.commit().await?;
+    Ok(stored)
+}
+
+/// `jobs` cut into runs whose lengths are powers of two (13 = 8 + 4 + 1). A multi-row
+/// statement is prepared once per number of rows and kept in the connection's statement
+/// cache; batches of any size from 1 to 64 would be 64 shapes per table, more than the
+/// cache holds, so every batch would be parsed and planned again.
+fn chunks<T>(items: &[T]) -> impl Iterator<Item = &[T]> {
+    let mut rest = items;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let size = 1 << rest.len().ilog2();
+        let (chunk, tail) = rest.split_at(size);
+        rest = tail;
+        Some(chunk)
+    })
+}
+
+async fn insert_chunk(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    jobs: &[NewJob],
+    now: i64,
+) -> Result<Vec<Option<Inserted>>, StoreError> {
     let prepared = jobs
         .iter()
         .map(|j| Prepared::new(&j.new))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut tx = store.begin().await?;
-    let mut inserted: HashMap<String, RequestRecord> = insert_requests(&mut tx, jobs, &prepared, now)
+    let mut inserted: HashMap<String, RequestRecord> = insert_requests(tx, jobs, &prepared, now)
         .await?
         .into_iter()
         .map(|r| (r.id.as_str().to_owned(), r))
@@ -119,9 +149,8 @@ async fn insert_batch(store: &Store, jobs: &[NewJob]) -> Result<Vec<Option<Inser
         );
     }
     let events: Vec<&Event> = stored.iter().flatten().flat_map(|(_, events)| events).collect();
-    insert_events(&mut tx, &events).await?;
-    insert_audit(&mut tx, jobs, &stored, now).await?;
-    tx.commit().await?;
+    insert_events(tx, &events).await?;
+    insert_audit(tx, jobs, &stored, now).await?;
     Ok(stored
         .into_iter()
         .map(|s| s.map(|(record, events)| (record, true, events)))
@@ -272,4 +301,18 @@ impl Store {
 /// An event's data as stored in the `data` column.
 pub(super) fn serialize(data: &EventData) -> Result<String, StoreError> {
     serde_json::to_string(data).map_err(|e| StoreError::Corrupt(format!("event data: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn batches_are_cut_into_powers_of_two_largest_first() {
+        let items: Vec<u8> = (0..13).collect();
+        let sizes: Vec<usize> = super::chunks(&items).map(<[u8]>::len).collect();
+        assert_eq!(sizes, [8, 4, 1]);
+        let joined: Vec<u8> = super::chunks(&items).flatten().copied().collect();
+        assert_eq!(joined, items);
+        assert_eq!(super::chunks::<u8>(&[]).count(), 0);
+        assert_eq!(super::chunks(&[0u8; 64]).count(), 1);
+    }
 }

@@ -6,6 +6,7 @@
 //! event and the audit row, so the three never disagree.
 
 mod batch;
+mod bookkeeping;
 mod delivery_writes;
 mod insert;
 mod outbox;
@@ -72,8 +73,8 @@ pub struct Store {
 #[derive(Clone)]
 struct Groups {
     requests: batch::Batcher<insert::NewJob>,
-    deliveries: batch::Batcher<delivery_writes::DeliveryWrite>,
-    surfaces: batch::Batcher<surface_writes::SurfaceSwap>,
+    /// Delivery bookkeeping and conversation state, one queue (see bookkeeping.rs).
+    bookkeeping: batch::Batcher<bookkeeping::Bookkeeping>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -108,8 +109,7 @@ impl Store {
         Ok(Self {
             group: Some(Groups {
                 requests: batch::Batcher::start(direct.clone()),
-                deliveries: batch::Batcher::start(direct.clone()),
-                surfaces: batch::Batcher::start(direct.clone()),
+                bookkeeping: batch::Batcher::start(direct.clone()),
             }),
             ..direct
         })
@@ -142,6 +142,14 @@ impl Store {
     /// (group commits, requests they stored) since this store was opened (see insert.rs).
     pub fn group_commits(&self) -> (u64, u64) {
         self.group.as_ref().map_or((0, 0), |g| g.requests.stats())
+    }
+
+    /// A delivery or conversation-state write, group-committed (see bookkeeping.rs).
+    async fn bookkeeping(&self, write: bookkeeping::Bookkeeping) -> Result<u64, StoreError> {
+        match &self.group {
+            Some(group) => group.bookkeeping.write(write).await,
+            None => <bookkeeping::Bookkeeping as batch::Batched>::one(self, &write).await,
+        }
     }
 
     /// The pool writes go through (see `writer`).
@@ -538,10 +546,9 @@ impl Store {
             before: before.map(ToString::to_string),
             after: after.to_string(),
         };
-        match &self.group {
-            Some(group) => group.surfaces.write(swap).await,
-            None => <surface_writes::SurfaceSwap as batch::Batched>::one(self, &swap).await,
-        }
+        self.bookkeeping(bookkeeping::Bookkeeping::Surface(swap))
+            .await
+            .map(|changed| changed == 1)
     }
 
     /// Extends this worker's lease; `false` if the request is no longer its to run.

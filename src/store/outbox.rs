@@ -12,7 +12,6 @@ use sqlx::Row;
 
 use super::{
     Backend, Store, StoreError,
-    batch::Batched,
     delivery_writes::{Change, DeliveryWrite},
 };
 use crate::domain::{RequestId, Surface};
@@ -133,26 +132,32 @@ impl Store {
             owner: owner.to_owned(),
             change,
         };
-        match &self.group {
-            Some(group) => group.deliveries.write(write).await,
-            None => DeliveryWrite::one(self, &write).await,
-        }
+        self.bookkeeping(super::bookkeeping::Bookkeeping::Delivery(write)).await
     }
 
-    /// Up to `limit` rows that may be claimed now: each the oldest pending row of its
-    /// request, due, and not leased.
-    pub async fn delivery_heads(&self, now: i64, limit: i64) -> Result<Vec<Head>, StoreError> {
+    /// Claims for `owner` until `until` up to `limit` rows that may be claimed now: each the
+    /// oldest pending row of its request, due, and not leased. One statement for the whole
+    /// poll, where a claim per row used to be a write each beside the acknowledgements
+    /// (issue 14). The claim counts an attempt, as `claim_deliveries` does; `Head::attempts`
+    /// is the count before it. The outer conditions are the claim's compare-and-set: on
+    /// PostgreSQL a concurrent claimer's row is re-checked against them after its commit.
+    pub async fn claim_heads(&self, now: i64, limit: i64, owner: &str, until: i64) -> Result<Vec<Head>, StoreError> {
         let started = std::time::Instant::now();
         let rows = sqlx::query(
-            "SELECT d.request_id, d.seq, d.attempts, d.created_at FROM deliveries d \
-             WHERE d.state = 'pending' AND d.next_at <= $1 AND (d.lease_until IS NULL OR d.lease_until < $1) \
-             AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.request_id = d.request_id \
-                             AND e.state = 'pending' AND e.seq < d.seq) \
-             ORDER BY d.next_at LIMIT $2",
+            "UPDATE deliveries SET lease_owner = $3, lease_until = $4, attempts = attempts + 1 \
+             WHERE state = 'pending' AND (lease_until IS NULL OR lease_until < $1) \
+             AND (request_id, seq) IN (SELECT d.request_id, d.seq FROM deliveries d \
+               WHERE d.state = 'pending' AND d.next_at <= $1 AND (d.lease_until IS NULL OR d.lease_until < $1) \
+               AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.request_id = d.request_id \
+                               AND e.state = 'pending' AND e.seq < d.seq) \
+               ORDER BY d.next_at LIMIT $2) \
+             RETURNING request_id, seq, attempts - 1 AS attempts, created_at",
         )
         .bind(now)
         .bind(limit)
-        .fetch_all(self.pool())
+        .bind(owner)
+        .bind(until)
+        .fetch_all(self.writer())
         .await?;
         if started.elapsed() >= SLOW_HEADS {
             self.refresh_delivery_statistics(now).await;

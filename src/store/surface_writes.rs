@@ -9,7 +9,7 @@
 
 use sqlx::AnyConnection;
 
-use super::{StoreError, batch::OneStatement};
+use super::StoreError;
 use crate::domain::RequestId;
 
 /// Replace `id`'s surface data with `after` if it is still `before` (JSON text).
@@ -34,14 +34,5 @@ impl SurfaceSwap {
         .await?
         .rows_affected();
         Ok(n == 1)
-    }
-}
-
-impl OneStatement for SurfaceSwap {
-    type Output = bool;
-    const MAX: usize = 128;
-
-    async fn execute(&self, conn: &mut AnyConnection) -> Result<bool, StoreError> {
-        self.run(conn).await
     }
 }
