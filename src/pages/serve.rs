@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::{
-    extract::{Path, State},
+    extract::{Path, State, rejection::PathRejection},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -129,7 +129,11 @@ fn closed(c: Closed) -> Response {
 }
 
 /// `GET /r/{token}`
-pub(super) async fn page(State(app): State<Arc<App>>, Path(token): Path<String>) -> Response {
+pub(super) async fn page(State(app): State<Arc<App>>, token: Result<Path<String>, PathRejection>) -> Response {
+    // A segment that is not UTF-8 names no link: the same 404 as any other.
+    let Ok(Path(token)) = token else {
+        return expired(None);
+    };
     let (opened, viewer) = match open(&app, &token).await {
         Ok(o) => o,
         Err(c) => return closed(c),
@@ -156,7 +160,13 @@ pub(super) async fn page(State(app): State<Arc<App>>, Path(token): Path<String>)
 
 /// `GET /r/{token}/files/{file}`: a file is served only when an event the viewer may read
 /// announced it (after `events_for`, events outside their audience carry no file).
-pub(super) async fn file(State(app): State<Arc<App>>, Path((token, file)): Path<(String, String)>) -> Response {
+pub(super) async fn file(
+    State(app): State<Arc<App>>,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Response {
+    let Ok(Path((token, file))) = path else {
+        return expired(None);
+    };
     let (opened, _) = match open(&app, &token).await {
         Ok(o) => o,
         Err(c) => return closed(c),

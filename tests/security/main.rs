@@ -22,4 +22,5 @@ mod privacy;
 mod proxy_links;
 mod rbac;
 mod shell_links;
+mod pages;
 mod small;
