@@ -560,7 +560,11 @@ async fn from_slack_the_thread_gets_the_table_the_chart_and_the_verdict() {
             })
             .await;
         for c in slack.public_messages() {
-            assert!(!c.body.to_string().contains("/r/"), "a page link in the channel: {:?}", c.body);
+            assert!(
+                !c.body.to_string().contains("/r/"),
+                "a page link in the channel: {:?}",
+                c.body
+            );
         }
         let uploads = slack.uploads();
         assert_eq!(uploads.len(), 1);

@@ -512,10 +512,11 @@ async fn chart_links(ctx: &ActionContext, chart: &str) -> Result<(), ActionError
         }
     };
     let chart_url = page.file_url(chart);
-    let data = crate::events::Output::fields(json!({ "page": page.url, "chart": chart_url, "expires_at": page.expires_at }))
-        .link(crate::command_buttons::LinkButton::new("Open chart", &chart_url))
-        .link(page.page_button())
-        .to(crate::visibility::Audience::Requester);
+    let data =
+        crate::events::Output::fields(json!({ "page": page.url, "chart": chart_url, "expires_at": page.expires_at }))
+            .link(crate::command_buttons::LinkButton::new("Open chart", &chart_url))
+            .link(page.page_button())
+            .to(crate::visibility::Audience::Requester);
     ctx.output(
         format!(
             "Your links to the chart and the page of {} (personal, until {})",

@@ -81,7 +81,11 @@ pub struct View<'a> {
 }
 
 fn row(out: &mut String, name: &str, value: &str) {
-    out.push_str(&format!("<tr><th>{}</th><td>{}</td></tr>\n", escape(name), escape(value)));
+    out.push_str(&format!(
+        "<tr><th>{}</th><td>{}</td></tr>\n",
+        escape(name),
+        escape(value)
+    ));
 }
 
 fn http_url(url: &str) -> bool {

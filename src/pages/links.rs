@@ -62,10 +62,11 @@ impl PageLinks {
     /// The link `token` names, open or not: one digest and one indexed lookup for any
     /// input, so a guess learns nothing from timing about how close it was.
     pub async fn by_token(&self, token: &str) -> Result<Option<PageLink>, PageError> {
-        let row = sqlx::query("SELECT request_id, viewer, created_at, expires_at FROM page_links WHERE token_hash = $1")
-            .bind(hash_token(token))
-            .fetch_optional(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT request_id, viewer, created_at, expires_at FROM page_links WHERE token_hash = $1")
+                .bind(hash_token(token))
+                .fetch_optional(&self.pool)
+                .await?;
         let Some(row) = row else { return Ok(None) };
         let get = |e: sqlx::Error| PageError::Corrupt(e.to_string());
         Ok(Some(PageLink {

@@ -160,10 +160,7 @@ pub(super) async fn page(State(app): State<Arc<App>>, token: Result<Path<String>
 
 /// `GET /r/{token}/files/{file}`: a file is served only when an event the viewer may read
 /// announced it (after `events_for`, events outside their audience carry no file).
-pub(super) async fn file(
-    State(app): State<Arc<App>>,
-    path: Result<Path<(String, String)>, PathRejection>,
-) -> Response {
+pub(super) async fn file(State(app): State<Arc<App>>, path: Result<Path<(String, String)>, PathRejection>) -> Response {
     let Ok(Path((token, file))) = path else {
         return expired(None);
     };

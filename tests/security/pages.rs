@@ -70,7 +70,13 @@ async fn a_page_shows_the_request_escaped_with_no_store_and_no_scripts() {
         for shown in [id.as_str(), "exec", "alice", "succeeded"] {
             assert!(body.contains(shown), "{shown} on the page: {body}");
         }
-        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
         assert_eq!(header("content-type"), "text/html; charset=utf-8");
         assert_eq!(header("cache-control"), "no-store");
         assert_eq!(header("referrer-policy"), "no-referrer");
@@ -141,7 +147,10 @@ async fn unknown_expired_and_odd_tokens_answer_404_with_the_way_back() {
         ] {
             let (status, headers, body) = get(&env, &format!("{base}{path}")).await;
             assert_eq!(status, 404, "{path}: {body}");
-            assert!(body.contains("expired") && body.contains("/deckhand request"), "{path}: {body}");
+            assert!(
+                body.contains("expired") && body.contains("/deckhand request"),
+                "{path}: {body}"
+            );
             assert_eq!(headers["cache-control"], "no-store");
         }
         // A link minted already expired, and one for someone the configuration no longer
