@@ -188,14 +188,21 @@ impl Action for ShowRequest {
         } else {
             Audience::Everyone
         };
-        let page = crate::pages::mint(&ctx.app, id.as_str(), &ctx.principal.user)
-            .await
-            .map_err(|e| ActionError::Failed(format!("could not make a page link: {e}")))?;
+        let text = text.trim_end();
+        let outcome = format!("{} is {}", id, record.state);
+        // Without a page link the answer is still the answer.
+        let page = match crate::pages::mint(&ctx.app, id.as_str(), &ctx.principal.user).await {
+            Ok(page) => page,
+            Err(e) => {
+                tracing::warn!(error = %e, "no page link for `request`");
+                ctx.output(text, Output::default().to(audience)).await?;
+                return Ok(outcome);
+            }
+        };
         let note = format!(
             "Your page of {id} (a personal link, until {})",
             format_ms(page.expires_at)
         );
-        let text = text.trim_end();
         if surface::is_private_answer(&ctx.request) {
             // One private answer: the text and the page button together (chat shows a
             // private answer as one message).
@@ -211,7 +218,7 @@ impl Action for ShowRequest {
                 .to(Audience::Requester);
             ctx.output(format!("{}\n{note}", page.url), data).await?;
         }
-        Ok(format!("{} is {}", id, record.state))
+        Ok(outcome)
     }
 }
 
