@@ -93,6 +93,13 @@ pub struct ServerConfig {
     /// deckhand's) cookies and storage. Empty: links are `{public_url}/p/{token}/`.
     #[serde(default)]
     pub proxy_domain: String,
+    /// How long a personal link to a request's web page (`{public_url}/r/{token}`) works.
+    #[serde(default = "default_page_link_ttl")]
+    pub page_link_ttl: HumanDuration,
+}
+
+fn default_page_link_ttl() -> HumanDuration {
+    HumanDuration::from_secs(24 * 3600)
 }
 
 #[derive(Debug, Clone, Deserialize)]

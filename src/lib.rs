@@ -25,6 +25,7 @@ pub mod loadgen;
 pub mod loadtest;
 pub mod metrics;
 pub mod outbox;
+pub mod pages;
 pub mod proxy;
 pub mod services;
 pub mod shell;

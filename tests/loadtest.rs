@@ -119,6 +119,41 @@ fn result_event(v: &Value) -> Value {
         .unwrap_or_else(|| panic!("no result in {v:#}"))
 }
 
+/// The requester's private output with the chart and page links: the chart URL serves the
+/// PNG, the page shows it inline, and someone else reading the request gets neither link.
+async fn chart_and_page_links(env: &Env, v: &Value, chart: &str) {
+    let links = v["events"]
+        .as_array()
+        .and_then(|es| es.iter().find(|e| e["data"]["chart"].is_string()))
+        .unwrap_or_else(|| panic!("no chart links in {v:#}"));
+    assert_eq!(links["data"]["private"], "requester", "{links:#}");
+    let labels: Vec<&str> = links["data"]["link_buttons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|b| b["label"].as_str())
+        .collect();
+    assert_eq!(labels, ["Open chart", "Open page"]);
+    let local = |url: &str| format!("{}{}", env.app.url, &url[url.find("/r/").expect("a page link")..]);
+    let chart_url = local(links["data"]["chart"].as_str().unwrap());
+    assert!(chart_url.ends_with(&format!("/files/{chart}")), "{chart_url}");
+    let r = reqwest::get(&chart_url).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "image/png");
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let png = r.bytes().await.unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let page = reqwest::get(local(links["data"]["page"].as_str().unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains(&format!("/files/{chart}\"")), "the chart inline: {html}");
+    let id = v["request"]["id"].as_str().unwrap();
+    let (_, bobs) = env.app.get_as("bob", &format!("/api/v1/requests/{id}")).await;
+    assert!(!bobs.to_string().contains("/r/"), "alice's links are hers: {bobs:#}");
+}
+
 async fn wait_job_gone(env: &Env, id: &str) {
     let name = format!("loadtest-{}", id.trim_start_matches("r-"));
     let gone = env
@@ -182,6 +217,7 @@ async fn a_load_test_posts_its_table_stores_results_and_compares_with_the_last_r
             "progress while it runs: {messages:#?}"
         );
         wait_job_gone(&env, &id).await;
+        chart_and_page_links(&env, &v, attachment["id"].as_str().unwrap()).await;
 
         // The row is in the store, per target.
         let pool = env.app.app().store.pool().clone();
@@ -509,6 +545,27 @@ async fn from_slack_the_thread_gets_the_table_the_chart_and_the_verdict() {
             root_ts.as_str(),
             "the chart goes into the thread"
         );
+        // The chart and page links: to alice alone, never in the channel.
+        let alice = support::slack_id("alice");
+        slack
+            .wait_for(20, "the chart and page links, ephemeral to alice", |cs| {
+                cs.iter().any(|c| {
+                    c.method == "chat.postEphemeral"
+                        && c.ts.is_some()
+                        && c.body["user"] == alice.as_str()
+                        && c.body["thread_ts"] == root_ts.as_str()
+                        && c.body["blocks"].to_string().contains("Open chart")
+                        && c.body["blocks"].to_string().contains("/r/")
+                })
+            })
+            .await;
+        for c in slack.public_messages() {
+            assert!(
+                !c.body.to_string().contains("/r/"),
+                "a page link in the channel: {:?}",
+                c.body
+            );
+        }
         let uploads = slack.uploads();
         assert_eq!(uploads.len(), 1);
         let png = &uploads[0].1;
@@ -547,7 +604,7 @@ async fn from_discord_the_chart_is_attached_to_a_follow_up() {
                 ("thresholds", serde_json::json!("p99<5s")),
             ],
         );
-        discord.fake.issue_token(&token);
+        discord.fake.issue_token_to(&token, &support::discord_id("alice"));
         let body = payload.to_string();
         let ts = discord_fake::unix_now().to_string();
         let resp = reqwest::Client::new()
@@ -588,6 +645,23 @@ async fn from_discord_the_chart_is_attached_to_a_follow_up() {
                 .is_some_and(|t| t.contains("Load test of shop in lt") && t.contains("PASSED"))
         });
         assert!(table_posted, "the table: {:#?}", discord.fake.calls());
+        // The chart and page links: an ephemeral follow-up to alice, never the channel.
+        let alice = support::discord_id("alice");
+        discord
+            .fake
+            .wait_until("the chart and page links, to alice alone", |f| {
+                f.private_to(&alice).iter().any(|m| {
+                    let c = m.components.to_string();
+                    m.flags & discord_fake::EPHEMERAL != 0 && c.contains("Open chart") && c.contains("/r/")
+                })
+            })
+            .await;
+        for m in discord.fake.public() {
+            assert!(
+                !m.content.contains("/r/") && !m.components.to_string().contains("/r/"),
+                "a page link in the channel: {m:#?}"
+            );
+        }
         env.app.shutdown().await;
     }
 }

@@ -8,7 +8,10 @@ use super::{Action, ActionContext, ActionError, ActionRegistry};
 use crate::{
     commands::Args,
     domain::{State, format_ms},
+    events::Output,
     store::ListFilter,
+    surface,
+    visibility::Audience,
 };
 
 pub fn register_builtin(registry: &mut ActionRegistry) {
@@ -177,8 +180,45 @@ impl Action for ShowRequest {
         for e in &events {
             text.push_str(&format!("  {} {:<8} {}\n", format_ms(e.at), e.kind.as_str(), e.message));
         }
-        ctx.output(text.trim_end(), crate::events::Output::default()).await?;
-        Ok(format!("{} is {}", id, record.state))
+        // What the asker may read of private events is theirs alone too: anyone may run
+        // `request` on this request and would read its output.
+        let shows_private = events.iter().any(|e| Audience::of_event(e).is_private());
+        let audience = if shows_private {
+            Audience::Requester
+        } else {
+            Audience::Everyone
+        };
+        let text = text.trim_end();
+        let outcome = format!("{} is {}", id, record.state);
+        // Without a page link the answer is still the answer.
+        let page = match crate::pages::mint(&ctx.app, id.as_str(), &ctx.principal.user).await {
+            Ok(page) => page,
+            Err(e) => {
+                tracing::warn!(error = %e, "no page link for `request`");
+                ctx.output(text, Output::default().to(audience)).await?;
+                return Ok(outcome);
+            }
+        };
+        let note = format!(
+            "Your page of {id} (a personal link, until {})",
+            format_ms(page.expires_at)
+        );
+        if surface::is_private_answer(&ctx.request) {
+            // One private answer: the text and the page button together (chat shows a
+            // private answer as one message).
+            let data = Output::fields(serde_json::json!({ "page": page.url, "expires_at": page.expires_at }))
+                .link(page.page_button())
+                .to(Audience::Requester);
+            ctx.output(format!("{text}\n{note}"), data).await?;
+        } else {
+            // Shared (or from the API): the text where it was asked for, the link privately.
+            ctx.output(text, Output::default().to(audience)).await?;
+            let data = Output::fields(serde_json::json!({ "page": page.url, "expires_at": page.expires_at }))
+                .link(page.page_button())
+                .to(Audience::Requester);
+            ctx.output(format!("{}\n{note}", page.url), data).await?;
+        }
+        Ok(outcome)
     }
 }
 

@@ -474,8 +474,12 @@ impl Action for Run {
             "previous": previous.as_ref().map(|p| p.request_id.clone()),
             "report": report,
         });
+        let chart = attachment.as_ref().map(|a| a.id.clone());
         ctx.output(table, crate::events::Output::fields(data).attach(attachment))
             .await?;
+        if let Some(chart) = chart {
+            chart_links(ctx, &chart).await?;
+        }
         let line = format!(
             "{:.1}/s, p99 {}, errors {:.2}%",
             report.achieved_rate(),
@@ -494,6 +498,34 @@ impl Action for Run {
             Err(bad(format!("thresholds failed: {}; {line}", failed.join(", "))))
         }
     }
+}
+
+/// The requester's own links to the chart and the request's page, privately: the page
+/// link is a credential (see `crate::pages`). A link that cannot be made costs the test
+/// nothing; the chart is in the thread anyway.
+async fn chart_links(ctx: &ActionContext, chart: &str) -> Result<(), ActionError> {
+    let page = match crate::pages::mint(&ctx.app, ctx.request.id.as_str(), &ctx.request.requester).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(error = %e, "no page link for the load test");
+            return Ok(());
+        }
+    };
+    let chart_url = page.file_url(chart);
+    let data =
+        crate::events::Output::fields(json!({ "page": page.url, "chart": chart_url, "expires_at": page.expires_at }))
+            .link(crate::command_buttons::LinkButton::new("Open chart", &chart_url))
+            .link(page.page_button())
+            .to(crate::visibility::Audience::Requester);
+    ctx.output(
+        format!(
+            "Your links to the chart and the page of {} (personal, until {})",
+            ctx.request.id,
+            crate::domain::format_ms(page.expires_at)
+        ),
+        data,
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -37,6 +37,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(crate::discord::routes(&app.config))
         .merge(crate::proxy::routes())
         .merge(crate::shell::routes())
+        .merge(crate::pages::routes())
         .layer(DefaultBodyLimit::max(limit))
         .with_state(app.clone());
     // A proxy link on its own origin takes every path there, deckhand's included.

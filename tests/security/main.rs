@@ -18,6 +18,7 @@ mod chat_markup;
 mod chat_privacy;
 mod environments;
 mod loadtest_targets;
+mod pages;
 mod privacy;
 mod proxy_links;
 mod rbac;
