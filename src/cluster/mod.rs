@@ -130,13 +130,11 @@ fn tls_failure(e: &(dyn std::error::Error + 'static)) -> Option<String> {
         if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
             return Some(tls.to_string());
         }
-        // io::Error's source() skips the error it wraps, so look inside.
-        if let Some(tls) = cause
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        {
-            return Some(tls.to_string());
+        // io::Error's source() skips the error it wraps (and the TLS connector wraps an
+        // io::Error in another), so look inside.
+        if let Some(inner) = cause.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            next = Some(inner as &(dyn std::error::Error + 'static));
+            continue;
         }
         next = cause.source();
     }

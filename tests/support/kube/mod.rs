@@ -37,6 +37,7 @@ pub mod selectors;
 pub mod status;
 pub mod store;
 pub mod table;
+pub mod tls;
 pub mod util;
 pub mod watch;
 
@@ -61,7 +62,104 @@ pub struct KubeTestServer {
     addr: SocketAddr,
     /// The path of every server-side apply (PATCH with application/apply-patch+yaml), in order.
     applies: Arc<std::sync::Mutex<Vec<String>>>,
+    /// The CA of the serving certificate when the server speaks HTTPS.
+    ca: Option<Arc<tls::TestCa>>,
+    auth: Arc<tls::Auth>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// How a test API server starts: plain HTTP without authentication unless told otherwise.
+#[derive(Default)]
+pub struct KubeTestServerBuilder {
+    port: u16,
+    ca: Option<Arc<tls::TestCa>>,
+    client_certs: bool,
+    token: Option<String>,
+}
+
+impl KubeTestServerBuilder {
+    /// 127.0.0.1:`port` (default 0: a free one).
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// HTTPS with a serving certificate for 127.0.0.1 and localhost that `ca` signs.
+    pub fn https(mut self, ca: Arc<tls::TestCa>) -> Self {
+        self.ca = Some(ca);
+        self
+    }
+
+    /// With `https`: also accept client certificates `ca` signed, as a way to authenticate.
+    pub fn client_certificates(mut self) -> Self {
+        self.client_certs = true;
+        self
+    }
+
+    /// Require this bearer token (or a verified client certificate, or the tests' admin
+    /// token); anything else gets 401 Unauthorized.
+    pub fn bearer_token(mut self, token: &str) -> Self {
+        self.token = Some(token.to_owned());
+        self
+    }
+
+    pub async fn start(self) -> KubeTestServer {
+        self.start_io().await.expect("bind 127.0.0.1")
+    }
+
+    pub async fn start_io(self) -> std::io::Result<KubeTestServer> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await?;
+        let addr = listener.local_addr()?;
+        let mut state = State::new();
+        state.server_address = addr.to_string();
+        let shared = Arc::new(Shared::new(state));
+        let applies = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let auth = Arc::new(tls::Auth::default());
+        auth.set_token(self.token.clone());
+        let authenticate = {
+            let auth = auth.clone();
+            axum::middleware::from_fn(move |req, next| tls::authenticate(auth.clone(), req, next))
+        };
+        let app = api::router(shared.clone())
+            .layer(apply_counter(applies.clone()))
+            .layer(authenticate);
+        // Graceful shutdown on drop closes idle keep-alive connections too, so a client that
+        // outlives the server sees a dead cluster rather than a zombie one.
+        let mut stop = shared.shutdown.subscribe();
+        let signal = async move {
+            let _ = stop.wait_for(|stopped| *stopped).await;
+        };
+        let server = match &self.ca {
+            None => tokio::spawn(async move {
+                // As a real API server does: small watch events and answers go out at once.
+                let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                    let _ = tcp.set_nodelay(true);
+                });
+                if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(signal).await {
+                    eprintln!("kube test server stopped: {e}");
+                }
+            }),
+            Some(ca) => {
+                let config = tls::server_config(ca, self.client_certs);
+                let listener = tls::TlsListener::new(listener, config, auth.clone())?;
+                let app = app.into_make_service_with_connect_info::<tls::ClientCert>();
+                tokio::spawn(async move {
+                    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(signal).await {
+                        eprintln!("kube test server stopped: {e}");
+                    }
+                })
+            }
+        };
+        let controllers = tokio::spawn(controller_loop(shared.clone()));
+        Ok(KubeTestServer {
+            shared,
+            addr,
+            applies,
+            ca: self.ca,
+            auth,
+            tasks: vec![server, controllers],
+        })
+    }
 }
 
 impl KubeTestServer {
@@ -72,44 +170,37 @@ impl KubeTestServer {
 
     /// Starts on 127.0.0.1:`port` (0 picks a free one).
     pub async fn start_on(port: u16) -> std::io::Result<Self> {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-        let addr = listener.local_addr()?;
-        let mut state = State::new();
-        state.server_address = addr.to_string();
-        let shared = Arc::new(Shared::new(state));
-        let applies = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let app = api::router(shared.clone()).layer(apply_counter(applies.clone()));
-        // Graceful shutdown on drop closes idle keep-alive connections too, so a client that
-        // outlives the server sees a dead cluster rather than a zombie one.
-        let mut stop = shared.shutdown.subscribe();
-        let signal = async move {
-            let _ = stop.wait_for(|stopped| *stopped).await;
-        };
-        let server = tokio::spawn(async move {
-            // As a real API server does: small watch events and answers go out at once.
-            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(signal).await {
-                eprintln!("kube test server stopped: {e}");
-            }
-        });
-        let controllers = tokio::spawn(controller_loop(shared.clone()));
-        Ok(KubeTestServer {
-            shared,
-            addr,
-            applies,
-            tasks: vec![server, controllers],
-        })
+        Self::builder().port(port).start_io().await
+    }
+
+    /// For HTTPS, bearer tokens and client certificates.
+    pub fn builder() -> KubeTestServerBuilder {
+        KubeTestServerBuilder::default()
     }
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 
-    /// `http://127.0.0.1:PORT`
+    /// `http://127.0.0.1:PORT`, or `https://` when the server speaks TLS.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.ca.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// From now on the server accepts `token` instead of the one it accepted (rotation).
+    pub fn set_bearer_token(&self, token: &str) {
+        self.auth.set_token(Some(token.to_owned()));
+    }
+
+    /// How many requests were answered 401 Unauthorized so far.
+    pub fn unauthorized(&self) -> usize {
+        self.auth.unauthorized()
+    }
+
+    /// Why TLS handshakes failed so far (the server's side of it).
+    pub fn handshake_failures(&self) -> Vec<String> {
+        self.auth.handshake_failures()
     }
 
     /// A kube client for this server (default namespace "default").
@@ -119,6 +210,9 @@ impl KubeTestServer {
         let mut config = ::kube::Config::new(uri);
         config.auth_info = serde_json::from_value(serde_json::json!({ "token": store::ADMIN_TOKEN }))
             .expect("an AuthInfo with a token");
+        if let Some(ca) = &self.ca {
+            config.root_cert = Some(vec![ca.der()]);
+        }
         ::kube::Client::try_from(config).expect("kube client for the test server")
     }
 
