@@ -236,3 +236,47 @@ async fn the_server_answers_401_with_the_real_status() {
         .expect("GET");
     assert_eq!(ok.status().as_u16(), 200);
 }
+
+/// `deckhand serve` with a credential key it cannot use stops before doing anything, naming
+/// the key and what to do; its store is not even created.
+#[test]
+fn serve_refuses_a_bad_credential_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = TestCa::new("deckhand-test-ca");
+    let ca_file = write(dir.path(), "ca.crt", ca.pem());
+    let db = dir.path().join("db.sqlite");
+    let cases: [(&str, &str, String, &str); 3] = [
+        (
+            "kubernetes.client_key_file",
+            "DECKHAND_KUBERNETES__CLIENT_KEY_FILE",
+            ca_file.display().to_string(),
+            "is set without kubernetes.client_cert_file; set both",
+        ),
+        (
+            "kubernetes.token_file",
+            "DECKHAND_KUBERNETES__TOKEN_FILE",
+            dir.path().join("missing-token").display().to_string(),
+            "cannot read",
+        ),
+        (
+            "kubernetes.ca_data",
+            "DECKHAND_KUBERNETES__CA_DATA",
+            "bm90IGEgY2VydGlmaWNhdGU=".to_owned(),
+            "is not a PEM certificate",
+        ),
+    ];
+    for (key, var, value, says) in cases {
+        let serve = std::process::Command::new(env!("CARGO_BIN_EXE_deckhand"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("DECKHAND_KUBERNETES__URL", "https://127.0.0.1:6443")
+            .env(var, value)
+            .env("DATABASE_URL", format!("sqlite://{}?mode=rwc", db.display()))
+            .output()
+            .expect("run deckhand serve");
+        let stderr = String::from_utf8_lossy(&serve.stderr);
+        assert_eq!(serve.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(&format!("`{key}`")) && stderr.contains(says), "{stderr}");
+        assert!(!stderr.contains(TOKEN));
+        assert!(!db.exists(), "nothing was set up");
+    }
+}
