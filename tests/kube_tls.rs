@@ -146,7 +146,11 @@ async fn a_rotated_token_file_keeps_deckhand_working() {
         rotate(&token_file, ROTATED);
         let refusals = env.kube.unauthorized();
         creates(&env, "after").await;
-        assert_eq!(env.kube.unauthorized(), refusals, "the new token was used from the first call");
+        assert_eq!(
+            env.kube.unauthorized(),
+            refusals,
+            "the new token was used from the first call"
+        );
 
         // Rewritten in place (same length, same file) works too.
         const THIRD: &str = "dh-token-Ww5rJ2kXa8TcQ0pL";
@@ -275,7 +279,10 @@ fn serve_refuses_a_bad_credential_key() {
             .expect("run deckhand serve");
         let stderr = String::from_utf8_lossy(&serve.stderr);
         assert_eq!(serve.status.code(), Some(1), "{stderr}");
-        assert!(stderr.contains(&format!("`{key}`")) && stderr.contains(says), "{stderr}");
+        assert!(
+            stderr.contains(&format!("`{key}`")) && stderr.contains(says),
+            "{stderr}"
+        );
         assert!(!stderr.contains(TOKEN));
         assert!(!db.exists(), "nothing was set up");
     }

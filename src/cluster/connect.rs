@@ -86,9 +86,17 @@ impl Credentials {
             }
             (true, false) => {
                 let pem = read_file("kubernetes.ca_file", &cfg.ca_file)?;
-                Some(certificates("kubernetes.ca_file", &pem, &cfg.ca_file.display().to_string())?)
+                Some(certificates(
+                    "kubernetes.ca_file",
+                    &pem,
+                    &cfg.ca_file.display().to_string(),
+                )?)
             }
-            (false, true) => Some(certificates("kubernetes.ca_data", &ca_data(&cfg.ca_data)?, "the value")?),
+            (false, true) => Some(certificates(
+                "kubernetes.ca_data",
+                &ca_data(&cfg.ca_data)?,
+                "the value",
+            )?),
             (false, false) => None,
         };
         let client_cert = match (keys[3].1, keys[4].1) {
@@ -155,7 +163,10 @@ fn read_file(key: &'static str, path: &Path) -> Result<Vec<u8>, CredentialError>
     std::fs::read(path).map_err(|e| {
         CredentialError::new(
             key,
-            format!("cannot read {}: {e}; check the path and that deckhand may read it", path.display()),
+            format!(
+                "cannot read {}: {e}; check the path and that deckhand may read it",
+                path.display()
+            ),
         )
     })
 }
@@ -236,7 +247,9 @@ fn stamp(path: &Path) -> Option<Stamp> {
 // Never prints the token.
 impl std::fmt::Debug for TokenFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenFile").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("TokenFile")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
     }
 }
 

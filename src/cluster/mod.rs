@@ -217,8 +217,7 @@ impl Cluster {
 
 async fn connect(cfg: &KubernetesConfig) -> Result<kube::Client, ClusterError> {
     let (config, token) = kube_config(cfg).await?;
-    let builder = kube::client::ClientBuilder::try_from(config)
-        .map_err(|e| ClusterError::NotConfigured(causes(&e)))?;
+    let builder = kube::client::ClientBuilder::try_from(config).map_err(|e| ClusterError::NotConfigured(causes(&e)))?;
     Ok(match token {
         Some(token) => builder.with_layer(&token).build(),
         None => builder.build(),
@@ -229,9 +228,7 @@ async fn connect(cfg: &KubernetesConfig) -> Result<kube::Client, ClusterError> {
 /// (`connect`), else a kubeconfig (file and/or context), else in-cluster / the default
 /// kubeconfig. A token file given with `kubernetes.url` comes back as a layer for the
 /// client's stack, since kube would re-read it only once a minute.
-async fn kube_config(
-    cfg: &KubernetesConfig,
-) -> Result<(kube::Config, Option<connect::BearerFromFile>), ClusterError> {
+async fn kube_config(cfg: &KubernetesConfig) -> Result<(kube::Config, Option<connect::BearerFromFile>), ClusterError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let config = if !cfg.url.is_empty() {
         let url = cfg

@@ -46,8 +46,14 @@ fn good_credentials_load() {
     let (cert, key) = client_pair();
     let c = with_url(&[
         ("DECKHAND_KUBERNETES__CA_FILE", write(dir.path(), "ca.crt", &ca_pem())),
-        ("DECKHAND_KUBERNETES__TOKEN_FILE", write(dir.path(), "token", "abc.def\n")),
-        ("DECKHAND_KUBERNETES__CLIENT_CERT_FILE", write(dir.path(), "c.crt", &cert)),
+        (
+            "DECKHAND_KUBERNETES__TOKEN_FILE",
+            write(dir.path(), "token", "abc.def\n"),
+        ),
+        (
+            "DECKHAND_KUBERNETES__CLIENT_CERT_FILE",
+            write(dir.path(), "c.crt", &cert),
+        ),
         ("DECKHAND_KUBERNETES__CLIENT_KEY_FILE", write(dir.path(), "c.key", &key)),
     ])
     .unwrap();

@@ -66,7 +66,9 @@ impl TestCa {
     pub fn server_cert(&self) -> Issued {
         let mut params =
             rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).expect("SANs");
-        params.distinguished_name.push(rcgen::DnType::CommonName, "kube-apiserver");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "kube-apiserver");
         params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
         self.issue(params)
     }
