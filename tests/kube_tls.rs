@@ -195,6 +195,37 @@ async fn a_client_certificate_authenticates_and_ca_data_may_be_base64() {
     }
 }
 
+/// A client certificate from another CA: the server ends the handshake, and deckhand says
+/// the certificate is the problem.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_certificate_from_another_ca_is_refused_clearly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = TestCa::new("deckhand-test-ca");
+    let kube = KubeTestServer::builder()
+        .https(ca.clone())
+        .client_certificates()
+        .bearer_token(TOKEN)
+        .start()
+        .await;
+    let issued = TestCa::new("someone-elses-ca").client_cert("system:serviceaccount:deckhand:deckhand");
+    let cert = write(dir.path(), "client.crt", &issued.cert_pem);
+    let key = write(dir.path(), "client.key", &issued.key_pem);
+    let pem = ca.pem().to_owned();
+    let env = start_against(kube, Backend::Sqlite, |c| {
+        c.kubernetes.ca_data = pem;
+        c.kubernetes.client_cert_file = cert;
+        c.kubernetes.client_key_file = key;
+    })
+    .await;
+    let why = refused(&env, "checkout").await;
+    assert!(
+        why.contains("the Kubernetes API server refused the TLS connection")
+            && why.contains("kubernetes.client_cert_file"),
+        "{why}"
+    );
+    assert!(!env.kube.handshake_failures().is_empty());
+}
+
 /// The same server refuses deckhand without a certificate or token: the certificate is
 /// what authenticated it above.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

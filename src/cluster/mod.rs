@@ -45,6 +45,11 @@ pub enum ClusterError {
         "the Kubernetes API server's certificate is not trusted ({0}); kubernetes.ca_file or kubernetes.ca_data (or the kubeconfig's certificate-authority) must hold the CA that signed it"
     )]
     Tls(String),
+    /// The server ended the handshake: usually a client certificate it does not accept.
+    #[error(
+        "the Kubernetes API server refused the TLS connection ({0}); a client certificate (kubernetes.client_cert_file, or the kubeconfig's) must be signed by a CA the server trusts"
+    )]
+    TlsRefused(String),
     #[error(
         "the Kubernetes API refused deckhand's credentials ({0}); check kubernetes.token_file or the client certificate (or the kubeconfig's user)"
     )]
@@ -91,7 +96,8 @@ impl ClusterError {
             }
             kube::Error::InferConfig(e) => ClusterError::NotConfigured(e.to_string()),
             other => match tls_failure(&other) {
-                Some(why) => ClusterError::Tls(why),
+                Some(alert @ rustls::Error::AlertReceived(_)) => ClusterError::TlsRefused(alert.to_string()),
+                Some(why) => ClusterError::Tls(why.to_string()),
                 None => ClusterError::Unreachable(causes(&other)),
             },
         }
@@ -124,11 +130,11 @@ fn causes(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// The TLS verification error under a connection failure, if that is what it was.
-fn tls_failure(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+fn tls_failure<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
     let mut next = Some(e);
     while let Some(cause) = next {
         if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
-            return Some(tls.to_string());
+            return Some(tls);
         }
         // io::Error's source() skips the error it wraps (and the TLS connector wraps an
         // io::Error in another), so look inside.
