@@ -1,4 +1,5 @@
-//! A fake Kubernetes API server for tests: plain HTTP/1.1 on 127.0.0.1 with the REST semantics
+//! A fake Kubernetes API server for tests: HTTP/1.1 on 127.0.0.1 (plain, or HTTPS with a bearer
+//! token and client certificates through `KubeTestServer::builder()`) with the REST semantics
 //! the product relies on (resourceVersion, Status errors, selectors, watch, server-side apply,
 //! namespace cascade), plus small controllers that roll Deployments out, run Jobs and report
 //! failures the way a cluster does. kube-rs and the real kubectl both work against it.
