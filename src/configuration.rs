@@ -173,6 +173,15 @@ pub struct KubernetesConfig {
     pub url: String,
     pub kubeconfig: PathBuf,
     pub context: String,
+    /// With `url`: the CA that signed the API server's certificate, as a PEM file or as PEM
+    /// text (or its base64, as kubeconfig's certificate-authority-data); at most one of them.
+    pub ca_file: PathBuf,
+    pub ca_data: String,
+    /// With `url`: a file holding the bearer token, re-read when it changes (rotation).
+    pub token_file: PathBuf,
+    /// With `url`: a client certificate and its key (PEM files), both or neither.
+    pub client_cert_file: PathBuf,
+    pub client_key_file: PathBuf,
     pub allowed_registries: Vec<String>,
     pub rollout_deadline: HumanDuration,
     pub stall_after: HumanDuration,
@@ -378,6 +387,8 @@ impl Config {
                 "must be an http:// or https:// URL, or empty",
             ));
         }
+        crate::cluster::connect::Credentials::read(&self.kubernetes)
+            .map_err(|e| ConfigError::key(e.key(), e.to_string()))?;
         if self.kubernetes.log_lines < 1 || self.kubernetes.log_bytes < 256 {
             return Err(ConfigError::key(
                 "kubernetes.log_lines",

@@ -2,6 +2,7 @@
 //! retries for what is worth retrying. Everything goes through kube-rs; no kubectl.
 
 pub mod attach;
+pub mod connect;
 pub mod custom;
 pub mod egress;
 pub mod env;
@@ -35,8 +36,24 @@ pub enum ClusterError {
         "no Kubernetes configuration found ({0}); set kubernetes.url or kubernetes.kubeconfig, or run deckhand in a cluster"
     )]
     NotConfigured(String),
+    /// A `kubernetes.*` credential key that cannot be used; the message names the key.
+    #[error("config key `{}`: {}", .0.key, .0.message)]
+    Credentials(#[from] connect::CredentialError),
     #[error("cannot reach the Kubernetes API: {0}")]
     Unreachable(String),
+    #[error(
+        "the Kubernetes API server's certificate is not trusted ({0}); kubernetes.ca_file or kubernetes.ca_data (or the kubeconfig's certificate-authority) must hold the CA that signed it"
+    )]
+    Tls(String),
+    /// The server ended the handshake: usually a client certificate it does not accept.
+    #[error(
+        "the Kubernetes API server refused the TLS connection ({0}); a client certificate (kubernetes.client_cert_file, or the kubeconfig's) must be signed by a CA the server trusts"
+    )]
+    TlsRefused(String),
+    #[error(
+        "the Kubernetes API refused deckhand's credentials ({0}); check kubernetes.token_file or the client certificate (or the kubeconfig's user)"
+    )]
+    Unauthorized(String),
     #[error(
         "deckhand's service account is not allowed to do this: {0}. The platform team grants it in deploy/clusterrole.yaml"
     )]
@@ -69,6 +86,7 @@ impl ClusterError {
                         quota: quota_name(&message).unwrap_or_else(|| "unknown".into()),
                         message,
                     },
+                    401 => ClusterError::Unauthorized(format!("401 {}", status.reason)),
                     403 => ClusterError::Forbidden(message),
                     404 => ClusterError::NotFound(what.to_owned()),
                     409 => ClusterError::Conflict(message),
@@ -77,7 +95,11 @@ impl ClusterError {
                 }
             }
             kube::Error::InferConfig(e) => ClusterError::NotConfigured(e.to_string()),
-            other => ClusterError::Unreachable(other.to_string()),
+            other => match tls_failure(&other) {
+                Some(alert @ rustls::Error::AlertReceived(_)) => ClusterError::TlsRefused(alert.to_string()),
+                Some(why) => ClusterError::Tls(why.to_string()),
+                None => ClusterError::Unreachable(causes(&other)),
+            },
         }
     }
 
@@ -91,6 +113,38 @@ impl ClusterError {
                 }
         )
     }
+}
+
+/// The error and its causes, `a: b: c` (hyper's own message alone says little).
+fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            text = format!("{text}: {part}");
+        }
+        next = cause.source();
+    }
+    text
+}
+
+/// The TLS verification error under a connection failure, if that is what it was.
+fn tls_failure<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut next = Some(e);
+    while let Some(cause) = next {
+        if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        // io::Error's source() skips the error it wraps (and the TLS connector wraps an
+        // io::Error in another), so look inside.
+        if let Some(inner) = cause.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            next = Some(inner as &(dyn std::error::Error + 'static));
+            continue;
+        }
+        next = cause.source();
+    }
+    None
 }
 
 /// `... exceeded quota: compute, requested: ...` -> `compute`.
@@ -127,7 +181,10 @@ impl Cluster {
     /// The streaming client for requests deckhand only passes through (proxy links).
     pub async fn passthrough(&self) -> Result<Passthrough, ClusterError> {
         self.passthrough
-            .get_or_try_init(|| async { Passthrough::new(&kube_config(&self.cfg).await?) })
+            .get_or_try_init(|| async {
+                let (config, token) = kube_config(&self.cfg).await?;
+                Passthrough::new(&config, token)
+            })
             .await
             .cloned()
     }
@@ -147,7 +204,11 @@ impl Cluster {
                 Ok(v) => return Ok(v),
                 Err(e) => {
                     let err = ClusterError::from_kube(e, what);
-                    if !err.is_transient() || attempt >= 4 {
+                    // A 401 right after the token file was rotated: the retry re-reads it.
+                    let rotated = matches!(err, ClusterError::Unauthorized(_))
+                        && attempt == 1
+                        && !self.cfg.token_file.as_os_str().is_empty();
+                    if !(err.is_transient() || rotated) || attempt >= 4 {
                         return Err(err);
                     }
                     tracing::debug!(%err, attempt, "transient Kubernetes error; retrying");
@@ -161,19 +222,28 @@ impl Cluster {
 }
 
 async fn connect(cfg: &KubernetesConfig) -> Result<kube::Client, ClusterError> {
-    kube::Client::try_from(kube_config(cfg).await?).map_err(|e| ClusterError::NotConfigured(e.to_string()))
+    let (config, token) = kube_config(cfg).await?;
+    let builder = kube::client::ClientBuilder::try_from(config).map_err(|e| ClusterError::NotConfigured(causes(&e)))?;
+    Ok(match token {
+        Some(token) => builder.with_layer(&token).build(),
+        None => builder.build(),
+    })
 }
 
-/// Where the cluster is and how to authenticate: `kubernetes.url`, else a kubeconfig
-/// (file and/or context), else in-cluster / the default kubeconfig.
-async fn kube_config(cfg: &KubernetesConfig) -> Result<kube::Config, ClusterError> {
+/// Where the cluster is and how to authenticate: `kubernetes.url` with the credential keys
+/// (`connect`), else a kubeconfig (file and/or context), else in-cluster / the default
+/// kubeconfig. A token file given with `kubernetes.url` comes back as a layer for the
+/// client's stack, since kube would re-read it only once a minute.
+async fn kube_config(cfg: &KubernetesConfig) -> Result<(kube::Config, Option<connect::BearerFromFile>), ClusterError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let config = if !cfg.url.is_empty() {
         let url = cfg
             .url
             .parse()
             .map_err(|e| ClusterError::NotConfigured(format!("kubernetes.url: {e}")))?;
-        kube::Config::new(url)
+        let mut config = kube::Config::new(url);
+        let token = connect::Credentials::read(cfg)?.apply(&mut config);
+        return Ok((config, token));
     } else if !cfg.kubeconfig.as_os_str().is_empty() || !cfg.context.is_empty() {
         let options = kube::config::KubeConfigOptions {
             context: (!cfg.context.is_empty()).then(|| cfg.context.clone()),
@@ -192,5 +262,5 @@ async fn kube_config(cfg: &KubernetesConfig) -> Result<kube::Config, ClusterErro
             .await
             .map_err(|e| ClusterError::NotConfigured(e.to_string()))?
     };
-    Ok(config)
+    Ok((config, None))
 }

@@ -17,7 +17,7 @@ use hyper_util::{
 use kube::client::ConfigExt;
 use tower::{BoxError, ServiceBuilder, ServiceExt as _, util::BoxCloneSyncService};
 
-use super::ClusterError;
+use super::{ClusterError, connect::BearerFromFile};
 
 #[derive(Clone)]
 pub struct Passthrough {
@@ -25,8 +25,9 @@ pub struct Passthrough {
 }
 
 impl Passthrough {
-    pub fn new(config: &kube::Config) -> Result<Self, ClusterError> {
-        let not_configured = |e: kube::Error| ClusterError::NotConfigured(e.to_string());
+    /// `token`: the `kubernetes.token_file` layer, when that is how deckhand authenticates.
+    pub fn new(config: &kube::Config, token: Option<BearerFromFile>) -> Result<Self, ClusterError> {
+        let not_configured = |e: kube::Error| ClusterError::NotConfigured(super::causes(&e));
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
@@ -43,6 +44,7 @@ impl Passthrough {
         let service = ServiceBuilder::new()
             .layer(config.base_uri_layer())
             .option_layer(config.auth_layer().map_err(not_configured)?)
+            .option_layer(token)
             .layer(config.extra_headers_layer().map_err(not_configured)?)
             .map_err(BoxError::from)
             .service(client);

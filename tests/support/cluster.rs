@@ -28,7 +28,15 @@ pub async fn start_with(edit: impl FnOnce(&mut deckhand::configuration::Config))
 
 /// As [`start_with`], on the given store backend.
 pub async fn start_on(backend: Backend, edit: impl FnOnce(&mut deckhand::configuration::Config)) -> Env {
-    let kube = KubeTestServer::start().await;
+    start_against(KubeTestServer::start().await, backend, edit).await
+}
+
+/// As [`start_on`], against a server the test started itself (HTTPS, tokens).
+pub async fn start_against(
+    kube: KubeTestServer,
+    backend: Backend,
+    edit: impl FnOnce(&mut deckhand::configuration::Config),
+) -> Env {
     kube.set_step(Duration::from_millis(15));
     // deckhand may do exactly what the shipped ClusterRole grants, as on a real cluster.
     kube.authorize_with(include_str!("../../deploy/clusterrole.yaml"));

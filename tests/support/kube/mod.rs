@@ -1,4 +1,5 @@
-//! A fake Kubernetes API server for tests: plain HTTP/1.1 on 127.0.0.1 with the REST semantics
+//! A fake Kubernetes API server for tests: HTTP/1.1 on 127.0.0.1 (plain, or HTTPS with a bearer
+//! token and client certificates through `KubeTestServer::builder()`) with the REST semantics
 //! the product relies on (resourceVersion, Status errors, selectors, watch, server-side apply,
 //! namespace cascade), plus small controllers that roll Deployments out, run Jobs and report
 //! failures the way a cluster does. kube-rs and the real kubectl both work against it.
@@ -21,6 +22,7 @@
 
 pub mod admission;
 pub mod api;
+pub mod builder;
 pub mod controllers;
 pub mod custom;
 pub mod dry_run;
@@ -37,6 +39,7 @@ pub mod selectors;
 pub mod status;
 pub mod store;
 pub mod table;
+pub mod tls;
 pub mod util;
 pub mod watch;
 
@@ -51,9 +54,10 @@ use serde_json::Value;
 pub use self::controllers::{is_bad_image, is_crash_image};
 #[allow(unused_imports)]
 pub use self::status::{ApiError, BOT_USER};
+pub use builder::KubeTestServerBuilder;
 
 use self::api::Shared;
-use self::store::{Fault, State};
+use self::store::Fault;
 
 /// A running fake API server; dropping it stops the server and its controllers.
 pub struct KubeTestServer {
@@ -61,6 +65,9 @@ pub struct KubeTestServer {
     addr: SocketAddr,
     /// The path of every server-side apply (PATCH with application/apply-patch+yaml), in order.
     applies: Arc<std::sync::Mutex<Vec<String>>>,
+    /// The CA of the serving certificate when the server speaks HTTPS.
+    ca: Option<Arc<tls::TestCa>>,
+    auth: Arc<tls::Auth>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -72,44 +79,37 @@ impl KubeTestServer {
 
     /// Starts on 127.0.0.1:`port` (0 picks a free one).
     pub async fn start_on(port: u16) -> std::io::Result<Self> {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-        let addr = listener.local_addr()?;
-        let mut state = State::new();
-        state.server_address = addr.to_string();
-        let shared = Arc::new(Shared::new(state));
-        let applies = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let app = api::router(shared.clone()).layer(apply_counter(applies.clone()));
-        // Graceful shutdown on drop closes idle keep-alive connections too, so a client that
-        // outlives the server sees a dead cluster rather than a zombie one.
-        let mut stop = shared.shutdown.subscribe();
-        let signal = async move {
-            let _ = stop.wait_for(|stopped| *stopped).await;
-        };
-        let server = tokio::spawn(async move {
-            // As a real API server does: small watch events and answers go out at once.
-            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(signal).await {
-                eprintln!("kube test server stopped: {e}");
-            }
-        });
-        let controllers = tokio::spawn(controller_loop(shared.clone()));
-        Ok(KubeTestServer {
-            shared,
-            addr,
-            applies,
-            tasks: vec![server, controllers],
-        })
+        Self::builder().port(port).start_io().await
+    }
+
+    /// For HTTPS, bearer tokens and client certificates.
+    pub fn builder() -> KubeTestServerBuilder {
+        KubeTestServerBuilder::default()
     }
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 
-    /// `http://127.0.0.1:PORT`
+    /// `http://127.0.0.1:PORT`, or `https://` when the server speaks TLS.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.ca.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// From now on the server accepts `token` instead of the one it accepted (rotation).
+    pub fn set_bearer_token(&self, token: &str) {
+        self.auth.set_token(Some(token.to_owned()));
+    }
+
+    /// How many requests were answered 401 Unauthorized so far.
+    pub fn unauthorized(&self) -> usize {
+        self.auth.unauthorized()
+    }
+
+    /// Why TLS handshakes failed so far (the server's side of it).
+    pub fn handshake_failures(&self) -> Vec<String> {
+        self.auth.handshake_failures()
     }
 
     /// A kube client for this server (default namespace "default").
@@ -119,6 +119,9 @@ impl KubeTestServer {
         let mut config = ::kube::Config::new(uri);
         config.auth_info = serde_json::from_value(serde_json::json!({ "token": store::ADMIN_TOKEN }))
             .expect("an AuthInfo with a token");
+        if let Some(ca) = &self.ca {
+            config.root_cert = Some(vec![ca.der()]);
+        }
         ::kube::Client::try_from(config).expect("kube client for the test server")
     }
 
