@@ -64,6 +64,13 @@ struct Measured {
 }
 
 fn main() {
+    // deckhand's own log lines (RUST_LOG=warn, say) on stderr, beside the figures.
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -117,11 +124,15 @@ async fn deckhand(s: &Settings, sink: &Sink, postgres: bool) -> Measured {
     let calls_before = sink.calls();
     let m = measure(name, s, &client, sink, true).await;
     let acked = m.capacity.ok + m.fixed.ok;
+    let (stored, calls) = (servers::stored(&running).await, sink.calls() - calls_before);
     println!(
-        "  {name}: stored requests {} (acked {acked} by the bench's generator, plus wrk's and the warm-up); Slack Web API calls {}",
-        servers::stored(&running).await,
-        sink.calls() - calls_before
+        "  {name}: stored requests {stored} (acked {acked} by the bench's generator, plus wrk's and the warm-up); Slack Web API calls {calls}"
     );
+    if std::env::var_os("SLACK_BENCH_NO_POSTS").is_none() && (calls as i64) < 2 * stored {
+        println!(
+            "  WARNING: fewer posts than two per stored request: the outbox fell behind or stalled; these figures are not valid"
+        );
+    }
     running.shutdown().await;
     db.drop_db().await;
     m
