@@ -12,14 +12,20 @@ use std::{
 };
 
 use async_trait::async_trait;
-use k8s_openapi::api::{apps::v1::Deployment, core::v1::ServiceAccount};
+use k8s_openapi::{
+    api::{
+        apps::v1::Deployment,
+        core::v1::{EnvFromSource, EnvVar, EnvVarSource, SecretEnvSource, SecretKeySelector, ServiceAccount},
+    },
+    apimachinery::pkg::apis::meta::v1::ObjectMeta,
+};
 use kube::api::ApiResource;
 use serde_json::{Value, json};
 
 use super::{Action, ActionContext, ActionError, ActionRegistry, app::watch, env::env_facts, with_progress};
 use crate::{
     app::App,
-    cluster::{ClusterError, MANAGED_BY, MANAGER, OWNER, REQUEST, custom::WaitError},
+    cluster::{ClusterError, MANAGED_BY, MANAGER, OWNER, REQUEST, custom::WaitError, env::manifest},
     commands::Args,
     domain::Name,
     identity::Principal,
@@ -375,11 +381,22 @@ fn env_vars(
     catalog: &Catalog,
     ctx: &Context,
     secret: Option<&str>,
-) -> Result<Vec<Value>, ActionError> {
+) -> Result<Vec<EnvVar>, ActionError> {
     let mut vars = Vec::new();
     if let Some(secret) = secret {
         for (var, key) in &class.binding.env {
-            vars.push(json!({ "name": var, "valueFrom": { "secretKeyRef": { "name": secret, "key": key } } }));
+            vars.push(EnvVar {
+                name: var.clone(),
+                value_from: Some(EnvVarSource {
+                    secret_key_ref: Some(SecretKeySelector {
+                        name: secret.to_owned(),
+                        key: key.clone(),
+                        optional: None,
+                    }),
+                    ..Default::default()
+                }),
+                value: None,
+            });
         }
     }
     for (var, t) in &class.binding.values {
@@ -387,7 +404,11 @@ fn env_vars(
             .renderer
             .value(t, ctx)
             .map_err(|e| template_error(class, &format!("bind.values.{var}"), e))?;
-        vars.push(json!({ "name": var, "value": value }));
+        vars.push(EnvVar {
+            name: var.clone(),
+            value: Some(value),
+            value_from: None,
+        });
     }
     Ok(vars)
 }
@@ -460,28 +481,28 @@ impl Action for Bind {
         let vars = env_vars(class, &catalog, &tctx, secret.as_deref())?;
         let manager = bind_manager(name.as_str());
 
-        let mut annotations = serde_json::Map::new();
+        let mut annotations = BTreeMap::new();
         for (key, t) in &class.identity {
             let v = catalog
                 .renderer
                 .value(t, &tctx)
                 .map_err(|e| template_error(class, &format!("identity.annotations.{key}"), e))?;
-            annotations.insert(key.clone(), json!(v));
+            annotations.insert(key.clone(), v);
         }
         let identity = !annotations.is_empty();
         if identity {
-            let sa = json!({
-                "apiVersion": "v1",
-                "kind": "ServiceAccount",
-                "metadata": {
-                    "name": app.as_str(),
-                    "namespace": env.as_str(),
-                    "labels": { MANAGED_BY: MANAGER },
-                    "annotations": annotations,
+            let sa = ServiceAccount {
+                metadata: ObjectMeta {
+                    name: Some(app.as_str().to_owned()),
+                    namespace: Some(env.as_str().to_owned()),
+                    labels: Some(BTreeMap::from([(MANAGED_BY.to_owned(), MANAGER.to_owned())])),
+                    annotations: Some(annotations.clone()),
+                    ..Default::default()
                 },
-            });
+                ..Default::default()
+            };
             cluster
-                .apply_as(&ApiResource::erase::<ServiceAccount>(&()), &sa, &manager, true)
+                .apply_as(&ApiResource::erase::<ServiceAccount>(&()), &manifest(&sa)?, &manager, true)
                 .await?;
             let keys: Vec<&String> = annotations.keys().collect();
             ctx.progress(format!(
@@ -494,12 +515,23 @@ impl Action for Bind {
         if class.binding.env_from
             && let Some(s) = &secret
         {
-            c["envFrom"] = json!([{ "secretRef": { "name": s } }]);
+            let from = EnvFromSource {
+                secret_ref: Some(SecretEnvSource {
+                    name: s.clone(),
+                    optional: None,
+                }),
+                ..Default::default()
+            };
+            c["envFrom"] = json!([from]);
         }
         let mut pod_spec = json!({ "containers": [c] });
         if identity {
             pod_spec["serviceAccountName"] = json!(app.as_str());
         }
+        // Deliberately partial, so it stays JSON around typed parts (the variables): this
+        // binding's field manager applies only its variables, label and service account.
+        // A typed Deployment would also carry the required selector and template fields and
+        // the binding would co-own (and on unbind remove) what `deploy` applied.
         let patch = json!({
             "apiVersion": "apps/v1",
             "kind": "Deployment",
@@ -523,7 +555,7 @@ impl Action for Bind {
             })?;
         let generation = applied["metadata"]["generation"].as_i64().unwrap_or(0);
         tracing::info!(service = %name, app = %app, env = %env, "service bound; watching the rollout");
-        let names: Vec<&str> = vars.iter().filter_map(|v| v["name"].as_str()).collect();
+        let names: Vec<&str> = vars.iter().map(|v| v.name.as_str()).collect();
         let from_secret = match (&secret, class.binding.env_from) {
             (Some(s), true) => format!(" and every key of Secret {s}"),
             _ => String::new(),
