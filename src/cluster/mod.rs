@@ -5,6 +5,8 @@ pub mod attach;
 pub mod custom;
 pub mod egress;
 pub mod env;
+#[cfg(test)]
+mod equivalence;
 pub mod exec;
 pub mod load_job;
 mod lookups;
