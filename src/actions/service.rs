@@ -17,6 +17,7 @@ use k8s_openapi::{
         apps::v1::Deployment,
         core::v1::{EnvFromSource, EnvVar, EnvVarSource, SecretEnvSource, SecretKeySelector, ServiceAccount},
     },
+    apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaProps,
     apimachinery::pkg::apis::meta::v1::ObjectMeta,
 };
 use kube::api::ApiResource;
@@ -90,6 +91,43 @@ fn template_error(class: &ServiceClass, what: &str, e: impl std::fmt::Display) -
     ActionError::Failed(format!(
         "class {} ({}): {what} {e}; the platform team has to fix the class",
         class.name, class.file
+    ))
+}
+
+fn not_installed(class: &ServiceClass, kind: &str, api_version: &str) -> ActionError {
+    ActionError::Failed(format!(
+        "this cluster does not serve {kind} ({api_version}), which class {} needs: its provider (CRD) is not installed; ask the platform team",
+        class.name
+    ))
+}
+
+/// How many schema violations one message lists.
+const VIOLATIONS_SHOWN: usize = 5;
+
+/// The rendered object against the schema of its kind (cluster::schema), naming the class
+/// and the fields that do not fit.
+fn check_schema(
+    class: &ServiceClass,
+    kind: &str,
+    api_version: &str,
+    schema: &JSONSchemaProps,
+    obj: &Value,
+) -> Result<(), ActionError> {
+    let violations = crate::cluster::schema::validate(schema, obj);
+    if violations.is_empty() {
+        return Ok(());
+    }
+    let mut list: Vec<String> = violations.iter().take(VIOLATIONS_SHOWN).map(ToString::to_string).collect();
+    if violations.len() > VIOLATIONS_SHOWN {
+        list.push(format!("and {} more", violations.len() - VIOLATIONS_SHOWN));
+    }
+    Err(template_error(
+        class,
+        "template",
+        format!(
+            "renders a {kind} that does not fit the schema this cluster serves for {kind} ({api_version}): {}; nothing was created",
+            list.join("; ")
+        ),
     ))
 }
 
@@ -268,7 +306,9 @@ impl Action for Provision {
         let objects = class
             .render_objects(&catalog.renderer, &tctx)
             .map_err(|e| template_error(class, "template", e))?;
-        let mut primary = None;
+        // Every object is resolved and checked against the schema the cluster serves for
+        // its kind first, so a class that does not fit creates nothing at all.
+        let mut checked = Vec::new();
         for mut obj in objects {
             let (api_version, kind) = (
                 obj["apiVersion"].as_str().unwrap_or_default().to_owned(),
@@ -296,21 +336,27 @@ impl Action for Provision {
                 meta["labels"][k] = json!(v);
             }
             meta["annotations"][PARAMS] = json!(stored);
-            let not_installed = || {
-                ActionError::Failed(format!(
-                    "this cluster does not serve {kind} ({api_version}), which class {} needs: its provider (CRD) is not installed; ask the platform team",
-                    class.name
-                ))
-            };
+            let not_installed = not_installed(class, &kind, &api_version);
             let ar = match cluster
                 .api_resource(&api_version, &kind, class.plural(&api_version, &kind))
                 .await
             {
-                Err(ClusterError::NotFound(_)) => return Err(not_installed()),
+                Err(ClusterError::NotFound(_)) => return Err(not_installed),
                 other => other?,
             };
+            let schema = match cluster.served_schema(&ar).await {
+                Err(ClusterError::NotFound(_)) => return Err(not_installed),
+                other => other?,
+            };
+            if let Some(schema) = schema {
+                check_schema(class, &kind, &api_version, &schema, &obj)?;
+            }
+            checked.push((ar, obj, kind, api_version));
+        }
+        let mut primary = None;
+        for (ar, obj, kind, api_version) in checked {
             match cluster.apply_as(&ar, &obj, MANAGER, true).await {
-                Err(ClusterError::NotFound(_)) => return Err(not_installed()),
+                Err(ClusterError::NotFound(_)) => return Err(not_installed(class, &kind, &api_version)),
                 other => other?,
             };
             ctx.progress(format!(

@@ -13,6 +13,7 @@ mod lookups;
 pub mod objects;
 mod passthrough;
 pub mod rollout;
+pub mod schema;
 pub mod workload;
 
 use std::{future::Future, time::Duration};
