@@ -22,6 +22,7 @@
 pub mod admission;
 pub mod api;
 pub mod controllers;
+pub mod crd;
 pub mod custom;
 pub mod dry_run;
 pub mod exec;
