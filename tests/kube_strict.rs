@@ -763,8 +763,15 @@ async fn custom_kinds_with_a_crd_are_held_to_its_schema() {
     let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
         Api::all(k8s.client());
     let crd = crds.get("widgets.widgets.example.org").await.unwrap();
-    let schema = crd.spec.versions[0].schema.as_ref().and_then(|s| s.open_api_v3_schema.as_ref());
-    assert!(schema.and_then(|s| s.properties.as_ref()).is_some_and(|p| p.contains_key("spec")));
+    let schema = crd.spec.versions[0]
+        .schema
+        .as_ref()
+        .and_then(|s| s.open_api_v3_schema.as_ref());
+    assert!(
+        schema
+            .and_then(|s| s.properties.as_ref())
+            .is_some_and(|p| p.contains_key("spec"))
+    );
 
     let path = "/apis/widgets.example.org/v1/namespaces/default/widgets";
     let widget = |spec: Value| {

@@ -72,7 +72,10 @@ async fn a_template_that_misspells_a_field_is_refused_naming_the_class_and_field
         let file = dir.path().join("pg-typo.yaml");
         assert_eq!(
             outcome(&refused),
-            format!("class pg-typo ({}): template renders a Bucket that does not fit the schema this cluster serves for Bucket (s3.services.k8s.aws/v1alpha1): spec.nmae: unknown field (did you mean name?); spec.publicAccesBlock: unknown field (did you mean publicAccessBlock?); spec.name: required field is missing; nothing was created; the platform team has to fix the class", file.display())
+            format!(
+                "class pg-typo ({}): template renders a Bucket that does not fit the schema this cluster serves for Bucket (s3.services.k8s.aws/v1alpha1): spec.nmae: unknown field (did you mean name?); spec.publicAccesBlock: unknown field (did you mean publicAccessBlock?); spec.name: required field is missing; nothing was created; the platform team has to fix the class",
+                file.display()
+            )
         );
         // Nothing was created, not even the database that came first and fits its schema.
         assert!(env.kube.object("buckets", "typo", "orders").is_none());
@@ -92,7 +95,10 @@ async fn a_template_that_misspells_a_field_is_refused_naming_the_class_and_field
         // Spelled right, the same objects pass and are applied.
         let made = env.run("alice", "service provision pg-fixed orders in typo").await;
         assert_eq!(state(&made), "succeeded", "{made:#}");
-        assert_eq!(env.object("buckets", "typo", "orders")["spec"]["name"], "acme-typo-orders");
+        assert_eq!(
+            env.object("buckets", "typo", "orders")["spec"]["name"],
+            "acme-typo-orders"
+        );
         assert_eq!(
             env.object("postgresqlinstances", "typo", "orders")["spec"]["parameters"]["storageGB"],
             50

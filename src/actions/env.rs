@@ -194,7 +194,11 @@ impl Action for Create {
             ),
             (
                 ApiResource::erase::<RoleBinding>(&()),
-                manifest(&objects::role_binding(&plan, app.cluster.config(), app.config.team_role(&plan.tier)))?,
+                manifest(&objects::role_binding(
+                    &plan,
+                    app.cluster.config(),
+                    app.config.team_role(&plan.tier),
+                ))?,
                 format!(
                     "RoleBinding {}: {} for {}",
                     objects::ROLE_BINDING,

@@ -117,7 +117,11 @@ fn check_schema(
     if violations.is_empty() {
         return Ok(());
     }
-    let mut list: Vec<String> = violations.iter().take(VIOLATIONS_SHOWN).map(ToString::to_string).collect();
+    let mut list: Vec<String> = violations
+        .iter()
+        .take(VIOLATIONS_SHOWN)
+        .map(ToString::to_string)
+        .collect();
     if violations.len() > VIOLATIONS_SHOWN {
         list.push(format!("and {} more", violations.len() - VIOLATIONS_SHOWN));
     }
@@ -548,7 +552,12 @@ impl Action for Bind {
                 ..Default::default()
             };
             cluster
-                .apply_as(&ApiResource::erase::<ServiceAccount>(&()), &manifest(&sa)?, &manager, true)
+                .apply_as(
+                    &ApiResource::erase::<ServiceAccount>(&()),
+                    &manifest(&sa)?,
+                    &manager,
+                    true,
+                )
                 .await?;
             let keys: Vec<&String> = annotations.keys().collect();
             ctx.progress(format!(

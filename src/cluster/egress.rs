@@ -12,7 +12,9 @@
 //! owned by its Job so it goes when the Job goes.
 
 use k8s_openapi::{
-    api::networking::v1::{IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec},
+    api::networking::v1::{
+        IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec,
+    },
     apimachinery::pkg::{
         apis::meta::v1::{LabelSelector, LabelSelectorRequirement, ObjectMeta, OwnerReference},
         util::intstr::IntOrString,
@@ -121,7 +123,12 @@ fn policy(ns: &str, name: &str, selector: LabelSelector, egress: Vec<NetworkPoli
 
 /// Every load generator of the namespace: its pods and DNS only.
 pub fn loadgen_policy(ns: &str) -> NetworkPolicy {
-    policy(ns, LOADGEN_POLICY, selector(&[(APP_NAME, LOADGEN_APP)]), namespace_egress())
+    policy(
+        ns,
+        LOADGEN_POLICY,
+        selector(&[(APP_NAME, LOADGEN_APP)]),
+        namespace_egress(),
+    )
 }
 
 /// The load generators of one run ops approved as outside: the environment's egress, owned

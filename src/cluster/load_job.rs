@@ -4,6 +4,15 @@
 
 use std::time::Duration;
 
+use crate::loadtest::LoadtestConfig;
+use crate::{
+    cluster::{
+        APP_NAME, Cluster, ClusterError, MANAGED_BY, MANAGER, REQUEST,
+        objects::{map, quantities, restricted_container, runtime_default_seccomp},
+    },
+    domain::RequestId,
+    loadgen::{Report, format_duration},
+};
 use futures_util::StreamExt;
 use k8s_openapi::{
     api::{
@@ -16,15 +25,6 @@ use kube::{
     Api,
     api::{DeleteParams, ListParams, LogParams, PostParams},
     runtime::{WatchStreamExt, watcher},
-};
-use crate::loadtest::LoadtestConfig;
-use crate::{
-    cluster::{
-        APP_NAME, Cluster, ClusterError, MANAGED_BY, MANAGER, REQUEST,
-        objects::{map, quantities, restricted_container, runtime_default_seccomp},
-    },
-    domain::RequestId,
-    loadgen::{Report, format_duration},
 };
 
 /// The label value every load test pod carries, so they are easy to find and to exclude.
@@ -80,7 +80,8 @@ impl LoadJob {
         let too_big = |what: &str| ClusterError::Invalid(format!("load test Job: {what} is too large"));
         let workers = i32::try_from(self.workers).map_err(|_| too_big("the number of workers"))?;
         // The pods may not outlive the test by much even if deckhand dies mid-way.
-        let deadline = i64::try_from(self.duration.as_secs().saturating_add(600)).map_err(|_| too_big("the duration"))?;
+        let deadline =
+            i64::try_from(self.duration.as_secs().saturating_add(600)).map_err(|_| too_big("the duration"))?;
         Ok(Job {
             metadata: ObjectMeta {
                 name: Some(self.name.clone()),

@@ -11,10 +11,10 @@ use k8s_openapi::{
     api::{
         apps::v1::{Deployment, DeploymentSpec},
         core::v1::{
-            Capabilities, Container, ContainerPort, EmptyDirVolumeSource, LimitRange, LimitRangeItem,
-            LimitRangeSpec, Namespace, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceQuota,
-            ResourceQuotaSpec, ResourceRequirements, SeccompProfile, SecurityContext, Service, ServicePort,
-            ServiceSpec, TCPSocketAction, Volume, VolumeMount,
+            Capabilities, Container, ContainerPort, EmptyDirVolumeSource, LimitRange, LimitRangeItem, LimitRangeSpec,
+            Namespace, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceQuota, ResourceQuotaSpec,
+            ResourceRequirements, SeccompProfile, SecurityContext, Service, ServicePort, ServiceSpec, TCPSocketAction,
+            Volume, VolumeMount,
         },
         networking::v1::{NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicySpec},
         rbac::v1::{RoleBinding, RoleRef, Subject},

@@ -33,7 +33,11 @@ pub enum Violation {
         found: &'static str,
     },
     #[error("{path}: {found} is not one of {allowed}")]
-    NotAllowed { path: String, found: String, allowed: String },
+    NotAllowed {
+        path: String,
+        found: String,
+        allowed: String,
+    },
 }
 
 fn suggest(s: &Option<String>) -> String {
@@ -120,7 +124,13 @@ fn check(schema: &JSONSchemaProps, v: &Value, path: &str, found: &mut Vec<Violat
     if v.is_null() {
         return;
     }
-    let shown = || if path.is_empty() { "(the object)".to_owned() } else { path.to_owned() };
+    let shown = || {
+        if path.is_empty() {
+            "(the object)".to_owned()
+        } else {
+            path.to_owned()
+        }
+    };
     if let Some(expected) = type_fits(schema, v) {
         found.push(Violation::WrongType {
             path: shown(),

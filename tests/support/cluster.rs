@@ -114,24 +114,22 @@ pub fn crd_schema(json: &str) -> Value {
 
 /// The kinds of the shipped classes, served with CRDs holding their schemas, with a provider that gets them ready in a few steps.
 pub fn install_service_providers(kube: &KubeTestServer) {
-    kube.register_custom(CustomKind::namespaced(
-        "database.example.org/v1alpha1",
-        "PostgreSQLInstance",
-        "postgresqlinstances",
-    )
-    .with_schema(crd_schema(include_str!("crds/postgresqlinstances.json"))));
-    kube.register_custom(CustomKind::namespaced(
-        "s3.services.k8s.aws/v1alpha1",
-        "Bucket",
-        "buckets",
-    )
-    .with_schema(crd_schema(include_str!("crds/buckets.json"))));
-    kube.register_custom(CustomKind::namespaced(
-        "dynamodb.services.k8s.aws/v1alpha1",
-        "Table",
-        "tables",
-    )
-    .with_schema(crd_schema(include_str!("crds/tables.json"))));
+    kube.register_custom(
+        CustomKind::namespaced(
+            "database.example.org/v1alpha1",
+            "PostgreSQLInstance",
+            "postgresqlinstances",
+        )
+        .with_schema(crd_schema(include_str!("crds/postgresqlinstances.json"))),
+    );
+    kube.register_custom(
+        CustomKind::namespaced("s3.services.k8s.aws/v1alpha1", "Bucket", "buckets")
+            .with_schema(crd_schema(include_str!("crds/buckets.json"))),
+    );
+    kube.register_custom(
+        CustomKind::namespaced("dynamodb.services.k8s.aws/v1alpha1", "Table", "tables")
+            .with_schema(crd_schema(include_str!("crds/tables.json"))),
+    );
     kube.provision(Provisioner {
         plural: "postgresqlinstances".into(),
         condition: "Ready".into(),
