@@ -340,16 +340,15 @@ impl Action for Provision {
                 meta["labels"][k] = json!(v);
             }
             meta["annotations"][PARAMS] = json!(stored);
-            let not_installed = not_installed(class, &kind, &api_version);
             let ar = match cluster
                 .api_resource(&api_version, &kind, class.plural(&api_version, &kind))
                 .await
             {
-                Err(ClusterError::NotFound(_)) => return Err(not_installed),
+                Err(ClusterError::NotFound(_)) => return Err(not_installed(class, &kind, &api_version)),
                 other => other?,
             };
             let schema = match cluster.served_schema(&ar).await {
-                Err(ClusterError::NotFound(_)) => return Err(not_installed),
+                Err(ClusterError::NotFound(_)) => return Err(not_installed(class, &kind, &api_version)),
                 other => other?,
             };
             if let Some(schema) = schema {
