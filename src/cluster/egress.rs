@@ -152,9 +152,9 @@ pub fn outside_policy(ns: &str, job: &str, job_uid: &str, request: &str) -> Netw
 }
 
 /// The environment's policy, narrowed to pods that are not load generators. This stays a
-/// JSON merge patch on purpose: it changes one field of an object deckhand applied with all
-/// of its fields, and a typed `NetworkPolicy` would serialize its required fields (its
-/// metadata) too. A server-side apply of it would also hand the other fields back.
+/// JSON merge patch on purpose: a merge patch names only the field it changes, while a
+/// typed `NetworkPolicy` always writes its apiVersion, kind and metadata as well. (A partial
+/// server-side apply as `deckhand` instead would delete the fields it leaves out.)
 fn spare_load_generators() -> Value {
     // The requirement itself is typed, so its fields cannot be misspelled either.
     let not_a_load_generator = LabelSelectorRequirement {

@@ -110,9 +110,10 @@ impl Cluster {
         self.apply(&ApiResource::erase::<K>(&()), &manifest(obj)?).await
     }
 
-    /// A merge patch of annotations only: JSON on purpose, since a typed Namespace would
-    /// carry its other (required) fields and a partial server-side apply would give up the
-    /// labels deckhand applied when it created the namespace.
+    /// A merge patch of annotations only: JSON on purpose, since a merge patch names only
+    /// what it changes (a typed Namespace always writes apiVersion, kind and metadata), and
+    /// a partial server-side apply as `deckhand` would delete the labels it applied at
+    /// creation.
     pub async fn annotate_namespace(&self, name: &str, annotations: Value) -> Result<(), ClusterError> {
         let patch = serde_json::json!({ "metadata": { "annotations": annotations } });
         self.call(&format!("namespace {name}"), |c| {
