@@ -173,6 +173,11 @@ fn check_object(
     path: &str,
     found: &mut Vec<Violation>,
 ) {
+    // A node that says nothing about objects (no type, no properties) is not one to check
+    // fields against; structural schemas give every object node a type.
+    if schema.type_.is_none() && schema.properties.is_none() && schema.additional_properties.is_none() {
+        return;
+    }
     let preserve = schema.x_kubernetes_preserve_unknown_fields == Some(true);
     let embedded = schema.x_kubernetes_embedded_resource == Some(true);
     let props = schema.properties.as_ref();
