@@ -741,3 +741,67 @@ async fn real_kubectl_meets_strict_validation_conflicts_and_server_dry_run() {
     assert!(out.contains("deleted (server dry run)"), "{out}");
     assert!(k8s.object("deployments", "default", "web").is_some());
 }
+
+#[tokio::test]
+async fn custom_kinds_with_a_crd_are_held_to_its_schema() {
+    use kube_fake::custom::CustomKind;
+    let k8s = KubeTestServer::start().await;
+    k8s.register_custom(
+        CustomKind::namespaced("widgets.example.org/v1", "Widget", "widgets").with_schema(json!({
+            "type": "object",
+            "properties": {
+                "spec": { "type": "object", "properties": {
+                    "size": { "type": "integer" },
+                    "labels": { "type": "object", "additionalProperties": { "type": "string" } },
+                    "free": { "type": "object", "x-kubernetes-preserve-unknown-fields": true },
+                }},
+                "status": { "type": "object", "x-kubernetes-preserve-unknown-fields": true },
+            },
+        })),
+    );
+    // The CRD is served, with the schema, as deckhand reads it.
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        Api::all(k8s.client());
+    let crd = crds.get("widgets.widgets.example.org").await.unwrap();
+    let schema = crd.spec.versions[0]
+        .schema
+        .as_ref()
+        .and_then(|s| s.open_api_v3_schema.as_ref());
+    assert!(
+        schema
+            .and_then(|s| s.properties.as_ref())
+            .is_some_and(|p| p.contains_key("spec"))
+    );
+
+    let path = "/apis/widgets.example.org/v1/namespaces/default/widgets";
+    let widget = |spec: Value| {
+        json!({ "apiVersion": "widgets.example.org/v1", "kind": "Widget", "metadata": { "name": "w" }, "spec": spec })
+            .to_string()
+    };
+    // Server-side apply refuses an undeclared field, as for built-in kinds.
+    let a = raw(
+        &k8s,
+        Method::PATCH,
+        &format!("{path}/w?fieldManager=deckhand"),
+        APPLY,
+        &widget(json!({ "size": 1, "sise": 2 })),
+    )
+    .await;
+    assert_eq!(a.code, 500, "{}", a.body);
+    assert!(
+        a.body["message"]
+            .as_str()
+            .is_some_and(|m| m.ends_with(".spec.sise: field not declared in schema")),
+        "{}",
+        a.body
+    );
+    // A create without a directive prunes it, and keeps what the schema allows.
+    let ok = widget(json!({ "size": 1, "sise": 2, "labels": { "a": "b" }, "free": { "x": { "y": 1 } } }));
+    let c = raw(&k8s, Method::POST, path, JSON, &ok).await;
+    assert_eq!(c.code, 201, "{}", c.body);
+    let stored = k8s.object("widgets", "default", "w").unwrap();
+    assert_eq!(
+        stored["spec"],
+        json!({ "size": 1, "labels": { "a": "b" }, "free": { "x": { "y": 1 } } })
+    );
+}

@@ -4,8 +4,6 @@
 use std::{collections::BTreeMap, sync::Arc};
 
 use async_trait::async_trait;
-use k8s_openapi::api::{apps::v1::Deployment, core::v1::Service};
-use kube::api::ApiResource;
 
 use super::{Action, ActionContext, ActionError, ActionRegistry, env::env_facts, with_progress};
 use crate::{
@@ -135,10 +133,7 @@ impl Action for Deploy {
         }
         check_image(&ctx.app, &image, &env.tier)?;
         let applied = cluster
-            .apply(
-                &ApiResource::erase::<Deployment>(&()),
-                &objects::deployment(&plan, &ctx.app.config.apps),
-            )
+            .apply_object(&objects::deployment(&plan, &ctx.app.config.apps))
             .await?;
         let generation = applied.metadata.generation.unwrap_or(0);
         ctx.progress(format!(
@@ -147,7 +142,7 @@ impl Action for Deploy {
         ))
         .await?;
         if let Some(svc) = objects::service(&plan) {
-            cluster.apply(&ApiResource::erase::<Service>(&()), &svc).await?;
+            cluster.apply_object(&svc).await?;
             ctx.progress(format!(
                 "Service {} applied on port {}",
                 plan.app,

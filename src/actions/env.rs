@@ -16,7 +16,7 @@ use crate::{
     app::App,
     cluster::{
         ClusterError, EXPIRES_AT, WARNED,
-        env::EnvInfo,
+        env::{EnvInfo, manifest},
         objects::{self, EnvPlan},
     },
     commands::Args,
@@ -156,20 +156,22 @@ impl Action for Create {
                 true
             }
         };
+        // Typed objects (cluster::objects), serialized once here because the steps are of
+        // different kinds.
         let steps: [(ApiResource, serde_json::Value, String); 5] = [
             (
                 ApiResource::erase::<Namespace>(&()),
-                objects::namespace(&plan),
+                manifest(&objects::namespace(&plan))?,
                 format!("namespace {name}"),
             ),
             (
                 ApiResource::erase::<ResourceQuota>(&()),
-                objects::resource_quota(&plan, &tier),
+                manifest(&objects::resource_quota(&plan, &tier))?,
                 format!("ResourceQuota {}: {}", objects::QUOTA, fmt_quantities(&tier.quota)),
             ),
             (
                 ApiResource::erase::<LimitRange>(&()),
-                objects::limit_range(&plan, &tier),
+                manifest(&objects::limit_range(&plan, &tier))?,
                 format!(
                     "LimitRange {}: containers request {} and are limited to {} by default",
                     objects::LIMITS,
@@ -179,7 +181,7 @@ impl Action for Create {
             ),
             (
                 ApiResource::erase::<NetworkPolicy>(&()),
-                objects::network_policy(&plan, &tier, app.cluster.config()),
+                manifest(&objects::network_policy(&plan, &tier, app.cluster.config()))?,
                 format!(
                     "NetworkPolicy {}: traffic only from this namespace{}",
                     objects::NETWORK_POLICY,
@@ -192,7 +194,11 @@ impl Action for Create {
             ),
             (
                 ApiResource::erase::<RoleBinding>(&()),
-                objects::role_binding(&plan, app.cluster.config(), app.config.team_role(&plan.tier)),
+                manifest(&objects::role_binding(
+                    &plan,
+                    app.cluster.config(),
+                    app.config.team_role(&plan.tier),
+                ))?,
                 format!(
                     "RoleBinding {}: {} for {}",
                     objects::ROLE_BINDING,

@@ -12,14 +12,21 @@ use std::{
 };
 
 use async_trait::async_trait;
-use k8s_openapi::api::{apps::v1::Deployment, core::v1::ServiceAccount};
+use k8s_openapi::{
+    api::{
+        apps::v1::Deployment,
+        core::v1::{EnvFromSource, EnvVar, EnvVarSource, SecretEnvSource, SecretKeySelector, ServiceAccount},
+    },
+    apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaProps,
+    apimachinery::pkg::apis::meta::v1::ObjectMeta,
+};
 use kube::api::ApiResource;
 use serde_json::{Value, json};
 
 use super::{Action, ActionContext, ActionError, ActionRegistry, app::watch, env::env_facts, with_progress};
 use crate::{
     app::App,
-    cluster::{ClusterError, MANAGED_BY, MANAGER, OWNER, REQUEST, custom::WaitError},
+    cluster::{ClusterError, MANAGED_BY, MANAGER, OWNER, REQUEST, custom::WaitError, env::manifest},
     commands::Args,
     domain::Name,
     identity::Principal,
@@ -84,6 +91,47 @@ fn template_error(class: &ServiceClass, what: &str, e: impl std::fmt::Display) -
     ActionError::Failed(format!(
         "class {} ({}): {what} {e}; the platform team has to fix the class",
         class.name, class.file
+    ))
+}
+
+fn not_installed(class: &ServiceClass, kind: &str, api_version: &str) -> ActionError {
+    ActionError::Failed(format!(
+        "this cluster does not serve {kind} ({api_version}), which class {} needs: its provider (CRD) is not installed; ask the platform team",
+        class.name
+    ))
+}
+
+/// How many schema violations one message lists.
+const VIOLATIONS_SHOWN: usize = 5;
+
+/// The rendered object against the schema of its kind (cluster::schema), naming the class
+/// and the fields that do not fit.
+fn check_schema(
+    class: &ServiceClass,
+    kind: &str,
+    api_version: &str,
+    schema: &JSONSchemaProps,
+    obj: &Value,
+) -> Result<(), ActionError> {
+    let violations = crate::cluster::schema::validate(schema, obj);
+    if violations.is_empty() {
+        return Ok(());
+    }
+    let mut list: Vec<String> = violations
+        .iter()
+        .take(VIOLATIONS_SHOWN)
+        .map(ToString::to_string)
+        .collect();
+    if violations.len() > VIOLATIONS_SHOWN {
+        list.push(format!("and {} more", violations.len() - VIOLATIONS_SHOWN));
+    }
+    Err(template_error(
+        class,
+        "template",
+        format!(
+            "renders a {kind} that does not fit the schema this cluster serves for {kind} ({api_version}): {}; nothing was created",
+            list.join("; ")
+        ),
     ))
 }
 
@@ -262,7 +310,9 @@ impl Action for Provision {
         let objects = class
             .render_objects(&catalog.renderer, &tctx)
             .map_err(|e| template_error(class, "template", e))?;
-        let mut primary = None;
+        // Every object is resolved and checked against the schema the cluster serves for
+        // its kind first, so a class that does not fit creates nothing at all.
+        let mut checked = Vec::new();
         for mut obj in objects {
             let (api_version, kind) = (
                 obj["apiVersion"].as_str().unwrap_or_default().to_owned(),
@@ -290,21 +340,26 @@ impl Action for Provision {
                 meta["labels"][k] = json!(v);
             }
             meta["annotations"][PARAMS] = json!(stored);
-            let not_installed = || {
-                ActionError::Failed(format!(
-                    "this cluster does not serve {kind} ({api_version}), which class {} needs: its provider (CRD) is not installed; ask the platform team",
-                    class.name
-                ))
-            };
             let ar = match cluster
                 .api_resource(&api_version, &kind, class.plural(&api_version, &kind))
                 .await
             {
-                Err(ClusterError::NotFound(_)) => return Err(not_installed()),
+                Err(ClusterError::NotFound(_)) => return Err(not_installed(class, &kind, &api_version)),
                 other => other?,
             };
+            let schema = match cluster.served_schema(&ar).await {
+                Err(ClusterError::NotFound(_)) => return Err(not_installed(class, &kind, &api_version)),
+                other => other?,
+            };
+            if let Some(schema) = schema {
+                check_schema(class, &kind, &api_version, &schema, &obj)?;
+            }
+            checked.push((ar, obj, kind, api_version));
+        }
+        let mut primary = None;
+        for (ar, obj, kind, api_version) in checked {
             match cluster.apply_as(&ar, &obj, MANAGER, true).await {
-                Err(ClusterError::NotFound(_)) => return Err(not_installed()),
+                Err(ClusterError::NotFound(_)) => return Err(not_installed(class, &kind, &api_version)),
                 other => other?,
             };
             ctx.progress(format!(
@@ -375,11 +430,22 @@ fn env_vars(
     catalog: &Catalog,
     ctx: &Context,
     secret: Option<&str>,
-) -> Result<Vec<Value>, ActionError> {
+) -> Result<Vec<EnvVar>, ActionError> {
     let mut vars = Vec::new();
     if let Some(secret) = secret {
         for (var, key) in &class.binding.env {
-            vars.push(json!({ "name": var, "valueFrom": { "secretKeyRef": { "name": secret, "key": key } } }));
+            vars.push(EnvVar {
+                name: var.clone(),
+                value_from: Some(EnvVarSource {
+                    secret_key_ref: Some(SecretKeySelector {
+                        name: secret.to_owned(),
+                        key: key.clone(),
+                        optional: None,
+                    }),
+                    ..Default::default()
+                }),
+                value: None,
+            });
         }
     }
     for (var, t) in &class.binding.values {
@@ -387,7 +453,11 @@ fn env_vars(
             .renderer
             .value(t, ctx)
             .map_err(|e| template_error(class, &format!("bind.values.{var}"), e))?;
-        vars.push(json!({ "name": var, "value": value }));
+        vars.push(EnvVar {
+            name: var.clone(),
+            value: Some(value),
+            value_from: None,
+        });
     }
     Ok(vars)
 }
@@ -460,28 +530,33 @@ impl Action for Bind {
         let vars = env_vars(class, &catalog, &tctx, secret.as_deref())?;
         let manager = bind_manager(name.as_str());
 
-        let mut annotations = serde_json::Map::new();
+        let mut annotations = BTreeMap::new();
         for (key, t) in &class.identity {
             let v = catalog
                 .renderer
                 .value(t, &tctx)
                 .map_err(|e| template_error(class, &format!("identity.annotations.{key}"), e))?;
-            annotations.insert(key.clone(), json!(v));
+            annotations.insert(key.clone(), v);
         }
         let identity = !annotations.is_empty();
         if identity {
-            let sa = json!({
-                "apiVersion": "v1",
-                "kind": "ServiceAccount",
-                "metadata": {
-                    "name": app.as_str(),
-                    "namespace": env.as_str(),
-                    "labels": { MANAGED_BY: MANAGER },
-                    "annotations": annotations,
+            let sa = ServiceAccount {
+                metadata: ObjectMeta {
+                    name: Some(app.as_str().to_owned()),
+                    namespace: Some(env.as_str().to_owned()),
+                    labels: Some(BTreeMap::from([(MANAGED_BY.to_owned(), MANAGER.to_owned())])),
+                    annotations: Some(annotations.clone()),
+                    ..Default::default()
                 },
-            });
+                ..Default::default()
+            };
             cluster
-                .apply_as(&ApiResource::erase::<ServiceAccount>(&()), &sa, &manager, true)
+                .apply_as(
+                    &ApiResource::erase::<ServiceAccount>(&()),
+                    &manifest(&sa)?,
+                    &manager,
+                    true,
+                )
                 .await?;
             let keys: Vec<&String> = annotations.keys().collect();
             ctx.progress(format!(
@@ -494,12 +569,23 @@ impl Action for Bind {
         if class.binding.env_from
             && let Some(s) = &secret
         {
-            c["envFrom"] = json!([{ "secretRef": { "name": s } }]);
+            let from = EnvFromSource {
+                secret_ref: Some(SecretEnvSource {
+                    name: s.clone(),
+                    optional: None,
+                }),
+                ..Default::default()
+            };
+            c["envFrom"] = json!([from]);
         }
         let mut pod_spec = json!({ "containers": [c] });
         if identity {
             pod_spec["serviceAccountName"] = json!(app.as_str());
         }
+        // Deliberately partial, so it stays JSON around typed parts (the variables): this
+        // binding's field manager applies only its variables, label and service account.
+        // A typed Deployment would also carry the required selector and template fields and
+        // the binding would co-own (and on unbind remove) what `deploy` applied.
         let patch = json!({
             "apiVersion": "apps/v1",
             "kind": "Deployment",
@@ -523,7 +609,7 @@ impl Action for Bind {
             })?;
         let generation = applied["metadata"]["generation"].as_i64().unwrap_or(0);
         tracing::info!(service = %name, app = %app, env = %env, "service bound; watching the rollout");
-        let names: Vec<&str> = vars.iter().filter_map(|v| v["name"].as_str()).collect();
+        let names: Vec<&str> = vars.iter().map(|v| v.name.as_str()).collect();
         let from_secret = match (&secret, class.binding.env_from) {
             (Some(s), true) => format!(" and every key of Secret {s}"),
             _ => String::new(),

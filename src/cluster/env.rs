@@ -44,6 +44,12 @@ impl EnvInfo {
     }
 }
 
+/// The apply body of a typed object. Serializing k8s-openapi types cannot fail (their maps
+/// have string keys), but should it, it is an error rather than a panic.
+pub fn manifest<K: serde::Serialize>(obj: &K) -> Result<Value, ClusterError> {
+    serde_json::to_value(obj).map_err(|e| ClusterError::Invalid(format!("cannot serialize the object: {e}")))
+}
+
 impl Cluster {
     pub async fn environment(&self, name: &str) -> Result<Option<EnvInfo>, ClusterError> {
         let what = format!("namespace {name}");
@@ -95,6 +101,19 @@ impl Cluster {
         .await
     }
 
+    /// Server-side apply of one typed object (see `objects`): its API resource comes from
+    /// its type, and the body is its serialization, `apiVersion` and `kind` included.
+    pub async fn apply_object<K>(&self, obj: &K) -> Result<DynamicObject, ClusterError>
+    where
+        K: kube::Resource<DynamicType = ()> + serde::Serialize,
+    {
+        self.apply(&ApiResource::erase::<K>(&()), &manifest(obj)?).await
+    }
+
+    /// A merge patch of annotations only: JSON on purpose, since a merge patch names only
+    /// what it changes (a typed Namespace always writes apiVersion, kind and metadata), and
+    /// a partial server-side apply as `deckhand` would delete the labels it applied at
+    /// creation.
     pub async fn annotate_namespace(&self, name: &str, annotations: Value) -> Result<(), ClusterError> {
         let patch = serde_json::json!({ "metadata": { "annotations": annotations } });
         self.call(&format!("namespace {name}"), |c| {

@@ -4,20 +4,27 @@
 
 use std::time::Duration;
 
+use crate::loadtest::LoadtestConfig;
+use crate::{
+    cluster::{
+        APP_NAME, Cluster, ClusterError, MANAGED_BY, MANAGER, REQUEST,
+        objects::{map, quantities, restricted_container, runtime_default_seccomp},
+    },
+    domain::RequestId,
+    loadgen::{Report, format_duration},
+};
 use futures_util::StreamExt;
-use k8s_openapi::api::{batch::v1::Job, core::v1::Pod};
+use k8s_openapi::{
+    api::{
+        batch::v1::{Job, JobSpec},
+        core::v1::{Container, Pod, PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements},
+    },
+    apimachinery::pkg::apis::meta::v1::ObjectMeta,
+};
 use kube::{
     Api,
     api::{DeleteParams, ListParams, LogParams, PostParams},
     runtime::{WatchStreamExt, watcher},
-};
-use serde_json::json;
-
-use crate::loadtest::LoadtestConfig;
-use crate::{
-    cluster::{APP_NAME, Cluster, ClusterError, MANAGED_BY, MANAGER, REQUEST},
-    domain::RequestId,
-    loadgen::{Report, format_duration},
 };
 
 /// The label value every load test pod carries, so they are easy to find and to exclude.
@@ -53,12 +60,12 @@ impl LoadJob {
     }
 
     pub fn manifest(&self, cfg: &LoadtestConfig) -> Result<Job, ClusterError> {
-        let labels = json!({
-            MANAGED_BY: MANAGER,
-            APP_NAME: LOADGEN_APP,
-            REQUEST: self.request.as_str(),
-        });
-        let args = [
+        let labels = map([
+            (MANAGED_BY, MANAGER),
+            (APP_NAME, LOADGEN_APP),
+            (REQUEST, self.request.as_str()),
+        ]);
+        let args = vec![
             "loadgen".to_owned(),
             "--url".to_owned(),
             self.url.clone(),
@@ -70,40 +77,57 @@ impl LoadJob {
             format_duration(self.timeout),
             "--json".to_owned(),
         ];
+        let too_big = |what: &str| ClusterError::Invalid(format!("load test Job: {what} is too large"));
+        let workers = i32::try_from(self.workers).map_err(|_| too_big("the number of workers"))?;
         // The pods may not outlive the test by much even if deckhand dies mid-way.
-        let deadline = self.duration.as_secs() + 600;
-        let job = json!({
-            "apiVersion": "batch/v1",
-            "kind": "Job",
-            "metadata": { "name": self.name, "namespace": self.namespace, "labels": labels },
-            "spec": {
-                "parallelism": self.workers,
-                "completions": self.workers,
-                "backoffLimit": 0,
-                "activeDeadlineSeconds": deadline,
-                "ttlSecondsAfterFinished": 3600,
-                "template": {
-                    "metadata": { "labels": labels },
-                    "spec": {
-                        "restartPolicy": "Never",
-                        "automountServiceAccountToken": false,
-                        "securityContext": { "runAsNonRoot": true, "runAsUser": 65532, "seccompProfile": { "type": "RuntimeDefault" } },
-                        "containers": [{
-                            "name": "loadgen",
-                            "image": cfg.image,
-                            "args": args,
-                            "resources": { "requests": cfg.requests, "limits": cfg.limits },
-                            "securityContext": {
-                                "allowPrivilegeEscalation": false,
-                                "readOnlyRootFilesystem": true,
-                                "capabilities": { "drop": ["ALL"] },
-                            },
-                        }],
-                    },
-                },
+        let deadline =
+            i64::try_from(self.duration.as_secs().saturating_add(600)).map_err(|_| too_big("the duration"))?;
+        Ok(Job {
+            metadata: ObjectMeta {
+                name: Some(self.name.clone()),
+                namespace: Some(self.namespace.clone()),
+                labels: Some(labels.clone()),
+                ..Default::default()
             },
-        });
-        serde_json::from_value(job).map_err(|e| ClusterError::Invalid(format!("load test Job: {e}")))
+            spec: Some(JobSpec {
+                parallelism: Some(workers),
+                completions: Some(workers),
+                backoff_limit: Some(0),
+                active_deadline_seconds: Some(deadline),
+                ttl_seconds_after_finished: Some(3600),
+                template: PodTemplateSpec {
+                    metadata: Some(ObjectMeta {
+                        labels: Some(labels),
+                        ..Default::default()
+                    }),
+                    spec: Some(PodSpec {
+                        restart_policy: Some("Never".into()),
+                        automount_service_account_token: Some(false),
+                        security_context: Some(PodSecurityContext {
+                            run_as_non_root: Some(true),
+                            run_as_user: Some(65532),
+                            seccomp_profile: Some(runtime_default_seccomp()),
+                            ..Default::default()
+                        }),
+                        containers: vec![Container {
+                            name: "loadgen".into(),
+                            image: Some(cfg.image.clone()),
+                            args: Some(args),
+                            resources: Some(ResourceRequirements {
+                                requests: Some(quantities(&cfg.requests)),
+                                limits: Some(quantities(&cfg.limits)),
+                                ..Default::default()
+                            }),
+                            security_context: Some(restricted_container()),
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }),
+                },
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
     }
 }
 

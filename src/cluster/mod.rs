@@ -6,12 +6,15 @@ pub mod connect;
 pub mod custom;
 pub mod egress;
 pub mod env;
+#[cfg(test)]
+mod equivalence;
 pub mod exec;
 pub mod load_job;
 mod lookups;
 pub mod objects;
 mod passthrough;
 pub mod rollout;
+pub mod schema;
 pub mod workload;
 
 use std::{future::Future, time::Duration};

@@ -122,7 +122,11 @@ impl Cluster {
     }
 
     /// A merge patch of the Deployment; returns the generation to watch for. (A partial
-    /// server-side apply would give up the fields deckhand applied at deploy time.)
+    /// server-side apply would give up the fields deckhand applied at deploy time.) The
+    /// patches stay JSON on purpose: a merge patch names only the fields it changes, while a
+    /// typed Deployment always writes its required fields too (as empty selector and
+    /// template). Where a patch carries a whole structure (rollback's pod template), that
+    /// structure is the typed one.
     async fn patch_deployment(&self, ns: &str, app: &str, patch: serde_json::Value) -> Result<i64, ClusterError> {
         let what = format!("app {app} in {ns}");
         let d = self

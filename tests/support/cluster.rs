@@ -115,23 +115,29 @@ pub fn output_data(v: &Value) -> Value {
 pub const DB_PASSWORD: &str = "pw-Zq8v1TtPSyN2";
 pub const DB_USERNAME: &str = "orders_app_user";
 
-/// The kinds of the shipped classes, with a provider that gets them ready in a few steps.
+/// An openAPIV3Schema of tests/support/crds/, served in its kind's CRD.
+pub fn crd_schema(json: &str) -> Value {
+    serde_json::from_str(json).expect("a schema in JSON")
+}
+
+/// The kinds of the shipped classes, served with CRDs holding their schemas, with a provider that gets them ready in a few steps.
 pub fn install_service_providers(kube: &KubeTestServer) {
-    kube.register_custom(CustomKind::namespaced(
-        "database.example.org/v1alpha1",
-        "PostgreSQLInstance",
-        "postgresqlinstances",
-    ));
-    kube.register_custom(CustomKind::namespaced(
-        "s3.services.k8s.aws/v1alpha1",
-        "Bucket",
-        "buckets",
-    ));
-    kube.register_custom(CustomKind::namespaced(
-        "dynamodb.services.k8s.aws/v1alpha1",
-        "Table",
-        "tables",
-    ));
+    kube.register_custom(
+        CustomKind::namespaced(
+            "database.example.org/v1alpha1",
+            "PostgreSQLInstance",
+            "postgresqlinstances",
+        )
+        .with_schema(crd_schema(include_str!("crds/postgresqlinstances.json"))),
+    );
+    kube.register_custom(
+        CustomKind::namespaced("s3.services.k8s.aws/v1alpha1", "Bucket", "buckets")
+            .with_schema(crd_schema(include_str!("crds/buckets.json"))),
+    );
+    kube.register_custom(
+        CustomKind::namespaced("dynamodb.services.k8s.aws/v1alpha1", "Table", "tables")
+            .with_schema(crd_schema(include_str!("crds/tables.json"))),
+    );
     kube.provision(Provisioner {
         plural: "postgresqlinstances".into(),
         condition: "Ready".into(),

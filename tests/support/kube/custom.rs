@@ -33,6 +33,8 @@ pub struct CustomKind {
     pub kind: String,
     pub plural: String,
     pub namespaced: bool,
+    /// The openAPIV3Schema of its CRD (crd.rs); None: no CRD is served, nothing is pruned.
+    pub schema: Option<Value>,
 }
 
 impl CustomKind {
@@ -42,7 +44,14 @@ impl CustomKind {
             kind: kind.into(),
             plural: plural.into(),
             namespaced: true,
+            schema: None,
         }
+    }
+
+    /// Served with a CRD holding this openAPIV3Schema, which the fake enforces.
+    pub fn with_schema(mut self, schema: Value) -> Self {
+        self.schema = Some(schema);
+        self
     }
 }
 
@@ -99,7 +108,8 @@ pub fn register(kind: &CustomKind) -> &'static ResourceDef {
 impl KubeTestServer {
     /// Serves a custom resource kind from now on.
     pub fn register_custom(&self, kind: CustomKind) {
-        register(&kind);
+        let rd = register(&kind);
+        self.install_crd(rd, &kind);
     }
 
     /// Runs the provisioning controller for objects of `p.plural`.

@@ -6,8 +6,9 @@
 //!
 //! Which fields exist is decided by the k8s-openapi types: the body is deserialized into the
 //! kind's type and serialized back, and whatever the input had that the round trip lost is
-//! unknown. Custom kinds have no schema stored here and are preserved, as a CRD with
-//! `x-kubernetes-preserve-unknown-fields` would be. Server-side apply is stricter still: a real
+//! unknown. Custom kinds are checked against the schema of their CRD (crd.rs), and kinds
+//! registered without one are preserved, as a CRD with `x-kubernetes-preserve-unknown-fields`
+//! would be. Server-side apply is stricter still: a real
 //! server refuses unknown fields in an apply patch whatever the directive (structured-merge-diff
 //! cannot type the patch), with a 500 whose message names the field
 //! (kubernetes/kubernetes#122480).
@@ -255,6 +256,9 @@ fn typed_view(rd: &ResourceDef, obj: &Value) -> Option<Value> {
         ("rbac.authorization.k8s.io", "RoleBinding") => roundtrip::<rbac::v1::RoleBinding>(&v),
         ("rbac.authorization.k8s.io", "ClusterRole") => roundtrip::<rbac::v1::ClusterRole>(&v),
         ("rbac.authorization.k8s.io", "ClusterRoleBinding") => roundtrip::<rbac::v1::ClusterRoleBinding>(&v),
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => roundtrip::<
+            k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+        >(&v),
         _ => None,
     }
 }
@@ -303,7 +307,7 @@ fn diff(input: &Value, out: Option<&Value>, path: &mut Vec<Seg>, found: &mut Vec
 /// The fields of `obj` its kind does not declare (empty for kinds without a schema here).
 pub fn unknown_fields(rd: &ResourceDef, obj: &Value) -> Vec<Vec<Seg>> {
     let Some(typed) = typed_view(rd, obj) else {
-        return Vec::new();
+        return super::crd::undeclared(rd, obj);
     };
     let mut found = Vec::new();
     diff(obj, Some(&typed), &mut Vec::new(), &mut found);

@@ -24,6 +24,7 @@ pub mod admission;
 pub mod api;
 pub mod builder;
 pub mod controllers;
+pub mod crd;
 pub mod custom;
 pub mod dry_run;
 pub mod exec;

@@ -64,6 +64,7 @@ pub const APPS: &str = "apps";
 pub const BATCH: &str = "batch";
 pub const NETWORKING: &str = "networking.k8s.io";
 pub const RBAC: &str = "rbac.authorization.k8s.io";
+pub const APIEXTENSIONS: &str = "apiextensions.k8s.io";
 
 pub static RESOURCES: &[ResourceDef] = &[
     named(
@@ -156,6 +157,16 @@ pub static RESOURCES: &[ResourceDef] = &[
             &[],
         ),
         NameRule::PathSegment,
+    ),
+    // Served for the custom kinds tests register with a schema (crd.rs).
+    def(
+        APIEXTENSIONS,
+        "customresourcedefinitions",
+        "customresourcedefinition",
+        "CustomResourceDefinition",
+        false,
+        &["crd", "crds"],
+        &["status"],
     ),
 ];
 
