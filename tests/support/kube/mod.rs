@@ -31,6 +31,8 @@ pub mod managed_fields;
 pub mod netpol;
 pub mod patch;
 pub mod pod_runner;
+pub mod proto_schema;
+pub mod protobuf;
 pub mod proxy;
 pub mod resources;
 pub mod selectors;
