@@ -5,7 +5,8 @@
 //! hand-written conversion per message (hundreds, for a Pod). A schema read at run time lets
 //! protobuf.rs convert every message generically.
 //!
-//! `proto/` holds the files of kubernetes/api (core, apps, batch, autoscaling v1) and
+//! `proto/` holds the files of kubernetes/api (core, apps, batch, autoscaling, networking, rbac
+//! v1: every built-in group the fake serves) and
 //! kubernetes/apimachinery (meta/v1, runtime, intstr, resource) at tag v0.32.4, the Kubernetes
 //! version the fake reports, with comment and blank lines removed (license headers kept). The files use a small proto2 subset: one level of
 //! `message`, and `optional`/`repeated`/`map<K, V>` fields of scalars or messages; the parser
@@ -24,6 +25,8 @@ const FILES: &[&str] = &[
     include_str!("proto/api-apps-v1.proto"),
     include_str!("proto/api-batch-v1.proto"),
     include_str!("proto/api-autoscaling-v1.proto"),
+    include_str!("proto/api-networking-v1.proto"),
+    include_str!("proto/api-rbac-v1.proto"),
 ];
 
 pub const META: &str = "k8s.io.apimachinery.pkg.apis.meta.v1";
@@ -94,6 +97,8 @@ fn api_version_of(package: &str) -> Option<&'static str> {
         "k8s.io.api.apps.v1" => "apps/v1",
         "k8s.io.api.batch.v1" => "batch/v1",
         "k8s.io.api.autoscaling.v1" => "autoscaling/v1",
+        "k8s.io.api.networking.v1" => "networking.k8s.io/v1",
+        "k8s.io.api.rbac.v1" => "rbac.authorization.k8s.io/v1",
         META => "meta.k8s.io/v1",
         _ => return None,
     })
