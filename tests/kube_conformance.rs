@@ -168,6 +168,24 @@ async fn protobuf_bodies_are_stored_as_json_and_answered_in_the_encoding_asked_f
     assert_eq!(stored["binaryData"], json!({"bin": "AAEC"}));
     assert_eq!(a.json()["metadata"]["uid"], stored["metadata"]["uid"]);
 
+    // Go writes unset fields as zeros; JSON leaves those out but keeps a pointer's explicit
+    // false: ServiceAccount{metadata{name: robot, generateName: ""}, automountServiceAccountToken: false}.
+    let sa = [ld(1, &[ld(1, b"robot"), ld(2, b"")].concat()), vec![4 << 3, 0]].concat();
+    let path = "/api/v1/namespaces/default/serviceaccounts";
+    let a = send(
+        &k8s,
+        Method::POST,
+        path,
+        PROTOBUF,
+        PROTOBUF,
+        envelope("v1", "ServiceAccount", &sa),
+    )
+    .await;
+    assert_eq!(a.code, 201, "{}", String::from_utf8_lossy(&a.body));
+    let stored = k8s.object("serviceaccounts", "default", "robot").unwrap();
+    assert_eq!(stored["automountServiceAccountToken"], false);
+    assert!(stored["metadata"].get("generateName").is_none(), "{stored}");
+
     // Errors are Status objects, in protobuf too when that is preferred.
     let a = send(
         &k8s,
@@ -307,8 +325,12 @@ async fn real_kubectl_creates_each_kind_in_protobuf_and_reads_it_back() {
     assert_eq!(d["spec"]["selector"]["matchLabels"], json!({"app": "web"}));
     assert_eq!(d["spec"]["template"]["spec"]["containers"][0]["image"], "nginx:1.27");
     assert_eq!(d["spec"]["template"]["spec"]["containers"][0]["name"], "nginx");
-    // Go's empty strings are unset, not "" (defaulting filled them in).
+    // Go's zero values of unset fields are not stored as set (defaulting filled them in).
     assert_eq!(d["spec"]["template"]["spec"]["restartPolicy"], "Always");
+    for unset in ["paused", "minReadySeconds"] {
+        assert!(d["spec"].get(unset).is_none(), "{unset}: {d}");
+    }
+    assert!(d["spec"]["template"]["spec"].get("hostNetwork").is_none(), "{d}");
 
     run(&[
         "create",

@@ -5,11 +5,12 @@
 //! hand-written conversion per message (hundreds, for a Pod). A schema read at run time lets
 //! protobuf.rs convert every message generically.
 //!
-//! `proto/` holds the files of kubernetes/api (core, apps, batch, autoscaling, networking, rbac
-//! v1: every built-in group the fake serves) and
-//! kubernetes/apimachinery (meta/v1, runtime, intstr, resource) at tag v0.32.4, the Kubernetes
-//! version the fake reports, with comment and blank lines removed (license headers kept). The files use a small proto2 subset: one level of
-//! `message`, and `optional`/`repeated`/`map<K, V>` fields of scalars or messages; the parser
+//! `proto/` holds the files of kubernetes/api (core, apps, batch, autoscaling, networking and
+//! rbac v1: every built-in group the fake serves) and kubernetes/apimachinery (meta/v1, runtime,
+//! intstr, resource) at tag v0.32.4, the Kubernetes version the fake reports, as
+//! `proto/vendor.sh` makes them: comment lines dropped, plus `omitempty.txt` from the Go
+//! types' struct tags (which fields' zero values JSON leaves out). The files use a small proto2
+//! subset: one level of `message`, and `optional`/`repeated`/`map<K, V>` fields of scalars or messages; the parser
 //! reads exactly that and refuses anything else, so an updated file with a new construct fails
 //! loudly instead of being misread.
 
@@ -28,6 +29,9 @@ const FILES: &[&str] = &[
     include_str!("proto/api-networking-v1.proto"),
     include_str!("proto/api-rbac-v1.proto"),
 ];
+
+/// `package.Message.field` of each Go non-pointer field tagged `omitempty` (see vendor.sh).
+const OMITEMPTY: &str = include_str!("proto/omitempty.txt");
 
 pub const META: &str = "k8s.io.apimachinery.pkg.apis.meta.v1";
 
@@ -56,6 +60,10 @@ pub struct Field {
     pub number: u32,
     pub label: Label,
     pub ty: Ty,
+    /// A Go non-pointer `omitempty` field: written to protobuf even when zero, but a zero
+    /// (empty string, 0, false) means unset and is left out of JSON. Other fields keep a zero
+    /// (a pointer's explicit `replicas: 0` or `automountServiceAccountToken: false`).
+    pub omit_zero: bool,
 }
 
 #[derive(Debug, Default)]
@@ -118,6 +126,7 @@ fn scalar(t: &str) -> Option<Ty> {
 fn parse(files: &[&str]) -> Result<Schema, String> {
     let mut messages = HashMap::new();
     let mut kinds = HashMap::new();
+    let omitempty: std::collections::HashSet<&str> = OMITEMPTY.lines().map(str::trim).collect();
     for text in files {
         let mut package = String::new();
         let mut current: Option<(String, Message)> = None;
@@ -152,6 +161,9 @@ fn parse(files: &[&str]) -> Result<Schema, String> {
             if line == "}" {
                 let (name, mut msg) = current.take().ok_or_else(|| at("unbalanced }"))?;
                 msg.fields.sort_by_key(|f| f.number);
+                for f in &mut msg.fields {
+                    f.omit_zero = omitempty.contains(format!("{package}.{name}.{}", f.name).as_str());
+                }
                 if let Some(v) = api_version_of(&package) {
                     kinds.insert((v.to_string(), name.clone()), format!("{package}.{name}"));
                 }
@@ -220,5 +232,6 @@ fn parse_field(line: &str, package: &str) -> Option<Field> {
         number,
         label,
         ty,
+        omit_zero: false,
     })
 }

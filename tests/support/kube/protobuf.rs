@@ -9,9 +9,9 @@
 //!   names); the types with their own JSON form are mapped as Go marshals them: `Time` and
 //!   `MicroTime` (RFC 3339; the zero time is absent), `Quantity` (a string), `IntOrString`,
 //!   `RawExtension`/`FieldsV1` (embedded JSON), bytes (base64), maps.
-//! - Go writes every non-pointer field, zero or not; a decoded empty string is taken as unset
-//!   (as defaulting sees it). Numbers and booleans are kept even when zero, since a pointer's
-//!   explicit 0/false must survive (`replicas: 0`, `automountServiceAccountToken: false`).
+//! - Go writes every non-pointer field, zero or not. A zero in a field Go tags `omitempty` is
+//!   unset and left out of the JSON (proto/omitempty.txt, from the Go types); a pointer's
+//!   explicit zero survives (`replicas: 0`, `automountServiceAccountToken: false`).
 //!
 //! Custom resources have no protobuf form: a protobuf body for one is refused with the real
 //! 415, and their answers are JSON whatever the Accept header says, as on a real server.
@@ -229,13 +229,13 @@ fn decode_message(schema: &Schema, name: &str, buf: &[u8]) -> Result<Value, Stri
             (Label::Map, _, _) => return Err(wrong()),
             (_, Ty::Int32 | Ty::Int64 | Ty::Bool, 0) => {
                 let v = scalar_of(&f.ty, varint(buf, &mut pos)?);
-                push(&mut out, f, Some(v));
+                let unset = f.omit_zero && f.label == Label::Optional && (v == json!(0) || v == json!(false));
+                push(&mut out, f, (!unset).then_some(v));
             }
             (_, Ty::String, 2) => {
                 let s = String::from_utf8_lossy(chunk(buf, &mut pos)?).into_owned();
-                // Go writes unset (empty) strings too; JSON leaves them out.
-                let v = (f.label == Label::Repeated || !s.is_empty()).then(|| json!(s));
-                push(&mut out, f, v);
+                let unset = f.omit_zero && f.label == Label::Optional && s.is_empty();
+                push(&mut out, f, (!unset).then(|| json!(s)));
             }
             (_, Ty::Bytes, 2) => {
                 let b = chunk(buf, &mut pos)?;
