@@ -717,8 +717,8 @@ async fn real_kubectl_meets_strict_validation_conflicts_and_server_dry_run() {
     assert_eq!(stored["spec"]["replicas"], 3);
     assert!(owns_replicas(&stored, "B") && !owns_replicas(&stored, "A"));
 
-    // --dry-run=server: answered, not stored. (From a file: `kubectl create deployment`
-    // sends protobuf, which this server does not read yet.)
+    // --dry-run=server: answered, not stored. (From a file, so the body is JSON;
+    // kube_conformance.rs covers the protobuf that `kubectl create deployment` sends.)
     let dry = dir.path().join("dry.yaml");
     std::fs::write(
         &dry,
