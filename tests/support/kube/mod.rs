@@ -1,7 +1,8 @@
 //! A fake Kubernetes API server for tests: plain HTTP/1.1 on 127.0.0.1 with the REST semantics
 //! the product relies on (resourceVersion, Status errors, selectors, watch, server-side apply,
 //! namespace cascade), plus small controllers that roll Deployments out, run Jobs and report
-//! failures the way a cluster does. kube-rs and the real kubectl both work against it.
+//! failures the way a cluster does. kube-rs, the real kubectl and the Python client all work
+//! against it; bodies are JSON, YAML or, for built-in kinds, protobuf (protobuf.rs).
 //!
 //! ```ignore
 //! let k8s = KubeTestServer::start().await;
