@@ -168,6 +168,41 @@ async fn protobuf_bodies_are_stored_as_json_and_answered_in_the_encoding_asked_f
     assert_eq!(stored["binaryData"], json!({"bin": "AAEC"}));
     assert_eq!(a.json()["metadata"]["uid"], stored["metadata"]["uid"]);
 
+    // DeleteOptions in protobuf (as client-go's typed clients send them) are honoured.
+    let cm_path = "/api/v1/namespaces/default/configmaps/pb-cm";
+    let wrong_uid = ld(2, &ld(1, b"not-the-uid"));
+    let a = send(
+        &k8s,
+        Method::DELETE,
+        cm_path,
+        PROTOBUF,
+        "application/json",
+        envelope("v1", "DeleteOptions", &wrong_uid),
+    )
+    .await;
+    assert_eq!(a.code, 409, "{}", String::from_utf8_lossy(&a.body));
+    assert!(
+        a.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("the UID in the precondition (not-the-uid)")
+    );
+    let dry = ld(5, b"All");
+    let a = send(
+        &k8s,
+        Method::DELETE,
+        cm_path,
+        PROTOBUF,
+        "application/json",
+        envelope("v1", "DeleteOptions", &dry),
+    )
+    .await;
+    assert_eq!(a.code, 200);
+    assert!(
+        k8s.object("configmaps", "default", "pb-cm").is_some(),
+        "a dry-run delete deletes nothing"
+    );
+
     // Go writes unset fields as zeros; JSON leaves those out but keeps a pointer's explicit
     // false: ServiceAccount{metadata{name: robot, generateName: ""}, automountServiceAccountToken: false}.
     let sa = [ld(1, &[ld(1, b"robot"), ld(2, b"")].concat()), vec![4 << 3, 0]].concat();
