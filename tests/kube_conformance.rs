@@ -235,6 +235,82 @@ async fn protobuf_bodies_are_stored_as_json_and_answered_in_the_encoding_asked_f
     assert!(a.contains(b"Status") && a.contains(br#"configmaps "nope" not found"#));
 }
 
+/// Reads one length-prefixed frame of a protobuf watch: the bare WatchEvent message.
+async fn next_frame(body: &mut kube::client::Body, buf: &mut Vec<u8>) -> Vec<u8> {
+    use http_body_util::BodyExt;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if buf.len() >= 4 {
+            let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+            if buf.len() >= 4 + len {
+                let frame = buf[4..4 + len].to_vec();
+                buf.drain(..4 + len);
+                return frame;
+            }
+        }
+        let frame = tokio::time::timeout_at(deadline, body.frame())
+            .await
+            .expect("a watch event within 10s")
+            .expect("the stream goes on")
+            .expect("a frame");
+        if let Ok(data) = frame.into_data() {
+            buf.extend_from_slice(&data);
+        }
+    }
+}
+
+fn varint(b: &[u8], pos: &mut usize) -> usize {
+    let (mut v, mut shift) = (0usize, 0);
+    loop {
+        let byte = b[*pos];
+        *pos += 1;
+        v |= usize::from(byte & 0x7f) << shift;
+        if byte < 0x80 {
+            return v;
+        }
+        shift += 7;
+    }
+}
+
+#[tokio::test]
+async fn a_protobuf_watch_streams_length_prefixed_watch_events() {
+    let k8s = KubeTestServer::start().await;
+    let req = http::Request::builder()
+        .uri("/api/v1/namespaces/default/configmaps?watch=true")
+        .header(http::header::ACCEPT, PROTOBUF)
+        .body(kube::client::Body::empty())
+        .unwrap();
+    let res = k8s.client().send(req).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.headers()[http::header::CONTENT_TYPE],
+        "application/vnd.kubernetes.protobuf;stream=watch"
+    );
+    let mut body = res.into_body();
+    k8s.insert_object(
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "watched", "namespace": "default"}}),
+    )
+    .unwrap();
+    let mut buf = Vec::new();
+    let event = next_frame(&mut body, &mut buf).await;
+    // WatchEvent{type: ADDED, object: RawExtension{raw: k8s\0 + Unknown{typeMeta{v1, ConfigMap}, ...}}}
+    let added = ld(1, b"ADDED");
+    assert!(event.starts_with(&added), "{event:?}");
+    // Field 2 (length-delimited) holds a RawExtension whose field 1 holds the object.
+    let mut pos = added.len();
+    assert_eq!(event[pos], 2 << 3 | 2, "{event:?}");
+    pos += 1;
+    varint(&event, &mut pos);
+    assert_eq!(event[pos], 1 << 3 | 2, "{event:?}");
+    pos += 1;
+    let len = varint(&event, &mut pos);
+    let object = &event[pos..pos + len];
+    assert!(object.starts_with(b"k8s\0"));
+    let type_meta = ld(1, &[ld(1, b"v1"), ld(2, b"ConfigMap")].concat());
+    assert!(object.windows(type_meta.len()).any(|w| w == type_meta.as_slice()));
+    assert!(object.windows(7).any(|w| w == b"watched"));
+}
+
 #[tokio::test]
 async fn bad_protobuf_gets_the_real_400_and_415_texts_and_stores_nothing() {
     let k8s = KubeTestServer::start().await;

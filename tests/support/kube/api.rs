@@ -221,7 +221,14 @@ async fn handle(
     let mut response = match reply {
         Ok(Reply::Json(code, v)) => answer(proto, code, &v),
         Ok(Reply::Text(t)) => text_response(t),
-        Ok(Reply::Watch) => watch::watch(shared.clone(), &target, &params, wants_table(&headers)),
+        Ok(Reply::Watch) => {
+            let r = watch::watch(shared.clone(), &target, &params, wants_table(&headers));
+            if protobuf::watch_in_protobuf(accept, &target.rd.api_version(), target.rd.kind) {
+                protobuf::watch_response(r)
+            } else {
+                r
+            }
+        }
         Err(e) => answer(proto, e.code, &e.to_status()),
     };
     for w in warnings {

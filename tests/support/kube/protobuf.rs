@@ -13,6 +13,10 @@
 //!   unset and left out of the JSON (proto/omitempty.txt, from the Go types); a pointer's
 //!   explicit zero survives (`replicas: 0`, `automountServiceAccountToken: false`).
 //!
+//! Watches stream protobuf too when asked (length-prefixed bare WatchEvents, see
+//! [`watch_response`]): client-go's typed watches (`kubectl run -i` waiting for its pod) read
+//! them.
+//!
 //! Custom resources have no protobuf form: a protobuf body for one is refused with the real
 //! 415, and their answers are JSON whatever the Accept header says, as on a real server.
 
@@ -465,4 +469,55 @@ fn encode_value(schema: &Schema, name: &str, v: &Value) -> Option<Vec<u8>> {
         _ => return Some(encode_message(schema, name, v)),
     }
     Some(out)
+}
+
+// ---- watch ---------------------------------------------------------------------------------
+
+/// Whether a watch should stream protobuf: the preferred Accept type is protobuf (client-go
+/// may add `;stream=watch`), for a kind that has a protobuf form.
+pub fn watch_in_protobuf(accept: Option<&str>, api_version: &str, kind: &str) -> bool {
+    let plain = accept.map(|a| a.replace(";stream=watch", ""));
+    prefers_protobuf(plain.as_deref()) && Schema::get().kind(api_version, kind).is_some()
+}
+
+/// A newline-delimited JSON watch answer as the protobuf stream a real server sends: each
+/// event a 4-byte big-endian length, then a bare `meta/v1.WatchEvent` (the stream serializer
+/// writes no envelope) whose `object` RawExtension holds the object in the full envelope.
+pub fn watch_response(r: axum::response::Response) -> axum::response::Response {
+    use futures_util::StreamExt;
+    if !r.status().is_success() {
+        return r;
+    }
+    let (mut parts, body) = r.into_parts();
+    let mut pending: Vec<u8> = Vec::new();
+    let frames = body.into_data_stream().map(move |chunk| {
+        let chunk = chunk?;
+        pending.extend_from_slice(&chunk);
+        let mut out = Vec::new();
+        while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=end).collect();
+            if let Some(frame) = watch_frame(&line) {
+                out.extend(frame);
+            }
+        }
+        Ok::<_, axum::Error>(axum::body::Bytes::from(out))
+    });
+    parts.headers.insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/vnd.kubernetes.protobuf;stream=watch"),
+    );
+    axum::response::Response::from_parts(parts, axum::body::Body::from_stream(frames))
+}
+
+fn watch_frame(line: &[u8]) -> Option<Vec<u8>> {
+    let event: Value = serde_json::from_slice(line).ok()?;
+    let object = encode_object(event.get("object")?)?;
+    let mut raw_extension = Vec::new();
+    put_bytes(&mut raw_extension, 1, &object);
+    let mut message = Vec::new();
+    put_bytes(&mut message, 1, util::str_at(&event, "type").as_bytes());
+    put_bytes(&mut message, 2, &raw_extension);
+    let mut frame = u32::try_from(message.len()).ok()?.to_be_bytes().to_vec();
+    frame.extend(message);
+    Some(frame)
 }
