@@ -385,6 +385,8 @@ async fn bad_protobuf_gets_the_real_400_and_415_texts_and_stores_nothing() {
     )
     .await;
     assert_eq!((a.code, a.content_type.as_str()), (201, "application/json"));
+    let a = send(&k8s, Method::GET, &format!("{crd_path}/nope"), "", PROTOBUF, vec![]).await;
+    assert_eq!((a.code, a.content_type.as_str()), (404, "application/json"));
 
     // A patch is never protobuf.
     let a = send(

@@ -217,13 +217,15 @@ async fn handle(
     let reply = dispatch(&shared, &method, &headers, &body, &params, &target);
     let warnings = fv::take_warnings();
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
-    let proto = protobuf::prefers_protobuf(accept);
+    // Custom resources have no protobuf form: their answers, errors included, stay JSON.
+    let built_in = protobuf::has_form(&target.rd.api_version(), target.rd.kind);
+    let proto = built_in && protobuf::prefers_protobuf(accept);
     let mut response = match reply {
         Ok(Reply::Json(code, v)) => answer(proto, code, &v),
         Ok(Reply::Text(t)) => text_response(t),
         Ok(Reply::Watch) => {
             let r = watch::watch(shared.clone(), &target, &params, wants_table(&headers));
-            if protobuf::watch_in_protobuf(accept, &target.rd.api_version(), target.rd.kind) {
+            if built_in && protobuf::watch_in_protobuf(accept) {
                 protobuf::watch_response(r)
             } else {
                 r

@@ -32,6 +32,11 @@ pub const MEDIA_TYPE: &str = "application/vnd.kubernetes.protobuf";
 const MAGIC: &[u8] = b"k8s\0";
 const UNKNOWN: &str = "k8s.io.apimachinery.pkg.runtime.Unknown";
 
+/// Whether a kind is built in, with a protobuf form (custom resources have none).
+pub fn has_form(api_version: &str, kind: &str) -> bool {
+    Schema::get().kind(api_version, kind).is_some()
+}
+
 /// Whether a Content-Type names the protobuf encoding.
 pub fn is_protobuf(content_type: &str) -> bool {
     content_type.split(';').next().unwrap_or("").trim() == MEDIA_TYPE
@@ -474,10 +479,10 @@ fn encode_value(schema: &Schema, name: &str, v: &Value) -> Option<Vec<u8>> {
 // ---- watch ---------------------------------------------------------------------------------
 
 /// Whether a watch should stream protobuf: the preferred Accept type is protobuf (client-go
-/// may add `;stream=watch`), for a kind that has a protobuf form.
-pub fn watch_in_protobuf(accept: Option<&str>, api_version: &str, kind: &str) -> bool {
+/// may add `;stream=watch`).
+pub fn watch_in_protobuf(accept: Option<&str>) -> bool {
     let plain = accept.map(|a| a.replace(";stream=watch", ""));
-    prefers_protobuf(plain.as_deref()) && Schema::get().kind(api_version, kind).is_some()
+    prefers_protobuf(plain.as_deref())
 }
 
 /// A newline-delimited JSON watch answer as the protobuf stream a real server sends: each
