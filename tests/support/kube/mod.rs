@@ -32,6 +32,7 @@ pub mod managed_fields;
 pub mod netpol;
 pub mod patch;
 pub mod pod_runner;
+pub mod proto_codec;
 pub mod proto_schema;
 pub mod protobuf;
 pub mod proxy;
