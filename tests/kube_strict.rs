@@ -5,6 +5,8 @@
 
 #[path = "support/kube/mod.rs"]
 mod kube_fake;
+#[path = "support/kubectl.rs"]
+mod kubectl_support;
 
 use std::time::Duration;
 
@@ -15,6 +17,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
 use kube_fake::KubeTestServer;
+use kubectl_support::{kubectl, kubectl_present};
 use serde_json::{Value, json};
 
 /// One raw answer: status code, `Warning` headers, JSON body.
@@ -624,25 +627,11 @@ async fn an_unknown_dry_run_value_is_refused_and_nothing_happens() {
 
 // kubectl --------------------------------------------------------------------------------------
 
-/// Runs kubectl against the fake (off the async runtime, which keeps serving meanwhile).
-async fn kubectl(kubeconfig: &std::path::Path, args: &[&str]) -> (i32, String, String) {
-    let cache = kubeconfig.with_file_name("kube-cache");
-    let mut cmd = std::process::Command::new("kubectl");
-    cmd.arg("--kubeconfig").arg(kubeconfig).arg("--cache-dir").arg(cache);
-    cmd.args(args).env_remove("KUBECONFIG");
-    let out = tokio::task::spawn_blocking(move || cmd.output())
-        .await
-        .unwrap()
-        .expect("run kubectl (it is installed on this machine; see scripts/test)");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[tokio::test]
 async fn real_kubectl_meets_strict_validation_conflicts_and_server_dry_run() {
+    if !kubectl_present() {
+        return;
+    }
     let k8s = KubeTestServer::start().await;
     k8s.set_paused(true);
     let dir = tempfile::tempdir().unwrap();
@@ -717,8 +706,8 @@ async fn real_kubectl_meets_strict_validation_conflicts_and_server_dry_run() {
     assert_eq!(stored["spec"]["replicas"], 3);
     assert!(owns_replicas(&stored, "B") && !owns_replicas(&stored, "A"));
 
-    // --dry-run=server: answered, not stored. (From a file: `kubectl create deployment`
-    // sends protobuf, which this server does not read yet.)
+    // --dry-run=server: answered, not stored. (From a file, so the body is JSON;
+    // kube_conformance.rs covers the protobuf that `kubectl create deployment` sends.)
     let dry = dir.path().join("dry.yaml");
     std::fs::write(
         &dry,

@@ -4,6 +4,8 @@
 
 #[path = "support/kube/mod.rs"]
 mod kube_fake;
+#[path = "support/kubectl.rs"]
+mod kubectl_support;
 
 use std::time::Duration;
 
@@ -14,6 +16,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Pod, ResourceQuota
 use kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams};
 use kube::runtime::{wait::await_condition, watcher};
 use kube_fake::KubeTestServer;
+use kubectl_support::{kubectl, kubectl_present};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -934,42 +937,6 @@ async fn job_completes_and_its_logs_can_be_read() {
 }
 
 // 9 -------------------------------------------------------------------------------------------
-
-/// Whether the real-kubectl test can run: kubectl on PATH. Without it the test fails saying
-/// so, unless DECKHAND_KUBECTL_TESTS=off (`scripts/test` sets that only where it cannot get one).
-fn kubectl_present() -> bool {
-    let found =
-        std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|dir| dir.join("kubectl").is_file()));
-    if !found {
-        if std::env::var("DECKHAND_KUBECTL_TESTS").is_ok_and(|v| v == "off") {
-            eprintln!("skipped: kubectl is not installed and DECKHAND_KUBECTL_TESTS=off");
-            return false;
-        }
-        panic!(
-            "this test needs kubectl on PATH (`scripts/test` fetches one), \
-             or DECKHAND_KUBECTL_TESTS=off to skip it"
-        );
-    }
-    true
-}
-
-/// Runs kubectl against the fake (off the async runtime, which keeps serving meanwhile).
-async fn kubectl(kubeconfig: &std::path::Path, args: &[&str]) -> (i32, String, String) {
-    let cache = kubeconfig.with_file_name("kube-cache");
-    let mut cmd = std::process::Command::new("kubectl");
-    // A private discovery cache: the next test's server may reuse this port.
-    cmd.arg("--kubeconfig").arg(kubeconfig).arg("--cache-dir").arg(cache);
-    cmd.args(args).env_remove("KUBECONFIG");
-    let out = tokio::task::spawn_blocking(move || cmd.output())
-        .await
-        .unwrap()
-        .expect("run kubectl");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 #[tokio::test]
 async fn real_kubectl_applies_gets_watches_a_rollout_and_deletes_a_namespace() {

@@ -21,7 +21,7 @@ use super::status::{self, ApiError};
 use super::store::{self, Request, State};
 use super::table;
 use super::util;
-use super::{logs, proxy, watch};
+use super::{logs, protobuf, proxy, watch};
 
 /// What the server, the controllers and the test handle share.
 pub struct Shared {
@@ -216,11 +216,22 @@ async fn handle(
     fv::take_warnings();
     let reply = dispatch(&shared, &method, &headers, &body, &params, &target);
     let warnings = fv::take_warnings();
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    // Custom resources have no protobuf form: their answers, errors included, stay JSON.
+    let built_in = protobuf::has_form(&target.rd.api_version(), target.rd.kind);
+    let proto = built_in && protobuf::prefers_protobuf(accept);
     let mut response = match reply {
-        Ok(Reply::Json(code, v)) => json_response(code, &v),
+        Ok(Reply::Json(code, v)) => answer(proto, code, &v),
         Ok(Reply::Text(t)) => text_response(t),
-        Ok(Reply::Watch) => watch::watch(shared.clone(), &target, &params, wants_table(&headers)),
-        Err(e) => error_response(&e),
+        Ok(Reply::Watch) => {
+            let r = watch::watch(shared.clone(), &target, &params, wants_table(&headers));
+            if built_in && protobuf::watch_in_protobuf(accept) {
+                protobuf::watch_response(r)
+            } else {
+                r
+            }
+        }
+        Err(e) => answer(proto, e.code, &e.to_status()),
     };
     for w in warnings {
         if let Ok(v) = HeaderValue::from_str(&fv::warning_header(&w)) {
@@ -228,6 +239,19 @@ async fn handle(
         }
     }
     response
+}
+
+/// JSON, or protobuf when the client prefers it and the kind has a protobuf form.
+fn answer(proto: bool, code: u16, v: &Value) -> Response {
+    match proto.then(|| protobuf::encode_object(v)).flatten() {
+        Some(bytes) => {
+            let mut r = (StatusCode::from_u16(code).unwrap_or(StatusCode::OK), bytes).into_response();
+            r.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(protobuf::MEDIA_TYPE));
+            r
+        }
+        None => json_response(code, v),
+    }
 }
 
 fn discovery(shared: &Arc<Shared>, path: &str) -> Option<Response> {
@@ -357,7 +381,7 @@ fn dispatch(
                     "the server does not allow this method on the requested resource",
                 ));
             }
-            let (obj, dups) = parse_body_dups(body, headers)?;
+            let (obj, dups) = parse_body_dups(body, headers, body_kind(t))?;
             let mut obj = check_body(rd, obj, &ns, None)?;
             fv::enforce(
                 rd,
@@ -375,7 +399,7 @@ fn dispatch(
             Ok(Reply::Json(201, created))
         }
         "update" => {
-            let (new, dups) = parse_body_dups(body, headers)?;
+            let (new, dups) = parse_body_dups(body, headers, body_kind(t))?;
             let manager = managed_fields::manager_of(params, headers);
             let old = st
                 .get(rd, &ns, &name)
@@ -414,7 +438,7 @@ fn dispatch(
         }
         "patch" => patch_object(&mut st, rd, t, headers, body, params),
         "delete" => {
-            let opts: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+            let opts = delete_options(body, headers);
             let dry = super::dry_run::requested_delete(params, &opts)?;
             let old = st
                 .get(rd, &ns, &name)
@@ -456,7 +480,7 @@ fn dispatch(
             delete(&mut st, rd, old, &policy, dry).map(|v| Reply::Json(200, v))
         }
         "deletecollection" => {
-            let opts: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+            let opts = delete_options(body, headers);
             let dry = super::dry_run::requested_delete(params, &opts)?;
             let items = select(&st, rd, t.namespace.as_deref(), params)?;
             let rv = st.current_rv();
@@ -531,17 +555,41 @@ fn scale_of(obj: &Value) -> Value {
     })
 }
 
-/// Bodies are JSON; YAML is accepted as well (apply-patch is nominally YAML).
-fn parse_body(body: &Bytes, headers: &HeaderMap) -> Result<Value, ApiError> {
-    parse_body_dups(body, headers).map(|(v, _)| v)
+/// (apiVersion, kind) a create or update body must be: the Scale view for `/scale`.
+fn body_kind(t: &Target) -> (String, &'static str) {
+    match t.sub.as_deref() {
+        Some("scale") => ("autoscaling/v1".into(), "Scale"),
+        _ => (t.rd.api_version(), t.rd.kind),
+    }
 }
 
-/// The body and the paths of its duplicate JSON keys (for field validation).
-fn parse_body_dups(body: &Bytes, headers: &HeaderMap) -> Result<(Value, Vec<String>), ApiError> {
+/// DeleteOptions from a delete's body (JSON, or protobuf from client-go); none is Null.
+fn delete_options(body: &Bytes, headers: &HeaderMap) -> Value {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if protobuf::is_protobuf(ct) {
+        return protobuf::decode_options(body).unwrap_or(Value::Null);
+    }
+    serde_json::from_slice(body).unwrap_or(Value::Null)
+}
+
+/// The body and the paths of its duplicate JSON keys (for field validation). Bodies are JSON;
+/// YAML is accepted as well (apply-patch is nominally YAML), and protobuf for built-in kinds
+/// (`expect`: the apiVersion and kind the URL names).
+fn parse_body_dups(
+    body: &Bytes,
+    headers: &HeaderMap,
+    expect: (String, &str),
+) -> Result<(Value, Vec<String>), ApiError> {
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json");
+    if protobuf::is_protobuf(ct) {
+        return protobuf::decode_object(body, &expect.0, expect.1, ct).map(|v| (v, Vec::new()));
+    }
     if ct.contains("protobuf") {
         return Err(ApiError::unsupported_media_type(ct));
     }
@@ -732,7 +780,10 @@ fn patch_object(
         .to_string();
     let ns = t.namespace.clone().unwrap_or_default();
     let name = t.name.clone().unwrap_or_default();
-    let (patch_body, dups) = parse_body_dups(body, headers)?;
+    if ct.contains("protobuf") {
+        return Err(ApiError::unsupported_media_type(&ct));
+    }
+    let (patch_body, dups) = parse_body_dups(body, headers, (rd.api_version(), rd.kind))?;
     let dry = dry_run(params);
     let directive = fv::directive(params, "PatchOptions")?;
     let old = st.get(rd, &ns, &name).cloned();

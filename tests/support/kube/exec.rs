@@ -27,7 +27,8 @@ use serde_json::json;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 
 use super::api::{Shared, error_response};
 use super::resources;
@@ -244,6 +245,15 @@ fn exit_status(argv: &[String], code: i32) -> serde_json::Value {
     })
 }
 
+/// The kubelet ends a finished exec with a normal closure (1000); client-go reports a close
+/// without a status code (1005) as an error reading the error stream.
+fn normal_close() -> CloseFrame {
+    CloseFrame {
+        code: CloseCode::Normal,
+        reason: "".into(),
+    }
+}
+
 fn frame(channel: u8, data: &[u8]) -> Message {
     let mut v = Vec::with_capacity(data.len() + 1);
     v.push(channel);
@@ -283,7 +293,7 @@ where
     }
     let status = serde_json::to_vec(&exit_status(argv, code)).unwrap_or_default();
     if ws.send(frame(STATUS, &status)).await.is_ok() {
-        let _ = ws.close(None).await;
+        let _ = ws.close(Some(normal_close())).await;
     }
 }
 
@@ -318,7 +328,7 @@ where
         });
         let status = serde_json::to_vec(&status).unwrap_or_default();
         if ws.send(frame(STATUS, &status)).await.is_ok() {
-            let _ = ws.close(None).await;
+            let _ = ws.close(Some(normal_close())).await;
         }
         return;
     }
@@ -379,7 +389,7 @@ where
     let argv = ["sh".to_string()];
     let status = serde_json::to_vec(&exit_status(&argv, code)).unwrap_or_default();
     if ws.send(frame(STATUS, &status)).await.is_ok() {
-        let _ = ws.close(None).await;
+        let _ = ws.close(Some(normal_close())).await;
     }
 }
 

@@ -2,7 +2,8 @@
 //! token and client certificates through `KubeTestServer::builder()`) with the REST semantics
 //! the product relies on (resourceVersion, Status errors, selectors, watch, server-side apply,
 //! namespace cascade), plus small controllers that roll Deployments out, run Jobs and report
-//! failures the way a cluster does. kube-rs and the real kubectl both work against it.
+//! failures the way a cluster does. kube-rs, the real kubectl and the Python client all work
+//! against it; bodies are JSON, YAML or, for built-in kinds, protobuf (protobuf.rs).
 //!
 //! ```ignore
 //! let k8s = KubeTestServer::start().await;
@@ -34,6 +35,9 @@ pub mod managed_fields;
 pub mod netpol;
 pub mod patch;
 pub mod pod_runner;
+pub mod proto_codec;
+pub mod proto_schema;
+pub mod protobuf;
 pub mod proxy;
 pub mod resources;
 pub mod selectors;
