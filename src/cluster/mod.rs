@@ -2,6 +2,7 @@
 //! retries for what is worth retrying. Everything goes through kube-rs; no kubectl.
 
 pub mod attach;
+pub mod clusters;
 pub mod connect;
 pub mod custom;
 pub mod egress;
@@ -65,6 +66,12 @@ pub enum ClusterError {
     /// A namespace without deckhand's label: someone else's, so deckhand does not touch it.
     #[error("'{0}' is not an environment deckhand created; deckhand only acts in its own environments (see env list)")]
     NotAnEnvironment(String),
+    /// A command named a cluster the configuration does not have.
+    #[error("there is no cluster '{name}'; the clusters are {known}")]
+    UnknownCluster { name: String, known: String },
+    /// Not found in the clusters that answered, and some did not: it may be there.
+    #[error("there is no environment {env} in the clusters that answered; {silent}")]
+    NotFoundWhileSilent { env: String, silent: String },
     #[error("quota {quota} is exhausted: {message}")]
     QuotaExceeded { quota: String, message: String },
     #[error("conflict: {0}; try again")]

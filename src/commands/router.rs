@@ -356,6 +356,15 @@ fn collect(
             .or_else(|| keyed.get(&a.name).map(String::as_str));
         let arg_err = |message: String| arg_error(spec, &a.name, message);
         match (raw, &a.default) {
+            // `stage@eu`: the tier alone (what approval rules compare) and the cluster apart.
+            (Some(v), _) if matches!(a.kind, ArgType::Tier(_)) => {
+                let v = parse_value(&a.name, &a.kind, v).map_err(arg_err)?;
+                let (tier, cluster) = v.split_once('@').unwrap_or((&v, ""));
+                args.insert(&a.name, tier.to_owned());
+                if !cluster.is_empty() {
+                    args.insert(TIER_CLUSTER, cluster.to_owned());
+                }
+            }
             (Some(v), _) => args.insert(&a.name, parse_value(&a.name, &a.kind, v).map_err(arg_err)?),
             (None, Some(d)) => args.insert(&a.name, d.clone()),
             (None, None) if a.optional => {}
@@ -364,6 +373,9 @@ fn collect(
     }
     Ok(args)
 }
+
+/// The argument a `TIER@CLUSTER` value's cluster is stored under.
+pub const TIER_CLUSTER: &str = "cluster";
 
 fn arg_error(spec: &CommandSpec, arg: &str, message: String) -> RouteError {
     RouteError::Arg {

@@ -1,0 +1,1 @@
+//! Configuration rules for `clusters.NAME`.
