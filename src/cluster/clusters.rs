@@ -274,27 +274,33 @@ impl Clusters {
     }
 
     /// Where `env` is: the cluster holding its namespace (a managed one before a foreign one
-    /// of the same name), else `None` with the clusters that did not answer.
+    /// of the same name), with the clusters that did not answer. Stops asking at the first
+    /// managed one: names are unique across clusters, so it is the answer even while another
+    /// cluster is still silent.
     pub async fn find(&self, env: &str) -> Result<(Option<(String, EnvInfo)>, Vec<(String, String)>), ClusterError> {
-        let asked = self.ask_all(|c| {
-            let env = env.to_owned();
-            async move { c.environment(&env).await }
-        });
-        let partial = asked.await;
-        let mut found: Option<(String, EnvInfo)> = None;
-        for (cluster, info) in partial.items {
-            if let Some(info) = info
-                && found.as_ref().is_none_or(|(_, f)| !f.managed && info.managed)
-            {
-                found = Some((cluster, info));
+        use futures_util::StreamExt;
+        let mut pending: futures_util::stream::FuturesUnordered<_> = self
+            .clusters
+            .iter()
+            .map(|(name, c)| {
+                let (name, c, env) = (name.clone(), c.clone(), env.to_owned());
+                let deadline = self.deadline;
+                async move { (name, within(deadline, c.environment(&env)).await) }
+            })
+            .collect();
+        let (mut found, mut silent) = (None, Vec::new());
+        while let Some((name, result)) = pending.next().await {
+            match result {
+                Ok(Some(info)) if info.managed => {
+                    self.remember(env, &name);
+                    return Ok((Some((name, info)), silent));
+                }
+                Ok(Some(info)) => found = found.or(Some((name, info))),
+                Ok(None) => {}
+                Err(why) => silent.push((name, why)),
             }
         }
-        if let Some((c, info)) = &found
-            && info.managed
-        {
-            self.remember(env, c);
-        }
-        Ok((found, partial.silent))
+        Ok((found, silent))
     }
 
     /// The cluster `env` lives in, for actions on it. Without tables: the one cluster, at
@@ -337,13 +343,7 @@ impl Clusters {
         let deadline = self.deadline;
         let calls = self.clusters.iter().map(|(name, c)| {
             let call = ask(c.clone());
-            async move {
-                let result = match tokio::time::timeout(deadline, call).await {
-                    Ok(r) => r.map_err(|e| e.to_string()),
-                    Err(_) => Err(format!("no answer within {}s", deadline.as_secs_f32())),
-                };
-                (name.clone(), result)
-            }
+            async move { (name.clone(), within(deadline, call).await) }
         });
         let mut out = Partial {
             items: Vec::new(),
@@ -356,6 +356,17 @@ impl Clusters {
             }
         }
         out
+    }
+}
+
+/// `call`'s answer, or why there was none (its error, or the deadline passing).
+async fn within<T>(
+    deadline: Duration,
+    call: impl std::future::Future<Output = Result<T, ClusterError>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(deadline, call).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(_) => Err(format!("no answer within {}s", deadline.as_secs_f32())),
     }
 }
 
