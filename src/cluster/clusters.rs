@@ -189,7 +189,7 @@ impl Clusters {
         let clusters: BTreeMap<String, Arc<Cluster>> = config
             .clusters
             .iter()
-            .map(|(n, c)| (n.to_string(), Arc::new(Cluster::new(c.kubernetes(&config.kubernetes)))))
+            .map(|(n, c)| (n.to_string(), Arc::new(Cluster::named(n.as_str(), c.kubernetes(&config.kubernetes)))))
             .collect();
         let mut tier_default = BTreeMap::new();
         for tier in config.tiers.keys() {
@@ -365,6 +365,8 @@ async fn within<T>(
     call: impl std::future::Future<Output = Result<T, ClusterError>>,
 ) -> Result<T, String> {
     match tokio::time::timeout(deadline, call).await {
+        // The caller names the cluster itself.
+        Ok(Err(ClusterError::NotAnswered { why, .. })) => Err(why),
         Ok(r) => r.map_err(|e| e.to_string()),
         Err(_) => Err(format!("no answer within {}s", deadline.as_secs_f32())),
     }
