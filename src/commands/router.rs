@@ -556,7 +556,7 @@ mod tests {
         let r = router();
         let e = error_of(&r, "env create");
         assert_eq!(e.matches("name=value").count(), 1, "{e}");
-        assert!(e.contains("Usage: env create <name> [tier] [ttl]"), "{e}");
+        assert!(e.contains("Usage: env create <name> [tier[@cluster]] [ttl]"), "{e}");
         let help = r.help_for(&dev(), "env create").expect("help");
         assert_eq!(help.matches("name=value").count(), 1, "{help}");
         let plain = error_of(&r, "whoami now");
