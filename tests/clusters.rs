@@ -58,33 +58,53 @@ async fn environments_live_in_their_cluster_and_a_stopped_one_is_named() {
         // The tier's default cluster, and one picked with TIER@CLUSTER.
         let a = env.run("alice", "env create alpha stage").await;
         assert_eq!(state(&a), "succeeded", "{a:#}");
-        assert!(outcome(&a).starts_with("environment alpha (stage, cluster eu) is ready"), "{}", outcome(&a));
+        assert!(
+            outcome(&a).starts_with("environment alpha (stage, cluster eu) is ready"),
+            "{}",
+            outcome(&a)
+        );
         let b = env.run("alice", "env create beta stage@us").await;
         assert_eq!(state(&b), "succeeded", "{b:#}");
-        assert!(outcome(&b).starts_with("environment beta (stage, cluster us) is ready"), "{}", outcome(&b));
+        assert!(
+            outcome(&b).starts_with("environment beta (stage, cluster us) is ready"),
+            "{}",
+            outcome(&b)
+        );
         assert!(env.kube.get_object("/api/v1/namespaces/alpha").is_some());
         assert!(env.kube.get_object("/api/v1/namespaces/beta").is_none());
         assert!(us.get_object("/api/v1/namespaces/beta").is_some());
         assert!(us.get_object("/api/v1/namespaces/alpha").is_none());
-        assert_eq!(us.object("resourcequotas", "beta", "deckhand-quota").unwrap()["spec"]["hard"]["pods"], "50");
+        assert_eq!(
+            us.object("resourcequotas", "beta", "deckhand-quota").unwrap()["spec"]["hard"]["pods"],
+            "50"
+        );
 
         // Names are unique across clusters.
         let again = env.run("alice", "env create beta dev").await;
         assert_eq!(
             (state(&again), outcome(&again).as_str()),
-            ("failed", "environment beta already exists in cluster us; pick another name")
+            (
+                "failed",
+                "environment beta already exists in cluster us; pick another name"
+            )
         );
         // A cluster that is not configured, or does not serve the tier, is refused up front.
         let (s, v) = env.app.submit_as("alice", "env create gamma stage@mars").await;
         assert_eq!((s, v["error"]["argument"].as_str()), (400, Some("tier")), "{v}");
         assert!(
-            v["error"]["message"].as_str().unwrap_or_default().contains("there is no cluster 'mars'; the clusters are eu, us"),
+            v["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("there is no cluster 'mars'; the clusters are eu, us"),
             "{v}"
         );
         let (s, v) = env.app.submit_as("alice", "env create gamma prod@us").await;
         assert_eq!(s, 400, "{v}");
         assert!(
-            v["error"]["message"].as_str().unwrap_or_default().contains("cluster us does not serve tier prod"),
+            v["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("cluster us does not serve tier prod"),
             "{v}"
         );
         // The approval rule still sees the tier alone.
@@ -92,11 +112,15 @@ async fn environments_live_in_their_cluster_and_a_stopped_one_is_named() {
         assert_eq!(state(&pending), "pending_approval", "{pending:#}");
 
         // Actions on an environment reach its cluster.
-        let d = env.run("alice", "deploy ghcr.io/acme/shop:1.4.2 to beta replicas=1").await;
+        let d = env
+            .run("alice", "deploy ghcr.io/acme/shop:1.4.2 to beta replicas=1")
+            .await;
         assert_eq!(state(&d), "succeeded", "{d:#}");
         assert!(us.object("deployments", "beta", "shop").is_some());
         assert!(env.kube.object("deployments", "beta", "shop").is_none());
-        let d = env.run("alice", "deploy ghcr.io/acme/shop:1.4.2 to alpha replicas=1").await;
+        let d = env
+            .run("alice", "deploy ghcr.io/acme/shop:1.4.2 to alpha replicas=1")
+            .await;
         assert_eq!(state(&d), "succeeded", "{d:#}");
         assert!(env.kube.object("deployments", "alpha", "shop").is_some());
 
@@ -106,7 +130,10 @@ async fn environments_live_in_their_cluster_and_a_stopped_one_is_named() {
         assert_eq!(output_data(&list)["environments"], serde_json::json!(["alpha", "beta"]));
         let text = output_text(&list);
         assert!(text.starts_with("CLUSTER"), "{text}");
-        assert!(text.lines().any(|l| l.starts_with("us") && l.contains("beta")), "{text}");
+        assert!(
+            text.lines().any(|l| l.starts_with("us") && l.contains("beta")),
+            "{text}"
+        );
 
         // us stops mid-run.
         drop(us);
@@ -120,8 +147,14 @@ async fn environments_live_in_their_cluster_and_a_stopped_one_is_named() {
         assert_eq!(output_data(&list)["environments"], serde_json::json!(["alpha"]));
         assert_eq!(output_data(&list)["silent_clusters"], serde_json::json!(["us"]));
         let text = output_text(&list);
-        assert!(text.lines().any(|l| l.starts_with("eu") && l.contains("alpha")), "{text}");
-        assert!(text.lines().any(|l| l.starts_with("cluster us did not answer: ")), "{text}");
+        assert!(
+            text.lines().any(|l| l.starts_with("eu") && l.contains("alpha")),
+            "{text}"
+        );
+        assert!(
+            text.lines().any(|l| l.starts_with("cluster us did not answer: ")),
+            "{text}"
+        );
 
         // Status in the cluster that answers works; in the stopped one it names the cluster.
         let st = env.run("alice", "status shop in alpha").await;
@@ -136,13 +169,19 @@ async fn environments_live_in_their_cluster_and_a_stopped_one_is_named() {
         assert_eq!(s, 422, "{v}");
         let message = v["error"]["message"].as_str().unwrap_or_default();
         assert!(
-            message.starts_with("there is no environment nowhere in the clusters that answered; cluster us did not answer: "),
+            message.starts_with(
+                "there is no environment nowhere in the clusters that answered; cluster us did not answer: "
+            ),
             "{v}"
         );
         // Creating a name a silent cluster might hold is refused, not guessed.
         let c = env.run("alice", "env create delta dev").await;
         assert_eq!(state(&c), "failed", "{c:#}");
-        assert!(outcome(&c).starts_with("cannot tell whether delta is free: cluster us did not answer"), "{}", outcome(&c));
+        assert!(
+            outcome(&c).starts_with("cannot tell whether delta is free: cluster us did not answer"),
+            "{}",
+            outcome(&c)
+        );
         assert!(messages(&c).iter().all(|m| !m.starts_with("✓")), "nothing was created");
         env.app.shutdown().await;
     }

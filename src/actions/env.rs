@@ -318,7 +318,9 @@ impl Action for List {
         let names: Vec<&str> = envs.iter().map(|(_, e)| e.name.as_str()).collect();
         ctx.output(
             text.trim_end(),
-            crate::events::Output::fields(serde_json::json!({ "environments": names, "silent_clusters": silent_names })),
+            crate::events::Output::fields(
+                serde_json::json!({ "environments": names, "silent_clusters": silent_names }),
+            ),
         )
         .await?;
         Ok(format!("{} environment(s){partial}", envs.len()))

@@ -133,7 +133,7 @@ pub fn validate(config: &Config) -> Result<(), ConfigError> {
 /// each cluster serving the tier.
 pub fn tier_choices(config: &Config) -> Vec<String> {
     let mut out: Vec<String> = config.tiers.keys().map(ToString::to_string).collect();
-    for (tier, _) in &config.tiers {
+    for tier in config.tiers.keys() {
         for (name, c) in &config.clusters {
             if c.tiers.contains(tier) {
                 out.push(format!("{tier}@{name}"));
@@ -189,7 +189,12 @@ impl Clusters {
         let clusters: BTreeMap<String, Arc<Cluster>> = config
             .clusters
             .iter()
-            .map(|(n, c)| (n.to_string(), Arc::new(Cluster::named(n.as_str(), c.kubernetes(&config.kubernetes)))))
+            .map(|(n, c)| {
+                (
+                    n.to_string(),
+                    Arc::new(Cluster::named(n.as_str(), c.kubernetes(&config.kubernetes))),
+                )
+            })
             .collect();
         let mut tier_default = BTreeMap::new();
         for tier in config.tiers.keys() {
@@ -205,7 +210,12 @@ impl Clusters {
         }
         let (default, default_cluster) = clusters
             .iter()
-            .find(|(n, _)| config.clusters.iter().any(|(m, c)| c.default && m.as_str() == n.as_str()))
+            .find(|(n, _)| {
+                config
+                    .clusters
+                    .iter()
+                    .any(|(m, c)| c.default && m.as_str() == n.as_str())
+            })
             .or(clusters.iter().next())
             .map(|(n, c)| (n.clone(), c.clone()))
             .unwrap_or_else(|| (DEFAULT.to_owned(), Arc::new(Cluster::new(config.kubernetes.clone()))));
@@ -247,7 +257,11 @@ impl Clusters {
     pub fn for_tier(&self, tier: &str, choice: Option<&str>) -> Result<(String, Arc<Cluster>), ClusterError> {
         let name = match choice {
             Some(c) => c.to_owned(),
-            None => self.tier_default.get(tier).cloned().unwrap_or_else(|| self.default.clone()),
+            None => self
+                .tier_default
+                .get(tier)
+                .cloned()
+                .unwrap_or_else(|| self.default.clone()),
         };
         Ok((name.clone(), self.get(&name)?))
     }

@@ -50,7 +50,11 @@ fn tier_error(raw: &str, values: &[String]) -> String {
     let Some((tier, cluster)) = raw.split_once('@') else {
         return format!("'{raw}' is not a tier; use one of {}", values.join(", "));
     };
-    let mut clusters: Vec<&str> = values.iter().filter_map(|v| v.split_once('@')).map(|(_, c)| c).collect();
+    let mut clusters: Vec<&str> = values
+        .iter()
+        .filter_map(|v| v.split_once('@'))
+        .map(|(_, c)| c)
+        .collect();
     clusters.sort_unstable();
     clusters.dedup();
     if !plain.contains(&tier) {
@@ -58,7 +62,10 @@ fn tier_error(raw: &str, values: &[String]) -> String {
     } else if clusters.is_empty() {
         format!("'{raw}': there are no clusters to choose from; use the tier alone ({tier})")
     } else if !clusters.contains(&cluster) {
-        format!("there is no cluster '{cluster}'; the clusters are {}", clusters.join(", "))
+        format!(
+            "there is no cluster '{cluster}'; the clusters are {}",
+            clusters.join(", ")
+        )
     } else {
         let serving: Vec<&str> = values
             .iter()

@@ -114,7 +114,10 @@ fn connection_keys_are_checked_under_the_clusters_name() {
     let e = build("[clusters.eu]\nurl = \"ftp://eu\"\ntiers = [\"dev\", \"stage\", \"prod\"]\n")
         .unwrap_err()
         .to_string();
-    assert!(e.contains("clusters.eu.url") && e.contains("http:// or https://"), "{e}");
+    assert!(
+        e.contains("clusters.eu.url") && e.contains("http:// or https://"),
+        "{e}"
+    );
     let e = build(
         "[clusters.eu]\nurl = \"https://eu\"\nca_file = \"/nonexistent/ca.pem\"\ntiers = [\"dev\", \"stage\", \"prod\"]\n",
     )
