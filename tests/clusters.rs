@@ -51,7 +51,7 @@ async fn environments_live_in_their_cluster_and_a_stopped_one_is_named() {
                 ),
                 (Name::parse("us").unwrap(), cluster_config(us_url, &["stage"], false)),
             ]);
-            c.kubernetes.cluster_deadline = "3s".parse().unwrap();
+            c.kubernetes.cluster_deadline = "1s".parse().unwrap();
         })
         .await;
 
@@ -183,6 +183,25 @@ async fn environments_live_in_their_cluster_and_a_stopped_one_is_named() {
             outcome(&c)
         );
         assert!(messages(&c).iter().all(|m| !m.starts_with("✓")), "nothing was created");
-        env.app.shutdown().await;
+
+        // With no cluster answering there is nothing partial to show: the list fails.
+        let cluster::Env { app, kube, .. } = env;
+        drop(kube);
+        let (s, v) = app.submit_as("alice", "env list").await;
+        assert!(s == 201 || s == 200, "{s} {v}");
+        let id = v["request"]["id"].as_str().expect("request id").to_owned();
+        let list = app.wait_for_state_as("alice", &id, &["succeeded", "failed"]).await;
+        assert_eq!(state(&list), "failed", "{list:#}");
+        assert!(
+            outcome(&list).starts_with("no cluster answered: cluster eu did not answer: "),
+            "{}",
+            outcome(&list)
+        );
+        assert!(
+            outcome(&list).contains("; cluster us did not answer: "),
+            "{}",
+            outcome(&list)
+        );
+        app.shutdown().await;
     }
 }

@@ -26,7 +26,8 @@ pub(super) async fn name_is_free_elsewhere(app: &App, name: &str, target: &str) 
 }
 
 /// Every cluster's environments. With one cluster its error is the action's error, as before;
-/// with several, a cluster that did not answer is named in `silent` instead.
+/// with several, a cluster that did not answer is named in `silent` instead (and when none
+/// answered, that is the error).
 pub(super) async fn all_environments(app: &App) -> Result<Partial<Vec<EnvInfo>>, ActionError> {
     if !app.clusters.several() {
         let envs = app.cluster.environments().await?;
@@ -35,5 +36,13 @@ pub(super) async fn all_environments(app: &App) -> Result<Partial<Vec<EnvInfo>>,
             silent: Vec::new(),
         });
     }
-    Ok(app.clusters.environments().await)
+    let found = app.clusters.environments().await;
+    // Partial is worth showing; nothing at all is a failure.
+    if found.items.is_empty() {
+        return Err(ActionError::Failed(format!(
+            "no cluster answered: {}",
+            found.silent_lines().join("; ")
+        )));
+    }
+    Ok(found)
 }
