@@ -65,11 +65,7 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
                     {
                         // Its previous row is still being finished here: give this one back.
                         let owner = app.worker_id.as_str();
-                        if let Err(e) = app
-                            .store
-                            .defer_delivery(&head.request_id, head.seq, owner, now_ms())
-                            .await
-                        {
+                        if let Err(e) = app.store.defer_delivery(&head.request_id, head.seq, owner, now_ms()).await {
                             tracing::warn!(request = %head.request_id, error = %e, "could not give a delivery back");
                         }
                         continue;
@@ -108,7 +104,9 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
 /// The rows this replica delivers next, claimed (leased) in one write.
 async fn claim_heads(app: &App) -> Result<Vec<Head>, StoreError> {
     let (now, until) = lease_from_now(app);
-    app.store.claim_heads(now, HEADS, app.worker_id.as_str(), until).await
+    app.store
+        .claim_heads(now, HEADS, app.worker_id.as_str(), until)
+        .await
 }
 
 /// Now, and when a lease taken now runs out.
