@@ -124,6 +124,16 @@ async fn environments_live_in_their_cluster_and_a_stopped_one_is_named() {
         assert_eq!(state(&d), "succeeded", "{d:#}");
         assert!(env.kube.object("deployments", "alpha", "shop").is_some());
 
+        us.set_pod_logs("beta", "shop", "hello from us\n");
+        let logs = env.run("alice", "logs shop in beta").await;
+        assert_eq!(state(&logs), "succeeded", "{logs:#}");
+        assert!(output_text(&logs).contains("hello from us"), "{logs:#}");
+        let expiry = |ns: serde_json::Value| ns["metadata"]["annotations"]["deckhand.dev/expires-at"].clone();
+        let before = expiry(us.get_object("/api/v1/namespaces/beta").unwrap());
+        let ext = env.run("alice", "env extend beta 2d").await;
+        assert_eq!(state(&ext), "succeeded", "{ext:#}");
+        assert_ne!(expiry(us.get_object("/api/v1/namespaces/beta").unwrap()), before);
+
         let list = env.run("alice", "env list").await;
         assert_eq!(state(&list), "succeeded", "{list:#}");
         assert_eq!(outcome(&list), "2 environment(s)");
