@@ -25,7 +25,7 @@ fn suite_var(var: &str) -> bool {
 }
 
 /// Named maps an overlay replaces whole instead of merging into.
-const REPLACED_WHOLE: &[&str] = &["tiers", "groups", "users"];
+const REPLACED_WHOLE: &[&str] = &["tiers", "groups", "users", "clusters"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -70,6 +70,9 @@ pub struct Config {
     pub discord: crate::discord::DiscordConfig,
     pub loadtest: crate::loadtest::LoadtestConfig,
     pub tiers: BTreeMap<Name, TierConfig>,
+    /// Several clusters (src/cluster/clusters.rs); none: `kubernetes.*` is the one cluster.
+    #[serde(default)]
+    pub clusters: BTreeMap<Name, crate::cluster::clusters::ClusterConfig>,
     pub groups: BTreeMap<Name, GroupConfig>,
     pub users: BTreeMap<Name, UserConfig>,
 }
@@ -195,6 +198,9 @@ pub struct KubernetesConfig {
     pub trusted_namespace_label: String,
     pub expiry_warning: HumanDuration,
     pub reaper_interval: HumanDuration,
+    /// With `clusters` tables: how long each cluster may take to answer a question asked
+    /// of all of them (env list, finding an environment) before it is named as silent.
+    pub cluster_deadline: HumanDuration,
     pub log_lines: i64,
     pub log_bytes: usize,
     /// proxy.open: a link's lifetime unless the command gives one, and the most it may ask.
@@ -412,6 +418,7 @@ impl Config {
                 "must be longer than 0s, e.g. \"30m\"",
             ));
         }
+        crate::cluster::clusters::validate(self)?;
         for (name, tier) in &self.tiers {
             check_quantities(&format!("tiers.{name}.quota"), &tier.quota)?;
             check_quantities(&format!("tiers.{name}.default_request"), &tier.default_request)?;

@@ -44,7 +44,8 @@ fn app_arg(args: &Args) -> Result<Name, ActionError> {
 }
 
 pub(super) async fn watch(ctx: &ActionContext, env: &Name, app: &Name, generation: i64) -> Result<String, ActionError> {
-    let k = ctx.app.cluster.config();
+    let cluster = ctx.app.clusters.locate(env.as_str()).await?;
+    let k = cluster.config();
     let w = Watch {
         namespace: env.as_str(),
         app: app.as_str(),
@@ -52,7 +53,7 @@ pub(super) async fn watch(ctx: &ActionContext, env: &Name, app: &Name, generatio
         deadline: k.rollout_deadline.as_duration(),
         stall_after: k.stall_after.as_duration(),
     };
-    let cluster = &ctx.app.cluster;
+    let cluster = &cluster;
     Ok(with_progress(ctx, |progress| cluster.watch_rollout(w, &ctx.cancel, progress)).await?)
 }
 
@@ -123,7 +124,7 @@ impl Action for Deploy {
     }
     async fn run(&self, ctx: &ActionContext) -> Result<String, ActionError> {
         let (plan, image) = Self::plan(ctx)?;
-        let cluster = &ctx.app.cluster;
+        let cluster = ctx.app.clusters.locate(plan.env.as_str()).await?;
         let env = cluster.managed_environment(plan.env.as_str()).await?;
         if env.terminating {
             return Err(ActionError::Failed(format!(
@@ -182,7 +183,8 @@ impl Action for Status {
     }
     async fn run(&self, ctx: &ActionContext) -> Result<String, ActionError> {
         let (env, app) = (env_arg(&ctx.request.args)?, app_arg(&ctx.request.args)?);
-        let text = ctx.app.cluster.app_status(env.as_str(), app.as_str()).await?;
+        let cluster = ctx.app.clusters.locate(env.as_str()).await?;
+        let text = cluster.app_status(env.as_str(), app.as_str()).await?;
         let first = text.lines().next().unwrap_or_default().to_owned();
         ctx.output(text, crate::events::Output::default()).await?;
         Ok(first)
@@ -209,12 +211,11 @@ impl Action for Logs {
     async fn run(&self, ctx: &ActionContext) -> Result<String, ActionError> {
         let args = &ctx.request.args;
         let (env, app) = (env_arg(args)?, app_arg(args)?);
-        let k = ctx.app.cluster.config();
+        let cluster = ctx.app.clusters.locate(env.as_str()).await?;
+        let k = cluster.config();
         let since = args.duration("since")?.map(|d| d.as_duration().as_secs() as i64);
         let lines = args.int("lines")?.unwrap_or(k.log_lines);
-        let text = ctx
-            .app
-            .cluster
+        let text = cluster
             .app_logs(env.as_str(), app.as_str(), since, lines, k.log_bytes)
             .await?;
         ctx.output(text, crate::events::Output::default()).await?;
@@ -247,7 +248,7 @@ impl Action for Change {
     async fn run(&self, ctx: &ActionContext) -> Result<String, ActionError> {
         let args = &ctx.request.args;
         let (env, app) = (env_arg(args)?, app_arg(args)?);
-        let cluster = &ctx.app.cluster;
+        let cluster = ctx.app.clusters.locate(env.as_str()).await?;
         let (generation, what) = match self {
             Change::Scale => {
                 let n = Args::require(args.int("replicas"), "replicas")? as i32;

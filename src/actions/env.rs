@@ -61,7 +61,7 @@ pub fn until(t: jiff::Timestamp) -> String {
 pub const ENV_FACTS: &[&str] = &["tier", "owner", "mine"];
 
 pub async fn env_facts(app: &App, env: &str, who: &Principal) -> Result<BTreeMap<String, String>, ActionError> {
-    let e = app.cluster.managed_environment(env).await?;
+    let e = app.clusters.locate(env).await?.managed_environment(env).await?;
     let mine = if e.owner == who.user { "yes" } else { "no" };
     Ok(BTreeMap::from([
         ("tier".into(), e.tier),
@@ -98,6 +98,7 @@ impl Action for Create {
             return Err(ActionError::Failed(why));
         }
         let tier_name = args.get("tier").unwrap_or("dev").to_owned();
+        let choice = args.get(crate::commands::router::TIER_CLUSTER);
         let tier = app
             .config
             .tiers
@@ -119,7 +120,11 @@ impl Action for Create {
             request: ctx.request.id.clone(),
             expires_at: jiff::Timestamp::now() + jiff::SignedDuration::from_secs(ttl.as_duration().as_secs() as i64),
         };
-        let existing = app.cluster.environment(name.as_str()).await?;
+        let (cluster_name, cluster) = app.clusters.for_tier(&tier_name, choice)?;
+        if app.clusters.several() {
+            super::env_clusters::name_is_free_elsewhere(app, name.as_str(), &cluster_name).await?;
+        }
+        let existing = cluster.environment(name.as_str()).await?;
         let rerun = match existing {
             None => false,
             Some(e) if !e.managed => {
@@ -181,7 +186,7 @@ impl Action for Create {
             ),
             (
                 ApiResource::erase::<NetworkPolicy>(&()),
-                manifest(&objects::network_policy(&plan, &tier, app.cluster.config()))?,
+                manifest(&objects::network_policy(&plan, &tier, cluster.config()))?,
                 format!(
                     "NetworkPolicy {}: traffic only from this namespace{}",
                     objects::NETWORK_POLICY,
@@ -196,7 +201,7 @@ impl Action for Create {
                 ApiResource::erase::<RoleBinding>(&()),
                 manifest(&objects::role_binding(
                     &plan,
-                    app.cluster.config(),
+                    cluster.config(),
                     app.config.team_role(&plan.tier),
                 ))?,
                 format!(
@@ -215,9 +220,15 @@ impl Action for Create {
             if ctx.cancel.is_cancelled() {
                 return Err(ActionError::Cancelled);
             }
-            app.cluster.apply(ar, body).await?;
+            cluster.apply(ar, body).await?;
             ctx.progress(format!("✓ {line}")).await?;
         }
+        app.clusters.remember(name.as_str(), &cluster_name);
+        let tier_name = if app.clusters.several() {
+            format!("{tier_name}, cluster {cluster_name}")
+        } else {
+            tier_name
+        };
         let verb = if rerun {
             "already existed; its defaults are in place"
         } else {
@@ -248,13 +259,15 @@ impl Action for List {
         let scope = ctx.request.args.get("scope").unwrap_or("mine");
         let me = &ctx.principal;
         let dir = &ctx.app.directory;
-        let mut envs: Vec<EnvInfo> = ctx
-            .app
-            .cluster
-            .environments()
-            .await?
+        let several = ctx.app.clusters.several();
+        let found = super::env_clusters::all_environments(&ctx.app).await?;
+        let silent = found.silent_lines();
+        let silent_names: Vec<String> = found.silent.iter().map(|(c, _)| c.clone()).collect();
+        let mut envs: Vec<(String, EnvInfo)> = found
+            .items
             .into_iter()
-            .filter(|e| match scope {
+            .flat_map(|(c, envs)| envs.into_iter().map(move |e| (c.clone(), e)))
+            .filter(|(_, e)| match scope {
                 "all" => true,
                 "team" => dir
                     .user(&e.owner)
@@ -262,17 +275,29 @@ impl Action for List {
                 _ => e.owner == me.user,
             })
             .collect();
-        envs.sort_by(|a, b| a.name.cmp(&b.name));
+        envs.sort_by(|a, b| a.1.name.cmp(&b.1.name));
+        // A cluster that did not answer is named; what the others said still counts.
+        let partial = if silent.is_empty() {
+            String::new()
+        } else {
+            format!(" (partial: {})", silent.join("; "))
+        };
         if envs.is_empty() {
-            let text = format!("No environments ({scope}). Create one with `env create <name>`.");
+            let mut text = format!("No environments ({scope}). Create one with `env create <name>`.");
+            for line in &silent {
+                text.push_str(&format!("\n{line}"));
+            }
             ctx.output(&text, crate::events::Output::default()).await?;
-            return Ok("0 environments".into());
+            return Ok(format!("0 environments{partial}"));
         }
         let mut text = format!(
             "{:<24} {:<6} {:<10} {:<8} {}\n",
             "NAME", "TIER", "OWNER", "AGE", "EXPIRES"
         );
-        for e in &envs {
+        if several {
+            text = format!("{:<12} {text}", "CLUSTER");
+        }
+        for (cluster, e) in &envs {
             let age = e
                 .created
                 .map(|c| {
@@ -285,18 +310,26 @@ impl Action for List {
                 (false, Some(t)) => until(t),
                 (false, None) => "never".to_owned(),
             };
+            if several {
+                text.push_str(&format!("{cluster:<12} "));
+            }
             text.push_str(&format!(
                 "{:<24} {:<6} {:<10} {:<8} {}\n",
                 e.name, e.tier, e.owner, age, expires
             ));
         }
-        let names: Vec<&str> = envs.iter().map(|e| e.name.as_str()).collect();
+        for line in &silent {
+            text.push_str(&format!("{line}\n"));
+        }
+        let names: Vec<&str> = envs.iter().map(|(_, e)| e.name.as_str()).collect();
         ctx.output(
             text.trim_end(),
-            crate::events::Output::fields(serde_json::json!({ "environments": names })),
+            crate::events::Output::fields(
+                serde_json::json!({ "environments": names, "silent_clusters": silent_names }),
+            ),
         )
         .await?;
-        Ok(format!("{} environment(s)", envs.len()))
+        Ok(format!("{} environment(s){partial}", envs.len()))
     }
 }
 
@@ -316,7 +349,8 @@ impl Action for Extend {
     async fn run(&self, ctx: &ActionContext) -> Result<String, ActionError> {
         let name = name_arg(&ctx.request.args)?;
         let ttl = Args::require(ctx.request.args.duration("ttl"), "ttl")?;
-        let env = ctx.app.cluster.managed_environment(name.as_str()).await?;
+        let cluster = ctx.app.clusters.locate(name.as_str()).await?;
+        let env = cluster.managed_environment(name.as_str()).await?;
         let max = ctx
             .app
             .config
@@ -333,7 +367,7 @@ impl Action for Extend {
         let expires = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(ttl.as_duration().as_secs() as i64);
         // Clearing the warning mark lets the reaper warn again before the new expiry.
         let annotations = serde_json::json!({ EXPIRES_AT: expires.to_string(), WARNED: null });
-        ctx.app.cluster.annotate_namespace(name.as_str(), annotations).await?;
+        cluster.annotate_namespace(name.as_str(), annotations).await?;
         Ok(format!(
             "environment {name} now expires at {} ({})",
             expires.strftime("%Y-%m-%d %H:%M UTC"),
@@ -357,19 +391,21 @@ impl Action for Delete {
     }
     async fn run(&self, ctx: &ActionContext) -> Result<String, ActionError> {
         let name = name_arg(&ctx.request.args)?;
-        match ctx.app.cluster.managed_environment(name.as_str()).await {
+        let cluster = ctx.app.clusters.locate(name.as_str()).await?;
+        match cluster.managed_environment(name.as_str()).await {
             Ok(_) => {}
             // Already gone (a re-run after a restart, say): the goal is reached.
             Err(ClusterError::NoEnvironment(_)) => return Ok(format!("environment {name} is gone")),
             Err(e) => return Err(e.into()),
         }
-        let deadline = ctx.app.cluster.config().rollout_deadline.as_duration();
-        let cluster = &ctx.app.cluster;
+        let deadline = cluster.config().rollout_deadline.as_duration();
+        let cluster = &cluster;
         let result = with_progress(ctx, |progress| {
             cluster.delete_namespace(name.as_str(), deadline, progress)
         })
         .await;
         result?;
+        ctx.app.clusters.forget(name.as_str());
         Ok(format!("environment {name} is deleted"))
     }
 }
@@ -377,15 +413,31 @@ impl Action for Delete {
 /// Deletes environments whose time is up and warns owners shortly before. Runs in the
 /// worker; reports in the thread of the request that created each environment.
 pub async fn reap(app: &Arc<App>) -> Result<(usize, usize), ClusterError> {
-    let now = jiff::Timestamp::now();
-    let warning = jiff::SignedDuration::from_secs(app.cluster.config().expiry_warning.as_duration().as_secs() as i64);
+    if !app.clusters.several() {
+        return reap_in(app, &app.cluster).await;
+    }
+    // Each cluster on its own: one that does not answer keeps none of the others waiting.
     let (mut deleted, mut warned) = (0, 0);
-    for env in app.cluster.environments().await? {
+    for name in app.clusters.names() {
+        let cluster = app.clusters.get(name)?;
+        match reap_in(app, &cluster).await {
+            Ok((d, w)) => (deleted, warned) = (deleted + d, warned + w),
+            Err(e) => tracing::warn!(cluster = name, error = %e, "reaper pass failed in a cluster"),
+        }
+    }
+    Ok((deleted, warned))
+}
+
+async fn reap_in(app: &Arc<App>, cluster: &crate::cluster::Cluster) -> Result<(usize, usize), ClusterError> {
+    let now = jiff::Timestamp::now();
+    let warning = jiff::SignedDuration::from_secs(cluster.config().expiry_warning.as_duration().as_secs() as i64);
+    let (mut deleted, mut warned) = (0, 0);
+    for env in cluster.environments().await? {
         let Some(expires) = env.expires_at.filter(|_| !env.terminating) else {
             continue;
         };
         let message = if expires <= now {
-            match app.cluster.start_namespace_delete(&env.name).await {
+            match cluster.start_namespace_delete(&env.name).await {
                 Ok(()) => {}
                 Err(e) => {
                     tracing::warn!(env = %env.name, error = %e, "reaper could not delete an expired environment");
@@ -399,7 +451,7 @@ pub async fn reap(app: &Arc<App>) -> Result<(usize, usize), ClusterError> {
                 expires.strftime("%Y-%m-%d %H:%M UTC")
             )
         } else if expires - warning <= now && !env.warned {
-            app.cluster
+            cluster
                 .annotate_namespace(&env.name, serde_json::json!({ WARNED: now.to_string() }))
                 .await?;
             warned += 1;

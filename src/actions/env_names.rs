@@ -35,7 +35,14 @@ pub(super) async fn check_new(app: &App, name: &str) -> Result<(), ActionError> 
     if let Some(why) = reserved(name, &app.config) {
         return Err(ActionError::Failed(why));
     }
-    match app.cluster.environment(name).await? {
+    // With several clusters a silent one is not a reason to refuse here; `env create`
+    // checks again, strictly, when it runs.
+    let existing = if app.clusters.several() {
+        app.clusters.find(name).await?.0.map(|(_, e)| e)
+    } else {
+        app.cluster.environment(name).await?
+    };
+    match existing {
         Some(e) if !e.managed => Err(ActionError::Failed(format!(
             "namespace {name} already exists and was not created by deckhand; pick another name"
         ))),

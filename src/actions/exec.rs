@@ -110,7 +110,7 @@ impl Action for Exec {
         let app = Args::require(args.name("app"), "app")?;
         let command = args.get("command").unwrap_or_default().to_owned();
         let argv = argv(args)?;
-        let cluster = &ctx.app.cluster;
+        let cluster = ctx.app.clusters.locate(env.as_str()).await?;
         let (pod, container) = cluster.ready_app_pod(env.as_str(), app.as_str()).await?;
         ctx.progress(format!("running `{command}` in pod {pod}")).await?;
         let limits = ExecLimits {

@@ -183,7 +183,7 @@ async fn resolve(ctx: &ActionContext, ask: &Ask) -> Result<String, ActionError> 
     };
     let ns = ask.env.as_str();
     let what = format!("service {name} in {ns}");
-    let svc = match ctx.app.cluster.service(ns, name.as_str()).await {
+    let svc = match ctx.app.clusters.locate(ns).await?.service(ns, name.as_str()).await {
         Ok(svc) => svc,
         Err(crate::cluster::ClusterError::NotFound(_)) => {
             return Err(bad(format!(
@@ -235,7 +235,11 @@ impl Drop for JobGuard {
         match tokio::runtime::Handle::try_current() {
             Ok(rt) => {
                 rt.spawn(async move {
-                    match app.cluster.delete_load_job(&ns, &name).await {
+                    let deleted = match app.clusters.locate(&ns).await {
+                        Ok(cluster) => cluster.delete_load_job(&ns, &name).await,
+                        Err(e) => Err(e),
+                    };
+                    match deleted {
                         Ok(()) => tracing::info!(job = %name, "load test stopped; Job deleted"),
                         Err(e) => tracing::warn!(job = %name, error = %e, "could not delete the load test Job"),
                     }
@@ -256,7 +260,8 @@ impl Run {
         job: &LoadJob,
         cfg: &LoadtestConfig,
     ) -> Result<Vec<PodResult>, ActionError> {
-        let cluster = &ctx.app.cluster;
+        let located = ctx.app.clusters.locate(&job.namespace).await?;
+        let cluster = &*located;
         cluster.create_load_job(job, cfg).await?;
         let egress = if job.approved_outside {
             "the environment's usual egress (approved as outside)".to_owned()
@@ -391,7 +396,10 @@ impl Action for Run {
         // The pods have said what they had to say (or never will): remove them either way.
         // The guard stays armed until the delete is done: a cancel drops this future even
         // while it deletes.
-        let deleted = ctx.app.cluster.delete_load_job(&job.namespace, &job.name).await;
+        let deleted = match ctx.app.clusters.locate(&job.namespace).await {
+            Ok(cluster) => cluster.delete_load_job(&job.namespace, &job.name).await,
+            Err(e) => Err(e),
+        };
         guard.job = None;
         if let Err(e) = deleted {
             tracing::warn!(job = %job.name, error = %e, "could not delete the load test Job");

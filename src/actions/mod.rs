@@ -4,6 +4,7 @@
 mod app;
 mod builtin;
 mod env;
+mod env_clusters;
 mod env_names;
 mod exec;
 mod loadtest;

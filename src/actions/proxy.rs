@@ -40,7 +40,7 @@ impl Open {
     /// The Service's port to use: the one asked for if the Service has it, else its first.
     async fn port(ctx: &ActionContext, env: &str, app: &str, asked: Option<i64>) -> Result<i64, ActionError> {
         let what = format!("service {app} in {env}");
-        let svc = ctx.app.cluster.service(env, app).await?;
+        let svc = ctx.app.clusters.locate(env).await?.service(env, app).await?;
         let ports: Vec<i64> = svc
             .spec
             .and_then(|s| s.ports)
@@ -86,9 +86,10 @@ impl Action for Open {
         let args = &ctx.request.args;
         let env = Args::require(args.name("env"), "env")?;
         let app = Args::require(args.name("app"), "app")?;
-        let k = ctx.app.cluster.config();
+        let cluster = ctx.app.clusters.locate(env.as_str()).await?;
+        let k = cluster.config();
         // The environment must be deckhand's: the same rule as every other app command.
-        let info = ctx.app.cluster.managed_environment(env.as_str()).await?;
+        let info = cluster.managed_environment(env.as_str()).await?;
         // A tier may keep its links shorter than the global maximum (prod, typically).
         let max = ctx
             .app

@@ -50,7 +50,7 @@ impl Action for Shell {
         let args = &ctx.request.args;
         let env = Args::require(args.name("env"), "env")?;
         let app = Args::require(args.name("app"), "app")?;
-        let cluster = &ctx.app.cluster;
+        let cluster = ctx.app.clusters.locate(env.as_str()).await?;
         let info = cluster.managed_environment(env.as_str()).await?;
         let (pod, container) = cluster.ready_app_pod(env.as_str(), app.as_str()).await?;
         let record = ctx

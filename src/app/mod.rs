@@ -188,7 +188,10 @@ pub struct App {
     /// Says "request X has new events" to local event streams.
     pub events: broadcast::Sender<RequestId>,
     pub worker_id: String,
-    pub cluster: Cluster,
+    /// The default cluster (the only one without `clusters` tables); actions on an
+    /// environment ask `clusters.locate(env)` for its own.
+    pub cluster: Arc<Cluster>,
+    pub clusters: crate::cluster::clusters::Clusters,
     /// Signs button payloads handed to chat platforms.
     pub signer: Signer,
     /// Shell sessions relayed by this process, ended on record at shutdown.
@@ -207,8 +210,10 @@ impl App {
         surfaces: Surfaces,
         signer: Signer,
     ) -> Self {
+        let clusters = crate::cluster::clusters::Clusters::from_config(&config);
         Self {
-            cluster: Cluster::new(config.kubernetes.clone()),
+            cluster: clusters.default_cluster(),
+            clusters,
             signer,
             directory: Directory::from_config(&config),
             config,

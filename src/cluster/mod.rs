@@ -2,6 +2,7 @@
 //! retries for what is worth retrying. Everything goes through kube-rs; no kubectl.
 
 pub mod attach;
+pub mod clusters;
 pub mod connect;
 pub mod custom;
 pub mod egress;
@@ -68,6 +69,16 @@ pub enum ClusterError {
     /// A namespace without deckhand's label: someone else's, so deckhand does not touch it.
     #[error("'{0}' is not an environment deckhand created; deckhand only acts in its own environments (see env list)")]
     NotAnEnvironment(String),
+    /// One of several clusters could not be reached (after retries): named, so people know
+    /// which one is down.
+    #[error("cluster {cluster} did not answer: {why}")]
+    NotAnswered { cluster: String, why: String },
+    /// A command named a cluster the configuration does not have.
+    #[error("there is no cluster '{name}'; the clusters are {known}")]
+    UnknownCluster { name: String, known: String },
+    /// Not found in the clusters that answered, and some did not: it may be there.
+    #[error("there is no environment {env} in the clusters that answered; {silent}")]
+    NotFoundWhileSilent { env: String, silent: String },
     #[error("quota {quota} is exhausted: {message}")]
     QuotaExceeded { quota: String, message: String },
     #[error("conflict: {0}; try again")]
@@ -159,6 +170,8 @@ pub fn quota_name(message: &str) -> Option<String> {
 /// The cluster connection, made on first use so deckhand starts (and serves its
 /// non-Kubernetes commands) even where no cluster is configured.
 pub struct Cluster {
+    /// Set with several clusters (`clusters.NAME`): errors reaching it then name it.
+    name: String,
     cfg: KubernetesConfig,
     client: OnceCell<kube::Client>,
     passthrough: OnceCell<Passthrough>,
@@ -166,7 +179,13 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn new(cfg: KubernetesConfig) -> Self {
+        Self::named("", cfg)
+    }
+
+    /// One of several clusters: failures to reach it say its name.
+    pub fn named(name: &str, cfg: KubernetesConfig) -> Self {
         Self {
+            name: name.to_owned(),
             cfg,
             client: OnceCell::new(),
             passthrough: OnceCell::new(),
@@ -178,7 +197,29 @@ impl Cluster {
     }
 
     pub async fn client(&self) -> Result<kube::Client, ClusterError> {
-        self.client.get_or_try_init(|| connect(&self.cfg)).await.cloned()
+        self.client
+            .get_or_try_init(|| connect(&self.cfg))
+            .await
+            .cloned()
+            .map_err(|e| self.name_it(e))
+    }
+
+    /// With a name: an error that says the cluster could not be reached names the cluster.
+    fn name_it(&self, err: ClusterError) -> ClusterError {
+        match err {
+            ClusterError::Unreachable(_)
+            | ClusterError::NotConfigured(_)
+            | ClusterError::Tls(_)
+            | ClusterError::TlsRefused(_)
+            | ClusterError::Api {
+                code: 429 | 500 | 502 | 503 | 504,
+                ..
+            } if !self.name.is_empty() => ClusterError::NotAnswered {
+                cluster: self.name.clone(),
+                why: err.to_string(),
+            },
+            other => other,
+        }
     }
 
     /// The streaming client for requests deckhand only passes through (proxy links).
@@ -212,7 +253,7 @@ impl Cluster {
                         && attempt == 1
                         && !self.cfg.token_file.as_os_str().is_empty();
                     if !(err.is_transient() || rotated) || attempt >= 4 {
-                        return Err(err);
+                        return Err(self.name_it(err));
                     }
                     tracing::debug!(%err, attempt, "transient Kubernetes error; retrying");
                     tokio::time::sleep(delay).await;

@@ -35,12 +35,48 @@ pub fn parse_value(name: &str, kind: &ArgType, raw: &str) -> Result<String, Stri
             "'{raw}' is not a valid {name}; use one of {}",
             values.join(", ")
         )),
-        ArgType::Tier(values) => Err(format!("'{raw}' is not a tier; use one of {}", values.join(", "))),
+        ArgType::Tier(values) => Err(tier_error(raw, values)),
         ArgType::RequestId => RequestId::parse(raw)
             .map(|id| id.to_string())
             .ok_or_else(|| format!("'{raw}' is not a request id: they look like r-3kq8m2xz7d")),
         ArgType::Text if raw.chars().count() > 500 => Err("is longer than 500 characters".into()),
         ArgType::Text => Ok(raw.to_owned()),
+    }
+}
+
+/// Why `raw` is not one of the tier `values`; for `TIER@CLUSTER`, which part is wrong.
+fn tier_error(raw: &str, values: &[String]) -> String {
+    let plain: Vec<&str> = values.iter().filter(|v| !v.contains('@')).map(String::as_str).collect();
+    let Some((tier, cluster)) = raw.split_once('@') else {
+        return format!("'{raw}' is not a tier; use one of {}", values.join(", "));
+    };
+    let mut clusters: Vec<&str> = values
+        .iter()
+        .filter_map(|v| v.split_once('@'))
+        .map(|(_, c)| c)
+        .collect();
+    clusters.sort_unstable();
+    clusters.dedup();
+    if !plain.contains(&tier) {
+        format!("'{tier}' is not a tier; use one of {}", plain.join(", "))
+    } else if clusters.is_empty() {
+        format!("'{raw}': there are no clusters to choose from; use the tier alone ({tier})")
+    } else if !clusters.contains(&cluster) {
+        format!(
+            "there is no cluster '{cluster}'; the clusters are {}",
+            clusters.join(", ")
+        )
+    } else {
+        let serving: Vec<&str> = values
+            .iter()
+            .filter_map(|v| v.split_once('@'))
+            .filter(|(t, _)| *t == tier)
+            .map(|(_, c)| c)
+            .collect();
+        format!(
+            "cluster {cluster} does not serve tier {tier}; {tier} is served by {}",
+            serving.join(", ")
+        )
     }
 }
 

@@ -356,6 +356,15 @@ fn collect(
             .or_else(|| keyed.get(&a.name).map(String::as_str));
         let arg_err = |message: String| arg_error(spec, &a.name, message);
         match (raw, &a.default) {
+            // `stage@eu`: the tier alone (what approval rules compare) and the cluster apart.
+            (Some(v), _) if matches!(a.kind, ArgType::Tier(_)) => {
+                let v = parse_value(&a.name, &a.kind, v).map_err(arg_err)?;
+                let (tier, cluster) = v.split_once('@').unwrap_or((&v, ""));
+                args.insert(&a.name, tier.to_owned());
+                if !cluster.is_empty() {
+                    args.insert(TIER_CLUSTER, cluster.to_owned());
+                }
+            }
             (Some(v), _) => args.insert(&a.name, parse_value(&a.name, &a.kind, v).map_err(arg_err)?),
             (None, Some(d)) => args.insert(&a.name, d.clone()),
             (None, None) if a.optional => {}
@@ -364,6 +373,9 @@ fn collect(
     }
     Ok(args)
 }
+
+/// The argument a `TIER@CLUSTER` value's cluster is stored under.
+pub const TIER_CLUSTER: &str = "cluster";
 
 fn arg_error(spec: &CommandSpec, arg: &str, message: String) -> RouteError {
     RouteError::Arg {
@@ -544,7 +556,7 @@ mod tests {
         let r = router();
         let e = error_of(&r, "env create");
         assert_eq!(e.matches("name=value").count(), 1, "{e}");
-        assert!(e.contains("Usage: env create <name> [tier] [ttl]"), "{e}");
+        assert!(e.contains("Usage: env create <name> [tier[@cluster]] [ttl]"), "{e}");
         let help = r.help_for(&dev(), "env create").expect("help");
         assert_eq!(help.matches("name=value").count(), 1, "{help}");
         let plain = error_of(&r, "whoami now");

@@ -368,7 +368,7 @@ impl Compiler<'_> {
         }
         let allow = self.subjects("allow", &raw.allow, ctx.config);
 
-        let tiers: Vec<String> = ctx.config.tiers.keys().map(ToString::to_string).collect();
+        let tiers = crate::cluster::clusters::tier_choices(ctx.config);
         // Anchored so a pattern can never match part of what was typed.
         let pattern = match Regex::new(&format!(
             "^(?:{})$",

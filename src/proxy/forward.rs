@@ -173,7 +173,11 @@ async fn pass(app: &App, link: &Link, path: &str, scope: &Scope, mut req: Reques
         Ok(r) => r,
         Err(e) => return bad_gateway(&e.to_string()),
     };
-    let client = match app.cluster.passthrough().await {
+    let cluster = match app.clusters.locate(&link.env).await {
+        Ok(c) => c,
+        Err(e) => return bad_gateway(&e.to_string()),
+    };
+    let client = match cluster.passthrough().await {
         Ok(c) => c,
         Err(e) => return bad_gateway(&e.to_string()),
     };

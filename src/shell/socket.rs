@@ -79,7 +79,7 @@ pub(super) async fn socket(State(app): State<Arc<App>>, Path(token): Path<String
     }
     // Attach before answering, so a pod that cannot be reached is an HTTP error the client
     // can show, and the link is given back for another try.
-    let process = match attach(&app.cluster, &session).await {
+    let process = match located_attach(&app, &session).await {
         Ok(p) => p,
         Err(e) => {
             let why = e.to_string();
@@ -311,4 +311,13 @@ where
         }
     };
     (ending, Some(message))
+}
+
+/// Attaches in the cluster the session's environment is in.
+async fn located_attach(
+    app: &crate::app::App,
+    session: &super::Session,
+) -> Result<kube::api::AttachedProcess, crate::cluster::attach::AttachError> {
+    let cluster = app.clusters.locate(&session.env).await?;
+    attach(&cluster, session).await
 }
