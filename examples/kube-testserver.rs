@@ -5,8 +5,14 @@
 //! KUBECONFIG=/tmp/kubeconfig kubectl get ns
 //! ```
 //!
+//! It is a local playground (tests/support/kube/playground.rs, which tests/playground.rs runs
+//! the README's walkthrough against): the shipped service classes' kinds with a provider that
+//! makes them ready, load-test pods running deckhand's real load generator, deployed apps
+//! answering HTTP through their Services, and deckhand limited to deploy/clusterrole.yaml.
+//!
 //! Options: `--port N` (default: a free port), `--kubeconfig PATH` (write a kubeconfig for the
-//! server there), `--step-ms N` (controller step, default 30). Stops on Ctrl-C.
+//! server there), `--step-ms N` (controller step, default 30), `--bare` (the API server and
+//! its built-in controllers only, no playground). Stops on Ctrl-C.
 
 #[path = "../tests/support/kube/mod.rs"]
 mod kube_testserver;
@@ -19,15 +25,17 @@ struct Args {
     port: u16,
     kubeconfig: Option<String>,
     step_ms: Option<u64>,
+    bare: bool,
 }
 
-const USAGE: &str = "usage: kube-testserver [--port N] [--kubeconfig PATH] [--step-ms N]";
+const USAGE: &str = "usage: kube-testserver [--port N] [--kubeconfig PATH] [--step-ms N] [--bare]";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         port: 0,
         kubeconfig: None,
         step_ms: None,
+        bare: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -46,6 +54,7 @@ fn parse_args() -> Result<Args, String> {
             "--port" => args.port = value("--port")?.parse().map_err(|e| format!("--port: {e}"))?,
             "--kubeconfig" => args.kubeconfig = Some(value("--kubeconfig")?),
             "--step-ms" => args.step_ms = Some(value("--step-ms")?.parse().map_err(|e| format!("--step-ms: {e}"))?),
+            "--bare" => args.bare = true,
             "-h" | "--help" => return Err(USAGE.to_string()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
@@ -71,6 +80,9 @@ async fn main() {
     };
     if let Some(ms) = args.step_ms {
         server.set_step(Duration::from_millis(ms));
+    }
+    if !args.bare {
+        kube_testserver::playground::install(&server);
     }
     if let Some(path) = &args.kubeconfig {
         if let Err(e) = server.write_kubeconfig(path) {

@@ -3,15 +3,12 @@
 //! compile the fake.
 #![allow(dead_code)]
 
-use std::{collections::BTreeMap, time::Duration};
+use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::{
-    kube_fake::{
-        KubeTestServer,
-        custom::{CustomKind, Provisioner},
-    },
+    kube_fake::KubeTestServer,
     support::{Backend, TestApp, TestDb, init_tls, test_config},
 };
 
@@ -111,60 +108,6 @@ pub fn output_data(v: &Value) -> Value {
         .unwrap_or(Value::Null)
 }
 
-/// What the test provider writes into a database's connection Secret.
-pub const DB_PASSWORD: &str = "pw-Zq8v1TtPSyN2";
-pub const DB_USERNAME: &str = "orders_app_user";
-
-/// An openAPIV3Schema of tests/support/crds/, served in its kind's CRD.
-pub fn crd_schema(json: &str) -> Value {
-    serde_json::from_str(json).expect("a schema in JSON")
-}
-
-/// The kinds of the shipped classes, served with CRDs holding their schemas, with a provider that gets them ready in a few steps.
-pub fn install_service_providers(kube: &KubeTestServer) {
-    kube.register_custom(
-        CustomKind::namespaced(
-            "database.example.org/v1alpha1",
-            "PostgreSQLInstance",
-            "postgresqlinstances",
-        )
-        .with_schema(crd_schema(include_str!("crds/postgresqlinstances.json"))),
-    );
-    kube.register_custom(
-        CustomKind::namespaced("s3.services.k8s.aws/v1alpha1", "Bucket", "buckets")
-            .with_schema(crd_schema(include_str!("crds/buckets.json"))),
-    );
-    kube.register_custom(
-        CustomKind::namespaced("dynamodb.services.k8s.aws/v1alpha1", "Table", "tables")
-            .with_schema(crd_schema(include_str!("crds/tables.json"))),
-    );
-    kube.provision(Provisioner {
-        plural: "postgresqlinstances".into(),
-        condition: "Ready".into(),
-        after_steps: 6,
-        status: json!({ "address": "orders-db.c7x2.eu-west-1.rds.amazonaws.com", "port": 5432 }),
-        secret_name_at: "spec.writeConnectionSecretToRef.name".into(),
-        secret_data: BTreeMap::from([
-            ("endpoint".into(), "orders-db.c7x2.eu-west-1.rds.amazonaws.com".into()),
-            ("port".into(), "5432".into()),
-            ("username".into(), DB_USERNAME.into()),
-            ("password".into(), DB_PASSWORD.into()),
-        ]),
-    });
-    kube.provision(Provisioner {
-        plural: "buckets".into(),
-        condition: "ACK.ResourceSynced".into(),
-        after_steps: 3,
-        status: json!({ "ackResourceMetadata": { "arn": "arn:aws:s3:::bucket" } }),
-        secret_name_at: String::new(),
-        secret_data: BTreeMap::new(),
-    });
-    kube.provision(Provisioner {
-        plural: "tables".into(),
-        condition: "ACK.ResourceSynced".into(),
-        after_steps: 3,
-        status: json!({ "tableStatus": "ACTIVE", "ackResourceMetadata": { "arn": "arn:aws:dynamodb:eu-west-1:1:table/t" } }),
-        secret_name_at: String::new(),
-        secret_data: BTreeMap::new(),
-    });
-}
+/// The shipped classes' providers (and what the database provider writes into a connection
+/// Secret), shared with the playground.
+pub use crate::kube_fake::playground::{DB_PASSWORD, DB_USERNAME, crd_schema, install_service_providers};

@@ -34,6 +34,7 @@ pub mod logs;
 pub mod managed_fields;
 pub mod netpol;
 pub mod patch;
+pub mod playground;
 pub mod pod_runner;
 pub mod proto_codec;
 pub mod proto_schema;

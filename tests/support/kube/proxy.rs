@@ -200,12 +200,36 @@ pub(super) fn set_backend(shared: &Arc<Shared>, namespace: &str, name: &str, bas
     b.push((me, namespace.into(), name.into(), base_url.trim_end_matches('/').into()));
 }
 
+/// Picks a backend for a service no test registered one for: (namespace, service) to a base
+/// URL, or None to let the fake answer (playground.rs starts an app's HTTP server this way).
+pub type ResolveFn = Arc<dyn Fn(&str, &str) -> Option<String> + Send + Sync>;
+
+static RESOLVERS: LazyLock<Mutex<Vec<(Weak<Shared>, ResolveFn)>>> = LazyLock::new(|| Mutex::new(Vec::new()));
+
+pub(super) fn set_resolver(shared: &Arc<Shared>, resolve: ResolveFn) {
+    let me = Arc::downgrade(shared);
+    let mut r = RESOLVERS.lock().unwrap_or_else(|e| e.into_inner());
+    r.retain(|(w, _)| w.strong_count() > 0 && !w.ptr_eq(&me));
+    r.push((me, resolve));
+}
+
 fn backend(shared: &Arc<Shared>, namespace: &str, name: &str) -> Option<String> {
     let me = Arc::downgrade(shared);
-    backends()
+    let registered = backends()
         .iter()
         .find(|(w, ns, n, _)| w.ptr_eq(&me) && ns == namespace && n == name)
-        .map(|(_, _, _, url)| url.clone())
+        .map(|(_, _, _, url)| url.clone());
+    if registered.is_some() {
+        return registered;
+    }
+    // Called without the resolvers' lock held: a resolver may take the server's own lock.
+    let resolve = RESOLVERS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .find(|(w, _)| w.ptr_eq(&me))
+        .map(|(_, f)| f.clone())?;
+    resolve(namespace, name)
 }
 
 /// Hop-by-hop headers (RFC 9110 7.6.1) plus what the API server keeps to itself: the
