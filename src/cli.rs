@@ -92,6 +92,10 @@ enum Command {
     /// Show one request with its events.
     Request {
         id: String,
+        /// Follow it live until it ends (as `run` does), with `run`'s exit codes: e.g. a
+        /// request you ran with `--no-wait`, once someone approved it.
+        #[arg(long)]
+        wait: bool,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -357,7 +361,20 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             print!("{}", safe(&text));
             Ok(0)
         }
-        Command::Request { id, client } => {
+        Command::Request { id, wait: true, client } => {
+            let c = client.client()?;
+            let v = c.get(&id).await?;
+            if client.output != Output::Json {
+                println!("{}", safe(&request_line(&v["request"])));
+            }
+            let events = v["events"].as_array().cloned().unwrap_or_default();
+            follow_to_end(&client, &c, v["request"].clone(), &events, false).await
+        }
+        Command::Request {
+            id,
+            wait: false,
+            client,
+        } => {
             let v = client.client()?.get(&id).await?;
             if client.output == Output::Json {
                 println!("{v}");
@@ -488,42 +505,61 @@ async fn run(args: &ClientArgs, text: &str, no_wait: bool) -> anyhow::Result<u8>
     let client = args.client()?;
     let submitted = client.submit(text).await?;
     let json = args.output == Output::Json;
-    let mut request = submitted["request"].clone();
-    let id = request["id"].as_str().unwrap_or_default().to_owned();
+    let request = submitted["request"].clone();
     let events = submitted["events"].as_array().cloned().unwrap_or_default();
-    let mut last_seq = events.last().and_then(|e| e["seq"].as_i64()).unwrap_or(0);
     if is_terminal(&request) {
         // Answered at once (help, whoami, ...): show the answer, not the bookkeeping.
         for e in events.iter().filter(|e| json || e["kind"] == "output") {
             print_event(e, json);
         }
-    } else {
-        for e in &events {
-            print_event(e, json);
-        }
-        if !no_wait {
-            let spinner = Spinner::start(&id);
-            loop {
-                client
-                    .follow(&id, last_seq, |e| {
-                        spinner.clear();
-                        last_seq = e["seq"].as_i64().unwrap_or(last_seq);
-                        print_event(&e, json);
-                    })
-                    .await?;
-                request = client.get(&id).await?["request"].clone();
-                // The server ends the stream when the request ends; a dropped connection
-                // (a restarting server) just resumes from the last event seen.
-                if is_terminal(&request) {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-            spinner.stop();
-        }
+        return Ok(finish(args, &request, no_wait));
     }
+    follow_to_end(args, &client, request, &events, no_wait).await
+}
+
+/// Prints `events` (those seen so far), then, unless `no_wait`, the request's live events
+/// until it ends; the exit code says how it ended.
+async fn follow_to_end(
+    args: &ClientArgs,
+    client: &Client,
+    mut request: Value,
+    events: &[Value],
+    no_wait: bool,
+) -> anyhow::Result<u8> {
+    let json = args.output == Output::Json;
+    let id = request["id"].as_str().unwrap_or_default().to_owned();
+    let mut last_seq = events.last().and_then(|e| e["seq"].as_i64()).unwrap_or(0);
+    for e in events {
+        print_event(e, json);
+    }
+    if !no_wait && !is_terminal(&request) {
+        let spinner = Spinner::start(&id);
+        loop {
+            client
+                .follow(&id, last_seq, |e| {
+                    spinner.clear();
+                    last_seq = e["seq"].as_i64().unwrap_or(last_seq);
+                    print_event(&e, json);
+                })
+                .await?;
+            request = client.get(&id).await?["request"].clone();
+            // The server ends the stream when the request ends; a dropped connection
+            // (a restarting server) just resumes from the last event seen.
+            if is_terminal(&request) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        spinner.stop();
+    }
+    Ok(finish(args, &request, no_wait))
+}
+
+/// Prints how the request ended (the request itself with `--output json`) and returns the
+/// exit code.
+fn finish(args: &ClientArgs, request: &Value, no_wait: bool) -> u8 {
     let state = request["state"].as_str().unwrap_or_default();
-    if json {
+    if args.output == Output::Json {
         println!("{request}");
     } else if state == "failed" {
         eprintln!(
@@ -531,12 +567,12 @@ async fn run(args: &ClientArgs, text: &str, no_wait: bool) -> anyhow::Result<u8>
             safe(request["outcome"].as_str().unwrap_or("the request failed"))
         );
     }
-    Ok(match state {
+    match state {
         "succeeded" => 0,
         "failed" => exit::FAILED,
         _ if no_wait => 0,
         _ => exit::NOT_DONE,
-    })
+    }
 }
 
 fn is_terminal(request: &Value) -> bool {
