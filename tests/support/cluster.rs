@@ -110,4 +110,5 @@ pub fn output_data(v: &Value) -> Value {
 
 /// The shipped classes' providers (and what the database provider writes into a connection
 /// Secret), shared with the playground.
+#[allow(unused_imports)]
 pub use crate::kube_fake::playground::{DB_PASSWORD, DB_USERNAME, crd_schema, install_service_providers};

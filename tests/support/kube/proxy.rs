@@ -1,7 +1,8 @@
 //! `.../services/{name}[:port]/proxy/...` and `.../pods/{name}/proxy/...`: the API server's
 //! proxy to in-cluster services, which deckhand's proxy.open uses. A test either registers a
 //! real HTTP server behind a service (`KubeTestServer::set_service_backend`), which then gets
-//! every proxied request, or lets the fake answer for it (`set_proxy_response`).
+//! every proxied request, or lets the fake answer for it (`set_proxy_response`). A resolver
+//! (`set_resolver`, what the playground uses) picks backends for services nobody registered.
 //!
 //! Requests to a real backend are taken by a middleware in front of the API router (which
 //! only sees whole bodies): like the real API server's upgrade-aware proxy, bodies stream
@@ -204,7 +205,8 @@ pub(super) fn set_backend(shared: &Arc<Shared>, namespace: &str, name: &str, bas
 /// URL, or None to let the fake answer (playground.rs starts an app's HTTP server this way).
 pub type ResolveFn = Arc<dyn Fn(&str, &str) -> Option<String> + Send + Sync>;
 
-static RESOLVERS: LazyLock<Mutex<Vec<(Weak<Shared>, ResolveFn)>>> = LazyLock::new(|| Mutex::new(Vec::new()));
+type Resolvers = Vec<(Weak<Shared>, ResolveFn)>;
+static RESOLVERS: LazyLock<Mutex<Resolvers>> = LazyLock::new(|| Mutex::new(Vec::new()));
 
 pub(super) fn set_resolver(shared: &Arc<Shared>, resolve: ResolveFn) {
     let me = Arc::downgrade(shared);
