@@ -268,3 +268,48 @@ async fn acked_slash_commands_survive_kill_9_and_are_stored_once() {
         acked_commands_survive_kill_9(backend).await;
     }
 }
+
+/// SQLite's checkpoints run off the commit path (src/store/checkpoint.rs): the writer only
+/// checkpoints past 10,000 pages of log, so when a few hundred pages written through the
+/// store reach the database file itself, the background checkpoint moved them. SQLite only:
+/// PostgreSQL has no such log to copy back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_checkpoints_in_the_background_not_in_the_commit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("deckhand.db");
+    let url = format!("sqlite://{}?mode=rwc", file.display());
+    let store = deckhand::store::Store::connect(&url, 4).await.expect("store");
+    store.migrate().await.expect("migrate");
+    let pool = store.pool();
+    sqlx::query("CREATE TABLE filler (id INTEGER PRIMARY KEY, body TEXT NOT NULL)")
+        .execute(pool)
+        .await
+        .expect("create");
+    let before = std::fs::metadata(&file).expect("db file").len();
+    for i in 0..300 {
+        sqlx::query("INSERT INTO filler (id, body) VALUES ($1, $2)")
+            .bind(i as i64)
+            .bind("x".repeat(4000))
+            .execute(pool)
+            .await
+            .expect("insert");
+    }
+    let wal = dir.path().join("deckhand.db-wal");
+    assert!(
+        std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0) > 1_000_000,
+        "the inserts went to the write-ahead log"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = std::fs::metadata(&file).expect("db file").len();
+        if now >= before + 1_000_000 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no checkpoint copied the log into the database file within 10 s ({before} -> {now} bytes)"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    store.close().await;
+}

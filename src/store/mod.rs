@@ -7,6 +7,7 @@
 
 mod batch;
 mod bookkeeping;
+mod checkpoint;
 mod delivery_writes;
 mod insert;
 mod outbox;
@@ -96,7 +97,10 @@ impl Store {
         }
         let pool = pool_options(backend, max_connections).connect(url).await?;
         let writer = match backend {
-            Backend::Sqlite => pool_options(backend, 1).connect(url).await?,
+            Backend::Sqlite => {
+                checkpoint::spawn(pool.clone());
+                pool_options(backend, 1).connect(url).await?
+            }
             Backend::Postgres => pool.clone(),
         };
         let direct = Self {
@@ -736,6 +740,13 @@ fn pool_options(backend: Backend, max_connections: u32) -> AnyPoolOptions {
                 if backend == Backend::Sqlite {
                     sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
                     sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
+                    // Checkpoints run in the background (checkpoint.rs); this is the backstop.
+                    sqlx::query(AssertSqlSafe(format!(
+                        "PRAGMA wal_autocheckpoint = {}",
+                        checkpoint::BACKSTOP_PAGES
+                    )))
+                    .execute(&mut *conn)
+                    .await?;
                 }
                 Ok(())
             })
