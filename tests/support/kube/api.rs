@@ -207,6 +207,24 @@ async fn handle(
             Err(e) => error_response(&e),
         };
     }
+    if method == Method::POST && path == rbac::SELF_SUBJECT_ACCESS_REVIEWS {
+        let ct = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/json");
+        let review = if protobuf::is_protobuf(ct) {
+            protobuf::decode_object(&body, "authorization.k8s.io/v1", "SelfSubjectAccessReview", ct)
+        } else {
+            serde_json::from_slice::<Value>(&body)
+                .map_err(|e| ApiError::bad_request(format!("the body of the request could not be decoded: {e}")))
+        };
+        let review = review.and_then(|v| rbac::self_subject_access_review(&shared.lock(), &who, &v));
+        let proto = protobuf::prefers_protobuf(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
+        return match review {
+            Ok(v) => answer(proto, 201, &v),
+            Err(e) => answer(proto, e.code, &e.to_status()),
+        };
+    }
     if method == Method::GET && target.is_err() {
         let st = shared.lock();
         if st.rbac && !rbac::allows_path(&st, &who, "get", &path) {

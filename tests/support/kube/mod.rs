@@ -122,10 +122,16 @@ impl KubeTestServer {
     /// A kube client for this server (default namespace "default").
     /// A client for the tests themselves: a cluster admin, whatever deckhand may do.
     pub fn client(&self) -> ::kube::Client {
+        self.client_with_token(store::ADMIN_TOKEN)
+    }
+
+    /// A kube client showing bearer `token` (a user's of the builder, say), trusting the
+    /// server's CA.
+    pub fn client_with_token(&self, token: &str) -> ::kube::Client {
         let uri = self.url().parse().expect("the server URL is a valid URI");
         let mut config = ::kube::Config::new(uri);
-        config.auth_info = serde_json::from_value(serde_json::json!({ "token": store::ADMIN_TOKEN }))
-            .expect("an AuthInfo with a token");
+        config.auth_info =
+            serde_json::from_value(serde_json::json!({ "token": token })).expect("an AuthInfo with a token");
         if let Some(ca) = &self.ca {
             config.root_cert = Some(vec![ca.der()]);
         }

@@ -425,3 +425,40 @@ pub fn without_grant(rules: &[Value], group: &str, resource: &str, verb: &str) -
     }
     out
 }
+
+/// Where `kubectl auth can-i` asks.
+pub const SELF_SUBJECT_ACCESS_REVIEWS: &str = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews";
+
+/// The answer to a SelfSubjectAccessReview: the review with `status.allowed` as the
+/// authorizer would decide the attributes for the caller (a denial without a reason, as
+/// RBAC gives none).
+pub fn self_subject_access_review(st: &State, who: &Identity, review: &Value) -> Result<Value, ApiError> {
+    let spec = review.get("spec").cloned().unwrap_or(Value::Null);
+    let allowed = if let Some(ra) = spec.get("resourceAttributes") {
+        let s = |k: &str| util::str_at(ra, k);
+        let attrs = Attrs {
+            verb: s("verb"),
+            group: s("group"),
+            resource: s("resource"),
+            sub: (!s("subresource").is_empty()).then(|| s("subresource")),
+            namespace: (!s("namespace").is_empty()).then(|| s("namespace")),
+            name: s("name"),
+        };
+        !st.denies(who, &attrs)
+    } else if let Some(nra) = spec.get("nonResourceAttributes") {
+        !st.rbac || allows_path(st, who, util::str_at(nra, "verb"), util::str_at(nra, "path"))
+    } else {
+        return Err(ApiError::new(
+            422,
+            "Invalid",
+            "SelfSubjectAccessReview.authorization.k8s.io \"\" is invalid: spec.resourceAttributes: Invalid value: \"null\": exactly one of nonResourceAttributes or resourceAttributes must be specified",
+        ));
+    };
+    Ok(json!({
+        "kind": "SelfSubjectAccessReview",
+        "apiVersion": "authorization.k8s.io/v1",
+        "metadata": {"creationTimestamp": null},
+        "spec": spec,
+        "status": {"allowed": allowed},
+    }))
+}
