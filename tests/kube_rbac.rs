@@ -9,8 +9,8 @@ mod kube_fake;
 mod kubectl_support;
 
 use axum::http::{self, Method};
-use http_body_util::BodyExt;
 use base64::Engine;
+use http_body_util::BodyExt;
 use kube_fake::KubeTestServer;
 use kube_fake::tls::TestCa;
 use kubectl_support::{kubectl, kubectl_present};
@@ -39,7 +39,13 @@ async fn server_with(ca: Option<std::sync::Arc<TestCa>>) -> KubeTestServer {
     let k8s = builder.start().await;
     k8s.set_paused(true);
     for ns in ["a", "b"] {
-        admin(&k8s, Method::POST, "/api/v1/namespaces", json!({"metadata": {"name": ns}})).await;
+        admin(
+            &k8s,
+            Method::POST,
+            "/api/v1/namespaces",
+            json!({"metadata": {"name": ns}}),
+        )
+        .await;
     }
     k8s
 }
@@ -58,7 +64,11 @@ async fn call(k8s: &KubeTestServer, token: &str, method: Method, path: &str, bod
             body.map(|b| b.to_string().into_bytes()).unwrap_or_default(),
         ))
         .unwrap();
-    let res = k8s.client_with_token(token).send(req).await.expect("the server answers");
+    let res = k8s
+        .client_with_token(token)
+        .send(req)
+        .await
+        .expect("the server answers");
     let code = res.status().as_u16();
     let bytes = res.into_body().collect().await.unwrap().to_bytes();
     (code, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
@@ -117,12 +127,25 @@ async fn a_role_binding_grants_its_role_in_its_namespace_only_and_deleting_it_re
         r#"pods is forbidden: User "alice" cannot list resource "pods" in API group "" in the namespace "a""#,
     );
     let reader = json!([{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}]);
-    admin(&k8s, Method::POST, "/apis/rbac.authorization.k8s.io/v1/namespaces/a/roles", role("Role", "pod-reader", Some("a"), reader)).await;
+    admin(
+        &k8s,
+        Method::POST,
+        "/apis/rbac.authorization.k8s.io/v1/namespaces/a/roles",
+        role("Role", "pod-reader", Some("a"), reader),
+    )
+    .await;
     admin(
         &k8s,
         Method::POST,
         "/apis/rbac.authorization.k8s.io/v1/namespaces/a/rolebindings",
-        binding("RoleBinding", "alice-reads", Some("a"), "Role", "pod-reader", user("alice")),
+        binding(
+            "RoleBinding",
+            "alice-reads",
+            Some("a"),
+            "Role",
+            "pod-reader",
+            user("alice"),
+        ),
     )
     .await;
 
@@ -158,7 +181,13 @@ async fn a_role_binding_grants_its_role_in_its_namespace_only_and_deleting_it_re
     );
 
     // Deleting the binding takes the grant away with the very next request.
-    admin(&k8s, Method::DELETE, "/apis/rbac.authorization.k8s.io/v1/namespaces/a/rolebindings/alice-reads", json!({})).await;
+    admin(
+        &k8s,
+        Method::DELETE,
+        "/apis/rbac.authorization.k8s.io/v1/namespaces/a/rolebindings/alice-reads",
+        json!({}),
+    )
+    .await;
     assert_forbidden(
         call(&k8s, ALICE, Method::GET, PODS_A, None).await,
         r#"pods is forbidden: User "alice" cannot list resource "pods" in API group "" in the namespace "a""#,
@@ -169,12 +198,25 @@ async fn a_role_binding_grants_its_role_in_its_namespace_only_and_deleting_it_re
 async fn a_cluster_role_is_granted_everywhere_by_a_cluster_role_binding_and_in_one_namespace_by_a_role_binding() {
     let k8s = server().await;
     let viewer = json!([{"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list"]}]);
-    admin(&k8s, Method::POST, "/apis/rbac.authorization.k8s.io/v1/clusterroles", role("ClusterRole", "deploy-viewer", None, viewer)).await;
+    admin(
+        &k8s,
+        Method::POST,
+        "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+        role("ClusterRole", "deploy-viewer", None, viewer),
+    )
+    .await;
     admin(
         &k8s,
         Method::POST,
         "/apis/rbac.authorization.k8s.io/v1/namespaces/a/rolebindings",
-        binding("RoleBinding", "alice-views", Some("a"), "ClusterRole", "deploy-viewer", user("alice")),
+        binding(
+            "RoleBinding",
+            "alice-views",
+            Some("a"),
+            "ClusterRole",
+            "deploy-viewer",
+            user("alice"),
+        ),
     )
     .await;
     let deploys = |ns: &str| format!("/apis/apps/v1/namespaces/{ns}/deployments");
@@ -192,11 +234,23 @@ async fn a_cluster_role_is_granted_everywhere_by_a_cluster_role_binding_and_in_o
         &k8s,
         Method::POST,
         "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
-        binding("ClusterRoleBinding", "alice-views-all", None, "ClusterRole", "deploy-viewer", user("alice")),
+        binding(
+            "ClusterRoleBinding",
+            "alice-views-all",
+            None,
+            "ClusterRole",
+            "deploy-viewer",
+            user("alice"),
+        ),
     )
     .await;
     assert_eq!(call(&k8s, ALICE, Method::GET, &deploys("b"), None).await.0, 200);
-    assert_eq!(call(&k8s, ALICE, Method::GET, "/apis/apps/v1/deployments", None).await.0, 200);
+    assert_eq!(
+        call(&k8s, ALICE, Method::GET, "/apis/apps/v1/deployments", None)
+            .await
+            .0,
+        200
+    );
     // A cluster-scoped kind is out of reach of the namespaced role it did not name.
     assert_forbidden(
         call(&k8s, ALICE, Method::GET, "/api/v1/namespaces/a", None).await,
@@ -208,21 +262,54 @@ async fn a_cluster_role_is_granted_everywhere_by_a_cluster_role_binding_and_in_o
 async fn resource_names_limit_a_rule_to_the_objects_it_names() {
     let k8s = server().await;
     for name in ["settings", "secrets-ish"] {
-        admin(&k8s, Method::POST, "/api/v1/namespaces/a/configmaps", json!({"metadata": {"name": name}, "data": {"k": "v"}})).await;
+        admin(
+            &k8s,
+            Method::POST,
+            "/api/v1/namespaces/a/configmaps",
+            json!({"metadata": {"name": name}, "data": {"k": "v"}}),
+        )
+        .await;
     }
     let one = json!([{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["settings"], "verbs": ["get", "update"]}]);
-    admin(&k8s, Method::POST, "/apis/rbac.authorization.k8s.io/v1/namespaces/a/roles", role("Role", "settings", Some("a"), one)).await;
+    admin(
+        &k8s,
+        Method::POST,
+        "/apis/rbac.authorization.k8s.io/v1/namespaces/a/roles",
+        role("Role", "settings", Some("a"), one),
+    )
+    .await;
     admin(
         &k8s,
         Method::POST,
         "/apis/rbac.authorization.k8s.io/v1/namespaces/a/rolebindings",
-        binding("RoleBinding", "carol-settings", Some("a"), "Role", "settings", user("carol")),
+        binding(
+            "RoleBinding",
+            "carol-settings",
+            Some("a"),
+            "Role",
+            "settings",
+            user("carol"),
+        ),
     )
     .await;
-    let (code, cm) = call(&k8s, CAROL, Method::GET, "/api/v1/namespaces/a/configmaps/settings", None).await;
+    let (code, cm) = call(
+        &k8s,
+        CAROL,
+        Method::GET,
+        "/api/v1/namespaces/a/configmaps/settings",
+        None,
+    )
+    .await;
     assert_eq!((code, cm["data"]["k"].as_str()), (200, Some("v")), "{cm:#}");
     assert_forbidden(
-        call(&k8s, CAROL, Method::GET, "/api/v1/namespaces/a/configmaps/secrets-ish", None).await,
+        call(
+            &k8s,
+            CAROL,
+            Method::GET,
+            "/api/v1/namespaces/a/configmaps/secrets-ish",
+            None,
+        )
+        .await,
         r#"configmaps "secrets-ish" is forbidden: User "carol" cannot get resource "configmaps" in API group "" in the namespace "a""#,
     );
     // A list names no object, so a rule limited to names never grants it.
@@ -240,30 +327,69 @@ async fn group_and_service_account_subjects_and_wildcards_grant_as_rbac_does() {
         {"apiGroups": ["apps"], "resources": ["*"], "verbs": ["*"]},
         {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
     ]);
-    admin(&k8s, Method::POST, "/apis/rbac.authorization.k8s.io/v1/clusterroles", role("ClusterRole", "ops", None, ops)).await;
+    admin(
+        &k8s,
+        Method::POST,
+        "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+        role("ClusterRole", "ops", None, ops),
+    )
+    .await;
     admin(
         &k8s,
         Method::POST,
         "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
-        binding("ClusterRoleBinding", "ops", None, "ClusterRole", "ops", json!([{"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": "ops"}])),
+        binding(
+            "ClusterRoleBinding",
+            "ops",
+            None,
+            "ClusterRole",
+            "ops",
+            json!([{"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": "ops"}]),
+        ),
     )
     .await;
     let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
         "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
             "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "nginx"}]}}}});
-    let (code, v) = call(&k8s, BOB, Method::POST, "/apis/apps/v1/namespaces/b/deployments", Some(deployment)).await;
+    let (code, v) = call(
+        &k8s,
+        BOB,
+        Method::POST,
+        "/apis/apps/v1/namespaces/b/deployments",
+        Some(deployment),
+    )
+    .await;
     assert_eq!(code, 201, "{v:#}");
-    let (code, v) = call(&k8s, BOB, Method::GET, "/apis/apps/v1/namespaces/b/deployments/web/scale", None).await;
+    let (code, v) = call(
+        &k8s,
+        BOB,
+        Method::GET,
+        "/apis/apps/v1/namespaces/b/deployments/web/scale",
+        None,
+    )
+    .await;
     assert_eq!((code, &v["kind"]), (200, &json!("Scale")), "{v:#}");
     // Authorized, so the answer is the object's absence rather than a 403.
-    assert_eq!(call(&k8s, BOB, Method::GET, "/api/v1/namespaces/b/pods/nope/log", None).await.0, 404);
+    assert_eq!(
+        call(&k8s, BOB, Method::GET, "/api/v1/namespaces/b/pods/nope/log", None)
+            .await
+            .0,
+        404
+    );
     assert_forbidden(
         call(&k8s, BOB, Method::GET, "/api/v1/namespaces/b/pods/nope", None).await,
         r#"pods "nope" is forbidden: User "bob" cannot get resource "pods" in API group "" in the namespace "b""#,
     );
     // Carol is not in the group.
     assert_forbidden(
-        call(&k8s, CAROL, Method::GET, "/apis/apps/v1/namespaces/b/deployments/web", None).await,
+        call(
+            &k8s,
+            CAROL,
+            Method::GET,
+            "/apis/apps/v1/namespaces/b/deployments/web",
+            None,
+        )
+        .await,
         r#"deployments.apps "web" is forbidden: User "carol" cannot get resource "deployments" in API group "apps" in the namespace "b""#,
     );
 
@@ -272,10 +398,28 @@ async fn group_and_service_account_subjects_and_wildcards_grant_as_rbac_does() {
         &k8s,
         Method::POST,
         "/apis/rbac.authorization.k8s.io/v1/namespaces/b/rolebindings",
-        binding("RoleBinding", "ci", Some("b"), "ClusterRole", "ops", json!([{"kind": "ServiceAccount", "name": "ci", "namespace": "a"}])),
+        binding(
+            "RoleBinding",
+            "ci",
+            Some("b"),
+            "ClusterRole",
+            "ops",
+            json!([{"kind": "ServiceAccount", "name": "ci", "namespace": "a"}]),
+        ),
     )
     .await;
-    assert_eq!(call(&k8s, CI, Method::DELETE, "/apis/apps/v1/namespaces/b/deployments/web", None).await.0, 200);
+    assert_eq!(
+        call(
+            &k8s,
+            CI,
+            Method::DELETE,
+            "/apis/apps/v1/namespaces/b/deployments/web",
+            None
+        )
+        .await
+        .0,
+        200
+    );
     assert_forbidden(
         call(&k8s, CI, Method::GET, "/apis/apps/v1/namespaces/a/deployments", None).await,
         r#"deployments.apps is forbidden: User "system:serviceaccount:a:ci" cannot list resource "deployments" in API group "apps" in the namespace "a""#,
@@ -289,31 +433,71 @@ async fn roles_and_bindings_cannot_grant_more_than_their_author_holds() {
         {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "rolebindings"], "verbs": ["create"]},
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
     ]);
-    admin(&k8s, Method::POST, "/apis/rbac.authorization.k8s.io/v1/namespaces/a/roles", role("Role", "manager", Some("a"), manager)).await;
+    admin(
+        &k8s,
+        Method::POST,
+        "/apis/rbac.authorization.k8s.io/v1/namespaces/a/roles",
+        role("Role", "manager", Some("a"), manager),
+    )
+    .await;
     admin(
         &k8s,
         Method::POST,
         "/apis/rbac.authorization.k8s.io/v1/namespaces/a/rolebindings",
-        binding("RoleBinding", "alice-manages", Some("a"), "Role", "manager", user("alice")),
+        binding(
+            "RoleBinding",
+            "alice-manages",
+            Some("a"),
+            "Role",
+            "manager",
+            user("alice"),
+        ),
     )
     .await;
     let roles = "/apis/rbac.authorization.k8s.io/v1/namespaces/a/roles";
     let wider = json!([{"apiGroups": [""], "resources": ["pods", "secrets"], "verbs": ["get", "list", "delete"]}]);
     assert_forbidden(
-        call(&k8s, ALICE, Method::POST, roles, Some(role("Role", "wider", Some("a"), wider))).await,
+        call(
+            &k8s,
+            ALICE,
+            Method::POST,
+            roles,
+            Some(role("Role", "wider", Some("a"), wider)),
+        )
+        .await,
         "roles.rbac.authorization.k8s.io \"wider\" is forbidden: user \"alice\" (groups=[\"system:authenticated\"]) is attempting to grant RBAC permissions not currently held:\n\
          {APIGroups:[\"\"], Resources:[\"pods\"], Verbs:[\"delete\"]}\n\
          {APIGroups:[\"\"], Resources:[\"secrets\"], Verbs:[\"get\" \"list\" \"delete\"]}",
     );
     let same = json!([{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]);
-    let (code, v) = call(&k8s, ALICE, Method::POST, roles, Some(role("Role", "reader", Some("a"), same))).await;
+    let (code, v) = call(
+        &k8s,
+        ALICE,
+        Method::POST,
+        roles,
+        Some(role("Role", "reader", Some("a"), same)),
+    )
+    .await;
     assert_eq!(code, 201, "{v:#}");
 
     // Binding a ClusterRole she does not hold needs `bind` on it.
     let all_pods = json!([{"apiGroups": [""], "resources": ["pods"], "verbs": ["*"]}]);
-    admin(&k8s, Method::POST, "/apis/rbac.authorization.k8s.io/v1/clusterroles", role("ClusterRole", "pod-admin", None, all_pods)).await;
+    admin(
+        &k8s,
+        Method::POST,
+        "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+        role("ClusterRole", "pod-admin", None, all_pods),
+    )
+    .await;
     let bindings = "/apis/rbac.authorization.k8s.io/v1/namespaces/a/rolebindings";
-    let grant = binding("RoleBinding", "carol-pods", Some("a"), "ClusterRole", "pod-admin", user("carol"));
+    let grant = binding(
+        "RoleBinding",
+        "carol-pods",
+        Some("a"),
+        "ClusterRole",
+        "pod-admin",
+        user("carol"),
+    );
     assert_forbidden(
         call(&k8s, ALICE, Method::POST, bindings, Some(grant.clone())).await,
         "rolebindings.rbac.authorization.k8s.io \"carol-pods\" is forbidden: user \"alice\" (groups=[\"system:authenticated\"]) is attempting to grant RBAC permissions not currently held:\n\
@@ -322,18 +506,31 @@ async fn roles_and_bindings_cannot_grant_more_than_their_author_holds() {
     assert!(k8s.object("rolebindings", "a", "carol-pods").is_none());
     let binder = json!([{"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"], "verbs": ["bind"], "resourceNames": ["pod-admin"]}]);
     admin(&k8s, Method::POST, roles, role("Role", "binder", Some("a"), binder)).await;
-    admin(&k8s, Method::POST, bindings, binding("RoleBinding", "alice-binds", Some("a"), "Role", "binder", user("alice"))).await;
+    admin(
+        &k8s,
+        Method::POST,
+        bindings,
+        binding("RoleBinding", "alice-binds", Some("a"), "Role", "binder", user("alice")),
+    )
+    .await;
     let (code, v) = call(&k8s, ALICE, Method::POST, bindings, Some(grant)).await;
     assert_eq!(code, 201, "{v:#}");
     // And the binding she made works for carol, in that namespace.
-    assert_eq!(call(&k8s, CAROL, Method::DELETE, "/api/v1/namespaces/a/pods", None).await.0, 200);
+    assert_eq!(
+        call(&k8s, CAROL, Method::DELETE, "/api/v1/namespaces/a/pods", None)
+            .await
+            .0,
+        200
+    );
 }
 
 #[tokio::test]
 async fn deckhands_cluster_role_is_an_object_and_revoke_edits_it() {
     let k8s = server().await;
     k8s.authorize_with(include_str!("../deploy/clusterrole.yaml"));
-    let role = k8s.object("clusterroles", "", "deckhand").expect("the ClusterRole is stored");
+    let role = k8s
+        .object("clusterroles", "", "deckhand")
+        .expect("the ClusterRole is stored");
     assert!(role["rules"].as_array().is_some_and(|r| r.len() > 10), "{role:#}");
     let b = k8s
         .object("clusterrolebindings", "", kube_fake::DECKHAND_BINDING)
@@ -349,7 +546,10 @@ async fn deckhands_cluster_role_is_an_object_and_revoke_edits_it() {
         r#"namespaces is forbidden: User "system:serviceaccount:deckhand:deckhand" cannot list resource "namespaces" in API group "" at the cluster scope"#,
     );
     // The rest of that rule stays granted.
-    assert_eq!(call(&k8s, anyone, Method::GET, "/api/v1/namespaces/b", None).await.0, 200);
+    assert_eq!(
+        call(&k8s, anyone, Method::GET, "/api/v1/namespaces/b", None).await.0,
+        200
+    );
     assert_eq!(call(&k8s, anyone, Method::GET, PODS_B, None).await.0, 200);
     // The users are still only what their bindings make them.
     assert_forbidden(
@@ -368,12 +568,25 @@ async fn kubectl_with_a_token_sees_the_403() {
     let ca = TestCa::new("rbac-test-ca");
     let k8s = server_with(Some(ca.clone())).await;
     let reader = json!([{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]);
-    admin(&k8s, Method::POST, "/apis/rbac.authorization.k8s.io/v1/namespaces/a/roles", role("Role", "pod-reader", Some("a"), reader)).await;
+    admin(
+        &k8s,
+        Method::POST,
+        "/apis/rbac.authorization.k8s.io/v1/namespaces/a/roles",
+        role("Role", "pod-reader", Some("a"), reader),
+    )
+    .await;
     admin(
         &k8s,
         Method::POST,
         "/apis/rbac.authorization.k8s.io/v1/namespaces/a/rolebindings",
-        binding("RoleBinding", "alice-reads", Some("a"), "Role", "pod-reader", user("alice")),
+        binding(
+            "RoleBinding",
+            "alice-reads",
+            Some("a"),
+            "Role",
+            "pod-reader",
+            user("alice"),
+        ),
     )
     .await;
     let dir = tempfile::tempdir().unwrap();

@@ -15,13 +15,13 @@ use super::admission;
 use super::field_validation::{self as fv, Wording};
 use super::managed_fields;
 use super::patch;
+use super::rbac::{self, Identity};
 use super::resources::{self, ResourceDef};
 use super::selectors::{FieldSelector, LabelSelector};
 use super::status::{self, ApiError};
 use super::store::{self, Request, State};
 use super::table;
 use super::util;
-use super::rbac::{self, Identity};
 use super::{logs, protobuf, proxy, watch};
 
 /// What the server, the controllers and the test handle share.
@@ -838,7 +838,14 @@ fn patch_object(
             name: &name,
         };
         if st.denies(who, &create) {
-            return Err(ApiError::rbac(&who.user, rd, None, "create", t.namespace.as_deref(), &name));
+            return Err(ApiError::rbac(
+                &who.user,
+                rd,
+                None,
+                "create",
+                t.namespace.as_deref(),
+                &name,
+            ));
         }
     }
     if ct == "application/apply-patch+yaml" {

@@ -318,8 +318,9 @@ impl KubeTestServer {
     }
 
     /// Denies `verb` (get, list, watch, create, update, patch, delete, deletecollection, or
-    /// "*") on `resource` (plural, e.g. "namespaces" or "deployments/scale", or "*") with the
-    /// authorizer's 403, until `allow`/`allow_all`.
+    /// "*") on `resource` (plural, e.g. "namespaces" or "deployments/scale", or "*") to every
+    /// caller, the tests' own client (user "kubernetes-admin") included, with the authorizer's
+    /// 403 naming the caller, until `allow`/`allow_all`.
     pub fn forbid(&self, verb: &str, resource: &str) {
         self.shared
             .lock()

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use super::resources::{self, RBAC};
 use super::status::{ApiError, BOT_USER};
-use super::store::{ADMIN_TOKEN, State};
+use super::store::State;
 use super::util;
 
 pub const AUTHENTICATED: &str = "system:authenticated";
@@ -48,15 +48,12 @@ impl Identity {
 
     /// deckhand's service account, as a token of the service account authenticates.
     pub fn deckhand() -> Self {
-        Identity::new(
-            BOT_USER,
-            &["system:serviceaccounts", "system:serviceaccounts:deckhand"],
-        )
+        Identity::new(BOT_USER, &["system:serviceaccounts", "system:serviceaccounts:deckhand"])
     }
 
     /// The tests' own client: a cluster admin.
     pub fn admin() -> Self {
-        Identity::new(ADMIN_TOKEN, &[MASTERS])
+        Identity::new("kubernetes-admin", &[MASTERS])
     }
 
     fn superuser(&self) -> bool {
@@ -180,7 +177,10 @@ fn rule_allows(rule: &Value, a: &Attrs) -> bool {
 }
 
 fn url_matches(rule_url: &str, path: &str) -> bool {
-    rule_url == path || rule_url.strip_suffix('*').is_some_and(|prefix| path.starts_with(prefix))
+    rule_url == path
+        || rule_url
+            .strip_suffix('*')
+            .is_some_and(|prefix| path.starts_with(prefix))
 }
 
 /// Whether `who` may make the resource request `a`.
@@ -401,14 +401,17 @@ pub fn check_escalation(st: &State, rd: &resources::ResourceDef, obj: &Value) ->
 pub fn without_grant(rules: &[Value], group: &str, resource: &str, verb: &str) -> Vec<Value> {
     let mut out = Vec::new();
     for rule in rules {
-        let (groups, res, verbs) = (strings(rule, "apiGroups"), strings(rule, "resources"), strings(rule, "verbs"));
+        let (groups, res, verbs) = (
+            strings(rule, "apiGroups"),
+            strings(rule, "resources"),
+            strings(rule, "verbs"),
+        );
         if !(groups.contains(&group) && res.contains(&resource) && verbs.contains(&verb)) {
             out.push(rule.clone());
             continue;
         }
-        let minus = |v: &[&str], x: &str| -> Vec<String> {
-            v.iter().filter(|s| **s != x).map(|s| s.to_string()).collect()
-        };
+        let minus =
+            |v: &[&str], x: &str| -> Vec<String> { v.iter().filter(|s| **s != x).map(|s| s.to_string()).collect() };
         let mut part = |g: Vec<String>, r: Vec<String>, v: Vec<String>| {
             if !g.is_empty() && !r.is_empty() && !v.is_empty() {
                 let mut p = rule.clone();
