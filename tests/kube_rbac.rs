@@ -620,3 +620,109 @@ async fn kubectl_with_a_token_sees_the_403() {
     let (code, out, err) = kubectl(kc, &["--token", ALICE, "auth", "can-i", "delete", "pods/x", "-n", "a"]).await;
     assert_eq!((code, out.trim()), (1, "no"), "{err}");
 }
+
+/// A client certificate is the user its CommonName names, in the groups its Organizations
+/// name, and bindings to those groups apply.
+#[tokio::test]
+async fn a_client_certificate_names_the_user_and_its_organizations_the_groups() {
+    let ca = TestCa::new("rbac-test-ca");
+    let k8s = KubeTestServer::builder()
+        .https(ca.clone())
+        .client_certificates()
+        .user(ALICE, "alice", &[])
+        .start()
+        .await;
+    let ops = json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["list"]}]);
+    admin(
+        &k8s,
+        Method::POST,
+        "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+        role("ClusterRole", "cm-lister", None, ops),
+    )
+    .await;
+    admin(
+        &k8s,
+        Method::POST,
+        "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+        binding(
+            "ClusterRoleBinding",
+            "ops-lists",
+            None,
+            "ClusterRole",
+            "cm-lister",
+            json!([{"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": "ops"}]),
+        ),
+    )
+    .await;
+    let as_cert = |issued: kube_fake::tls::Issued| {
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let mut config = kube::Config::new(k8s.url().parse().unwrap());
+        config.root_cert = Some(vec![ca.der()]);
+        config.auth_info = serde_json::from_value(json!({
+            "client-certificate-data": b64(&issued.cert_pem),
+            "client-key-data": b64(&issued.key_pem),
+        }))
+        .unwrap();
+        kube::Client::try_from(config).unwrap()
+    };
+    let list = |client: kube::Client| async move {
+        let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> = kube::Api::namespaced(client, "default");
+        api.list(&Default::default()).await
+    };
+    assert!(list(as_cert(ca.client_cert_in("frank", &["ops"]))).await.is_ok());
+    match list(as_cert(ca.client_cert_in("grace", &["dev"]))).await {
+        Err(kube::Error::Api(s)) => assert_eq!(
+            (s.code, s.message.as_str()),
+            (
+                403,
+                r#"configmaps is forbidden: User "grace" cannot list resource "configmaps" in API group "" in the namespace "default""#
+            )
+        ),
+        other => panic!("grace is not in ops: {other:?}"),
+    }
+}
+
+/// nonResourceURLs grant paths, as a SelfSubjectAccessReview shows.
+#[tokio::test]
+async fn non_resource_urls_grant_paths() {
+    let k8s = server().await;
+    let review = json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+        "spec": {"nonResourceAttributes": {"path": "/metrics", "verb": "get"}}});
+    let ask = || {
+        call(
+            &k8s,
+            ALICE,
+            Method::POST,
+            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+            Some(review.clone()),
+        )
+    };
+    let (code, v) = ask().await;
+    assert_eq!((code, &v["status"]["allowed"]), (201, &json!(false)), "{v:#}");
+    let metrics = json!([{"nonResourceURLs": ["/metrics", "/debug/*"], "verbs": ["get"]}]);
+    admin(
+        &k8s,
+        Method::POST,
+        "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+        role("ClusterRole", "metrics", None, metrics),
+    )
+    .await;
+    admin(
+        &k8s,
+        Method::POST,
+        "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+        binding(
+            "ClusterRoleBinding",
+            "alice-metrics",
+            None,
+            "ClusterRole",
+            "metrics",
+            user("alice"),
+        ),
+    )
+    .await;
+    let (code, v) = ask().await;
+    assert_eq!((code, &v["status"]["allowed"]), (201, &json!(true)), "{v:#}");
+    // Discovery is every authenticated user's (the bootstrap system:discovery role).
+    assert_eq!(call(&k8s, ALICE, Method::GET, "/apis", None).await.0, 200);
+}
