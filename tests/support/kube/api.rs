@@ -706,7 +706,7 @@ pub fn create(st: &mut State, rd: &ResourceDef, mut obj: Value, dry_run: bool) -
     let managed = util::path(&obj, "metadata.managedFields").cloned();
     admission::strip_system_fields(&mut obj);
     let mut obj = admission::prepare_create(st, rd, obj)?;
-    rbac::check_escalation(st, rd, &obj)?;
+    super::rbac_escalation::check(st, rd, &obj)?;
     if let Some(m) = managed {
         util::set_path(&mut obj, "metadata.managedFields", m);
     }
@@ -732,7 +732,7 @@ fn update(
     owner: Option<(&str, Option<&str>)>,
 ) -> Result<Value, ApiError> {
     let mut obj = admission::prepare_update(rd, old, new, status_only)?;
-    rbac::check_escalation(st, rd, &obj)?;
+    super::rbac_escalation::check(st, rd, &obj)?;
     if let Some((manager, sub)) = owner {
         managed_fields::record_update(old, &mut obj, manager, &rd.api_version(), sub);
     }

@@ -41,6 +41,7 @@ pub mod proto_schema;
 pub mod protobuf;
 pub mod proxy;
 pub mod rbac;
+pub mod rbac_escalation;
 pub mod resources;
 pub mod selectors;
 pub mod status;
@@ -181,7 +182,7 @@ impl KubeTestServer {
         let rd = resources::by_plural(resources::RBAC, "clusterroles").expect("RBAC kinds are served");
         if let Some(mut role) = st.get(rd, "", &name).cloned() {
             let rules = role["rules"].as_array().cloned().unwrap_or_default();
-            role["rules"] = Value::Array(rbac::without_grant(&rules, group, resource, verb));
+            role["rules"] = Value::Array(rbac_escalation::without_grant(&rules, group, resource, verb));
             st.update(rd, role);
         }
     }
