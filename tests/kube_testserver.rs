@@ -326,12 +326,14 @@ async fn forbid_and_fail_next() {
     let ns_api: Api<Namespace> = Api::all(client.clone());
     namespace(&client, "rbac").await;
 
+    // Nobody may do what `forbid` denies, the tests' own client (the cluster admin) included;
+    // the message names the caller.
     k8s.forbid("delete", "namespaces");
     let e = api_err(ns_api.delete("rbac", &DeleteParams::default()).await.unwrap_err());
     assert_eq!((e.code, e.reason.as_str()), (403, "Forbidden"));
     assert_eq!(
         e.message,
-        "namespaces \"rbac\" is forbidden: User \"system:serviceaccount:deckhand:deckhand\" cannot delete resource \"namespaces\" in API group \"\" at the cluster scope"
+        "namespaces \"rbac\" is forbidden: User \"kubernetes-admin\" cannot delete resource \"namespaces\" in API group \"\" at the cluster scope"
     );
     ns_api.get("rbac").await.unwrap();
 
@@ -346,7 +348,7 @@ async fn forbid_and_fail_next() {
     assert_eq!(e.code, 403);
     assert_eq!(
         e.message,
-        "deployments.apps is forbidden: User \"system:serviceaccount:deckhand:deckhand\" cannot create resource \"deployments\" in API group \"apps\" in the namespace \"rbac\""
+        "deployments.apps is forbidden: User \"kubernetes-admin\" cannot create resource \"deployments\" in API group \"apps\" in the namespace \"rbac\""
     );
     k8s.allow_all();
     deploys

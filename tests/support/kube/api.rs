@@ -15,6 +15,7 @@ use super::admission;
 use super::field_validation::{self as fv, Wording};
 use super::managed_fields;
 use super::patch;
+use super::rbac::{self, Identity};
 use super::resources::{self, ResourceDef};
 use super::selectors::{FieldSelector, LabelSelector};
 use super::status::{self, ApiError};
@@ -157,8 +158,10 @@ async fn handle(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    who: Option<axum::Extension<Identity>>,
     body: Bytes,
 ) -> Response {
+    let who = Identity::of(who.as_ref().map(|w| &w.0), &headers);
     let path = uri.path().to_string();
     let params: Result<Params, ApiError> = Query::<Vec<(String, String)>>::try_from_uri(&uri)
         .map(|Query(v)| v.into_iter().collect())
@@ -199,10 +202,34 @@ async fn handle(
         Err(e) => return error_response(&e),
     };
     if let Some(p) = proxy {
-        return match proxy::service_proxy(&shared, &method, &p, store::is_admin(&headers)) {
+        return match proxy::service_proxy(&shared, &method, &p, &who) {
             Ok(r) => r,
             Err(e) => error_response(&e),
         };
+    }
+    if method == Method::POST && path == rbac::SELF_SUBJECT_ACCESS_REVIEWS {
+        let ct = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/json");
+        let review = if protobuf::is_protobuf(ct) {
+            protobuf::decode_object(&body, "authorization.k8s.io/v1", "SelfSubjectAccessReview", ct)
+        } else {
+            serde_json::from_slice::<Value>(&body)
+                .map_err(|e| ApiError::bad_request(format!("the body of the request could not be decoded: {e}")))
+        };
+        let review = review.and_then(|v| rbac::self_subject_access_review(&shared.lock(), &who, &v));
+        let proto = protobuf::prefers_protobuf(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
+        return match review {
+            Ok(v) => answer(proto, 201, &v),
+            Err(e) => answer(proto, e.code, &e.to_status()),
+        };
+    }
+    if method == Method::GET && target.is_err() {
+        let st = shared.lock();
+        if st.rbac && !rbac::allows_path(&st, &who, "get", &path) {
+            return error_response(&rbac::path_forbidden(&who, "get", &path));
+        }
     }
     if method == Method::GET
         && let Some(r) = discovery(&shared, &path)
@@ -214,7 +241,7 @@ async fn handle(
         Err(e) => return error_response(&e),
     };
     fv::take_warnings();
-    let reply = dispatch(&shared, &method, &headers, &body, &params, &target);
+    let reply = dispatch(&shared, &who, &method, &headers, &body, &params, &target);
     let warnings = fv::take_warnings();
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     // Custom resources have no protobuf form: their answers, errors included, stay JSON.
@@ -313,8 +340,27 @@ fn verb_of(method: &Method, t: &Target, params: &Params) -> Result<&'static str,
     })
 }
 
+/// Serves one API request under the state's lock, with `who` as the caller the escalation
+/// check of stored roles and bindings sees.
 fn dispatch(
     shared: &Arc<Shared>,
+    who: &Identity,
+    method: &Method,
+    headers: &HeaderMap,
+    body: &Bytes,
+    params: &Params,
+    t: &Target,
+) -> Result<Reply, ApiError> {
+    let mut st = shared.lock();
+    st.caller = Some(who.clone());
+    let reply = serve(&mut st, who, method, headers, body, params, t);
+    st.caller = None;
+    reply
+}
+
+fn serve(
+    st: &mut State,
+    who: &Identity,
     method: &Method,
     headers: &HeaderMap,
     body: &Bytes,
@@ -323,15 +369,19 @@ fn dispatch(
 ) -> Result<Reply, ApiError> {
     let verb = verb_of(method, t, params)?;
     let rd = t.rd;
-    let resource = match &t.sub {
-        Some(s) => format!("{}/{s}", rd.plural),
-        None => rd.plural.to_string(),
-    };
     let ns = t.namespace.clone().unwrap_or_default();
     let name = t.name.clone().unwrap_or_default();
-    let mut st = shared.lock();
-    if st.denies(store::is_admin(headers), rd.group, &resource, verb) {
+    let attrs = rbac::Attrs {
+        verb,
+        group: rd.group,
+        resource: rd.plural,
+        sub: t.sub.as_deref(),
+        namespace: t.namespace.as_deref(),
+        name: &name,
+    };
+    if st.denies(who, &attrs) {
         return Err(ApiError::rbac(
+            &who.user,
             rd,
             t.sub.as_deref(),
             verb,
@@ -356,14 +406,14 @@ fn dispatch(
                 .cloned()
                 .ok_or_else(|| ApiError::not_found(rd, &name))?;
             match t.sub.as_deref() {
-                Some("log") => Ok(Reply::Text(logs::pod_logs(&st, &obj, params)?)),
+                Some("log") => Ok(Reply::Text(logs::pod_logs(st, &obj, params)?)),
                 Some("scale") => Ok(Reply::Json(200, scale_of(&obj))),
                 _ if wants_table(headers) => Ok(Reply::Json(200, table::table(rd, &[obj], st.current_rv()))),
                 _ => Ok(Reply::Json(200, obj)),
             }
         }
         "list" => {
-            let items = select(&st, rd, t.namespace.as_deref(), params)?;
+            let items = select(st, rd, t.namespace.as_deref(), params)?;
             let rv = st.current_rv();
             if wants_table(headers) {
                 return Ok(Reply::Json(200, table::table(rd, &items, rv)));
@@ -395,7 +445,7 @@ fn dispatch(
                 &managed_fields::manager_of(params, headers),
                 &rd.api_version(),
             );
-            let created = create(&mut st, rd, obj, dry_run(params))?;
+            let created = create(st, rd, obj, dry_run(params))?;
             Ok(Reply::Json(201, created))
         }
         "update" => {
@@ -412,13 +462,13 @@ fn dispatch(
                     let mut o = old.clone();
                     util::set_path(&mut o, "spec.replicas", json!(replicas));
                     let owner = Some((manager.as_str(), Some("scale")));
-                    let saved = update(&mut st, rd, &old, o, false, dry_run(params), owner)?;
+                    let saved = update(st, rd, &old, o, false, dry_run(params), owner)?;
                     return Ok(Reply::Json(200, scale_of(&saved)));
                 }
                 Some("status") => {
                     let new = check_body(rd, new, &ns, Some(&name))?;
                     check_rv(rd, &name, &old, &new)?;
-                    update(&mut st, rd, &old, new, true, dry_run(params), None)?
+                    update(st, rd, &old, new, true, dry_run(params), None)?
                 }
                 _ => {
                     let mut new = check_body(rd, new, &ns, Some(&name))?;
@@ -431,12 +481,12 @@ fn dispatch(
                         Wording::Decode,
                     )?;
                     let owner = Some((manager.as_str(), None));
-                    update(&mut st, rd, &old, new, false, dry_run(params), owner)?
+                    update(st, rd, &old, new, false, dry_run(params), owner)?
                 }
             };
             Ok(Reply::Json(200, updated))
         }
-        "patch" => patch_object(&mut st, rd, t, headers, body, params),
+        "patch" => patch_object(st, who, rd, t, headers, body, params),
         "delete" => {
             let opts = delete_options(body, headers);
             let dry = super::dry_run::requested_delete(params, &opts)?;
@@ -477,12 +527,12 @@ fn dispatch(
                         .map(str::to_string)
                 })
                 .unwrap_or_default();
-            delete(&mut st, rd, old, &policy, dry).map(|v| Reply::Json(200, v))
+            delete(st, rd, old, &policy, dry).map(|v| Reply::Json(200, v))
         }
         "deletecollection" => {
             let opts = delete_options(body, headers);
             let dry = super::dry_run::requested_delete(params, &opts)?;
-            let items = select(&st, rd, t.namespace.as_deref(), params)?;
+            let items = select(st, rd, t.namespace.as_deref(), params)?;
             let rv = st.current_rv();
             let mut deleted = Vec::new();
             for obj in items {
@@ -656,6 +706,7 @@ pub fn create(st: &mut State, rd: &ResourceDef, mut obj: Value, dry_run: bool) -
     let managed = util::path(&obj, "metadata.managedFields").cloned();
     admission::strip_system_fields(&mut obj);
     let mut obj = admission::prepare_create(st, rd, obj)?;
+    super::rbac_escalation::check(st, rd, &obj)?;
     if let Some(m) = managed {
         util::set_path(&mut obj, "metadata.managedFields", m);
     }
@@ -681,6 +732,7 @@ fn update(
     owner: Option<(&str, Option<&str>)>,
 ) -> Result<Value, ApiError> {
     let mut obj = admission::prepare_update(rd, old, new, status_only)?;
+    super::rbac_escalation::check(st, rd, &obj)?;
     if let Some((manager, sub)) = owner {
         managed_fields::record_update(old, &mut obj, manager, &rd.api_version(), sub);
     }
@@ -744,25 +796,9 @@ fn delete(st: &mut State, rd: &ResourceDef, old: Value, policy: &str, dry_run: b
     Ok(status::success_status(rd, &name, util::str_at(&gone, "metadata.uid")))
 }
 
-/// A RoleBinding naming a ClusterRole the caller may not `bind` is refused as a real API
-/// server refuses privilege escalation.
-fn check_bind(st: &State, admin: bool, binding: &Value, name: &str) -> Result<(), ApiError> {
-    let role = util::str_at(binding, "roleRef.name");
-    if util::str_at(binding, "roleRef.kind") != "ClusterRole" || role.is_empty() || st.may_bind(admin, role) {
-        return Ok(());
-    }
-    Err(ApiError::new(
-        403,
-        "Forbidden",
-        format!(
-            "rolebindings.rbac.authorization.k8s.io \"{name}\" is forbidden: user \"{}\" (groups=[\"system:serviceaccounts\" \"system:serviceaccounts:deckhand\" \"system:authenticated\"]) is attempting to grant RBAC permissions not currently held (it may not bind ClusterRole \"{role}\")",
-            status::BOT_USER
-        ),
-    ))
-}
-
 fn patch_object(
     st: &mut State,
+    who: &Identity,
     rd: &'static ResourceDef,
     t: &Target,
     headers: &HeaderMap,
@@ -790,14 +826,26 @@ fn patch_object(
 
     // An apply that creates the object is authorized a second time, as `create`
     // (apiserver endpoints/handlers/patch.go): `patch` alone cannot make new objects.
-    if rd.plural == "rolebindings" {
-        check_bind(st, store::is_admin(headers), &patch_body, &name)?;
-    }
     if ct == "application/apply-patch+yaml" && old.is_none() {
         st.also_checked
             .insert((rd.group.to_string(), rd.plural.to_string(), "create".to_string()));
-        if st.denies(store::is_admin(headers), rd.group, rd.plural, "create") {
-            return Err(ApiError::rbac(rd, None, "create", t.namespace.as_deref(), &name));
+        let create = rbac::Attrs {
+            verb: "create",
+            group: rd.group,
+            resource: rd.plural,
+            sub: None,
+            namespace: t.namespace.as_deref(),
+            name: &name,
+        };
+        if st.denies(who, &create) {
+            return Err(ApiError::rbac(
+                &who.user,
+                rd,
+                None,
+                "create",
+                t.namespace.as_deref(),
+                &name,
+            ));
         }
     }
     if ct == "application/apply-patch+yaml" {

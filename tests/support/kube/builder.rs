@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use super::api::{self, Shared};
+use super::rbac::Identity;
 use super::store::State;
 use super::{KubeTestServer, apply_counter, controller_loop, tls};
 
@@ -15,6 +16,7 @@ pub struct KubeTestServerBuilder {
     ca: Option<Arc<tls::TestCa>>,
     client_certs: bool,
     token: Option<String>,
+    users: Vec<(String, Identity)>,
 }
 
 impl KubeTestServerBuilder {
@@ -43,6 +45,15 @@ impl KubeTestServerBuilder {
         self
     }
 
+    /// Bearer `token` authenticates as `user` in `groups` (plus "system:authenticated"), e.g.
+    /// `.user("t0k", "system:serviceaccount:team:ci", &["system:serviceaccounts"])`. Users
+    /// turn RBAC on: from the start every request but the tests' admin client's is
+    /// authorized by the roles and bindings the server holds (rbac.rs), deckhand's too.
+    pub fn user(mut self, token: &str, user: &str, groups: &[&str]) -> Self {
+        self.users.push((token.to_owned(), Identity::new(user, groups)));
+        self
+    }
+
     pub async fn start(self) -> KubeTestServer {
         self.start_io().await.expect("bind 127.0.0.1")
     }
@@ -52,10 +63,15 @@ impl KubeTestServerBuilder {
         let addr = listener.local_addr()?;
         let mut state = State::new();
         state.server_address = addr.to_string();
+        state.rbac = !self.users.is_empty();
         let shared = Arc::new(Shared::new(state));
         let applies = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let auth = Arc::new(tls::Auth::default());
+        let auth = tls::Auth::with_ca(self.ca.clone());
         auth.set_token(self.token.clone());
+        for (token, who) in &self.users {
+            auth.add_user(token, who.clone());
+        }
+        let auth = Arc::new(auth);
         let authenticate = {
             let auth = auth.clone();
             axum::middleware::from_fn(move |req, next| tls::authenticate(auth.clone(), req, next))

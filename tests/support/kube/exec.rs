@@ -79,8 +79,17 @@ fn exec(shared: Arc<Shared>, mut req: Request, ns: &str, pod: &str) -> Result<Re
             let message = format!("injected failure: {} {}", f.code, f.reason);
             return Err(ApiError::new(f.code, &f.reason, message));
         }
-        if st.denies(super::store::is_admin(req.headers()), "", "pods/exec", "create") {
-            return Err(ApiError::rbac(pods, Some("exec"), "create", Some(ns), pod));
+        let who = super::rbac::Identity::of(req.extensions().get(), req.headers());
+        let attrs = super::rbac::Attrs {
+            verb: "create",
+            group: "",
+            resource: "pods",
+            sub: Some("exec"),
+            namespace: Some(ns),
+            name: pod,
+        };
+        if st.denies(&who, &attrs) {
+            return Err(ApiError::rbac(&who.user, pods, Some("exec"), "create", Some(ns), pod));
         }
         let obj = st.get(pods, ns, pod).ok_or_else(|| ApiError::not_found(pods, pod))?;
         if util::str_at(obj, "status.phase") != "Running" {

@@ -10,6 +10,7 @@
 //! let client = k8s.client();                 // a kube::Client for it
 //! k8s.write_kubeconfig(dir.join("config"))?; // for kubectl or the product's own config
 //! k8s.forbid("delete", "namespaces");        // RBAC-style 403 from now on
+//! k8s.authorize_with(include_str!("../../../deploy/clusterrole.yaml")); // RBAC from objects
 //! ```
 //!
 //! Failure modes are chosen by image name, with the statuses and kubelet events a cluster
@@ -40,6 +41,8 @@ pub mod proto_codec;
 pub mod proto_schema;
 pub mod protobuf;
 pub mod proxy;
+pub mod rbac;
+pub mod rbac_escalation;
 pub mod resources;
 pub mod selectors;
 pub mod status;
@@ -121,30 +124,67 @@ impl KubeTestServer {
     /// A kube client for this server (default namespace "default").
     /// A client for the tests themselves: a cluster admin, whatever deckhand may do.
     pub fn client(&self) -> ::kube::Client {
+        self.client_with_token(store::ADMIN_TOKEN)
+    }
+
+    /// A kube client showing bearer `token` (a user's of the builder, say), trusting the
+    /// server's CA.
+    pub fn client_with_token(&self, token: &str) -> ::kube::Client {
         let uri = self.url().parse().expect("the server URL is a valid URI");
         let mut config = ::kube::Config::new(uri);
-        config.auth_info = serde_json::from_value(serde_json::json!({ "token": store::ADMIN_TOKEN }))
-            .expect("an AuthInfo with a token");
+        config.auth_info =
+            serde_json::from_value(serde_json::json!({ "token": token })).expect("an AuthInfo with a token");
         if let Some(ca) = &self.ca {
             config.root_cert = Some(vec![ca.der()]);
         }
         ::kube::Client::try_from(config).expect("kube client for the test server")
     }
 
-    /// Authorizes every caller but the tests' own client as deckhand's service account with
-    /// `cluster_role` (a ClusterRole's YAML, e.g. deploy/clusterrole.yaml): a request its
-    /// rules do not grant, by the real verb mapping (subresources, proxy methods, exec as
-    /// `create`), gets the authorizer's 403 Status.
+    /// Turns RBAC on and grants deckhand's service account `cluster_role` (a ClusterRole's
+    /// YAML, e.g. deploy/clusterrole.yaml): the server stores the ClusterRole and a
+    /// ClusterRoleBinding `kube-testserver:deckhand` to it (replacing what an earlier call
+    /// stored), and from now on authorizes every request but the tests' own client's by the
+    /// roles and bindings it holds (rbac.rs), with the real verb mapping (subresources, proxy
+    /// methods, exec as `create`) and the authorizer's 403 Status. Callers that are not
+    /// users of the builder authenticate as deckhand.
     pub fn authorize_with(&self, cluster_role: &str) {
+        let mut role: Value = yaml_serde::from_str(cluster_role).expect("a ClusterRole in YAML");
+        assert_eq!(role["kind"], "ClusterRole", "{role}");
+        let name = util::str_at(&role, "metadata.name").to_string();
+        assert!(!name.is_empty(), "the ClusterRole has a name");
         let mut st = self.shared.lock();
-        st.role = Some(cluster_role_rules(cluster_role));
-        st.bindable = Some(bindable_roles(cluster_role));
+        st.rbac = true;
+        st.deckhand_role = Some(name.clone());
+        if let Some(meta) = role.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.retain(|k, _| matches!(k.as_str(), "name" | "labels" | "annotations"));
+        }
+        let binding = serde_json::json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": DECKHAND_BINDING},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+            "subjects": [{"kind": "ServiceAccount", "name": "deckhand", "namespace": "deckhand"}],
+        });
+        for (plural, obj) in [("clusterroles", role), ("clusterrolebindings", binding)] {
+            let rd = resources::by_plural(resources::RBAC, plural).expect("RBAC kinds are served");
+            // A binding's roleRef cannot change: replace both rather than update them.
+            st.delete(rd, "", util::str_at(&obj, "metadata.name"));
+            api::create(&mut st, rd, obj, false).expect("the ClusterRole and its binding are valid");
+        }
     }
 
-    /// Takes one grant away from the enforced ClusterRole.
+    /// Takes one grant away from the ClusterRole `authorize_with` stored (the rules naming it
+    /// are split so that everything else they granted stays).
     pub fn revoke(&self, group: &str, resource: &str, verb: &str) {
-        if let Some(role) = self.shared.lock().role.as_mut() {
-            role.remove(&(group.to_string(), resource.to_string(), verb.to_string()));
+        let mut st = self.shared.lock();
+        let Some(name) = st.deckhand_role.clone() else {
+            return;
+        };
+        let rd = resources::by_plural(resources::RBAC, "clusterroles").expect("RBAC kinds are served");
+        if let Some(mut role) = st.get(rd, "", &name).cloned() {
+            let rules = role["rules"].as_array().cloned().unwrap_or_default();
+            role["rules"] = Value::Array(rbac_escalation::without_grant(&rules, group, resource, verb));
+            st.update(rd, role);
         }
     }
 
@@ -280,8 +320,9 @@ impl KubeTestServer {
     }
 
     /// Denies `verb` (get, list, watch, create, update, patch, delete, deletecollection, or
-    /// "*") on `resource` (plural, e.g. "namespaces" or "deployments/scale", or "*") with the
-    /// authorizer's 403, until `allow`/`allow_all`.
+    /// "*") on `resource` (plural, e.g. "namespaces" or "deployments/scale", or "*") to every
+    /// caller, the tests' own client (user "kubernetes-admin") included, with the authorizer's
+    /// 403 naming the caller, until `allow`/`allow_all`.
     pub fn forbid(&self, verb: &str, resource: &str) {
         self.shared
             .lock()
@@ -442,6 +483,9 @@ users:
     )
 }
 
+/// The ClusterRoleBinding `authorize_with` stores for deckhand's service account.
+pub const DECKHAND_BINDING: &str = "kube-testserver:deckhand";
+
 /// Every (API group, resource, verb) a ClusterRole's rules grant. Rules limited to
 /// resourceNames (such as `bind` on the team role) grant nothing a request here checks.
 pub fn cluster_role_rules(yaml: &str) -> std::collections::BTreeSet<(String, String, String)> {
@@ -467,25 +511,4 @@ pub fn cluster_role_rules(yaml: &str) -> std::collections::BTreeSet<(String, Str
         }
     }
     grants
-}
-
-/// The ClusterRoles a role may grant in RoleBindings it creates: `bind` on `clusterroles`,
-/// limited to resourceNames (none given: any).
-pub fn bindable_roles(yaml: &str) -> std::collections::BTreeSet<String> {
-    let role: Value = yaml_serde::from_str(yaml).expect("a ClusterRole in YAML");
-    let has = |rule: &Value, k: &str, v: &str| rule[k].as_array().is_some_and(|a| a.iter().any(|x| x == v));
-    role["rules"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|r| {
-            has(r, "apiGroups", "rbac.authorization.k8s.io")
-                && has(r, "resources", "clusterroles")
-                && has(r, "verbs", "bind")
-        })
-        .flat_map(|r| match r["resourceNames"].as_array() {
-            Some(names) => names.iter().filter_map(|n| n.as_str().map(str::to_owned)).collect(),
-            None => vec!["*".to_owned()],
-        })
-        .collect()
 }

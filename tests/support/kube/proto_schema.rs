@@ -28,6 +28,7 @@ const FILES: &[&str] = &[
     include_str!("proto/api-autoscaling-v1.proto"),
     include_str!("proto/api-networking-v1.proto"),
     include_str!("proto/api-rbac-v1.proto"),
+    include_str!("proto/api-authorization-v1.proto"),
 ];
 
 /// `package.Message.field` of each Go non-pointer field tagged `omitempty` (see vendor.sh).
@@ -107,6 +108,7 @@ fn api_version_of(package: &str) -> Option<&'static str> {
         "k8s.io.api.autoscaling.v1" => "autoscaling/v1",
         "k8s.io.api.networking.v1" => "networking.k8s.io/v1",
         "k8s.io.api.rbac.v1" => "rbac.authorization.k8s.io/v1",
+        "k8s.io.api.authorization.v1" => "authorization.k8s.io/v1",
         META => "meta.k8s.io/v1",
         _ => return None,
     })

@@ -20,6 +20,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{Value, json};
 
 use super::api::{Shared, error_response};
+use super::rbac::{Attrs, Identity};
 use super::resources;
 use super::selectors::LabelSelector;
 use super::status::ApiError;
@@ -85,9 +86,9 @@ pub(super) fn service_proxy(
     shared: &Arc<Shared>,
     method: &Method,
     p: &ProxyTarget,
-    admin: bool,
+    who: &Identity,
 ) -> Result<Response, ApiError> {
-    check(shared, method, p, admin)
+    check(shared, method, p, who)
 }
 
 /// Middleware: takes proxied requests to services with a real backend, passes everything
@@ -120,19 +121,28 @@ pub async fn intercept(AxState(shared): AxState<Arc<Shared>>, req: Request, next
             return error_response(&ApiError::new(f.code, &f.reason, message));
         }
     }
-    if let Err(e) = check(&shared, req.method(), &p, super::store::is_admin(req.headers())) {
+    let who = Identity::of(req.extensions().get(), req.headers());
+    if let Err(e) = check(&shared, req.method(), &p, &who) {
         return error_response(&e);
     }
     forward(&base, req, &p).await
 }
 
 /// 404/503/403 as the API server would, else the canned answer.
-fn check(shared: &Arc<Shared>, method: &Method, p: &ProxyTarget, admin: bool) -> Result<Response, ApiError> {
+fn check(shared: &Arc<Shared>, method: &Method, p: &ProxyTarget, who: &Identity) -> Result<Response, ApiError> {
     let st = shared.lock();
     let rd = resources::by_plural("", p.resource).ok_or_else(ApiError::no_route)?;
-    let resource = format!("{}/proxy", p.resource);
-    if st.denies(admin, "", &resource, proxy_verb(method)) {
+    let attrs = Attrs {
+        verb: proxy_verb(method),
+        group: "",
+        resource: p.resource,
+        sub: Some("proxy"),
+        namespace: Some(&p.namespace),
+        name: &p.raw_name,
+    };
+    if st.denies(who, &attrs) {
         return Err(ApiError::rbac(
+            &who.user,
             rd,
             Some("proxy"),
             proxy_verb(method),

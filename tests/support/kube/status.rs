@@ -188,7 +188,14 @@ impl ApiError {
     }
 
     /// An RBAC denial, worded like the real authorizer's.
-    pub fn rbac(rd: &ResourceDef, sub: Option<&str>, verb: &str, namespace: Option<&str>, name: &str) -> Self {
+    pub fn rbac(
+        user: &str,
+        rd: &ResourceDef,
+        sub: Option<&str>,
+        verb: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Self {
         let resource = match sub {
             Some(s) => format!("{}/{s}", rd.plural),
             None => rd.plural.to_string(),
@@ -198,7 +205,7 @@ impl ApiError {
             _ => "at the cluster scope".to_string(),
         };
         let why = format!(
-            "User \"{BOT_USER}\" cannot {verb} resource \"{resource}\" in API group \"{}\" {scope}",
+            "User {user:?} cannot {verb} resource \"{resource}\" in API group \"{}\" {scope}",
             rd.group
         );
         Self::forbidden(rd, name, &why)

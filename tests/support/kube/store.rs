@@ -61,10 +61,13 @@ pub struct State {
     pub faults: Vec<Fault>,
     /// (verb, resource) pairs answered with an RBAC 403; "*" matches any verb.
     pub forbidden: Vec<(String, String)>,
-    /// deckhand's ClusterRole as (API group, resource[/sub], verb), when enforced.
-    pub role: Option<BTreeSet<(String, String, String)>>,
-    /// ClusterRoles deckhand may grant in RoleBindings (`bind`), when enforced.
-    pub bindable: Option<BTreeSet<String>>,
+    /// Whether RBAC is enforced from the stored roles and bindings (rbac.rs).
+    pub rbac: bool,
+    /// The name of the ClusterRole `authorize_with` stored for deckhand.
+    pub deckhand_role: Option<String>,
+    /// Who the API request being served (under this lock) comes from: the escalation check
+    /// of roles and bindings it stores asks. None outside requests (seeding, controllers).
+    pub caller: Option<super::rbac::Identity>,
     /// Authorization checks beyond each request's own verb (an apply that creates).
     pub also_checked: BTreeSet<(String, String, String)>,
     pub step: Duration,
@@ -100,9 +103,10 @@ impl State {
             requests: Vec::new(),
             faults: Vec::new(),
             forbidden: Vec::new(),
-            role: None,
+            rbac: false,
+            deckhand_role: None,
+            caller: None,
             also_checked: BTreeSet::new(),
-            bindable: None,
             step: Duration::from_millis(30),
             paused: false,
             log_overrides: Vec::new(),
@@ -405,26 +409,15 @@ impl State {
             .any(|(v, r)| (v == "*" || v == verb) && (r == "*" || r == resource))
     }
 
-    /// Whether the authorizer refuses `verb` on `group`/`resource` to the caller: nobody may
-    /// do what `forbid` denied; beyond that a cluster admin (the tests' own client) may do
-    /// anything, and deckhand (every other caller) only what its ClusterRole grants once
-    /// `authorize_with` set it.
-    /// RBAC's escalation check: a RoleBinding may grant a ClusterRole only with `bind` on it
-    /// (deckhand holds none of the team roles' permissions itself).
-    pub fn may_bind(&self, admin: bool, role: &str) -> bool {
-        admin
-            || self
-                .bindable
-                .as_ref()
-                .is_none_or(|names| names.contains("*") || names.contains(role))
-    }
-
-    pub fn denies(&self, admin: bool, group: &str, resource: &str, verb: &str) -> bool {
-        let granted = |role: &BTreeSet<(String, String, String)>| {
-            role.iter()
-                .any(|(g, r, v)| g == group && (r == resource || r == "*") && (v == verb || v == "*"))
+    /// Whether the authorizer refuses the request: nobody may do what `forbid` denied; beyond
+    /// that, once RBAC is enforced, only what the stored roles and bindings grant `who`
+    /// (rbac.rs; the tests' admin client is in system:masters).
+    pub fn denies(&self, who: &super::rbac::Identity, a: &super::rbac::Attrs) -> bool {
+        let resource = match a.sub {
+            Some(s) => format!("{}/{s}", a.resource),
+            None => a.resource.to_string(),
         };
-        self.is_forbidden(verb, resource) || (!admin && self.role.as_ref().is_some_and(|role| !granted(role)))
+        self.is_forbidden(a.verb, &resource) || (self.rbac && !super::rbac::allows(self, who, a))
     }
 }
 

@@ -16,6 +16,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::server::TlsStream;
 
+use super::rbac::Identity;
 use super::store::ADMIN_TOKEN;
 
 /// The API server's answer to a request it cannot authenticate, byte for byte.
@@ -25,6 +26,9 @@ pub const UNAUTHORIZED_BODY: &str = r#"{"kind":"Status","apiVersion":"v1","metad
 pub struct TestCa {
     issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
     pem: String,
+    /// Who each client certificate it issued names (CommonName, Organizations), by its DER:
+    /// the server reads a verified certificate's subject from here rather than parsing it.
+    subjects: Mutex<Vec<(Vec<u8>, Identity)>>,
 }
 
 /// A certificate with its private key, both PEM.
@@ -48,6 +52,7 @@ impl TestCa {
         Arc::new(TestCa {
             issuer: rcgen::Issuer::new(params, key),
             pem: cert.pem(),
+            subjects: Mutex::new(Vec::new()),
         })
     }
 
@@ -75,27 +80,55 @@ impl TestCa {
 
     /// A client certificate for `user` (its CommonName, as Kubernetes reads it).
     pub fn client_cert(&self, user: &str) -> Issued {
+        self.client_cert_in(user, &[])
+    }
+
+    /// A client certificate for `user` in `groups` (its Organizations, as Kubernetes reads
+    /// them).
+    pub fn client_cert_in(&self, user: &str, groups: &[&str]) -> Issued {
         let mut params = rcgen::CertificateParams::default();
         params.distinguished_name.push(rcgen::DnType::CommonName, user);
+        for g in groups {
+            params.distinguished_name.push(rcgen::DnType::OrganizationName, *g);
+        }
         params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
-        self.issue(params)
+        let (issued, der) = self.issue_der(params);
+        self.subjects
+            .lock()
+            .expect("subjects")
+            .push((der, Identity::new(user, groups)));
+        issued
+    }
+
+    /// Who a client certificate this CA issued names.
+    pub fn subject_of(&self, der: &[u8]) -> Option<Identity> {
+        let subjects = self.subjects.lock().expect("subjects");
+        subjects.iter().find(|(d, _)| d == der).map(|(_, who)| who.clone())
     }
 
     fn issue(&self, params: rcgen::CertificateParams) -> Issued {
+        self.issue_der(params).0
+    }
+
+    fn issue_der(&self, params: rcgen::CertificateParams) -> (Issued, Vec<u8>) {
         let key = rcgen::KeyPair::generate().expect("key");
         let cert = params.signed_by(&key, &self.issuer).expect("signed certificate");
-        Issued {
+        let der = cert.der().to_vec();
+        let issued = Issued {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
-        }
+        };
+        (issued, der)
     }
 }
 
-/// Who may call: the bearer token deckhand must show (none: no token is needed), and what
-/// was refused so far.
+/// Who may call: the bearer token deckhand must show (none: no token is needed), other
+/// users' tokens, the CA whose client certificates name users, and what was refused so far.
 #[derive(Default)]
 pub struct Auth {
     token: Mutex<Option<String>>,
+    users: Mutex<Vec<(String, Identity)>>,
+    ca: Option<Arc<TestCa>>,
     unauthorized: AtomicUsize,
     handshake_failures: Mutex<Vec<String>>,
 }
@@ -113,39 +146,75 @@ impl Auth {
         self.handshake_failures.lock().expect("failures").clone()
     }
 
-    fn accepts(&self, authorization: Option<&HeaderValue>) -> bool {
-        let Some(shown) = authorization
+    /// Client certificates `ca` issued name their users.
+    pub fn with_ca(ca: Option<Arc<TestCa>>) -> Self {
+        Auth {
+            ca,
+            ..Default::default()
+        }
+    }
+
+    /// `token` authenticates as `who`.
+    pub fn add_user(&self, token: &str, who: Identity) {
+        self.users.lock().expect("users").push((token.to_owned(), who));
+    }
+
+    /// Who a bearer token (if any) authenticates as; None: 401. The tests' admin token is a
+    /// cluster admin, users' tokens their users, the required token deckhand; with no token
+    /// required, any other caller is deckhand too.
+    fn identify(&self, authorization: Option<&HeaderValue>) -> Option<Identity> {
+        let required = self.token.lock().expect("token").clone();
+        let shown = authorization
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-        else {
-            return self.token.lock().expect("token").is_none();
-        };
-        match &*self.token.lock().expect("token") {
-            None => true,
-            Some(token) => shown == token || shown == ADMIN_TOKEN,
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let user = shown.and_then(|t| {
+            let users = self.users.lock().expect("users");
+            users.iter().find(|(tok, _)| tok == t).map(|(_, who)| who.clone())
+        });
+        match (shown, user) {
+            (Some(ADMIN_TOKEN), _) => Some(Identity::admin()),
+            (_, Some(who)) => Some(who),
+            (Some(t), None) if required.as_deref() == Some(t) => Some(Identity::deckhand()),
+            _ if required.is_none() => Some(Identity::deckhand()),
+            _ => None,
         }
     }
 }
 
-/// Whether the connection showed a client certificate the CA signed (rustls verified it
+/// The client certificate the connection showed, DER (rustls verified it against the CA
 /// during the handshake; an unverifiable one fails the handshake).
-#[derive(Clone, Copy, Debug)]
-pub struct ClientCert(pub bool);
+#[derive(Clone, Debug)]
+pub struct ClientCert(pub Option<Arc<Vec<u8>>>);
 
 impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>> for ClientCert {
     fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
         let (_, session) = stream.io().get_ref();
-        ClientCert(session.peer_certificates().is_some_and(|c| !c.is_empty()))
+        ClientCert(
+            session
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .map(|c| Arc::new(c.to_vec())),
+        )
     }
 }
 
-/// The authentication middleware: a verified client certificate or an accepted token.
-pub async fn authenticate(auth: Arc<Auth>, request: Request, next: Next) -> Response {
+/// The authentication middleware: a verified client certificate (its CommonName the user,
+/// its Organizations the groups) or an accepted token; the request goes on carrying the
+/// `Identity` the authorizer (rbac.rs) checks.
+pub async fn authenticate(auth: Arc<Auth>, mut request: Request, next: Next) -> Response {
     let by_cert = request
         .extensions()
         .get::<ConnectInfo<ClientCert>>()
-        .is_some_and(|c| c.0.0);
-    if by_cert || auth.accepts(request.headers().get(header::AUTHORIZATION)) {
+        .and_then(|c| c.0.0.clone())
+        .map(|der| {
+            auth.ca
+                .as_ref()
+                .and_then(|ca| ca.subject_of(&der))
+                .unwrap_or_else(Identity::deckhand)
+        });
+    let who = by_cert.or_else(|| auth.identify(request.headers().get(header::AUTHORIZATION)));
+    if let Some(who) = who {
+        request.extensions_mut().insert(who);
         return next.run(request).await;
     }
     auth.unauthorized.fetch_add(1, Ordering::SeqCst);
