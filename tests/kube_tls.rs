@@ -322,3 +322,56 @@ fn serve_refuses_a_bad_credential_key() {
         assert!(!db.exists(), "nothing was set up");
     }
 }
+
+/// A kubeconfig context whose user is an exec credential plugin (as EKS's `aws eks get-token`,
+/// GKE's `gke-gcloud-auth-plugin` and AKS's `kubelogin` are): deckhand runs the plugin, sends
+/// the token it prints, and trusts the CA from the kubeconfig. The plugin here is a shell
+/// script printing an ExecCredential, which is all those plugins do on the wire.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_kubeconfig_exec_plugin_supplies_the_token() {
+    use std::os::unix::fs::PermissionsExt;
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = TestCa::new("deckhand-test-ca");
+        let kube = https_server(&ca).await;
+        let runs = dir.path().join("plugin-runs");
+        let plugin = write(
+            dir.path(),
+            "get-token.sh",
+            &format!(
+                "#!/bin/sh\necho run >> '{}'\n\
+                 printf '%s' '{{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\",\"status\":{{\"token\":\"{TOKEN}\"}}}}'\n",
+                runs.display()
+            ),
+        );
+        std::fs::set_permissions(&plugin, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let ca_data = base64::engine::general_purpose::STANDARD.encode(ca.pem());
+        let kubeconfig = write(
+            dir.path(),
+            "kubeconfig",
+            &format!(
+                "apiVersion: v1\nkind: Config\n\
+                 clusters:\n- name: test\n  cluster:\n    server: {}\n    certificate-authority-data: {ca_data}\n\
+                 users:\n- name: plugin\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: {}\n      interactiveMode: Never\n\
+                 contexts:\n- name: other\n  context:\n    cluster: test\n    user: nobody\n\
+                 - name: with-plugin\n  context:\n    cluster: test\n    user: plugin\n\
+                 current-context: other\n",
+                kube.url(),
+                plugin.display()
+            ),
+        );
+        let env = start_against(kube, backend, |c| {
+            c.kubernetes.url = String::new();
+            c.kubernetes.kubeconfig = kubeconfig;
+            c.kubernetes.context = "with-plugin".into();
+        })
+        .await;
+        creates(&env, "checkout").await;
+        assert_eq!(env.kube.unauthorized(), 0, "every request carried the plugin's token");
+        assert!(
+            std::fs::read_to_string(&runs).is_ok_and(|r| r.lines().count() >= 1),
+            "deckhand ran the plugin"
+        );
+    }
+}
