@@ -215,3 +215,49 @@ async fn environments_live_in_their_cluster_and_a_stopped_one_is_named() {
         app.shutdown().await;
     }
 }
+
+/// `service …` acts in the environment's cluster: provisioned, listed and bound there, while the default cluster (which does not even serve the class's kind) is untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn services_live_in_their_environments_cluster() {
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let eu = KubeTestServer::start().await;
+        let us = KubeTestServer::start().await;
+        us.set_step(Duration::from_millis(15));
+        us.authorize_with(include_str!("../deploy/clusterrole.yaml"));
+        cluster::install_service_providers(&us);
+        let (eu_url, us_url) = (eu.url(), us.url());
+        let env = start_against(eu, backend, move |c| {
+            c.clusters = BTreeMap::from([
+                (
+                    Name::parse("eu").unwrap(),
+                    cluster_config(eu_url, &["dev", "stage", "prod"], true),
+                ),
+                (Name::parse("us").unwrap(), cluster_config(us_url, &["stage"], false)),
+            ]);
+            c.kubernetes.cluster_deadline = "1s".parse().unwrap();
+            c.services.ready_deadline = "20s".parse().unwrap();
+        })
+        .await;
+        let b = env.run("bob", "env create media stage@us").await;
+        assert_eq!(state(&b), "succeeded", "{b:#}");
+        let deployed = env.run("bob", "deploy ghcr.io/acme/thumbs:2.0 to media").await;
+        assert_eq!(state(&deployed), "succeeded", "{deployed:#}");
+        let made = env
+            .run(
+                "bob",
+                "service provision s3-bucket uploads in media region=eu-central-1 versioning=true",
+            )
+            .await;
+        assert_eq!(state(&made), "succeeded", "{made:#}");
+        assert!(outcome(&made).starts_with("uploads (s3-bucket) is ready in media"), "{}", outcome(&made));
+        assert!(us.object("buckets", "media", "uploads").is_some(), "the bucket is in us");
+        let listed = env.run("bob", "service list media").await;
+        assert_eq!(state(&listed), "succeeded", "{listed:#}");
+        assert!(output_text(&listed).contains("uploads"), "{listed:#}");
+        let bound = env.run("bob", "service bind uploads to thumbs in media").await;
+        assert_eq!(state(&bound), "succeeded", "{bound:#}");
+        let app = us.object("deployments", "media", "thumbs").expect("thumbs in us");
+        assert!(app.to_string().contains("uploads"), "thumbs is wired to the bucket in us: {app}");
+    }
+}

@@ -148,15 +148,24 @@ impl Found {
     }
 }
 
+/// The cluster `env` lives in (with several clusters, see `cluster::clusters`); the default
+/// cluster for questions about every environment.
+async fn cluster_of(app: &App, env: Option<&str>) -> Result<std::sync::Arc<crate::cluster::Cluster>, ActionError> {
+    match env {
+        Some(env) => Ok(app.clusters.locate(env).await?),
+        None => Ok(app.clusters.default_cluster()),
+    }
+}
+
 /// The services in `ns` (all environments with None), optionally only the one named.
 async fn find(app: &App, catalog: &Catalog, ns: Option<&str>, name: Option<&str>) -> Result<Vec<Found>, ActionError> {
+    let cluster = cluster_of(app, ns).await?;
     let mut out = Vec::new();
     for class in catalog.classes() {
         let Some((api_version, kind)) = class.kinds.first() else {
             continue;
         };
-        let ar = match app
-            .cluster
+        let ar = match cluster
             .api_resource(api_version, kind, class.plural(api_version, kind))
             .await
         {
@@ -170,7 +179,7 @@ async fn find(app: &App, catalog: &Catalog, ns: Option<&str>, name: Option<&str>
             None => labels.push_str(&format!(",{SERVICE}")),
         }
         // A class whose provider is not installed has no services; the others still list.
-        let objects = match app.cluster.list_custom(&ar, ns, &labels).await {
+        let objects = match cluster.list_custom(&ar, ns, &labels).await {
             Ok(o) => o,
             Err(ClusterError::NotFound(_)) => {
                 tracing::debug!(class = %class.name, kind, "the cluster does not serve this class's kind");
@@ -207,8 +216,8 @@ async fn find_one(app: &App, catalog: &Catalog, env: &str, name: &str) -> Result
 
 /// Deployments in `env` bound to `service`.
 async fn dependents(app: &App, env: &str, service: &str) -> Result<Vec<String>, ActionError> {
-    let list = app
-        .cluster
+    let list = cluster_of(app, Some(env))
+        .await?
         .deployments(Some(env), &format!("{BOUND_PREFIX}{service}"))
         .await?;
     Ok(list.into_iter().filter_map(|d| d.metadata.name).collect())
@@ -216,7 +225,7 @@ async fn dependents(app: &App, env: &str, service: &str) -> Result<Vec<String>, 
 
 /// (environment, service) -> the apps bound to it, in `ns` or everywhere.
 async fn bindings(app: &App, ns: Option<&str>) -> Result<BTreeMap<(String, String), Vec<String>>, ActionError> {
-    let list = app.cluster.deployments(ns, "").await?;
+    let list = cluster_of(app, ns).await?.deployments(ns, "").await?;
     let mut out: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
     for d in list {
         let (Some(app_name), Some(env)) = (d.metadata.name, d.metadata.namespace) else {
@@ -289,7 +298,8 @@ impl Action for Provision {
         let class = class(&catalog, args.get("class").unwrap_or_default())?;
         let params = params(class, args)?;
         let (name, env) = (arg_name(args, "name")?, arg_name(args, "env")?);
-        let cluster = &ctx.app.cluster;
+        let located = cluster_of(&ctx.app, Some(env.as_str())).await?;
+        let cluster = located.as_ref();
         let info = cluster.managed_environment(env.as_str()).await?;
         if info.terminating {
             return Err(ActionError::Failed(format!("environment {env} is being deleted")));
@@ -491,7 +501,8 @@ impl Action for Bind {
         let catalog = self.0.get(&ctx.app)?;
         let args = &ctx.request.args;
         let (name, env, app) = (arg_name(args, "name")?, arg_name(args, "env")?, arg_name(args, "app")?);
-        let cluster = &ctx.app.cluster;
+        let located = cluster_of(&ctx.app, Some(env.as_str())).await?;
+        let cluster = located.as_ref();
         let found = find_one(&ctx.app, &catalog, env.as_str(), name.as_str()).await?;
         let class = class(&catalog, &found.class)?;
         if !found.ready(class) {
@@ -736,7 +747,8 @@ impl Action for Delete {
         let catalog = self.0.get(&ctx.app)?;
         let args = &ctx.request.args;
         let (name, env) = (arg_name(args, "name")?, arg_name(args, "env")?);
-        let cluster = &ctx.app.cluster;
+        let located = cluster_of(&ctx.app, Some(env.as_str())).await?;
+        let cluster = located.as_ref();
         let found = match find_one(&ctx.app, &catalog, env.as_str(), name.as_str()).await {
             Ok(f) => f,
             // Already gone, e.g. a re-run after a crash.
