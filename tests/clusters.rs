@@ -250,14 +250,24 @@ async fn services_live_in_their_environments_cluster() {
             )
             .await;
         assert_eq!(state(&made), "succeeded", "{made:#}");
-        assert!(outcome(&made).starts_with("uploads (s3-bucket) is ready in media"), "{}", outcome(&made));
-        assert!(us.object("buckets", "media", "uploads").is_some(), "the bucket is in us");
+        assert!(
+            outcome(&made).starts_with("uploads (s3-bucket) is ready in media"),
+            "{}",
+            outcome(&made)
+        );
+        assert!(
+            us.object("buckets", "media", "uploads").is_some(),
+            "the bucket is in us"
+        );
         let listed = env.run("bob", "service list media").await;
         assert_eq!(state(&listed), "succeeded", "{listed:#}");
         assert!(output_text(&listed).contains("uploads"), "{listed:#}");
         let bound = env.run("bob", "service bind uploads to thumbs in media").await;
         assert_eq!(state(&bound), "succeeded", "{bound:#}");
         let app = us.object("deployments", "media", "thumbs").expect("thumbs in us");
-        assert!(app.to_string().contains("uploads"), "thumbs is wired to the bucket in us: {app}");
+        assert!(
+            app.to_string().contains("uploads"),
+            "thumbs is wired to the bucket in us: {app}"
+        );
     }
 }
