@@ -67,7 +67,7 @@ pub struct Store {
     /// The group-commit tasks (see batch.rs); `None` in the tasks' own copy.
     group: Option<Groups>,
     /// When this store last refreshed the outbox table's planner statistics (ms; see
-    /// `delivery_heads`).
+    /// `claim_heads`).
     analyzed_at: Arc<std::sync::atomic::AtomicI64>,
 }
 
