@@ -89,6 +89,23 @@ fn assert_forbidden((code, v): (u16, Value), message: &str) {
     assert_eq!(v["message"], message, "{v:#}");
 }
 
+/// Creates an RBAC object (Role, ClusterRole or a binding) as the admin, at the path its
+/// kind and namespace give.
+async fn create(k8s: &KubeTestServer, object: Value) -> Value {
+    let plural = match object["kind"].as_str() {
+        Some("Role") => "roles",
+        Some("RoleBinding") => "rolebindings",
+        Some("ClusterRole") => "clusterroles",
+        Some("ClusterRoleBinding") => "clusterrolebindings",
+        other => panic!("not an RBAC kind: {other:?}"),
+    };
+    let path = match object["metadata"]["namespace"].as_str() {
+        Some(ns) => format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/{plural}"),
+        None => format!("/apis/rbac.authorization.k8s.io/v1/{plural}"),
+    };
+    admin(k8s, Method::POST, &path, object).await
+}
+
 fn role(kind: &str, name: &str, ns: Option<&str>, rules: Value) -> Value {
     let mut meta = json!({"name": name});
     if let Some(ns) = ns {
@@ -127,17 +144,9 @@ async fn a_role_binding_grants_its_role_in_its_namespace_only_and_deleting_it_re
         r#"pods is forbidden: User "alice" cannot list resource "pods" in API group "" in the namespace "a""#,
     );
     let reader = json!([{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}]);
-    admin(
+    create(&k8s, role("Role", "pod-reader", Some("a"), reader)).await;
+    create(
         &k8s,
-        Method::POST,
-        "/apis/rbac.authorization.k8s.io/v1/namespaces/a/roles",
-        role("Role", "pod-reader", Some("a"), reader),
-    )
-    .await;
-    admin(
-        &k8s,
-        Method::POST,
-        "/apis/rbac.authorization.k8s.io/v1/namespaces/a/rolebindings",
         binding(
             "RoleBinding",
             "alice-reads",
@@ -198,17 +207,9 @@ async fn a_role_binding_grants_its_role_in_its_namespace_only_and_deleting_it_re
 async fn a_cluster_role_is_granted_everywhere_by_a_cluster_role_binding_and_in_one_namespace_by_a_role_binding() {
     let k8s = server().await;
     let viewer = json!([{"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list"]}]);
-    admin(
+    create(&k8s, role("ClusterRole", "deploy-viewer", None, viewer)).await;
+    create(
         &k8s,
-        Method::POST,
-        "/apis/rbac.authorization.k8s.io/v1/clusterroles",
-        role("ClusterRole", "deploy-viewer", None, viewer),
-    )
-    .await;
-    admin(
-        &k8s,
-        Method::POST,
-        "/apis/rbac.authorization.k8s.io/v1/namespaces/a/rolebindings",
         binding(
             "RoleBinding",
             "alice-views",
@@ -230,10 +231,8 @@ async fn a_cluster_role_is_granted_everywhere_by_a_cluster_role_binding_and_in_o
         r#"deployments.apps is forbidden: User "alice" cannot list resource "deployments" in API group "apps" at the cluster scope"#,
     );
 
-    admin(
+    create(
         &k8s,
-        Method::POST,
-        "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
         binding(
             "ClusterRoleBinding",
             "alice-views-all",
@@ -271,17 +270,9 @@ async fn resource_names_limit_a_rule_to_the_objects_it_names() {
         .await;
     }
     let one = json!([{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["settings"], "verbs": ["get", "update"]}]);
-    admin(
+    create(&k8s, role("Role", "settings", Some("a"), one)).await;
+    create(
         &k8s,
-        Method::POST,
-        "/apis/rbac.authorization.k8s.io/v1/namespaces/a/roles",
-        role("Role", "settings", Some("a"), one),
-    )
-    .await;
-    admin(
-        &k8s,
-        Method::POST,
-        "/apis/rbac.authorization.k8s.io/v1/namespaces/a/rolebindings",
         binding(
             "RoleBinding",
             "carol-settings",
@@ -327,17 +318,9 @@ async fn group_and_service_account_subjects_and_wildcards_grant_as_rbac_does() {
         {"apiGroups": ["apps"], "resources": ["*"], "verbs": ["*"]},
         {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
     ]);
-    admin(
+    create(&k8s, role("ClusterRole", "ops", None, ops)).await;
+    create(
         &k8s,
-        Method::POST,
-        "/apis/rbac.authorization.k8s.io/v1/clusterroles",
-        role("ClusterRole", "ops", None, ops),
-    )
-    .await;
-    admin(
-        &k8s,
-        Method::POST,
-        "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
         binding(
             "ClusterRoleBinding",
             "ops",
@@ -394,10 +377,8 @@ async fn group_and_service_account_subjects_and_wildcards_grant_as_rbac_does() {
     );
 
     // A ServiceAccount subject is the user system:serviceaccount:NS:NAME.
-    admin(
+    create(
         &k8s,
-        Method::POST,
-        "/apis/rbac.authorization.k8s.io/v1/namespaces/b/rolebindings",
         binding(
             "RoleBinding",
             "ci",
@@ -433,17 +414,9 @@ async fn roles_and_bindings_cannot_grant_more_than_their_author_holds() {
         {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "rolebindings"], "verbs": ["create"]},
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
     ]);
-    admin(
+    create(&k8s, role("Role", "manager", Some("a"), manager)).await;
+    create(
         &k8s,
-        Method::POST,
-        "/apis/rbac.authorization.k8s.io/v1/namespaces/a/roles",
-        role("Role", "manager", Some("a"), manager),
-    )
-    .await;
-    admin(
-        &k8s,
-        Method::POST,
-        "/apis/rbac.authorization.k8s.io/v1/namespaces/a/rolebindings",
         binding(
             "RoleBinding",
             "alice-manages",
@@ -482,13 +455,7 @@ async fn roles_and_bindings_cannot_grant_more_than_their_author_holds() {
 
     // Binding a ClusterRole she does not hold needs `bind` on it.
     let all_pods = json!([{"apiGroups": [""], "resources": ["pods"], "verbs": ["*"]}]);
-    admin(
-        &k8s,
-        Method::POST,
-        "/apis/rbac.authorization.k8s.io/v1/clusterroles",
-        role("ClusterRole", "pod-admin", None, all_pods),
-    )
-    .await;
+    create(&k8s, role("ClusterRole", "pod-admin", None, all_pods)).await;
     let bindings = "/apis/rbac.authorization.k8s.io/v1/namespaces/a/rolebindings";
     let grant = binding(
         "RoleBinding",
@@ -568,17 +535,9 @@ async fn kubectl_with_a_token_sees_the_403() {
     let ca = TestCa::new("rbac-test-ca");
     let k8s = server_with(Some(ca.clone())).await;
     let reader = json!([{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]);
-    admin(
+    create(&k8s, role("Role", "pod-reader", Some("a"), reader)).await;
+    create(
         &k8s,
-        Method::POST,
-        "/apis/rbac.authorization.k8s.io/v1/namespaces/a/roles",
-        role("Role", "pod-reader", Some("a"), reader),
-    )
-    .await;
-    admin(
-        &k8s,
-        Method::POST,
-        "/apis/rbac.authorization.k8s.io/v1/namespaces/a/rolebindings",
         binding(
             "RoleBinding",
             "alice-reads",
@@ -633,17 +592,9 @@ async fn a_client_certificate_names_the_user_and_its_organizations_the_groups() 
         .start()
         .await;
     let ops = json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["list"]}]);
-    admin(
+    create(&k8s, role("ClusterRole", "cm-lister", None, ops)).await;
+    create(
         &k8s,
-        Method::POST,
-        "/apis/rbac.authorization.k8s.io/v1/clusterroles",
-        role("ClusterRole", "cm-lister", None, ops),
-    )
-    .await;
-    admin(
-        &k8s,
-        Method::POST,
-        "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
         binding(
             "ClusterRoleBinding",
             "ops-lists",
@@ -700,17 +651,9 @@ async fn non_resource_urls_grant_paths() {
     let (code, v) = ask().await;
     assert_eq!((code, &v["status"]["allowed"]), (201, &json!(false)), "{v:#}");
     let metrics = json!([{"nonResourceURLs": ["/metrics", "/debug/*"], "verbs": ["get"]}]);
-    admin(
+    create(&k8s, role("ClusterRole", "metrics", None, metrics)).await;
+    create(
         &k8s,
-        Method::POST,
-        "/apis/rbac.authorization.k8s.io/v1/clusterroles",
-        role("ClusterRole", "metrics", None, metrics),
-    )
-    .await;
-    admin(
-        &k8s,
-        Method::POST,
-        "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
         binding(
             "ClusterRoleBinding",
             "alice-metrics",
