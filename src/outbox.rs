@@ -35,6 +35,8 @@ const POLL: Duration = Duration::from_millis(250);
 const CONCURRENCY: usize = 16;
 /// Rows claimed by one poll.
 const HEADS: i64 = 64;
+/// Rows of one request posted one after the other by one deliverer (see [`follow_on`]).
+const FOLLOW_ON: usize = 8;
 /// Progress lines merged into one reply at most.
 const MAX_RUN: i64 = 200;
 /// How long a row for a surface this replica does not have waits before it is looked at again.
@@ -118,81 +120,142 @@ fn lease_from_now(app: &App) -> (i64, i64) {
     (now, now + i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2))
 }
 
-/// One attempt at the oldest pending row of a request, claimed for this replica with the
-/// poll that found it (and, for progress, the run of progress rows after it).
+/// Delivers the oldest pending row of a request, claimed for this replica with the poll that
+/// found it, and the rows that may follow it at once (see [`follow_on`]): the request and
+/// its events are read once for all of them.
 async fn deliver(app: &App, head: Head) -> Result<(), StoreError> {
     let store = &app.store;
     let owner = app.worker_id.as_str();
-    let lease = app.config.delivery.lease.as_duration();
-    let (now, until) = lease_from_now(app);
-    let id = &head.request_id;
-    let Some(request) = store.get(id).await? else {
+    let id = head.request_id.clone();
+    let Some(mut request) = store.get(&id).await? else {
         return Ok(());
     };
     let Some(surface) = app.surfaces.get(request.surface).cloned() else {
         // Not configured on this replica: another one (or a later start) posts it; look
         // again in a while rather than at every poll.
         return store
-            .defer_delivery(id, head.seq, owner, now + UNCONFIGURED_RETRY_MS)
+            .defer_delivery(&id, head.seq, owner, now_ms() + UNCONFIGURED_RETRY_MS)
             .await;
     };
-    // The events from the head on, after the state event in force when the head was stored
-    // (so late events are shown as of their time without reading the whole history).
-    let before = store.state_event_before(id, head.seq).await?;
-    let all: Vec<Event> = before
-        .into_iter()
-        .chain(store.events(id, head.seq - 1).await?)
-        .collect();
-    let Some(at) = all.iter().position(|e| e.seq == head.seq) else {
-        return Ok(());
-    };
-    let events = &all[at..];
-    let first = &events[0];
-    let last_seq;
-    let attempt = if is_thread_progress(first) {
-        let run = match hold_progress(store, &request, surface.as_ref()).await? {
-            Hold::Until(at) => return store.defer_delivery(id, head.seq, owner, at).await,
-            // The first line of a burst goes at once, alone.
-            Hold::No => vec![first],
-            // Lines that waited out the interval go together.
-            Hold::Waited => progress_run(store, &request, events).await?,
-        };
-        last_seq = run.last().map_or(head.seq, |e| e.seq);
-        let request = surface::as_of(&request, &all, last_seq);
-        if last_seq > head.seq
-            && !store
-                .claim_deliveries(id, head.seq + 1, last_seq, owner, now, until)
-                .await?
-        {
-            // Another deliverer holds part of the run (it cannot, while we hold its head).
+    let all = store.events_from(&id, head.seq).await?;
+    let mut head = head;
+    for round in 1..=FOLLOW_ON {
+        let Some((last, shown)) = attempt(app, surface.as_ref(), &request, &all, &head).await? else {
             return Ok(());
-        }
-        let latest = run.last().map_or(first.message.as_str(), |e| e.message.as_str());
-        timed(lease, surface.surface(), surface.show_progress(store, &request, latest)).await
-    } else {
-        last_seq = head.seq;
-        let request = surface::as_of(&request, &all, head.seq);
-        timed(lease, surface.surface(), surface.publish(store, &request, first)).await
-    };
-    match attempt {
-        Ok(shown) => {
-            store
-                .delivered(id, head.seq, last_seq, owner, shown.as_deref(), now_ms())
-                .await
-        }
-        Err(e) => {
-            let retry_at = retry_at(app, &head, &e);
-            match retry_at {
-                Some(at) => {
-                    tracing::info!(request = %id, seq = head.seq, error = %e, retry_in_ms = at - now_ms(), "delivery failed; will retry")
-                }
-                None => tracing::warn!(request = %id, seq = head.seq, error = %e, "delivery failed for good"),
-            }
-            store
-                .delivery_failed(id, head.seq, last_seq, owner, &e.message, retry_at)
-                .await
-        }
+        };
+        let next = (round < FOLLOW_ON).then(|| follow_on(&all, last)).flatten();
+        let (now, until) = lease_from_now(app);
+        let claim = next.map(|e| (e.seq, until));
+        let claimed = store
+            .delivered(&id, head.seq, last, owner, shown.as_deref(), now, claim)
+            .await?;
+        let Some(next) = next.filter(|_| claimed) else {
+            return Ok(());
+        };
+        // The conversation state the post just stored (the root message's ts, say).
+        let Some(fresh) = store.get(&id).await? else {
+            return Ok(());
+        };
+        request = fresh;
+        head = Head {
+            request_id: id.clone(),
+            seq: next.seq,
+            attempts: 0,
+            created_at: next.at,
+        };
     }
+    Ok(())
+}
+
+/// The event the deliverer that just showed row `last` posts next without waiting for a
+/// poll: the next one, when it was stored by then and is not a thread progress line (those
+/// wait for the surface's interval). A new request's root message and approval prompt so
+/// take one claim and one read of the request and its events, not two (issue 14).
+fn follow_on(all: &[Event], last: i64) -> Option<&Event> {
+    all.iter()
+        .find(|e| e.seq == last + 1)
+        .filter(|e| !is_thread_progress(e))
+}
+
+/// One attempt at `head` (and, for progress, the run of progress rows after it):
+/// `Some((last row shown, what the platform made of it))` when it reached the thread, for
+/// the caller to record; `None` when it was held back or failed, which is recorded here.
+async fn attempt(
+    app: &App,
+    surface: &dyn ChatSurface,
+    request: &RequestRecord,
+    all: &[Event],
+    head: &Head,
+) -> Result<Option<(i64, surface::Shown)>, StoreError> {
+    let (store, owner, id) = (&app.store, app.worker_id.as_str(), &head.request_id);
+    let lease = app.config.delivery.lease.as_duration();
+    let Some(at) = all.iter().position(|e| e.seq == head.seq) else {
+        return Ok(None);
+    };
+    let first = &all[at];
+    let (last_seq, result) = if is_thread_progress(first) {
+        let Some(run) = progress_to_show(app, surface, request, &all[at..], head).await? else {
+            return Ok(None);
+        };
+        let last_seq = run.last().map_or(head.seq, |e| e.seq);
+        let request = surface::as_of(request, all, last_seq);
+        let latest = run.last().map_or(first.message.as_str(), |e| e.message.as_str());
+        let shown = timed(lease, surface.surface(), surface.show_progress(store, &request, latest)).await;
+        (last_seq, shown)
+    } else {
+        let request = surface::as_of(request, all, head.seq);
+        let shown = timed(lease, surface.surface(), surface.publish(store, &request, first)).await;
+        (head.seq, shown)
+    };
+    let e = match result {
+        Ok(shown) => return Ok(Some((last_seq, shown))),
+        Err(e) => e,
+    };
+    let retry_at = retry_at(app, head, &e);
+    match retry_at {
+        Some(at) => {
+            tracing::info!(request = %id, seq = head.seq, error = %e, retry_in_ms = at - now_ms(), "delivery failed; will retry")
+        }
+        None => tracing::warn!(request = %id, seq = head.seq, error = %e, "delivery failed for good"),
+    }
+    store
+        .delivery_failed(id, head.seq, last_seq, owner, &e.message, retry_at)
+        .await?;
+    Ok(None)
+}
+
+/// The progress rows to show now from `events[0]` (the head) on, claimed; `None` when the
+/// head waits for the surface's interval (given back, due then) or another deliverer holds
+/// part of the run.
+async fn progress_to_show<'a>(
+    app: &App,
+    surface: &dyn ChatSurface,
+    request: &RequestRecord,
+    events: &'a [Event],
+    head: &Head,
+) -> Result<Option<Vec<&'a Event>>, StoreError> {
+    let (store, owner, id) = (&app.store, app.worker_id.as_str(), &head.request_id);
+    let run = match hold_progress(store, request, surface).await? {
+        Hold::Until(at) => {
+            store.defer_delivery(id, head.seq, owner, at).await?;
+            return Ok(None);
+        }
+        // The first line of a burst goes at once, alone.
+        Hold::No => vec![&events[0]],
+        // Lines that waited out the interval go together.
+        Hold::Waited => progress_run(store, request, events).await?,
+    };
+    let last_seq = run.last().map_or(head.seq, |e| e.seq);
+    let (now, until) = lease_from_now(app);
+    if last_seq > head.seq
+        && !store
+            .claim_deliveries(id, head.seq + 1, last_seq, owner, now, until)
+            .await?
+    {
+        // Another deliverer holds part of the run (it cannot, while we hold its head).
+        return Ok(None);
+    }
+    Ok(Some(run))
 }
 
 fn is_thread_progress(event: &Event) -> bool {

@@ -164,8 +164,9 @@ pub trait ChatSurface: Send + Sync {
     /// Shows `event` in the request's thread (edit the status message, post a reply, post
     /// approval buttons). The outbox calls it in event order for each request, one event of
     /// a request at a time (different requests concurrently), and again after a failure or
-    /// a crash mid-call; `store` holds the surface's own data for the request
-    /// (`Store::set_surface_data`), which `request` may predate.
+    /// a crash mid-call. `request` was read from the store for this delivery, with the
+    /// surface's own data (`Store::set_surface_data`) as of that read; the surface writes it
+    /// back through `chat::conversation`, which merges a change made since.
     async fn publish(&self, store: &Store, request: &RequestRecord, event: &Event) -> Result<Shown, SurfaceError>;
 
     /// Shows the latest progress line of a run of stored progress events in the request's

@@ -1,6 +1,6 @@
 //! A chat conversation's state (message ids, tokens, what was shown) kept with its request
-//! in the store's surface data. Every event reads it fresh (the record a surface is handed
-//! may predate the latest write) and writes it back only when showing the event changed it,
+//! in the store's surface data. Every delivery reads it with its request (the outbox reads
+//! the record for each delivery) and writes it back only when showing the event changed it,
 //! comparing before and after, so what was learnt (a message id) is kept even when a later
 //! call failed.
 //!
@@ -17,20 +17,15 @@ use crate::{
     store::{RequestRecord, Store, StoreError},
 };
 
-/// The request and its conversation state, read fresh; `None` when there is no such request
-/// or it is not this platform's conversation.
-pub async fn load<T: DeserializeOwned>(
-    store: &Store,
-    id: &RequestId,
-) -> Result<Option<(RequestRecord, T)>, StoreError> {
-    let Some(record) = store.get(id).await? else {
-        return Ok(None);
-    };
-    let state = record
+/// The conversation state kept with `record`; `None` when it is not this platform's
+/// conversation. The outbox reads the record for each delivery, so this is the state as of
+/// that read; a change made since is not lost, because [`save_if_changed`] lays this
+/// writer's changes over whatever is stored by then.
+pub fn of<T: DeserializeOwned>(record: &RequestRecord) -> Option<T> {
+    record
         .surface_data
         .clone()
-        .and_then(|v| serde_json::from_value::<T>(v).ok());
-    Ok(state.map(|s| (record, s)))
+        .and_then(|v| serde_json::from_value::<T>(v).ok())
 }
 
 /// Attempts at a compare-and-set before giving up (each retry follows another writer's

@@ -73,22 +73,22 @@ impl ChatSurface for DiscordSurface {
     }
 
     async fn publish(&self, store: &Store, request: &RequestRecord, event: &Event) -> Result<Shown, SurfaceError> {
-        let Some((record, mut st)) = self.load(store, request).await? else {
+        let Some(mut st) = self.conversation(request) else {
             return Ok(None);
         };
         let before = st.clone();
-        let result = self.show(store, &record, event, &mut st).await;
-        self.keep(store, &record, &before, &st).await?;
+        let result = self.show(store, request, event, &mut st).await;
+        self.keep(store, request, &before, &st).await?;
         result.map(|()| st.original_message_id.clone())
     }
 
     async fn show_progress(&self, store: &Store, request: &RequestRecord, line: &str) -> Result<Shown, SurfaceError> {
-        let Some((record, mut st)) = self.load(store, request).await? else {
+        let Some(mut st) = self.conversation(request) else {
             return Ok(None);
         };
         let before = st.clone();
-        let result = self.progress(&record, line, &mut st).await;
-        self.keep(store, &record, &before, &st).await?;
+        let result = self.progress(request, line, &mut st).await;
+        self.keep(store, request, &before, &st).await?;
         result.map(|()| st.original_message_id.clone())
     }
 
@@ -98,26 +98,14 @@ impl ChatSurface for DiscordSurface {
 }
 
 impl DiscordSurface {
-    /// The request and its conversation, fresh from the store: the record handed in may
-    /// predate the surface data. `None` when it is not a Discord conversation.
-    async fn load(
-        &self,
-        store: &Store,
-        request: &RequestRecord,
-    ) -> Result<Option<(RequestRecord, DiscordState)>, SurfaceError> {
-        let record = store
-            .get(&request.id)
-            .await
-            .map_err(err)?
-            .unwrap_or_else(|| request.clone());
-        let st = record
-            .surface_data
-            .clone()
-            .and_then(|v| serde_json::from_value::<DiscordState>(v).ok());
+    /// The conversation kept with the request as the outbox read it for this delivery.
+    /// `None` when it is not a Discord conversation.
+    fn conversation(&self, request: &RequestRecord) -> Option<DiscordState> {
+        let st = crate::chat::conversation::of::<DiscordState>(request);
         if st.is_none() {
-            tracing::debug!(request = %record.id, "no Discord conversation stored; nothing to show");
+            tracing::debug!(request = %request.id, "no Discord conversation stored; nothing to show");
         }
-        Ok(st.map(|st| (record, st)))
+        st
     }
 
     /// Keeps message ids learnt on the way, even when a later call failed.

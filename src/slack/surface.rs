@@ -128,17 +128,14 @@ fn unstored(e: crate::store::StoreError) -> SurfaceError {
 }
 
 impl SlackSurface {
-    /// Runs `show` with the conversation's data read fresh from the store, and keeps what it
+    /// Runs `show` with the conversation's data as the outbox read it, and keeps what it
     /// learnt (the root ts, prompts) even when a later call failed.
     async fn with_data<F, Fut>(&self, store: &Store, request: &RequestRecord, show: F) -> Result<Shown, SurfaceError>
     where
         F: FnOnce(SlackData) -> Fut,
         Fut: std::future::Future<Output = (SlackData, Result<Shown, WebError>)>,
     {
-        let Some((_, data)) = conversation::load::<SlackData>(store, &request.id)
-            .await
-            .map_err(unstored)?
-        else {
+        let Some(data) = conversation::of::<SlackData>(request) else {
             // Not a Slack conversation (or from an older build); nothing to show.
             return Ok(None);
         };

@@ -24,8 +24,13 @@ pub(super) struct DeliveryWrite {
 pub(super) enum Change {
     /// Lease the rows until `until` if nobody holds them at `now`, counting an attempt.
     Claim { now: i64, until: i64 },
-    /// They reached their thread.
-    Delivered { platform_id: Option<String>, now: i64 },
+    /// They reached their thread; then, with `next` = (seq, until), claim row `seq` until
+    /// `until` as `Claim` would.
+    Delivered {
+        platform_id: Option<String>,
+        now: i64,
+        next: Option<(i64, i64)>,
+    },
     /// Try again at `retry_at`, or (`None`) never.
     Failed { error: String, retry_at: Option<i64> },
     /// Give the claimed row back untouched, due at `next_at`.
@@ -33,8 +38,32 @@ pub(super) enum Change {
 }
 
 impl DeliveryWrite {
-    /// Runs the write; the number of rows it changed.
+    /// Runs the write; the number of rows it changed (for `Delivered` with a next row: the
+    /// rows of that claim, none when the delivered rows were no longer this owner's).
     pub(super) async fn run(&self, conn: &mut AnyConnection) -> Result<u64, StoreError> {
+        let changed = self.statement(conn).await?;
+        let Change::Delivered {
+            now,
+            next: Some((seq, until)),
+            ..
+        } = &self.change
+        else {
+            return Ok(changed);
+        };
+        if changed == 0 {
+            return Ok(0);
+        }
+        let claim = DeliveryWrite {
+            id: self.id.clone(),
+            first: *seq,
+            last: *seq,
+            owner: self.owner.clone(),
+            change: Change::Claim { now: *now, until: *until },
+        };
+        claim.statement(conn).await
+    }
+
+    async fn statement(&self, conn: &mut AnyConnection) -> Result<u64, StoreError> {
         let id = self.id.as_str();
         let q = match &self.change {
             Change::Claim { now, until } => sqlx::query(
@@ -48,7 +77,7 @@ impl DeliveryWrite {
             .bind(&self.owner)
             .bind(*now)
             .bind(*until),
-            Change::Delivered { platform_id, now } => sqlx::query(
+            Change::Delivered { platform_id, now, .. } => sqlx::query(
                 "UPDATE deliveries SET state = 'delivered', delivered_at = $5, platform_id = $6, \
                  lease_owner = NULL, lease_until = NULL, error = NULL \
                  WHERE request_id = $1 AND seq BETWEEN $2 AND $3 AND lease_owner = $4 AND state = 'pending'",

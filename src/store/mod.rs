@@ -327,18 +327,22 @@ impl Store {
         events_from_rows(id, &rows)
     }
 
-    /// The last state event of `id` stored before `seq`: the state the request was in when
-    /// event `seq` was stored (the outbox shows late events as of their time).
-    pub async fn state_event_before(&self, id: &RequestId, seq: i64) -> Result<Option<Event>, StoreError> {
+    /// What the outbox needs to show event `seq` of `id` and those after it, in one read:
+    /// the last state event stored before `seq` (the state the request was in then, so late
+    /// events are shown as of their time without reading the whole history), then the
+    /// events from `seq` on, in order.
+    pub async fn events_from(&self, id: &RequestId, seq: i64) -> Result<Vec<Event>, StoreError> {
         let rows = sqlx::query(
-            "SELECT seq, at, kind, message, data FROM events WHERE request_id = $1 AND seq < $2 AND kind = 'state' \
-             ORDER BY seq DESC LIMIT 1",
+            "SELECT seq, at, kind, message, data FROM events WHERE request_id = $1 AND seq >= $2 \
+             UNION ALL SELECT * FROM (SELECT seq, at, kind, message, data FROM events \
+               WHERE request_id = $1 AND seq < $2 AND kind = 'state' ORDER BY seq DESC LIMIT 1) AS before \
+             ORDER BY seq",
         )
         .bind(id.as_str())
         .bind(seq)
         .fetch_all(&self.pool)
         .await?;
-        Ok(events_from_rows(id, &rows)?.pop())
+        events_from_rows(id, &rows)
     }
 
     /// Records one person's decision and returns how many distinct people approved so far

@@ -246,7 +246,11 @@ impl Store {
         Ok(self.delivery_write(id, first, last, owner, change).await? > 0)
     }
 
-    /// Rows `first..=last` reached their thread.
+    /// Rows `first..=last` reached their thread; with `next` = (seq, until), row `seq` is
+    /// claimed for `owner` until `until` in the same transaction (the row its deliverer
+    /// posts next, see outbox.rs), so no poll takes it in between. Whether `next` was
+    /// claimed (false without one, or when the rows were no longer `owner`'s).
+    #[allow(clippy::too_many_arguments)]
     pub async fn delivered(
         &self,
         id: &RequestId,
@@ -255,12 +259,14 @@ impl Store {
         owner: &str,
         platform_id: Option<&str>,
         now: i64,
-    ) -> Result<(), StoreError> {
+        next: Option<(i64, i64)>,
+    ) -> Result<bool, StoreError> {
         let change = Change::Delivered {
             platform_id: platform_id.map(str::to_owned),
             now,
+            next,
         };
-        self.delivery_write(id, first, last, owner, change).await.map(drop)
+        Ok(self.delivery_write(id, first, last, owner, change).await? > 0 && next.is_some())
     }
 
     /// Rows `first..=last` failed this time: tried again at `retry_at`, or, when `None`,
