@@ -38,7 +38,7 @@ pub fn parse_value(name: &str, kind: &ArgType, raw: &str) -> Result<String, Stri
         ArgType::Tier(values) => Err(tier_error(raw, values)),
         ArgType::RequestId => RequestId::parse(raw)
             .map(|id| id.to_string())
-            .ok_or_else(|| format!("'{raw}' is not a request id: they look like r-3kq8m2xz7d")),
+            .ok_or_else(|| format!("'{raw}' is not a request id: they look like r-0pcx9k2m4f7hqa")),
         ArgType::Text if raw.chars().count() > 500 => Err("is longer than 500 characters".into()),
         ArgType::Text => Ok(raw.to_owned()),
     }

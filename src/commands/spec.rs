@@ -123,7 +123,7 @@ impl ArgType {
             ArgType::Image => "an image reference such as ghcr.io/acme/shop:1.4.2".into(),
             ArgType::Int { min, max } => format!("a whole number from {min} to {max}"),
             ArgType::Enum(v) | ArgType::Tier(v) => format!("one of {}", v.join(", ")),
-            ArgType::RequestId => "a request id such as r-3kq8m2xz7d".into(),
+            ArgType::RequestId => "a request id such as r-0pcx9k2m4f7hqa".into(),
             ArgType::Text => "text of at most 500 characters".into(),
         }
     }

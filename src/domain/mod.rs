@@ -7,7 +7,7 @@ mod name;
 mod state;
 
 pub use duration::{DurationError, HumanDuration};
-pub use ids::{RequestId, new_token};
+pub use ids::{RequestId, new_token, ordered_token};
 pub use image::{ImageError, ImageRef};
 pub use name::{Name, NameError};
 pub use state::{State, Surface, UnknownValue};

@@ -38,7 +38,7 @@ fn request_id(raw: &str) -> Result<RequestId, ApiError> {
         ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
-            format!("'{raw}' is not a request id; they look like r-3kq8m2xz7d"),
+            format!("'{raw}' is not a request id; they look like r-0pcx9k2m4f7hqa"),
         )
     })
 }

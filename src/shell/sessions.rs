@@ -311,7 +311,7 @@ async fn audit(
         "INSERT INTO audit (id, at, actor, surface, request_id, action, from_state, to_state, detail) \
          VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL, $7)",
     )
-    .bind(new_token(16))
+    .bind(crate::domain::ordered_token(8))
     .bind(now)
     .bind(&session.requester)
     .bind("shell")

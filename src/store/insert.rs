@@ -12,7 +12,7 @@ use sqlx::AssertSqlSafe;
 
 use super::{REQUEST_COLUMNS, Store, StoreError, batch::Batched, outbox, request_from_row};
 use crate::{
-    domain::{RequestId, new_token, now_ms},
+    domain::{RequestId, now_ms, ordered_token},
     events::EventData,
     store::{Actor, Event, EventKind, NewRequest, RequestRecord},
 };
@@ -263,7 +263,7 @@ async fn insert_audit(
     let mut q = sqlx::query(AssertSqlSafe(sql));
     for (job, record, _) in &rows {
         q = q
-            .bind(new_token(16))
+            .bind(ordered_token(8))
             .bind(now)
             .bind(&job.who)
             .bind(&job.surface)

@@ -32,7 +32,7 @@ pub use replicas::{ReplicaError, ReplicaLock, listen_for_work};
 
 use crate::{
     commands::ApprovalPolicy,
-    domain::{RequestId, State, Surface, new_token, now_ms},
+    domain::{RequestId, State, Surface, now_ms},
     events::{Decision, EventData, Verdict},
 };
 
@@ -662,7 +662,7 @@ async fn audit_tx(
         "INSERT INTO audit (id, at, actor, surface, request_id, action, from_state, to_state, detail) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
-    .bind(new_token(16))
+    .bind(crate::domain::ordered_token(8))
     .bind(now)
     .bind(actor.who)
     .bind(actor.surface)
@@ -744,6 +744,9 @@ fn pool_options(backend: Backend, max_connections: u32) -> AnyPoolOptions {
                 if backend == Backend::Sqlite {
                     sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
                     sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
+                    // A multi-row insert inside a transaction keeps a statement journal; in
+                    // memory it is not a temporary file written per group commit (issue 14).
+                    sqlx::query("PRAGMA temp_store = MEMORY").execute(&mut *conn).await?;
                     // Checkpoints run in the background (checkpoint.rs); this is the backstop.
                     sqlx::query(AssertSqlSafe(format!(
                         "PRAGMA wal_autocheckpoint = {}",
