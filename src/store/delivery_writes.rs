@@ -58,7 +58,10 @@ impl DeliveryWrite {
             first: *seq,
             last: *seq,
             owner: self.owner.clone(),
-            change: Change::Claim { now: *now, until: *until },
+            change: Change::Claim {
+                now: *now,
+                until: *until,
+            },
         };
         claim.statement(conn).await
     }
