@@ -20,7 +20,7 @@ fn invocation(app: &Arc<deckhand::app::App>, user: &str, key: String) -> Invocat
         text: "release web".into(),
         channel: Some("C0DECK".into()),
         thread: None,
-        surface_data: None,
+        surface_data: Some(serde_json::json!({"channel": "C0DECK", "user": user})),
         idempotency_key: Some(key),
     }
 }
@@ -76,8 +76,24 @@ async fn concurrent_commands_share_commits_and_each_gets_its_own_request() {
             .await
             .expect("list");
         assert_eq!(stored.len(), COMMANDS - REPEATED, "one row per key");
-        for request in &stored {
+        for listed in &stored {
+            // Every column as written, read back on its own (not the record the insert returned).
+            let request = &store.get(&listed.id).await.expect("get").expect("stored");
             assert_eq!(request.state.as_str(), "pending_approval");
+            assert_eq!(
+                (request.command.as_str(), request.text.as_str()),
+                ("release", "release web")
+            );
+            assert_eq!((request.requester.as_str(), request.surface), ("alice", Surface::Slack));
+            assert_eq!(request.channel.as_deref(), Some("C0DECK"));
+            assert_eq!(request.thread, None);
+            assert_eq!(
+                request.surface_data.as_ref().and_then(|d| d["user"].as_str()),
+                Some("alice")
+            );
+            assert!(request.approval.is_some(), "{}: an approval policy", request.id);
+            assert!(request.approval_expires_at > Some(request.created_at), "{}", request.id);
+            assert_eq!(request.created_at, request.updated_at);
             let events = store.events(&request.id, 0).await.expect("events");
             let kinds: Vec<(i64, &str)> = events.iter().map(|e| (e.seq, e.kind.as_str())).collect();
             assert_eq!(kinds, [(1, "state"), (2, "approval")], "{}", request.id);
@@ -87,6 +103,17 @@ async fn concurrent_commands_share_commits_and_each_gets_its_own_request() {
             let audit = store.audit(&request.id).await.expect("audit");
             assert_eq!(audit.len(), 1, "{}: {audit:?}", request.id);
             assert_eq!((audit[0].actor.as_str(), audit[0].action.as_str()), ("alice", "submit"));
+            assert_eq!(audit[0].surface, "slack");
+            assert_eq!(audit[0].from_state, None);
+            assert_eq!(audit[0].to_state.as_deref(), Some("pending_approval"));
+            assert_eq!(audit[0].detail.as_deref(), Some("release web"));
+            assert!(events.iter().all(|e| e.at == request.created_at), "{events:?}");
+            assert!(
+                deliveries
+                    .iter()
+                    .all(|d| d.state == "pending" && d.attempts == 0 && d.surface == "slack"),
+                "{deliveries:?}"
+            );
         }
 
         // The commands shared transactions: fewer commits than requests.

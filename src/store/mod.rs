@@ -1,7 +1,9 @@
 //! Durable state: requests, approvals, events and the audit log, in SQLite or PostgreSQL.
 //!
 //! One code path serves both backends through sqlx's Any driver; the SQL is the portable
-//! subset (`$n` parameters, `ON CONFLICT DO NOTHING`, `RETURNING`). Every state change is a
+//! subset (`$n` parameters, `ON CONFLICT DO NOTHING`, `RETURNING`); the one exception is the
+//! hottest write, a batch of new requests, which PostgreSQL takes as a single statement
+//! (insert/postgres.rs). Every state change is a
 //! compare-and-set (`UPDATE … WHERE state IN (…)`) inside a transaction that also writes the
 //! event and the audit row, so the three never disagree.
 

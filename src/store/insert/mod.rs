@@ -2,9 +2,12 @@
 //!
 //! Every chat command is acknowledged only after its request, first events, delivery rows
 //! and audit row are committed. A batch of requests is one multi-row `INSERT` per table and
-//! one commit, instead of eight statements and a commit each. A request that another with
+//! one commit, instead of eight statements and a commit each; on PostgreSQL the whole batch
+//! is one statement (postgres.rs). A request that another with
 //! the same idempotency key beat (in the same batch or before) is looked up after the
 //! commit, which is what makes a retried command return the request it first created.
+
+mod postgres;
 
 use std::collections::HashMap;
 
@@ -99,6 +102,9 @@ fn values(rows: usize, cols: usize) -> String {
 /// The batch in one transaction. `None` for a request that was not inserted because one with
 /// its idempotency key exists (the caller looks it up after the commit).
 async fn insert_batch(store: &Store, jobs: &[NewJob]) -> Result<Vec<Option<Inserted>>, StoreError> {
+    if store.backend() == super::Backend::Postgres {
+        return postgres::insert_batch(store, jobs).await;
+    }
     let now = now_ms();
     let mut tx = store.begin().await?;
     let mut stored = Vec::with_capacity(jobs.len());

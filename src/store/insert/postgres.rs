@@ -1,0 +1,122 @@
+//! A batch of new requests on PostgreSQL: one statement, one round trip.
+//!
+//! The portable path (mod.rs) is a transaction of a multi-row `INSERT` per table: BEGIN, four
+//! statements per power-of-two chunk, COMMIT, each a round trip to the server while the acks
+//! of the batch wait (issue 14). PostgreSQL runs data-modifying `WITH` clauses in one
+//! statement, which is its own transaction, so here the whole batch is one statement: the
+//! rows travel as three JSON arrays (`json_to_recordset`), which also makes it one prepared
+//! statement for every batch size. Events, their delivery rows and the audit row are joined
+//! to the requests the `INSERT … ON CONFLICT DO NOTHING` returned, so a request that lost its
+//! idempotency key to an earlier one adds nothing, as on the portable path.
+
+use serde_json::{Value, json};
+use sqlx::AssertSqlSafe;
+
+use super::{Inserted, NewJob, Prepared, first_events, serialize};
+use crate::{
+    domain::{now_ms, ordered_token},
+    store::{REQUEST_COLUMNS, Store, StoreError, outbox, request_from_row},
+};
+
+/// The batch as one statement. `None` for a request another with its idempotency key beat.
+pub(super) async fn insert_batch(store: &Store, jobs: &[NewJob]) -> Result<Vec<Option<Inserted>>, StoreError> {
+    let now = now_ms();
+    let prepared = jobs
+        .iter()
+        .map(|j| Prepared::new(&j.new))
+        .collect::<Result<Vec<_>, _>>()?;
+    let events: Vec<_> = jobs
+        .iter()
+        .zip(&prepared)
+        .map(|(job, p)| first_events(&job.new, &p.id, now))
+        .collect();
+    let (requests, events_json, audit) = rows(jobs, &prepared, &events)?;
+    let returned = sqlx::query(AssertSqlSafe(statement()))
+        .bind(now)
+        .bind(requests.to_string())
+        .bind(events_json.to_string())
+        .bind(audit.to_string())
+        .fetch_all(store.writer())
+        .await?;
+    let mut inserted = std::collections::HashMap::with_capacity(returned.len());
+    for row in &returned {
+        let record = request_from_row(row)?;
+        inserted.insert(record.id.as_str().to_owned(), record);
+    }
+    Ok(prepared
+        .iter()
+        .zip(events)
+        .map(|(p, events)| inserted.remove(p.id.as_str()).map(|record| (record, true, events)))
+        .collect())
+}
+
+/// The three JSON arrays the statement reads: requests, their first events, audit rows.
+fn rows(
+    jobs: &[NewJob],
+    prepared: &[Prepared],
+    events: &[Vec<crate::store::Event>],
+) -> Result<(Value, Value, Value), StoreError> {
+    let mut requests = Vec::with_capacity(jobs.len());
+    let mut event_rows = Vec::with_capacity(jobs.len() * 2);
+    let mut audit = Vec::with_capacity(jobs.len());
+    for ((job, p), events) in jobs.iter().zip(prepared).zip(events) {
+        let new = &job.new;
+        requests.push(json!({
+            "id": p.id.as_str(), "command": new.command, "action": new.action, "text": new.text,
+            "args": p.args, "state": new.state.as_str(), "requester": new.requester,
+            "surface": new.surface.as_str(), "channel": new.channel, "thread": new.thread,
+            "surface_data": p.surface_data, "idempotency_key": new.idempotency_key,
+            "approval": p.approval, "approval_expires_at": new.approval_expires_at,
+            "requester_groups": p.groups, "event_seq": p.events,
+        }));
+        let deliver = outbox::delivers(new.surface);
+        for e in events {
+            event_rows.push(json!({
+                "request_id": p.id.as_str(), "seq": e.seq, "kind": e.kind.as_str(),
+                "message": e.message, "data": serialize(&e.data)?, "deliver": deliver,
+            }));
+        }
+        audit.push(json!({
+            "id": ordered_token(8), "request_id": p.id.as_str(), "actor": job.who,
+            "surface": job.surface, "detail": new.text,
+        }));
+    }
+    Ok((Value::Array(requests), Value::Array(event_rows), Value::Array(audit)))
+}
+
+/// `$1` now, `$2` requests, `$3` events, `$4` audit rows.
+fn statement() -> &'static str {
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            r#"WITH r AS (
+    INSERT INTO requests (id, command, action, text, args, state, requester, surface, channel, thread, surface_data,
+        idempotency_key, approval, approval_expires_at, created_at, updated_at, requester_groups, event_seq)
+    SELECT id, command, action, "text", args, state, requester, surface, channel, thread, surface_data,
+        idempotency_key, approval, approval_expires_at, $1, $1, requester_groups, event_seq
+    FROM json_to_recordset($2::json) AS x(id text, command text, action text, "text" text, args text, state text,
+        requester text, surface text, channel text, thread text, surface_data text, idempotency_key text,
+        approval text, approval_expires_at bigint, requester_groups text, event_seq bigint)
+    ON CONFLICT DO NOTHING
+    RETURNING {REQUEST_COLUMNS}
+), e AS (
+    SELECT x.* FROM json_to_recordset($3::json)
+        AS x(request_id text, seq bigint, kind text, message text, data text, deliver boolean)
+    JOIN r ON r.id = x.request_id
+), events_in AS (
+    INSERT INTO events (request_id, seq, at, kind, message, data)
+    SELECT request_id, seq, $1, kind, message, data FROM e
+), deliveries_in AS (
+    INSERT INTO deliveries (request_id, seq, surface, kind, state, attempts, created_at, next_at)
+    SELECT e.request_id, e.seq, r.surface, e.kind, 'pending', 0, $1, $1 FROM e JOIN r ON r.id = e.request_id
+    WHERE e.deliver
+), audit_in AS (
+    INSERT INTO audit (id, at, actor, surface, request_id, action, from_state, to_state, detail)
+    SELECT x.id, $1, x.actor, x.surface, r.id, 'submit', NULL, r.state, x.detail
+    FROM json_to_recordset($4::json) AS x(id text, request_id text, actor text, surface text, detail text)
+    JOIN r ON r.id = x.request_id
+)
+SELECT {REQUEST_COLUMNS} FROM r"#
+        )
+    });
+    &SQL
+}
