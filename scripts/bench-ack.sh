@@ -6,12 +6,13 @@
 #   3. deckhand's /slack/commands on PostgreSQL (a database created for the run on
 #      DECKHAND_TEST_PG_URL, default postgres://postgres@127.0.0.1:5432/postgres, then dropped).
 # Each: CONCURRENCY tasks back to back for SECONDS (acks/s, p50, p99), then RATE commands/s
-# open loop for SECONDS (p50, p99, max, from each command's scheduled time); then the ratios.
+# open loop for SECONDS (p50, p99, max, from each command's scheduled time), both from the
+# bench's own Rust client (each command signed as it is sent), then wrk with CONCURRENCY
+# connections for SECONDS (when installed: apt-get install wrk), sending commands signed just
+# before the run from a file (wrk's Lua cannot compute HMAC-SHA256); then the ratios.
 #
 # Every command is signed, has a new trigger_id and needs approval; deckhand's posts go to a
-# local Slack API sink. The load is the bench's own Rust client, not wrk: each request needs
-# its own HMAC-SHA256 signature, which wrk's Lua cannot compute, and deckhand's
-# `loadgen` engine sends one fixed body (a repeated body would be refused as a replay).
+# local Slack API sink, and the bench waits for them before counting them.
 #
 # Usage: scripts/bench-ack.sh [SECONDS] [CONCURRENCY] [RATE]     (defaults 10 32 1000)
 set -euo pipefail

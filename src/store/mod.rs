@@ -145,7 +145,7 @@ impl Store {
         self.writer.close().await;
     }
 
-    /// (group commits, requests they stored) since this store was opened (see insert.rs).
+    /// (group commits, requests they stored) since this store was opened (see insert/mod.rs).
     pub fn group_commits(&self) -> (u64, u64) {
         self.group.as_ref().map_or((0, 0), |g| g.requests.stats())
     }
@@ -176,7 +176,7 @@ impl Store {
     /// idempotency key on the same surface (`false` then, and no events). The first events
     /// (the state, and the approval prompt when it needs one) and the audit row go in the same
     /// transaction; they are returned so the caller can announce them without reading back.
-    /// Concurrent calls share a transaction (group commit, see insert.rs); each returns once
+    /// Concurrent calls share a transaction (group commit, see insert/mod.rs); each returns once
     /// the commit holding its request is done.
     pub async fn insert_request(
         &self,
