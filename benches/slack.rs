@@ -101,8 +101,8 @@ async fn run() {
 }
 
 /// The Web API calls made for this target, once they reach two per stored request or 120 s
-/// pass: the sink can go quiet for a few seconds while the outbox works through a backlog (one
-/// poll at a large backlog is slow), so a quiet sink alone does not mean it is done.
+/// pass: the sink can go quiet for a few seconds while the outbox is still behind the acks
+/// (seen on PostgreSQL), so a quiet sink alone does not mean the posts are done.
 async fn catch_up(sink: &Sink, before: usize, stored: i64) -> usize {
     let started = std::time::Instant::now();
     let behind = |calls: usize| (calls as i64) < 2 * stored;

@@ -3,9 +3,9 @@
 //! Every chat command is acknowledged only after its request, first events, delivery rows
 //! and audit row are committed. A batch of requests is one multi-row `INSERT` per table and
 //! one commit, instead of eight statements and a commit each; on PostgreSQL the whole batch
-//! is one statement (postgres.rs). A request that another with
-//! the same idempotency key beat (in the same batch or before) is looked up after the
-//! commit, which is what makes a retried command return the request it first created.
+//! is one statement (postgres.rs). A request that another with the same idempotency key beat
+//! (in the same batch or before) is looked up after the commit, which is what makes a
+//! retried command return the request it first created.
 
 mod postgres;
 
@@ -141,19 +141,8 @@ async fn insert_chunk(
         .iter()
         .map(|j| Prepared::new(&j.new))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut inserted: HashMap<String, RequestRecord> = insert_requests(tx, jobs, &prepared, now)
-        .await?
-        .into_iter()
-        .map(|r| (r.id.as_str().to_owned(), r))
-        .collect();
-    let mut stored = Vec::with_capacity(jobs.len());
-    for (job, p) in jobs.iter().zip(&prepared) {
-        stored.push(
-            inserted
-                .remove(p.id.as_str())
-                .map(|record| (record, first_events(&job.new, &p.id, now))),
-        );
-    }
+    let records = insert_requests(tx, jobs, &prepared, now).await?;
+    let stored = matched(&prepared, all_first_events(jobs, &prepared, now), records);
     let events: Vec<&Event> = stored.iter().flatten().flat_map(|(_, events)| events).collect();
     insert_events(tx, &events).await?;
     insert_audit(tx, jobs, &stored, now).await?;
@@ -161,6 +150,30 @@ async fn insert_chunk(
         .into_iter()
         .map(|s| s.map(|(record, events)| (record, true, events)))
         .collect())
+}
+
+/// Each job's stored request with its first events, in the jobs' order; `None` for a job
+/// whose request the `INSERT … ON CONFLICT DO NOTHING` did not return (its key was taken).
+fn matched(
+    prepared: &[Prepared],
+    events: Vec<Vec<Event>>,
+    records: Vec<RequestRecord>,
+) -> Vec<Option<(RequestRecord, Vec<Event>)>> {
+    let mut inserted: HashMap<String, RequestRecord> =
+        records.into_iter().map(|r| (r.id.as_str().to_owned(), r)).collect();
+    prepared
+        .iter()
+        .zip(events)
+        .map(|(p, events)| inserted.remove(p.id.as_str()).map(|record| (record, events)))
+        .collect()
+}
+
+/// The events each job's request starts with, in the jobs' order.
+fn all_first_events(jobs: &[NewJob], prepared: &[Prepared], now: i64) -> Vec<Vec<Event>> {
+    jobs.iter()
+        .zip(prepared)
+        .map(|(job, p)| first_events(&job.new, &p.id, now))
+        .collect()
 }
 
 async fn insert_requests(

@@ -12,7 +12,7 @@
 use serde_json::{Value, json};
 use sqlx::AssertSqlSafe;
 
-use super::{Inserted, NewJob, Prepared, first_events, serialize};
+use super::{Inserted, NewJob, Prepared, all_first_events, matched, serialize};
 use crate::{
     domain::{now_ms, ordered_token},
     store::{REQUEST_COLUMNS, Store, StoreError, outbox, request_from_row},
@@ -25,11 +25,7 @@ pub(super) async fn insert_batch(store: &Store, jobs: &[NewJob]) -> Result<Vec<O
         .iter()
         .map(|j| Prepared::new(&j.new))
         .collect::<Result<Vec<_>, _>>()?;
-    let events: Vec<_> = jobs
-        .iter()
-        .zip(&prepared)
-        .map(|(job, p)| first_events(&job.new, &p.id, now))
-        .collect();
+    let events = all_first_events(jobs, &prepared, now);
     let (requests, events_json, audit) = rows(jobs, &prepared, &events)?;
     let returned = sqlx::query(AssertSqlSafe(statement()))
         .bind(now)
@@ -38,15 +34,10 @@ pub(super) async fn insert_batch(store: &Store, jobs: &[NewJob]) -> Result<Vec<O
         .bind(audit.to_string())
         .fetch_all(store.writer())
         .await?;
-    let mut inserted = std::collections::HashMap::with_capacity(returned.len());
-    for row in &returned {
-        let record = request_from_row(row)?;
-        inserted.insert(record.id.as_str().to_owned(), record);
-    }
-    Ok(prepared
-        .iter()
-        .zip(events)
-        .map(|(p, events)| inserted.remove(p.id.as_str()).map(|record| (record, true, events)))
+    let records = returned.iter().map(request_from_row).collect::<Result<Vec<_>, _>>()?;
+    Ok(matched(&prepared, events, records)
+        .into_iter()
+        .map(|s| s.map(|(record, events)| (record, true, events)))
         .collect())
 }
 
