@@ -114,6 +114,19 @@ async fn errors_are_json_and_say_what_to_do() {
         let (s, v) = app.get_as("alice", "/api/v1/requests?scope=everything").await;
         assert_eq!((s, v["error"]["code"].as_str()), (400, Some("bad_scope")), "{v}");
 
+        // PostgreSQL cannot store a NUL: it is refused as input, the same on both backends.
+        let (s, v) = app.submit_as("alice", "deploy nginx\u{0}:1 to web").await;
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (400, Some("control_character")),
+            "{v}"
+        );
+        let message = v["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("(U+0000) at character 13") && message.contains("without it"),
+            "{message}"
+        );
+
         let huge = "x".repeat(70_000);
         let (s, _) = app.submit_as("alice", &huge).await;
         assert_eq!(s, 413, "bodies over server.body_limit are refused");

@@ -46,6 +46,12 @@ impl Routed {
 pub enum RouteError {
     #[error("Nothing to do: type `help` to see the commands you can run.")]
     Empty,
+    /// A NUL or another control character: no command takes one, PostgreSQL cannot store a
+    /// NUL, and a terminal would act on the others where the command is shown again.
+    #[error(
+        "The command contains a control character ({found}) at character {at}; no command takes one. Type it again without it."
+    )]
+    ControlCharacter { found: String, at: usize },
     #[error("Unknown command `{input}`.{}", did_you_mean(.suggestions))]
     Unknown { input: String, suggestions: Vec<String> },
     #[error(
@@ -78,6 +84,7 @@ impl RouteError {
     pub fn code(&self) -> &'static str {
         match self {
             RouteError::Empty => "empty_command",
+            RouteError::ControlCharacter { .. } => "control_character",
             RouteError::Unknown { .. } => "unknown_command",
             RouteError::Forbidden { .. } => "forbidden",
             RouteError::Usage { .. } => "usage",
@@ -136,6 +143,21 @@ pub fn normalize(text: &str) -> String {
     words.join(" ")
 }
 
+/// Spaces, tabs and line breaks separate words; any other control character is refused.
+fn refuse_control_characters(text: &str) -> Result<(), RouteError> {
+    match text
+        .chars()
+        .enumerate()
+        .find(|(_, c)| c.is_control() && !c.is_whitespace())
+    {
+        Some((i, c)) => Err(RouteError::ControlCharacter {
+            found: format!("U+{:04X}", u32::from(c)),
+            at: i + 1,
+        }),
+        None => Ok(()),
+    }
+}
+
 impl Router {
     pub fn new(specs: Vec<CommandSpec>) -> Self {
         let specs: Vec<Arc<CommandSpec>> = specs.into_iter().map(Arc::new).collect();
@@ -176,6 +198,7 @@ impl Router {
     }
 
     pub fn route(&self, who: &Principal, text: &str) -> Result<Routed, RouteError> {
+        refuse_control_characters(text)?;
         let text = normalize(text);
         if text.is_empty() {
             return Err(RouteError::Empty);
@@ -445,6 +468,18 @@ mod tests {
             user: "ana".into(),
             groups: ["developers".to_owned()].into(),
         }
+    }
+
+    #[test]
+    fn control_characters_are_refused_but_whitespace_separates_words() {
+        let r = router();
+        let e = r.route(&dev(), "env create\u{7} web").err().expect("refused");
+        assert_eq!(e.code(), "control_character");
+        assert!(e.to_string().contains("(U+0007) at character 11"), "{e}");
+        let routed = r
+            .route(&dev(), "env\tcreate\r\nweb")
+            .expect("tabs and line breaks separate words");
+        assert_eq!(routed.spec.name, "env create");
     }
 
     fn args_of(r: &Router, text: &str) -> BTreeMap<String, String> {
