@@ -473,7 +473,9 @@ mod tests {
     #[test]
     fn control_characters_are_refused_but_whitespace_separates_words() {
         let r = router();
-        let e = r.route(&dev(), "env create\u{7} web").err().expect("refused");
+        let Err(e) = r.route(&dev(), "env create\u{7} web") else {
+            panic!("a BEL was routed");
+        };
         assert_eq!(e.code(), "control_character");
         assert!(e.to_string().contains("(U+0007) at character 11"), "{e}");
         let routed = r
