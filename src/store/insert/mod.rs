@@ -237,7 +237,7 @@ fn first_events(new: &NewRequest, id: &RequestId, now: i64) -> Vec<Event> {
     std::iter::once(state).chain(prompt).collect()
 }
 
-/// The events, and a delivery row for each event of a chat request.
+/// The batch's events in one statement (their delivery rows go in with the audit rows).
 async fn insert_events(tx: &mut sqlx::Transaction<'static, sqlx::Any>, events: &[&Event]) -> Result<(), StoreError> {
     if events.is_empty() {
         return Ok(());
