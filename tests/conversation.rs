@@ -28,7 +28,8 @@ async fn stale_writers_change_nothing_and_merged_writes_keep_both_changes() {
             })
             .await
             .expect("submitted");
-        let id = submitted.request.id;
+        let as_read = submitted.request;
+        let id = as_read.id.clone();
         let stored = |v: Option<Value>| v.expect("surface data");
 
         // Another writer marks the answer given.
@@ -52,7 +53,7 @@ async fn stale_writers_change_nothing_and_merged_writes_keep_both_changes() {
 
         // Through the chat layer, the stale writer's own change (the message ts) lands over
         // the fresh state, and the other writer's `answered` stays.
-        conversation::save_if_changed(&app.store, &id, &first, &stale)
+        conversation::save_if_changed(&app.store, &as_read, &first, &stale)
             .await
             .expect("save");
         let now = app.store.get(&id).await.expect("get").expect("request");
@@ -60,6 +61,54 @@ async fn stale_writers_change_nothing_and_merged_writes_keep_both_changes() {
             stored(now.surface_data),
             json!({ "channel": "C0DECK", "ts": "1.1", "answered": true })
         );
+        test.shutdown().await;
+    }
+}
+
+/// What a platform's typed state adds to the stored JSON (a field it fills in with null)
+/// must not make the first compare-and-set miss: the write expects the text it read.
+#[derive(serde::Serialize, serde::Deserialize, PartialEq, Clone)]
+struct Typed {
+    channel: String,
+    ts: Option<String>,
+}
+
+#[tokio::test]
+async fn a_conversation_saved_as_read_is_one_write() {
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let db = TestDb::new(backend).await;
+        let test = spawn_app(&db).await;
+        let app = test.app().clone();
+        let submitted = app
+            .submit(Invocation {
+                principal: app.directory.user("alice").expect("alice"),
+                surface: Surface::Slack,
+                text: "release web".into(),
+                channel: Some("C0DECK".into()),
+                thread: None,
+                surface_data: Some(json!({ "channel": "C0DECK" })),
+                idempotency_key: Some("conversation-2".into()),
+            })
+            .await
+            .expect("submitted");
+        let record = submitted.request;
+        let before: Typed = conversation::of(&record).expect("typed state");
+        let after = Typed {
+            ts: Some("1.1".into()),
+            ..before.clone()
+        };
+        let (_, statements) = app.store.bookkeeping_commits();
+        conversation::save_if_changed(&app.store, &record, &before, &after)
+            .await
+            .expect("save");
+        assert_eq!(
+            app.store.bookkeeping_commits().1 - statements,
+            1,
+            "the first compare-and-set should win"
+        );
+        let now = app.store.get(&record.id).await.expect("get").expect("request");
+        assert_eq!(now.surface_data, Some(json!({ "channel": "C0DECK", "ts": "1.1" })));
         test.shutdown().await;
     }
 }

@@ -12,10 +12,7 @@
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
 
-use crate::{
-    domain::RequestId,
-    store::{RequestRecord, Store, StoreError},
-};
+use crate::store::{RequestRecord, Store, StoreError};
 
 /// The conversation state kept with `record`; `None` when it is not this platform's
 /// conversation. The outbox reads the record for each delivery, so this is the state as of
@@ -32,19 +29,23 @@ pub fn of<T: DeserializeOwned>(record: &RequestRecord) -> Option<T> {
 /// success, so running out means heavy contention on one conversation).
 const ATTEMPTS: usize = 5;
 
-/// Stores what changed from `before` to `after`, over whatever is stored now.
+/// Stores what changed from `before` to `after`, over whatever is stored now. `record` is
+/// the request `before` was read from: the first compare-and-set expects its stored text,
+/// not `before` written out again, which differs from it whenever the type fills in a field
+/// the stored JSON lacks (every new conversation's `ts: null`) and so lost every first try.
 pub async fn save_if_changed<T: Serialize + PartialEq>(
     store: &Store,
-    id: &RequestId,
+    record: &RequestRecord,
     before: &T,
     after: &T,
 ) -> Result<(), StoreError> {
     if after == before {
         return Ok(());
     }
+    let id = &record.id;
     let json = |v: &T| serde_json::to_value(v).map_err(|e| StoreError::Corrupt(e.to_string()));
     let (before, after) = (json(before)?, json(after)?);
-    let mut stored = Some(before.clone());
+    let mut stored = record.surface_data.clone();
     for _ in 0..ATTEMPTS {
         let merged = overlay(stored.clone().unwrap_or(Value::Null), &before, &after);
         if store.swap_surface_data(id, stored.as_ref(), &merged).await? {

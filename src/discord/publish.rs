@@ -116,7 +116,7 @@ impl DiscordSurface {
         before: &DiscordState,
         st: &DiscordState,
     ) -> Result<(), SurfaceError> {
-        crate::chat::conversation::save_if_changed(store, &record.id, before, st)
+        crate::chat::conversation::save_if_changed(store, record, before, st)
             .await
             .map_err(err)
     }

@@ -141,7 +141,7 @@ impl SlackSurface {
         };
         let before = data.clone();
         let (data, result) = show(data).await;
-        conversation::save_if_changed(store, &request.id, &before, &data)
+        conversation::save_if_changed(store, request, &before, &data)
             .await
             .map_err(unstored)?;
         result.map_err(refused)

@@ -150,6 +150,12 @@ impl Store {
         self.group.as_ref().map_or((0, 0), |g| g.requests.stats())
     }
 
+    /// (group commits, statements they ran) of the delivery and conversation-state writes
+    /// (see bookkeeping.rs) since this store was opened; a compare-and-set that lost counts.
+    pub fn bookkeeping_commits(&self) -> (u64, u64) {
+        self.group.as_ref().map_or((0, 0), |g| g.bookkeeping.stats())
+    }
+
     /// A delivery or conversation-state write, group-committed (see bookkeeping.rs).
     async fn bookkeeping(&self, write: bookkeeping::Bookkeeping) -> Result<u64, StoreError> {
         match &self.group {
