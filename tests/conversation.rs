@@ -8,6 +8,21 @@ use deckhand::{app::Invocation, chat::conversation, domain::Surface};
 use serde_json::{Value, json};
 use support::{TestDb, backends, spawn_app};
 
+/// A Slack request from alice with `state` as its conversation state.
+async fn submit(app: &std::sync::Arc<deckhand::app::App>, state: Value, key: &str) -> deckhand::app::Submitted {
+    app.submit(Invocation {
+        principal: app.directory.user("alice").expect("alice"),
+        surface: Surface::Slack,
+        text: "release web".into(),
+        channel: Some("C0DECK".into()),
+        thread: None,
+        surface_data: Some(state),
+        idempotency_key: Some(key.into()),
+    })
+    .await
+    .expect("submitted")
+}
+
 #[tokio::test]
 async fn stale_writers_change_nothing_and_merged_writes_keep_both_changes() {
     for backend in backends() {
@@ -16,18 +31,7 @@ async fn stale_writers_change_nothing_and_merged_writes_keep_both_changes() {
         let test = spawn_app(&db).await;
         let app = test.app().clone();
         let first = json!({ "channel": "C0DECK", "ts": null, "answered": false });
-        let submitted = app
-            .submit(Invocation {
-                principal: app.directory.user("alice").expect("alice"),
-                surface: Surface::Slack,
-                text: "release web".into(),
-                channel: Some("C0DECK".into()),
-                thread: None,
-                surface_data: Some(first.clone()),
-                idempotency_key: Some("conversation-1".into()),
-            })
-            .await
-            .expect("submitted");
+        let submitted = submit(&app, first.clone(), "conversation-1").await;
         let as_read = submitted.request;
         let id = as_read.id.clone();
         let stored = |v: Option<Value>| v.expect("surface data");
@@ -80,18 +84,7 @@ async fn a_conversation_saved_as_read_is_one_write() {
         let db = TestDb::new(backend).await;
         let test = spawn_app(&db).await;
         let app = test.app().clone();
-        let submitted = app
-            .submit(Invocation {
-                principal: app.directory.user("alice").expect("alice"),
-                surface: Surface::Slack,
-                text: "release web".into(),
-                channel: Some("C0DECK".into()),
-                thread: None,
-                surface_data: Some(json!({ "channel": "C0DECK" })),
-                idempotency_key: Some("conversation-2".into()),
-            })
-            .await
-            .expect("submitted");
+        let submitted = submit(&app, json!({ "channel": "C0DECK" }), "conversation-2").await;
         let record = submitted.request;
         let before: Typed = conversation::of(&record).expect("typed state");
         let after = Typed {
