@@ -23,8 +23,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     app::App,
-    domain::now_ms,
-    store::{Event, EventKind, Head, RequestRecord, Store, StoreError},
+    domain::{RequestId, now_ms},
+    store::{Event, EventKind, Head, Loaded, RequestRecord, Store, StoreError},
     surface::{self, ChatSurface, Delivery, SurfaceError},
 };
 
@@ -59,6 +59,7 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
         while tasks.try_join_next().is_some() {}
         match claim_heads(&app).await {
             Ok(heads) => {
+                let mut loaded = load(&app, &heads).await;
                 for head in heads {
                     if !busy
                         .lock()
@@ -80,9 +81,17 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
                         break;
                     };
                     let (app, busy) = (app.clone(), busy.clone());
+                    let read = loaded.as_mut().and_then(|l| l.remove(&head.request_id));
+                    let gone = loaded.is_some() && read.is_none();
                     tasks.spawn(async move {
                         let id = head.request_id.clone();
-                        if let Err(e) = deliver(&app, head).await {
+                        let delivered = match read {
+                            Some(read) => deliver(&app, head, read).await,
+                            // The request was deleted since its row was stored.
+                            None if gone => Ok(()),
+                            None => deliver_read(&app, head).await,
+                        };
+                        if let Err(e) = delivered {
                             tracing::warn!(request = %id, error = %e, "delivery bookkeeping failed");
                         }
                         busy.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
@@ -113,6 +122,18 @@ async fn claim_heads(app: &App) -> Result<Vec<Head>, StoreError> {
     app.store.claim_heads(now, HEADS, app.worker_id.as_str(), until).await
 }
 
+/// The claimed heads' requests and events, read for the whole poll; `None` when that read
+/// failed, so each delivery reads its own.
+async fn load(app: &App, heads: &[Head]) -> Option<std::collections::HashMap<RequestId, Loaded>> {
+    match app.store.load_heads(heads).await {
+        Ok(loaded) => Some(loaded),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the claimed requests at once; reading them one by one");
+            None
+        }
+    }
+}
+
 /// Now, and when a lease taken now runs out.
 fn lease_from_now(app: &App) -> (i64, i64) {
     let lease = app.config.delivery.lease.as_duration();
@@ -121,15 +142,13 @@ fn lease_from_now(app: &App) -> (i64, i64) {
 }
 
 /// Delivers the oldest pending row of a request, claimed for this replica with the poll that
-/// found it, and the rows that may follow it at once (see [`follow_on`]): the request and
-/// its events are read once for all of them.
-async fn deliver(app: &App, head: Head) -> Result<(), StoreError> {
+/// found it, and the rows that may follow it at once (see [`follow_on`]), from the request
+/// and events read with the poll (`Store::load_heads`): the conversation state is carried
+/// from one post to the next, not read again.
+async fn deliver(app: &App, head: Head, (mut request, all): Loaded) -> Result<(), StoreError> {
     let store = &app.store;
     let owner = app.worker_id.as_str();
     let id = head.request_id.clone();
-    let Some(mut request) = store.get(&id).await? else {
-        return Ok(());
-    };
     let Some(surface) = app.surfaces.get(request.surface).cloned() else {
         // Not configured on this replica: another one (or a later start) posts it; look
         // again in a while rather than at every poll.
@@ -137,7 +156,6 @@ async fn deliver(app: &App, head: Head) -> Result<(), StoreError> {
             .defer_delivery(&id, head.seq, owner, now_ms() + UNCONFIGURED_RETRY_MS)
             .await;
     };
-    let all = store.events_from(&id, head.seq).await?;
     let mut head = head;
     for round in 1..=FOLLOW_ON {
         let Some((last, shown)) = attempt(app, surface.as_ref(), &request, &all, &head).await? else {
@@ -147,16 +165,17 @@ async fn deliver(app: &App, head: Head) -> Result<(), StoreError> {
         let (now, until) = lease_from_now(app);
         let claim = next.map(|e| (e.seq, until));
         let claimed = store
-            .delivered(&id, head.seq, last, owner, shown.as_deref(), now, claim)
+            .delivered(&id, head.seq, last, owner, shown.message.as_deref(), now, claim)
             .await?;
         let Some(next) = next.filter(|_| claimed) else {
             return Ok(());
         };
-        // The conversation state the post just stored (the root message's ts, say).
-        let Some(fresh) = store.get(&id).await? else {
-            return Ok(());
-        };
-        request = fresh;
+        // The conversation state the post just stored (the root message's ts, say), as it
+        // wrote it: not read again. Should another writer have changed it since, the next
+        // post's compare-and-set finds out and lays its change over theirs.
+        if let Some(stored) = shown.conversation {
+            request.surface_data = Some(stored);
+        }
         head = Head {
             request_id: id.clone(),
             seq: next.seq,
@@ -165,6 +184,15 @@ async fn deliver(app: &App, head: Head) -> Result<(), StoreError> {
         };
     }
     Ok(())
+}
+
+/// [`deliver`], reading the request and its events itself.
+async fn deliver_read(app: &App, head: Head) -> Result<(), StoreError> {
+    let Some(request) = app.store.get(&head.request_id).await? else {
+        return Ok(());
+    };
+    let all = app.store.events_from(&head.request_id, head.seq).await?;
+    deliver(app, head, (request, all)).await
 }
 
 /// The event the deliverer that just showed row `last` posts next without waiting for a

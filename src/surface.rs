@@ -153,9 +153,15 @@ impl SurfaceError {
     }
 }
 
-/// What showing an event left on the platform: the id (Slack ts, Discord message id) of the
-/// message it posted or edited, when there is one.
-pub type Shown = Option<String>;
+/// What showing an event left: on the platform, the id (Slack ts, Discord message id) of the
+/// message it posted or edited, when there is one; in the store, the conversation state as
+/// written, when showing it changed that state. The outbox carries the latter to the next
+/// row it posts for the request instead of reading the request again (issue 14).
+#[derive(Debug, Default)]
+pub struct Shown {
+    pub message: Option<String>,
+    pub conversation: Option<serde_json::Value>,
+}
 
 #[async_trait]
 pub trait ChatSurface: Send + Sync {

@@ -29,7 +29,8 @@ pub fn of<T: DeserializeOwned>(record: &RequestRecord) -> Option<T> {
 /// success, so running out means heavy contention on one conversation).
 const ATTEMPTS: usize = 5;
 
-/// Stores what changed from `before` to `after`, over whatever is stored now. `record` is
+/// Stores what changed from `before` to `after`, over whatever is stored now, and returns
+/// the state as written (`None` when nothing changed, so nothing was written). `record` is
 /// the request `before` was read from: the first compare-and-set expects its stored text,
 /// not `before` written out again, which differs from it whenever the type fills in a field
 /// the stored JSON lacks (every new conversation's `ts: null`) and so lost every first try.
@@ -38,9 +39,9 @@ pub async fn save_if_changed<T: Serialize + PartialEq>(
     record: &RequestRecord,
     before: &T,
     after: &T,
-) -> Result<(), StoreError> {
+) -> Result<Option<Value>, StoreError> {
     if after == before {
-        return Ok(());
+        return Ok(None);
     }
     let id = &record.id;
     let json = |v: &T| serde_json::to_value(v).map_err(|e| StoreError::Corrupt(e.to_string()));
@@ -49,10 +50,11 @@ pub async fn save_if_changed<T: Serialize + PartialEq>(
     for _ in 0..ATTEMPTS {
         let merged = overlay(stored.clone().unwrap_or(Value::Null), &before, &after);
         if store.swap_surface_data(id, stored.as_ref(), &merged).await? {
-            return Ok(());
+            return Ok(Some(merged));
         }
         let Some(record) = store.get(id).await? else {
-            return Ok(());
+            // The request is gone: nothing to keep the state with.
+            return Ok(None);
         };
         stored = record.surface_data;
     }

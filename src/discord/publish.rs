@@ -74,22 +74,28 @@ impl ChatSurface for DiscordSurface {
 
     async fn publish(&self, store: &Store, request: &RequestRecord, event: &Event) -> Result<Shown, SurfaceError> {
         let Some(mut st) = self.conversation(request) else {
-            return Ok(None);
+            return Ok(Shown::default());
         };
         let before = st.clone();
         let result = self.show(store, request, event, &mut st).await;
-        self.keep(store, request, &before, &st).await?;
-        result.map(|()| st.original_message_id.clone())
+        let conversation = self.keep(store, request, &before, &st).await?;
+        result.map(|()| Shown {
+            message: st.original_message_id.clone(),
+            conversation,
+        })
     }
 
     async fn show_progress(&self, store: &Store, request: &RequestRecord, line: &str) -> Result<Shown, SurfaceError> {
         let Some(mut st) = self.conversation(request) else {
-            return Ok(None);
+            return Ok(Shown::default());
         };
         let before = st.clone();
         let result = self.progress(request, line, &mut st).await;
-        self.keep(store, request, &before, &st).await?;
-        result.map(|()| st.original_message_id.clone())
+        let conversation = self.keep(store, request, &before, &st).await?;
+        result.map(|()| Shown {
+            message: st.original_message_id.clone(),
+            conversation,
+        })
     }
 
     fn progress_interval(&self) -> Duration {
@@ -108,14 +114,15 @@ impl DiscordSurface {
         st
     }
 
-    /// Keeps message ids learnt on the way, even when a later call failed.
+    /// Keeps message ids learnt on the way, even when a later call failed; the state as
+    /// stored when it changed.
     async fn keep(
         &self,
         store: &Store,
         record: &RequestRecord,
         before: &DiscordState,
         st: &DiscordState,
-    ) -> Result<(), SurfaceError> {
+    ) -> Result<Option<serde_json::Value>, SurfaceError> {
         crate::chat::conversation::save_if_changed(store, record, before, st)
             .await
             .map_err(err)

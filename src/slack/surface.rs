@@ -133,18 +133,19 @@ impl SlackSurface {
     async fn with_data<F, Fut>(&self, store: &Store, request: &RequestRecord, show: F) -> Result<Shown, SurfaceError>
     where
         F: FnOnce(SlackData) -> Fut,
-        Fut: std::future::Future<Output = (SlackData, Result<Shown, WebError>)>,
+        Fut: std::future::Future<Output = (SlackData, Result<Option<String>, WebError>)>,
     {
         let Some(data) = conversation::of::<SlackData>(request) else {
             // Not a Slack conversation (or from an older build); nothing to show.
-            return Ok(None);
+            return Ok(Shown::default());
         };
         let before = data.clone();
         let (data, result) = show(data).await;
-        conversation::save_if_changed(store, request, &before, &data)
+        let conversation = conversation::save_if_changed(store, request, &before, &data)
             .await
             .map_err(unstored)?;
-        result.map_err(refused)
+        let message = result.map_err(refused)?;
+        Ok(Shown { message, conversation })
     }
 }
 
@@ -201,7 +202,12 @@ impl Inner {
     }
 
     /// The latest progress line goes into the root message (edited in place), not the thread.
-    async fn progress(&self, request: &RequestRecord, line: &str, data: &mut SlackData) -> Result<Shown, WebError> {
+    async fn progress(
+        &self,
+        request: &RequestRecord,
+        line: &str,
+        data: &mut SlackData,
+    ) -> Result<Option<String>, WebError> {
         let root = self.ensure_root(request, data).await?;
         data.progress = Some(line.to_owned());
         self.update_root(request, data, &root).await?;
@@ -215,7 +221,7 @@ impl Inner {
         request: &RequestRecord,
         event: &Event,
         data: &mut SlackData,
-    ) -> Result<Shown, WebError> {
+    ) -> Result<Option<String>, WebError> {
         if surface::is_private_answer(request) {
             return self.answer_privately(request, event, data).await;
         }
@@ -276,7 +282,7 @@ impl Inner {
         request: &RequestRecord,
         event: &Event,
         data: &mut SlackData,
-    ) -> Result<Shown, WebError> {
+    ) -> Result<Option<String>, WebError> {
         let (content, output) = match surface::private_answer(event, data.answered) {
             surface::PrivateAnswer::Nothing => return Ok(None),
             surface::PrivateAnswer::Output(e) => (self.output_content(e), true),

@@ -16,7 +16,6 @@ use std::{
     },
 };
 
-use sqlx::AnyConnection;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Store, StoreError};
@@ -39,35 +38,6 @@ pub(super) trait Batched: Send + Sync + Sized + 'static {
 
     /// One job in its own transaction.
     fn one(store: &Store, job: &Self) -> impl Future<Output = Result<Self::Output, StoreError>> + Send;
-}
-
-/// A write that is one statement on its own rows (a compare-and-set): a batch of them is
-/// those statements in turn in one transaction, and alone it is that statement on the writer.
-pub(super) trait OneStatement: Send + Sync + Sized + 'static {
-    type Output: Send + 'static;
-    const MAX: usize;
-
-    fn execute(&self, conn: &mut AnyConnection) -> impl Future<Output = Result<Self::Output, StoreError>> + Send;
-}
-
-impl<T: OneStatement> Batched for T {
-    type Output = T::Output;
-    const MAX: usize = <T as OneStatement>::MAX;
-
-    async fn batch(store: &Store, jobs: &[Self]) -> Result<Vec<Option<T::Output>>, StoreError> {
-        let mut tx = store.begin().await?;
-        let mut done = Vec::with_capacity(jobs.len());
-        for job in jobs {
-            done.push(Some(job.execute(&mut tx).await?));
-        }
-        tx.commit().await?;
-        Ok(done)
-    }
-
-    async fn one(store: &Store, job: &Self) -> Result<T::Output, StoreError> {
-        let mut conn = store.writer().acquire().await?;
-        job.execute(&mut conn).await
-    }
 }
 
 type Reply<J> = oneshot::Sender<Result<<J as Batched>::Output, StoreError>>;

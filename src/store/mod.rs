@@ -12,7 +12,9 @@ mod bookkeeping;
 mod checkpoint;
 mod delivery_writes;
 mod insert;
+mod one_trip;
 mod outbox;
+mod outbox_reads;
 mod records;
 mod replicas;
 mod surface_writes;
@@ -29,6 +31,7 @@ use sqlx::{
 };
 
 pub use outbox::{DeliveryRecord, Head, delivers};
+pub use outbox_reads::Loaded;
 pub use records::*;
 pub use replicas::{ReplicaError, ReplicaLock, listen_for_work};
 
@@ -685,22 +688,22 @@ async fn audit_tx(
 }
 
 fn events_from_rows(id: &RequestId, rows: &[AnyRow]) -> Result<Vec<Event>, StoreError> {
-    rows.iter()
-        .map(|r| {
-            let kind: String = r.try_get("kind")?;
-            let data: Option<String> = r.try_get("data")?;
-            let kind = EventKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("event kind '{kind}'")))?;
-            let message: String = r.try_get("message")?;
-            Ok(Event {
-                request_id: id.clone(),
-                seq: r.try_get("seq")?,
-                at: r.try_get("at")?,
-                kind,
-                data: EventData::load(kind, &message, data.as_deref()),
-                message,
-            })
-        })
-        .collect()
+    rows.iter().map(|r| event_from_row(id, r)).collect()
+}
+
+fn event_from_row(id: &RequestId, r: &AnyRow) -> Result<Event, StoreError> {
+    let kind: String = r.try_get("kind")?;
+    let data: Option<String> = r.try_get("data")?;
+    let kind = EventKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("event kind '{kind}'")))?;
+    let message: String = r.try_get("message")?;
+    Ok(Event {
+        request_id: id.clone(),
+        seq: r.try_get("seq")?,
+        at: r.try_get("at")?,
+        kind,
+        data: EventData::load(kind, &message, data.as_deref()),
+        message,
+    })
 }
 
 fn request_from_row(r: &AnyRow) -> Result<RequestRecord, StoreError> {
@@ -747,6 +750,10 @@ fn pool_options(backend: Backend, max_connections: u32) -> AnyPoolOptions {
     AnyPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(10))
+        // A SQLite connection is a file handle in this process: it cannot go stale, so the
+        // ping sqlx sends before handing one out by default is only a round trip to its
+        // worker thread, one more for every group commit (issue 14).
+        .test_before_acquire(backend != Backend::Sqlite)
         .after_connect(move |conn, _| {
             Box::pin(async move {
                 if backend == Backend::Sqlite {

@@ -69,47 +69,6 @@ pub(super) async fn insert_tx(
     Ok(())
 }
 
-/// The delivery rows of new requests' first events, in one statement.
-pub(super) async fn insert_many_tx(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    events: &[(&super::RequestRecord, &super::Event)],
-    now: i64,
-) -> Result<(), StoreError> {
-    if events.is_empty() {
-        return Ok(());
-    }
-    let rows: Vec<String> = (0..events.len())
-        .map(|i| {
-            let b = i * 5;
-            format!(
-                "(${}, ${}, ${}, ${}, 'pending', 0, ${}, ${})",
-                b + 1,
-                b + 2,
-                b + 3,
-                b + 4,
-                b + 5,
-                b + 5
-            )
-        })
-        .collect();
-    let sql = format!(
-        "INSERT INTO deliveries (request_id, seq, surface, kind, state, attempts, created_at, next_at) VALUES {}",
-        rows.join(", ")
-    );
-    // Only placeholders are formatted in; every value is bound.
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for (request, event) in events {
-        q = q
-            .bind(request.id.as_str())
-            .bind(event.seq)
-            .bind(request.surface.as_str())
-            .bind(event.kind.as_str())
-            .bind(now);
-    }
-    q.execute(&mut **tx).await?;
-    Ok(())
-}
-
 /// A head query slower than this makes the store refresh the table's statistics.
 const SLOW_HEADS: std::time::Duration = std::time::Duration::from_millis(100);
 /// The least time between two such refreshes.

@@ -1,21 +1,23 @@
 //! New requests, stored by group commit (see batch.rs).
 //!
 //! Every chat command is acknowledged only after its request, first events, delivery rows
-//! and audit row are committed. A batch of requests is one multi-row `INSERT` per table and
-//! one commit, instead of eight statements and a commit each; on PostgreSQL the whole batch
-//! is one statement (postgres.rs). A request that another with the same idempotency key beat
+//! and audit row are committed. A batch of requests travels as JSON arrays (`rows`): on
+//! PostgreSQL the whole batch is one statement (postgres.rs), on SQLite one statement per
+//! table in one transaction (sqlite.rs), instead of eight statements and a commit each. A request that another with the same idempotency key beat
 //! (in the same batch or before) is looked up after the commit, which is what makes a
 //! retried command return the request it first created.
 
 mod postgres;
+mod sqlite;
 
 use std::collections::HashMap;
 
+use serde_json::{Value, json};
 use sqlx::AssertSqlSafe;
 
 use super::{REQUEST_COLUMNS, Store, StoreError, batch::Batched, outbox, request_from_row};
 use crate::{
-    domain::{RequestId, now_ms, ordered_token},
+    domain::{RequestId, ordered_token},
     events::EventData,
     store::{Actor, Event, EventKind, NewRequest, RequestRecord},
 };
@@ -88,68 +90,14 @@ impl Prepared {
     }
 }
 
-/// `($1, $2, …), (…)` for `rows` rows of `cols` values.
-fn values(rows: usize, cols: usize) -> String {
-    (0..rows)
-        .map(|r| {
-            let row: Vec<String> = (1..=cols).map(|c| format!("${}", r * cols + c)).collect();
-            format!("({})", row.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// The batch in one transaction. `None` for a request that was not inserted because one with
-/// its idempotency key exists (the caller looks it up after the commit).
+/// The batch, as one statement (PostgreSQL) or one transaction of a statement per table
+/// (SQLite). `None` for a request that was not inserted because one with its idempotency key
+/// exists (the caller looks it up after the commit).
 async fn insert_batch(store: &Store, jobs: &[NewJob]) -> Result<Vec<Option<Inserted>>, StoreError> {
-    if store.backend() == super::Backend::Postgres {
-        return postgres::insert_batch(store, jobs).await;
+    match store.backend() {
+        super::Backend::Postgres => postgres::insert_batch(store, jobs).await,
+        super::Backend::Sqlite => sqlite::insert_batch(store, jobs).await,
     }
-    let now = now_ms();
-    let mut tx = store.begin().await?;
-    let mut stored = Vec::with_capacity(jobs.len());
-    for chunk in chunks(jobs) {
-        stored.extend(insert_chunk(&mut tx, chunk, now).await?);
-    }
-    tx.commit().await?;
-    Ok(stored)
-}
-
-/// `jobs` cut into runs whose lengths are powers of two (13 = 8 + 4 + 1). A multi-row
-/// statement is prepared once per number of rows and kept in the connection's statement
-/// cache; batches of any size from 1 to 64 would be 64 shapes per table, more than the
-/// cache holds, so every batch would be parsed and planned again.
-fn chunks<T>(items: &[T]) -> impl Iterator<Item = &[T]> {
-    let mut rest = items;
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
-        }
-        let size = 1 << rest.len().ilog2();
-        let (chunk, tail) = rest.split_at(size);
-        rest = tail;
-        Some(chunk)
-    })
-}
-
-async fn insert_chunk(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    jobs: &[NewJob],
-    now: i64,
-) -> Result<Vec<Option<Inserted>>, StoreError> {
-    let prepared = jobs
-        .iter()
-        .map(|j| Prepared::new(&j.new))
-        .collect::<Result<Vec<_>, _>>()?;
-    let records = insert_requests(tx, jobs, &prepared, now).await?;
-    let stored = matched(&prepared, all_first_events(jobs, &prepared, now), records);
-    let events: Vec<&Event> = stored.iter().flatten().flat_map(|(_, events)| events).collect();
-    insert_events(tx, &events).await?;
-    insert_audit(tx, jobs, &stored, now).await?;
-    Ok(stored
-        .into_iter()
-        .map(|s| s.map(|(record, events)| (record, true, events)))
-        .collect())
 }
 
 /// Each job's stored request with its first events, in the jobs' order; `None` for a job
@@ -176,46 +124,6 @@ fn all_first_events(jobs: &[NewJob], prepared: &[Prepared], now: i64) -> Vec<Vec
         .collect()
 }
 
-async fn insert_requests(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    jobs: &[NewJob],
-    prepared: &[Prepared],
-    now: i64,
-) -> Result<Vec<RequestRecord>, StoreError> {
-    let sql = format!(
-        "INSERT INTO requests (id, command, action, text, args, state, requester, surface, channel, thread, surface_data, \
-         idempotency_key, approval, approval_expires_at, created_at, updated_at, requester_groups, event_seq) \
-         VALUES {} ON CONFLICT DO NOTHING RETURNING {REQUEST_COLUMNS}",
-        values(jobs.len(), 18)
-    );
-    // Only placeholders are formatted in; every value is bound.
-    let mut q = sqlx::query(AssertSqlSafe(sql));
-    for (job, p) in jobs.iter().zip(prepared) {
-        let new = &job.new;
-        q = q
-            .bind(p.id.as_str())
-            .bind(&new.command)
-            .bind(&new.action)
-            .bind(&new.text)
-            .bind(&p.args)
-            .bind(new.state.as_str())
-            .bind(&new.requester)
-            .bind(new.surface.as_str())
-            .bind(&new.channel)
-            .bind(&new.thread)
-            .bind(&p.surface_data)
-            .bind(&new.idempotency_key)
-            .bind(&p.approval)
-            .bind(new.approval_expires_at)
-            .bind(now)
-            .bind(now)
-            .bind(&p.groups)
-            .bind(p.events);
-    }
-    let rows = q.fetch_all(&mut **tx).await?;
-    rows.iter().map(request_from_row).collect()
-}
-
 /// The events a new request starts with: its state, and the approval prompt when it has one.
 fn first_events(new: &NewRequest, id: &RequestId, now: i64) -> Vec<Event> {
     let state = Event {
@@ -237,68 +145,38 @@ fn first_events(new: &NewRequest, id: &RequestId, now: i64) -> Vec<Event> {
     std::iter::once(state).chain(prompt).collect()
 }
 
-/// The batch's events in one statement (their delivery rows go in with the audit rows).
-async fn insert_events(tx: &mut sqlx::Transaction<'static, sqlx::Any>, events: &[&Event]) -> Result<(), StoreError> {
-    if events.is_empty() {
-        return Ok(());
-    }
-    let sql = format!(
-        "INSERT INTO events (request_id, seq, at, kind, message, data) VALUES {}",
-        values(events.len(), 6)
-    );
-    let mut q = sqlx::query(AssertSqlSafe(sql));
-    for e in events {
-        q = q
-            .bind(e.request_id.as_str())
-            .bind(e.seq)
-            .bind(e.at)
-            .bind(e.kind.as_str())
-            .bind(&e.message)
-            .bind(Some(serialize(&e.data)?));
-    }
-    q.execute(&mut **tx).await?;
-    Ok(())
-}
-
-/// One `submit` audit row per stored request, and the chat requests' delivery rows.
-async fn insert_audit(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+/// The three JSON arrays the statement reads: requests, their first events, audit rows.
+fn rows(
     jobs: &[NewJob],
-    stored: &[Option<(RequestRecord, Vec<Event>)>],
-    now: i64,
-) -> Result<(), StoreError> {
-    let rows: Vec<(&NewJob, &RequestRecord, &[Event])> = jobs
-        .iter()
-        .zip(stored)
-        .filter_map(|(job, s)| s.as_ref().map(|(r, e)| (job, r, e.as_slice())))
-        .collect();
-    if rows.is_empty() {
-        return Ok(());
+    prepared: &[Prepared],
+    events: &[Vec<crate::store::Event>],
+) -> Result<(Value, Value, Value), StoreError> {
+    let mut requests = Vec::with_capacity(jobs.len());
+    let mut event_rows = Vec::with_capacity(jobs.len() * 2);
+    let mut audit = Vec::with_capacity(jobs.len());
+    for ((job, p), events) in jobs.iter().zip(prepared).zip(events) {
+        let new = &job.new;
+        requests.push(json!({
+            "id": p.id.as_str(), "command": new.command, "action": new.action, "text": new.text,
+            "args": p.args, "state": new.state.as_str(), "requester": new.requester,
+            "surface": new.surface.as_str(), "channel": new.channel, "thread": new.thread,
+            "surface_data": p.surface_data, "idempotency_key": new.idempotency_key,
+            "approval": p.approval, "approval_expires_at": new.approval_expires_at,
+            "requester_groups": p.groups, "event_seq": p.events,
+        }));
+        let deliver = outbox::delivers(new.surface);
+        for e in events {
+            event_rows.push(json!({
+                "request_id": p.id.as_str(), "seq": e.seq, "kind": e.kind.as_str(),
+                "message": e.message, "data": serialize(&e.data)?, "deliver": deliver,
+            }));
+        }
+        audit.push(json!({
+            "id": ordered_token(8), "request_id": p.id.as_str(), "actor": job.who,
+            "surface": job.surface, "detail": new.text,
+        }));
     }
-    let sql = format!(
-        "INSERT INTO audit (id, at, actor, surface, request_id, action, from_state, to_state, detail) VALUES {}",
-        values(rows.len(), 9)
-    );
-    let mut q = sqlx::query(AssertSqlSafe(sql));
-    for (job, record, _) in &rows {
-        q = q
-            .bind(ordered_token(8))
-            .bind(now)
-            .bind(&job.who)
-            .bind(&job.surface)
-            .bind(record.id.as_str())
-            .bind("submit")
-            .bind(None::<String>)
-            .bind(record.state.as_str())
-            .bind(&job.new.text);
-    }
-    q.execute(&mut **tx).await?;
-    let deliveries: Vec<(&RequestRecord, &Event)> = rows
-        .iter()
-        .filter(|(_, r, _)| outbox::delivers(r.surface))
-        .flat_map(|(_, r, events)| events.iter().map(move |e| (*r, e)))
-        .collect();
-    outbox::insert_many_tx(tx, &deliveries, now).await
+    Ok((Value::Array(requests), Value::Array(event_rows), Value::Array(audit)))
 }
 
 impl Store {
@@ -320,18 +198,4 @@ impl Store {
 /// An event's data as stored in the `data` column.
 pub(super) fn serialize(data: &EventData) -> Result<String, StoreError> {
     serde_json::to_string(data).map_err(|e| StoreError::Corrupt(format!("event data: {e}")))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn batches_are_cut_into_powers_of_two_largest_first() {
-        let items: Vec<u8> = (0..13).collect();
-        let sizes: Vec<usize> = super::chunks(&items).map(<[u8]>::len).collect();
-        assert_eq!(sizes, [8, 4, 1]);
-        let joined: Vec<u8> = super::chunks(&items).flatten().copied().collect();
-        assert_eq!(joined, items);
-        assert_eq!(super::chunks::<u8>(&[]).count(), 0);
-        assert_eq!(super::chunks(&[0u8; 64]).count(), 1);
-    }
 }

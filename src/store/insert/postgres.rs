@@ -1,21 +1,20 @@
 //! A batch of new requests on PostgreSQL: one statement, one round trip.
 //!
-//! The portable path (mod.rs) is a transaction of a multi-row `INSERT` per table: BEGIN, four
-//! statements per power-of-two chunk, COMMIT, each a round trip to the server while the acks
-//! of the batch wait (issue 14). PostgreSQL runs data-modifying `WITH` clauses in one
+//! A transaction of a multi-row `INSERT` per table (as on SQLite, sqlite.rs) is BEGIN, four
+//! statements and COMMIT, each a round trip to the server while the acks of the batch wait
+//! (issue 14). PostgreSQL runs data-modifying `WITH` clauses in one
 //! statement, which is its own transaction, so here the whole batch is one statement: the
 //! rows travel as three JSON arrays (`json_to_recordset`), which also makes it one prepared
 //! statement for every batch size. Events, their delivery rows and the audit row are joined
 //! to the requests the `INSERT … ON CONFLICT DO NOTHING` returned, so a request that lost its
 //! idempotency key to an earlier one adds nothing, as on the portable path.
 
-use serde_json::{Value, json};
 use sqlx::AssertSqlSafe;
 
-use super::{Inserted, NewJob, Prepared, all_first_events, matched, serialize};
+use super::{Inserted, NewJob, Prepared, all_first_events, matched, rows};
 use crate::{
-    domain::{now_ms, ordered_token},
-    store::{REQUEST_COLUMNS, Store, StoreError, outbox, request_from_row},
+    domain::now_ms,
+    store::{REQUEST_COLUMNS, Store, StoreError, request_from_row},
 };
 
 /// The batch as one statement. `None` for a request another with its idempotency key beat.
@@ -39,40 +38,6 @@ pub(super) async fn insert_batch(store: &Store, jobs: &[NewJob]) -> Result<Vec<O
         .into_iter()
         .map(|s| s.map(|(record, events)| (record, true, events)))
         .collect())
-}
-
-/// The three JSON arrays the statement reads: requests, their first events, audit rows.
-fn rows(
-    jobs: &[NewJob],
-    prepared: &[Prepared],
-    events: &[Vec<crate::store::Event>],
-) -> Result<(Value, Value, Value), StoreError> {
-    let mut requests = Vec::with_capacity(jobs.len());
-    let mut event_rows = Vec::with_capacity(jobs.len() * 2);
-    let mut audit = Vec::with_capacity(jobs.len());
-    for ((job, p), events) in jobs.iter().zip(prepared).zip(events) {
-        let new = &job.new;
-        requests.push(json!({
-            "id": p.id.as_str(), "command": new.command, "action": new.action, "text": new.text,
-            "args": p.args, "state": new.state.as_str(), "requester": new.requester,
-            "surface": new.surface.as_str(), "channel": new.channel, "thread": new.thread,
-            "surface_data": p.surface_data, "idempotency_key": new.idempotency_key,
-            "approval": p.approval, "approval_expires_at": new.approval_expires_at,
-            "requester_groups": p.groups, "event_seq": p.events,
-        }));
-        let deliver = outbox::delivers(new.surface);
-        for e in events {
-            event_rows.push(json!({
-                "request_id": p.id.as_str(), "seq": e.seq, "kind": e.kind.as_str(),
-                "message": e.message, "data": serialize(&e.data)?, "deliver": deliver,
-            }));
-        }
-        audit.push(json!({
-            "id": ordered_token(8), "request_id": p.id.as_str(), "actor": job.who,
-            "surface": job.surface, "detail": new.text,
-        }));
-    }
-    Ok((Value::Array(requests), Value::Array(event_rows), Value::Array(audit)))
 }
 
 /// `$1` now, `$2` requests, `$3` events, `$4` audit rows.
