@@ -125,6 +125,12 @@ async fn claim_heads(app: &App) -> Result<Vec<Head>, StoreError> {
 /// The claimed heads' requests and events, read for the whole poll; `None` when that read
 /// failed, so each delivery reads its own.
 async fn load(app: &App, heads: &[Head]) -> Option<std::collections::HashMap<RequestId, Loaded>> {
+    // On PostgreSQL the batched read (and the batched bookkeeping with it) left the bench's
+    // posts minutes behind the acks where the per-delivery reads kept up; the cause is not
+    // found yet, so PostgreSQL reads per delivery as before (issue 14's closing note).
+    if app.store.backend() == crate::store::Backend::Postgres {
+        return None;
+    }
     match app.store.load_heads(heads).await {
         Ok(loaded) => Some(loaded),
         Err(e) => {

@@ -31,9 +31,9 @@ impl Store {
                 .map(|h| serde_json::json!([h.request_id.as_str(), h.seq]))
                 .collect(),
         );
-        let (requests, events) = match self.backend() {
-            Backend::Sqlite => (SQLITE_REQUESTS, SQLITE_EVENTS),
-            Backend::Postgres => (POSTGRES_REQUESTS, POSTGRES_EVENTS),
+        let (requests, events, from_heads) = match self.backend() {
+            Backend::Sqlite => (SQLITE_REQUESTS, SQLITE_EVENTS, SQLITE_EVENTS_FROM_HEADS),
+            Backend::Postgres => (POSTGRES_REQUESTS, POSTGRES_EVENTS, POSTGRES_EVENTS_FROM_HEADS),
         };
         let requests = sqlx::query(AssertSqlSafe(format!(
             "SELECT {REQUEST_COLUMNS} FROM requests {requests}"
@@ -41,7 +41,7 @@ impl Store {
         .bind(ids)
         .fetch_all(self.pool())
         .await?;
-        let events = sqlx::query(AssertSqlSafe(format!("{events} {EVENTS_FROM_HEADS}")))
+        let events = sqlx::query(AssertSqlSafe(format!("{events} {from_heads}")))
             .bind(pairs)
             .fetch_all(self.pool())
             .await?;
@@ -69,9 +69,21 @@ const SQLITE_EVENTS: &str =
 const POSTGRES_EVENTS: &str =
     "WITH h(id, seq) AS (SELECT x->>0, (x->>1)::bigint FROM json_array_elements($1::json) AS t(x))";
 /// Each head's events from its row on, and the last state event before it (the state the
-/// thread shows when a later row is posted late).
-const EVENTS_FROM_HEADS: &str = "SELECT e.request_id, e.seq, e.at, e.kind, e.message, e.data \
+/// thread shows when a later row is posted late). SQLite plans the correlated form as a
+/// search of the primary key per head.
+const SQLITE_EVENTS_FROM_HEADS: &str = "SELECT e.request_id, e.seq, e.at, e.kind, e.message, e.data \
      FROM h JOIN events e ON e.request_id = h.id \
      WHERE e.seq >= h.seq OR e.seq = (SELECT MAX(s.seq) FROM events s \
        WHERE s.request_id = h.id AND s.seq < h.seq AND s.kind = 'state') \
+     ORDER BY e.request_id, e.seq";
+/// The same on PostgreSQL, where the `OR` of the correlated form kept the primary key out of
+/// the plan and a poll's read fell behind the acks (the bench's posts stalled): each branch
+/// is its own index range per head.
+const POSTGRES_EVENTS_FROM_HEADS: &str = "SELECT e.request_id, e.seq, e.at, e.kind, e.message, e.data \
+     FROM h CROSS JOIN LATERAL ( \
+       (SELECT request_id, seq, at, kind, message, data FROM events \
+          WHERE request_id = h.id AND seq >= h.seq) \
+       UNION ALL \
+       (SELECT request_id, seq, at, kind, message, data FROM events \
+          WHERE request_id = h.id AND seq < h.seq AND kind = 'state' ORDER BY seq DESC LIMIT 1)) AS e \
      ORDER BY e.request_id, e.seq";
