@@ -559,7 +559,7 @@ async fn a_link_starts_one_session_and_keeps_its_record_on_every_backend() {
         store.migrate().await.expect("migrate");
         let sessions = Sessions::new(store.pool().clone());
         let request = RequestId::generate();
-        let new = |hash: &str, expires_at: i64| NewSession {
+        let new = |hash: &str, ttl_ms: i64| NewSession {
             token_hash: hash.into(),
             request_id: request.to_string(),
             requester: "alice".into(),
@@ -569,9 +569,9 @@ async fn a_link_starts_one_session_and_keeps_its_record_on_every_backend() {
             container: Some("shop".into()),
             command: vec!["sh".into()],
             record: true,
-            expires_at,
+            ttl_ms,
         };
-        let s = sessions.insert(&new("h1", now_ms() + 60_000)).await.expect("insert");
+        let s = sessions.insert(&new("h1", 60_000)).await.expect("insert");
         assert_eq!(sessions.by_hash("h1").await.unwrap().as_ref(), Some(&s));
         assert_eq!(s.state_at(now_ms()), LinkState::Open);
 
@@ -598,7 +598,7 @@ async fn a_link_starts_one_session_and_keeps_its_record_on_every_backend() {
         assert_eq!(ended.client.as_deref(), Some("browser"));
 
         // A pod that could not be reached gives the link back for another try.
-        let t = sessions.insert(&new("h2", now_ms() + 60_000)).await.unwrap();
+        let t = sessions.insert(&new("h2", 60_000)).await.unwrap();
         assert!(sessions.claim(&t, "cli").await.unwrap());
         sessions.release(&t, "pod shop-1 is gone").await.unwrap();
         assert_eq!(
@@ -607,7 +607,7 @@ async fn a_link_starts_one_session_and_keeps_its_record_on_every_backend() {
         );
 
         // An expired link starts nothing.
-        let e = sessions.insert(&new("h3", now_ms() - 1)).await.unwrap();
+        let e = sessions.insert(&new("h3", -1)).await.unwrap();
         assert_eq!(e.state_at(now_ms()), LinkState::Expired);
         assert!(!sessions.claim(&e, "browser").await.unwrap());
 

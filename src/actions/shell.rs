@@ -9,7 +9,7 @@ use serde_json::json;
 use super::{Action, ActionContext, ActionError, ActionRegistry};
 use crate::{
     commands::Args,
-    domain::{format_ms, new_token, now_ms},
+    domain::{format_ms, new_token},
     proxy::hash_token,
     shell::{NewSession, Sessions, ShellError, link},
 };
@@ -72,7 +72,7 @@ impl Action for Shell {
                 container: container.clone(),
                 command: k.shell_command.clone(),
                 record,
-                expires_at: now_ms() + k.shell_link_ttl.as_millis_i64(),
+                ttl_ms: k.shell_link_ttl.as_millis_i64(),
             })
             .await?;
         let (url, ws_url) = link(&ctx.app.config.server.public_url, &token);

@@ -18,7 +18,9 @@ pub struct NewSession {
     pub container: Option<String>,
     pub command: Vec<String>,
     pub record: bool,
-    pub expires_at: i64,
+    /// How long the link works, from the moment the session is stored (negative: already
+    /// expired). One clock reading gives both ends, so the stored lifetime is exact.
+    pub ttl_ms: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,6 +140,7 @@ impl Sessions {
 
     pub async fn insert(&self, new: &NewSession) -> Result<Session, ShellError> {
         let id = format!("sh-{}", new_token(10));
+        let now = now_ms();
         let command = serde_json::to_string(&new.command).map_err(|e| ShellError::Corrupt(e.to_string()))?;
         sqlx::query(
             "INSERT INTO shell_sessions (id, token_hash, request_id, requester, env, app, pod, container, command, record, created_at, expires_at) \
@@ -153,8 +156,8 @@ impl Sessions {
         .bind(new.container.as_deref())
         .bind(command)
         .bind(i64::from(new.record))
-        .bind(now_ms())
-        .bind(new.expires_at)
+        .bind(now)
+        .bind(now.saturating_add(new.ttl_ms))
         .execute(&self.pool)
         .await?;
         self.get(&id)

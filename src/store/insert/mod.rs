@@ -17,7 +17,7 @@ use sqlx::AssertSqlSafe;
 
 use super::{REQUEST_COLUMNS, Store, StoreError, batch::Batched, outbox, request_from_row};
 use crate::{
-    domain::{RequestId, ordered_token},
+    domain::{RequestId, now_ms, ordered_token},
     events::EventData,
     store::{Actor, Event, EventKind, NewRequest, RequestRecord},
 };
@@ -90,14 +90,36 @@ impl Prepared {
     }
 }
 
-/// The batch, as one statement (PostgreSQL) or one transaction of a statement per table
-/// (SQLite). `None` for a request that was not inserted because one with its idempotency key
-/// exists (the caller looks it up after the commit).
+/// The batch, as one statement (PostgreSQL) or one query holding the whole transaction
+/// (SQLite); both read the rows as JSON arrays (`rows`). `None` for a request that was not
+/// inserted because one with its idempotency key exists (the caller looks it up after the
+/// commit).
 async fn insert_batch(store: &Store, jobs: &[NewJob]) -> Result<Vec<Option<Inserted>>, StoreError> {
-    match store.backend() {
-        super::Backend::Postgres => postgres::insert_batch(store, jobs).await,
-        super::Backend::Sqlite => sqlite::insert_batch(store, jobs).await,
-    }
+    let now = now_ms();
+    let prepared = jobs
+        .iter()
+        .map(|j| Prepared::new(&j.new))
+        .collect::<Result<Vec<_>, _>>()?;
+    let events = all_first_events(jobs, &prepared, now);
+    let (requests, events_json, audit) = rows(jobs, &prepared, &events)?;
+    let sql = match store.backend() {
+        super::Backend::Postgres => postgres::statement(),
+        super::Backend::Sqlite => sqlite::statements(),
+    };
+    let query = sqlx::query(AssertSqlSafe(sql))
+        .bind(now)
+        .bind(requests.to_string())
+        .bind(events_json.to_string())
+        .bind(audit.to_string());
+    let returned = match store.backend() {
+        super::Backend::Postgres => query.fetch_all(store.writer()).await?,
+        super::Backend::Sqlite => store.one_trip(query).await?,
+    };
+    let records = returned.iter().map(request_from_row).collect::<Result<Vec<_>, _>>()?;
+    Ok(matched(&prepared, events, records)
+        .into_iter()
+        .map(|s| s.map(|(record, events)| (record, true, events)))
+        .collect())
 }
 
 /// Each job's stored request with its first events, in the jobs' order; `None` for a job

@@ -9,39 +9,10 @@
 //! to the requests the `INSERT … ON CONFLICT DO NOTHING` returned, so a request that lost its
 //! idempotency key to an earlier one adds nothing, as on the portable path.
 
-use sqlx::AssertSqlSafe;
-
-use super::{Inserted, NewJob, Prepared, all_first_events, matched, rows};
-use crate::{
-    domain::now_ms,
-    store::{REQUEST_COLUMNS, Store, StoreError, request_from_row},
-};
-
-/// The batch as one statement. `None` for a request another with its idempotency key beat.
-pub(super) async fn insert_batch(store: &Store, jobs: &[NewJob]) -> Result<Vec<Option<Inserted>>, StoreError> {
-    let now = now_ms();
-    let prepared = jobs
-        .iter()
-        .map(|j| Prepared::new(&j.new))
-        .collect::<Result<Vec<_>, _>>()?;
-    let events = all_first_events(jobs, &prepared, now);
-    let (requests, events_json, audit) = rows(jobs, &prepared, &events)?;
-    let returned = sqlx::query(AssertSqlSafe(statement()))
-        .bind(now)
-        .bind(requests.to_string())
-        .bind(events_json.to_string())
-        .bind(audit.to_string())
-        .fetch_all(store.writer())
-        .await?;
-    let records = returned.iter().map(request_from_row).collect::<Result<Vec<_>, _>>()?;
-    Ok(matched(&prepared, events, records)
-        .into_iter()
-        .map(|s| s.map(|(record, events)| (record, true, events)))
-        .collect())
-}
+use crate::store::REQUEST_COLUMNS;
 
 /// `$1` now, `$2` requests, `$3` events, `$4` audit rows.
-fn statement() -> &'static str {
+pub(super) fn statement() -> &'static str {
     static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         format!(
             r#"WITH r AS (

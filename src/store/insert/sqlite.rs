@@ -8,35 +8,7 @@
 //! through `json_each`, and the transaction is one query (see [`statements`] and
 //! one_trip.rs): one round trip whatever the batch's size.
 
-use sqlx::AssertSqlSafe;
-
-use super::{Inserted, NewJob, Prepared, all_first_events, matched, rows};
-use crate::{
-    domain::now_ms,
-    store::{REQUEST_COLUMNS, Store, StoreError, request_from_row},
-};
-
-/// The batch in one transaction. `None` for a request another with its idempotency key beat.
-pub(super) async fn insert_batch(store: &Store, jobs: &[NewJob]) -> Result<Vec<Option<Inserted>>, StoreError> {
-    let now = now_ms();
-    let prepared = jobs
-        .iter()
-        .map(|j| Prepared::new(&j.new))
-        .collect::<Result<Vec<_>, _>>()?;
-    let events = all_first_events(jobs, &prepared, now);
-    let (requests, events_json, audit) = rows(jobs, &prepared, &events)?;
-    let query = sqlx::query(AssertSqlSafe(statements()))
-        .bind(now)
-        .bind(requests.to_string())
-        .bind(events_json.to_string())
-        .bind(audit.to_string());
-    let returned = store.one_trip(query).await?;
-    let records = returned.iter().map(request_from_row).collect::<Result<Vec<_>, _>>()?;
-    Ok(matched(&prepared, events, records)
-        .into_iter()
-        .map(|s| s.map(|(record, events)| (record, true, events)))
-        .collect())
-}
+use crate::store::REQUEST_COLUMNS;
 
 /// `$1` now, `$2` requests, `$3` events, `$4` audit rows: the transaction of four statements
 /// as one query (one_trip.rs), which sqlx runs in turn on its worker thread (`$n` is the same
@@ -45,7 +17,7 @@ pub(super) async fn insert_batch(store: &Store, jobs: &[NewJob]) -> Result<Vec<O
 /// this batch, so those of a request the `INSERT … ON CONFLICT DO NOTHING` skipped (its
 /// idempotency key was taken) find nothing to join. (`WHERE true` tells SQLite's parser the
 /// `ON CONFLICT` is the insert's, not a join's.)
-fn statements() -> &'static str {
+pub(super) fn statements() -> &'static str {
     static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         let fields = [
             "id",
