@@ -183,25 +183,26 @@ async fn deliver_many(
     Ok(())
 }
 
-// The rows as a derived table read from the JSON array with json_each; the statements are
-// otherwise the single-row ones of surface_writes.rs and delivery_writes.rs.
+// The rows as a derived table read from the JSON array with jsonb_each (each row's object
+// stays parsed for json_extract; see insert/sqlite.rs); the statements are otherwise the
+// single-row ones of surface_writes.rs and delivery_writes.rs.
 
 const SQLITE_SWAPS: &str = "UPDATE requests SET surface_data = v.data \
      FROM (SELECT json_extract(value, '$.rid') AS rid, json_extract(value, '$.was') AS was, \
-                  json_extract(value, '$.data') AS data FROM json_each($1)) AS v \
+                  json_extract(value, '$.data') AS data FROM jsonb_each($1)) AS v \
      WHERE requests.id = v.rid AND requests.surface_data IS v.was RETURNING id";
 
 const SQLITE_MARKS: &str = "UPDATE deliveries SET state = 'delivered', delivered_at = v.stamp, platform_id = v.pid, \
        lease_owner = NULL, lease_until = NULL, error = NULL \
      FROM (SELECT json_extract(value, '$.rid') AS rid, json_extract(value, '$.lo') AS lo, \
                   json_extract(value, '$.hi') AS hi, json_extract(value, '$.who') AS who, \
-                  json_extract(value, '$.stamp') AS stamp, json_extract(value, '$.pid') AS pid FROM json_each($1)) AS v \
+                  json_extract(value, '$.stamp') AS stamp, json_extract(value, '$.pid') AS pid FROM jsonb_each($1)) AS v \
      WHERE deliveries.request_id = v.rid AND deliveries.seq BETWEEN v.lo AND v.hi \
        AND deliveries.lease_owner = v.who AND +deliveries.state = 'pending' RETURNING request_id";
 
 const SQLITE_CLAIMS: &str = "UPDATE deliveries SET lease_owner = v.who, lease_until = v.till, attempts = attempts + 1 \
      FROM (SELECT json_extract(value, '$.rid') AS rid, json_extract(value, '$.seq') AS seq, \
                   json_extract(value, '$.who') AS who, json_extract(value, '$.stamp') AS stamp, \
-                  json_extract(value, '$.till') AS till FROM json_each($1)) AS v \
+                  json_extract(value, '$.till') AS till FROM jsonb_each($1)) AS v \
      WHERE deliveries.request_id = v.rid AND deliveries.seq = v.seq AND +deliveries.state = 'pending' \
        AND (deliveries.lease_until IS NULL OR deliveries.lease_until < v.stamp) RETURNING request_id";

@@ -65,7 +65,7 @@ impl Store {
 const SQLITE_REQUESTS: &str = "WHERE id IN (SELECT value FROM json_each($1))";
 const POSTGRES_REQUESTS: &str = "WHERE id IN (SELECT json_array_elements_text($1::json))";
 const SQLITE_EVENTS: &str =
-    "WITH h(id, seq) AS (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each($1))";
+    "WITH h(id, seq) AS (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM jsonb_each($1))";
 const POSTGRES_EVENTS: &str =
     "WITH h(id, seq) AS (SELECT x->>0, (x->>1)::bigint FROM json_array_elements($1::json) AS t(x))";
 /// Each head's events from its row on, and the last state event before it (the state the
