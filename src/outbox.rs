@@ -125,9 +125,10 @@ async fn claim_heads(app: &App) -> Result<Vec<Head>, StoreError> {
 /// The claimed heads' requests and events, read for the whole poll; `None` when that read
 /// failed, so each delivery reads its own.
 async fn load(app: &App, heads: &[Head]) -> Option<std::collections::HashMap<RequestId, Loaded>> {
-    // On PostgreSQL the batched read (and the batched bookkeeping with it) left the bench's
-    // posts minutes behind the acks where the per-delivery reads kept up; the cause is not
-    // found yet, so PostgreSQL reads per delivery as before (issue 14's closing note).
+    // On PostgreSQL the batched read once left the bench's posts minutes behind the acks.
+    // With the LATERAL events read (outbox_reads.rs) it keeps up, but in three PostgreSQL-only
+    // bench runs against two without it, it gained less than the runs' spread and its 1,000/s
+    // p99 was higher; PostgreSQL still reads per delivery (README, issue 14, round eight).
     if app.store.backend() == crate::store::Backend::Postgres {
         return None;
     }

@@ -72,7 +72,7 @@ async fn run_batch(conn: &mut AnyConnection, backend: Backend, jobs: &[Bookkeepi
     let mut out = vec![0; jobs.len()];
     if backend == Backend::Postgres {
         // One statement per write, as before: with the multi-row statements PostgreSQL's
-        // outbox fell minutes behind in the bench (cause not found yet; see outbox.rs).
+        // outbox fell minutes behind in the bench (see outbox.rs; not re-measured since).
         for (i, job) in jobs.iter().enumerate() {
             out[i] = job.execute(conn).await?;
         }
