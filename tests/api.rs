@@ -127,6 +127,42 @@ async fn errors_are_json_and_say_what_to_do() {
             "{message}"
         );
 
+        // The idempotency key is stored too: a NUL in it is refused, from the body or the header.
+        let nul_key = serde_json::json!({ "text": "deploy nginx:1.27 to web", "idempotency_key": "k\u{0}1" });
+        let r = app
+            .http
+            .post(&url)
+            .bearer_auth(token("alice"))
+            .json(&nul_key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 400);
+        let v: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["code"], "bad_idempotency_key", "{v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap_or_default().contains("U+0000"),
+            "{v}"
+        );
+        let r = app
+            .http
+            .post(&url)
+            .bearer_auth(token("alice"))
+            .header("idempotency-key", "x".repeat(201))
+            .json(&serde_json::json!({ "text": "deploy nginx:1.27 to web" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 400);
+        let v: serde_json::Value = r.json().await.unwrap();
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("at most 200"),
+            "{v}"
+        );
+
         let huge = "x".repeat(70_000);
         let (s, _) = app.submit_as("alice", &huge).await;
         assert_eq!(s, 413, "bodies over server.body_limit are refused");

@@ -67,12 +67,8 @@ pub async fn submit(
                 .map(str::to_owned)
         })
         .filter(|k| !k.is_empty());
-    if key.as_ref().is_some_and(|k| k.len() > 200) {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_idempotency_key",
-            "Idempotency keys are at most 200 characters.",
-        ));
+    if let Some(problem) = key.as_deref().and_then(idempotency_key_problem) {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_idempotency_key", problem));
     }
     let inv = Invocation {
         principal: who.clone(),
@@ -387,4 +383,17 @@ fn to_sse(ev: &Event) -> SseEvent {
         .id(ev.seq.to_string())
         .event(ev.kind.as_str())
         .data(data)
+}
+
+/// What is wrong with an idempotency key, if anything: it is stored with the request, and
+/// PostgreSQL cannot store a NUL (the same key is refused on both backends).
+fn idempotency_key_problem(key: &str) -> Option<String> {
+    if key.chars().count() > 200 {
+        return Some("Idempotency keys are at most 200 characters; send a shorter key.".into());
+    }
+    let c = key.chars().find(|c| c.is_control())?;
+    Some(format!(
+        "Idempotency keys cannot hold control characters (found U+{:04X}); send a key without it.",
+        u32::from(c)
+    ))
 }
