@@ -171,9 +171,21 @@ impl FakeDiscord {
 
     /// Records the interaction's initial response, as Discord keeps it: a deferred response
     /// with the EPHEMERAL flag makes the original message visible to the sender alone.
+    /// The rig learns the response after the app sent it, so the app's first edit of the
+    /// original may already have arrived: that message takes the response's flags now.
     pub fn responded(&self, token: &str, response: &Value) {
         let flags = response["data"]["flags"].as_u64().unwrap_or(0);
-        self.lock().response_flags.insert(token.to_owned(), flags);
+        let mut inner = self.lock();
+        inner.response_flags.insert(token.to_owned(), flags);
+        let visible_to = (flags & EPHEMERAL != 0)
+            .then(|| inner.token_users.get(token).cloned())
+            .flatten();
+        if let Some(id) = inner.originals.get(token).cloned()
+            && let Some(m) = inner.messages.get_mut(&id)
+        {
+            m.flags |= flags & EPHEMERAL;
+            m.visible_to = visible_to;
+        }
     }
 
     /// Messages only `user` sees (ephemeral follow-ups to them, DMs to them), in order.
