@@ -8,7 +8,8 @@ mod support;
 use std::{collections::HashMap, sync::Arc};
 
 use deckhand::{app::Invocation, domain::Surface};
-use support::{TestDb, backends, spawn_app};
+use sqlx::Row;
+use support::{Backend, TestDb, backends, spawn_app};
 
 const COMMANDS: usize = 120;
 const REPEATED: usize = 40;
@@ -137,4 +138,68 @@ async fn concurrent_commands_share_commits_and_each_gets_its_own_request() {
 
 fn metrics_value(text: &str, name: &str) -> u64 {
     metric(text, &format!("{name} "))
+}
+
+/// A batch whose transaction fails part-way stores none of its rows, and the writer takes the
+/// next batch: on SQLite the transaction is one query (src/store/one_trip.rs), and a failed
+/// statement leaves it open until deckhand rolls it back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_batch_stores_nothing_and_the_next_one_commits() {
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let db = TestDb::new(backend).await;
+        let test = spawn_app(&db).await;
+        let app = test.app().clone();
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&db.url).await.expect("open the store");
+        // The audit row is the batch's last insert: the request and its events are written
+        // (and must be undone) when it fails.
+        let (fail, unfail) = match backend {
+            Backend::Sqlite => (
+                vec!["CREATE TRIGGER no_audit BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'audit refused'); END"],
+                vec!["DROP TRIGGER no_audit"],
+            ),
+            Backend::Postgres => (
+                vec![
+                    "CREATE FUNCTION no_audit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'audit refused'; END $$",
+                    "CREATE TRIGGER no_audit BEFORE INSERT ON audit FOR EACH ROW EXECUTE FUNCTION no_audit()",
+                ],
+                vec!["DROP TRIGGER no_audit ON audit", "DROP FUNCTION no_audit()"],
+            ),
+        };
+        for sql in fail {
+            sqlx::query(sql)
+                .execute(&pool)
+                .await
+                .expect("install the failing trigger");
+        }
+        let refused = app.submit(invocation(&app, "alice", "refused".into())).await;
+        assert!(refused.is_err(), "the insert should fail: {refused:?}");
+        for sql in unfail {
+            sqlx::query(sql).execute(&pool).await.expect("drop the trigger");
+        }
+
+        let stored = app
+            .submit(invocation(&app, "alice", "accepted".into()))
+            .await
+            .expect("the next batch");
+        assert!(!stored.duplicate);
+        let id = stored.request.id.as_str();
+        let counts = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM requests), (SELECT COUNT(*) FROM events WHERE request_id <> $1), \
+             (SELECT COUNT(*) FROM audit WHERE request_id <> $1), (SELECT COUNT(*) FROM audit WHERE request_id = $1)",
+        )
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+        let count = |i: usize| counts.get::<i64, _>(i);
+        assert_eq!(
+            (count(0), count(1), count(2), count(3)),
+            (1, 0, 0, 1),
+            "only the accepted command's request, events and audit row"
+        );
+        pool.close().await;
+        test.shutdown().await;
+    }
 }
