@@ -162,6 +162,28 @@ async fn errors_are_json_and_say_what_to_do() {
                 .contains("at most 200"),
             "{v}"
         );
+        let r = app
+            .http
+            .post(&url)
+            .bearer_auth(token("alice"))
+            .header(
+                "idempotency-key",
+                reqwest::header::HeaderValue::from_bytes(b"caf\xc3\xa9").unwrap(),
+            )
+            .json(&serde_json::json!({ "text": "deploy nginx:1.27 to web" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status().as_u16(),
+            400,
+            "a header key that is not ASCII is refused, not ignored"
+        );
+        let v: serde_json::Value = r.json().await.unwrap();
+        assert!(
+            v["error"]["message"].as_str().unwrap_or_default().contains("JSON body"),
+            "{v}"
+        );
 
         let huge = "x".repeat(70_000);
         let (s, _) = app.submit_as("alice", &huge).await;

@@ -58,18 +58,7 @@ pub async fn submit(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let body: SubmitBody = parse_body(&body)?;
-    let key = body
-        .idempotency_key
-        .or_else(|| {
-            headers
-                .get("idempotency-key")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        })
-        .filter(|k| !k.is_empty());
-    if let Some(problem) = key.as_deref().and_then(idempotency_key_problem) {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_idempotency_key", problem));
-    }
+    let key = idempotency_key(body.idempotency_key, &headers)?;
     let inv = Invocation {
         principal: who.clone(),
         surface: Surface::Api,
@@ -383,6 +372,24 @@ fn to_sse(ev: &Event) -> SseEvent {
         .id(ev.seq.to_string())
         .event(ev.kind.as_str())
         .data(data)
+}
+
+/// The request's idempotency key, from the body or else the `Idempotency-Key` header; an
+/// empty key is none.
+fn idempotency_key(in_body: Option<String>, headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let bad = |problem: String| ApiError::new(StatusCode::BAD_REQUEST, "bad_idempotency_key", problem);
+    let key = match (in_body, headers.get("idempotency-key")) {
+        (Some(key), _) => Some(key),
+        (None, Some(header)) => Some(header.to_str().map(str::to_owned).map_err(|_| {
+            bad("The Idempotency-Key header must be printable ASCII; send the key in the JSON body to use other characters.".into())
+        })?),
+        (None, None) => None,
+    };
+    let key = key.filter(|k| !k.is_empty());
+    match key.as_deref().and_then(idempotency_key_problem) {
+        Some(problem) => Err(bad(problem)),
+        None => Ok(key),
+    }
 }
 
 /// What is wrong with an idempotency key, if anything: it is stored with the request, and
