@@ -121,69 +121,28 @@ async fn errors_are_json_and_say_what_to_do() {
             (400, Some("control_character")),
             "{v}"
         );
-        let message = v["error"]["message"].as_str().unwrap_or_default();
+        let text = message(&v);
         assert!(
-            message.contains("(U+0000) at character 13") && message.contains("without it"),
-            "{message}"
+            text.contains("(U+0000) at character 13") && text.contains("without it"),
+            "{text}"
         );
 
         // The idempotency key is stored too: a NUL in it is refused, from the body or the header.
         let nul_key = serde_json::json!({ "text": "deploy nginx:1.27 to web", "idempotency_key": "k\u{0}1" });
-        let r = app
-            .http
-            .post(&url)
-            .bearer_auth(token("alice"))
-            .json(&nul_key)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status().as_u16(), 400);
-        let v: serde_json::Value = r.json().await.unwrap();
-        assert_eq!(v["error"]["code"], "bad_idempotency_key", "{v}");
-        assert!(
-            v["error"]["message"].as_str().unwrap_or_default().contains("U+0000"),
-            "{v}"
-        );
-        let r = app
-            .http
-            .post(&url)
-            .bearer_auth(token("alice"))
-            .header("idempotency-key", "x".repeat(201))
-            .json(&serde_json::json!({ "text": "deploy nginx:1.27 to web" }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status().as_u16(), 400);
-        let v: serde_json::Value = r.json().await.unwrap();
-        assert!(
-            v["error"]["message"]
-                .as_str()
-                .unwrap_or_default()
-                .contains("at most 200"),
-            "{v}"
-        );
-        let r = app
-            .http
-            .post(&url)
-            .bearer_auth(token("alice"))
-            .header(
-                "idempotency-key",
-                reqwest::header::HeaderValue::from_bytes(b"caf\xc3\xa9").unwrap(),
-            )
-            .json(&serde_json::json!({ "text": "deploy nginx:1.27 to web" }))
-            .send()
-            .await
-            .unwrap();
+        let (s, v) = app.post_as("alice", "/api/v1/requests", nul_key).await;
         assert_eq!(
-            r.status().as_u16(),
-            400,
-            "a header key that is not ASCII is refused, not ignored"
-        );
-        let v: serde_json::Value = r.json().await.unwrap();
-        assert!(
-            v["error"]["message"].as_str().unwrap_or_default().contains("JSON body"),
+            (s, v["error"]["code"].as_str()),
+            (400, Some("bad_idempotency_key")),
             "{v}"
         );
+        assert!(message(&v).contains("U+0000"), "{v}");
+        let (s, v) = submit_with_key_header(&app, "x".repeat(201).parse().unwrap()).await;
+        assert_eq!(s, 400);
+        assert!(message(&v).contains("at most 200"), "{v}");
+        let not_ascii = reqwest::header::HeaderValue::from_bytes(b"caf\xc3\xa9").unwrap();
+        let (s, v) = submit_with_key_header(&app, not_ascii).await;
+        assert_eq!(s, 400, "a header key that is not ASCII is refused, not ignored");
+        assert!(message(&v).contains("JSON body"), "{v}");
 
         let huge = "x".repeat(70_000);
         let (s, _) = app.submit_as("alice", &huge).await;
@@ -194,6 +153,25 @@ async fn errors_are_json_and_say_what_to_do() {
         assert_eq!(v["requests"].as_array().unwrap().len(), 0, "{v}");
         app.shutdown().await;
     }
+}
+
+fn message(v: &serde_json::Value) -> &str {
+    v["error"]["message"].as_str().unwrap_or_default()
+}
+
+/// A command submitted by alice with `key` in the `Idempotency-Key` header.
+async fn submit_with_key_header(app: &support::TestApp, key: reqwest::header::HeaderValue) -> (u16, serde_json::Value) {
+    let r = app
+        .http
+        .post(format!("{}/api/v1/requests", app.url))
+        .bearer_auth(token("alice"))
+        .header("idempotency-key", key)
+        .json(&serde_json::json!({ "text": "deploy nginx:1.27 to web" }))
+        .send()
+        .await
+        .expect("POST");
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or_default())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
