@@ -61,12 +61,14 @@ impl Metrics {
 
     /// `counts` are (command, state, n) from the store, so every replica reports the same
     /// totals for the whole installation.
-    /// `grouped` is (group commits, requests they stored) on this replica.
+    /// `grouped` is (group commits, requests they stored) on this replica; `handoffs` the
+    /// new requests this replica's deliverer took without a poll.
     pub fn render(
         &self,
         counts: &[(String, String, i64)],
         deliveries: &[(String, String, i64)],
         grouped: (u64, u64),
+        handoffs: u64,
     ) -> String {
         let mut out = String::new();
         out.push_str(
@@ -77,6 +79,11 @@ impl Metrics {
         out.push_str("# HELP deckhand_store_grouped_requests_total Requests those transactions stored.\n");
         out.push_str("# TYPE deckhand_store_grouped_requests_total counter\n");
         let _ = writeln!(out, "deckhand_store_grouped_requests_total {}", grouped.1);
+        out.push_str(
+            "# HELP deckhand_outbox_handoffs_total New chat requests handed to this replica's deliverer without a poll.\n",
+        );
+        out.push_str("# TYPE deckhand_outbox_handoffs_total counter\n");
+        let _ = writeln!(out, "deckhand_outbox_handoffs_total {handoffs}");
         out.push_str("# HELP deckhand_deliveries Chat deliveries in the outbox by surface and state (pending, delivered, failed).\n");
         out.push_str("# TYPE deckhand_deliveries gauge\n");
         for (surface, state, n) in deliveries {

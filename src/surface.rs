@@ -213,6 +213,8 @@ pub fn as_of(request: &RequestRecord, events: &[Event], seq: i64) -> RequestReco
 pub struct Surfaces {
     map: HashMap<Surface, Arc<dyn ChatSurface>>,
     pub(crate) wake: Arc<Notify>,
+    /// New requests handed to this replica's deliverer without a poll.
+    pub(crate) handoff: Arc<crate::outbox::handoff::Handoff>,
 }
 
 impl Surfaces {
@@ -230,6 +232,21 @@ impl Surfaces {
 
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
+    }
+
+    /// A place with this replica's deliverer for a new request on `surface`, whose first
+    /// delivery row is then stored claimed by `owner` (`crate::outbox::handoff`); `None` when
+    /// no surface here shows it or the deliverer is not running or has no room.
+    pub fn reserve(
+        &self,
+        surface: Surface,
+        owner: &str,
+        lease_ms: i64,
+    ) -> Option<crate::outbox::handoff::Reserved<'_>> {
+        if !self.map.contains_key(&surface) {
+            return None;
+        }
+        self.handoff.reserve(owner, lease_ms)
     }
 
     /// An event of `request` was stored: wake the deliverer if a surface shows it.

@@ -275,3 +275,81 @@ async fn the_api_view_shows_the_slack_ts_of_each_delivered_message() {
         app.shutdown().await;
     }
 }
+
+/// Issue 14: a new chat request goes to this replica's deliverer in memory, its first
+/// delivery row stored already claimed (that claim its one attempt), with no poll to find it
+/// and no read of it; /metrics counts the hand-over. And nothing is lost when a replica dies
+/// between storing such a row and posting it: the row waits out the dead replica's claim and
+/// a poll here posts it (a second attempt).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn new_requests_go_to_the_deliverer_in_memory_and_a_dead_replicas_claim_runs_out() {
+    use deckhand::{
+        domain::{State, Surface},
+        store::{Actor, Lease, NewRequest},
+    };
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let slack = FakeSlack::start().await;
+        let db = TestDb::new(backend).await;
+        let app = start(config(&db, &slack, |_| {})).await;
+        let id = slash(&app, &slack, "deploy web:1 to dev5").await;
+        app.wait_for_state(&id, &["succeeded"]).await;
+        let d = wait_deliveries(&app, &id, "every delivery", |d| all_in(d, "delivered")).await;
+        assert_eq!(d[0]["attempts"], 1, "posted once, by the hand-over's claim: {d:#?}");
+        assert!(root_text(&slack.calls()).contains("done with dev5"));
+        let metrics = reqwest::get(format!("{}/metrics", app.url))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(metrics.contains("\ndeckhand_outbox_handoffs_total 1\n"), "{metrics}");
+
+        // What a replica that died after its commit leaves: a first row claimed for 1 s by a
+        // deliverer that will never post it.
+        let new = NewRequest {
+            command: "whoami".into(),
+            action: "whoami".into(),
+            text: "whoami".into(),
+            args: Default::default(),
+            state: State::Succeeded,
+            requester: "alice".into(),
+            requester_groups: Vec::new(),
+            surface: Surface::Slack,
+            channel: Some(CHANNEL.into()),
+            thread: None,
+            surface_data: Some(serde_json::json!({
+                "channel": CHANNEL, "user": slack_id("alice"), "response_url": slack.response_url("t2"),
+            })),
+            idempotency_key: Some("slack:t2".into()),
+            approval: None,
+            approval_expires_at: None,
+            prompt: None,
+        };
+        let claimed = Lease {
+            owner: "w-gone".into(),
+            until: deckhand::domain::now_ms() + 1_000,
+        };
+        let actor = Actor {
+            who: "alice",
+            surface: "slack",
+        };
+        let (orphan, created, _) = app
+            .app()
+            .store
+            .insert_request(&new, actor, Some(&claimed))
+            .await
+            .expect("stored");
+        assert!(created);
+        let before = slack.calls_to("chat.postMessage").len();
+        let d = wait_deliveries(&app, orphan.id.as_str(), "the orphan posted", |d| all_in(d, "delivered")).await;
+        assert_eq!(d[0]["attempts"], 2, "the dead claim, then this replica's: {d:#?}");
+        assert_eq!(
+            slack.calls_to("chat.postMessage").len(),
+            before + 1,
+            "posted once: {:#?}",
+            slack_fake::summary(&slack.calls())
+        );
+        app.shutdown().await;
+    }
+}

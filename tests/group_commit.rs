@@ -50,9 +50,13 @@ async fn concurrent_commands_share_commits_and_each_gets_its_own_request() {
             calls.spawn(async move { (key, app.submit(inv).await) });
         }
         let mut by_key: HashMap<String, Vec<(String, bool)>> = HashMap::new();
+        let mut returned = HashMap::new();
         while let Some(done) = calls.join_next().await {
             let (key, submitted) = done.expect("task");
             let submitted = submitted.expect("submitted");
+            if !submitted.duplicate {
+                returned.insert(submitted.request.id.clone(), submitted.request.clone());
+            }
             by_key
                 .entry(key)
                 .or_default()
@@ -80,6 +84,13 @@ async fn concurrent_commands_share_commits_and_each_gets_its_own_request() {
         for listed in &stored {
             // Every column as written, read back on its own (not the record the insert returned).
             let request = &store.get(&listed.id).await.expect("get").expect("stored");
+            // What the submission answered is what was stored, to the last column.
+            let answered = &returned[&request.id];
+            assert_eq!(
+                serde_json::to_value(answered).unwrap(),
+                serde_json::to_value(request).unwrap()
+            );
+            assert_eq!(answered.surface_data, request.surface_data);
             assert_eq!(request.state.as_str(), "pending_approval");
             assert_eq!(
                 (request.command.as_str(), request.text.as_str()),

@@ -326,7 +326,13 @@ impl App {
             who: &inv.principal.user,
             surface: inv.surface.as_str(),
         };
-        let (request, created, first_events) = self.store.insert_request(&new, actor).await?;
+        let handoff = self.surfaces.reserve(
+            new.surface,
+            &self.worker_id,
+            self.config.delivery.lease.as_millis_i64(),
+        );
+        let lease = handoff.as_ref().map(|h| h.lease());
+        let (request, created, first_events) = self.store.insert_request(&new, actor, lease).await?;
         if !created {
             return Ok(Submitted {
                 request,
@@ -336,8 +342,19 @@ impl App {
         // The first events (and an approval prompt) were stored with the request. From here
         // on the request is stored: a store error is the request's to report, never a "could
         // not store" that invites a second submission.
-        for event in &first_events {
-            self.announce(&request, event);
+        match handoff {
+            // The deliverer has them already: local streams are told, no poll is woken.
+            Some(handoff) => {
+                for _ in &first_events {
+                    let _ = self.events.send(request.id.clone());
+                }
+                handoff.hand_over(request.clone(), first_events);
+            }
+            None => {
+                for event in &first_events {
+                    self.announce(&request, event);
+                }
+            }
         }
         if request.approval.is_some() {
             return Ok(Submitted {

@@ -43,7 +43,12 @@ pub async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap) -> Respons
     });
     (
         [("content-type", "text/plain; version=0.0.4")],
-        app.metrics.render(&counts, &deliveries, app.store.group_commits()),
+        app.metrics.render(
+            &counts,
+            &deliveries,
+            app.store.group_commits(),
+            app.surfaces.handoff.handed_over(),
+        ),
     )
         .into_response()
 }

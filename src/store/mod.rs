@@ -30,7 +30,7 @@ use sqlx::{
     any::{AnyPoolOptions, AnyRow},
 };
 
-pub use outbox::{DeliveryRecord, Head, delivers};
+pub use outbox::{DeliveryRecord, Head, Lease, delivers};
 pub use outbox_reads::Loaded;
 pub use records::*;
 pub use replicas::{ReplicaError, ReplicaLock, listen_for_work};
@@ -186,15 +186,18 @@ impl Store {
     /// (the state, and the approval prompt when it needs one) and the audit row go in the same
     /// transaction; they are returned so the caller can announce them without reading back.
     /// Concurrent calls share a transaction (group commit, see insert/mod.rs); each returns once
-    /// the commit holding its request is done.
+    /// the commit holding its request is done. With `lease`, the request's first delivery row
+    /// is stored claimed by it (see `crate::outbox::handoff`).
     pub async fn insert_request(
         &self,
         new: &NewRequest,
         actor: Actor<'_>,
+        lease: Option<&Lease>,
     ) -> Result<(RequestRecord, bool, Vec<Event>), StoreError> {
+        let job = insert::NewJob::new(new, actor, lease);
         match &self.group {
-            Some(group) => group.requests.write(insert::NewJob::new(new, actor)).await,
-            None => <insert::NewJob as batch::Batched>::one(self, &insert::NewJob::new(new, actor)).await,
+            Some(group) => group.requests.write(job).await,
+            None => <insert::NewJob as batch::Batched>::one(self, &job).await,
         }
     }
 

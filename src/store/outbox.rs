@@ -25,6 +25,15 @@ pub struct Head {
     pub created_at: i64,
 }
 
+/// A claim on a delivery row: who holds it and until when (ms since the epoch). A new
+/// request's first row can be stored already claimed (`Store::insert_request`), for the
+/// replica that handed it to its deliverer in memory (`crate::outbox::handoff`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub owner: String,
+    pub until: i64,
+}
+
 /// One delivery as the request's API view shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct DeliveryRecord {

@@ -10,16 +10,16 @@
 mod postgres;
 mod sqlite;
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 
-use serde_json::{Value, json};
-use sqlx::AssertSqlSafe;
+use serde::Serialize;
+use sqlx::{AssertSqlSafe, Row};
 
 use super::{REQUEST_COLUMNS, Store, StoreError, batch::Batched, outbox, request_from_row};
 use crate::{
     domain::{RequestId, now_ms, ordered_token},
     events::EventData,
-    store::{Actor, Event, EventKind, NewRequest, RequestRecord},
+    store::{Actor, Event, EventKind, Lease, NewRequest, RequestRecord},
 };
 
 /// What `insert_request` returns: the stored request, whether this call created it, and the
@@ -31,14 +31,17 @@ pub(super) struct NewJob {
     new: NewRequest,
     who: String,
     surface: String,
+    /// The claim the first delivery row is stored with, if any.
+    lease: Option<Lease>,
 }
 
 impl NewJob {
-    pub(super) fn new(new: &NewRequest, actor: Actor<'_>) -> Self {
+    pub(super) fn new(new: &NewRequest, actor: Actor<'_>, lease: Option<&Lease>) -> Self {
         Self {
             new: new.clone(),
             who: actor.who.to_owned(),
             surface: actor.surface.to_owned(),
+            lease: lease.cloned(),
         }
     }
 }
@@ -108,34 +111,58 @@ async fn insert_batch(store: &Store, jobs: &[NewJob]) -> Result<Vec<Option<Inser
     };
     let query = sqlx::query(AssertSqlSafe(sql))
         .bind(now)
-        .bind(requests.to_string())
-        .bind(events_json.to_string())
-        .bind(audit.to_string());
+        .bind(requests)
+        .bind(events_json)
+        .bind(audit);
     let returned = match store.backend() {
         super::Backend::Postgres => query.fetch_all(store.writer()).await?,
         super::Backend::Sqlite => store.one_trip(query).await?,
     };
-    let records = returned.iter().map(request_from_row).collect::<Result<Vec<_>, _>>()?;
-    Ok(matched(&prepared, events, records)
-        .into_iter()
-        .map(|s| s.map(|(record, events)| (record, true, events)))
+    let inserted = returned
+        .iter()
+        .map(|r| r.try_get::<String, _>(0))
+        .collect::<Result<HashSet<_>, _>>()?;
+    Ok(jobs
+        .iter()
+        .zip(prepared)
+        .zip(events)
+        .map(|((job, p), events)| {
+            inserted
+                .contains(p.id.as_str())
+                .then(|| (stored(&job.new, p, now), true, events))
+        })
         .collect())
 }
 
-/// Each job's stored request with its first events, in the jobs' order; `None` for a job
-/// whose request the `INSERT … ON CONFLICT DO NOTHING` did not return (its key was taken).
-fn matched(
-    prepared: &[Prepared],
-    events: Vec<Vec<Event>>,
-    records: Vec<RequestRecord>,
-) -> Vec<Option<(RequestRecord, Vec<Event>)>> {
-    let mut inserted: HashMap<String, RequestRecord> =
-        records.into_iter().map(|r| (r.id.as_str().to_owned(), r)).collect();
-    prepared
-        .iter()
-        .zip(events)
-        .map(|(p, events)| inserted.remove(p.id.as_str()).map(|record| (record, events)))
-        .collect()
+/// The request as the batch stored it: what the `INSERT` wrote, and the columns' defaults
+/// for the rest (`tests/group_commit.rs` reads each back and compares). Built here rather
+/// than returned by the statement, which turned every column of every row into a value
+/// and back (issue 14).
+fn stored(new: &NewRequest, p: Prepared, now: i64) -> RequestRecord {
+    RequestRecord {
+        id: p.id,
+        command: new.command.clone(),
+        action: new.action.clone(),
+        text: new.text.clone(),
+        args: new.args.clone(),
+        state: new.state,
+        requester: new.requester.clone(),
+        requester_groups: new.requester_groups.clone(),
+        surface: new.surface,
+        channel: new.channel.clone(),
+        thread: new.thread.clone(),
+        surface_data: new.surface_data.clone(),
+        approval: new.approval.clone(),
+        approval_expires_at: new.approval_expires_at,
+        created_at: now,
+        updated_at: now,
+        started_at: None,
+        finished_at: None,
+        worker: None,
+        lease_until: None,
+        attempts: 0,
+        outcome: None,
+    }
 }
 
 /// The events each job's request starts with, in the jobs' order.
@@ -167,38 +194,105 @@ fn first_events(new: &NewRequest, id: &RequestId, now: i64) -> Vec<Event> {
     std::iter::once(state).chain(prompt).collect()
 }
 
+/// A request as the statement reads it (one element of `$2`).
+#[derive(Serialize)]
+struct RequestRow<'a> {
+    id: &'a str,
+    command: &'a str,
+    action: &'a str,
+    text: &'a str,
+    args: &'a str,
+    state: &'a str,
+    requester: &'a str,
+    surface: &'a str,
+    channel: Option<&'a str>,
+    thread: Option<&'a str>,
+    surface_data: Option<&'a str>,
+    idempotency_key: Option<&'a str>,
+    approval: Option<&'a str>,
+    approval_expires_at: Option<i64>,
+    requester_groups: &'a str,
+    event_seq: i64,
+}
+
+/// An event, and whether (and claimed by whom) it gets a delivery row (`$3`).
+#[derive(Serialize)]
+struct EventRow<'a> {
+    request_id: &'a str,
+    seq: i64,
+    kind: &'a str,
+    message: &'a str,
+    data: String,
+    deliver: bool,
+    lease_owner: Option<&'a str>,
+    lease_until: Option<i64>,
+}
+
+/// A `submit` audit row (`$4`).
+#[derive(Serialize)]
+struct AuditRow<'a> {
+    id: String,
+    request_id: &'a str,
+    actor: &'a str,
+    surface: &'a str,
+    detail: &'a str,
+}
+
 /// The three JSON arrays the statement reads: requests, their first events, audit rows.
-fn rows(
-    jobs: &[NewJob],
-    prepared: &[Prepared],
-    events: &[Vec<crate::store::Event>],
-) -> Result<(Value, Value, Value), StoreError> {
+/// Written straight from typed rows (no `serde_json::Value` in between: building and
+/// dropping those maps was a visible share of the acknowledgement's CPU, issue 14).
+fn rows(jobs: &[NewJob], prepared: &[Prepared], events: &[Vec<Event>]) -> Result<(String, String, String), StoreError> {
     let mut requests = Vec::with_capacity(jobs.len());
     let mut event_rows = Vec::with_capacity(jobs.len() * 2);
     let mut audit = Vec::with_capacity(jobs.len());
     for ((job, p), events) in jobs.iter().zip(prepared).zip(events) {
         let new = &job.new;
-        requests.push(json!({
-            "id": p.id.as_str(), "command": new.command, "action": new.action, "text": new.text,
-            "args": p.args, "state": new.state.as_str(), "requester": new.requester,
-            "surface": new.surface.as_str(), "channel": new.channel, "thread": new.thread,
-            "surface_data": p.surface_data, "idempotency_key": new.idempotency_key,
-            "approval": p.approval, "approval_expires_at": new.approval_expires_at,
-            "requester_groups": p.groups, "event_seq": p.events,
-        }));
+        requests.push(RequestRow {
+            id: p.id.as_str(),
+            command: &new.command,
+            action: &new.action,
+            text: &new.text,
+            args: &p.args,
+            state: new.state.as_str(),
+            requester: &new.requester,
+            surface: new.surface.as_str(),
+            channel: new.channel.as_deref(),
+            thread: new.thread.as_deref(),
+            surface_data: p.surface_data.as_deref(),
+            idempotency_key: new.idempotency_key.as_deref(),
+            approval: p.approval.as_deref(),
+            approval_expires_at: new.approval_expires_at,
+            requester_groups: &p.groups,
+            event_seq: p.events,
+        });
         let deliver = outbox::delivers(new.surface);
         for e in events {
-            event_rows.push(json!({
-                "request_id": p.id.as_str(), "seq": e.seq, "kind": e.kind.as_str(),
-                "message": e.message, "data": serialize(&e.data)?, "deliver": deliver,
-            }));
+            // Only the first row is claimed: the rest wait behind it in any case.
+            let lease = job.lease.as_ref().filter(|_| deliver && e.seq == 1);
+            event_rows.push(EventRow {
+                request_id: p.id.as_str(),
+                seq: e.seq,
+                kind: e.kind.as_str(),
+                message: &e.message,
+                data: serialize(&e.data)?,
+                deliver,
+                lease_owner: lease.map(|l| l.owner.as_str()),
+                lease_until: lease.map(|l| l.until),
+            });
         }
-        audit.push(json!({
-            "id": ordered_token(8), "request_id": p.id.as_str(), "actor": job.who,
-            "surface": job.surface, "detail": new.text,
-        }));
+        audit.push(AuditRow {
+            id: ordered_token(8),
+            request_id: p.id.as_str(),
+            actor: &job.who,
+            surface: &job.surface,
+            detail: &new.text,
+        });
     }
-    Ok((Value::Array(requests), Value::Array(event_rows), Value::Array(audit)))
+    Ok((to_json(&requests)?, to_json(&event_rows)?, to_json(&audit)?))
+}
+
+fn to_json<T: Serialize>(rows: &T) -> Result<String, StoreError> {
+    serde_json::to_string(rows).map_err(|e| StoreError::Corrupt(format!("rows: {e}")))
 }
 
 impl Store {

@@ -14,8 +14,6 @@
 //! the process's time. `jsonb_each` hands over the parsed (JSONB) object, which
 //! `json_extract` reads in place.
 
-use crate::store::REQUEST_COLUMNS;
-
 /// `$1` now, `$2` requests, `$3` events, `$4` audit rows: the transaction of four statements
 /// as one query (one_trip.rs), which sqlx runs in turn on its worker thread (`$n` is the same
 /// value in each).
@@ -45,7 +43,7 @@ pub(super) fn statements() -> &'static str {
         format!(
             "BEGIN IMMEDIATE; INSERT INTO requests ({}, created_at, updated_at, requester_groups, event_seq) \
              SELECT {}, $1, $1, json_extract(value, '$.requester_groups'), json_extract(value, '$.event_seq') \
-             FROM jsonb_each($2) WHERE true ON CONFLICT DO NOTHING RETURNING {REQUEST_COLUMNS}; \
+             FROM jsonb_each($2) WHERE true ON CONFLICT DO NOTHING RETURNING id; \
              {EVENTS}; {DELIVERIES}; {AUDIT}; COMMIT;",
             fields.join(", "),
             values.join(", ")
@@ -60,9 +58,13 @@ const EVENTS: &str = "INSERT INTO events (request_id, seq, at, kind, message, da
             json_extract(e.value, '$.message'), json_extract(e.value, '$.data') \
      FROM jsonb_each($3) AS e JOIN requests r ON r.id = json_extract(e.value, '$.request_id')";
 
-/// A delivery row for each of those events that a chat thread shows.
-const DELIVERIES: &str = "INSERT INTO deliveries (request_id, seq, surface, kind, state, attempts, created_at, next_at) \
-     SELECT r.id, json_extract(e.value, '$.seq'), r.surface, json_extract(e.value, '$.kind'), 'pending', 0, $1, $1 \
+/// A delivery row for each of those events that a chat thread shows; one stored claimed
+/// counts that claim as its first attempt.
+const DELIVERIES: &str = "INSERT INTO deliveries (request_id, seq, surface, kind, state, attempts, created_at, next_at, \
+     lease_owner, lease_until) \
+     SELECT r.id, json_extract(e.value, '$.seq'), r.surface, json_extract(e.value, '$.kind'), 'pending', \
+            json_extract(e.value, '$.lease_owner') IS NOT NULL, $1, $1, \
+            json_extract(e.value, '$.lease_owner'), json_extract(e.value, '$.lease_until') \
      FROM jsonb_each($3) AS e JOIN requests r ON r.id = json_extract(e.value, '$.request_id') \
      WHERE json_extract(e.value, '$.deliver')";
 

@@ -16,6 +16,8 @@
 //! The one repeat allowed: a call in flight when the process dies is posted again when its
 //! lease runs out, since deckhand cannot know whether the platform got it.
 
+pub mod handoff;
+
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use tokio::{sync::Semaphore, task::JoinSet};
@@ -49,71 +51,129 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
     if app.surfaces.is_empty() {
         return;
     }
-    let slots = Arc::new(Semaphore::new(CONCURRENCY));
-    let mut tasks = JoinSet::new();
-    let busy = Arc::new(std::sync::Mutex::new(HashSet::new()));
+    let Some(mut fresh) = app.surfaces.handoff.take() else {
+        tracing::warn!("a deliverer is already running here");
+        return;
+    };
+    let mut deliverer = Deliverer {
+        slots: Arc::new(Semaphore::new(CONCURRENCY)),
+        tasks: JoinSet::new(),
+        busy: Arc::new(std::sync::Mutex::new(HashSet::new())),
+    };
+    let lease_ms = app.config.delivery.lease.as_millis_i64();
+    let mut next_poll = tokio::time::Instant::now();
+    // Whether the last poll found as many rows as it may claim (so more may be waiting).
+    let mut more = false;
+    // Whether a row was stored since a delivery started: its request's previous row may have
+    // been in flight, so the poll it woke passed it over.
+    let mut woken = false;
     loop {
         // Finished deliveries are joined here, all of them: a JoinSet keeps a finished
         // task (its future's memory) until it is joined, and joining one per wake-up let
         // tens of thousands pile up under a burst (issue 14's memory figures).
-        while tasks.try_join_next().is_some() {}
-        match claim_heads(&app).await {
-            Ok(heads) => {
-                let mut loaded = load(&app, &heads).await;
-                for head in heads {
-                    if !busy
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .insert(head.request_id.clone())
-                    {
-                        // Its previous row is still being finished here: give this one back.
-                        let owner = app.worker_id.as_str();
-                        if let Err(e) = app
-                            .store
-                            .defer_delivery(&head.request_id, head.seq, owner, now_ms())
-                            .await
-                        {
-                            tracing::warn!(request = %head.request_id, error = %e, "could not give a delivery back");
-                        }
-                        continue;
-                    }
-                    let Ok(permit) = slots.clone().acquire_owned().await else {
-                        break;
-                    };
-                    let (app, busy) = (app.clone(), busy.clone());
-                    let read = loaded.as_mut().and_then(|l| l.remove(&head.request_id));
-                    let gone = loaded.is_some() && read.is_none();
-                    tasks.spawn(async move {
-                        let id = head.request_id.clone();
-                        let delivered = match read {
-                            Some(read) => deliver(&app, head, read).await,
-                            // The request was deleted since its row was stored.
-                            None if gone => Ok(()),
-                            None => deliver_read(&app, head).await,
-                        };
-                        if let Err(e) = delivered {
-                            tracing::warn!(request = %id, error = %e, "delivery bookkeeping failed");
-                        }
-                        busy.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
-                        drop(permit);
-                    });
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "could not read the outbox"),
+        while deliverer.tasks.try_join_next().is_some() {}
+        if tokio::time::Instant::now() >= next_poll {
+            more = deliverer.poll(&app).await == HEADS as usize;
+            next_poll = tokio::time::Instant::now() + POLL;
         }
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            _ = app.surfaces.wake.notified() => {}
-            _ = tokio::time::sleep(POLL) => {}
-            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            _ = app.surfaces.wake.notified() => {
+                next_poll = tokio::time::Instant::now();
+                woken = true;
+            }
+            _ = tokio::time::sleep_until(next_poll) => {}
+            Some(new) = fresh.recv() => {
+                // A hand-over too late for its claim is left to the poll after the claim.
+                if new.in_time(lease_ms, now_ms()) {
+                    deliverer.start(&app, new.head, Some(new.loaded)).await;
+                }
+            }
+            // A finished delivery calls for a poll only when rows may be waiting: the last
+            // poll left some behind, or a row was stored meanwhile (perhaps behind this one).
+            Some(_) = deliverer.tasks.join_next(), if !deliverer.tasks.is_empty() => {
+                if more || woken {
+                    next_poll = tokio::time::Instant::now();
+                    woken = false;
+                }
+            }
         }
     }
     // Let posts under way finish briefly; the rest are retried after their leases.
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        while tasks.join_next().await.is_some() {}
+        while deliverer.tasks.join_next().await.is_some() {}
     })
     .await;
-    tasks.abort_all();
+    deliverer.tasks.abort_all();
+}
+
+/// This replica's deliveries under way: at most [`CONCURRENCY`], one per request.
+struct Deliverer {
+    slots: Arc<Semaphore>,
+    tasks: JoinSet<()>,
+    busy: Arc<std::sync::Mutex<HashSet<RequestId>>>,
+}
+
+impl Deliverer {
+    /// Claims the rows due now and starts their deliveries; how many it claimed.
+    async fn poll(&mut self, app: &Arc<App>) -> usize {
+        let heads = match claim_heads(app).await {
+            Ok(heads) => heads,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the outbox");
+                return 0;
+            }
+        };
+        let claimed = heads.len();
+        let mut loaded = load(app, &heads).await;
+        for head in heads {
+            let read = loaded.as_mut().map(|l| l.remove(&head.request_id));
+            match read {
+                // The request was deleted since its row was stored.
+                Some(None) => continue,
+                Some(Some(read)) => self.start(app, head, Some(read)).await,
+                None => self.start(app, head, None).await,
+            }
+        }
+        claimed
+    }
+
+    /// Delivers `head` (from `read`, or reading the request itself) in a task of its own, or
+    /// gives it back when its request's previous row is still being finished here.
+    async fn start(&mut self, app: &Arc<App>, head: Head, read: Option<Loaded>) {
+        if !self
+            .busy
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(head.request_id.clone())
+        {
+            let owner = app.worker_id.as_str();
+            if let Err(e) = app
+                .store
+                .defer_delivery(&head.request_id, head.seq, owner, now_ms())
+                .await
+            {
+                tracing::warn!(request = %head.request_id, error = %e, "could not give a delivery back");
+            }
+            return;
+        }
+        let Ok(permit) = self.slots.clone().acquire_owned().await else {
+            return;
+        };
+        let (app, busy) = (app.clone(), self.busy.clone());
+        self.tasks.spawn(async move {
+            let id = head.request_id.clone();
+            let delivered = match read {
+                Some(read) => deliver(&app, head, read).await,
+                None => deliver_read(&app, head).await,
+            };
+            if let Err(e) = delivered {
+                tracing::warn!(request = %id, error = %e, "delivery bookkeeping failed");
+            }
+            busy.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+            drop(permit);
+        });
+    }
 }
 
 /// The rows this replica delivers next, claimed (leased) in one write.
