@@ -342,7 +342,10 @@ async fn new_requests_go_to_the_deliverer_in_memory_and_a_dead_replicas_claim_ru
             .expect("stored");
         assert!(created);
         let before = slack.calls_to("chat.postMessage").len();
-        let d = wait_deliveries(&app, orphan.id.as_str(), "the orphan posted", |d| all_in(d, "delivered")).await;
+        let d = wait_deliveries(&app, orphan.id.as_str(), "the orphan posted", |d| {
+            all_in(d, "delivered")
+        })
+        .await;
         assert_eq!(d[0]["attempts"], 2, "the dead claim, then this replica's: {d:#?}");
         assert_eq!(
             slack.calls_to("chat.postMessage").len(),

@@ -326,11 +326,9 @@ impl App {
             who: &inv.principal.user,
             surface: inv.surface.as_str(),
         };
-        let handoff = self.surfaces.reserve(
-            new.surface,
-            &self.worker_id,
-            self.config.delivery.lease.as_millis_i64(),
-        );
+        let handoff = self
+            .surfaces
+            .reserve(new.surface, &self.worker_id, self.config.delivery.lease.as_millis_i64());
         let lease = handoff.as_ref().map(|h| h.lease());
         let (request, created, first_events) = self.store.insert_request(&new, actor, lease).await?;
         if !created {
