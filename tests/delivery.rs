@@ -81,6 +81,25 @@ async fn wait_deliveries(app: &TestApp, id: &str, what: &str, check: impl Fn(&[V
     }
 }
 
+/// `deploy web:1 to ENV` from alice, run to its end with every delivery made: its id and
+/// its deliveries.
+async fn deployed(app: &TestApp, slack: &FakeSlack, env: &str) -> (String, Vec<Value>) {
+    let id = slash(app, slack, &format!("deploy web:1 to {env}")).await;
+    app.wait_for_state(&id, &["succeeded"]).await;
+    let d = wait_deliveries(app, &id, "every delivery", |d| all_in(d, "delivered")).await;
+    (id, d)
+}
+
+/// The /metrics text.
+async fn metrics(app: &TestApp) -> String {
+    reqwest::get(format!("{}/metrics", app.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 fn all_in(d: &[Value], state: &str) -> bool {
     !d.is_empty() && d.iter().all(|x| x["state"] == state)
 }
@@ -212,12 +231,7 @@ async fn a_refused_delivery_is_failed_counted_and_the_thread_goes_on() {
         );
         assert_eq!(d[0]["attempts"], 1, "a refusal is not retried: {d:#?}");
 
-        let metrics = reqwest::get(format!("{}/metrics", app.url))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = metrics(&app).await;
         assert!(
             metrics.contains("deckhand_deliveries{surface=\"slack\",state=\"failed\"} 1"),
             "{metrics}"
@@ -249,9 +263,7 @@ async fn the_api_view_shows_the_slack_ts_of_each_delivered_message() {
         let slack = FakeSlack::start().await;
         let db = TestDb::new(backend).await;
         let app = start(config(&db, &slack, |_| {})).await;
-        let id = slash(&app, &slack, "deploy web:1 to dev4").await;
-        app.wait_for_state(&id, &["succeeded"]).await;
-        let d = wait_deliveries(&app, &id, "every delivery", |d| all_in(d, "delivered")).await;
+        let (id, d) = deployed(&app, &slack, "dev4").await;
         let calls = slack.calls();
         let tag = format!("(request {id})");
         let root = calls
@@ -292,17 +304,10 @@ async fn new_requests_go_to_the_deliverer_in_memory_and_a_dead_replicas_claim_ru
         let slack = FakeSlack::start().await;
         let db = TestDb::new(backend).await;
         let app = start(config(&db, &slack, |_| {})).await;
-        let id = slash(&app, &slack, "deploy web:1 to dev5").await;
-        app.wait_for_state(&id, &["succeeded"]).await;
-        let d = wait_deliveries(&app, &id, "every delivery", |d| all_in(d, "delivered")).await;
+        let (_, d) = deployed(&app, &slack, "dev5").await;
         assert_eq!(d[0]["attempts"], 1, "posted once, by the hand-over's claim: {d:#?}");
         assert!(root_text(&slack.calls()).contains("done with dev5"));
-        let metrics = reqwest::get(format!("{}/metrics", app.url))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = metrics(&app).await;
         assert!(metrics.contains("\ndeckhand_outbox_handoffs_total 1\n"), "{metrics}");
 
         // What a replica that died after its commit leaves: a first row claimed for 1 s by a

@@ -9,8 +9,9 @@
 //!
 //! Nothing is lost on the way: the row is stored before the hand-over, and were the process
 //! to die first, its claim runs out and any replica's poll posts it, as after a crash
-//! mid-post. A hand-over that waited in the queue over a second is left to that poll
-//! instead, so its post cannot outlive its claim and two deliverers never post a row at once. With no room (a burst past [`QUEUE`]), or with no deliverer running on this replica,
+//! mid-post. A hand-over the deliverer takes more than a second after its claim began is
+//! left to that poll instead, so its post cannot outlive its claim and two deliverers never
+//! post a row at once. With no room (a burst past [`QUEUE`]), or with no deliverer running on this replica,
 //! the rows are stored unclaimed and the poll finds them as before.
 
 use std::sync::{
