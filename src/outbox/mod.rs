@@ -15,12 +15,17 @@
 //!
 //! The one repeat allowed: a call in flight when the process dies is posted again when its
 //! lease runs out, since deckhand cannot know whether the platform got it.
+//!
+//! A new request's first rows need no poll: the replica that stored them claimed them in
+//! the same commit and hands them to this loop in memory (handoff.rs).
 
+mod deliverer;
 pub mod handoff;
 
-use std::{collections::HashSet, sync::Arc, time::Duration};
+use deliverer::Deliverer;
 
-use tokio::{sync::Semaphore, task::JoinSet};
+use std::{sync::Arc, time::Duration};
+
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -55,11 +60,7 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
         tracing::warn!("a deliverer is already running here");
         return;
     };
-    let mut deliverer = Deliverer {
-        slots: Arc::new(Semaphore::new(CONCURRENCY)),
-        tasks: JoinSet::new(),
-        busy: Arc::new(std::sync::Mutex::new(HashSet::new())),
-    };
+    let mut deliverer = Deliverer::new(CONCURRENCY);
     let lease_ms = app.config.delivery.lease.as_millis_i64();
     let mut next_poll = tokio::time::Instant::now();
     // Whether the last poll found as many rows as it may claim (so more may be waiting).
@@ -105,75 +106,6 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
     })
     .await;
     deliverer.tasks.abort_all();
-}
-
-/// This replica's deliveries under way: at most [`CONCURRENCY`], one per request.
-struct Deliverer {
-    slots: Arc<Semaphore>,
-    tasks: JoinSet<()>,
-    busy: Arc<std::sync::Mutex<HashSet<RequestId>>>,
-}
-
-impl Deliverer {
-    /// Claims the rows due now and starts their deliveries; how many it claimed.
-    async fn poll(&mut self, app: &Arc<App>) -> usize {
-        let heads = match claim_heads(app).await {
-            Ok(heads) => heads,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not read the outbox");
-                return 0;
-            }
-        };
-        let claimed = heads.len();
-        let mut loaded = load(app, &heads).await;
-        for head in heads {
-            let read = loaded.as_mut().map(|l| l.remove(&head.request_id));
-            match read {
-                // The request was deleted since its row was stored.
-                Some(None) => continue,
-                Some(Some(read)) => self.start(app, head, Some(read)).await,
-                None => self.start(app, head, None).await,
-            }
-        }
-        claimed
-    }
-
-    /// Delivers `head` (from `read`, or reading the request itself) in a task of its own, or
-    /// gives it back when its request's previous row is still being finished here.
-    async fn start(&mut self, app: &Arc<App>, head: Head, read: Option<Loaded>) {
-        if !self
-            .busy
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(head.request_id.clone())
-        {
-            let owner = app.worker_id.as_str();
-            if let Err(e) = app
-                .store
-                .defer_delivery(&head.request_id, head.seq, owner, now_ms())
-                .await
-            {
-                tracing::warn!(request = %head.request_id, error = %e, "could not give a delivery back");
-            }
-            return;
-        }
-        let Ok(permit) = self.slots.clone().acquire_owned().await else {
-            return;
-        };
-        let (app, busy) = (app.clone(), self.busy.clone());
-        self.tasks.spawn(async move {
-            let id = head.request_id.clone();
-            let delivered = match read {
-                Some(read) => deliver(&app, head, read).await,
-                None => deliver_read(&app, head).await,
-            };
-            if let Err(e) = delivered {
-                tracing::warn!(request = %id, error = %e, "delivery bookkeeping failed");
-            }
-            busy.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
-            drop(permit);
-        });
-    }
 }
 
 /// The rows this replica delivers next, claimed (leased) in one write.
