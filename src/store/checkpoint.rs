@@ -10,19 +10,23 @@
 //! lock and never makes a writer wait. Durability is unchanged: a committed transaction is in
 //! the log either way, and the log is what a restart replays.
 //!
-//! Why every 500 ms (one-off runs of `scripts/bench-ack.sh`, SQLite part, two per setting,
-//! with the interval and the writer's threshold briefly read from the environment): at 2 s
-//! and 5 s the 1,000/s p99 was 25-35 ms, each checkpoint having more to copy and sync; at
-//! 500 ms it was 10.3-16.8 ms; with no background task and SQLite's own threshold of 1,000
-//! pages in the commit it was 9.6-15.2 ms, within the same spread. The interval is not what
-//! keeps SQLite's p99 above 10 ms.
+//! Why every 50 ms (issue 14, round ten; one-off runs of the SQLite part of
+//! `scripts/bench-ack.sh`, 8 s, with the interval briefly read from the environment): a
+//! checkpoint that takes a few milliseconds to sync rarely ends with the whole log copied
+//! while acks keep arriving, so at 500 ms the log was seldom restarted, grew to the writer's
+//! backstop, and the writer checkpointed in its commit after all (a `perf trace` of the run
+//! showed the writer's thread syncing the log and the database every 2-3 s). The 1,000/s p99
+//! was 24.8-27.7 ms every 500 ms (three runs), 6.9 ms every 100 ms and 4.8 ms every 50 ms
+//! (one run each); longer intervals (2 s, 5 s; round four) were worse still. A checkpoint
+//! with nothing to copy writes and syncs nothing (seen with `strace`), so an idle store pays
+//! one no-op statement a tick.
 
 use std::time::Duration;
 
 use sqlx::AnyPool;
 
 /// How often the background checkpoint runs.
-pub(super) const EVERY: Duration = Duration::from_millis(500);
+pub(super) const EVERY: Duration = Duration::from_millis(50);
 /// The log size (pages) at which the committing writer checkpoints after all, should the
 /// background task fall behind: about 40 MB of log.
 pub(super) const BACKSTOP_PAGES: u32 = 10_000;
