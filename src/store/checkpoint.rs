@@ -16,7 +16,7 @@
 //! while acks keep arriving, so at 500 ms the log was seldom restarted, grew to the writer's
 //! backstop, and the writer checkpointed in its commit after all (a `perf trace` of the run
 //! showed the writer's thread syncing the log and the database every 2-3 s). The 1,000/s p99
-//! was 24.8-27.7 ms every 500 ms (three runs), 6.9 ms every 100 ms and 4.8 ms every 50 ms
+//! was 21.0-29.6 ms every 500 ms (seven runs), 6.9 ms every 100 ms and 4.8 ms every 50 ms
 //! (one run each); longer intervals (2 s, 5 s; round four) were worse still. A checkpoint
 //! with nothing to copy writes and syncs nothing (seen with `strace`), so an idle store pays
 //! one no-op statement a tick.
