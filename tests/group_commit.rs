@@ -214,3 +214,63 @@ async fn a_failed_batch_stores_nothing_and_the_next_one_commits() {
         test.shutdown().await;
     }
 }
+
+/// Posts finished together share a bookkeeping commit (on SQLite one query from BEGIN to
+/// COMMIT), and each mark is still its own compare-and-set: a deliverer that holds its row
+/// marks it delivered and claims the prompt's row after it; one whose claim is another's
+/// (here a "thief") changes neither row, in the same batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn posts_finished_together_share_a_commit_and_each_mark_is_its_own() {
+    const OWNER: &str = "batch-test";
+    const N: usize = 12;
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let db = TestDb::new(backend).await;
+        let test = spawn_app(&db).await;
+        let app = test.app().clone();
+        for i in 0..N {
+            app.submit(invocation(&app, "alice", format!("marks-{i}")))
+                .await
+                .expect("submitted");
+        }
+        let now = deckhand::domain::now_ms();
+        let heads = app
+            .store
+            .claim_heads(now, 64, OWNER, now + 60_000)
+            .await
+            .expect("claim");
+        assert_eq!(heads.len(), N, "each request's first row, claimed");
+        let (commits, writes) = app.store.bookkeeping_commits();
+        let marks = heads.iter().enumerate().map(|(i, head)| {
+            let store = &app.store;
+            let who = if i % 2 == 0 { OWNER } else { "thief" };
+            let ts = format!("ts-{i}");
+            async move {
+                let id = &head.request_id;
+                let claimed = store
+                    .delivered(id, 1, 1, who, Some(&ts), now, Some((2, now + 60_000)))
+                    .await
+                    .expect("delivered");
+                (i, claimed, store.deliveries(id).await.expect("rows"))
+            }
+        });
+        for (i, claimed, rows) in futures_util::future::join_all(marks).await {
+            let (first, prompt) = (&rows[0], &rows[1]);
+            if i % 2 == 0 {
+                assert!(claimed, "request {i}: its owner claims the prompt's row");
+                assert_eq!(first.state, "delivered", "request {i}");
+                assert_eq!(first.platform_id.as_deref(), Some(format!("ts-{i}").as_str()));
+                assert_eq!((prompt.state.as_str(), prompt.attempts), ("pending", 1), "request {i}");
+            } else {
+                assert!(!claimed, "request {i}: not the thief's to mark");
+                assert_eq!((first.state.as_str(), first.platform_id.as_deref()), ("pending", None));
+                assert_eq!(prompt.attempts, 0, "request {i}: the prompt's row is not claimed");
+            }
+        }
+        let (after, written) = app.store.bookkeeping_commits();
+        let shared = after - commits;
+        assert!((1..N as u64).contains(&shared), "{N} marks took {shared} commits");
+        assert_eq!(written - writes, N as u64, "every mark went in a batch, none alone");
+        test.shutdown().await;
+    }
+}

@@ -38,7 +38,15 @@ pub(super) trait Batched: Send + Sync + Sized + 'static {
 
     /// One job in its own transaction.
     fn one(store: &Store, job: &Self) -> impl Future<Output = Result<Self::Output, StoreError>> + Send;
+
+    /// Which of (at most [`KINDS`]) kinds of write this is, for the counts of /metrics.
+    fn kind(&self) -> usize {
+        0
+    }
 }
+
+/// Kinds of write one queue may hold (writer.rs: new requests and bookkeeping).
+pub(super) const KINDS: usize = 2;
 
 type Reply<J> = oneshot::Sender<Result<<J as Batched>::Output, StoreError>>;
 
@@ -57,11 +65,12 @@ impl<J: Batched> Clone for Batcher<J> {
     }
 }
 
-/// Transactions committed by a task and the writes they held, for /metrics.
+/// For each kind of write: transactions committed by a task that held one, and the writes
+/// they held, for /metrics.
 #[derive(Default)]
 struct Stats {
-    commits: AtomicU64,
-    writes: AtomicU64,
+    commits: [AtomicU64; KINDS],
+    writes: [AtomicU64; KINDS],
 }
 
 impl<J: Batched> Batcher<J> {
@@ -81,12 +90,29 @@ impl<J: Batched> Batcher<J> {
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
-    /// (transactions committed, writes they held).
-    pub(super) fn stats(&self) -> (u64, u64) {
-        (
-            self.stats.commits.load(Ordering::Relaxed),
-            self.stats.writes.load(Ordering::Relaxed),
-        )
+    /// (transactions committed, writes they held) of writes of `kind`.
+    pub(super) fn stats(&self, kind: usize) -> (u64, u64) {
+        let at = |counts: &[AtomicU64; KINDS]| counts.get(kind).map_or(0, |c| c.load(Ordering::Relaxed));
+        (at(&self.stats.commits), at(&self.stats.writes))
+    }
+}
+
+impl Stats {
+    /// A committed batch: one commit for each kind it held, and its writes that went in it.
+    fn count<J: Batched, O>(&self, jobs: &[J], results: &[Option<O>]) {
+        let mut writes = [0; KINDS];
+        let mut held = [false; KINDS];
+        for (job, done) in jobs.iter().zip(results) {
+            let kind = job.kind().min(KINDS - 1);
+            held[kind] = true;
+            writes[kind] += u64::from(done.is_some());
+        }
+        for kind in 0..KINDS {
+            if held[kind] {
+                self.commits[kind].fetch_add(1, Ordering::Relaxed);
+                self.writes[kind].fetch_add(writes[kind], Ordering::Relaxed);
+            }
+        }
     }
 }
 
@@ -96,9 +122,7 @@ async fn run<J: Batched>(store: Store, mut rx: mpsc::Receiver<(J, Reply<J>)>, st
         let (jobs, replies): (Vec<J>, Vec<Reply<J>>) = std::mem::take(&mut batch).into_iter().unzip();
         let results = match J::batch(&store, &jobs).await {
             Ok(results) => {
-                stats.commits.fetch_add(1, Ordering::Relaxed);
-                let n = results.iter().flatten().count();
-                stats.writes.fetch_add(n as u64, Ordering::Relaxed);
+                stats.count(&jobs, &results);
                 results
             }
             Err(e) => {

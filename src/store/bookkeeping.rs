@@ -6,14 +6,16 @@
 //! writer, a new request's group commit then waited behind up to two of them in turn; with
 //! one queue it waits behind at most one, and that one is kept short.
 //!
-//! On SQLite a batch is a few statements, not one per write: the conversation-state swaps are one
-//! multi-row `UPDATE … FROM`, the "delivered" marks another, the claims of the rows that
-//! follow them a third, each taking its rows as one JSON parameter (one statement shape,
-//! one cached plan, whatever the batch's size). One statement per write made the single
-//! SQLite writer spend most of its time on round trips to its worker thread: four or five a
-//! command, more than the acknowledgement's own share of its batch (issue 14). The rarer
-//! writes (claims of progress runs, failures, deferrals) still go one statement each, and
-//! on PostgreSQL every write does (see `run_batch`).
+//! On SQLite the usual batch (conversation-state swaps and "delivered" marks, each with
+//! the claim of the row that follows it) is one query from `BEGIN IMMEDIATE` to `COMMIT`
+//! (one_trip.rs): a multi-row `UPDATE … FROM` per kind of write, each taking its rows as one
+//! JSON parameter (one statement shape, one cached plan, whatever the batch's size). Each
+//! statement, `BEGIN` and `COMMIT` included, is a hand-over to sqlx's thread for the
+//! connection, and a new request's group commit waits for the writer meanwhile: one
+//! statement per write made that four or five hand-overs a command, and a statement per
+//! kind of write still five a batch (issue 14). A batch holding a rarer write (a claim of a
+//! progress run, a failure, a deferral) goes one statement per write in one transaction,
+//! as every batch does on PostgreSQL.
 //!
 //! Each write is still its own compare-and-set on its own rows: a multi-row statement holds
 //! at most one write per request (a second write to the same request in a batch goes after
@@ -23,7 +25,7 @@
 use std::collections::{HashMap, HashSet};
 
 use serde_json::{Value, json};
-use sqlx::{AnyConnection, Row};
+use sqlx::{AnyConnection, AssertSqlSafe, Row, any::AnyRow};
 
 use super::{
     Backend, Store, StoreError,
@@ -55,9 +57,14 @@ impl Batched for Bookkeeping {
     const MAX: usize = 48;
 
     async fn batch(store: &Store, jobs: &[Self]) -> Result<Vec<Option<u64>>, StoreError> {
-        let mut tx = store.begin().await?;
-        let done = run_batch(&mut tx, store.backend(), jobs).await?;
-        tx.commit().await?;
+        if store.backend() == Backend::Sqlite {
+            let grouped = Grouped::of(jobs.iter().enumerate());
+            if grouped.multi_row() {
+                let done = one_trip(store, &grouped, jobs.len()).await?;
+                return Ok(done.into_iter().map(Some).collect());
+            }
+        }
+        let done = one_by_one(store, &jobs.iter().collect::<Vec<_>>()).await?;
         Ok(done.into_iter().map(Some).collect())
     }
 
@@ -67,144 +74,152 @@ impl Batched for Bookkeeping {
     }
 }
 
-/// The batch's writes, in a transaction the caller commits; rows changed by each, in order.
-async fn run_batch(conn: &mut AnyConnection, backend: Backend, jobs: &[Bookkeeping]) -> Result<Vec<u64>, StoreError> {
-    let mut out = vec![0; jobs.len()];
-    if backend == Backend::Postgres {
-        // One statement per write: with multi-row statements (`UPDATE … FROM
-        // json_to_recordset(…)`) PostgreSQL's posts fell minutes behind the acks in the
-        // bench, in round six and again in round nine (README, issue 14). The planner's
-        // choice for the JSON rows against a table that grew from empty is the suspect.
-        for (i, job) in jobs.iter().enumerate() {
-            out[i] = job.execute(conn).await?;
-        }
-        return Ok(out);
+/// `jobs` one statement each, in one transaction; rows changed by each, in order.
+pub(super) async fn one_by_one(store: &Store, jobs: &[&Bookkeeping]) -> Result<Vec<u64>, StoreError> {
+    let mut tx = store.begin().await?;
+    let mut done = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        done.push(job.execute(&mut tx).await?);
     }
-    let (mut swaps, mut marks, mut alone) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut swapped, mut marked) = (HashSet::new(), HashSet::new());
-    for (i, job) in jobs.iter().enumerate() {
-        match job {
-            Bookkeeping::Surface(s) if swapped.insert(&s.id) => swaps.push((i, s)),
-            Bookkeeping::Delivery(d) if matches!(d.change, Change::Delivered { .. }) && marked.insert(&d.id) => {
-                marks.push((i, d));
-            }
-            _ => alone.push(i),
-        }
-    }
-    if !swaps.is_empty() {
-        swap_many(conn, &swaps, &mut out).await?;
-    }
-    if !marks.is_empty() {
-        deliver_many(conn, &marks, &mut out).await?;
-    }
-    for i in alone {
-        out[i] = jobs[i].execute(conn).await?;
-    }
-    Ok(out)
+    tx.commit().await?;
+    Ok(done)
 }
 
-/// Runs `sql` with `rows` as its JSON parameter; how many rows it changed for each request
-/// id (its `RETURNING` column).
-async fn changed_by_id(
-    conn: &mut AnyConnection,
-    sql: &'static str,
-    rows: Vec<Value>,
-) -> Result<HashMap<String, u64>, StoreError> {
-    let returned = sqlx::query(sql)
-        .bind(Value::Array(rows).to_string())
-        .fetch_all(conn)
-        .await?;
+/// A batch's writes by the statement that takes them: at most one swap and one mark per
+/// request in the multi-row statements, the rest alone. (index in the batch, write)
+pub(super) struct Grouped<'a> {
+    swaps: Vec<(usize, &'a SurfaceSwap)>,
+    marks: Vec<(usize, &'a DeliveryWrite)>,
+    alone: Vec<usize>,
+}
+
+impl<'a> Grouped<'a> {
+    /// `jobs` with their places in the batch.
+    pub(super) fn of(jobs: impl IntoIterator<Item = (usize, &'a Bookkeeping)>) -> Self {
+        let (mut swaps, mut marks, mut alone) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut swapped, mut marked) = (HashSet::new(), HashSet::new());
+        for (i, job) in jobs {
+            match job {
+                Bookkeeping::Surface(s) if swapped.insert(&s.id) => swaps.push((i, s)),
+                Bookkeeping::Delivery(d) if matches!(d.change, Change::Delivered { .. }) && marked.insert(&d.id) => {
+                    marks.push((i, d));
+                }
+                _ => alone.push(i),
+            }
+        }
+        Self { swaps, marks, alone }
+    }
+}
+
+/// A SQLite batch of swaps and marks alone (the usual one: posts' conversation states and
+/// their "delivered" marks) as one query, `BEGIN IMMEDIATE` to `COMMIT` (one_trip.rs).
+async fn one_trip(store: &Store, grouped: &Grouped<'_>, n: usize) -> Result<Vec<u64>, StoreError> {
+    let (swaps, claims, marks) = grouped.rows();
+    let query = sqlx::query(AssertSqlSafe(transaction()))
+        .bind(swaps)
+        .bind(claims)
+        .bind(marks);
+    Ok(grouped.finish(&tagged(&store.one_trip(query).await?)?, n))
+}
+
+/// How many rows each (statement tag, request id) changed, from a one-trip query's rows.
+pub(super) fn tagged(rows: &[AnyRow]) -> Result<HashMap<(String, String), u64>, StoreError> {
     let mut changed = HashMap::new();
-    for row in &returned {
-        *changed.entry(row.try_get::<String, _>(0)?).or_default() += 1;
+    for row in rows {
+        *changed.entry((row.try_get(0)?, row.try_get(1)?)).or_default() += 1;
     }
     Ok(changed)
 }
 
-async fn swap_many(
-    conn: &mut AnyConnection,
-    swaps: &[(usize, &SurfaceSwap)],
-    out: &mut [u64],
-) -> Result<(), StoreError> {
-    let rows = swaps
-        .iter()
-        .map(|(_, s)| json!({ "rid": s.id.as_str(), "was": s.before, "data": s.after }))
-        .collect();
-    let won = changed_by_id(conn, SQLITE_SWAPS, rows).await?;
-    for (i, s) in swaps {
-        out[*i] = won.get(s.id.as_str()).copied().unwrap_or(0);
+impl Grouped<'_> {
+    pub(super) fn is_empty(&self) -> bool {
+        self.swaps.is_empty() && self.marks.is_empty() && self.alone.is_empty()
     }
-    Ok(())
-}
 
-/// "Delivered" marks, then the claims of the rows that follow the marks that landed.
-async fn deliver_many(
-    conn: &mut AnyConnection,
-    marks: &[(usize, &DeliveryWrite)],
-    out: &mut [u64],
-) -> Result<(), StoreError> {
-    let mut claims = Vec::new();
-    let rows = marks
-        .iter()
-        .filter_map(|(_, d)| match &d.change {
-            Change::Delivered { platform_id, now, .. } => Some(json!({
-                "rid": d.id.as_str(), "lo": d.first, "hi": d.last, "who": d.owner, "stamp": now, "pid": platform_id,
-            })),
-            _ => None,
-        })
-        .collect();
-    let marked = changed_by_id(conn, SQLITE_MARKS, rows).await?;
-    for (i, d) in marks {
-        let n = marked.get(d.id.as_str()).copied().unwrap_or(0);
-        out[*i] = n;
-        if let Change::Delivered {
-            now,
-            next: Some((seq, until)),
-            ..
-        } = &d.change
-        {
-            // A claim follows a mark that landed; the write's answer is then the claim's.
-            out[*i] = 0;
-            if n > 0 {
-                claims.push((
-                    *i,
-                    d,
-                    json!({ "rid": d.id.as_str(), "seq": seq, "who": d.owner, "stamp": now, "till": until }),
-                ));
+    /// Whether the batch can go as the multi-row statements alone.
+    pub(super) fn multi_row(&self) -> bool {
+        self.alone.is_empty()
+    }
+
+    /// The statements' three JSON parameters: swaps, follow-on claims, marks.
+    pub(super) fn rows(&self) -> (String, String, String) {
+        let swaps: Vec<Value> = self
+            .swaps
+            .iter()
+            .map(|(_, s)| json!({ "rid": s.id.as_str(), "was": s.before, "data": s.after }))
+            .collect();
+        let (mut marks, mut claims) = (Vec::new(), Vec::new());
+        for (_, d) in &self.marks {
+            let Change::Delivered { platform_id, now, next } = &d.change else {
+                continue;
+            };
+            let (id, lo, hi, who) = (d.id.as_str(), d.first, d.last, &d.owner);
+            marks.push(json!({ "rid": id, "lo": lo, "hi": hi, "who": who, "stamp": now, "pid": platform_id }));
+            if let Some((seq, till)) = next {
+                claims
+                    .push(json!({ "rid": id, "lo": lo, "hi": hi, "who": who, "stamp": now, "seq": seq, "till": till }));
             }
         }
+        let text = |rows: Vec<Value>| Value::Array(rows).to_string();
+        (text(swaps), text(claims), text(marks))
     }
-    if claims.is_empty() {
-        return Ok(());
+
+    /// Each of the batch's `n` writes' answers (indexed as in the batch), from the rows the
+    /// statements changed.
+    pub(super) fn finish(&self, changed: &HashMap<(String, String), u64>, n: usize) -> Vec<u64> {
+        let count = |tag: &str, id: &str| changed.get(&(tag.to_owned(), id.to_owned())).copied().unwrap_or(0);
+        let mut out = vec![0; n];
+        for (i, s) in &self.swaps {
+            out[*i] = count("swap", s.id.as_str());
+        }
+        for (i, d) in &self.marks {
+            // A write with a follow-on claim answers with the claim's rows (see DeliveryWrite::run).
+            let followed = matches!(d.change, Change::Delivered { next: Some(_), .. });
+            out[*i] = count(if followed { "claim" } else { "mark" }, d.id.as_str());
+        }
+        out
     }
-    let rows = claims.iter().map(|(_, _, row)| row.clone()).collect();
-    let claimed = changed_by_id(conn, SQLITE_CLAIMS, rows).await?;
-    for (i, d, _) in claims {
-        out[i] = claimed.get(d.id.as_str()).copied().unwrap_or(0);
-    }
-    Ok(())
 }
 
-// The rows as a derived table read from the JSON array with jsonb_each (each row's object
-// stays parsed for json_extract; see insert/sqlite.rs); the statements are otherwise the
-// single-row ones of surface_writes.rs and delivery_writes.rs.
+/// The batch's transaction: `$1` swaps, `$2` follow-on claims, `$3` marks.
+pub(super) fn transaction() -> &'static str {
+    static SQL: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| format!("BEGIN IMMEDIATE; {}; COMMIT;", statements(1)));
+    &SQL
+}
 
-const SQLITE_SWAPS: &str = "UPDATE requests SET surface_data = v.data \
-     FROM (SELECT json_extract(value, '$.rid') AS rid, json_extract(value, '$.was') AS was, \
-                  json_extract(value, '$.data') AS data FROM jsonb_each($1)) AS v \
-     WHERE requests.id = v.rid AND requests.surface_data IS v.was RETURNING id";
-
-const SQLITE_MARKS: &str = "UPDATE deliveries SET state = 'delivered', delivered_at = v.stamp, platform_id = v.pid, \
-       lease_owner = NULL, lease_until = NULL, error = NULL \
-     FROM (SELECT json_extract(value, '$.rid') AS rid, json_extract(value, '$.lo') AS lo, \
-                  json_extract(value, '$.hi') AS hi, json_extract(value, '$.who') AS who, \
-                  json_extract(value, '$.stamp') AS stamp, json_extract(value, '$.pid') AS pid FROM jsonb_each($1)) AS v \
-     WHERE deliveries.request_id = v.rid AND deliveries.seq BETWEEN v.lo AND v.hi \
-       AND deliveries.lease_owner = v.who AND +deliveries.state = 'pending' RETURNING request_id";
-
-const SQLITE_CLAIMS: &str = "UPDATE deliveries SET lease_owner = v.who, lease_until = v.till, attempts = attempts + 1 \
-     FROM (SELECT json_extract(value, '$.rid') AS rid, json_extract(value, '$.seq') AS seq, \
-                  json_extract(value, '$.who') AS who, json_extract(value, '$.stamp') AS stamp, \
-                  json_extract(value, '$.till') AS till FROM jsonb_each($1)) AS v \
-     WHERE deliveries.request_id = v.rid AND deliveries.seq = v.seq AND +deliveries.state = 'pending' \
-       AND (deliveries.lease_until IS NULL OR deliveries.lease_until < v.stamp) RETURNING request_id";
+/// The three statements, their JSON parameters numbered from `first`; each changed row comes
+/// back tagged with its statement (`'swap'`, `'claim'`, `'mark'`) and request id.
+///
+/// The rows are a derived table read from the JSON array with jsonb_each (each row's object
+/// stays parsed for json_extract; see insert/sqlite.rs); the statements are otherwise the
+/// single-row ones of surface_writes.rs and delivery_writes.rs. The follow-on claims run
+/// before the marks, each on the condition its mark then tests (a row of the write's range
+/// still pending and held by its owner); the claimed row is never in that range, so a claim
+/// lands exactly when it would have after its mark.
+pub(super) fn statements(first: usize) -> String {
+    let (swaps, claims, marks) = (first, first + 1, first + 2);
+    format!(
+        "UPDATE requests SET surface_data = v.data \
+          FROM (SELECT json_extract(value, '$.rid') AS rid, json_extract(value, '$.was') AS was, \
+                       json_extract(value, '$.data') AS data FROM jsonb_each(${swaps})) AS v \
+          WHERE requests.id = v.rid AND requests.surface_data IS v.was RETURNING 'swap', id; \
+         UPDATE deliveries SET lease_owner = v.who, lease_until = v.till, attempts = attempts + 1 \
+          FROM (SELECT json_extract(value, '$.rid') AS rid, json_extract(value, '$.lo') AS lo, \
+                       json_extract(value, '$.hi') AS hi, json_extract(value, '$.seq') AS seq, \
+                       json_extract(value, '$.who') AS who, json_extract(value, '$.stamp') AS stamp, \
+                       json_extract(value, '$.till') AS till FROM jsonb_each(${claims})) AS v \
+          WHERE deliveries.request_id = v.rid AND deliveries.seq = v.seq AND +deliveries.state = 'pending' \
+            AND (deliveries.lease_until IS NULL OR deliveries.lease_until < v.stamp) \
+            AND EXISTS (SELECT 1 FROM deliveries m WHERE m.request_id = v.rid AND m.seq BETWEEN v.lo AND v.hi \
+                        AND m.lease_owner = v.who AND +m.state = 'pending') RETURNING 'claim', request_id; \
+         UPDATE deliveries SET state = 'delivered', delivered_at = v.stamp, platform_id = v.pid, \
+            lease_owner = NULL, lease_until = NULL, error = NULL \
+          FROM (SELECT json_extract(value, '$.rid') AS rid, json_extract(value, '$.lo') AS lo, \
+                       json_extract(value, '$.hi') AS hi, json_extract(value, '$.who') AS who, \
+                       json_extract(value, '$.stamp') AS stamp, json_extract(value, '$.pid') AS pid \
+                FROM jsonb_each(${marks})) AS v \
+          WHERE deliveries.request_id = v.rid AND deliveries.seq BETWEEN v.lo AND v.hi \
+            AND deliveries.lease_owner = v.who AND +deliveries.state = 'pending' RETURNING 'mark', request_id"
+    )
+}

@@ -18,6 +18,7 @@ mod outbox_reads;
 mod records;
 mod replicas;
 mod surface_writes;
+mod writer;
 
 use std::{
     str::FromStr,
@@ -77,10 +78,36 @@ pub struct Store {
 }
 
 #[derive(Clone)]
-struct Groups {
-    requests: batch::Batcher<insert::NewJob>,
-    /// Delivery bookkeeping and conversation state, one queue (see bookkeeping.rs).
-    bookkeeping: batch::Batcher<bookkeeping::Bookkeeping>,
+enum Groups {
+    /// SQLite: new requests and bookkeeping share its one writer's transactions (writer.rs).
+    One(batch::Batcher<writer::Write>),
+    /// PostgreSQL: a queue for new requests, and one for delivery bookkeeping and
+    /// conversation state (see bookkeeping.rs).
+    Two {
+        requests: batch::Batcher<insert::NewJob>,
+        bookkeeping: batch::Batcher<bookkeeping::Bookkeeping>,
+    },
+}
+
+impl Groups {
+    fn start(store: &Store) -> Self {
+        match store.backend {
+            Backend::Sqlite => Groups::One(batch::Batcher::start(store.clone())),
+            Backend::Postgres => Groups::Two {
+                requests: batch::Batcher::start(store.clone()),
+                bookkeeping: batch::Batcher::start(store.clone()),
+            },
+        }
+    }
+
+    /// (commits, writes) of new requests (kind 0) or bookkeeping (kind 1).
+    fn stats(&self, kind: usize) -> (u64, u64) {
+        match (self, kind) {
+            (Groups::One(one), kind) => one.stats(kind),
+            (Groups::Two { requests, .. }, 0) => requests.stats(0),
+            (Groups::Two { bookkeeping, .. }, _) => bookkeeping.stats(0),
+        }
+    }
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -116,10 +143,7 @@ impl Store {
             analyzed_at: Arc::default(),
         };
         Ok(Self {
-            group: Some(Groups {
-                requests: batch::Batcher::start(direct.clone()),
-                bookkeeping: batch::Batcher::start(direct.clone()),
-            }),
+            group: Some(Groups::start(&direct)),
             ..direct
         })
     }
@@ -150,19 +174,20 @@ impl Store {
 
     /// (group commits, requests they stored) since this store was opened (see insert/mod.rs).
     pub fn group_commits(&self) -> (u64, u64) {
-        self.group.as_ref().map_or((0, 0), |g| g.requests.stats())
+        self.group.as_ref().map_or((0, 0), |g| g.stats(0))
     }
 
     /// (group commits, statements they ran) of the delivery and conversation-state writes
     /// (see bookkeeping.rs) since this store was opened; a compare-and-set that lost counts.
     pub fn bookkeeping_commits(&self) -> (u64, u64) {
-        self.group.as_ref().map_or((0, 0), |g| g.bookkeeping.stats())
+        self.group.as_ref().map_or((0, 0), |g| g.stats(1))
     }
 
     /// A delivery or conversation-state write, group-committed (see bookkeeping.rs).
     async fn bookkeeping(&self, write: bookkeeping::Bookkeeping) -> Result<u64, StoreError> {
         match &self.group {
-            Some(group) => group.bookkeeping.write(write).await,
+            Some(Groups::One(one)) => one.write(writer::Write::Book(write)).await?.changed(),
+            Some(Groups::Two { bookkeeping, .. }) => bookkeeping.write(write).await,
             None => <bookkeeping::Bookkeeping as batch::Batched>::one(self, &write).await,
         }
     }
@@ -196,7 +221,8 @@ impl Store {
     ) -> Result<(RequestRecord, bool, Vec<Event>), StoreError> {
         let job = insert::NewJob::new(new, actor, lease);
         match &self.group {
-            Some(group) => group.requests.write(job).await,
+            Some(Groups::One(one)) => one.write(writer::Write::Insert(Box::new(job))).await?.inserted(),
+            Some(Groups::Two { requests, .. }) => requests.write(job).await,
             None => <insert::NewJob as batch::Batched>::one(self, &job).await,
         }
     }

@@ -8,12 +8,12 @@
 //! retried command return the request it first created.
 
 mod postgres;
-mod sqlite;
+pub(super) mod sqlite;
 
 use std::collections::HashSet;
 
 use serde::Serialize;
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::{Any, AssertSqlSafe, Row, any::AnyArguments, query::Query};
 
 use super::{REQUEST_COLUMNS, Store, StoreError, batch::Batched, outbox, request_from_row};
 use crate::{
@@ -52,12 +52,12 @@ impl Batched for NewJob {
     const MAX: usize = 64;
 
     async fn batch(store: &Store, jobs: &[Self]) -> Result<Vec<Option<Inserted>>, StoreError> {
-        insert_batch(store, jobs).await
+        insert_batch(store, &jobs.iter().collect::<Vec<_>>()).await
     }
 
     /// A batch of one; a request whose idempotency key was taken is the one that took it.
     async fn one(store: &Store, job: &Self) -> Result<Inserted, StoreError> {
-        match insert_batch(store, std::slice::from_ref(job)).await?.pop().flatten() {
+        match insert_batch(store, &[job]).await?.pop().flatten() {
             Some(stored) => Ok(stored),
             None => store.existing(&job.new).await.map(|r| (r, false, Vec::new())),
         }
@@ -97,41 +97,68 @@ impl Prepared {
 /// (SQLite); both read the rows as JSON arrays (`rows`). `None` for a request that was not
 /// inserted because one with its idempotency key exists (the caller looks it up after the
 /// commit).
-async fn insert_batch(store: &Store, jobs: &[NewJob]) -> Result<Vec<Option<Inserted>>, StoreError> {
-    let now = now_ms();
-    let prepared = jobs
-        .iter()
-        .map(|j| Prepared::new(&j.new))
-        .collect::<Result<Vec<_>, _>>()?;
-    let events = all_first_events(jobs, &prepared, now);
-    let (requests, events_json, audit) = rows(jobs, &prepared, &events)?;
-    let sql = match store.backend() {
-        super::Backend::Postgres => postgres::statement(),
-        super::Backend::Sqlite => sqlite::statements(),
-    };
-    let query = sqlx::query(AssertSqlSafe(sql))
-        .bind(now)
-        .bind(requests)
-        .bind(events_json)
-        .bind(audit);
+pub(super) async fn insert_batch(store: &Store, jobs: &[&NewJob]) -> Result<Vec<Option<Inserted>>, StoreError> {
+    let plan = Plan::new(jobs)?;
     let returned = match store.backend() {
-        super::Backend::Postgres => query.fetch_all(store.writer()).await?,
-        super::Backend::Sqlite => store.one_trip(query).await?,
+        super::Backend::Postgres => plan.bind(postgres::statement()).fetch_all(store.writer()).await?,
+        super::Backend::Sqlite => store.one_trip(plan.bind(sqlite::transaction())).await?,
     };
+    // The id is the last column: SQLite's rows also carry their statement's tag (writer.rs).
     let inserted = returned
         .iter()
-        .map(|r| r.try_get::<String, _>(0))
+        .map(|r| r.try_get::<String, _>(r.len() - 1))
         .collect::<Result<HashSet<_>, _>>()?;
-    Ok(jobs
-        .iter()
-        .zip(prepared)
-        .zip(events)
-        .map(|((job, p), events)| {
-            inserted
-                .contains(p.id.as_str())
-                .then(|| (stored(&job.new, p, now), true, events))
+    Ok(plan.finish(jobs, &inserted))
+}
+
+/// A batch's rows, ready to bind: `$1` now, `$2` requests, `$3` events, `$4` audit rows.
+pub(super) struct Plan {
+    now: i64,
+    prepared: Vec<Prepared>,
+    events: Vec<Vec<Event>>,
+    rows: (String, String, String),
+}
+
+impl Plan {
+    pub(super) fn new(jobs: &[&NewJob]) -> Result<Self, StoreError> {
+        let now = now_ms();
+        let prepared = jobs
+            .iter()
+            .map(|j| Prepared::new(&j.new))
+            .collect::<Result<Vec<_>, _>>()?;
+        let events = all_first_events(jobs, &prepared, now);
+        let rows = rows(jobs, &prepared, &events)?;
+        Ok(Self {
+            now,
+            prepared,
+            events,
+            rows,
         })
-        .collect())
+    }
+
+    /// `sql` with the batch's four values bound; the caller binds any after them.
+    pub(super) fn bind(&self, sql: &'static str) -> Query<'static, Any, AnyArguments> {
+        let (requests, events, audit) = self.rows.clone();
+        sqlx::query(AssertSqlSafe(sql))
+            .bind(self.now)
+            .bind(requests)
+            .bind(events)
+            .bind(audit)
+    }
+
+    /// Each job's answer, given the ids the statement inserted.
+    pub(super) fn finish(self, jobs: &[&NewJob], inserted: &HashSet<String>) -> Vec<Option<Inserted>> {
+        let now = self.now;
+        jobs.iter()
+            .zip(self.prepared)
+            .zip(self.events)
+            .map(|((job, p), events)| {
+                inserted
+                    .contains(p.id.as_str())
+                    .then(|| (stored(&job.new, p, now), true, events))
+            })
+            .collect()
+    }
 }
 
 /// The request as the batch stored it: what the `INSERT` wrote, and the columns' defaults
@@ -166,7 +193,7 @@ fn stored(new: &NewRequest, p: Prepared, now: i64) -> RequestRecord {
 }
 
 /// The events each job's request starts with, in the jobs' order.
-fn all_first_events(jobs: &[NewJob], prepared: &[Prepared], now: i64) -> Vec<Vec<Event>> {
+fn all_first_events(jobs: &[&NewJob], prepared: &[Prepared], now: i64) -> Vec<Vec<Event>> {
     jobs.iter()
         .zip(prepared)
         .map(|(job, p)| first_events(&job.new, &p.id, now))
@@ -241,7 +268,11 @@ struct AuditRow<'a> {
 /// The three JSON arrays the statement reads: requests, their first events, audit rows.
 /// Written straight from typed rows (no `serde_json::Value` in between: building and
 /// dropping those maps was a visible share of the acknowledgement's CPU, issue 14).
-fn rows(jobs: &[NewJob], prepared: &[Prepared], events: &[Vec<Event>]) -> Result<(String, String, String), StoreError> {
+fn rows(
+    jobs: &[&NewJob],
+    prepared: &[Prepared],
+    events: &[Vec<Event>],
+) -> Result<(String, String, String), StoreError> {
     let mut requests = Vec::with_capacity(jobs.len());
     let mut event_rows = Vec::with_capacity(jobs.len() * 2);
     let mut audit = Vec::with_capacity(jobs.len());

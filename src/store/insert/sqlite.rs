@@ -17,11 +17,19 @@
 /// `$1` now, `$2` requests, `$3` events, `$4` audit rows: the transaction of four statements
 /// as one query (one_trip.rs), which sqlx runs in turn on its worker thread (`$n` is the same
 /// value in each).
+pub(in crate::store) fn transaction() -> &'static str {
+    static SQL: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| format!("BEGIN IMMEDIATE; {}; COMMIT;", statements()));
+    &SQL
+}
+
+/// The four statements, for a transaction of their own or one shared with the delivery
+/// bookkeeping (writer.rs). Each inserted request comes back as a row (`'insert'`, id).
 /// Events, delivery rows and audit rows join the requests table on the ids generated for
 /// this batch, so those of a request the `INSERT … ON CONFLICT DO NOTHING` skipped (its
 /// idempotency key was taken) find nothing to join. (`WHERE true` tells SQLite's parser the
 /// `ON CONFLICT` is the insert's, not a join's.)
-pub(super) fn statements() -> &'static str {
+pub(in crate::store) fn statements() -> &'static str {
     static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         let fields = [
             "id",
@@ -41,10 +49,10 @@ pub(super) fn statements() -> &'static str {
         ];
         let values: Vec<String> = fields.iter().map(|f| format!("json_extract(value, '$.{f}')")).collect();
         format!(
-            "BEGIN IMMEDIATE; INSERT INTO requests ({}, created_at, updated_at, requester_groups, event_seq) \
+            "INSERT INTO requests ({}, created_at, updated_at, requester_groups, event_seq) \
              SELECT {}, $1, $1, json_extract(value, '$.requester_groups'), json_extract(value, '$.event_seq') \
-             FROM jsonb_each($2) WHERE true ON CONFLICT DO NOTHING RETURNING id; \
-             {EVENTS}; {DELIVERIES}; {AUDIT}; COMMIT;",
+             FROM jsonb_each($2) WHERE true ON CONFLICT DO NOTHING RETURNING 'insert', id; \
+             {EVENTS}; {DELIVERIES}; {AUDIT}",
             fields.join(", "),
             values.join(", ")
         )

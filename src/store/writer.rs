@@ -1,0 +1,159 @@
+//! SQLite's one queue: new requests and delivery bookkeeping in one transaction.
+//!
+//! SQLite has one writer. With a group-commit queue for each (insert/mod.rs,
+//! bookkeeping.rs) the writer's connection went to their transactions in turn: at the
+//! bench's load about 1,500 transactions a second, each mostly hand-overs between threads,
+//! with the connection busy all the time and the CPU not (issue 14). Here one task takes
+//! whatever of both arrived while the last commit ran and writes it as one query, `BEGIN
+//! IMMEDIATE` to `COMMIT` (one_trip.rs): a new request waits for at most one transaction
+//! ahead of its own, and the posts' writes cost the acknowledgements no transaction of their
+//! own. PostgreSQL, whose writers do not queue for one connection, keeps the two queues.
+//!
+//! Nothing about a write's answer changes: the statements are those of the two queues, each
+//! still its own compare-and-set, and a batch with a rarer bookkeeping write (one that goes
+//! one statement at a time) is written as the two queues would, new requests first.
+
+use std::collections::HashSet;
+
+use sqlx::AssertSqlSafe;
+
+use super::{
+    Store, StoreError,
+    batch::Batched,
+    bookkeeping::{self, Bookkeeping, Grouped},
+    insert::{self, Inserted, NewJob, Plan},
+};
+
+pub(super) enum Write {
+    Insert(Box<NewJob>),
+    Book(Bookkeeping),
+}
+
+pub(super) enum Written {
+    Inserted(Box<Inserted>),
+    Changed(u64),
+}
+
+impl Written {
+    pub(super) fn inserted(self) -> Result<Inserted, StoreError> {
+        match self {
+            Written::Inserted(done) => Ok(*done),
+            Written::Changed(_) => Err(StoreError::Corrupt("a new request answered as bookkeeping".into())),
+        }
+    }
+
+    pub(super) fn changed(self) -> Result<u64, StoreError> {
+        match self {
+            Written::Changed(n) => Ok(n),
+            Written::Inserted(_) => Err(StoreError::Corrupt("bookkeeping answered as a new request".into())),
+        }
+    }
+}
+
+impl Batched for Write {
+    type Output = Written;
+    const MAX: usize = NewJob::MAX + Bookkeeping::MAX;
+
+    fn kind(&self) -> usize {
+        match self {
+            Write::Insert(_) => 0,
+            Write::Book(_) => 1,
+        }
+    }
+
+    async fn batch(store: &Store, jobs: &[Self]) -> Result<Vec<Option<Written>>, StoreError> {
+        let (mut at, mut inserts) = (Vec::new(), Vec::new());
+        for (i, job) in jobs.iter().enumerate() {
+            if let Write::Insert(new) = job {
+                at.push(i);
+                inserts.push(&**new);
+            }
+        }
+        let books = Grouped::of(jobs.iter().enumerate().filter_map(|(i, job)| match job {
+            Write::Book(b) => Some((i, b)),
+            Write::Insert(_) => None,
+        }));
+        if !books.multi_row() {
+            return apart(store, jobs, &at, &inserts).await;
+        }
+        let plan = Plan::new(&inserts)?;
+        let (swaps, claims, marks) = books.rows();
+        let query = match (inserts.is_empty(), books.is_empty()) {
+            (false, true) => plan.bind(insert::sqlite::transaction()),
+            (true, _) => sqlx::query(AssertSqlSafe(bookkeeping::transaction()))
+                .bind(swaps)
+                .bind(claims)
+                .bind(marks),
+            (false, false) => plan.bind(both()).bind(swaps).bind(claims).bind(marks),
+        };
+        let changed = bookkeeping::tagged(&store.one_trip(query).await?)?;
+        let inserted: HashSet<String> = changed
+            .keys()
+            .filter(|(tag, _)| tag == "insert")
+            .map(|(_, id)| id.clone())
+            .collect();
+        let mut out: Vec<Option<Written>> = books
+            .finish(&changed, jobs.len())
+            .into_iter()
+            .map(|n| Some(Written::Changed(n)))
+            .collect();
+        for (i, done) in at.into_iter().zip(plan.finish(&inserts, &inserted)) {
+            out[i] = done.map(|d| Written::Inserted(Box::new(d)));
+        }
+        Ok(out)
+    }
+
+    async fn one(store: &Store, job: &Self) -> Result<Written, StoreError> {
+        Ok(match job {
+            Write::Insert(new) => Written::Inserted(Box::new(NewJob::one(store, new).await?)),
+            Write::Book(b) => Written::Changed(Bookkeeping::one(store, b).await?),
+        })
+    }
+}
+
+/// A batch with a write that goes one statement at a time: the new requests' transaction,
+/// then the bookkeeping's. When the second fails, its writes are tried alone after (`None`);
+/// the new requests stand.
+async fn apart(
+    store: &Store,
+    jobs: &[Write],
+    at: &[usize],
+    inserts: &[&NewJob],
+) -> Result<Vec<Option<Written>>, StoreError> {
+    let mut out: Vec<Option<Written>> = jobs.iter().map(|_| None).collect();
+    if !inserts.is_empty() {
+        for (&i, done) in at.iter().zip(insert::insert_batch(store, inserts).await?) {
+            out[i] = done.map(|d| Written::Inserted(Box::new(d)));
+        }
+    }
+    let books: Vec<(usize, &Bookkeeping)> = jobs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, job)| match job {
+            Write::Book(b) => Some((i, b)),
+            Write::Insert(_) => None,
+        })
+        .collect();
+    let refs: Vec<&Bookkeeping> = books.iter().map(|(_, b)| *b).collect();
+    match bookkeeping::one_by_one(store, &refs).await {
+        Ok(done) => {
+            for ((i, _), n) in books.iter().zip(done) {
+                out[*i] = Some(Written::Changed(n));
+            }
+        }
+        Err(e) => tracing::debug!(error = %e, "bookkeeping batch failed; writing one by one"),
+    }
+    Ok(out)
+}
+
+/// New requests (`$1`-`$4`) and bookkeeping (`$5`-`$7`) in one transaction.
+fn both() -> &'static str {
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "BEGIN IMMEDIATE; {}; {}; COMMIT;",
+            insert::sqlite::statements(),
+            bookkeeping::statements(5)
+        )
+    });
+    &SQL
+}
