@@ -1,5 +1,6 @@
-//! Group commit: one task per kind of hot write stores, in one transaction, whatever arrived
-//! while its previous transaction committed.
+//! Group commit: one task per queue of hot writes stores, in one transaction, whatever arrived
+//! while its previous transaction committed (PostgreSQL has a queue for new requests and one
+//! for delivery bookkeeping; SQLite one for both, writer.rs).
 //!
 //! A commit costs the same for one row as for fifty (a WAL flush on PostgreSQL, the single
 //! writer's turn on SQLite), so under load most of a write's cost was its own transaction
