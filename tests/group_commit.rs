@@ -274,3 +274,70 @@ async fn posts_finished_together_share_a_commit_and_each_mark_is_its_own() {
         test.shutdown().await;
     }
 }
+
+/// New requests, "delivered" marks and failures arriving together: on SQLite a failure is
+/// written one statement at a time, so such a batch goes apart (new requests first, then the
+/// bookkeeping); every write still lands as it would alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn new_requests_marks_and_failures_arriving_together_each_land() {
+    const OWNER: &str = "mixed-test";
+    const N: usize = 8;
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let db = TestDb::new(backend).await;
+        let test = spawn_app(&db).await;
+        let app = test.app().clone();
+        for i in 0..N {
+            app.submit(invocation(&app, "alice", format!("mixed-{i}")))
+                .await
+                .expect("submitted");
+        }
+        let now = deckhand::domain::now_ms();
+        let heads = app
+            .store
+            .claim_heads(now, 64, OWNER, now + 60_000)
+            .await
+            .expect("claim");
+        assert_eq!(heads.len(), N);
+        let store = &app.store;
+        let writes = heads.iter().enumerate().map(|(i, head)| async move {
+            let id = &head.request_id;
+            if i % 2 == 0 {
+                let claimed = store.delivered(id, 1, 1, OWNER, Some("1.1"), now, Some((2, now + 60_000)));
+                assert!(
+                    claimed.await.expect("delivered"),
+                    "request {i}: its owner claims the prompt"
+                );
+            } else {
+                let failed = store.delivery_failed(id, 1, 1, OWNER, "slack said no", Some(now + 5_000));
+                failed.await.expect("failed");
+            }
+        });
+        let fresh = (0..N).map(|i| {
+            let app = app.clone();
+            async move { app.submit(invocation(&app, "alice", format!("fresh-{i}"))).await }
+        });
+        let (_, submitted) = tokio::join!(
+            futures_util::future::join_all(writes),
+            futures_util::future::join_all(fresh)
+        );
+        for s in submitted {
+            let s = s.expect("submitted");
+            assert!(!s.duplicate);
+            let stored = store.get(&s.request.id).await.expect("get").expect("stored");
+            assert_eq!(stored.id, s.request.id);
+        }
+        for (i, head) in heads.iter().enumerate() {
+            let rows = store.deliveries(&head.request_id).await.expect("rows");
+            if i % 2 == 0 {
+                assert_eq!(rows[0].state, "delivered", "request {i}");
+                assert_eq!(rows[1].attempts, 1, "request {i}: the prompt's row is claimed");
+            } else {
+                assert_eq!(rows[0].state, "pending", "request {i}: tried again later");
+                assert_eq!(rows[0].error.as_deref(), Some("slack said no"), "request {i}");
+                assert_eq!(rows[1].attempts, 0, "request {i}");
+            }
+        }
+        test.shutdown().await;
+    }
+}

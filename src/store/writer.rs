@@ -62,19 +62,19 @@ impl Batched for Write {
     }
 
     async fn batch(store: &Store, jobs: &[Self]) -> Result<Vec<Option<Written>>, StoreError> {
-        let (mut at, mut inserts) = (Vec::new(), Vec::new());
+        let (mut at, mut inserts, mut book_jobs) = (Vec::new(), Vec::new(), Vec::new());
         for (i, job) in jobs.iter().enumerate() {
-            if let Write::Insert(new) = job {
-                at.push(i);
-                inserts.push(&**new);
+            match job {
+                Write::Insert(new) => {
+                    at.push(i);
+                    inserts.push(&**new);
+                }
+                Write::Book(b) => book_jobs.push((i, b)),
             }
         }
-        let books = Grouped::of(jobs.iter().enumerate().filter_map(|(i, job)| match job {
-            Write::Book(b) => Some((i, b)),
-            Write::Insert(_) => None,
-        }));
+        let books = Grouped::of(book_jobs.iter().copied());
         if !books.multi_row() {
-            return apart(store, jobs, &at, &inserts).await;
+            return apart(store, jobs.len(), (&at, &inserts), &book_jobs).await;
         }
         let plan = Plan::new(&inserts)?;
         let (swaps, claims, marks) = books.rows();
@@ -114,26 +114,19 @@ impl Batched for Write {
 /// A batch with a write that goes one statement at a time: the new requests' transaction,
 /// then the bookkeeping's. When the second fails, its writes are tried alone after (`None`);
 /// the new requests stand.
+/// (`n` writes; the new requests with their places in the batch; the bookkeeping with theirs)
 async fn apart(
     store: &Store,
-    jobs: &[Write],
-    at: &[usize],
-    inserts: &[&NewJob],
+    n: usize,
+    (at, inserts): (&[usize], &[&NewJob]),
+    books: &[(usize, &Bookkeeping)],
 ) -> Result<Vec<Option<Written>>, StoreError> {
-    let mut out: Vec<Option<Written>> = jobs.iter().map(|_| None).collect();
+    let mut out: Vec<Option<Written>> = (0..n).map(|_| None).collect();
     if !inserts.is_empty() {
         for (&i, done) in at.iter().zip(insert::insert_batch(store, inserts).await?) {
             out[i] = done.map(|d| Written::Inserted(Box::new(d)));
         }
     }
-    let books: Vec<(usize, &Bookkeeping)> = jobs
-        .iter()
-        .enumerate()
-        .filter_map(|(i, job)| match job {
-            Write::Book(b) => Some((i, b)),
-            Write::Insert(_) => None,
-        })
-        .collect();
     let refs: Vec<&Bookkeeping> = books.iter().map(|(_, b)| *b).collect();
     match bookkeeping::one_by_one(store, &refs).await {
         Ok(done) => {
