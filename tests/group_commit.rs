@@ -341,3 +341,63 @@ async fn new_requests_marks_and_failures_arriving_together_each_land() {
         test.shutdown().await;
     }
 }
+
+/// A group-commit task keeps the writer's connection from one batch to the next while writes
+/// keep coming (SQLite has one), but gives it back often: a write outside the queues (an
+/// event appended) gets its turn within a second while commands pour in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn other_writes_get_the_writer_while_commands_pour_in() {
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let db = TestDb::new(backend).await;
+        let test = spawn_app(&db).await;
+        let app = test.app().clone();
+        let first = app
+            .submit(invocation(&app, "alice", "pour-first".into()))
+            .await
+            .expect("submitted")
+            .request
+            .id;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut pouring = tokio::task::JoinSet::new();
+        for t in 0..16 {
+            let (app, stop) = (app.clone(), stop.clone());
+            pouring.spawn(async move {
+                let mut n = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    app.submit(invocation(&app, "alice", format!("pour-{t}-{n}")))
+                        .await
+                        .expect("submitted");
+                    n += 1;
+                }
+                n
+            });
+        }
+        // Let the queue fill before the outside write asks for the writer.
+        let started = std::time::Instant::now();
+        while app.store.group_commits().1 < 200 && started.elapsed() < std::time::Duration::from_secs(10) {
+            tokio::task::yield_now().await;
+        }
+        let data =
+            deckhand::events::EventData::Output(deckhand::events::Output::fields(serde_json::json!({"line": "x"})));
+        let asked = std::time::Instant::now();
+        let appended = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            app.store.append_event(&first, "outside the queues", data),
+        )
+        .await;
+        let waited = asked.elapsed();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut poured = 0;
+        while let Some(n) = pouring.join_next().await {
+            poured += n.expect("task");
+        }
+        appended.expect("the outside write was starved").expect("appended");
+        assert!(poured > 0, "commands kept coming");
+        assert!(
+            waited < std::time::Duration::from_secs(1),
+            "the outside write waited {waited:?}"
+        );
+        test.shutdown().await;
+    }
+}

@@ -15,8 +15,10 @@ use std::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
+    time::{Duration, Instant},
 };
 
+use sqlx::{Any, AnyConnection, pool::PoolConnection};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Store, StoreError};
@@ -24,16 +26,21 @@ use super::{Store, StoreError};
 /// Writes that may wait for their task before the caller itself waits to hand one over.
 const QUEUE: usize = 4096;
 
+/// How long a task keeps the writer's connection while writes keep coming (see `Held`).
+const HOLD: Duration = Duration::from_millis(20);
+
 /// A kind of write that can share a transaction with others of its kind.
 pub(super) trait Batched: Send + Sync + Sized + 'static {
     type Output: Send + 'static;
     /// The most writes one transaction holds.
     const MAX: usize;
 
-    /// All of `jobs` in one transaction, committed before this returns. `None` for a job
-    /// that must be tried on its own after the commit (a lost idempotency race, say).
+    /// All of `jobs` in one transaction on `conn` (the writer's connection the task holds),
+    /// committed before this returns. `None` for a job that must be tried on its own after
+    /// the commit (a lost idempotency race, say).
     fn batch(
         store: &Store,
+        conn: &mut AnyConnection,
         jobs: &[Self],
     ) -> impl Future<Output = Result<Vec<Option<Self::Output>>, StoreError>> + Send;
 
@@ -117,11 +124,45 @@ impl Stats {
     }
 }
 
+/// The writer's connection, kept by a task from one batch to the next while writes keep
+/// coming. sqlx pings a connection each time it goes back to the pool (and, on PostgreSQL,
+/// before handing it out): a hand-over to SQLite's thread or a round trip to the server for
+/// every group commit, beside the commit's own (issue 14). The task gives it back when its
+/// queue is empty, after [`HOLD`] (SQLite's writer pool has one connection, which other
+/// writes wait for), after a failed batch (the pool's ping then finds out whether it is
+/// still good), and before writing anything on its own (which takes a connection itself).
+#[derive(Default)]
+struct Held(Option<(PoolConnection<Any>, Instant)>);
+
+impl Held {
+    async fn get(&mut self, store: &Store) -> Result<&mut AnyConnection, StoreError> {
+        if self.0.as_ref().is_some_and(|(_, since)| since.elapsed() > HOLD) {
+            self.0 = None;
+        }
+        if self.0.is_none() {
+            self.0 = Some((store.writer().acquire().await?, Instant::now()));
+        }
+        match &mut self.0 {
+            Some((conn, _)) => Ok(&mut **conn),
+            None => Err(StoreError::Closed),
+        }
+    }
+
+    fn release(&mut self) {
+        self.0 = None;
+    }
+}
+
 async fn run<J: Batched>(store: Store, mut rx: mpsc::Receiver<(J, Reply<J>)>, stats: Arc<Stats>) {
     let mut batch = Vec::with_capacity(J::MAX);
+    let mut held = Held::default();
     while rx.recv_many(&mut batch, J::MAX).await > 0 {
         let (jobs, replies): (Vec<J>, Vec<Reply<J>>) = std::mem::take(&mut batch).into_iter().unzip();
-        let results = match J::batch(&store, &jobs).await {
+        let done = match held.get(&store).await {
+            Ok(conn) => J::batch(&store, conn, &jobs).await,
+            Err(e) => Err(e),
+        };
+        let results = match done {
             Ok(results) => {
                 stats.count(&jobs, &results);
                 results
@@ -133,6 +174,9 @@ async fn run<J: Batched>(store: Store, mut rx: mpsc::Receiver<(J, Reply<J>)>, st
                 jobs.iter().map(|_| None).collect()
             }
         };
+        if rx.is_empty() || results.iter().any(Option::is_none) {
+            held.release();
+        }
         for ((job, reply), done) in jobs.iter().zip(replies).zip(results) {
             let answer = match done {
                 Some(out) => Ok(out),

@@ -31,6 +31,7 @@ use super::{
     Backend, Store, StoreError,
     batch::Batched,
     delivery_writes::{Change, DeliveryWrite},
+    one_trip::one_trip,
     surface_writes::SurfaceSwap,
 };
 
@@ -56,15 +57,15 @@ impl Batched for Bookkeeping {
     /// is still one statement per write, so the bound stays where the README puts it.
     const MAX: usize = 48;
 
-    async fn batch(store: &Store, jobs: &[Self]) -> Result<Vec<Option<u64>>, StoreError> {
+    async fn batch(store: &Store, conn: &mut AnyConnection, jobs: &[Self]) -> Result<Vec<Option<u64>>, StoreError> {
         if store.backend() == Backend::Sqlite {
             let grouped = Grouped::of(jobs.iter().enumerate());
             if grouped.multi_row() {
-                let done = one_trip(store, &grouped, jobs.len()).await?;
+                let done = multi_row(conn, &grouped, jobs.len()).await?;
                 return Ok(done.into_iter().map(Some).collect());
             }
         }
-        let done = one_by_one(store, &jobs.iter().collect::<Vec<_>>()).await?;
+        let done = one_by_one(store.backend(), conn, &jobs.iter().collect::<Vec<_>>()).await?;
         Ok(done.into_iter().map(Some).collect())
     }
 
@@ -75,8 +76,16 @@ impl Batched for Bookkeeping {
 }
 
 /// `jobs` one statement each, in one transaction; rows changed by each, in order.
-pub(super) async fn one_by_one(store: &Store, jobs: &[&Bookkeeping]) -> Result<Vec<u64>, StoreError> {
-    let mut tx = store.begin().await?;
+pub(super) async fn one_by_one(
+    backend: Backend,
+    conn: &mut AnyConnection,
+    jobs: &[&Bookkeeping],
+) -> Result<Vec<u64>, StoreError> {
+    // SQLite takes the write lock up front, as `Store::begin` does.
+    let mut tx = match backend {
+        Backend::Sqlite => sqlx::Connection::begin_with(conn, "BEGIN IMMEDIATE").await?,
+        Backend::Postgres => sqlx::Connection::begin(conn).await?,
+    };
     let mut done = Vec::with_capacity(jobs.len());
     for job in jobs {
         done.push(job.execute(&mut tx).await?);
@@ -113,13 +122,13 @@ impl<'a> Grouped<'a> {
 
 /// A SQLite batch of swaps and marks alone (the usual one: posts' conversation states and
 /// their "delivered" marks) as one query, `BEGIN IMMEDIATE` to `COMMIT` (one_trip.rs).
-async fn one_trip(store: &Store, grouped: &Grouped<'_>, n: usize) -> Result<Vec<u64>, StoreError> {
+async fn multi_row(conn: &mut AnyConnection, grouped: &Grouped<'_>, n: usize) -> Result<Vec<u64>, StoreError> {
     let (swaps, claims, marks) = grouped.rows();
     let query = sqlx::query(AssertSqlSafe(transaction()))
         .bind(swaps)
         .bind(claims)
         .bind(marks);
-    Ok(grouped.finish(&tagged(&store.one_trip(query).await?)?, n))
+    Ok(grouped.finish(&tagged(&one_trip(conn, query).await?)?, n))
 }
 
 /// How many rows each (statement tag, request id) changed, from a one-trip query's rows.

@@ -12,27 +12,24 @@
 //! shutdown: the group-commit tasks are never cancelled otherwise) leaves the transaction to
 //! SQLite, which rolls it back when the connection closes.
 
-use sqlx::{Any, any::AnyArguments, query::Query};
+use sqlx::{Any, AnyConnection, any::AnyArguments, query::Query};
 
-use super::{Store, StoreError};
+use super::StoreError;
 
-impl Store {
-    /// Runs `query`, whose text is a whole transaction, on the writer; the rows its
-    /// statements returned, in order.
-    pub(super) async fn one_trip<'q>(
-        &self,
-        query: Query<'q, Any, AnyArguments>,
-    ) -> Result<Vec<sqlx::any::AnyRow>, StoreError> {
-        let mut conn = self.writer().acquire().await?;
-        match query.fetch_all(&mut *conn).await {
-            Ok(rows) => Ok(rows),
-            Err(e) => {
-                // "No transaction is active" when BEGIN itself failed: nothing to end.
-                if let Err(r) = sqlx::query("ROLLBACK").execute(&mut *conn).await {
-                    tracing::debug!(error = %r, "no transaction to roll back after a failed statement");
-                }
-                Err(e.into())
+/// Runs `query`, whose text is a whole transaction, on the writer's connection `conn`; the
+/// rows its statements returned, in order.
+pub(super) async fn one_trip<'q>(
+    conn: &mut AnyConnection,
+    query: Query<'q, Any, AnyArguments>,
+) -> Result<Vec<sqlx::any::AnyRow>, StoreError> {
+    match query.fetch_all(&mut *conn).await {
+        Ok(rows) => Ok(rows),
+        Err(e) => {
+            // "No transaction is active" when BEGIN itself failed: nothing to end.
+            if let Err(r) = sqlx::query("ROLLBACK").execute(&mut *conn).await {
+                tracing::debug!(error = %r, "no transaction to roll back after a failed statement");
             }
+            Err(e.into())
         }
     }
 }

@@ -15,13 +15,14 @@
 
 use std::collections::HashSet;
 
-use sqlx::AssertSqlSafe;
+use sqlx::{AnyConnection, AssertSqlSafe};
 
 use super::{
-    Store, StoreError,
+    Backend, Store, StoreError,
     batch::Batched,
     bookkeeping::{self, Bookkeeping, Grouped},
     insert::{self, Inserted, NewJob, Plan},
+    one_trip::one_trip,
 };
 
 pub(super) enum Write {
@@ -61,7 +62,7 @@ impl Batched for Write {
         }
     }
 
-    async fn batch(store: &Store, jobs: &[Self]) -> Result<Vec<Option<Written>>, StoreError> {
+    async fn batch(_: &Store, conn: &mut AnyConnection, jobs: &[Self]) -> Result<Vec<Option<Written>>, StoreError> {
         let (mut at, mut inserts, mut book_jobs) = (Vec::new(), Vec::new(), Vec::new());
         for (i, job) in jobs.iter().enumerate() {
             match job {
@@ -74,7 +75,7 @@ impl Batched for Write {
         }
         let books = Grouped::of(book_jobs.iter().copied());
         if !books.multi_row() {
-            return apart(store, jobs.len(), (&at, &inserts), &book_jobs).await;
+            return apart(conn, jobs.len(), (&at, &inserts), &book_jobs).await;
         }
         let plan = Plan::new(&inserts)?;
         let (swaps, claims, marks) = books.rows();
@@ -86,7 +87,7 @@ impl Batched for Write {
                 .bind(marks),
             (false, false) => plan.bind(both()).bind(swaps).bind(claims).bind(marks),
         };
-        let changed = bookkeeping::tagged(&store.one_trip(query).await?)?;
+        let changed = bookkeeping::tagged(&one_trip(conn, query).await?)?;
         let inserted: HashSet<String> = changed
             .keys()
             .filter(|(tag, _)| tag == "insert")
@@ -116,19 +117,22 @@ impl Batched for Write {
 /// the new requests stand.
 /// (`n` writes; the new requests with their places in the batch; the bookkeeping with theirs)
 async fn apart(
-    store: &Store,
+    conn: &mut AnyConnection,
     n: usize,
     (at, inserts): (&[usize], &[&NewJob]),
     books: &[(usize, &Bookkeeping)],
 ) -> Result<Vec<Option<Written>>, StoreError> {
     let mut out: Vec<Option<Written>> = (0..n).map(|_| None).collect();
     if !inserts.is_empty() {
-        for (&i, done) in at.iter().zip(insert::insert_batch(store, inserts).await?) {
+        for (&i, done) in at
+            .iter()
+            .zip(insert::insert_batch(Backend::Sqlite, conn, inserts).await?)
+        {
             out[i] = done.map(|d| Written::Inserted(Box::new(d)));
         }
     }
     let refs: Vec<&Bookkeeping> = books.iter().map(|(_, b)| *b).collect();
-    match bookkeeping::one_by_one(store, &refs).await {
+    match bookkeeping::one_by_one(Backend::Sqlite, conn, &refs).await {
         Ok(done) => {
             for ((i, _), n) in books.iter().zip(done) {
                 out[*i] = Some(Written::Changed(n));

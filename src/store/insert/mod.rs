@@ -13,9 +13,11 @@ pub(super) mod sqlite;
 use std::collections::HashSet;
 
 use serde::Serialize;
-use sqlx::{Any, AssertSqlSafe, Row, any::AnyArguments, query::Query};
+use sqlx::{Any, AnyConnection, AssertSqlSafe, Row, any::AnyArguments, query::Query};
 
-use super::{REQUEST_COLUMNS, Store, StoreError, batch::Batched, outbox, request_from_row};
+use super::{
+    Backend, REQUEST_COLUMNS, Store, StoreError, batch::Batched, one_trip::one_trip, outbox, request_from_row,
+};
 use crate::{
     domain::{RequestId, now_ms, ordered_token},
     events::EventData,
@@ -51,13 +53,20 @@ impl Batched for NewJob {
     /// 18 bound values a request: well under SQLite's and PostgreSQL's limits.
     const MAX: usize = 64;
 
-    async fn batch(store: &Store, jobs: &[Self]) -> Result<Vec<Option<Inserted>>, StoreError> {
-        insert_batch(store, &jobs.iter().collect::<Vec<_>>()).await
+    async fn batch(
+        store: &Store,
+        conn: &mut AnyConnection,
+        jobs: &[Self],
+    ) -> Result<Vec<Option<Inserted>>, StoreError> {
+        insert_batch(store.backend(), conn, &jobs.iter().collect::<Vec<_>>()).await
     }
 
     /// A batch of one; a request whose idempotency key was taken is the one that took it.
     async fn one(store: &Store, job: &Self) -> Result<Inserted, StoreError> {
-        match insert_batch(store, &[job]).await?.pop().flatten() {
+        let mut conn = store.writer().acquire().await?;
+        let done = insert_batch(store.backend(), &mut conn, &[job]).await?;
+        drop(conn);
+        match done.into_iter().next().flatten() {
             Some(stored) => Ok(stored),
             None => store.existing(&job.new).await.map(|r| (r, false, Vec::new())),
         }
@@ -97,11 +106,15 @@ impl Prepared {
 /// (SQLite); both read the rows as JSON arrays (`rows`). `None` for a request that was not
 /// inserted because one with its idempotency key exists (the caller looks it up after the
 /// commit).
-pub(super) async fn insert_batch(store: &Store, jobs: &[&NewJob]) -> Result<Vec<Option<Inserted>>, StoreError> {
+pub(super) async fn insert_batch(
+    backend: Backend,
+    conn: &mut AnyConnection,
+    jobs: &[&NewJob],
+) -> Result<Vec<Option<Inserted>>, StoreError> {
     let plan = Plan::new(jobs)?;
-    let returned = match store.backend() {
-        super::Backend::Postgres => plan.bind(postgres::statement()).fetch_all(store.writer()).await?,
-        super::Backend::Sqlite => store.one_trip(plan.bind(sqlite::transaction())).await?,
+    let returned = match backend {
+        Backend::Postgres => plan.bind(postgres::statement()).fetch_all(conn).await?,
+        Backend::Sqlite => one_trip(conn, plan.bind(sqlite::transaction())).await?,
     };
     // The id is the last column: SQLite's rows also carry their statement's tag (writer.rs).
     let inserted = returned
