@@ -215,6 +215,29 @@ async fn a_failed_batch_stores_nothing_and_the_next_one_commits() {
     }
 }
 
+/// `n` new requests (keys `{prefix}-{i}`) whose first rows `owner` claimed: their heads, and
+/// the time of the claim.
+async fn submitted_and_claimed(
+    app: &Arc<deckhand::app::App>,
+    prefix: &str,
+    n: usize,
+    owner: &str,
+) -> (Vec<deckhand::store::Head>, i64) {
+    for i in 0..n {
+        app.submit(invocation(app, "alice", format!("{prefix}-{i}")))
+            .await
+            .expect("submitted");
+    }
+    let now = deckhand::domain::now_ms();
+    let heads = app
+        .store
+        .claim_heads(now, 64, owner, now + 60_000)
+        .await
+        .expect("claim");
+    assert_eq!(heads.len(), n, "each request's first row, claimed");
+    (heads, now)
+}
+
 /// Posts finished together share a bookkeeping commit (on SQLite one query from BEGIN to
 /// COMMIT), and each mark is still its own compare-and-set: a deliverer that holds its row
 /// marks it delivered and claims the prompt's row after it; one whose claim is another's
@@ -228,18 +251,7 @@ async fn posts_finished_together_share_a_commit_and_each_mark_is_its_own() {
         let db = TestDb::new(backend).await;
         let test = spawn_app(&db).await;
         let app = test.app().clone();
-        for i in 0..N {
-            app.submit(invocation(&app, "alice", format!("marks-{i}")))
-                .await
-                .expect("submitted");
-        }
-        let now = deckhand::domain::now_ms();
-        let heads = app
-            .store
-            .claim_heads(now, 64, OWNER, now + 60_000)
-            .await
-            .expect("claim");
-        assert_eq!(heads.len(), N, "each request's first row, claimed");
+        let (heads, now) = submitted_and_claimed(&app, "marks", N, OWNER).await;
         let (commits, writes) = app.store.bookkeeping_commits();
         let marks = heads.iter().enumerate().map(|(i, head)| {
             let store = &app.store;
@@ -287,18 +299,7 @@ async fn new_requests_marks_and_failures_arriving_together_each_land() {
         let db = TestDb::new(backend).await;
         let test = spawn_app(&db).await;
         let app = test.app().clone();
-        for i in 0..N {
-            app.submit(invocation(&app, "alice", format!("mixed-{i}")))
-                .await
-                .expect("submitted");
-        }
-        let now = deckhand::domain::now_ms();
-        let heads = app
-            .store
-            .claim_heads(now, 64, OWNER, now + 60_000)
-            .await
-            .expect("claim");
-        assert_eq!(heads.len(), N);
+        let (heads, now) = submitted_and_claimed(&app, "mixed", N, OWNER).await;
         let store = &app.store;
         let writes = heads.iter().enumerate().map(|(i, head)| async move {
             let id = &head.request_id;
