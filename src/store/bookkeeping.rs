@@ -13,9 +13,10 @@
 //! statement, `BEGIN` and `COMMIT` included, is a hand-over to sqlx's thread for the
 //! connection, and a new request's group commit waits for the writer meanwhile: one
 //! statement per write made that four or five hand-overs a command, and a statement per
-//! kind of write still five a batch (issue 14). A batch holding a rarer write (a claim of a
-//! progress run, a failure, a deferral) goes one statement per write in one transaction,
-//! as every batch does on PostgreSQL.
+//! kind of write still five a batch (issue 14). On PostgreSQL the same batch is one
+//! statement of data-modifying `WITH` clauses (its own transaction, one round trip where a
+//! statement per write was one each). A batch holding a rarer write (a claim of a progress
+//! run, a failure, a deferral) goes one statement per write in one transaction.
 //!
 //! Each write is still its own compare-and-set on its own rows: a multi-row statement holds
 //! at most one write per request (a second write to the same request in a batch goes after
@@ -53,17 +54,16 @@ impl Bookkeeping {
 impl Batched for Bookkeeping {
     /// Rows changed (a surface swap changes its one row when it wins).
     type Output = u64;
-    /// A new request waits for the writer behind at most one such batch; on PostgreSQL it
-    /// is still one statement per write, so the bound stays where the README puts it.
+    /// A new request waits for the writer behind at most one such batch; a batch with a
+    /// rarer write is still one statement per write, so the bound stays where the README
+    /// puts it.
     const MAX: usize = 48;
 
     async fn batch(store: &Store, conn: &mut AnyConnection, jobs: &[Self]) -> Result<Vec<Option<u64>>, StoreError> {
-        if store.backend() == Backend::Sqlite {
-            let grouped = Grouped::of(jobs.iter().enumerate());
-            if grouped.multi_row() {
-                let done = multi_row(conn, &grouped, jobs.len()).await?;
-                return Ok(done.into_iter().map(Some).collect());
-            }
+        let grouped = Grouped::of(jobs.iter().enumerate());
+        if grouped.multi_row() {
+            let done = multi_row(store.backend(), conn, &grouped, jobs.len()).await?;
+            return Ok(done.into_iter().map(Some).collect());
         }
         let done = one_by_one(store.backend(), conn, &jobs.iter().collect::<Vec<_>>()).await?;
         Ok(done.into_iter().map(Some).collect())
@@ -120,15 +120,27 @@ impl<'a> Grouped<'a> {
     }
 }
 
-/// A SQLite batch of swaps and marks alone (the usual one: posts' conversation states and
-/// their "delivered" marks) as one query, `BEGIN IMMEDIATE` to `COMMIT` (one_trip.rs).
-async fn multi_row(conn: &mut AnyConnection, grouped: &Grouped<'_>, n: usize) -> Result<Vec<u64>, StoreError> {
+/// A batch of swaps and marks alone (the usual one: posts' conversation states and their
+/// "delivered" marks) as one query: on SQLite `BEGIN IMMEDIATE` to `COMMIT` (one_trip.rs),
+/// on PostgreSQL one statement, which is its own transaction.
+async fn multi_row(
+    backend: Backend,
+    conn: &mut AnyConnection,
+    grouped: &Grouped<'_>,
+    n: usize,
+) -> Result<Vec<u64>, StoreError> {
     let (swaps, claims, marks) = grouped.rows();
-    let query = sqlx::query(AssertSqlSafe(transaction()))
-        .bind(swaps)
-        .bind(claims)
-        .bind(marks);
-    Ok(grouped.finish(&tagged(&one_trip(conn, query).await?)?, n))
+    let rows = match backend {
+        Backend::Sqlite => {
+            let query = sqlx::query(AssertSqlSafe(transaction()));
+            one_trip(conn, query.bind(swaps).bind(claims).bind(marks)).await?
+        }
+        Backend::Postgres => {
+            let query = sqlx::query(POSTGRES);
+            query.bind(swaps).bind(claims).bind(marks).fetch_all(conn).await?
+        }
+    };
+    Ok(grouped.finish(&tagged(&rows)?, n))
 }
 
 /// How many rows each (statement tag, request id) changed, from a one-trip query's rows.
@@ -232,3 +244,33 @@ pub(super) fn statements(first: usize) -> String {
             AND deliveries.lease_owner = v.who AND +deliveries.state = 'pending' RETURNING 'mark', request_id"
     )
 }
+
+/// The batch on PostgreSQL: one statement (its own transaction), `$1` swaps, `$2` follow-on
+/// claims, `$3` marks.
+///
+/// Data-modifying `WITH` clauses all see the snapshot the statement began with, so each
+/// follow-on claim tests its mark's condition on the rows as they were before the mark, as
+/// on SQLite where the claim runs first. (Round nine's three `UPDATE … FROM` statements in
+/// a transaction left the posts behind the acks; this one statement keeps up; README.)
+const POSTGRES: &str = r#"WITH swaps AS (
+    UPDATE requests SET surface_data = v.data
+    FROM json_to_recordset($1::json) AS v(rid text, was text, data text)
+    WHERE requests.id = v.rid AND requests.surface_data IS NOT DISTINCT FROM v.was
+    RETURNING 'swap'::text AS tag, requests.id AS rid
+), claims AS (
+    UPDATE deliveries SET lease_owner = v.who, lease_until = v.till, attempts = deliveries.attempts + 1
+    FROM json_to_recordset($2::json) AS v(rid text, lo bigint, hi bigint, seq bigint, who text, stamp bigint, till bigint)
+    WHERE deliveries.request_id = v.rid AND deliveries.seq = v.seq AND deliveries.state = 'pending'
+      AND (deliveries.lease_until IS NULL OR deliveries.lease_until < v.stamp)
+      AND EXISTS (SELECT 1 FROM deliveries m WHERE m.request_id = v.rid AND m.seq BETWEEN v.lo AND v.hi
+                  AND m.lease_owner = v.who AND m.state = 'pending')
+    RETURNING 'claim'::text AS tag, deliveries.request_id AS rid
+), marks AS (
+    UPDATE deliveries SET state = 'delivered', delivered_at = v.stamp, platform_id = v.pid,
+        lease_owner = NULL, lease_until = NULL, error = NULL
+    FROM json_to_recordset($3::json) AS v(rid text, lo bigint, hi bigint, who text, stamp bigint, pid text)
+    WHERE deliveries.request_id = v.rid AND deliveries.seq BETWEEN v.lo AND v.hi
+      AND deliveries.lease_owner = v.who AND deliveries.state = 'pending'
+    RETURNING 'mark'::text AS tag, deliveries.request_id AS rid
+)
+SELECT tag, rid FROM swaps UNION ALL SELECT tag, rid FROM claims UNION ALL SELECT tag, rid FROM marks"#;
