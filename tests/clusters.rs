@@ -269,5 +269,33 @@ async fn services_live_in_their_environments_cluster() {
             app.to_string().contains("uploads"),
             "thumbs is wired to the bucket in us: {app}"
         );
+
+        // Without an environment every cluster is asked: the bucket in us is listed although
+        // the default cluster, eu, holds no services.
+        let everywhere = env.run("bob", "service list").await;
+        assert_eq!(state(&everywhere), "succeeded", "{everywhere:#}");
+        assert_eq!(outcome(&everywhere), "1 service(s)", "{everywhere:#}");
+        let text = output_text(&everywhere);
+        assert!(
+            text.starts_with("uploads  s3-bucket  media  ready") && text.contains("bound to thumbs"),
+            "{text}"
+        );
+        assert_eq!(output_data(&everywhere)["services"][0]["env"], "media");
+        // A cluster that stops answering is named; the list of the others still comes.
+        drop(us);
+        let partial = env.run("bob", "service list").await;
+        assert_eq!(state(&partial), "succeeded", "{partial:#}");
+        assert!(
+            outcome(&partial).starts_with("no services (partial: cluster us did not answer: "),
+            "{}",
+            outcome(&partial)
+        );
+        assert_eq!(output_data(&partial)["silent_clusters"], serde_json::json!(["us"]));
+        assert!(
+            output_text(&partial)
+                .lines()
+                .any(|l| l.starts_with("cluster us did not answer: ")),
+            "{partial:#}"
+        );
     }
 }

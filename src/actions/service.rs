@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 use super::{Action, ActionContext, ActionError, ActionRegistry, app::watch, env::env_facts, with_progress};
 use crate::{
     app::App,
-    cluster::{ClusterError, MANAGED_BY, MANAGER, OWNER, REQUEST, custom::WaitError, env::manifest},
+    cluster::{Cluster, ClusterError, MANAGED_BY, MANAGER, OWNER, REQUEST, custom::WaitError, env::manifest},
     commands::Args,
     domain::Name,
     identity::Principal,
@@ -44,7 +44,7 @@ pub fn register(registry: &mut ActionRegistry) {
     let classes = Arc::new(Classes::default());
     registry.register(Arc::new(Provision(classes.clone())));
     registry.register(Arc::new(Bind(classes.clone())));
-    registry.register(Arc::new(List(classes.clone())));
+    registry.register(Arc::new(super::service_list::List(classes.clone())));
     registry.register(Arc::new(ClassList(classes.clone())));
     registry.register(Arc::new(Delete(classes)));
 }
@@ -52,10 +52,10 @@ pub fn register(registry: &mut ActionRegistry) {
 /// The configured classes, loaded on first use. `serve` has already refused to start on
 /// invalid ones, so an error here means the files changed since.
 #[derive(Default)]
-struct Classes(OnceLock<Result<Arc<Catalog>, String>>);
+pub(super) struct Classes(OnceLock<Result<Arc<Catalog>, String>>);
 
 impl Classes {
-    fn get(&self, app: &App) -> Result<Arc<Catalog>, ActionError> {
+    pub(super) fn get(&self, app: &App) -> Result<Arc<Catalog>, ActionError> {
         self.0
             .get_or_init(|| {
                 Catalog::load(&app.config.services)
@@ -136,30 +136,41 @@ fn check_schema(
 }
 
 /// A provisioned service as the cluster records it: the primary object's labels.
-struct Found {
-    class: String,
-    params: BTreeMap<String, String>,
-    object: Value,
+pub(super) struct Found {
+    pub(super) class: String,
+    pub(super) params: BTreeMap<String, String>,
+    pub(super) object: Value,
 }
 
 impl Found {
-    fn ready(&self, class: &ServiceClass) -> bool {
+    pub(super) fn ready(&self, class: &ServiceClass) -> bool {
         class.ready.holds(&self.object)
     }
 }
 
 /// The cluster `env` lives in (with several clusters, see `cluster::clusters`); the default
 /// cluster for questions about every environment.
-async fn cluster_of(app: &App, env: Option<&str>) -> Result<std::sync::Arc<crate::cluster::Cluster>, ActionError> {
+pub(super) async fn cluster_of(app: &App, env: Option<&str>) -> Result<Arc<Cluster>, ActionError> {
     match env {
         Some(env) => Ok(app.clusters.locate(env).await?),
         None => Ok(app.clusters.default_cluster()),
     }
 }
 
-/// The services in `ns` (all environments with None), optionally only the one named.
-async fn find(app: &App, catalog: &Catalog, ns: Option<&str>, name: Option<&str>) -> Result<Vec<Found>, ActionError> {
-    let cluster = cluster_of(app, ns).await?;
+/// The services in `env`'s cluster and namespace, optionally only the one named.
+async fn find(app: &App, catalog: &Catalog, env: &str, name: Option<&str>) -> Result<Vec<Found>, ActionError> {
+    let cluster = cluster_of(app, Some(env)).await?;
+    Ok(find_in(&cluster, catalog, Some(env), name).await?)
+}
+
+/// The services `cluster` holds in `ns` (all environments with None), optionally only the
+/// one named.
+pub(super) async fn find_in(
+    cluster: &Cluster,
+    catalog: &Catalog,
+    ns: Option<&str>,
+    name: Option<&str>,
+) -> Result<Vec<Found>, ClusterError> {
     let mut out = Vec::new();
     for class in catalog.classes() {
         let Some((api_version, kind)) = class.kinds.first() else {
@@ -171,7 +182,7 @@ async fn find(app: &App, catalog: &Catalog, ns: Option<&str>, name: Option<&str>
         {
             Ok(ar) => ar,
             Err(ClusterError::NotFound(_)) => continue,
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         };
         let mut labels = format!("{CLASS}={}", class.name);
         match name {
@@ -185,7 +196,7 @@ async fn find(app: &App, catalog: &Catalog, ns: Option<&str>, name: Option<&str>
                 tracing::debug!(class = %class.name, kind, "the cluster does not serve this class's kind");
                 continue;
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         };
         for object in objects {
             let params = object["metadata"]["annotations"][PARAMS]
@@ -203,7 +214,7 @@ async fn find(app: &App, catalog: &Catalog, ns: Option<&str>, name: Option<&str>
 }
 
 async fn find_one(app: &App, catalog: &Catalog, env: &str, name: &str) -> Result<Found, ActionError> {
-    find(app, catalog, Some(env), Some(name))
+    find(app, catalog, env, Some(name))
         .await?
         .into_iter()
         .next()
@@ -221,25 +232,6 @@ async fn dependents(app: &App, env: &str, service: &str) -> Result<Vec<String>, 
         .deployments(Some(env), &format!("{BOUND_PREFIX}{service}"))
         .await?;
     Ok(list.into_iter().filter_map(|d| d.metadata.name).collect())
-}
-
-/// (environment, service) -> the apps bound to it, in `ns` or everywhere.
-async fn bindings(app: &App, ns: Option<&str>) -> Result<BTreeMap<(String, String), Vec<String>>, ActionError> {
-    let list = cluster_of(app, ns).await?.deployments(ns, "").await?;
-    let mut out: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
-    for d in list {
-        let (Some(app_name), Some(env)) = (d.metadata.name, d.metadata.namespace) else {
-            continue;
-        };
-        for key in d.metadata.labels.unwrap_or_default().into_keys() {
-            if let Some(service) = key.strip_prefix(BOUND_PREFIX) {
-                out.entry((env.clone(), service.to_owned()))
-                    .or_default()
-                    .push(app_name.clone());
-            }
-        }
-    }
-    Ok(out)
 }
 
 fn context(class: &ServiceClass, name: &str, env: &str, params: Params, app: Option<&str>) -> Context {
@@ -304,7 +296,7 @@ impl Action for Provision {
         if info.terminating {
             return Err(ActionError::Failed(format!("environment {env} is being deleted")));
         }
-        if let Some(other) = find(&ctx.app, &catalog, Some(env.as_str()), Some(name.as_str()))
+        if let Some(other) = find(&ctx.app, &catalog, env.as_str(), Some(name.as_str()))
             .await?
             .into_iter()
             .find(|f| f.class != class.name.as_str())
@@ -637,73 +629,6 @@ impl Action for Bind {
         .await?;
         let line = watch(ctx, &env, &app, generation).await?;
         Ok(format!("{name} ({}) is bound to {app} in {env} ({line})", class.name))
-    }
-}
-
-struct List(Arc<Classes>);
-
-#[async_trait]
-impl Action for List {
-    fn name(&self) -> &'static str {
-        "service.list"
-    }
-    fn inline(&self) -> bool {
-        true
-    }
-    fn rerunnable(&self) -> bool {
-        true
-    }
-    async fn run(&self, ctx: &ActionContext) -> Result<String, ActionError> {
-        let catalog = self.0.get(&ctx.app)?;
-        let env = ctx.request.args.name("env")?;
-        let found = find(&ctx.app, &catalog, env.as_ref().map(Name::as_str), None).await?;
-        let where_ = env.as_ref().map(|e| format!(" in {e}")).unwrap_or_default();
-        if found.is_empty() {
-            ctx.output(
-                format!("No services{where_}. `service classes` shows what can be provisioned."),
-                crate::events::Output::default(),
-            )
-            .await?;
-            return Ok(format!("no services{where_}"));
-        }
-        let bound = bindings(&ctx.app, env.as_ref().map(Name::as_str)).await?;
-        let mut lines = Vec::new();
-        let mut rows = Vec::new();
-        for f in &found {
-            let Some(class) = catalog.get(&f.class) else { continue };
-            let meta = &f.object["metadata"];
-            let (name, ns) = (
-                meta["name"].as_str().unwrap_or_default(),
-                meta["namespace"].as_str().unwrap_or_default(),
-            );
-            let state = if f.ready(class) { "ready" } else { "not ready" };
-            let sizes = Params::from_map(&class.params, &f.params)
-                .map(|p| p.sizes(&class.params))
-                .unwrap_or_default();
-            let endpoint = class.endpoint(&catalog.renderer, &f.object).unwrap_or_default();
-            let apps = bound
-                .get(&(ns.to_owned(), name.to_owned()))
-                .cloned()
-                .unwrap_or_default();
-            let apps_text = if apps.is_empty() {
-                String::new()
-            } else {
-                format!("bound to {}", apps.join(", "))
-            };
-            lines.push(
-                format!("{name}  {}  {ns}  {state}  {sizes}  {endpoint}  {apps_text}", f.class)
-                    .trim_end()
-                    .to_owned(),
-            );
-            rows.push(json!({ "name": name, "class": f.class, "env": ns, "ready": f.ready(class), "params": f.params, "endpoint": endpoint, "bound": apps }));
-        }
-        let count = lines.len();
-        ctx.output(
-            lines.join("\n"),
-            crate::events::Output::fields(json!({ "services": rows })),
-        )
-        .await?;
-        Ok(format!("{count} service(s){where_}"))
     }
 }
 
