@@ -10,6 +10,7 @@ mod exec;
 mod loadtest;
 mod proxy;
 mod service;
+mod service_bind;
 mod service_list;
 mod shell;
 
