@@ -1,11 +1,14 @@
 //! What environment actions ask of several clusters (src/cluster/clusters.rs): whether a
-//! new environment's name is taken in another cluster, and every cluster's environments.
-//! Without `clusters` tables both are what they were: the one cluster, errors and all.
+//! new environment's name is taken in another cluster, and what the lists that span
+//! clusters (`env list`, `service list`) ask of every one. Without `clusters` tables both
+//! are what they were: the one cluster, errors and all.
+
+use std::{future::Future, sync::Arc};
 
 use super::ActionError;
 use crate::{
     app::App,
-    cluster::{clusters::Partial, env::EnvInfo},
+    cluster::{Cluster, ClusterError, clusters::Partial, env::EnvInfo},
 };
 
 /// Refuses `name` when another cluster has it, or when a cluster that did not answer might:
@@ -25,19 +28,30 @@ pub(super) async fn name_is_free_elsewhere(app: &App, name: &str, target: &str) 
     Ok(())
 }
 
-/// Every cluster's environments. With one cluster its error is the action's error, as before;
-/// with several, a cluster that did not answer is named in `silent` instead (and when none
-/// answered, that is the error).
+/// Every cluster's environments (see `every_cluster`).
 pub(super) async fn all_environments(app: &App) -> Result<Partial<Vec<EnvInfo>>, ActionError> {
+    every_cluster(app, |c| async move { c.environments().await }).await
+}
+
+/// `ask` of every cluster, as the lists that span clusters (`env list`, `service list`) need
+/// it. With one cluster its error is the action's error, as before; with several, a cluster
+/// that did not answer is named in `silent` instead (and when none answered, that is the
+/// error: partial is worth showing, nothing at all is a failure).
+pub(super) async fn every_cluster<T, F, Fut>(app: &App, ask: F) -> Result<Partial<T>, ActionError>
+where
+    F: Fn(Arc<Cluster>) -> Fut,
+    Fut: Future<Output = Result<T, ClusterError>>,
+{
     if !app.clusters.several() {
-        let envs = app.cluster.environments().await?;
         return Ok(Partial {
-            items: vec![(crate::cluster::clusters::DEFAULT.to_owned(), envs)],
+            items: vec![(
+                crate::cluster::clusters::DEFAULT.to_owned(),
+                ask(app.cluster.clone()).await?,
+            )],
             silent: Vec::new(),
         });
     }
-    let found = app.clusters.environments().await;
-    // Partial is worth showing; nothing at all is a failure.
+    let found = app.clusters.ask_all(ask).await;
     if found.items.is_empty() {
         return Err(ActionError::Failed(format!(
             "no cluster answered: {}",

@@ -10,10 +10,11 @@ use serde_json::json;
 
 use super::{
     Action, ActionContext, ActionError,
+    env_clusters::every_cluster,
     service::{Classes, Found, cluster_of, find_in},
 };
 use crate::{
-    cluster::{Cluster, ClusterError},
+    cluster::{Cluster, ClusterError, clusters::silent_line},
     services::{BOUND_PREFIX, Catalog, Params},
 };
 
@@ -57,11 +58,7 @@ impl Action for List {
             None => everywhere(ctx, &catalog).await?,
         };
         let where_ = env.as_ref().map(|e| format!(" in {e}")).unwrap_or_default();
-        let silent: Vec<String> = listing
-            .silent
-            .iter()
-            .map(|(c, why)| format!("cluster {c} did not answer: {why}"))
-            .collect();
+        let silent: Vec<String> = listing.silent.iter().map(|(c, why)| silent_line(c, why)).collect();
         let partial = match silent.is_empty() {
             true => String::new(),
             false => format!(" (partial: {})", silent.join("; ")),
@@ -87,27 +84,9 @@ impl Action for List {
     }
 }
 
-/// Every cluster's services. With one cluster its error is the action's error; with several,
-/// a cluster that did not answer is named instead (and when none answered, that is the error).
+/// Every cluster's services (see `every_cluster`).
 async fn everywhere(ctx: &ActionContext, catalog: &Catalog) -> Result<Listing, ActionError> {
-    let clusters = &ctx.app.clusters;
-    if !clusters.several() {
-        let (found, bound) = in_cluster(&clusters.default_cluster(), catalog, None).await?;
-        return Ok(Listing {
-            found,
-            bound,
-            silent: Vec::new(),
-        });
-    }
-    let asked = clusters
-        .ask_all(|c| async move { in_cluster(&c, catalog, None).await })
-        .await;
-    if asked.items.is_empty() {
-        return Err(ActionError::Failed(format!(
-            "no cluster answered: {}",
-            asked.silent_lines().join("; ")
-        )));
-    }
+    let asked = every_cluster(&ctx.app, |c| async move { in_cluster(&c, catalog, None).await }).await?;
     let mut listing = Listing {
         silent: asked.silent,
         ..Listing::default()

@@ -154,11 +154,13 @@ pub struct Partial<T> {
 impl<T> Partial<T> {
     /// "cluster eu did not answer: ..." lines.
     pub fn silent_lines(&self) -> Vec<String> {
-        self.silent
-            .iter()
-            .map(|(c, why)| format!("cluster {c} did not answer: {why}"))
-            .collect()
+        self.silent.iter().map(|(c, why)| silent_line(c, why)).collect()
     }
+}
+
+/// "cluster eu did not answer: ...".
+pub fn silent_line(cluster: &str, why: &str) -> String {
+    format!("cluster {cluster} did not answer: {why}")
 }
 
 /// Every configured cluster by name, with the rules for picking one.
