@@ -149,7 +149,8 @@ async fn deckhand(s: &Settings, sink: &Sink, postgres: bool) -> Measured {
     let stored = servers::stored(&running).await;
     let calls = catch_up(sink, calls_before, stored).await;
     println!(
-        "  {name}: stored requests {stored} (acked {acked} by the bench's generator, plus wrk's and the warm-up); Slack Web API calls {calls}"
+        "  {name}: stored requests {stored} (acked {acked} by the bench's generator, plus wrk's and the warm-up); Slack Web API calls {calls}; handed to the deliverer in memory {} (the rest found by its poll)",
+        running.app.surfaces.handed_over()
     );
     if std::env::var_os("SLACK_BENCH_NO_POSTS").is_none() && (calls as i64) < 2 * stored {
         println!(

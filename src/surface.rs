@@ -234,6 +234,12 @@ impl Surfaces {
         self.map.is_empty()
     }
 
+    /// New requests handed to this replica's deliverer in memory so far (the rest were
+    /// found by its poll), as /metrics reports them.
+    pub fn handed_over(&self) -> u64 {
+        self.handoff.handed_over()
+    }
+
     /// A place with this replica's deliverer for a new request on `surface`, whose first
     /// delivery row is then stored claimed by `owner` (`crate::outbox::handoff`); `None` when
     /// no surface here shows it or the deliverer is not running or has no room.

@@ -47,7 +47,7 @@ pub async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap) -> Respons
             &counts,
             &deliveries,
             app.store.group_commits(),
-            app.surfaces.handoff.handed_over(),
+            app.surfaces.handed_over(),
         ),
     )
         .into_response()
