@@ -63,6 +63,7 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
     let mut deliverer = Deliverer::new(CONCURRENCY);
     let lease_ms = app.config.delivery.lease.as_millis_i64();
     let mut next_poll = tokio::time::Instant::now();
+    let mut last_poll = next_poll.checked_sub(POLL).unwrap_or(next_poll);
     // Whether the last poll found as many rows as it may claim (so more may be waiting).
     let mut more = false;
     // Whether a row was stored since a delivery started: its request's previous row may have
@@ -73,23 +74,26 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
         // task (its future's memory) until it is joined, and joining one per wake-up let
         // tens of thousands pile up under a burst (issue 14's memory figures).
         while deliverer.tasks.try_join_next().is_some() {}
-        if tokio::time::Instant::now() >= next_poll {
+        let now = tokio::time::Instant::now();
+        if now >= next_poll && !hand_overs_first(fresh.is_empty(), now - last_poll) {
             more = deliverer.poll(&app).await == HEADS as usize;
-            next_poll = tokio::time::Instant::now() + POLL;
+            last_poll = tokio::time::Instant::now();
+            next_poll = last_poll + POLL;
         }
         tokio::select! {
+            biased;
             _ = shutdown.cancelled() => break,
-            _ = app.surfaces.wake.notified() => {
-                next_poll = tokio::time::Instant::now();
-                woken = true;
-            }
-            _ = tokio::time::sleep_until(next_poll) => {}
             Some(new) = fresh.recv() => {
                 // A hand-over too late for its claim is left to the poll after the claim.
                 if new.in_time(lease_ms, now_ms()) {
                     deliverer.start(&app, new.head, Some(new.loaded)).await;
                 }
             }
+            _ = app.surfaces.wake.notified() => {
+                next_poll = tokio::time::Instant::now();
+                woken = true;
+            }
+            _ = tokio::time::sleep_until(next_poll) => {}
             // A finished delivery calls for a poll only when rows may be waiting: the last
             // poll left some behind, or a row was stored meanwhile (perhaps behind this one).
             Some(_) = deliverer.tasks.join_next(), if !deliverer.tasks.is_empty() => {
@@ -106,6 +110,16 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
     })
     .await;
     deliverer.tasks.abort_all();
+}
+
+/// Whether a due poll waits for the hand-overs queued now (`queue_empty` false): they cost
+/// no claim and no read, and one left in the queue past a second waits out its claim's lease
+/// (10 s by default) before a poll may take it. Under a burst the deliverer is behind, wakes
+/// and finished deliveries ask for a poll all the time, and polls took the slots while the
+/// queue aged (README, issue 14, round thirteen). A poll still runs every [`POLL`]: the rows
+/// that found the queue full, retries and other replicas' rows are not starved.
+fn hand_overs_first(queue_empty: bool, since_last_poll: Duration) -> bool {
+    !queue_empty && since_last_poll < POLL
 }
 
 /// The rows this replica delivers next, claimed (leased) in one write.
@@ -355,4 +369,22 @@ fn retry_at(app: &App, head: &Head, e: &SurfaceError) -> Option<i64> {
         .min(MAX_BACKOFF_MS);
     let at = now + backoff;
     (!e.permanent && at <= head.created_at + retry_for).then_some(at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queued_hand_overs_go_before_a_poll_but_never_past_the_poll_interval() {
+        assert!(!hand_overs_first(true, Duration::ZERO), "nothing queued: poll");
+        assert!(
+            hand_overs_first(false, Duration::from_millis(10)),
+            "queued, polled just now: hand-overs first"
+        );
+        assert!(
+            !hand_overs_first(false, POLL),
+            "queued, but a poll is due by the interval"
+        );
+    }
 }
