@@ -66,6 +66,20 @@ pub(super) fn class<'a>(catalog: &'a Catalog, name: &str) -> Result<&'a ServiceC
     })
 }
 
+/// The environment's facts with the class's (`cost`, `class`): what [`SERVICE_FACTS`]
+/// policies see for provision and bind alike.
+pub(super) async fn service_facts(
+    app: &App,
+    env: &str,
+    who: &Principal,
+    class: &ServiceClass,
+) -> Result<BTreeMap<String, String>, ActionError> {
+    let mut facts = env_facts(app, env, who).await?;
+    facts.insert("cost".into(), class.cost.to_string());
+    facts.insert("class".into(), class.name.to_string());
+    Ok(facts)
+}
+
 pub(super) fn arg_name(args: &Args, arg: &str) -> Result<Name, ActionError> {
     Ok(Args::require(args.name(arg), arg)?)
 }
@@ -256,10 +270,7 @@ impl Action for Provision {
         let catalog = self.0.get(app)?;
         let class = class(&catalog, args.get("class").unwrap_or_default())?;
         params(class, args)?;
-        let mut facts = env_facts(app, arg_name(args, "env")?.as_str(), who).await?;
-        facts.insert("cost".into(), class.cost.to_string());
-        facts.insert("class".into(), class.name.to_string());
-        Ok(facts)
+        service_facts(app, arg_name(args, "env")?.as_str(), who, class).await
     }
     fn approval_detail(&self, app: &App, args: &Args) -> Option<String> {
         let catalog = self.0.get(app).ok()?;

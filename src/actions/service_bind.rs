@@ -20,8 +20,7 @@ use serde_json::json;
 use super::{
     Action, ActionContext, ActionError,
     app::watch,
-    env::env_facts,
-    service::{Classes, SERVICE_FACTS, arg_name, class, cluster_of, context, find_one, template_error},
+    service::{Classes, SERVICE_FACTS, arg_name, class, cluster_of, context, find_one, service_facts, template_error},
 };
 use crate::{
     app::App,
@@ -88,13 +87,9 @@ impl Action for Bind {
     }
     async fn facts(&self, app: &App, args: &Args, who: &Principal) -> Result<BTreeMap<String, String>, ActionError> {
         let env = arg_name(args, "env")?;
-        let mut facts = env_facts(app, env.as_str(), who).await?;
         let catalog = self.0.get(app)?;
         let found = find_one(app, &catalog, env.as_str(), arg_name(args, "name")?.as_str()).await?;
-        let class = class(&catalog, &found.class)?;
-        facts.insert("cost".into(), class.cost.to_string());
-        facts.insert("class".into(), class.name.to_string());
-        Ok(facts)
+        service_facts(app, env.as_str(), who, class(&catalog, &found.class)?).await
     }
     async fn run(&self, ctx: &ActionContext) -> Result<String, ActionError> {
         let catalog = self.0.get(&ctx.app)?;
