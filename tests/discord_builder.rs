@@ -255,6 +255,16 @@ async fn a_built_env_create_is_stored_and_answered_as_if_typed() {
         let said = bad["data"]["content"].as_str().unwrap_or_default();
         assert!(said.contains("**name**") && said.contains("**ttl**"), "{said}");
         assert!(rig.requests().await.is_empty(), "nothing stored for a bad form");
+        let shown: Vec<&str> = bad["data"]["embeds"][0]["fields"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|f| f["value"].as_str())
+            .collect();
+        assert!(
+            shown.contains(&"Bad\\_Name"),
+            "what was typed is shown escaped, not as markdown: {bad:#}"
+        );
 
         // "Fix it" reopens the form holding what was typed; only for alice.
         let fix = buttons(&bad)

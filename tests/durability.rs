@@ -313,3 +313,41 @@ async fn sqlite_checkpoints_in_the_background_not_in_the_commit() {
     }
     store.close().await;
 }
+
+/// A PostgreSQL server that dropped every connection of the store's pool during a quiet spell
+/// (a restart, a failover, an idle timeout in a proxy between them) costs no request: the
+/// pool finds a dead connection before handing it out (`store::pool_options`) and opens a
+/// fresh one. PostgreSQL only: a SQLite connection is a file in this process and cannot be
+/// dropped by a server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_connection_dropped_while_idle_costs_no_request() {
+    if !backends().contains(&Backend::Postgres) {
+        return;
+    }
+    let db = TestDb::new(Backend::Postgres).await;
+    let store = deckhand::store::Store::connect(&db.url, 4).await.expect("store");
+    store.migrate().await.expect("migrate");
+    let idle = store.pool().size();
+    assert!(idle > 0, "the pool keeps the connection migrate used");
+
+    let admin = AnyPool::connect(&db.url).await.expect("admin connection");
+    let dropped: i64 = sqlx::query(
+        "SELECT COUNT(pg_terminate_backend(pid)) AS n FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .fetch_one(&admin)
+    .await
+    .and_then(|r| r.try_get("n"))
+    .expect("terminate the store's connections");
+    assert!(
+        dropped >= i64::from(idle),
+        "the server dropped the store's {idle} connection(s): {dropped}"
+    );
+    admin.close().await;
+
+    for _ in 0..idle {
+        let counts = store.counts().await;
+        assert!(counts.is_ok(), "a statement after the drop failed: {counts:?}");
+    }
+    store.close().await;
+}

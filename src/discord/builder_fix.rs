@@ -16,6 +16,10 @@
 //! and its value 1 to 1024, at most 25 fields, 6000 characters in all. A longer value is
 //! carried in several fields of the same name; one that does not fit at all is left out and
 //! the message says which to type again.
+//!
+//! The values are shown escaped (`markup::escape`: a typed `[label](url)` or `**` shows as
+//! typed, not as a link or bold) and unescaped when they come back; the limits count the
+//! escaped text.
 
 use std::collections::BTreeMap;
 
@@ -23,6 +27,7 @@ use serde_json::{Value, json};
 use serenity::model::channel::Message;
 
 use super::builder_form::{self as form, MORE_INPUT, Token};
+use super::markup;
 use crate::signing::Signer;
 
 pub const FIELD_VALUE_MAX: usize = 1024;
@@ -40,10 +45,22 @@ fn input_name(field: &str) -> &str {
     if field == MORE_FIELD { MORE_INPUT } else { field }
 }
 
-/// `s` in pieces of at most `max` characters.
+/// `s` escaped for Discord's markdown, in pieces of at most `max` characters; an escaped
+/// character and its backslash stay in the same piece, so each piece shows as typed.
 fn pieces(s: &str, max: usize) -> Vec<String> {
-    let chars: Vec<char> = s.chars().collect();
-    chars.chunks(max).map(|c| c.iter().collect()).collect()
+    let mut pieces = vec![String::new()];
+    let mut len = 0;
+    for c in s.chars() {
+        let shown = markup::escape(c.encode_utf8(&mut [0; 4]));
+        let n = shown.chars().count();
+        if len + n > max {
+            pieces.push(String::new());
+            len = 0;
+        }
+        len += n;
+        pieces.last_mut().expect("never empty").push_str(&shown);
+    }
+    pieces
 }
 
 /// The embed carrying `entered` (input custom_id -> value), and the inputs whose values did
@@ -59,7 +76,8 @@ pub fn carried(entered: &BTreeMap<String, String>) -> (Value, Vec<String>) {
         }
         let name = field_name(input);
         let parts = pieces(value, FIELD_VALUE_MAX);
-        let size = parts.len() * name.chars().count() + value.chars().count();
+        let shown: usize = parts.iter().map(|p| p.chars().count()).sum();
+        let size = parts.len() * name.chars().count() + shown;
         if fields.len() + parts.len() > FIELDS_MAX || total + size > EMBED_TOTAL_MAX {
             dropped.push(name.to_owned());
             continue;
@@ -80,7 +98,7 @@ pub fn entered(message: &Message) -> BTreeMap<String, String> {
             .or_default()
             .push_str(&f.value);
     }
-    values
+    values.into_iter().map(|(k, v)| (k, markup::unescape(&v))).collect()
 }
 
 /// The row holding the "Fix it" button for `command`, signed for `user`.
@@ -145,6 +163,27 @@ mod tests {
         assert_eq!(back.get("name").map(String::as_str), Some("Bad_Name"));
         assert_eq!(back.get(MORE_INPUT), entered_now.get(MORE_INPUT));
         assert!(!back.contains_key("ttl"), "empty inputs are not carried");
+
+        let markdown: BTreeMap<String, String> = [(
+            "name".to_owned(),
+            format!("[click](https://evil) **x** \\{}", "_".repeat(1500)),
+        )]
+        .into_iter()
+        .collect();
+        let (embed, _) = carried(&markdown);
+        let shown = embed["fields"][0]["value"].as_str().expect("a value");
+        assert!(
+            shown.starts_with("\\[click\\](https://evil) \\*\\*x\\*\\* \\\\"),
+            "{shown}"
+        );
+        assert!(
+            embed["fields"].as_array().expect("fields").iter().all(|f| {
+                let v = f["value"].as_str().unwrap_or_default();
+                v.chars().count() <= 1024 && (!v.ends_with('\\') || v.ends_with("\\\\"))
+            }),
+            "no piece ends between a backslash and the character it escapes: {embed:#}"
+        );
+        assert_eq!(entered(&message(embed)), markdown, "what comes back is what was typed");
 
         let huge: BTreeMap<String, String> = [("a".to_owned(), "z".repeat(4000)), ("b".into(), "w".repeat(4000))]
             .into_iter()

@@ -51,6 +51,23 @@ pub fn escape(s: &str) -> String {
     out
 }
 
+/// The text `escape` was given: a backslash before one of the escaped characters is dropped,
+/// anything else is kept as it is. `unescape(&escape(s)) == s` for every `s`.
+pub fn unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match chars.peek() {
+            Some(&next) if c == '\\' && SPECIAL.contains(&next) => {
+                out.push(next);
+                chars.next();
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
 /// `s`, which mixes deckhand's own formatting (code spans in error messages) with text
 /// someone typed, with mentions and masked links made inert and the formatting kept.
 pub fn inert(s: &str) -> String {
@@ -66,7 +83,27 @@ pub fn inert(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{escape, inert};
+    use super::{escape, inert, unescape};
+
+    #[test]
+    fn unescape_gives_back_what_was_escaped() {
+        for s in [
+            "",
+            "plain",
+            "\\",
+            "a\\*b",
+            "**x** `y` @everyone <#1> [l](u)",
+            "ends with \\",
+            "é\\\\_",
+        ] {
+            assert_eq!(unescape(&escape(s)), s, "{s:?}");
+        }
+        assert_eq!(
+            unescape("\\n stays"),
+            "\\n stays",
+            "a backslash before an ordinary character is kept"
+        );
+    }
 
     #[test]
     fn inert_keeps_code_spans() {
