@@ -7,39 +7,44 @@
 //! compare-and-set (`UPDATE … WHERE state IN (…)`) inside a transaction that also writes the
 //! event and the audit row, so the three never disagree.
 
+mod audit;
 mod batch;
 mod bookkeeping;
 mod checkpoint;
+mod decisions;
 mod delivery_writes;
 mod insert;
 mod one_trip;
 mod outbox;
 mod outbox_reads;
+mod pool;
 mod records;
 mod replicas;
+mod rows;
 mod surface_writes;
+mod sweeps;
 mod writer;
 
 use std::{
     str::FromStr,
     sync::{Arc, Once},
-    time::Duration,
 };
 
-use sqlx::{
-    AnyPool, AssertSqlSafe, Row,
-    any::{AnyPoolOptions, AnyRow},
-};
+use sqlx::{AnyPool, AssertSqlSafe, Row};
 
 pub use outbox::{DeliveryRecord, Head, Lease, delivers};
 pub use outbox_reads::Loaded;
 pub use records::*;
 pub use replicas::{ReplicaError, ReplicaLock, listen_for_work};
+pub use sweeps::RecordRef;
+
+use audit::audit_tx;
+use pool::{pool_options, prepare_sqlite_file};
+use rows::{event_from_row, events_from_rows, request_from_row};
 
 use crate::{
-    commands::ApprovalPolicy,
     domain::{RequestId, State, Surface, now_ms},
-    events::{Decision, EventData, Verdict},
+    events::EventData,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -385,191 +390,6 @@ impl Store {
         events_from_rows(id, &rows)
     }
 
-    /// Records one person's decision and returns how many distinct people approved so far
-    /// with the event it wrote, or `None` if this person had already decided on the request.
-    pub async fn record_decision(
-        &self,
-        id: &RequestId,
-        approver: &str,
-        approve: bool,
-        reason: Option<&str>,
-        surface: &str,
-        needed: u32,
-    ) -> Result<Option<(i64, Event)>, StoreError> {
-        let now = now_ms();
-        let decision = if approve { "approve" } else { "deny" };
-        let mut tx = self.begin().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO approvals (request_id, approver, decision, reason, surface, at) VALUES ($1, $2, $3, $4, $5, $6) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(id.as_str())
-        .bind(approver)
-        .bind(decision)
-        .bind(reason)
-        .bind(surface)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if !inserted {
-            tx.rollback().await?;
-            return Ok(None);
-        }
-        let count: i64 =
-            sqlx::query("SELECT COUNT(*) AS n FROM approvals WHERE request_id = $1 AND decision = 'approve'")
-                .bind(id.as_str())
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get("n")?;
-        let verb = if approve { "approved" } else { "denied" };
-        let message = match reason {
-            Some(r) => format!("{approver} {verb}: {r}"),
-            None => format!("{approver} {verb}"),
-        };
-        let data = EventData::Decision(Decision {
-            approver: approver.to_owned(),
-            decision: if approve { Verdict::Approve } else { Verdict::Deny },
-            reason: reason.map(str::to_owned),
-            approvals: count,
-            needed: Some(needed),
-        });
-        let event = append_event_tx(&mut tx, id, &message, data, now).await?;
-        audit_tx(
-            &mut tx,
-            Actor { who: approver, surface },
-            Some(id),
-            decision,
-            None,
-            None,
-            reason,
-            now,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(Some((count, event)))
-    }
-
-    /// Requests still waiting for approval that already have decisions: (id, approvals,
-    /// the first denial as (approver, reason)). A decision and the state change it causes are
-    /// two transactions; a crash between them leaves such a request, which the worker's
-    /// sweep moves on.
-    pub async fn decided_but_waiting(&self) -> Result<Vec<(RequestId, i64, Option<(String, String)>)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT r.id AS id, \
-               (SELECT COUNT(*) FROM approvals a WHERE a.request_id = r.id AND a.decision = 'approve') AS approvals, \
-               (SELECT a.approver FROM approvals a WHERE a.request_id = r.id AND a.decision = 'deny' ORDER BY a.at LIMIT 1) AS denier, \
-               (SELECT a.reason FROM approvals a WHERE a.request_id = r.id AND a.decision = 'deny' ORDER BY a.at LIMIT 1) AS reason \
-             FROM requests r WHERE r.state = 'pending_approval' \
-             AND EXISTS (SELECT 1 FROM approvals a WHERE a.request_id = r.id)",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let mut out = Vec::new();
-        for r in &rows {
-            let id: String = r.try_get("id")?;
-            let Some(id) = RequestId::parse(&id) else { continue };
-            let denier: Option<String> = r.try_get("denier")?;
-            let reason: Option<String> = r.try_get("reason")?;
-            out.push((
-                id,
-                r.try_get("approvals")?,
-                denier.map(|d| (d, reason.unwrap_or_default())),
-            ));
-        }
-        Ok(out)
-    }
-
-    pub async fn approvals(&self, id: &RequestId) -> Result<Vec<ApprovalRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT approver, decision, reason, surface, at FROM approvals WHERE request_id = $1 ORDER BY at",
-        )
-        .bind(id.as_str())
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ApprovalRecord {
-                    approver: r.try_get("approver")?,
-                    decision: r.try_get("decision")?,
-                    reason: r.try_get("reason")?,
-                    surface: r.try_get("surface")?,
-                    at: r.try_get("at")?,
-                })
-            })
-            .collect()
-    }
-
-    pub async fn audit(&self, id: &RequestId) -> Result<Vec<AuditRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT at, actor, surface, request_id, action, from_state, to_state, detail FROM audit WHERE request_id = $1 ORDER BY at, id",
-        )
-        .bind(id.as_str())
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AuditRecord {
-                    at: r.try_get("at")?,
-                    actor: r.try_get("actor")?,
-                    surface: r.try_get("surface")?,
-                    request_id: r.try_get("request_id")?,
-                    action: r.try_get("action")?,
-                    from_state: r.try_get("from_state")?,
-                    to_state: r.try_get("to_state")?,
-                    detail: r.try_get("detail")?,
-                })
-            })
-            .collect()
-    }
-
-    /// Oldest queued requests first.
-    pub async fn queued(&self, limit: i64) -> Result<Vec<RequestId>, StoreError> {
-        self.ids(
-            "SELECT id FROM requests WHERE state = 'queued' ORDER BY created_at, id LIMIT $1",
-            limit,
-        )
-        .await
-    }
-
-    /// Pending approvals whose time ran out.
-    pub async fn expired_approvals(&self, now: i64) -> Result<Vec<RequestId>, StoreError> {
-        self.ids(
-            "SELECT id FROM requests WHERE state = 'pending_approval' AND approval_expires_at < $1",
-            now,
-        )
-        .await
-    }
-
-    /// Running requests whose worker stopped renewing the lease (it died or lost the store).
-    pub async fn abandoned(&self, now: i64) -> Result<Vec<RecordRef>, StoreError> {
-        let rows = sqlx::query("SELECT id, action, worker FROM requests WHERE state = 'running' AND lease_until < $1")
-            .bind(now)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                let id: String = r.try_get("id")?;
-                Ok(RecordRef {
-                    id: RequestId::parse(&id).ok_or_else(|| StoreError::Corrupt(format!("request id '{id}'")))?,
-                    action: r.try_get("action")?,
-                    worker: r.try_get("worker")?,
-                })
-            })
-            .collect()
-    }
-
-    async fn ids(&self, sql: &'static str, param: i64) -> Result<Vec<RequestId>, StoreError> {
-        let rows = sqlx::query(sql).bind(param).fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|r| {
-                let id: String = r.try_get("id")?;
-                RequestId::parse(&id).ok_or_else(|| StoreError::Corrupt(format!("request id '{id}'")))
-            })
-            .collect()
-    }
-
     /// Replaces the surface's own data for a request (a Slack message ts, say).
     pub async fn set_surface_data(&self, id: &RequestId, data: &serde_json::Value) -> Result<(), StoreError> {
         sqlx::query("UPDATE requests SET surface_data = $1 WHERE id = $2")
@@ -623,34 +443,6 @@ impl Store {
     }
 }
 
-#[derive(Debug, Clone)]
-pub struct RecordRef {
-    pub id: RequestId,
-    pub action: String,
-    pub worker: Option<String>,
-}
-
-async fn prepare_sqlite_file(url: &str) -> Result<(), StoreError> {
-    let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
-    let path = path.split('?').next().unwrap_or_default();
-    if path.is_empty() || path.contains(":memory:") {
-        return Ok(());
-    }
-    if let Some(dir) = std::path::Path::new(path)
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-    {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::Dir(dir.display().to_string(), e))?;
-    }
-    // WAL lets readers (SSE streams, the API) proceed while the worker writes. It is a
-    // property of the file, set once, and needs a lock no busy-timeout can wait for,
-    // so it is set here on a single connection before the pool opens.
-    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(url).await?;
-    sqlx::query("PRAGMA journal_mode = WAL").execute(&mut conn).await?;
-    sqlx::Connection::close(conn).await?;
-    Ok(())
-}
-
 async fn append_event_tx(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     id: &RequestId,
@@ -685,121 +477,4 @@ async fn append_event_tx(
         message: message.to_owned(),
         data,
     })
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn audit_tx(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    actor: Actor<'_>,
-    id: Option<&RequestId>,
-    action: &str,
-    from: Option<State>,
-    to: Option<State>,
-    detail: Option<&str>,
-    now: i64,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO audit (id, at, actor, surface, request_id, action, from_state, to_state, detail) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(crate::domain::ordered_token(8))
-    .bind(now)
-    .bind(actor.who)
-    .bind(actor.surface)
-    .bind(id.map(|i| i.as_str().to_owned()))
-    .bind(action)
-    .bind(from.map(|s| s.as_str()))
-    .bind(to.map(|s| s.as_str()))
-    .bind(detail)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-fn events_from_rows(id: &RequestId, rows: &[AnyRow]) -> Result<Vec<Event>, StoreError> {
-    rows.iter().map(|r| event_from_row(id, r)).collect()
-}
-
-fn event_from_row(id: &RequestId, r: &AnyRow) -> Result<Event, StoreError> {
-    let kind: String = r.try_get("kind")?;
-    let data: Option<String> = r.try_get("data")?;
-    let kind = EventKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("event kind '{kind}'")))?;
-    let message: String = r.try_get("message")?;
-    Ok(Event {
-        request_id: id.clone(),
-        seq: r.try_get("seq")?,
-        at: r.try_get("at")?,
-        kind,
-        data: EventData::load(kind, &message, data.as_deref()),
-        message,
-    })
-}
-
-fn request_from_row(r: &AnyRow) -> Result<RequestRecord, StoreError> {
-    let corrupt = |what: &str, v: &str| StoreError::Corrupt(format!("{what} '{v}'"));
-    let id: String = r.try_get("id")?;
-    let state: String = r.try_get("state")?;
-    let surface: String = r.try_get("surface")?;
-    let args: String = r.try_get("args")?;
-    let approval: Option<String> = r.try_get("approval")?;
-    Ok(RequestRecord {
-        id: RequestId::parse(&id).ok_or_else(|| corrupt("request id", &id))?,
-        command: r.try_get("command")?,
-        action: r.try_get("action")?,
-        text: r.try_get("text")?,
-        args: serde_json::from_str(&args).map_err(|_| corrupt("args", &args))?,
-        state: State::from_str(&state).map_err(|_| corrupt("state", &state))?,
-        requester: r.try_get("requester")?,
-        surface: Surface::from_str(&surface).map_err(|_| corrupt("surface", &surface))?,
-        channel: r.try_get("channel")?,
-        thread: r.try_get("thread")?,
-        requester_groups: r
-            .try_get::<Option<String>, _>("requester_groups")?
-            .and_then(|g| serde_json::from_str(&g).ok())
-            .unwrap_or_default(),
-        surface_data: r
-            .try_get::<Option<String>, _>("surface_data")?
-            .and_then(|d| serde_json::from_str(&d).ok()),
-        approval: approval
-            .map(|a| serde_json::from_str::<ApprovalPolicy>(&a).map_err(|_| corrupt("approval", &a)))
-            .transpose()?,
-        approval_expires_at: r.try_get("approval_expires_at")?,
-        created_at: r.try_get("created_at")?,
-        updated_at: r.try_get("updated_at")?,
-        started_at: r.try_get("started_at")?,
-        finished_at: r.try_get("finished_at")?,
-        worker: r.try_get("worker")?,
-        lease_until: r.try_get("lease_until")?,
-        attempts: r.try_get("attempts")?,
-        outcome: r.try_get("outcome")?,
-    })
-}
-
-fn pool_options(backend: Backend, max_connections: u32) -> AnyPoolOptions {
-    AnyPoolOptions::new()
-        .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(10))
-        // A SQLite connection is a file handle in this process: it cannot go stale, so the
-        // ping sqlx sends before handing one out by default is only a round trip to its
-        // worker thread, one more for every group commit (issue 14).
-        .test_before_acquire(backend != Backend::Sqlite)
-        .after_connect(move |conn, _| {
-            Box::pin(async move {
-                if backend == Backend::Sqlite {
-                    sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
-                    sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
-                    // A multi-row insert inside a transaction keeps a statement journal; in
-                    // memory it is not a temporary file written per group commit (issue 14).
-                    sqlx::query("PRAGMA temp_store = MEMORY").execute(&mut *conn).await?;
-                    // Checkpoints run in the background (checkpoint.rs); this is the backstop.
-                    sqlx::query(AssertSqlSafe(format!(
-                        "PRAGMA wal_autocheckpoint = {}",
-                        checkpoint::BACKSTOP_PAGES
-                    )))
-                    .execute(&mut *conn)
-                    .await?;
-                }
-                Ok(())
-            })
-        })
 }

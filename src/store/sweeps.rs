@@ -1,0 +1,62 @@
+//! What the worker's periodic sweeps look for: queued requests to claim, approvals whose time
+//! ran out, and running requests whose worker stopped renewing its lease.
+
+use sqlx::Row;
+
+use super::{Store, StoreError};
+use crate::domain::RequestId;
+
+impl Store {
+    /// Oldest queued requests first.
+    pub async fn queued(&self, limit: i64) -> Result<Vec<RequestId>, StoreError> {
+        self.ids(
+            "SELECT id FROM requests WHERE state = 'queued' ORDER BY created_at, id LIMIT $1",
+            limit,
+        )
+        .await
+    }
+
+    /// Pending approvals whose time ran out.
+    pub async fn expired_approvals(&self, now: i64) -> Result<Vec<RequestId>, StoreError> {
+        self.ids(
+            "SELECT id FROM requests WHERE state = 'pending_approval' AND approval_expires_at < $1",
+            now,
+        )
+        .await
+    }
+
+    /// Running requests whose worker stopped renewing the lease (it died or lost the store).
+    pub async fn abandoned(&self, now: i64) -> Result<Vec<RecordRef>, StoreError> {
+        let rows = sqlx::query("SELECT id, action, worker FROM requests WHERE state = 'running' AND lease_until < $1")
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let id: String = r.try_get("id")?;
+                Ok(RecordRef {
+                    id: RequestId::parse(&id).ok_or_else(|| StoreError::Corrupt(format!("request id '{id}'")))?,
+                    action: r.try_get("action")?,
+                    worker: r.try_get("worker")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn ids(&self, sql: &'static str, param: i64) -> Result<Vec<RequestId>, StoreError> {
+        let rows = sqlx::query(sql).bind(param).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                let id: String = r.try_get("id")?;
+                RequestId::parse(&id).ok_or_else(|| StoreError::Corrupt(format!("request id '{id}'")))
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RecordRef {
+    pub id: RequestId,
+    pub action: String,
+    pub worker: Option<String>,
+}
