@@ -14,6 +14,7 @@ pub mod load_job;
 mod lookups;
 pub mod objects;
 mod passthrough;
+mod pod_watch;
 pub mod rollout;
 pub mod schema;
 pub mod workload;

@@ -116,7 +116,7 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
 /// no claim and no read, and one left in the queue past a second waits out its claim's lease
 /// (10 s by default) before a poll may take it. Under a burst the deliverer is behind, wakes
 /// and finished deliveries ask for a poll all the time, and polls took the slots while the
-/// queue aged (README, issue 14, round thirteen). A poll still runs every [`POLL`]: the rows
+/// queue aged (docs/performance-log.md, round thirteen). A poll still runs every [`POLL`]: the rows
 /// that found the queue full, retries and other replicas' rows are not starved.
 fn hand_overs_first(queue_empty: bool, since_last_poll: Duration) -> bool {
     !queue_empty && since_last_poll < POLL
@@ -134,7 +134,7 @@ async fn load(app: &App, heads: &[Head]) -> Option<std::collections::HashMap<Req
     // On PostgreSQL the batched read once left the bench's posts minutes behind the acks.
     // With the LATERAL events read (outbox_reads.rs) it keeps up, but in three PostgreSQL-only
     // bench runs against two without it, it gained less than the runs' spread and its 1,000/s
-    // p99 was higher; PostgreSQL still reads per delivery (README, issue 14, round eight).
+    // p99 was higher; PostgreSQL still reads per delivery (docs/performance-log.md, round eight).
     if app.store.backend() == crate::store::Backend::Postgres {
         return None;
     }

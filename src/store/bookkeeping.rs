@@ -55,8 +55,8 @@ impl Batched for Bookkeeping {
     /// Rows changed (a surface swap changes its one row when it wins).
     type Output = u64;
     /// A new request waits for the writer behind at most one such batch; a batch with a
-    /// rarer write is still one statement per write, so the bound stays where the README
-    /// puts it.
+    /// rarer write is still one statement per write, so the bound stays where it was measured
+    /// (docs/performance-log.md, "Round after").
     const MAX: usize = 48;
 
     async fn batch(store: &Store, conn: &mut AnyConnection, jobs: &[Self]) -> Result<Vec<Option<u64>>, StoreError> {
@@ -251,7 +251,7 @@ pub(super) fn statements(first: usize) -> String {
 /// Data-modifying `WITH` clauses all see the snapshot the statement began with, so each
 /// follow-on claim tests its mark's condition on the rows as they were before the mark, as
 /// on SQLite where the claim runs first. (Round nine's three `UPDATE … FROM` statements in
-/// a transaction left the posts behind the acks; this one statement keeps up; README.)
+/// a transaction left the posts behind the acks; this one statement keeps up; docs/performance-log.md, round twelve.)
 const POSTGRES: &str = r#"WITH swaps AS (
     UPDATE requests SET surface_data = v.data
     FROM json_to_recordset($1::json) AS v(rid text, was text, data text)
