@@ -7,6 +7,8 @@ use sqlx::{AssertSqlSafe, any::AnyPoolOptions};
 
 use super::{Backend, StoreError, checkpoint};
 
+/// Creates a SQLite file's directory and puts the file in WAL mode before the pool opens; a
+/// no-op for an in-memory database.
 pub(super) async fn prepare_sqlite_file(url: &str) -> Result<(), StoreError> {
     let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
     let path = path.split('?').next().unwrap_or_default();

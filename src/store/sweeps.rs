@@ -54,6 +54,7 @@ impl Store {
     }
 }
 
+/// A running request whose lease ran out: what recovery needs to decide whether to run it again.
 #[derive(Debug, Clone)]
 pub struct RecordRef {
     pub id: RequestId,
