@@ -1,7 +1,10 @@
 //! `deckhand serve` and the configuration checks (`deckhand config validate`, `deckhand
 //! services validate`): the commands that run or check the server rather than talk to it.
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
 
 use deckhand::{configuration::Config, startup::Builder};
 
@@ -51,14 +54,19 @@ async fn shutdown_signal() {
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
 
+/// Where a validated set came from: `dir`, or the built-in set when none is configured.
+fn source(dir: &Path, built_in: &str) -> String {
+    match dir.as_os_str().is_empty() {
+        true => built_in.to_owned(),
+        false => dir.display().to_string(),
+    }
+}
+
 pub(super) fn validate(mut config: Config, dir: Option<PathBuf>) -> anyhow::Result<u8> {
     if let Some(dir) = dir {
         config.commands.dir = dir;
     }
-    let from = match config.commands.dir.as_os_str().is_empty() {
-        true => "built-in specs".to_owned(),
-        false => config.commands.dir.display().to_string(),
-    };
+    let from = source(&config.commands.dir, "built-in specs");
     match Builder::new(config).load_specs() {
         Ok(router) => {
             println!("{} command(s) in {from}: all valid", router.specs().len());
@@ -75,10 +83,7 @@ pub(super) fn validate_services(mut config: Config, dir: Option<PathBuf>) -> any
     if let Some(dir) = dir {
         config.services.dir = dir;
     }
-    let from = match config.services.dir.as_os_str().is_empty() {
-        true => "built-in classes".to_owned(),
-        false => config.services.dir.display().to_string(),
-    };
+    let from = source(&config.services.dir, "built-in classes");
     match deckhand::services::Catalog::load(&config.services) {
         Ok(catalog) => {
             println!(
