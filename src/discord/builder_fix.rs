@@ -48,17 +48,21 @@ fn input_name(field: &str) -> &str {
 /// `s` escaped for Discord's markdown, in pieces of at most `max` characters; an escaped
 /// character and its backslash stay in the same piece, so each piece shows as typed.
 fn pieces(s: &str, max: usize) -> Vec<String> {
-    let mut pieces = vec![String::new()];
+    let mut pieces = Vec::new();
+    let mut piece = String::new();
     let mut len = 0;
     for c in s.chars() {
         let shown = markup::escape(c.encode_utf8(&mut [0; 4]));
         let n = shown.chars().count();
-        if len + n > max {
-            pieces.push(String::new());
+        if len + n > max && !piece.is_empty() {
+            pieces.push(std::mem::take(&mut piece));
             len = 0;
         }
         len += n;
-        pieces.last_mut().expect("never empty").push_str(&shown);
+        piece.push_str(&shown);
+    }
+    if !piece.is_empty() {
+        pieces.push(piece);
     }
     pieces
 }
