@@ -5,6 +5,7 @@ mod app;
 mod builtin;
 mod env;
 mod env_clusters;
+mod env_create;
 mod env_names;
 mod exec;
 mod loadtest;
@@ -12,6 +13,7 @@ mod proxy;
 mod service;
 mod service_bind;
 mod service_list;
+mod service_provision;
 mod shell;
 
 use std::{

@@ -32,7 +32,7 @@ pub const SERVICE_FACTS: &[&str] = &["tier", "owner", "mine", "cost", "class"];
 
 pub fn register(registry: &mut ActionRegistry) {
     let classes = Arc::new(Classes::default());
-    registry.register(Arc::new(Provision(classes.clone())));
+    registry.register(Arc::new(super::service_provision::Provision(classes.clone())));
     registry.register(Arc::new(super::service_bind::Bind(classes.clone())));
     registry.register(Arc::new(super::service_list::List(classes.clone())));
     registry.register(Arc::new(ClassList(classes.clone())));
@@ -84,58 +84,10 @@ pub(super) fn arg_name(args: &Args, arg: &str) -> Result<Name, ActionError> {
     Ok(Args::require(args.name(arg), arg)?)
 }
 
-/// The class's parameters from what was typed, or a refusal that names the parameter and
-/// what it may be.
-fn params(class: &ServiceClass, args: &Args) -> Result<Params, ActionError> {
-    Params::parse(&class.params, args.get("params").unwrap_or_default())
-        .map_err(|e| ActionError::Failed(format!("{e} (class {})", class.name)))
-}
-
 pub(super) fn template_error(class: &ServiceClass, what: &str, e: impl std::fmt::Display) -> ActionError {
     ActionError::Failed(format!(
         "class {} ({}): {what} {e}; the platform team has to fix the class",
         class.name, class.file
-    ))
-}
-
-fn not_installed(class: &ServiceClass, kind: &str, api_version: &str) -> ActionError {
-    ActionError::Failed(format!(
-        "this cluster does not serve {kind} ({api_version}), which class {} needs: its provider (CRD) is not installed; ask the platform team",
-        class.name
-    ))
-}
-
-/// How many schema violations one message lists.
-const VIOLATIONS_SHOWN: usize = 5;
-
-/// The rendered object against the schema of its kind (cluster::schema), naming the class
-/// and the fields that do not fit.
-fn check_schema(
-    class: &ServiceClass,
-    kind: &str,
-    api_version: &str,
-    schema: &JSONSchemaProps,
-    obj: &Value,
-) -> Result<(), ActionError> {
-    let violations = crate::cluster::schema::validate(schema, obj);
-    if violations.is_empty() {
-        return Ok(());
-    }
-    let mut list: Vec<String> = violations
-        .iter()
-        .take(VIOLATIONS_SHOWN)
-        .map(ToString::to_string)
-        .collect();
-    if violations.len() > VIOLATIONS_SHOWN {
-        list.push(format!("and {} more", violations.len() - VIOLATIONS_SHOWN));
-    }
-    Err(template_error(
-        class,
-        "template",
-        format!(
-            "renders a {kind} that does not fit the schema this cluster serves for {kind} ({api_version}): {}; nothing was created",
-            list.join("; ")
-        ),
     ))
 }
 
@@ -162,7 +114,12 @@ pub(super) async fn cluster_of(app: &App, env: Option<&str>) -> Result<Arc<Clust
 }
 
 /// The services in `env`'s cluster and namespace, optionally only the one named.
-async fn find(app: &App, catalog: &Catalog, env: &str, name: Option<&str>) -> Result<Vec<Found>, ActionError> {
+pub(super) async fn find(
+    app: &App,
+    catalog: &Catalog,
+    env: &str,
+    name: Option<&str>,
+) -> Result<Vec<Found>, ActionError> {
     let cluster = cluster_of(app, Some(env)).await?;
     Ok(find_in(&cluster, catalog, Some(env), name).await?)
 }
@@ -245,183 +202,6 @@ pub(super) fn context(class: &ServiceClass, name: &str, env: &str, params: Param
         class: class.name.to_string(),
         params,
         app: app.map(str::to_owned),
-    }
-}
-
-struct Provision(Arc<Classes>);
-
-#[async_trait]
-impl Action for Provision {
-    fn name(&self) -> &'static str {
-        "service.provision"
-    }
-    /// Server-side apply of the same objects converges; waiting again is harmless.
-    fn rerunnable(&self) -> bool {
-        true
-    }
-    fn target_env(&self) -> Option<&'static str> {
-        Some("env")
-    }
-    fn fact_names(&self) -> &'static [&'static str] {
-        SERVICE_FACTS
-    }
-    /// Refuses an unknown class or a bad parameter before anything is stored or applied.
-    async fn facts(&self, app: &App, args: &Args, who: &Principal) -> Result<BTreeMap<String, String>, ActionError> {
-        let catalog = self.0.get(app)?;
-        let class = class(&catalog, args.get("class").unwrap_or_default())?;
-        params(class, args)?;
-        service_facts(app, arg_name(args, "env")?.as_str(), who, class).await
-    }
-    fn approval_detail(&self, app: &App, args: &Args) -> Option<String> {
-        let catalog = self.0.get(app).ok()?;
-        let class = catalog.get(args.get("class")?)?;
-        let params = params(class, args).ok()?;
-        let cost = if class.cost { ", cost-bearing" } else { "" };
-        Some(format!(
-            "class {}{cost} ({}), {} in {}",
-            class.name,
-            params.sizes(&class.params),
-            args.get("name")?,
-            args.get("env")?
-        ))
-    }
-    async fn run(&self, ctx: &ActionContext) -> Result<String, ActionError> {
-        let catalog = self.0.get(&ctx.app)?;
-        let args = &ctx.request.args;
-        let class = class(&catalog, args.get("class").unwrap_or_default())?;
-        let params = params(class, args)?;
-        let (name, env) = (arg_name(args, "name")?, arg_name(args, "env")?);
-        let located = cluster_of(&ctx.app, Some(env.as_str())).await?;
-        let cluster = located.as_ref();
-        let info = cluster.managed_environment(env.as_str()).await?;
-        if info.terminating {
-            return Err(ActionError::Failed(format!("environment {env} is being deleted")));
-        }
-        if let Some(other) = find(&ctx.app, &catalog, env.as_str(), Some(name.as_str()))
-            .await?
-            .into_iter()
-            .find(|f| f.class != class.name.as_str())
-        {
-            return Err(ActionError::Failed(format!(
-                "{env} already has a service {name} of class {}; pick another name",
-                other.class
-            )));
-        }
-        let stored = serde_json::to_string(&params.as_strings()).unwrap_or_default();
-        let sizes = params.sizes(&class.params);
-        let tctx = context(class, name.as_str(), env.as_str(), params, None);
-        let objects = class
-            .render_objects(&catalog.renderer, &tctx)
-            .map_err(|e| template_error(class, "template", e))?;
-        // Every object is resolved and checked against the schema the cluster serves for
-        // its kind first, so a class that does not fit creates nothing at all.
-        let mut checked = Vec::new();
-        for mut obj in objects {
-            let (api_version, kind) = (
-                obj["apiVersion"].as_str().unwrap_or_default().to_owned(),
-                obj["kind"].as_str().unwrap_or_default().to_owned(),
-            );
-            match obj["metadata"]["namespace"].as_str() {
-                Some(ns) if ns != env.as_str() => {
-                    return Err(template_error(
-                        class,
-                        "template",
-                        format!("puts {kind} into namespace {ns}; objects of a service live in its environment"),
-                    ));
-                }
-                _ => {}
-            }
-            let meta = &mut obj["metadata"];
-            meta["namespace"] = json!(env.as_str());
-            for (k, v) in [
-                (MANAGED_BY, MANAGER),
-                (SERVICE, name.as_str()),
-                (CLASS, class.name.as_str()),
-                (OWNER, ctx.principal.user.as_str()),
-                (REQUEST, ctx.request.id.as_str()),
-            ] {
-                meta["labels"][k] = json!(v);
-            }
-            meta["annotations"][PARAMS] = json!(stored);
-            let ar = match cluster
-                .api_resource(&api_version, &kind, class.plural(&api_version, &kind))
-                .await
-            {
-                Err(ClusterError::NotFound(_)) => return Err(not_installed(class, &kind, &api_version)),
-                other => other?,
-            };
-            let schema = match cluster.served_schema(&ar).await {
-                Err(ClusterError::NotFound(_)) => return Err(not_installed(class, &kind, &api_version)),
-                other => other?,
-            };
-            if let Some(schema) = schema {
-                check_schema(class, &kind, &api_version, &schema, &obj)?;
-            }
-            checked.push((ar, obj, kind, api_version));
-        }
-        let mut primary = None;
-        for (ar, obj, kind, api_version) in checked {
-            match cluster.apply_as(&ar, &obj, MANAGER, true).await {
-                Err(ClusterError::NotFound(_)) => return Err(not_installed(class, &kind, &api_version)),
-                other => other?,
-            };
-            ctx.progress(format!(
-                "{kind} {name} applied ({})",
-                if sizes.is_empty() { "defaults" } else { &sizes }
-            ))
-            .await?;
-            if primary.is_none() {
-                primary = Some(ar);
-            }
-        }
-        let Some(ar) = primary else {
-            return Err(template_error(class, "template", "renders no objects"));
-        };
-        ctx.progress(format!(
-            "waiting for {} {name} to be ready ({})",
-            ar.kind,
-            class.ready.describe()
-        ))
-        .await?;
-        let deadline = ctx.app.config.services.ready_deadline.as_duration();
-        let ready = &class.ready;
-        let waited = with_progress(ctx, |progress| {
-            cluster.wait_for_object(
-                &ar,
-                env.as_str(),
-                name.as_str(),
-                deadline,
-                &ctx.cancel,
-                |o| ready.holds(o),
-                conditions_line,
-                progress,
-            )
-        })
-        .await;
-        let obj = match waited {
-            Ok(o) => o,
-            Err(WaitError::Cancelled) => return Err(ActionError::Cancelled),
-            Err(e) => return Err(ActionError::Failed(e.to_string())),
-        };
-        tracing::info!(service = %name, class = %class.name, env = %env, "service ready");
-        let endpoint = class
-            .endpoint(&catalog.renderer, &obj)
-            .map(|e| format!(" at {e}"))
-            .unwrap_or_default();
-        let secret = class
-            .secret_name(&catalog.renderer, &tctx)
-            .map_err(|e| template_error(class, "connection.secret", e))?
-            .map(|s| {
-                format!(
-                    "; connection details in Secret {s} ({})",
-                    class.secret_keys().join(", ")
-                )
-            })
-            .unwrap_or_default();
-        Ok(format!(
-            "{name} ({}) is ready in {env}{endpoint}{secret}; `service bind {name} to <app> in {env}` wires it into an app",
-            class.name
-        ))
     }
 }
 

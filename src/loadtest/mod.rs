@@ -1,6 +1,6 @@
 //! Load tests in the cluster: the `[loadtest]` configuration, the Job that runs the load
 //! generator in an environment, the stored results and the table posted to the thread.
-//! The action itself (`loadtest.run`) is in `actions/loadtest.rs`.
+//! The action itself (`loadtest.run`) is in `actions/loadtest/`.
 
 /// The load-test Job in the cluster (in src/cluster/, like every Kubernetes call).
 pub use crate::cluster::load_job as job;

@@ -3,11 +3,7 @@
 
 use std::{collections::BTreeMap, fmt, path::Path};
 
-use super::{
-    ServicesConfig,
-    class::{RawClass, ServiceClass},
-    render::Renderer,
-};
+use super::{ServicesConfig, class::ServiceClass, class_file::RawClass, render::Renderer};
 
 /// The classes shipped in services/, compiled in so the binary runs without the directory.
 pub const BUILTIN: &[(&str, &str)] = &[

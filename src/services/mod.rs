@@ -1,10 +1,11 @@
 //! Cloud services from templates: classes ops define (services/*.yaml), rendered with
 //! checked parameters into the objects a provisioning layer (Crossplane, AWS Controllers for
 //! Kubernetes) turns into a database, a bucket or a table; the actions in
-//! `actions/service.rs` apply, watch, bind, list and delete them.
+//! `actions/service*.rs` provision, watch, bind, list and delete them.
 
 pub mod catalog;
 pub mod class;
+mod class_file;
 pub mod params;
 pub mod render;
 
