@@ -4,21 +4,11 @@
 use std::{collections::BTreeMap, sync::Arc};
 
 use async_trait::async_trait;
-use k8s_openapi::api::{
-    core::v1::{LimitRange, Namespace, ResourceQuota},
-    networking::v1::NetworkPolicy,
-    rbac::v1::RoleBinding,
-};
-use kube::api::ApiResource;
 
 use super::{Action, ActionContext, ActionError, ActionRegistry, with_progress};
 use crate::{
     app::App,
-    cluster::{
-        ClusterError, EXPIRES_AT, WARNED,
-        env::{EnvInfo, manifest},
-        objects::{self, EnvPlan},
-    },
+    cluster::{ClusterError, EXPIRES_AT, WARNED, env::EnvInfo},
     commands::Args,
     domain::{HumanDuration, Name, RequestId},
     identity::Principal,

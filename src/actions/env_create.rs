@@ -26,7 +26,7 @@ use crate::{
     },
     commands::Args,
     configuration::TierConfig,
-    domain::{Name, RequestId},
+    domain::RequestId,
     identity::Principal,
 };
 

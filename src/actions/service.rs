@@ -13,17 +13,16 @@ use std::{
 };
 
 use async_trait::async_trait;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaProps;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::{Action, ActionContext, ActionError, ActionRegistry, env::env_facts, with_progress};
+use super::{Action, ActionContext, ActionError, ActionRegistry, env::env_facts};
 use crate::{
     app::App,
-    cluster::{Cluster, ClusterError, MANAGED_BY, MANAGER, OWNER, REQUEST, custom::WaitError},
+    cluster::{Cluster, ClusterError},
     commands::Args,
     domain::Name,
     identity::Principal,
-    services::{BOUND_PREFIX, CLASS, Catalog, Context, PARAMS, Params, SERVICE, ServiceClass, class::conditions_line},
+    services::{BOUND_PREFIX, CLASS, Catalog, Context, PARAMS, Params, SERVICE, ServiceClass},
 };
 
 /// What the service actions tell approval rules: the environment's facts, whether the

@@ -6,23 +6,22 @@ use std::{
     collections::HashMap,
     fmt,
     sync::{Arc, Mutex},
-    time::Instant,
 };
 
 use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    actions::{ActionContext, ActionError, ActionRegistry},
+    actions::ActionRegistry,
     cluster::Cluster,
-    commands::{RouteError, Router, spec::Answer},
+    commands::{RouteError, Router},
     configuration::Config,
-    domain::{HumanDuration, RequestId, State, Surface, format_ms, now_ms},
-    events::{ApprovalRequest, EventData},
+    domain::{RequestId, State, Surface},
+    events::EventData,
     identity::{Directory, Principal},
     metrics::Metrics,
     signing::Signer,
-    store::{Actor, Event, NewRequest, Patch, RequestRecord, Store, StoreError},
+    store::{Actor, Event, Patch, RequestRecord, Store, StoreError},
     surface::Surfaces,
 };
 

@@ -4,12 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use regex::Regex;
-use serde::Deserialize;
 use serde_json::Value;
 
 use super::{
-    params::{ParamSpec, ParamType, ParamValue, Params},
+    params::{ParamSpec, Params},
     render::{Renderer, TemplateError},
 };
 use crate::domain::Name;
