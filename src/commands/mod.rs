@@ -1,6 +1,7 @@
 //! Declarative commands: specs loaded from YAML, and the router that matches text to them.
 
 pub mod args;
+mod bind;
 mod compile;
 pub mod condition;
 pub mod keyed;
