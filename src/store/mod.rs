@@ -13,6 +13,7 @@ mod bookkeeping;
 mod checkpoint;
 mod decisions;
 mod delivery_writes;
+mod events;
 mod insert;
 mod one_trip;
 mod outbox;
@@ -25,10 +26,7 @@ mod surface_writes;
 mod sweeps;
 mod writer;
 
-use std::{
-    str::FromStr,
-    sync::{Arc, Once},
-};
+use std::sync::{Arc, Once};
 
 use sqlx::{AnyPool, AssertSqlSafe, Row};
 
@@ -39,11 +37,12 @@ pub use replicas::{ReplicaError, ReplicaLock, listen_for_work};
 pub use sweeps::RecordRef;
 
 use audit::audit_tx;
+use events::append_event_tx;
 use pool::{pool_options, prepare_sqlite_file};
-use rows::{event_from_row, events_from_rows, request_from_row};
+use rows::{event_from_row, request_from_row};
 
 use crate::{
-    domain::{RequestId, State, Surface, now_ms},
+    domain::{RequestId, State, now_ms},
     events::EventData,
 };
 
@@ -354,42 +353,6 @@ impl Store {
         Ok(Some((record, event)))
     }
 
-    pub async fn append_event(&self, id: &RequestId, message: &str, data: EventData) -> Result<Event, StoreError> {
-        let mut tx = self.begin().await?;
-        let ev = append_event_tx(&mut tx, id, message, data, now_ms()).await?;
-        tx.commit().await?;
-        Ok(ev)
-    }
-
-    pub async fn events(&self, id: &RequestId, after: i64) -> Result<Vec<Event>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT seq, at, kind, message, data FROM events WHERE request_id = $1 AND seq > $2 ORDER BY seq",
-        )
-        .bind(id.as_str())
-        .bind(after)
-        .fetch_all(&self.pool)
-        .await?;
-        events_from_rows(id, &rows)
-    }
-
-    /// What the outbox needs to show event `seq` of `id` and those after it, in one read:
-    /// the last state event stored before `seq` (the state the request was in then, so late
-    /// events are shown as of their time without reading the whole history), then the
-    /// events from `seq` on, in order.
-    pub async fn events_from(&self, id: &RequestId, seq: i64) -> Result<Vec<Event>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT seq, at, kind, message, data FROM events WHERE request_id = $1 AND seq >= $2 \
-             UNION ALL SELECT * FROM (SELECT seq, at, kind, message, data FROM events \
-               WHERE request_id = $1 AND seq < $2 AND kind = 'state' ORDER BY seq DESC LIMIT 1) AS before \
-             ORDER BY seq",
-        )
-        .bind(id.as_str())
-        .bind(seq)
-        .fetch_all(&self.pool)
-        .await?;
-        events_from_rows(id, &rows)
-    }
-
     /// Replaces the surface's own data for a request (a Slack message ts, say).
     pub async fn set_surface_data(&self, id: &RequestId, data: &serde_json::Value) -> Result<(), StoreError> {
         sqlx::query("UPDATE requests SET surface_data = $1 WHERE id = $2")
@@ -441,40 +404,4 @@ impl Store {
             .map(|r| Ok((r.try_get("command")?, r.try_get("state")?, r.try_get("n")?)))
             .collect()
     }
-}
-
-async fn append_event_tx(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    id: &RequestId,
-    message: &str,
-    data: EventData,
-    now: i64,
-) -> Result<Event, StoreError> {
-    let kind = data.kind();
-    let row = sqlx::query("UPDATE requests SET event_seq = event_seq + 1 WHERE id = $1 RETURNING event_seq, surface")
-        .bind(id.as_str())
-        .fetch_one(&mut **tx)
-        .await?;
-    let seq: i64 = row.try_get("event_seq")?;
-    let surface: String = row.try_get("surface")?;
-    sqlx::query("INSERT INTO events (request_id, seq, at, kind, message, data) VALUES ($1, $2, $3, $4, $5, $6)")
-        .bind(id.as_str())
-        .bind(seq)
-        .bind(now)
-        .bind(kind.as_str())
-        .bind(message)
-        .bind(Some(insert::serialize(&data)?))
-        .execute(&mut **tx)
-        .await?;
-    if let Some(surface) = Surface::from_str(&surface).ok().filter(|s| outbox::delivers(*s)) {
-        outbox::insert_tx(tx, id, seq, surface, kind.as_str(), now).await?;
-    }
-    Ok(Event {
-        request_id: id.clone(),
-        seq,
-        at: now,
-        kind,
-        message: message.to_owned(),
-        data,
-    })
 }
