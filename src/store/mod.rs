@@ -286,29 +286,7 @@ impl Store {
         patch: Patch,
     ) -> Result<Option<(RequestRecord, Event)>, StoreError> {
         let now = now_ms();
-        let mut sql = String::from("UPDATE requests SET state = $1, updated_at = $2");
-        let mut n = 2;
-        let mut next = || {
-            n += 1;
-            format!("${n}")
-        };
-        if patch.claim.is_some() {
-            sql.push_str(&format!(
-                ", worker = {}, lease_until = {}, started_at = $2, attempts = attempts + 1",
-                next(),
-                next()
-            ));
-        }
-        if to.is_terminal() {
-            sql.push_str(", finished_at = $2, lease_until = NULL");
-        }
-        if patch.outcome.is_some() {
-            sql.push_str(&format!(", outcome = {}", next()));
-        }
-        let id_ph = next();
-        let from_ph: Vec<String> = from.iter().map(|_| next()).collect();
-        sql.push_str(&format!(" WHERE id = {id_ph} AND state IN ({})", from_ph.join(", ")));
-
+        let sql = transition_sql(from, to, &patch);
         let mut tx = self.begin().await?;
         let mut q = sqlx::query(AssertSqlSafe(sql)).bind(to.as_str()).bind(now);
         if let Some((worker, lease)) = &patch.claim {
@@ -403,5 +381,61 @@ impl Store {
         rows.iter()
             .map(|r| Ok((r.try_get("command")?, r.try_get("state")?, r.try_get("n")?)))
             .collect()
+    }
+}
+
+/// The compare-and-set of [`Store::transition`]: `$1` the new state, `$2` now, then the
+/// claim's worker and lease, the outcome, the id and the states it may move from, in that
+/// order, each only when it applies.
+fn transition_sql(from: &[State], to: State, patch: &Patch) -> String {
+    let mut sql = String::from("UPDATE requests SET state = $1, updated_at = $2");
+    let mut n = 2;
+    let mut next = || {
+        n += 1;
+        format!("${n}")
+    };
+    if patch.claim.is_some() {
+        sql.push_str(&format!(
+            ", worker = {}, lease_until = {}, started_at = $2, attempts = attempts + 1",
+            next(),
+            next()
+        ));
+    }
+    if to.is_terminal() {
+        sql.push_str(", finished_at = $2, lease_until = NULL");
+    }
+    if patch.outcome.is_some() {
+        sql.push_str(&format!(", outcome = {}", next()));
+    }
+    let id_ph = next();
+    let from_ph: Vec<String> = from.iter().map(|_| next()).collect();
+    sql.push_str(&format!(" WHERE id = {id_ph} AND state IN ({})", from_ph.join(", ")));
+    sql
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_transitions_placeholders_follow_the_order_it_binds_in() {
+        let claim = Patch {
+            claim: Some(("w-1".into(), 1)),
+            ..Default::default()
+        };
+        assert_eq!(
+            transition_sql(&[State::Queued], State::Running, &claim),
+            "UPDATE requests SET state = $1, updated_at = $2, worker = $3, lease_until = $4, started_at = $2, \
+             attempts = attempts + 1 WHERE id = $5 AND state IN ($6)"
+        );
+        let outcome = Patch {
+            outcome: Some("done".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            transition_sql(&[State::Running, State::Queued], State::Succeeded, &outcome),
+            "UPDATE requests SET state = $1, updated_at = $2, finished_at = $2, lease_until = NULL, \
+             outcome = $3 WHERE id = $4 AND state IN ($5, $6)"
+        );
     }
 }

@@ -135,31 +135,36 @@ impl Run {
             }
         };
         let results = cluster.load_job_results(&job.namespace, &job.request).await?;
-        let failures: Vec<String> = results
-            .iter()
-            .filter_map(|r| match r {
-                PodResult::Failed { pod, why } => Some(format!("{pod}: {why}")),
-                PodResult::Report(_) => None,
-            })
-            .collect();
-        if !failures.is_empty() || results.is_empty() {
-            let why = match &end {
-                JobEnd::Failed(why) => format!(" ({why})"),
-                JobEnd::Complete => String::new(),
-            };
-            return Err(bad(format!(
-                "{} of {} load generator pod(s) reported no result{why}: {}",
-                failures.len().max(1),
-                job.workers,
-                if failures.is_empty() {
-                    "no pods found".to_owned()
-                } else {
-                    failures.join("; ")
-                }
-            )));
-        }
-        Ok(results)
+        every_pod_reported(results, &end, job.workers)
     }
+}
+
+/// The pods' results when every pod reported one; else an error naming the pods that did
+/// not, and why the Job ended.
+fn every_pod_reported(results: Vec<PodResult>, end: &JobEnd, workers: u32) -> Result<Vec<PodResult>, ActionError> {
+    let failures: Vec<String> = results
+        .iter()
+        .filter_map(|r| match r {
+            PodResult::Failed { pod, why } => Some(format!("{pod}: {why}")),
+            PodResult::Report(_) => None,
+        })
+        .collect();
+    if failures.is_empty() && !results.is_empty() {
+        return Ok(results);
+    }
+    let why = match end {
+        JobEnd::Failed(why) => format!(" ({why})"),
+        JobEnd::Complete => String::new(),
+    };
+    let which = if failures.is_empty() {
+        "no pods found".to_owned()
+    } else {
+        failures.join("; ")
+    };
+    Err(bad(format!(
+        "{} of {workers} load generator pod(s) reported no result{why}: {which}",
+        failures.len().max(1),
+    )))
 }
 
 #[async_trait]
