@@ -4,6 +4,7 @@ pub mod args;
 mod bind;
 mod compile;
 pub mod condition;
+mod help;
 pub mod keyed;
 pub mod router;
 pub mod spec;
