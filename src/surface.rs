@@ -171,7 +171,7 @@ pub trait ChatSurface: Send + Sync {
     /// approval buttons). The outbox calls it in event order for each request, one event of
     /// a request at a time (different requests concurrently), and again after a failure or
     /// a crash mid-call. `request` was read from the store for this delivery, with the
-    /// surface's own data (`Store::set_surface_data`) as of that read; the surface writes it
+    /// surface's own data (`RequestRecord::surface_data`) as of that read; the surface writes it
     /// back through `chat::conversation`, which merges a change made since.
     async fn publish(&self, store: &Store, request: &RequestRecord, event: &Event) -> Result<Shown, SurfaceError>;
 

@@ -11,8 +11,8 @@ use slack_morphism::events::{SlackCommandEvent, SlackInteractionBlockActionsEven
 
 use super::{
     buttons::{self, ButtonError, Decision},
+    data::initial_data,
     messages,
-    surface::initial_data,
     web::WebApi,
 };
 use crate::{

@@ -9,6 +9,7 @@
 
 pub mod buttons;
 mod config;
+mod data;
 mod http;
 pub mod inbound;
 mod manifest;
@@ -25,7 +26,8 @@ pub mod web;
 use std::sync::Arc;
 
 pub use config::SlackConfig;
-pub use surface::{SlackData, SlackSurface};
+pub use data::SlackData;
+pub use surface::SlackSurface;
 use tokio_util::sync::CancellationToken;
 pub use web::{Uploaded, WebApi, WebError};
 

@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 
 use super::{
     buttons,
+    data::initial_data,
     inbound::{Inbound, InboundError, unknown_user},
-    surface::initial_data,
     views::{self, ARG_BLOCK, BUILDER_CALLBACK, DENY_CALLBACK, REASON_BLOCK},
     web::WebError,
 };

@@ -5,8 +5,9 @@
 use slack_morphism::SlackMessageContent;
 
 use super::{
+    data::{Posted, SlackData},
     messages,
-    surface::{Inner, Posted, SlackData},
+    surface::Inner,
     web::WebError,
 };
 use crate::{

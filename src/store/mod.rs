@@ -331,16 +331,6 @@ impl Store {
         Ok(Some((record, event)))
     }
 
-    /// Replaces the surface's own data for a request (a Slack message ts, say).
-    pub async fn set_surface_data(&self, id: &RequestId, data: &serde_json::Value) -> Result<(), StoreError> {
-        sqlx::query("UPDATE requests SET surface_data = $1 WHERE id = $2")
-            .bind(data.to_string())
-            .bind(id.as_str())
-            .execute(self.writer())
-            .await?;
-        Ok(())
-    }
-
     /// Replaces the surface data only if it is still `before` (compare-and-set on the
     /// stored JSON text, which every writer produces with `Value::to_string`); false when
     /// another writer got there first (nothing is changed then).
