@@ -10,6 +10,7 @@
 pub mod buttons;
 mod config;
 mod data;
+mod groups;
 mod http;
 pub mod inbound;
 mod manifest;
