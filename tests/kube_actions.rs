@@ -405,18 +405,23 @@ async fn the_reaper_warns_then_deletes_expired_environments() {
             })
             .await;
         assert!(gone, "the reaper deleted the expired environment");
-        let (_, v) = env.app.get_as("alice", &format!("/api/v1/requests/{id}")).await;
-        let msgs = messages(&v);
+        // The reaper starts the namespace's deletion, then stores its line: wait for the line.
+        let expired = |m: &String| m.starts_with("environment short expired at") && m.ends_with("is being deleted");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let msgs = loop {
+            let (_, v) = env.app.get_as("alice", &format!("/api/v1/requests/{id}")).await;
+            let msgs = messages(&v);
+            if msgs.iter().any(expired) || tokio::time::Instant::now() >= deadline {
+                break msgs;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
         assert!(
             msgs.iter()
                 .any(|m| m.starts_with("environment short expires at") && m.contains("env extend short 8h")),
             "{msgs:#?}"
         );
-        assert!(
-            msgs.iter()
-                .any(|m| m.starts_with("environment short expired at") && m.ends_with("is being deleted")),
-            "{msgs:#?}"
-        );
+        assert!(msgs.iter().any(expired), "{msgs:#?}");
         env.app.shutdown().await;
     }
 }
