@@ -1,32 +1,16 @@
 //! The audit log: one row per change, written in the transaction of the change it records.
 
-use sqlx::Row;
-
 use super::{Actor, AuditRecord, Store, StoreError};
 use crate::domain::{RequestId, State};
 
 impl Store {
     pub async fn audit(&self, id: &RequestId) -> Result<Vec<AuditRecord>, StoreError> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT at, actor, surface, request_id, action, from_state, to_state, detail FROM audit WHERE request_id = $1 ORDER BY at, id",
         )
         .bind(id.as_str())
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AuditRecord {
-                    at: r.try_get("at")?,
-                    actor: r.try_get("actor")?,
-                    surface: r.try_get("surface")?,
-                    request_id: r.try_get("request_id")?,
-                    action: r.try_get("action")?,
-                    from_state: r.try_get("from_state")?,
-                    to_state: r.try_get("to_state")?,
-                    detail: r.try_get("detail")?,
-                })
-            })
-            .collect()
+        .await?)
     }
 }
 

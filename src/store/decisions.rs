@@ -108,22 +108,11 @@ impl Store {
     }
 
     pub async fn approvals(&self, id: &RequestId) -> Result<Vec<ApprovalRecord>, StoreError> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT approver, decision, reason, surface, at FROM approvals WHERE request_id = $1 ORDER BY at",
         )
         .bind(id.as_str())
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ApprovalRecord {
-                    approver: r.try_get("approver")?,
-                    decision: r.try_get("decision")?,
-                    reason: r.try_get("reason")?,
-                    surface: r.try_get("surface")?,
-                    at: r.try_get("at")?,
-                })
-            })
-            .collect()
+        .await?)
     }
 }

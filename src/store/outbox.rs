@@ -35,7 +35,7 @@ pub struct Lease {
 }
 
 /// One delivery as the request's API view shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct DeliveryRecord {
     pub seq: i64,
     pub surface: String,
@@ -276,25 +276,12 @@ impl Store {
 
     /// The deliveries of one request, in order.
     pub async fn deliveries(&self, id: &RequestId) -> Result<Vec<DeliveryRecord>, StoreError> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT seq, surface, state, attempts, delivered_at, error, platform_id FROM deliveries WHERE request_id = $1 ORDER BY seq",
         )
         .bind(id.as_str())
         .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(DeliveryRecord {
-                    seq: r.try_get("seq")?,
-                    surface: r.try_get("surface")?,
-                    state: r.try_get("state")?,
-                    attempts: r.try_get("attempts")?,
-                    delivered_at: r.try_get("delivered_at")?,
-                    error: r.try_get("error")?,
-                    platform_id: r.try_get("platform_id")?,
-                })
-            })
-            .collect()
+        .await?)
     }
 
     /// Rows per (surface, state), for /metrics.

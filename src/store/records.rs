@@ -106,7 +106,7 @@ pub struct Event {
     pub data: EventData,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct ApprovalRecord {
     pub approver: String,
     pub decision: String,
@@ -115,7 +115,7 @@ pub struct ApprovalRecord {
     pub at: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct AuditRecord {
     pub at: i64,
     pub actor: String,
