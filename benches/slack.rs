@@ -30,6 +30,8 @@
 #[path = "../tests/support/slack/mod.rs"]
 mod slack_fake;
 
+#[path = "slack/cpu.rs"]
+mod cpu;
 #[path = "slack/load.rs"]
 mod load;
 #[path = "slack/servers.rs"]
@@ -60,6 +62,8 @@ struct Measured {
     name: String,
     capacity: Outcome,
     fixed: Outcome,
+    /// CPU per command over the fixed-rate phase.
+    cpu: cpu::PerCommand,
     wrk: Option<wrk::Wrk>,
 }
 
@@ -180,15 +184,19 @@ async fn measure(name: &str, s: &Settings, client: &Arc<Client>, sink: &Sink, po
     if let Some(sink) = sink {
         sink.settle(Duration::from_secs(60)).await;
     }
+    let before = cpu::sample();
     let fixed = load::open(client, s.rate, s.secs).await;
+    let cpu = before.per_command(&cpu::sample(), fixed.ok + fixed.errors);
     println!(
-        "  fixed rate {}/s for {} s, open loop: p50 {}, p99 {}, max {}, {} errors",
+        "  fixed rate {}/s for {} s, open loop: p50 {}, p99 {}, max {}, {} errors; CPU per command {} µs on the machine, {} µs in this process",
         s.rate,
         s.secs,
         ms(fixed.percentile(0.50)),
         ms(fixed.percentile(0.99)),
         ms(fixed.max()),
-        fixed.errors
+        fixed.errors,
+        cpu.machine.as_micros(),
+        cpu.process.as_micros()
     );
     if let Some(sink) = sink {
         sink.settle(Duration::from_secs(60)).await;
@@ -201,6 +209,7 @@ async fn measure(name: &str, s: &Settings, client: &Arc<Client>, sink: &Sink, po
         name: name.to_owned(),
         capacity,
         fixed,
+        cpu,
         wrk,
     }
 }
@@ -281,6 +290,14 @@ fn summary(s: &Settings, results: &[Measured]) {
             base.capacity.rate() / m.capacity.rate().max(1e-9),
             ratio(m.capacity.percentile(0.99), base.capacity.percentile(0.99)),
             ratio(m.fixed.percentile(0.99), base.fixed.percentile(0.99)),
+        );
+        println!(
+            "ratio {} / baseline: machine CPU per command at {}/s {:.1}x ({} against {} µs)",
+            m.name,
+            s.rate,
+            m.cpu.machine.as_secs_f64() / base.cpu.machine.as_secs_f64().max(1e-9),
+            m.cpu.machine.as_micros(),
+            base.cpu.machine.as_micros()
         );
         if let (Some(w), Some(b)) = (&m.wrk, &base.wrk) {
             println!(
