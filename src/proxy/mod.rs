@@ -45,8 +45,14 @@ pub fn routes() -> Router<Arc<App>> {
 }
 
 /// Serves links on origins of their own (`server.proxy_domain`): a request whose Host is a
-/// link's name goes to that link, whatever its path; the rest reach `router`.
+/// link's name goes to that link, whatever its path; the rest reach `router`. With path-based
+/// links (no proxy domain) every request is deckhand's own, and the layer is not mounted: it
+/// cost every request (a Slack command's acknowledgement included) a boxed clone of the router
+/// and about 3% of the CPU under load (issue 14, docs/performance-log.md, round sixteen).
 pub fn on_link_origins(app: Arc<App>, router: Router) -> Router {
+    if !origin::own_origins(&app.config.server) {
+        return router;
+    }
     router.layer(axum::middleware::from_fn_with_state(app, forward::by_host))
 }
 
