@@ -54,7 +54,7 @@ fn fenced(c: &Captured) -> (String, bool) {
 
 fn redacted(c: &Captured) -> Captured {
     Captured {
-        bytes: crate::cluster::rollout::redact(&String::from_utf8_lossy(&c.bytes)).into_bytes(),
+        bytes: crate::cluster::describe::redact(&String::from_utf8_lossy(&c.bytes)).into_bytes(),
         total: c.total,
     }
 }

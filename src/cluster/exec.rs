@@ -216,7 +216,7 @@ impl Cluster {
                 let pods = if pods.is_empty() {
                     "it has no pods".to_owned()
                 } else {
-                    let lines: Vec<String> = pods.iter().map(super::rollout::pod_line).collect();
+                    let lines: Vec<String> = pods.iter().map(super::describe::pod_line).collect();
                     format!("pods: {}", lines.join("; "))
                 };
                 Err(ExecError::NoReadyPod {

@@ -314,7 +314,7 @@ fn pod_result(pod: &str, phase: &str, log: &str) -> PodResult {
     };
     PodResult::Failed {
         pod: pod.to_owned(),
-        why: crate::cluster::rollout::redact(&why),
+        why: crate::cluster::describe::redact(&why),
     }
 }
 

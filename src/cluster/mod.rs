@@ -5,6 +5,7 @@ pub mod attach;
 pub mod clusters;
 pub mod connect;
 pub mod custom;
+pub mod describe;
 pub mod egress;
 pub mod env;
 #[cfg(test)]

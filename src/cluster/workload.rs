@@ -10,7 +10,7 @@ use kube::{
 };
 use serde_json::json;
 
-use super::{APP_NAME, Cluster, ClusterError, rollout};
+use super::{APP_NAME, Cluster, ClusterError, describe};
 
 pub(super) const REVISION: &str = "deployment.kubernetes.io/revision";
 
@@ -57,17 +57,8 @@ impl Cluster {
         if pods.is_empty() {
             out.push_str("\nno pods");
         }
-        for p in &pods {
-            out.push_str(&format!("\n  pod {}", rollout::pod_line(p)));
-        }
         let client = self.client().await?;
-        let events = rollout::recent_events(&client, ns, |o| o == app || o.starts_with(&format!("{app}-")), 5).await;
-        if !events.is_empty() {
-            out.push_str("\nlast events:");
-            for e in events {
-                out.push_str(&format!("\n  {e}"));
-            }
-        }
+        describe::push_pods_and_events(&mut out, &client, ns, app, &pods).await;
         Ok(out)
     }
 
@@ -108,7 +99,7 @@ impl Cluster {
                 Err(ClusterError::Api { code: 400, message }) => format!("(no logs yet: {message})"),
                 Err(e) => return Err(e),
             };
-            out.push_str(&format!("==> {name} <==\n{}\n", rollout::redact(logs.trim_end())));
+            out.push_str(&format!("==> {name} <==\n{}\n", describe::redact(logs.trim_end())));
         }
         if out.len() > max_bytes {
             let mut cut = max_bytes;
