@@ -4,6 +4,7 @@ mod api;
 mod attachments;
 mod auth;
 mod error;
+mod event_stream;
 mod health;
 
 use std::sync::Arc;
@@ -27,7 +28,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/metrics", get(health::metrics))
         .route("/api/v1/requests", post(api::submit).get(api::list))
         .route("/api/v1/requests/{id}", get(api::get))
-        .route("/api/v1/requests/{id}/events", get(api::stream))
+        .route("/api/v1/requests/{id}/events", get(event_stream::stream))
         .route("/api/v1/requests/{id}/output", get(api::output))
         .route("/api/v1/requests/{id}/approve", post(api::approve))
         .route("/api/v1/requests/{id}/deny", post(api::deny))
