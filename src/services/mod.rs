@@ -8,6 +8,7 @@ pub mod class;
 mod class_file;
 pub mod params;
 pub mod render;
+mod sample_render;
 
 use std::path::PathBuf;
 
