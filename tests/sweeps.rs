@@ -9,13 +9,10 @@ mod support;
 
 use deckhand::{
     domain::{State, Surface, now_ms},
-    store::{Actor, NewRequest, Store},
+    store::{Actor, EXPIRED_APPROVALS, NewRequest, Store},
 };
 use sqlx::Row;
 use support::{Backend, TestDb, backends};
-
-/// The sweep's query, as `src/store/sweeps.rs` sends it.
-const SWEEP: &str = "SELECT id FROM requests WHERE state = 'pending_approval' AND approval_expires_at < $1";
 
 fn waiting(i: usize, expires_at: i64) -> NewRequest {
     NewRequest {
@@ -67,8 +64,8 @@ async fn store_waiting(store: &Store, n: usize, overdue: usize) -> Vec<String> {
 /// The plan the backend chooses for the sweep, as text.
 async fn plan(store: &Store, backend: Backend) -> String {
     let (explain, column) = match backend {
-        Backend::Sqlite => (format!("EXPLAIN QUERY PLAN {SWEEP}"), "detail"),
-        Backend::Postgres => (format!("EXPLAIN {SWEEP}"), "QUERY PLAN"),
+        Backend::Sqlite => (format!("EXPLAIN QUERY PLAN {EXPIRED_APPROVALS}"), "detail"),
+        Backend::Postgres => (format!("EXPLAIN {EXPIRED_APPROVALS}"), "QUERY PLAN"),
     };
     let rows = sqlx::query(sqlx::AssertSqlSafe(explain))
         .bind(1_i64)

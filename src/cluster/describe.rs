@@ -9,13 +9,16 @@ use kube::{Api, api::ListParams};
 /// The longest piece of cluster text quoted in a failure, in characters.
 const QUOTE_MAX: usize = 300;
 
+/// Events shown about an app.
+const APP_EVENTS: usize = 5;
+
 /// Appends `pod LINE` for each of `pods` and the last five events about `app` (its
 /// Deployment, ReplicaSets and pods), each on a line of its own under `last events:`.
 pub async fn push_pods_and_events(out: &mut String, client: &kube::Client, ns: &str, app: &str, pods: &[Pod]) {
     for p in pods {
         out.push_str(&format!("\n  pod {}", pod_line(p)));
     }
-    let events = recent_events(client, ns, |o| o == app || o.starts_with(&format!("{app}-")), 5).await;
+    let events = app_events(client, ns, app).await;
     if !events.is_empty() {
         out.push_str("\nlast events:");
         for e in events {
@@ -59,8 +62,11 @@ pub fn pod_line(p: &Pod) -> String {
     }
 }
 
-/// The newest `limit` events in `ns` about objects whose name passes `about`, oldest first.
-async fn recent_events(client: &kube::Client, ns: &str, about: impl Fn(&str) -> bool, limit: usize) -> Vec<String> {
+/// The newest `APP_EVENTS` events in `ns` about `app` or an object named after it (`app-…`:
+/// its ReplicaSets and pods), oldest first.
+async fn app_events(client: &kube::Client, ns: &str, app: &str) -> Vec<String> {
+    let prefix = format!("{app}-");
+    let about = |name: &str| name == app || name.starts_with(&prefix);
     let api: Api<Event> = Api::namespaced(client.clone(), ns);
     let mut events: Vec<Event> = api
         .list(&ListParams::default())
@@ -71,7 +77,7 @@ async fn recent_events(client: &kube::Client, ns: &str, about: impl Fn(&str) -> 
         .filter(|e| e.involved_object.name.as_deref().is_some_and(&about))
         .collect();
     events.sort_by_key(event_time);
-    let skip = events.len().saturating_sub(limit);
+    let skip = events.len().saturating_sub(APP_EVENTS);
     events
         .iter()
         .skip(skip)

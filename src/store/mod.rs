@@ -34,7 +34,7 @@ pub use outbox::{DeliveryRecord, Head, Lease, delivers};
 pub use outbox_reads::Loaded;
 pub use records::*;
 pub use replicas::{ReplicaError, ReplicaLock, listen_for_work};
-pub use sweeps::RecordRef;
+pub use sweeps::{EXPIRED_APPROVALS, RecordRef};
 
 use audit::audit_tx;
 use events::append_event_tx;

@@ -6,6 +6,12 @@ use sqlx::Row;
 use super::{Store, StoreError};
 use crate::domain::RequestId;
 
+/// The expiry sweep's query (`$1`: now, in ms). Public so `tests/sweeps.rs` checks the plan of
+/// this very statement: it must read overdue approvals through `requests_approval_expiry`,
+/// not every pending request.
+pub const EXPIRED_APPROVALS: &str =
+    "SELECT id FROM requests WHERE state = 'pending_approval' AND approval_expires_at < $1";
+
 impl Store {
     /// Oldest queued requests first.
     pub async fn queued(&self, limit: i64) -> Result<Vec<RequestId>, StoreError> {
@@ -18,11 +24,7 @@ impl Store {
 
     /// Pending approvals whose time ran out.
     pub async fn expired_approvals(&self, now: i64) -> Result<Vec<RequestId>, StoreError> {
-        self.ids(
-            "SELECT id FROM requests WHERE state = 'pending_approval' AND approval_expires_at < $1",
-            now,
-        )
-        .await
+        self.ids(EXPIRED_APPROVALS, now).await
     }
 
     /// Running requests whose worker stopped renewing the lease (it died or lost the store).
