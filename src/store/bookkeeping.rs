@@ -36,6 +36,10 @@ use super::{
     surface_writes::SurfaceSwap,
 };
 
+/// A multi-row statement slower than this (it takes about 1 ms) makes the store refresh the
+/// planner's statistics (`Store::refresh_statistics`).
+const SLOW_BATCH: std::time::Duration = std::time::Duration::from_millis(25);
+
 pub(super) enum Bookkeeping {
     Delivery(DeliveryWrite),
     Surface(SurfaceSwap),
@@ -62,7 +66,13 @@ impl Batched for Bookkeeping {
     async fn batch(store: &Store, conn: &mut AnyConnection, jobs: &[Self]) -> Result<Vec<Option<u64>>, StoreError> {
         let grouped = Grouped::of(jobs.iter().enumerate());
         if grouped.multi_row() {
+            let started = std::time::Instant::now();
             let done = multi_row(store.backend(), conn, &grouped, jobs.len()).await?;
+            if store.backend() == Backend::Postgres && started.elapsed() >= SLOW_BATCH {
+                // Beside the next batches, not before them.
+                let store = store.clone();
+                tokio::spawn(async move { store.refresh_statistics(crate::domain::now_ms()).await });
+            }
             return Ok(done.into_iter().map(Some).collect());
         }
         let done = one_by_one(store.backend(), conn, &jobs.iter().collect::<Vec<_>>()).await?;
@@ -136,7 +146,7 @@ async fn multi_row(
             one_trip(conn, query.bind(swaps).bind(claims).bind(marks)).await?
         }
         Backend::Postgres => {
-            let query = sqlx::query(POSTGRES);
+            let query = sqlx::query(POSTGRES_BATCH);
             query.bind(swaps).bind(claims).bind(marks).fetch_all(conn).await?
         }
     };
@@ -252,7 +262,7 @@ pub(super) fn statements(first: usize) -> String {
 /// follow-on claim tests its mark's condition on the rows as they were before the mark, as
 /// on SQLite where the claim runs first. (Round nine's three `UPDATE … FROM` statements in
 /// a transaction left the posts behind the acks; this one statement keeps up; docs/performance-log.md, round twelve.)
-const POSTGRES: &str = r#"WITH swaps AS (
+const POSTGRES_BATCH: &str = r#"WITH swaps AS (
     UPDATE requests SET surface_data = v.data
     FROM json_to_recordset($1::json) AS v(rid text, was text, data text)
     WHERE requests.id = v.rid AND requests.surface_data IS NOT DISTINCT FROM v.was

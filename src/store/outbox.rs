@@ -78,7 +78,7 @@ pub(super) async fn insert_tx(
     Ok(())
 }
 
-/// A head query slower than this makes the store refresh the table's statistics.
+/// A head query slower than this makes the store refresh the planner's statistics.
 const SLOW_HEADS: std::time::Duration = std::time::Duration::from_millis(100);
 /// The least time between two such refreshes.
 const ANALYZE_EVERY_MS: i64 = 60_000;
@@ -132,7 +132,7 @@ impl Store {
         .fetch_all(self.writer())
         .await?;
         if started.elapsed() >= SLOW_HEADS {
-            self.refresh_delivery_statistics(now).await;
+            self.refresh_statistics(now).await;
         }
         rows.iter()
             .map(|r| {
@@ -148,13 +148,17 @@ impl Store {
             .collect()
     }
 
-    /// Refreshes PostgreSQL's statistics of the outbox table, at most once a minute. The
-    /// head query is fast (an index scan in due order that stops at `limit`) only when the
-    /// planner knows the table is large; on a table that grew from empty faster than
-    /// autovacuum's analyze came by (or with autovacuum off), it chose a full anti-join and
-    /// a sort instead: 0.6 s a poll at 190,000 pending rows, and posts drained at about 15 a
-    /// second. After `ANALYZE` the same query takes under 1 ms.
-    async fn refresh_delivery_statistics(&self, now: i64) {
+    /// Refreshes PostgreSQL's statistics of the outbox and requests tables, at most once a
+    /// minute; called when a statement whose plan depends on them was slow (the head query
+    /// here, the bookkeeping statement in bookkeeping.rs). Their plans are good only when the
+    /// planner knows how many rows are pending: on tables that grew from empty faster than
+    /// autovacuum's analyze came by (or with autovacuum off), the head query chose a full
+    /// anti-join and a sort (0.6 s a poll at 190,000 pending rows, posts drained at about 15
+    /// a second), and the bookkeeping statement a scan of every pending row for each batch
+    /// (39 ms at 108,000, where it takes about 1 ms; the posts fell minutes behind the acks).
+    /// `ANALYZE` also makes PostgreSQL plan the statements again; after it both take under
+    /// 1 ms.
+    pub(super) async fn refresh_statistics(&self, now: i64) {
         use std::sync::atomic::Ordering;
         if self.backend != Backend::Postgres {
             return;
@@ -168,9 +172,9 @@ impl Store {
         {
             return;
         }
-        match sqlx::query("ANALYZE deliveries").execute(self.pool()).await {
-            Ok(_) => tracing::info!("outbox head query was slow; refreshed the deliveries table's statistics"),
-            Err(e) => tracing::warn!(error = %e, "could not ANALYZE the deliveries table"),
+        match sqlx::query("ANALYZE deliveries, requests").execute(self.pool()).await {
+            Ok(_) => tracing::info!("an outbox statement was slow; refreshed the planner's statistics"),
+            Err(e) => tracing::warn!(error = %e, "could not ANALYZE the deliveries and requests tables"),
         }
     }
 
