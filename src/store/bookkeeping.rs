@@ -146,7 +146,7 @@ async fn multi_row(
             one_trip(conn, query.bind(swaps).bind(claims).bind(marks)).await?
         }
         Backend::Postgres => {
-            let query = sqlx::query(POSTGRES_BATCH);
+            let query = sqlx::query(POSTGRES);
             query.bind(swaps).bind(claims).bind(marks).fetch_all(conn).await?
         }
     };
@@ -262,7 +262,7 @@ pub(super) fn statements(first: usize) -> String {
 /// follow-on claim tests its mark's condition on the rows as they were before the mark, as
 /// on SQLite where the claim runs first. (Round nine's three `UPDATE … FROM` statements in
 /// a transaction left the posts behind the acks; this one statement keeps up; docs/performance-log.md, round twelve.)
-const POSTGRES_BATCH: &str = r#"WITH swaps AS (
+const POSTGRES: &str = r#"WITH swaps AS (
     UPDATE requests SET surface_data = v.data
     FROM json_to_recordset($1::json) AS v(rid text, was text, data text)
     WHERE requests.id = v.rid AND requests.surface_data IS NOT DISTINCT FROM v.was
