@@ -22,6 +22,7 @@ mod pool;
 mod records;
 mod replicas;
 mod rows;
+mod statistics;
 mod surface_writes;
 mod sweeps;
 mod writer;
@@ -76,9 +77,8 @@ pub struct Store {
     backend: Backend,
     /// The group-commit tasks (see batch.rs); `None` in the tasks' own copy.
     group: Option<Groups>,
-    /// When this store last refreshed the outbox table's planner statistics (ms; see
-    /// `claim_heads`).
-    analyzed_at: Arc<std::sync::atomic::AtomicI64>,
+    /// When this store refreshes PostgreSQL's planner statistics (statistics.rs).
+    statistics: Arc<statistics::Statistics>,
 }
 
 #[derive(Clone)]
@@ -144,7 +144,7 @@ impl Store {
             writer,
             backend,
             group: None,
-            analyzed_at: Arc::default(),
+            statistics: Arc::default(),
         };
         Ok(Self {
             group: Some(Groups::start(&direct)),

@@ -11,7 +11,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use super::{
-    Backend, Store, StoreError,
+    Store, StoreError,
     delivery_writes::{Change, DeliveryWrite},
 };
 use crate::domain::{RequestId, Surface};
@@ -78,10 +78,9 @@ pub(super) async fn insert_tx(
     Ok(())
 }
 
-/// A head query slower than this makes the store refresh the planner's statistics.
+/// A head query slower than this makes the store refresh the planner's statistics
+/// (statistics.rs).
 const SLOW_HEADS: std::time::Duration = std::time::Duration::from_millis(100);
-/// The least time between two such refreshes.
-const ANALYZE_EVERY_MS: i64 = 60_000;
 
 impl Store {
     /// A bookkeeping write, group-committed with others (see delivery_writes.rs).
@@ -146,36 +145,6 @@ impl Store {
                 })
             })
             .collect()
-    }
-
-    /// Refreshes PostgreSQL's statistics of the outbox and requests tables, at most once a
-    /// minute; called when a statement whose plan depends on them was slow (the head query
-    /// here, the bookkeeping statement in bookkeeping.rs). Their plans are good only when the
-    /// planner knows how many rows are pending: on tables that grew from empty faster than
-    /// autovacuum's analyze came by (or with autovacuum off), the head query chose a full
-    /// anti-join and a sort (0.6 s a poll at 190,000 pending rows, posts drained at about 15
-    /// a second), and the bookkeeping statement a scan of every pending row for each batch
-    /// (39 ms at 108,000, where it takes about 1 ms; the posts fell minutes behind the acks).
-    /// `ANALYZE` also makes PostgreSQL plan the statements again; after it both take under
-    /// 1 ms.
-    pub(super) async fn refresh_statistics(&self, now: i64) {
-        use std::sync::atomic::Ordering;
-        if self.backend != Backend::Postgres {
-            return;
-        }
-        let last = self.analyzed_at.load(Ordering::Relaxed);
-        if now - last < ANALYZE_EVERY_MS
-            || self
-                .analyzed_at
-                .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
-                .is_err()
-        {
-            return;
-        }
-        match sqlx::query("ANALYZE deliveries, requests").execute(self.pool()).await {
-            Ok(_) => tracing::info!("an outbox statement was slow; refreshed the planner's statistics"),
-            Err(e) => tracing::warn!(error = %e, "could not ANALYZE the deliveries and requests tables"),
-        }
     }
 
     /// The pending rows of `id` from `seq` on, in order, while they are of `kind` (a run of

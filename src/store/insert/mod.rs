@@ -58,7 +58,9 @@ impl Batched for NewJob {
         conn: &mut AnyConnection,
         jobs: &[Self],
     ) -> Result<Vec<Option<Inserted>>, StoreError> {
-        insert_batch(store.backend(), conn, &jobs.iter().collect::<Vec<_>>()).await
+        let done = insert_batch(store.backend(), conn, &jobs.iter().collect::<Vec<_>>()).await?;
+        store.inserted(done.iter().flatten().count());
+        Ok(done)
     }
 
     /// A batch of one; a request whose idempotency key was taken is the one that took it.
@@ -66,6 +68,7 @@ impl Batched for NewJob {
         let mut conn = store.writer().acquire().await?;
         let done = insert_batch(store.backend(), &mut conn, &[job]).await?;
         drop(conn);
+        store.inserted(done.iter().flatten().count());
         match done.into_iter().next().flatten() {
             Some(stored) => Ok(stored),
             None => store.existing(&job.new).await.map(|r| (r, false, Vec::new())),
