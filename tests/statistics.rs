@@ -145,11 +145,11 @@ async fn the_thousandth_stored_request_refreshes_the_statistics() {
             calls.spawn(async move { app.submit(inv).await.map(|s| s.duplicate) });
             if calls.len() >= 32 {
                 let done = calls.join_next().await.expect("a call").expect("task");
-                assert_eq!(done.expect("stored"), false, "a new request");
+                assert!(!done.expect("stored"), "a new request");
             }
         }
         while let Some(done) = calls.join_next().await {
-            assert_eq!(done.expect("task").expect("stored"), false, "a new request");
+            assert!(!done.expect("task").expect("stored"), "a new request");
         }
         let stored: i64 = sqlx::query("SELECT COUNT(*) AS n FROM requests")
             .fetch_one(app.store.pool())

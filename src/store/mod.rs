@@ -18,6 +18,7 @@ mod insert;
 mod one_trip;
 mod outbox;
 mod outbox_reads;
+mod page_room;
 mod pool;
 mod records;
 mod replicas;
@@ -163,6 +164,9 @@ impl Store {
 
     pub async fn migrate(&self) -> Result<(), StoreError> {
         MIGRATOR.run(&self.pool).await?;
+        if self.backend == Backend::Postgres {
+            page_room::leave_room(&self.pool).await?;
+        }
         Ok(())
     }
 
