@@ -8,9 +8,10 @@
 //! `requests`. Tables are packed full by default, so the first update of a new row usually
 //! found its page full: in a bench part 32% of the requests' updates and 70% of the
 //! deliveries' were not HOT (a mark changes `state`, which is indexed, and is never HOT; a
-//! claim can be). Leaving 30% of each new page free made 84% of the requests' updates HOT
-//! and took the PostgreSQL part from 3,826-4,130 to 4,297-4,786 acks/s (issue 14;
-//! docs/performance-log.md, round eighteen).
+//! claim can be). Leaving 30% of each new page free made 84% of the requests' updates and
+//! 44% of the deliveries' HOT; the PostgreSQL part measured 4,044-4,786 acks/s against
+//! 3,826-4,130 without, near the spread of this bench (issue 14; docs/performance-log.md,
+//! round eighteen).
 //!
 //! The setting applies to pages written from then on; set once, it is not set again (it
 //! takes a lock that waits for a running `ANALYZE` or `VACUUM`). SQLite has no such setting:
