@@ -7,24 +7,12 @@ mod support;
 
 use std::{collections::HashMap, sync::Arc};
 
-use deckhand::{app::Invocation, domain::Surface};
+use deckhand::domain::Surface;
 use sqlx::Row;
-use support::{Backend, TestDb, backends, spawn_app};
+use support::{Backend, TestDb, backends, release_invocation, spawn_app};
 
 const COMMANDS: usize = 120;
 const REPEATED: usize = 40;
-
-fn invocation(app: &Arc<deckhand::app::App>, user: &str, key: String) -> Invocation {
-    Invocation {
-        principal: app.directory.user(user).expect("known user"),
-        surface: Surface::Slack,
-        text: "release web".into(),
-        channel: Some("C0DECK".into()),
-        thread: None,
-        surface_data: Some(serde_json::json!({"channel": "C0DECK", "user": user})),
-        idempotency_key: Some(key),
-    }
-}
 
 fn metric(text: &str, name: &str) -> u64 {
     text.lines()
@@ -45,7 +33,7 @@ async fn concurrent_commands_share_commits_and_each_gets_its_own_request() {
             .collect();
         let mut calls = tokio::task::JoinSet::new();
         for key in keys.clone() {
-            let inv = invocation(&app, "alice", key.clone());
+            let inv = release_invocation(&app, "alice", key.clone());
             let app = app.clone();
             calls.spawn(async move { (key, app.submit(inv).await) });
         }
@@ -184,14 +172,14 @@ async fn a_failed_batch_stores_nothing_and_the_next_one_commits() {
                 .await
                 .expect("install the failing trigger");
         }
-        let refused = app.submit(invocation(&app, "alice", "refused".into())).await;
+        let refused = app.submit(release_invocation(&app, "alice", "refused".into())).await;
         assert!(refused.is_err(), "the insert should fail: {refused:?}");
         for sql in unfail {
             sqlx::query(sql).execute(&pool).await.expect("drop the trigger");
         }
 
         let stored = app
-            .submit(invocation(&app, "alice", "accepted".into()))
+            .submit(release_invocation(&app, "alice", "accepted".into()))
             .await
             .expect("the next batch");
         assert!(!stored.duplicate);
@@ -224,7 +212,7 @@ async fn submitted_and_claimed(
     owner: &str,
 ) -> (Vec<deckhand::store::Head>, i64) {
     for i in 0..n {
-        app.submit(invocation(app, "alice", format!("{prefix}-{i}")))
+        app.submit(release_invocation(app, "alice", format!("{prefix}-{i}")))
             .await
             .expect("submitted");
     }
@@ -316,7 +304,10 @@ async fn new_requests_marks_and_failures_arriving_together_each_land() {
         });
         let fresh = (0..N).map(|i| {
             let app = app.clone();
-            async move { app.submit(invocation(&app, "alice", format!("fresh-{i}"))).await }
+            async move {
+                app.submit(release_invocation(&app, "alice", format!("fresh-{i}")))
+                    .await
+            }
         });
         let (_, submitted) = tokio::join!(
             futures_util::future::join_all(writes),
@@ -354,7 +345,7 @@ async fn other_writes_get_the_writer_while_commands_pour_in() {
         let test = spawn_app(&db).await;
         let app = test.app().clone();
         let first = app
-            .submit(invocation(&app, "alice", "pour-first".into()))
+            .submit(release_invocation(&app, "alice", "pour-first".into()))
             .await
             .expect("submitted")
             .request
@@ -366,7 +357,7 @@ async fn other_writes_get_the_writer_while_commands_pour_in() {
             pouring.spawn(async move {
                 let mut n = 0;
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    app.submit(invocation(&app, "alice", format!("pour-{t}-{n}")))
+                    app.submit(release_invocation(&app, "alice", format!("pour-{t}-{n}")))
                         .await
                         .expect("submitted");
                     n += 1;

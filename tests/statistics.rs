@@ -26,7 +26,7 @@ use deckhand::{
     store::Store,
 };
 use sqlx::Row;
-use support::{Backend, TestDb, backends, spawn_app};
+use support::{Backend, TestDb, backends, release_invocation, spawn_app};
 
 /// Pending rows of other requests, none of them claimed.
 const BACKLOG: i64 = 300_000;
@@ -133,15 +133,7 @@ async fn the_thousandth_stored_request_refreshes_the_statistics() {
         let mut calls = tokio::task::JoinSet::new();
         for i in 0..1_000 {
             let app = app.clone();
-            let inv = deckhand::app::Invocation {
-                principal: app.directory.user("alice").expect("known user"),
-                surface: deckhand::domain::Surface::Slack,
-                text: "release web".into(),
-                channel: Some("C0DECK".into()),
-                thread: None,
-                surface_data: Some(serde_json::json!({"channel": "C0DECK", "user": "alice"})),
-                idempotency_key: Some(format!("trigger-{i}")),
-            };
+            let inv = release_invocation(&app, "alice", format!("trigger-{i}"));
             calls.spawn(async move { app.submit(inv).await.map(|s| s.duplicate) });
             if calls.len() >= 32 {
                 let done = calls.join_next().await.expect("a call").expect("task");

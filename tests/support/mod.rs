@@ -216,6 +216,20 @@ pub async fn spawn_app_with(config: Config, probe: Arc<actions::Probe>) -> TestA
     app
 }
 
+/// `/release web` from `user` in Slack channel C0DECK, with `key` as its trigger id: a command
+/// that needs approval, so each is a stored request with a root message and a prompt.
+pub fn release_invocation(app: &deckhand::app::App, user: &str, key: String) -> deckhand::app::Invocation {
+    deckhand::app::Invocation {
+        principal: app.directory.user(user).expect("known user"),
+        surface: deckhand::domain::Surface::Slack,
+        text: "release web".into(),
+        channel: Some("C0DECK".into()),
+        thread: None,
+        surface_data: Some(serde_json::json!({"channel": "C0DECK", "user": user})),
+        idempotency_key: Some(key),
+    }
+}
+
 pub fn init_tls() {
     static ONCE: OnceLock<()> = OnceLock::new();
     ONCE.get_or_init(|| {
