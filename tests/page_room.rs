@@ -112,3 +112,54 @@ async fn the_first_update_of_a_new_request_finds_room_on_its_page() {
         );
     }
 }
+
+/// A deployment whose tables were created by another role: deckhand's own role can read and
+/// write them but not alter them. Starting still works (the fill factor is an optimization);
+/// on SQLite there are no roles, and migrating twice is the whole case.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_that_does_not_own_the_tables_still_starts() {
+    for backend in backends() {
+        eprintln!("-- {backend:?}");
+        let db = TestDb::new(backend).await;
+        let owner = Store::connect(&db.url, 2).await.expect("connect");
+        owner.migrate().await.expect("migrate");
+        if backend == Backend::Sqlite {
+            owner.migrate().await.expect("migrate again");
+            continue;
+        }
+        let role = format!(
+            "deckhand_app_{}",
+            deckhand::domain::RequestId::generate().as_str().replace('-', "_")
+        );
+        for sql in [
+            format!("CREATE ROLE {role} LOGIN PASSWORD 'app'"),
+            format!("GRANT USAGE, CREATE ON SCHEMA public TO {role}"),
+            format!("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}"),
+            "ALTER TABLE requests RESET (fillfactor)".to_owned(),
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(owner.pool())
+                .await
+                .expect("set up the role");
+        }
+        let (scheme, rest) = db.url.split_once("://").expect("a URL");
+        let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+        let app_url = format!("{scheme}://{role}:app@{host}");
+        let app = Store::connect(&app_url, 2).await.expect("connect as the app's role");
+        app.migrate().await.expect("starts without owning the tables");
+        let actor = Actor {
+            who: "alice",
+            surface: "slack",
+        };
+        let (_, created, _) = app.insert_request(&new_request(0), actor, None).await.expect("insert");
+        assert!(created, "the app's role stores requests");
+        app.close().await;
+        // Roles belong to the cluster, not to the test's database.
+        for sql in [format!("DROP OWNED BY {role}"), format!("DROP ROLE {role}")] {
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(owner.pool())
+                .await
+                .expect("drop the role");
+        }
+    }
+}

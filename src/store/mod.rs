@@ -165,7 +165,7 @@ impl Store {
     pub async fn migrate(&self) -> Result<(), StoreError> {
         MIGRATOR.run(&self.pool).await?;
         if self.backend == Backend::Postgres {
-            page_room::leave_room(&self.pool).await?;
+            page_room::leave_room(&self.pool).await;
         }
         Ok(())
     }
