@@ -68,10 +68,8 @@ impl Batched for Bookkeeping {
         if grouped.multi_row() {
             let started = std::time::Instant::now();
             let done = multi_row(store.backend(), conn, &grouped, jobs.len()).await?;
-            if store.backend() == Backend::Postgres && started.elapsed() >= SLOW_BATCH {
-                // Beside the next batches, not before them.
-                let store = store.clone();
-                tokio::spawn(async move { store.refresh_statistics(crate::domain::now_ms()).await });
+            if started.elapsed() >= SLOW_BATCH {
+                store.refresh_statistics();
             }
             return Ok(done.into_iter().map(Some).collect());
         }

@@ -131,7 +131,7 @@ impl Store {
         .fetch_all(self.writer())
         .await?;
         if started.elapsed() >= SLOW_HEADS {
-            self.refresh_statistics(now).await;
+            self.refresh_statistics();
         }
         rows.iter()
             .map(|r| {

@@ -52,12 +52,7 @@ impl Statistics {
         total >= due
             && self
                 .due_at
-                .compare_exchange(
-                    due,
-                    total.max(due).saturating_mul(2),
-                    Ordering::AcqRel,
-                    Ordering::Relaxed,
-                )
+                .compare_exchange(due, total.saturating_mul(2), Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
     }
 
@@ -73,28 +68,31 @@ impl Statistics {
 }
 
 impl Store {
-    /// `n` requests were inserted; refreshes the statistics beside the next writes when that
-    /// makes the tables twice as big as at the last refresh for growth.
+    /// `n` requests were inserted; refreshes the statistics when that makes the tables twice
+    /// as big as at the last refresh for growth.
     pub(super) fn inserted(&self, n: usize) {
         if self.backend == Backend::Postgres && self.statistics.grew(n as u64) {
-            let store = self.clone();
-            tokio::spawn(async move { store.analyze("the outbox and requests tables grew").await });
+            self.analyze("the outbox and requests tables grew");
         }
     }
 
     /// A statement whose plan depends on the statistics was slow: refreshes them, at most
     /// once a minute.
-    pub(super) async fn refresh_statistics(&self, now: i64) {
-        if self.backend == Backend::Postgres && self.statistics.slow(now) {
-            self.analyze("an outbox statement was slow").await;
+    pub(super) fn refresh_statistics(&self) {
+        if self.backend == Backend::Postgres && self.statistics.slow(crate::domain::now_ms()) {
+            self.analyze("an outbox statement was slow");
         }
     }
 
-    async fn analyze(&self, why: &str) {
-        match sqlx::query("ANALYZE deliveries, requests").execute(self.pool()).await {
-            Ok(_) => tracing::info!(reason = why, "refreshed the planner's statistics"),
-            Err(e) => tracing::warn!(error = %e, "could not ANALYZE the deliveries and requests tables"),
-        }
+    /// `ANALYZE` beside the next statements, not before them.
+    fn analyze(&self, why: &'static str) {
+        let pool = self.pool().clone();
+        tokio::spawn(async move {
+            match sqlx::query("ANALYZE deliveries, requests").execute(&pool).await {
+                Ok(_) => tracing::info!(reason = why, "refreshed the planner's statistics"),
+                Err(e) => tracing::warn!(error = %e, "could not ANALYZE the deliveries and requests tables"),
+            }
+        });
     }
 }
 
