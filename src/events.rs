@@ -183,8 +183,13 @@ impl EventData {
 
     /// The state a state event announces.
     pub fn announced(&self) -> Option<State> {
+        self.state_change().map(|s| s.state)
+    }
+
+    /// The change a state event records: the state, and the outcome when it ends the request.
+    pub fn state_change(&self) -> Option<&StateChange> {
         match self {
-            EventData::State(s) => Some(s.state),
+            EventData::State(s) => Some(s),
             _ => None,
         }
     }

@@ -194,11 +194,21 @@ pub fn announced(event: &Event) -> Option<State> {
 
 /// The request as it stood when event `seq` was stored, for showing that event late (after
 /// an outage or a restart): the state the last state event up to it announced, and an
-/// outcome only if that state ends the request.
+/// outcome only if that state ends the request, taken from that event. The record may be
+/// older than the events (the deliverer reads them in two statements, and the change that
+/// ended the request can commit between the two), so its own outcome may not be set yet.
 pub fn as_of(request: &RequestRecord, events: &[Event], seq: i64) -> RequestRecord {
     let mut then = request.clone();
-    if let Some(state) = events.iter().filter(|e| e.seq <= seq).filter_map(announced).next_back() {
-        then.state = state;
+    let change = events
+        .iter()
+        .filter(|e| e.seq <= seq)
+        .filter_map(|e| e.data.state_change())
+        .next_back();
+    if let Some(change) = change {
+        then.state = change.state;
+        if change.outcome.is_some() {
+            then.outcome = change.outcome.clone();
+        }
     }
     if !then.state.is_terminal() {
         then.outcome = None;
@@ -265,7 +275,68 @@ impl Surfaces {
 
 #[cfg(test)]
 mod tests {
-    use super::take_share_flag;
+    use super::{as_of, take_share_flag};
+    use crate::{
+        domain::{RequestId, State, Surface},
+        events::EventData,
+        store::{Event, EventKind, RequestRecord},
+    };
+
+    fn record(state: State, outcome: Option<&str>) -> RequestRecord {
+        RequestRecord {
+            id: RequestId::parse("r-2p7y50wwdve1wp").expect("id"),
+            command: "deploy".into(),
+            action: "deploy".into(),
+            text: "deploy web:1 to dev3".into(),
+            args: Default::default(),
+            state,
+            requester: "alice".into(),
+            requester_groups: Vec::new(),
+            surface: Surface::Slack,
+            channel: Some("C1".into()),
+            thread: None,
+            surface_data: None,
+            approval: None,
+            approval_expires_at: None,
+            created_at: 1,
+            updated_at: 1,
+            started_at: None,
+            finished_at: None,
+            worker: None,
+            lease_until: None,
+            attempts: 0,
+            outcome: outcome.map(str::to_owned),
+        }
+    }
+
+    fn state_event(seq: i64, state: State, outcome: Option<&str>) -> Event {
+        Event {
+            request_id: RequestId::parse("r-2p7y50wwdve1wp").expect("id"),
+            seq,
+            at: seq,
+            kind: EventKind::State,
+            message: outcome.unwrap_or(state.as_str()).to_owned(),
+            data: EventData::state(state, outcome.map(str::to_owned), None),
+        }
+    }
+
+    #[test]
+    fn a_late_post_shows_the_outcome_its_event_carries_even_from_an_older_record() {
+        // The record was read while the request ran; its events, read after, end it.
+        let read_while_running = record(State::Running, None);
+        let events = [
+            state_event(1, State::Queued, None),
+            state_event(2, State::Running, None),
+            state_event(3, State::Succeeded, Some("done with dev3")),
+        ];
+        let shown = as_of(&read_while_running, &events, 3);
+        assert_eq!(shown.state, State::Succeeded);
+        assert_eq!(shown.outcome.as_deref(), Some("done with dev3"));
+        // Shown as of an earlier event, a finished request has no outcome yet.
+        let finished = record(State::Succeeded, Some("done with dev3"));
+        let earlier = as_of(&finished, &events, 2);
+        assert_eq!((earlier.state, earlier.outcome), (State::Running, None));
+    }
 
     #[test]
     fn a_trailing_share_flag_is_taken_off() {
