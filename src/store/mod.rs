@@ -33,7 +33,7 @@ use std::sync::{Arc, Once};
 
 use sqlx::{AnyPool, AssertSqlSafe, Row};
 
-pub use outbox::{DeliveryRecord, Head, Lease, delivers};
+pub use outbox::{CLAIM_HEADS, DeliveryRecord, Head, Lease, delivers};
 pub use outbox_reads::Loaded;
 pub use records::*;
 pub use replicas::{ReplicaError, ReplicaLock, listen_for_work};

@@ -78,6 +78,18 @@ pub(super) async fn insert_tx(
     Ok(())
 }
 
+/// The poll's claim (`Store::claim_heads`): `$1` now, `$2` how many, `$3` the owner, `$4` the
+/// lease's end. Public so that a test can check its plan (tests/outbox_index.rs).
+pub const CLAIM_HEADS: &str = "WITH heads AS MATERIALIZED (SELECT d.request_id, d.seq FROM deliveries d \
+      WHERE d.state = 'pending' AND d.next_at <= $1 AND (d.lease_until IS NULL OR d.lease_until < $1) \
+      AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.request_id = d.request_id \
+                      AND e.state = 'pending' AND e.seq < d.seq) \
+      ORDER BY d.next_at LIMIT $2) \
+    UPDATE deliveries SET lease_owner = $3, lease_until = $4, attempts = attempts + 1 FROM heads \
+    WHERE deliveries.request_id = heads.request_id AND deliveries.seq = heads.seq \
+    AND deliveries.state = 'pending' AND (deliveries.lease_until IS NULL OR deliveries.lease_until < $1) \
+    RETURNING deliveries.request_id, deliveries.seq, deliveries.attempts - 1 AS attempts, deliveries.created_at";
+
 /// A head query slower than this makes the store refresh the planner's statistics
 /// (statistics.rs).
 const SLOW_HEADS: std::time::Duration = std::time::Duration::from_millis(100);
@@ -113,23 +125,13 @@ impl Store {
     /// PostgreSQL a concurrent claimer's row is re-checked against them after its commit.
     pub async fn claim_heads(&self, now: i64, limit: i64, owner: &str, until: i64) -> Result<Vec<Head>, StoreError> {
         let started = std::time::Instant::now();
-        let rows = sqlx::query(
-            "WITH heads AS MATERIALIZED (SELECT d.request_id, d.seq FROM deliveries d \
-               WHERE d.state = 'pending' AND d.next_at <= $1 AND (d.lease_until IS NULL OR d.lease_until < $1) \
-               AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.request_id = d.request_id \
-                               AND e.state = 'pending' AND e.seq < d.seq) \
-               ORDER BY d.next_at LIMIT $2) \
-             UPDATE deliveries SET lease_owner = $3, lease_until = $4, attempts = attempts + 1 FROM heads \
-             WHERE deliveries.request_id = heads.request_id AND deliveries.seq = heads.seq \
-             AND deliveries.state = 'pending' AND (deliveries.lease_until IS NULL OR deliveries.lease_until < $1) \
-             RETURNING deliveries.request_id, deliveries.seq, deliveries.attempts - 1 AS attempts, deliveries.created_at",
-        )
-        .bind(now)
-        .bind(limit)
-        .bind(owner)
-        .bind(until)
-        .fetch_all(self.writer())
-        .await?;
+        let rows = sqlx::query(CLAIM_HEADS)
+            .bind(now)
+            .bind(limit)
+            .bind(owner)
+            .bind(until)
+            .fetch_all(self.writer())
+            .await?;
         if started.elapsed() >= SLOW_HEADS {
             self.refresh_statistics();
         }
