@@ -12,7 +12,7 @@ use deckhand::{
     store::{CLAIM_HEADS, Store},
 };
 use sqlx::Row;
-use support::{Backend, TestDb, backends};
+use support::{Backend, TestDb, backends, plan};
 
 const OWNER: &str = "index-test";
 const DELIVERED: usize = 600;
@@ -86,26 +86,6 @@ async fn entries(store: &Store, backend: Backend) -> i64 {
     }
 }
 
-/// The plan the backend chooses for the poll's claim, as text.
-async fn plan(store: &Store, backend: Backend) -> String {
-    let (explain, column) = match backend {
-        Backend::Sqlite => (format!("EXPLAIN QUERY PLAN {CLAIM_HEADS}"), "detail"),
-        Backend::Postgres => (format!("EXPLAIN {CLAIM_HEADS}"), "QUERY PLAN"),
-    };
-    let rows = sqlx::query(sqlx::AssertSqlSafe(explain))
-        .bind(now_ms())
-        .bind(64_i64)
-        .bind(OWNER)
-        .bind(now_ms())
-        .fetch_all(store.pool())
-        .await
-        .expect("explain");
-    rows.iter()
-        .map(|r| r.try_get::<String, _>(column).expect("plan line"))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_poll_index_holds_only_the_backlog() {
     for backend in backends() {
@@ -122,7 +102,11 @@ async fn the_poll_index_holds_only_the_backlog() {
             3,
             "the due index holds the pending rows only, not the {DELIVERED} delivered ones, on {backend:?}"
         );
-        let plan = plan(&store, backend).await;
+        let now = now_ms();
+        let plan = plan(&store, backend, CLAIM_HEADS, |q| {
+            q.bind(now).bind(64_i64).bind(OWNER).bind(now)
+        })
+        .await;
         assert!(
             plan.contains("deliveries_due"),
             "the poll does not use the due index on {backend:?}:\n{plan}"

@@ -11,8 +11,7 @@ use deckhand::{
     domain::{State, Surface, now_ms},
     store::{Actor, EXPIRED_APPROVALS, NewRequest, Store},
 };
-use sqlx::Row;
-use support::{Backend, TestDb, backends};
+use support::{TestDb, backends, plan};
 
 fn waiting(i: usize, expires_at: i64) -> NewRequest {
     NewRequest {
@@ -61,23 +60,6 @@ async fn store_waiting(store: &Store, n: usize, overdue: usize) -> Vec<String> {
     overdue_ids
 }
 
-/// The plan the backend chooses for the sweep, as text.
-async fn plan(store: &Store, backend: Backend) -> String {
-    let (explain, column) = match backend {
-        Backend::Sqlite => (format!("EXPLAIN QUERY PLAN {EXPIRED_APPROVALS}"), "detail"),
-        Backend::Postgres => (format!("EXPLAIN {EXPIRED_APPROVALS}"), "QUERY PLAN"),
-    };
-    let rows = sqlx::query(sqlx::AssertSqlSafe(explain))
-        .bind(1_i64)
-        .fetch_all(store.pool())
-        .await
-        .expect("explain");
-    rows.iter()
-        .map(|r| r.try_get::<String, _>(column).expect("plan line"))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_expiry_sweep_reads_only_overdue_approvals() {
     for backend in backends() {
@@ -103,7 +85,7 @@ async fn the_expiry_sweep_reads_only_overdue_approvals() {
             .execute(store.pool())
             .await
             .expect("analyze");
-        let plan = plan(&store, backend).await;
+        let plan = plan(&store, backend, EXPIRED_APPROVALS, |q| q.bind(1_i64)).await;
         assert!(
             plan.contains("requests_approval_expiry"),
             "the sweep does not use the expiry index on {backend:?}:\n{plan}"

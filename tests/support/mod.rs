@@ -230,6 +230,32 @@ pub fn release_invocation(app: &deckhand::app::App, user: &str, key: String) -> 
     }
 }
 
+/// A statement of `sqlx::query`'s shape on the Any driver, for [`plan`]'s `bind`.
+pub type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+
+/// The plan the backend chooses for `sql`, as text (`EXPLAIN QUERY PLAN` on SQLite, `EXPLAIN`
+/// on PostgreSQL, neither of which runs it); `bind` binds the statement's parameters.
+pub async fn plan(
+    store: &deckhand::store::Store,
+    backend: Backend,
+    sql: &str,
+    bind: impl FnOnce(AnyQuery<'static>) -> AnyQuery<'static>,
+) -> String {
+    use sqlx::Row;
+    let (explain, column) = match backend {
+        Backend::Sqlite => (format!("EXPLAIN QUERY PLAN {sql}"), "detail"),
+        Backend::Postgres => (format!("EXPLAIN {sql}"), "QUERY PLAN"),
+    };
+    let rows = bind(sqlx::query(sqlx::AssertSqlSafe(explain)))
+        .fetch_all(store.pool())
+        .await
+        .expect("explain");
+    rows.iter()
+        .map(|r| r.try_get::<String, _>(column).expect("plan line"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 pub fn init_tls() {
     static ONCE: OnceLock<()> = OnceLock::new();
     ONCE.get_or_init(|| {
