@@ -325,8 +325,7 @@ async fn a_postgres_connection_dropped_while_idle_costs_no_request() {
         return;
     }
     let db = TestDb::new(Backend::Postgres).await;
-    let store = deckhand::store::Store::connect(&db.url, 4).await.expect("store");
-    store.migrate().await.expect("migrate");
+    let store = db.store(4).await;
     let idle = store.pool().size();
     assert!(idle > 0, "the pool keeps the connection migrate used");
 

@@ -672,7 +672,6 @@ async fn results_and_attachments_are_stored_on_both_backends() {
         attachments::Attachments,
         loadgen::Verdict,
         loadtest::results::{NewRun, Results},
-        store::Store,
     };
     let report: Report = serde_json::from_value(serde_json::json!({
         "url": "http://shop.lt.svc:8080/", "method": "GET", "mode": "rate=10", "generators": 1,
@@ -683,8 +682,7 @@ async fn results_and_attachments_are_stored_on_both_backends() {
     let verdict = Verdict::of(&["p99<1s".parse().unwrap()], &report);
     for backend in support::backends() {
         let db = support::TestDb::new(backend).await;
-        let store = Store::connect(&db.url, 2).await.unwrap();
-        store.migrate().await.unwrap();
+        let store = db.store(2).await;
         let results = Results::new(store.pool().clone());
         for id in ["r-first", "r-second"] {
             results

@@ -91,8 +91,7 @@ async fn the_poll_index_holds_only_the_backlog() {
     for backend in backends() {
         eprintln!("-- {backend:?}");
         let db = TestDb::new(backend).await;
-        let store = Store::connect(&db.url, 4).await.expect("connect");
-        store.migrate().await.expect("migrate");
+        let store = db.store(4).await;
         store_pending(&store, 0, DELIVERED).await;
         assert_eq!(deliver_all(&store).await, DELIVERED, "every row claimed and marked");
         store_pending(&store, DELIVERED, 3).await;

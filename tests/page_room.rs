@@ -60,8 +60,7 @@ async fn the_first_update_of_a_new_request_finds_room_on_its_page() {
     for backend in backends() {
         eprintln!("-- {backend:?}");
         let db = TestDb::new(backend).await;
-        let store = Store::connect(&db.url, 4).await.expect("connect");
-        store.migrate().await.expect("migrate");
+        let store = db.store(4).await;
         // Run twice: the second finds the setting in place.
         store.migrate().await.expect("migrate again");
         let actor = Actor {
@@ -121,8 +120,7 @@ async fn a_role_that_does_not_own_the_tables_still_starts() {
     for backend in backends() {
         eprintln!("-- {backend:?}");
         let db = TestDb::new(backend).await;
-        let owner = Store::connect(&db.url, 2).await.expect("connect");
-        owner.migrate().await.expect("migrate");
+        let owner = db.store(2).await;
         if backend == Backend::Sqlite {
             owner.migrate().await.expect("migrate again");
             continue;

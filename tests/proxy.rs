@@ -397,14 +397,10 @@ fn tokio_stream_from<T: Send + 'static>(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hits_and_the_latest_requests_are_kept_on_both_backends() {
-    use deckhand::{
-        proxy::{Links, NewLink, Recent},
-        store::Store,
-    };
+    use deckhand::proxy::{Links, NewLink, Recent};
     for backend in support::backends() {
         let db = support::TestDb::new(backend).await;
-        let store = Store::connect(&db.url, 2).await.unwrap();
-        store.migrate().await.unwrap();
+        let store = db.store(2).await;
         let links = Links::new(store.pool().clone());
         links
             .insert(&NewLink {

@@ -551,12 +551,10 @@ async fn a_link_starts_one_session_and_keeps_its_record_on_every_backend() {
     use deckhand::{
         domain::{RequestId, now_ms},
         shell::{Ending, LinkState, NewSession},
-        store::Store,
     };
     for backend in support::backends() {
         let db = support::TestDb::new(backend).await;
-        let store = Store::connect(&db.url, 8).await.expect("store");
-        store.migrate().await.expect("migrate");
+        let store = db.store(8).await;
         let sessions = Sessions::new(store.pool().clone());
         let request = RequestId::generate();
         let new = |hash: &str, ttl_ms: i64| NewSession {

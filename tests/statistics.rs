@@ -81,8 +81,7 @@ async fn a_slow_mark_on_a_table_without_statistics_refreshes_them() {
         eprintln!("-- {backend:?}");
         let db = TestDb::new(backend).await;
         // One connection, so the marks below all run on the one that prepared the statement.
-        let store = Store::connect(&db.url, 1).await.expect("connect");
-        store.migrate().await.expect("migrate");
+        let store = db.store(1).await;
         // While the tables are small, PostgreSQL settles on a generic plan for the batch
         // statement (after five executions), made for tables of a few rows.
         for _ in 0..7 {

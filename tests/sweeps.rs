@@ -65,8 +65,7 @@ async fn the_expiry_sweep_reads_only_overdue_approvals() {
     for backend in backends() {
         eprintln!("-- {backend:?}");
         let db = TestDb::new(backend).await;
-        let store = Store::connect(&db.url, 4).await.expect("connect");
-        store.migrate().await.expect("migrate");
+        let store = db.store(4).await;
         let mut overdue = store_waiting(&store, 3_000, 3).await;
 
         let mut swept: Vec<String> = store

@@ -49,6 +49,15 @@ pub struct TestDb {
 }
 
 impl TestDb {
+    /// A store on this database with `connections` connections, migrated.
+    pub async fn store(&self, connections: u32) -> deckhand::store::Store {
+        let store = deckhand::store::Store::connect(&self.url, connections)
+            .await
+            .expect("connect");
+        store.migrate().await.expect("migrate");
+        store
+    }
+
     pub async fn new(backend: Backend) -> Self {
         match backend {
             Backend::Sqlite => {
