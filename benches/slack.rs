@@ -10,6 +10,9 @@
 //! after the other in this order:
 //! - `baseline`: an axum handler in this bench that only checks the signature and answers
 //!   200 (issue 14's yardstick);
+//! - `floor`: the baseline's check, then the two posts a stored command makes, through
+//!   deckhand's Web API client to the sink, awaited before the 200; no parse, no store. The
+//!   most any design that keeps its posts up with its acks can reach on these cores;
 //! - `sqlite`: deckhand on a SQLite file (WAL);
 //! - `postgres`: deckhand on a database created for the run on `DECKHAND_TEST_PG_URL`
 //!   (default postgres://postgres@127.0.0.1:5432/postgres) and dropped after it.
@@ -95,9 +98,10 @@ async fn run() {
     for part in parts.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let measured = match part {
             "baseline" => baseline(&s, &sink).await,
+            "floor" => floor(&s, &sink).await,
             "sqlite" => deckhand(&s, &sink, false).await,
             "postgres" => deckhand(&s, &sink, true).await,
-            other => panic!("SLACK_BENCH_PARTS: '{other}' is not baseline, sqlite or postgres"),
+            other => panic!("SLACK_BENCH_PARTS: '{other}' is not baseline, floor, sqlite or postgres"),
         };
         results.push(measured);
     }
@@ -133,6 +137,15 @@ async fn baseline(s: &Settings, sink: &Sink) -> Measured {
         format!("http://{}/response/bench", sink.addr),
     ));
     measure("verify-only baseline", s, &client, sink, false).await
+}
+
+async fn floor(s: &Settings, sink: &Sink) -> Measured {
+    let addr = servers::start_floor(sink).await;
+    let client = Arc::new(Client::new(
+        format!("http://{addr}/slack/commands"),
+        format!("http://{}/response/bench", sink.addr),
+    ));
+    measure("floor: verify and post twice, no store", s, &client, sink, false).await
 }
 
 async fn deckhand(s: &Settings, sink: &Sink, postgres: bool) -> Measured {
@@ -223,12 +236,14 @@ async fn with_wrk(name: &str, s: &Settings, client: &Arc<Client>) -> Option<wrk:
     }
     let (url, response_url) = (client.url.clone(), client.response_url.clone());
     let (conns, secs) = (s.concurrency, s.secs);
+    // wrk refuses fewer connections than threads.
+    let threads = conns.clamp(1, 2);
     let tag = format!("{}.{}", name.len(), slack_fake::now());
-    let w = tokio::task::spawn_blocking(move || wrk::run(&url, &response_url, &tag, 2, conns, secs))
+    let w = tokio::task::spawn_blocking(move || wrk::run(&url, &response_url, &tag, threads, conns, secs))
         .await
         .expect("wrk thread");
     println!(
-        "  wrk, {conns} connections, 2 threads, {secs} s: {:.0} acks/s, p50 {}, p99 {}, {} errors{}",
+        "  wrk, {conns} connections, {threads} threads, {secs} s: {:.0} acks/s, p50 {}, p99 {}, {} errors{}",
         w.rate,
         w.p50,
         w.p99,

@@ -125,6 +125,62 @@ async fn verify_only(State(v): State<Arc<RequestVerifier>>, headers: HeaderMap, 
     }
 }
 
+/// The floor: the baseline's check, then the two posts every stored command makes (a root
+/// message, then the approval prompt in its thread) through deckhand's own Web API client to
+/// the sink, then 200. No parse, no store. It acks only as fast as the machine can also post,
+/// so its rate bounds any design that keeps its posts up with its acks on these cores.
+pub async fn start_floor(sink: &Sink) -> SocketAddr {
+    let config = deckhand::slack::SlackConfig {
+        bot_token: BOT_TOKEN.into(),
+        api_url: format!("http://{}/api", sink.addr),
+        ..Default::default()
+    };
+    let state = Arc::new((
+        RequestVerifier::new(SIGNING_SECRET),
+        deckhand::slack::WebApi::new(&config),
+    ));
+    let app = Router::new()
+        .route("/slack/commands", post(verify_and_post))
+        .with_state(state);
+    serve(app).await
+}
+
+type FloorState = Arc<(RequestVerifier, deckhand::slack::WebApi)>;
+
+async fn verify_and_post(State(s): State<FloorState>, headers: HeaderMap, body: String) -> StatusCode {
+    let header = |name| headers.get(name).and_then(|h| h.to_str().ok()).unwrap_or("");
+    if s.0
+        .verify_signature(header(SIGNATURE_HEADER), header(TIMESTAMP_HEADER), &body)
+        .is_err()
+    {
+        return StatusCode::UNAUTHORIZED;
+    }
+    let root = serde_json::json!({
+        "channel": "CBENCH",
+        "text": "`bench dev1` by <@UBENCH>: waiting for approval",
+        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "`bench dev1` by <@UBENCH>: :hourglass: waiting for approval (group:ops, 1 of 1, expires in 1h)"}}],
+    });
+    let Ok(posted) = s.1.call("chat.postMessage", &root).await else {
+        return StatusCode::BAD_GATEWAY;
+    };
+    let prompt = serde_json::json!({
+        "channel": "CBENCH",
+        "thread_ts": posted["ts"],
+        "text": "Approve `bench dev1`?",
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": "<@UBENCH> asks to run `bench dev1`. Approvers: group:ops (1 of 1)."}},
+            {"type": "actions", "elements": [
+                {"type": "button", "text": {"type": "plain_text", "text": "Approve"}, "style": "primary", "action_id": "approve", "value": "0123456789abcdefghjkmnpqrs"},
+                {"type": "button", "text": {"type": "plain_text", "text": "Reject"}, "style": "danger", "action_id": "reject", "value": "0123456789abcdefghjkmnpqrs"}
+            ]}
+        ],
+    });
+    match s.1.call("chat.postMessage", &prompt).await {
+        Ok(_) => StatusCode::OK,
+        Err(_) => StatusCode::BAD_GATEWAY,
+    }
+}
+
 fn pg_admin_url() -> String {
     std::env::var("DECKHAND_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
