@@ -195,7 +195,7 @@ async fn measure(name: &str, s: &Settings, client: &Arc<Client>, sink: &Sink, po
     );
     // Let the surface post the backlog of root messages before measuring latency.
     if let Some(sink) = sink {
-        sink.settle(Duration::from_secs(60)).await;
+        sink.settle("capacity phase", Duration::from_secs(60)).await;
     }
     let before = cpu::sample();
     let fixed = load::open(client, s.rate, s.secs).await;
@@ -212,11 +212,11 @@ async fn measure(name: &str, s: &Settings, client: &Arc<Client>, sink: &Sink, po
         cpu.process.as_micros()
     );
     if let Some(sink) = sink {
-        sink.settle(Duration::from_secs(60)).await;
+        sink.settle("fixed-rate phase", Duration::from_secs(60)).await;
     }
     let wrk = with_wrk(name, s, client).await;
     if let Some(sink) = sink {
-        sink.settle(Duration::from_secs(60)).await;
+        sink.settle("wrk phase", Duration::from_secs(60)).await;
     }
     Measured {
         name: name.to_owned(),

@@ -72,21 +72,27 @@ impl Sink {
     }
 
     /// Waits until the background posts stop (no new call for 2 s: the outbox polls every
-    /// 250 ms), at most `max`.
-    /// Says so when the posts are still going at `max`.
-    pub async fn settle(&self, max: Duration) {
+    /// 250 ms), at most `max`, and says how many calls came after the phase that ended and
+    /// within how long: the backlog the acks left behind them.
+    pub async fn settle(&self, phase: &str, max: Duration) {
         let started = Instant::now();
-        let mut last = self.calls();
+        let first = self.calls();
+        let (mut last, mut busy) = (first, Duration::ZERO);
         while started.elapsed() < max {
             tokio::time::sleep(Duration::from_secs(2)).await;
             let now = self.calls();
             if now == last {
+                println!(
+                    "  posts after the {phase}: {} Web API calls within {:.0} s",
+                    last - first,
+                    busy.as_secs_f64().ceil()
+                );
                 return;
             }
-            last = now;
+            (last, busy) = (now, started.elapsed());
         }
         println!(
-            "  background posts still going after {} s (the bench moves on)",
+            "  background posts still going {} s after the {phase} (the bench moves on)",
             max.as_secs()
         );
     }
