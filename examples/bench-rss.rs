@@ -162,7 +162,7 @@ async fn measure(bin: &str, sink: &Sink, postgres: bool, commands: usize) -> any
         "  {commands} commands in {:.1} s, {errors} errors",
         started.elapsed().as_secs_f64()
     );
-    sink.settle(Duration::from_secs(600)).await;
+    sink.settle("commands", Duration::from_secs(600)).await;
     println!(
         "  Slack Web API calls: {} (the root message and the approval prompt of each command)",
         sink.calls() - calls_before
